@@ -1,0 +1,330 @@
+"""The ``ai-operator`` commands that run reconciliation: ``run``, ``validate`` and ``step``.
+
+Exit codes (documented in the README):
+    0  every rule's pass and every pull request went through
+    1  configuration error: a rule file, an environment variable, a missing token
+    2  some pull requests (or a rule's whole pass) failed; the others were still handled
+   75  (``step`` only) a transient failure: Argo retries the step
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+
+from jobs import steps
+from jobs.clients.ai import make_decision_client
+from jobs.clients.github import GitHubClient
+from jobs.clients.metrics import push_pass_metrics
+from jobs.config import ConfigError, Settings, resolve_ai, rule_repositories
+from jobs.log import configure_logging, get_logger
+from jobs.model import PRReconciliationRule
+from jobs.reconcile import PassReport, PullRequestFailure, PullRequestResult, run_pass
+from jobs.report import as_json, as_table, summarize
+from jobs.rulefiles import RuleFileError, load_rules
+
+EXIT_OK, EXIT_CONFIG, EXIT_PARTIAL = 0, 1, 2
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Let an AI settle pull requests safely, under rules you write.",
+)
+step_app = typer.Typer(no_args_is_help=True, help="Pipeline steps (run inside workflow pods).")
+app.add_typer(step_app, name="step")
+
+
+class OutputFormat(StrEnum):
+    """``--output`` choices."""
+
+    TABLE = "table"
+    JSON = "json"
+
+
+def fail(message: str, code: int = EXIT_CONFIG) -> NoReturn:
+    """Print a one-line error to stderr and exit."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _settings() -> Settings:
+    try:
+        settings = Settings.from_env(os.environ)
+    except ConfigError as exc:
+        fail(str(exc))
+    configure_logging(settings.log_level, settings.log_format, secrets=settings.secrets())
+    return settings
+
+
+def _github(settings: Settings) -> GitHubClient:
+    try:
+        token = settings.require_github_token()
+    except ConfigError as exc:
+        fail(str(exc))
+    return GitHubClient(settings.github_url, token)
+
+
+@app.command()
+def validate(
+    files: Annotated[list[Path], typer.Argument(help="Rule files (YAML, multi-document or List).")],
+) -> None:
+    """Check rule files: schema, regexes, templates, schedules, actions."""
+    from jobs.validation import validate_files  # noqa: PLC0415 - keeps the command's start fast
+
+    findings = validate_files(files)
+    for finding in findings:
+        where = f"{finding.source}: {finding.field}: " if finding.field else f"{finding.source}: "
+        typer.echo(f"{finding.severity}: {where}{finding.message}", err=True)
+    errors = [f for f in findings if f.severity == "error"]
+    if errors:
+        typer.echo(f"{len(errors)} error(s) in {len(files)} file(s)", err=True)
+        raise typer.Exit(EXIT_CONFIG)
+    typer.echo(f"{len(files)} file(s) valid")
+
+
+@app.command()
+def run(
+    files: Annotated[list[Path] | None, typer.Argument(help="Rule files to run once.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Decide, change nothing.")] = False,
+    output: Annotated[OutputFormat, typer.Option("--output", "-o")] = OutputFormat.TABLE,
+    parallelism: Annotated[int, typer.Option(min=1, max=32, help="Decisions at once.")] = 4,
+    rule_from_env: Annotated[
+        bool, typer.Option("--rule-from-env", help=f"Read the rule from {steps.RULE_ENV}.")
+    ] = False,
+) -> None:
+    """Run one reconciliation pass of each rule, locally."""
+    rules = _rules(files or [], rule_from_env)
+    settings = _settings()
+    github = _github(settings)
+    log = get_logger("run")
+    progress = _progress(output)
+    reports: list[PassReport] = []
+    for rule in rules:
+        reports.append(_run_rule(rule, settings, github, dry_run, parallelism, progress))
+    any_dry = dry_run or any(rule.spec.dryRun for rule in rules)
+    rendered = as_json(reports, dry_run=any_dry) if output is OutputFormat.JSON else None
+    typer.echo(rendered if rendered is not None else as_table(reports, dry_run=any_dry))
+    failed = [r for r in reports if not r.ok]
+    log.info("run finished", rules=len(reports), failed_rules=len(failed))
+    raise typer.Exit(EXIT_PARTIAL if failed else EXIT_OK)
+
+
+def _rules(files: Sequence[Path], from_env: bool) -> list[PRReconciliationRule]:
+    if from_env:
+        try:
+            return [steps.rule_from_env(os.environ)]
+        except steps.StepInputError as exc:
+            fail(str(exc))
+    if not files:
+        fail("no rule files given (or use --rule-from-env)")
+    try:
+        return [loaded.rule for loaded in load_rules(files)]
+    except RuleFileError as exc:
+        fail(str(exc))
+
+
+def _run_rule(
+    rule: PRReconciliationRule,
+    settings: Settings,
+    github: GitHubClient,
+    dry_run: bool,
+    parallelism: int,
+    progress: Callable[[str, PullRequestResult | None], None] | None,
+) -> PassReport:
+    try:
+        repositories = rule_repositories(rule.spec, settings)
+        ai = make_decision_client(resolve_ai(rule.spec.ai, settings))
+    except ConfigError as exc:
+        fail(f"{rule.qualified_name}: {exc}")
+    requests_before = github.stats.requests
+    report = run_pass(
+        rule,
+        repositories,
+        github,
+        ai,
+        dry_run=dry_run or rule.spec.dryRun,
+        parallelism=parallelism,
+        progress=progress,
+    )
+    _log_report(report)
+    if settings.pushgateway_url:
+        summary = summarize(
+            report,
+            ai_calls=ai.calls,
+            github_requests=github.stats.requests - requests_before,
+            finished_at=time.time(),
+        )
+        _push(settings.pushgateway_url, summary)
+    return report
+
+
+def _push(url: str, summary: object) -> None:
+    from jobs.clients.metrics import PassSummary  # noqa: PLC0415
+
+    assert isinstance(summary, PassSummary)
+    outcome = push_pass_metrics(url, summary)
+    log = get_logger("metrics")
+    if outcome.pushed:
+        log.info("metrics pushed", rule=summary.rule)
+    else:
+        log.warning("metrics push failed", rule=summary.rule, error=outcome.error)
+
+
+def _log_report(report: PassReport) -> None:
+    log = get_logger("decision", rule=report.rule)
+    if report.error:
+        log.error("pass failed", error=report.error)
+    for row in report.results:
+        fields = {
+            "pr": f"{row.repository}#{row.number}",
+            "head": row.headOid[:12],
+            "action": row.action.value,
+            "proposed": row.proposed.value if row.proposed else None,
+            "guardrail": row.guardrail,
+            "fallback": row.fallback,
+            "applied": list(row.operations),
+            "dry_run": row.dryRun,
+            "reason": row.reason,
+        }
+        if row.error:
+            log.error("decision failed", error=row.error, **fields)
+        else:
+            log.info("decision", **fields)
+
+
+def _progress(output: OutputFormat) -> Callable[[str, PullRequestResult | None], None] | None:
+    if output is not OutputFormat.TABLE or not sys.stderr.isatty():
+        return None
+
+    def show(rule: str, row: PullRequestResult | None) -> None:
+        if row is None:
+            typer.echo(f"… {rule}", err=True)
+        else:
+            typer.echo(f"  {row.repository}#{row.number}: {row.action.value}", err=True)
+
+    return show
+
+
+# --- pipeline steps --------------------------------------------------------------------------
+
+
+def _step_rule() -> PRReconciliationRule:
+    try:
+        return steps.rule_from_env(os.environ)
+    except steps.StepInputError as exc:
+        fail(str(exc))
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+@step_app.command("fetch")
+def step_fetch(output: Annotated[Path, typer.Option("--output")]) -> None:
+    """Write references to the PRs the rule covers (a JSON list)."""
+    import json  # noqa: PLC0415
+
+    rule = _step_rule()
+    settings = _settings()
+    github = _github(settings)
+    try:
+        refs = steps.fetch(rule, list(rule_repositories(rule.spec, settings)), github)
+    except ConfigError as exc:
+        fail(str(exc))
+    except Exception as exc:  # noqa: BLE001 - GitHub errors: retryable ones ask Argo to retry
+        _step_error("fetch", exc)
+    _write(output, json.dumps(refs, separators=(",", ":")))
+    get_logger("step", rule=rule.qualified_name).info("fetched", pull_requests=len(refs))
+
+
+@step_app.command("decide")
+def step_decide(
+    pr: Annotated[str, typer.Option("--pr", help="The PR reference (JSON) from fetch.")],
+    output: Annotated[Path, typer.Option("--output")],
+) -> None:
+    """Decide one PR; write the decision (JSON)."""
+    rule = _step_rule()
+    settings = _settings()
+    github = _github(settings)
+    try:
+        ref = steps.parse_ref(pr)
+        ai = make_decision_client(resolve_ai(rule.spec.ai, settings))
+        decision = steps.decide(rule, ref, github, ai)
+    except (steps.StepInputError, ConfigError) as exc:
+        fail(str(exc))
+    except PullRequestFailure as exc:
+        _step_error("decide", exc)
+    _write(output, decision.model_dump_json())
+    get_logger("decision", rule=rule.qualified_name).info(
+        "decision",
+        pr=decision.display,
+        action=decision.action.value,
+        proposed=decision.proposed.value if decision.proposed else None,
+        guardrail=decision.guardrail,
+        fallback=decision.fallback,
+        reason=decision.reason,
+    )
+
+
+@step_app.command("act")
+def step_act(
+    decisions: Annotated[str, typer.Option("--decisions", help="Aggregated decisions (JSON).")],
+    output: Annotated[Path, typer.Option("--output")],
+    dry_run: Annotated[bool, typer.Option("--dry-run")] = False,
+) -> None:
+    """Apply the decisions on fresh facts, serialized; write the results (JSON)."""
+    import json  # noqa: PLC0415
+
+    rule = _step_rule()
+    settings = _settings()
+    github = _github(settings)
+    try:
+        parsed = steps.parse_decisions(decisions)
+    except steps.StepInputError as exc:
+        fail(str(exc))
+    results = steps.act_all(rule, parsed, github, dry_run=dry_run or rule.spec.dryRun)
+    _write(output, json.dumps([r.to_json() for r in results], separators=(",", ":")))
+    _log_report(PassReport(rule=rule.qualified_name, results=results))
+    if any(r.error for r in results):
+        raise typer.Exit(EXIT_PARTIAL)
+
+
+@step_app.command("report")
+def step_report(
+    results: Annotated[str, typer.Option("--results", help="The act step's results (JSON).")] = "[]",
+    status: Annotated[str, typer.Option("--status", help="The workflow's status.")] = "Unknown",
+    duration: Annotated[float, typer.Option("--duration", help="Seconds the run took.")] = 0.0,
+) -> None:
+    """Push the run's metrics once to the Pushgateway; never fails the run."""
+    rule = _step_rule()
+    settings = _settings()
+    rows = steps.parse_results(results)
+    report = PassReport(rule=rule.qualified_name, results=rows, duration_seconds=duration)
+    if status not in {"Succeeded", "Unknown"}:
+        report.error = f"workflow {status}"
+    if not settings.pushgateway_url:
+        get_logger("metrics").info("PUSHGATEWAY_URL is not set; no metrics pushed")
+        return
+    summary = summarize(report, ai_calls=0, github_requests=0, finished_at=time.time())
+    _push(settings.pushgateway_url, summary)
+
+
+def _step_error(step: str, exc: Exception) -> NoReturn:
+    retryable = bool(getattr(exc, "retryable", False))
+    get_logger("step").error(f"{step} failed", error=str(exc), retryable=retryable)
+    typer.echo(f"error: {step}: {exc}", err=True)
+    raise typer.Exit(steps.EX_TEMPFAIL if retryable else EXIT_CONFIG)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the console script."""
+    app(args=list(argv) if argv is not None else None)

@@ -1,0 +1,29 @@
+"""Decision clients: ask an LLM (Anthropic or OpenAI-compatible) for one JSON answer.
+
+``make_decision_client(config)`` returns a :class:`DecisionClient` for ``config.provider``. Its
+``ask(system, user, schema)`` returns the decoded JSON object and raises only the errors of
+:mod:`jobs.clients.ai.errors`. The SDKs are imported only in this package's client modules; their
+types never leave it. Whether the answer is an acceptable verdict is decided elsewhere.
+"""
+
+from __future__ import annotations
+
+from jobs.clients.ai.anthropic_client import AnthropicDecisionClient
+from jobs.clients.ai.base import DecisionClient
+from jobs.clients.ai.openai_client import OpenAIDecisionClient
+from jobs.config import AIConfig
+from jobs.model import AIProvider
+
+__all__ = [
+    "AnthropicDecisionClient",
+    "DecisionClient",
+    "OpenAIDecisionClient",
+    "make_decision_client",
+]
+
+
+def make_decision_client(config: AIConfig, *, max_retries: int = 2) -> DecisionClient:
+    """Build the client for the configured provider; ``max_retries`` bounds the SDK's retries."""
+    if config.provider is AIProvider.ANTHROPIC:
+        return AnthropicDecisionClient(config, max_retries=max_retries)
+    return OpenAIDecisionClient(config, max_retries=max_retries)

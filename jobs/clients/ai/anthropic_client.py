@@ -1,0 +1,94 @@
+"""The decision client for Anthropic's Messages API (and Anthropic-compatible endpoints).
+
+The answer is forced through one tool, ``record_decision``, whose ``input_schema`` is the verdict
+schema: a forced tool works on every Anthropic-compatible endpoint and model, while
+``output_config`` structured output needs a recent model on Anthropic's own API. The tool is not
+marked ``strict`` for the same reason; the answer is validated by ``jobs.policy.verdict`` anyway.
+
+``messages.create`` in this SDK has no ``temperature`` parameter, so the configured temperature is
+not sent (``temperature_applied`` is False). The SDK retries 408/409/429/5xx itself, honouring
+``retry-after``. This module does not validate the answer's content nor choose a fallback.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anthropic
+from anthropic.types import Message
+
+from jobs.clients.ai.base import (
+    TOOL_NAME,
+    CallCounter,
+    decode_json_object,
+    redact,
+    require_object,
+    status_error,
+)
+from jobs.clients.ai.errors import AIError, AIResponseInvalid, AIUnavailable
+from jobs.config import AIConfig
+from jobs.model import AIProvider
+
+_TOOL_DESCRIPTION = "Record the decision about the pull request."
+_CUT_OFF = {"max_tokens", "model_context_window_exceeded"}
+
+
+class AnthropicDecisionClient(CallCounter):
+    """Asks a Claude model for a decision through a forced tool call."""
+
+    provider = AIProvider.ANTHROPIC
+    temperature_applied = False
+
+    def __init__(self, config: AIConfig, *, max_retries: int = 2) -> None:
+        super().__init__()
+        self.model = config.model
+        self._config = config
+        self._sdk = anthropic.Anthropic(
+            api_key=config.token.get_secret_value(),
+            base_url=config.base_url,
+            max_retries=max_retries,
+            timeout=config.timeout_seconds,
+        )
+
+    def ask(self, system: str, user: str, schema: dict[str, Any]) -> dict[str, Any]:
+        """Return the forced tool call's input; raise only :class:`AIError` subclasses."""
+        self._count_call()
+        try:
+            message = self._sdk.messages.create(
+                model=self.model,
+                max_tokens=self._config.max_tokens,
+                system=system,
+                messages=[{"role": "user", "content": user}],
+                tools=[
+                    {"name": TOOL_NAME, "description": _TOOL_DESCRIPTION, "input_schema": schema}
+                ],
+                tool_choice={"type": "tool", "name": TOOL_NAME},
+            )
+        except anthropic.AnthropicError as exc:
+            raise self._translate(exc) from exc
+        return _answer(message)
+
+    def _translate(self, exc: anthropic.AnthropicError) -> AIError:
+        token = self._config.token.get_secret_value()
+        if isinstance(exc, anthropic.APIStatusError):
+            return status_error(exc.status_code, exc.body, token)
+        if isinstance(exc, anthropic.APITimeoutError):
+            return AIUnavailable(f"no answer within {self._config.timeout_seconds:g} s")
+        if isinstance(exc, anthropic.APIConnectionError):
+            return AIUnavailable(f"could not reach the model endpoint: {redact(str(exc), token)}")
+        if isinstance(exc, anthropic.APIResponseValidationError):
+            return AIResponseInvalid("the endpoint's answer is not a Messages API response")
+        return AIUnavailable(f"the Anthropic SDK failed: {type(exc).__name__}")
+
+
+def _answer(message: Message) -> dict[str, Any]:
+    """Return the forced tool call's input, else the text as JSON (an endpoint ignoring tools)."""
+    if message.stop_reason in _CUT_OFF:
+        raise AIResponseInvalid(f"the answer was cut off ({message.stop_reason})")
+    if message.stop_reason == "refusal":
+        raise AIResponseInvalid("the model refused to answer")
+    for block in message.content:
+        if block.type == "tool_use" and block.name == TOOL_NAME:
+            return require_object(block.input)
+    text = "".join(block.text for block in message.content if block.type == "text")
+    return decode_json_object(text)

@@ -1,0 +1,100 @@
+"""The decision client for OpenAI's Chat Completions API and compatible servers.
+
+Compatible servers include vLLM, Ollama and LiteLLM.
+
+The answer is forced with ``response_format`` ``json_schema`` (``strict``) and read from the
+message's content as JSON (a Markdown code fence around it is tolerated). The answer cap is sent as
+``max_completion_tokens`` to OpenAI's own hosts (its reasoning models reject ``max_tokens``) and as
+``max_tokens`` elsewhere, the field every compatible server accepts. The temperature is sent only
+when configured. The SDK retries 408/409/429/5xx itself, honouring ``retry-after`` (at most
+two minutes).
+This module does not validate the answer's content nor choose a fallback.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import openai
+from openai.types.chat import ChatCompletion
+
+from jobs.clients.ai.base import SCHEMA_NAME, CallCounter, decode_json_object, redact, status_error
+from jobs.clients.ai.errors import AIError, AIResponseInvalid, AIUnavailable
+from jobs.config import AIConfig
+from jobs.model import AIProvider
+
+_OPENAI_HOSTS = ("api.openai.com", ".openai.azure.com")
+
+
+class OpenAIDecisionClient(CallCounter):
+    """Asks an OpenAI-compatible model for a decision in JSON-schema mode."""
+
+    provider = AIProvider.OPENAI
+
+    def __init__(self, config: AIConfig, *, max_retries: int = 2) -> None:
+        super().__init__()
+        self.model = config.model
+        self.temperature_applied = config.temperature is not None
+        self._config = config
+        self._sdk = openai.OpenAI(
+            api_key=config.token.get_secret_value(),
+            base_url=config.base_url,
+            max_retries=max_retries,
+            timeout=config.timeout_seconds,
+        )
+        self._cap_field = (
+            "max_completion_tokens" if _is_openai(self._sdk.base_url.host) else "max_tokens"
+        )
+
+    def ask(self, system: str, user: str, schema: dict[str, Any]) -> dict[str, Any]:
+        """Return the answer's JSON object; raise only :class:`AIError` subclasses."""
+        self._count_call()
+        options: dict[str, Any] = {self._cap_field: self._config.max_tokens}
+        if self._config.temperature is not None:
+            options["temperature"] = self._config.temperature
+        try:
+            completion = self._sdk.chat.completions.create(
+                model=self.model,
+                messages=[{"role": "system", "content": system}, {"role": "user", "content": user}],
+                response_format={
+                    "type": "json_schema",
+                    "json_schema": {"name": SCHEMA_NAME, "schema": schema, "strict": True},
+                },
+                **options,
+            )
+        except openai.OpenAIError as exc:
+            raise self._translate(exc) from exc
+        return _answer(completion)
+
+    def _translate(self, exc: openai.OpenAIError) -> AIError:
+        token = self._config.token.get_secret_value()
+        if isinstance(exc, openai.APIStatusError):
+            return status_error(exc.status_code, exc.body, token)
+        if isinstance(exc, openai.APITimeoutError):
+            return AIUnavailable(f"no answer within {self._config.timeout_seconds:g} s")
+        if isinstance(exc, openai.APIConnectionError):
+            return AIUnavailable(f"could not reach the model endpoint: {redact(str(exc), token)}")
+        if isinstance(exc, openai.APIResponseValidationError):
+            return AIResponseInvalid("the endpoint's answer is not a Chat Completions response")
+        return AIUnavailable(f"the OpenAI SDK failed: {type(exc).__name__}")
+
+
+def _is_openai(host: str) -> bool:
+    """Whether the host is OpenAI's own API (which wants ``max_completion_tokens``)."""
+    return any(
+        host == name or (name.startswith(".") and host.endswith(name)) for name in _OPENAI_HOSTS
+    )
+
+
+def _answer(completion: ChatCompletion) -> dict[str, Any]:
+    """Decode the JSON object in the first choice's content."""
+    if not completion.choices:
+        raise AIResponseInvalid("the answer has no choices")
+    choice = completion.choices[0]
+    if choice.message.refusal:
+        raise AIResponseInvalid("the model refused to answer")
+    if choice.finish_reason == "length":
+        raise AIResponseInvalid("the answer was cut off (max tokens)")
+    if choice.finish_reason == "content_filter":
+        raise AIResponseInvalid("the answer was withheld by a content filter")
+    return decode_json_object(choice.message.content)

@@ -1,0 +1,106 @@
+"""GitHub search strings for a rule's selector: which open pull requests a pass fetches.
+
+GitHub caps a search string at 256 characters and 5 AND/OR/NOT operators, and a search at 1,000
+results. The builder counts conservatively: every ``repo:`` after the first in a query is an OR,
+every ``-label:`` a NOT. Repositories are spread over as many queries as needed. When the
+selector's other conditions leave no room for even one repository, exclusions are left out of the
+query (never an inclusion): callers re-check every selector condition on the results anyway,
+because the search index lags behind the pull requests.
+
+Pure: no I/O. Raises only :class:`SearchQueryError`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from jobs.model import Selector
+
+MAX_QUERY_LENGTH = 256
+MAX_OPERATORS = 5
+
+_LOGIN_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*$")
+_BOT_SUFFIX = "[bot]"
+
+
+class SearchQueryError(ValueError):
+    """The selector cannot be written as a GitHub search string."""
+
+
+def build_search_queries(repositories: Sequence[str], selector: Selector) -> list[str]:
+    """Search strings that together cover ``selector`` in every one of ``repositories``.
+
+    No repository means no query: a search never spans all of GitHub.
+    """
+    repo_terms = [f"repo:{name}" for name in dict.fromkeys(repositories)]
+    if not repo_terms:
+        return []
+    required = _required_terms(selector)
+    closing = ["sort:created-asc"]
+    widest_repo = max(repo_terms, key=len)
+    exclusions = _fitting_exclusions(required, _exclusion_terms(selector), closing, widest_repo)
+    return _pack(required + exclusions, closing, repo_terms, len(exclusions))
+
+
+def _required_terms(selector: Selector) -> list[str]:
+    """Terms no query may lose: the state, inclusions, base branch and author."""
+    terms = ["is:pr", "is:open", "archived:false"]
+    terms += [f"label:{_quote(name)}" for name in selector.labels.include]
+    if selector.baseBranch is not None:
+        terms.append(f"base:{_quote(selector.baseBranch)}")
+    if selector.author is not None:
+        terms.append(f"author:{_author(selector.author)}")
+    return terms
+
+
+def _exclusion_terms(selector: Selector) -> list[str]:
+    """One ``-label:`` (a NOT) per excluded label."""
+    return [f"-label:{_quote(name)}" for name in selector.labels.exclude]
+
+
+def _fitting_exclusions(
+    required: list[str], exclusions: list[str], closing: list[str], widest_repo: str
+) -> list[str]:
+    """The leading exclusions that still leave room for any one repository."""
+    kept = list(exclusions)
+    while kept and not _fits([*required, *kept, widest_repo, *closing], len(kept)):
+        kept.pop()
+    if not _fits([*required, widest_repo, *closing], 0):
+        raise SearchQueryError(
+            f"the selector needs more than {MAX_QUERY_LENGTH} characters in a search query"
+        )
+    return kept
+
+
+def _pack(fixed: list[str], closing: list[str], repo_terms: list[str], nots: int) -> list[str]:
+    """Fill each query with as many repositories (ORs) as the limits allow."""
+    queries: list[str] = []
+    batch: list[str] = []
+    for term in repo_terms:
+        candidate = [*batch, term]
+        if batch and not _fits([*fixed, *candidate, *closing], nots + len(candidate) - 1):
+            queries.append(" ".join([*fixed, *batch, *closing]))
+            candidate = [term]
+        batch = candidate
+    queries.append(" ".join([*fixed, *batch, *closing]))
+    return queries
+
+
+def _fits(terms: list[str], operators: int) -> bool:
+    return len(" ".join(terms)) <= MAX_QUERY_LENGTH and operators <= MAX_OPERATORS
+
+
+def _quote(value: str) -> str:
+    if '"' in value:
+        raise SearchQueryError(f"a search value cannot contain a double quote: {value!r}")
+    return f'"{value}"'
+
+
+def _author(login: str) -> str:
+    """``dependabot[bot]`` (GitHub's UI spelling of a bot) is searched as ``app/dependabot``."""
+    is_bot = login.endswith(_BOT_SUFFIX)
+    name = login.removesuffix(_BOT_SUFFIX)
+    if not _LOGIN_RE.match(name):
+        raise SearchQueryError(f"not a GitHub login: {login!r}")
+    return f"app/{name}" if is_bot else name

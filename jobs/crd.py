@@ -1,0 +1,236 @@
+"""The PRReconciliationRule CustomResourceDefinition, generated from the rule model.
+
+:func:`crd_document` turns ``RuleSpec.model_json_schema()`` into a Kubernetes *structural* schema
+(apiextensions.k8s.io/v1): every ``$ref`` is inlined, ``anyOf [X, null]`` becomes ``X`` (the API
+server prunes nulls of fields that are not nullable, and the model reads a missing field as
+``None``), ``additionalProperties: false`` is dropped (the API server prunes unknown fields, and
+``kubectl``'s strict field validation reports them), JSON Schema's numeric ``exclusiveMinimum``
+becomes OpenAPI v3's boolean form, ``examples`` becomes ``example`` and ``uniqueItems`` becomes a
+set-typed list. ``scripts/generate-crd`` writes the result to :data:`CRD_PATH`; a test fails when
+that file drifts from the model.
+
+Pure: builds dictionaries and text, reads and writes no file, talks to no cluster.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import yaml
+
+from jobs.model import API_GROUP, API_VERSION, KIND, PLURAL, SHORT_NAMES, SINGULAR, RuleSpec
+
+CRD_NAME = f"{PLURAL}.{API_GROUP}"
+CRD_PATH = f"crds/{CRD_NAME}.yaml"
+CATEGORIES = ("ai-operator",)
+
+HEADER = (
+    "# Generated from the rule model (jobs/model.py) by scripts/generate-crd: do not edit.\n"
+    "# Regenerate with `python scripts/generate-crd`; `python scripts/generate-crd --check`\n"
+    "# fails when this file differs from the model.\n"
+)
+
+JsonSchema = dict[str, Any]
+
+# Keys that mean nothing to a structural schema, or that pydantic only adds for its own use.
+_DROPPED_KEYS = frozenset({"title", "additionalProperties", "$defs"})
+
+_KEY_ORDER = (
+    "type",
+    "format",
+    "description",
+    "enum",
+    "default",
+    "example",
+    "pattern",
+    "minLength",
+    "maxLength",
+    "minimum",
+    "exclusiveMinimum",
+    "maximum",
+    "exclusiveMaximum",
+    "minItems",
+    "maxItems",
+    "x-kubernetes-list-type",
+    "items",
+    "required",
+    "properties",
+)
+
+_DATE_TIME: JsonSchema = {"type": "string", "format": "date-time"}
+
+
+def crd_document() -> dict[str, Any]:
+    """Build the whole CustomResourceDefinition, as a document ``kubectl apply`` accepts."""
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": CRD_NAME},
+        "spec": {
+            "group": API_GROUP,
+            "names": {
+                "kind": KIND,
+                "listKind": f"{KIND}List",
+                "plural": PLURAL,
+                "singular": SINGULAR,
+                "shortNames": list(SHORT_NAMES),
+                "categories": list(CATEGORIES),
+            },
+            "scope": "Namespaced",
+            "versions": [_version()],
+        },
+    }
+
+
+def render_crd_yaml() -> str:
+    """Render the CRD as the YAML text kept in :data:`CRD_PATH`, header comment included."""
+    body = yaml.safe_dump(crd_document(), sort_keys=False, width=100, allow_unicode=True)
+    return HEADER + body
+
+
+def _version() -> dict[str, Any]:
+    return {
+        "name": API_VERSION,
+        "served": True,
+        "storage": True,
+        "schema": {"openAPIV3Schema": rule_schema()},
+        "subresources": {"status": {}},
+        "additionalPrinterColumns": _printer_columns(),
+    }
+
+
+def rule_schema() -> JsonSchema:
+    """Build the openAPIV3Schema of a whole PRReconciliationRule object."""
+    return {
+        "type": "object",
+        "description": (
+            "A rule: which GitHub pull requests it covers and, in natural language, how an AI "
+            "should settle them (merge, close, escalate to a human, or wait)."
+        ),
+        "required": ["spec"],
+        "properties": {
+            "apiVersion": {"type": "string"},
+            "kind": {"type": "string"},
+            "metadata": {"type": "object"},
+            "spec": spec_schema(),
+            "status": status_schema(),
+        },
+    }
+
+
+def spec_schema() -> JsonSchema:
+    """``RuleSpec``'s JSON schema as a structural schema."""
+    source = RuleSpec.model_json_schema()
+    return to_structural(source, source.get("$defs", {}))
+
+
+def status_schema() -> JsonSchema:
+    """Describe the status the controller writes; fields added later are kept, not pruned."""
+    condition: JsonSchema = {
+        "type": "object",
+        "properties": {
+            "type": {"type": "string", "description": "Condition type, e.g. Ready."},
+            "status": {"type": "string", "enum": ["True", "False", "Unknown"]},
+            "lastTransitionTime": dict(_DATE_TIME),
+            "reason": {"type": "string"},
+            "message": {"type": "string"},
+        },
+    }
+    return {
+        "type": "object",
+        "description": "Runtime status, written by the operator.",
+        "x-kubernetes-preserve-unknown-fields": True,
+        "properties": {
+            "lastReconciliationTime": {
+                **_DATE_TIME,
+                "description": "When the last pass of this rule finished.",
+            },
+            "processedPRCount": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "Pull requests decided by this rule.",
+            },
+            "lastError": {"type": "string", "description": "The last pass's error, if any."},
+            "conditions": {
+                "type": "array",
+                "description": "Status conditions.",
+                "items": condition,
+            },
+        },
+    }
+
+
+def to_structural(schema: JsonSchema, defs: dict[str, JsonSchema]) -> JsonSchema:
+    """Convert one pydantic JSON schema node (and its children) to a structural schema node."""
+    node = _resolve(schema, defs)
+    node = _drop_null(node, defs)
+    result: JsonSchema = {}
+    for key, value in node.items():
+        if key in _DROPPED_KEYS or (key == "default" and value is None):
+            continue
+        result.update(_convert_keyword(key, value, defs))
+    return _ordered(result)
+
+
+def _ordered(node: JsonSchema) -> JsonSchema:
+    """Keywords in a fixed, readable order: type first, children last."""
+    rank = {key: index for index, key in enumerate(_KEY_ORDER)}
+    return dict(sorted(node.items(), key=lambda item: rank.get(item[0], len(rank))))
+
+
+def _resolve(schema: JsonSchema, defs: dict[str, JsonSchema]) -> JsonSchema:
+    """Inline a ``$ref``; keywords beside it (description, default) win over the target's."""
+    if "$ref" not in schema:
+        return schema
+    name = schema["$ref"].rsplit("/", 1)[-1]
+    target = copy.deepcopy(defs[name])
+    siblings = {key: value for key, value in schema.items() if key != "$ref"}
+    return _resolve({**target, **siblings}, defs)
+
+
+def _drop_null(schema: JsonSchema, defs: dict[str, JsonSchema]) -> JsonSchema:
+    """``anyOf [X, {type: null}]`` -> ``X`` carrying the outer keywords (description, default)."""
+    options = schema.get("anyOf")
+    if options is None:
+        return schema
+    kept = [option for option in options if option.get("type") != "null"]
+    if len(kept) != 1:
+        raise ValueError(f"cannot express anyOf {options!r} in a structural schema")
+    outer = {key: value for key, value in schema.items() if key != "anyOf"}
+    return {**_resolve(kept[0], defs), **outer}
+
+
+def _convert_keyword(key: str, value: Any, defs: dict[str, JsonSchema]) -> JsonSchema:
+    if key == "properties":
+        return {key: {name: to_structural(sub, defs) for name, sub in value.items()}}
+    if key == "items":
+        return {key: to_structural(value, defs)}
+    if key == "exclusiveMinimum":
+        return {"minimum": value, "exclusiveMinimum": True}
+    if key == "exclusiveMaximum":
+        return {"maximum": value, "exclusiveMaximum": True}
+    if key == "examples":
+        return {"example": value[0]}
+    if key == "uniqueItems":
+        # Structural schemas forbid uniqueItems: true; a set-typed list says the same thing.
+        return {"x-kubernetes-list-type": "set"} if value else {}
+    return {key: copy.deepcopy(value)}
+
+
+def _printer_columns() -> list[dict[str, Any]]:
+    def column(name: str, kind: str, path: str, description: str) -> dict[str, Any]:
+        return {"name": name, "type": kind, "jsonPath": path, "description": description}
+
+    return [
+        column("Schedule", "string", ".spec.schedule", "Cron schedule of the passes."),
+        column("Interval", "integer", ".spec.reconciliationInterval", "Seconds between passes."),
+        column("Actions", "string", ".spec.allowedActions", "Actions the rule may take."),
+        column("DryRun", "boolean", ".spec.dryRun", "Decide and report only."),
+        column("Suspended", "boolean", ".spec.suspend", "Passes are not scheduled."),
+        column(
+            "Last Reconciled", "date", ".status.lastReconciliationTime", "End of the last pass."
+        ),
+        column("PR Count", "integer", ".status.processedPRCount", "Pull requests decided."),
+        column("Age", "date", ".metadata.creationTimestamp", "Time since creation."),
+    ]

@@ -1,0 +1,322 @@
+"""The PRReconciliationRule model: the one source of truth for what a rule may say.
+
+The CRD in ``crds/`` is generated from these classes (see :mod:`jobs.crd`), ``ai-operator
+validate`` checks files against them, and every step reads its rule through them. Field names are
+the earlier design's (camelCase, as users wrote them) so its rules keep working unchanged.
+
+This module only describes and checks data: it performs no I/O and renders no template.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+API_GROUP = "aioperator.io"
+API_VERSION = "v1alpha1"
+KIND = "PRReconciliationRule"
+PLURAL = "prreconciliationrules"
+SINGULAR = "prreconciliationrule"
+SHORT_NAMES = ("prrule",)
+
+DEFAULT_ESCALATION_LABEL = "needs-human-approval"
+REPOSITORY_PATTERN = r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$"
+
+
+class Action(StrEnum):
+    """What a rule's pass may do to one pull request."""
+
+    MERGE = "merge"
+    CLOSE = "close"
+    ESCALATE = "escalate"
+    WAIT = "wait"
+
+
+class FallbackAction(StrEnum):
+    """The safe actions an invalid or missing AI answer may become."""
+
+    WAIT = "wait"
+    ESCALATE = "escalate"
+
+
+class MergeMethod(StrEnum):
+    """GitHub's merge methods, spelled as its ``PullRequestMergeMethod`` enum."""
+
+    MERGE = "MERGE"
+    SQUASH = "SQUASH"
+    REBASE = "REBASE"
+
+
+class AIProvider(StrEnum):
+    """Wire formats the decision client speaks."""
+
+    ANTHROPIC = "anthropic"
+    OPENAI = "openai"
+
+
+class _Spec(BaseModel):
+    """Base of every spec object: unknown fields are errors, never silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+
+class LabelSelector(_Spec):
+    """Label conditions on a pull request."""
+
+    include: list[str] = Field(
+        default_factory=list, description="The pull request must carry ALL of these labels."
+    )
+    exclude: list[str] = Field(
+        default_factory=list, description="A pull request carrying ANY of these labels is skipped."
+    )
+
+
+class Selector(_Spec):
+    """Which open pull requests a rule covers. Every condition must hold."""
+
+    labels: LabelSelector = Field(default_factory=LabelSelector)
+    baseBranch: str | None = Field(
+        default=None, description="Base branch, e.g. 'main'.", examples=["main"]
+    )
+    author: str | None = Field(
+        default=None,
+        description="Author login; bots as shown by GitHub, e.g. 'dependabot[bot]'.",
+        examples=["dependabot[bot]"],
+    )
+    titlePattern: str | None = Field(
+        default=None,
+        description="Python regular expression matched at the start of the title, e.g. '^Bump '.",
+        examples=["^Bump "],
+    )
+
+    @field_validator("titlePattern")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a valid regular expression: {exc}") from exc
+        return value
+
+
+class AISettings(_Spec):
+    """Per-rule model settings; each unset field falls back to the environment."""
+
+    provider: AIProvider | None = Field(
+        default=None, description="anthropic or openai (any OpenAI-compatible server)."
+    )
+    endpoint: str | None = Field(
+        default=None, description="Base URL, or a full Messages/Chat Completions URL."
+    )
+    model: str | None = Field(default=None, description="Model name, e.g. claude-sonnet-4-5.")
+    temperature: float | None = Field(
+        default=None,
+        ge=0,
+        le=2,
+        description="Sampling temperature (OpenAI-compatible providers; Anthropic ignores it).",
+    )
+    maxTokens: int | None = Field(default=None, ge=64, le=32768, description="Answer token cap.")
+    timeoutSeconds: float | None = Field(
+        default=None, gt=0, le=600, description="Timeout of one AI request."
+    )
+
+
+class EscalationSettings(_Spec):
+    """How escalation marks a pull request for a human."""
+
+    labels: list[str] = Field(
+        default_factory=lambda: [DEFAULT_ESCALATION_LABEL],
+        description="Labels added on escalation.",
+    )
+    optionalLabels: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Labels the model may choose to add when it escalates; any other label it names is "
+            "ignored."
+        ),
+    )
+    createMissingLabels: bool = Field(
+        default=True, description="Create escalation labels that do not exist in the repository."
+    )
+
+
+ALL_ACTIONS: tuple[Action, ...] = (Action.MERGE, Action.CLOSE, Action.ESCALATE, Action.WAIT)
+
+
+class RuleSpec(_Spec):
+    """The spec of a PRReconciliationRule."""
+
+    # The API server cannot run the validators below; it checks this one of them itself.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!(has(self.schedule) && has(self.reconciliationInterval))",
+                    "message": "set either schedule or reconciliationInterval, not both",
+                }
+            ]
+        }
+    )
+
+    selector: Selector
+    instruction: str = Field(
+        min_length=1,
+        description=(
+            "Natural-language instructions for the model, a Jinja template. Variables: pr.number, "
+            "pr.title, pr.author, pr.labels, pr.ciStatus, pr.mergeable, pr.reviews, repository, "
+            "environment, argocd.health and the other pr.* facts documented in the README."
+        ),
+    )
+    repositories: list[Annotated[str, Field(pattern=REPOSITORY_PATTERN)]] = Field(
+        default_factory=list,
+        description=(
+            "Repositories covered, as owner/name. Default: GITHUB_ORGANIZATION with each of "
+            "GITHUB_REPOSITORIES."
+        ),
+        examples=[["acme/web"]],
+    )
+    argocdEnabled: bool = Field(default=False, description="Ask Argo CD for application health.")
+    argocdAppNamePattern: str | None = Field(
+        default=None,
+        description="Template of the Argo CD application name, e.g. '{{repository}}-staging'.",
+        examples=["{{repository}}-staging"],
+    )
+    reconciliationInterval: int | None = Field(
+        default=None,
+        ge=10,
+        le=86400,
+        description=(
+            "Seconds between passes (default 30). Scheduled passes run on whole minutes: shorter "
+            "intervals run every minute."
+        ),
+    )
+    schedule: str | None = Field(
+        default=None,
+        description="Five-field cron schedule; an alternative to reconciliationInterval.",
+        examples=["*/5 * * * *"],
+    )
+    timezone: str | None = Field(
+        default=None, description="IANA timezone of the schedule.", examples=["Europe/Paris"]
+    )
+    suspend: bool = Field(default=False, description="Stop scheduling passes.")
+    mergeMethod: MergeMethod = Field(
+        default=MergeMethod.SQUASH,
+        description="How pull requests are merged: MERGE, SQUASH or REBASE.",
+    )
+    dryRun: bool = Field(default=False, description="Decide and report, never change GitHub.")
+    allowedActions: list[Action] = Field(
+        default_factory=lambda: list(ALL_ACTIONS),
+        min_length=1,
+        description="Actions this rule may take; 'wait' is always possible.",
+        # Each action at most once; the CRD states it as a set-typed list.
+        json_schema_extra={"uniqueItems": True},
+    )
+    fallbackAction: FallbackAction = Field(
+        default=FallbackAction.ESCALATE,
+        description=(
+            "What an invalid or missing AI answer becomes (wait, or escalate when allowed)."
+        ),
+    )
+    escalation: EscalationSettings = Field(default_factory=EscalationSettings)
+    maxPullRequests: int = Field(
+        default=100, ge=1, le=1000, description="Cap on pull requests decided per pass."
+    )
+    ai: AISettings = Field(default_factory=AISettings)
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        if value is not None:
+            from jobs.schedule import check_cron  # noqa: PLC0415 - keeps import order acyclic
+
+            check_cron(value)
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str | None) -> str | None:
+        if value is not None:
+            from jobs.schedule import check_timezone  # noqa: PLC0415
+
+            check_timezone(value)
+        return value
+
+    @field_validator("allowedActions")
+    @classmethod
+    def _unique_actions(cls, value: list[Action]) -> list[Action]:
+        if len(set(value)) != len(value):
+            raise ValueError("actions are listed more than once")
+        return value
+
+    @model_validator(mode="after")
+    def _one_schedule(self) -> RuleSpec:
+        if self.schedule is not None and self.reconciliationInterval is not None:
+            raise ValueError("set either schedule or reconciliationInterval, not both")
+        return self
+
+    @property
+    def permitted_actions(self) -> frozenset[Action]:
+        """The actions a pass may take: the allowed ones, and always wait."""
+        return frozenset(self.allowedActions) | {Action.WAIT}
+
+    @property
+    def safe_fallback(self) -> Action:
+        """The action an invalid answer becomes: the fallback when permitted, else wait."""
+        wanted = Action(self.fallbackAction.value)
+        return wanted if wanted in self.permitted_actions else Action.WAIT
+
+
+class ObjectMeta(BaseModel):
+    """The part of Kubernetes' ObjectMeta a rule uses; other fields are kept, not checked."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    name: str = Field(
+        min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
+    )
+    namespace: str = "default"
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+
+class RuleStatus(BaseModel):
+    """Status written by the controller; kept as the earlier design defined it."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    lastReconciliationTime: str | None = None
+    processedPRCount: int | None = Field(default=None, ge=0)
+    lastError: str | None = None
+    conditions: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class PRReconciliationRule(BaseModel):
+    """A whole rule document, as applied with kubectl."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    apiVersion: Literal["aioperator.io/v1alpha1"]
+    kind: Literal["PRReconciliationRule"]
+    metadata: ObjectMeta
+    spec: RuleSpec
+    status: RuleStatus | None = None
+
+    @property
+    def qualified_name(self) -> str:
+        """``namespace/name``: how logs, metrics and comment markers name the rule."""
+        return f"{self.metadata.namespace}/{self.metadata.name}"
+
+    def spec_hash(self) -> str:
+        """A short, stable digest of the spec: changes whenever the rule's meaning changes."""
+        canonical = json.dumps(self.spec.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    def to_document(self) -> dict[str, Any]:
+        """The rule as a Kubernetes document (no status)."""
+        return self.model_dump(mode="json", exclude={"status"}, exclude_none=True)

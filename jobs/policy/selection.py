@@ -1,0 +1,48 @@
+"""Whether a rule covers a pull request: every selector condition, re-checked on fresh facts.
+
+GitHub's search index lags behind labels and pushes, so search results are only candidates; this
+module is the authority. Pure.
+"""
+
+from __future__ import annotations
+
+import re
+
+from jobs.model import Selector
+from jobs.snapshot import PullRequestSnapshot, PullRequestState
+
+
+def normalize_login(login: str) -> str:
+    """One spelling for a login: ``app/dependabot`` and ``dependabot[bot]`` are the same bot."""
+    name = login.strip().casefold()
+    if name.startswith("app/"):
+        return f"{name[4:]}[bot]"
+    return name
+
+
+def selection_problems(pr: PullRequestSnapshot, selector: Selector) -> tuple[str, ...]:
+    """Why ``selector`` does not cover ``pr``; empty when it does."""
+    problems: list[str] = []
+    labels = {label.casefold() for label in pr.labels}
+    if pr.state is not PullRequestState.OPEN:
+        problems.append(f"state is {pr.state.value}")
+    missing = [name for name in selector.labels.include if name.casefold() not in labels]
+    if missing:
+        problems.append(f"missing labels {', '.join(missing)}")
+    excluded = [name for name in selector.labels.exclude if name.casefold() in labels]
+    if excluded:
+        problems.append(f"carries excluded labels {', '.join(excluded)}")
+    if selector.baseBranch is not None and pr.base_branch != selector.baseBranch:
+        problems.append(f"base branch is {pr.base_branch}, not {selector.baseBranch}")
+    if selector.author is not None and normalize_login(pr.author) != normalize_login(
+        selector.author
+    ):
+        problems.append(f"author is {pr.author}, not {selector.author}")
+    if selector.titlePattern is not None and not re.match(selector.titlePattern, pr.title):
+        problems.append(f"title does not match {selector.titlePattern!r}")
+    return tuple(problems)
+
+
+def covers(pr: PullRequestSnapshot, selector: Selector) -> bool:
+    """Whether every selector condition holds for ``pr``."""
+    return not selection_problems(pr, selector)

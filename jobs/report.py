@@ -1,0 +1,124 @@
+"""How a pass is shown: a table for people, one JSON document for tools, a metrics summary.
+
+Pure formatting: it builds strings and summaries, and never writes or pushes anything itself.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from jobs.clients.metrics import PassSummary
+from jobs.reconcile import PassReport, PullRequestResult
+
+
+def as_json(reports: Sequence[PassReport], *, dry_run: bool) -> str:
+    """One JSON document: every PR's row, and each rule's pass."""
+    document: dict[str, Any] = {
+        "dryRun": dry_run,
+        "results": [row.to_json() for report in reports for row in report.results],
+        "rules": [
+            {
+                "rule": report.rule,
+                "pullRequests": len(report.results),
+                "failed": len(report.failed),
+                "error": report.error,
+                "durationSeconds": round(report.duration_seconds, 3),
+            }
+            for report in reports
+        ],
+    }
+    return json.dumps(document, indent=2, ensure_ascii=False)
+
+
+def as_table(reports: Sequence[PassReport], *, dry_run: bool, width: int = 140) -> str:
+    """A table of every PR's outcome, then one line per rule."""
+    table = Table(title="ai-operator" + (" (dry run: nothing was changed)" if dry_run else ""))
+    for column in ("Rule", "Pull request", "Action", "Applied", "Why"):
+        table.add_column(column, overflow="fold")
+    for report in reports:
+        for row in report.results:
+            table.add_row(row.rule, _pr_cell(row), _action_cell(row), _applied_cell(row), _why(row))
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=width, no_color=True, highlight=False)
+    console.print(table)
+    for report in reports:
+        console.print(_rule_line(report))
+    return buffer.getvalue()
+
+
+def _pr_cell(row: PullRequestResult) -> str:
+    title = row.title if len(row.title) <= 50 else row.title[:49] + "…"
+    return f"{row.repository}#{row.number} {title}".strip()
+
+
+def _action_cell(row: PullRequestResult) -> str:
+    if row.proposed and row.proposed is not row.action:
+        return f"{row.action.value} (AI: {row.proposed.value})"
+    return row.action.value + (" (fallback)" if row.fallback else "")
+
+
+def _applied_cell(row: PullRequestResult) -> str:
+    if row.error:
+        return "failed"
+    if row.dryRun:
+        return "dry run"
+    return ", ".join(row.operations) if row.operations else "nothing to do"
+
+
+def _why(row: PullRequestResult) -> str:
+    if row.error:
+        return f"error: {row.error}"
+    if row.guardrail:
+        return f"[{row.guardrail}] {row.guardrailReason or ''}; AI: {row.reason}"
+    return row.reason
+
+
+def _rule_line(report: PassReport) -> str:
+    if report.error:
+        return f"{report.rule}: pass failed: {report.error}"
+    counts = Counter(row.action.value for row in report.results)
+    summary = ", ".join(f"{n} {action}" for action, n in sorted(counts.items())) or "nothing"
+    failed = f", {len(report.failed)} failed" if report.failed else ""
+    return (
+        f"{report.rule}: {len(report.results)} pull requests: {summary}{failed} "
+        f"({report.duration_seconds:.1f}s)"
+    )
+
+
+def summarize(
+    report: PassReport,
+    *,
+    ai_calls: int,
+    github_requests: int,
+    finished_at: float,
+) -> PassSummary:
+    """The metrics of one pass."""
+    rows = report.results
+    actions = Counter(row.action.value for row in rows if not row.error)
+    errors = Counter(_error_type(row) for row in rows if row.error)
+    if report.error:
+        errors["github"] += 1
+    return PassSummary(
+        rule=report.rule,
+        prs_processed=len(rows),
+        actions=dict(actions),
+        errors=dict(errors),
+        guardrail_blocks=dict(Counter(row.guardrail for row in rows if row.guardrail)),
+        fallbacks=sum(1 for row in rows if row.fallback),
+        ai_calls=ai_calls,
+        github_requests=github_requests,
+        duration_seconds=report.duration_seconds,
+        succeeded=report.ok,
+        finished_at=finished_at,
+    )
+
+
+def _error_type(row: PullRequestResult) -> str:
+    return "ai" if row.errorKind in {"ai", "template"} else "github"

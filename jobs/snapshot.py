@@ -1,0 +1,156 @@
+"""What one pass knows about one pull request: the frozen facts every decision reads.
+
+The GitHub client maps GraphQL results into :class:`PullRequestSnapshot` at once; nothing past the
+client sees an sgqlc type. The fingerprint names the facts a decision depends on, so a pipeline can
+skip asking the AI again while they stay the same.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class CiStatus(StrEnum):
+    """The head commit's combined check state, as the seed's templates spell it."""
+
+    SUCCESS = "SUCCESS"
+    FAILURE = "FAILURE"
+    PENDING = "PENDING"
+    ERROR = "ERROR"
+    UNKNOWN = "UNKNOWN"
+
+
+class Mergeable(StrEnum):
+    """GitHub's ``MergeableState``."""
+
+    MERGEABLE = "MERGEABLE"
+    CONFLICTING = "CONFLICTING"
+    UNKNOWN = "UNKNOWN"
+
+
+class PullRequestState(StrEnum):
+    """GitHub's ``PullRequestState``."""
+
+    OPEN = "OPEN"
+    CLOSED = "CLOSED"
+    MERGED = "MERGED"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Check(_Frozen):
+    """One check run or commit status on the head commit."""
+
+    name: str
+    status: str  # COMPLETED, IN_PROGRESS, QUEUED, ... or a StatusState for commit statuses
+    conclusion: str | None = None  # SUCCESS, FAILURE, NEUTRAL, SKIPPED, ... when completed
+
+
+class Review(_Frozen):
+    """A submitted review."""
+
+    author: str
+    state: str  # APPROVED, CHANGES_REQUESTED, COMMENTED, DISMISSED, PENDING
+
+
+class PullRequestRef(_Frozen):
+    """A pull request as a pipeline passes it between steps: a reference, never its text."""
+
+    repository: str
+    number: int
+    headOid: str
+    fingerprint: str
+
+    @property
+    def display(self) -> str:
+        """``owner/name#number``."""
+        return f"{self.repository}#{self.number}"
+
+
+class PullRequestSnapshot(_Frozen):
+    """Every fact one pass reads about a pull request, read once."""
+
+    id: str
+    repository: str  # owner/name
+    number: int
+    url: str
+    title: str
+    body: str = ""
+    author: str
+    labels: tuple[str, ...] = ()
+    base_branch: str
+    head_branch: str
+    head_oid: str
+    state: PullRequestState = PullRequestState.OPEN
+    is_draft: bool = False
+    ci_status: CiStatus = CiStatus.UNKNOWN
+    checks: tuple[Check, ...] = ()
+    mergeable: Mergeable = Mergeable.UNKNOWN
+    merge_state_status: str = "UNKNOWN"
+    review_decision: str | None = None
+    reviews: tuple[Review, ...] = ()
+    additions: int = 0
+    deletions: int = 0
+    changed_files: int = 0
+    created_at: datetime
+    updated_at: datetime
+    comment_markers: frozenset[str] = Field(
+        default=frozenset(), description="Markers of this tool's comments already on the PR."
+    )
+
+    @property
+    def display(self) -> str:
+        """``owner/name#number``."""
+        return f"{self.repository}#{self.number}"
+
+    @property
+    def changes_requested(self) -> bool:
+        """Whether a reviewer's latest word is a change request."""
+        if self.review_decision == "CHANGES_REQUESTED":
+            return True
+        latest: dict[str, str] = {}
+        for review in self.reviews:
+            if review.state in {"APPROVED", "CHANGES_REQUESTED", "DISMISSED"}:
+                latest[review.author] = review.state
+        return "CHANGES_REQUESTED" in latest.values()
+
+    def fingerprint(self, ignore_labels: frozenset[str] = frozenset()) -> str:
+        """Digest of the facts a decision depends on.
+
+        ``ignore_labels`` are left out (the rule's own escalation labels), so that the pipeline's
+        own escalation does not count as a change of facts. Comments are left out for the same
+        reason.
+        """
+        facts = {
+            "head": self.head_oid,
+            "state": self.state,
+            "draft": self.is_draft,
+            "title": self.title,
+            "body": self.body,
+            "labels": sorted(set(self.labels) - ignore_labels),
+            "base": self.base_branch,
+            "ci": self.ci_status,
+            "checks": sorted((c.name, c.status, c.conclusion or "") for c in self.checks),
+            "mergeable": self.mergeable,
+            "mergeState": self.merge_state_status,
+            "reviewDecision": self.review_decision,
+            "reviews": sorted((r.author, r.state) for r in self.reviews),
+        }
+        digest = hashlib.sha256(json.dumps(facts, sort_keys=True, default=str).encode())
+        return digest.hexdigest()[:20]
+
+    def ref(self, ignore_labels: frozenset[str] = frozenset()) -> PullRequestRef:
+        """The small reference a pipeline step hands to the next."""
+        return PullRequestRef(
+            repository=self.repository,
+            number=self.number,
+            headOid=self.head_oid,
+            fingerprint=self.fingerprint(ignore_labels),
+        )

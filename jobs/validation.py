@@ -1,0 +1,180 @@
+"""What ``ai-operator validate`` reports: the model's checks plus the semantic ones beyond it.
+
+Semantic checks on a loaded rule (:func:`check_rule`):
+
+- ``instruction`` and ``argocdAppNamePattern`` compile as Jinja templates in the sandbox the
+  prompt is rendered in, and use only known variables (rendering is strict: an unknown variable
+  would fail every pass). Templates are compiled, never rendered.
+- a ``reconciliationInterval`` that whole-minute schedules cannot honour exactly (warning);
+- a fallback of ``escalate`` that ``allowedActions`` does not permit, so it becomes ``wait``
+  (warning);
+- Argo CD settings: health is reported as "Unknown" in this version (warning), and an
+  application name pattern is ignored while ``argocdEnabled`` is false (warning).
+
+:func:`validate_files` loads files with :mod:`jobs.rulefiles` (its problems become errors), runs
+the checks, and reports two rules with the same namespace and name as an error. Every
+:class:`Finding` names its file and field. Pure apart from reading the files given.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import jinja2
+from jinja2 import meta, nodes
+
+from jobs.model import Action, FallbackAction, RuleSpec
+from jobs.policy.prompt import ARGOCD_UNKNOWN, VARIABLES, make_environment
+from jobs.rulefiles import LoadedRule, RuleProblem, RuleSource, load_rule_documents
+from jobs.schedule import resolve
+
+Severity = Literal["error", "warning"]
+
+# "pr" -> {"number", "title", ...}; plain variables ("repository") map to an empty set.
+_KNOWN: dict[str, frozenset[str]] = {
+    root: frozenset(name.partition(".")[2] for name in VARIABLES if name.startswith(f"{root}."))
+    for root in {name.partition(".")[0] for name in VARIABLES}
+}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing ``validate`` reports about a rule file."""
+
+    source: RuleSource
+    field: str
+    message: str
+    severity: Severity
+
+    def __str__(self) -> str:
+        where = f"{self.source}: {self.field}" if self.field else str(self.source)
+        return f"{where}: {self.severity}: {self.message}"
+
+
+def has_errors(findings: Iterable[Finding]) -> bool:
+    """Tell whether any finding is an error (warnings alone leave a rule usable)."""
+    return any(finding.severity == "error" for finding in findings)
+
+
+def validate_files(paths: Sequence[str | Path]) -> list[Finding]:
+    """Load every rule in ``paths`` and check it, file by file; loading problems are errors."""
+    findings: list[Finding] = []
+    every_rule: list[LoadedRule] = []
+    for path in paths:
+        rules, problems = load_rule_documents([path])
+        findings += [_from_problem(problem) for problem in problems]
+        for loaded in rules:
+            findings += check_rule(loaded)
+        every_rule += rules
+    findings += _duplicates(every_rule)
+    return findings
+
+
+def check_rule(loaded: LoadedRule) -> list[Finding]:
+    """Return the semantic findings on one rule that the model accepted."""
+    spec = loaded.rule.spec
+    found = list(_template_findings(loaded.source, "spec.instruction", spec.instruction))
+    if spec.argocdAppNamePattern is not None:
+        found += _template_findings(
+            loaded.source, "spec.argocdAppNamePattern", spec.argocdAppNamePattern
+        )
+    found += _schedule_findings(loaded.source, spec)
+    found += _fallback_findings(loaded.source, spec)
+    found += _argocd_findings(loaded.source, spec)
+    return found
+
+
+def _from_problem(problem: RuleProblem) -> Finding:
+    return Finding(problem.source, problem.field, problem.message, "error")
+
+
+def _template_findings(source: RuleSource, field: str, template: str) -> Iterator[Finding]:
+    env = make_environment()
+    try:
+        tree = env.parse(template)
+        env.compile(tree)  # finds unknown filters and tests, which parsing alone does not
+    except jinja2.TemplateSyntaxError as exc:
+        message = f"line {exc.lineno} of the template: not valid Jinja: {exc.message}"
+        yield Finding(source, field, message, "error")
+        return
+    for line, name in _unknown_variables(tree):
+        message = (
+            f"line {line} of the template: unknown variable {name!r}, rendering would fail"
+            f"{_hint(name)}"
+        )
+        yield Finding(source, field, message, "error")
+
+
+def _unknown_variables(tree: nodes.Template) -> Iterator[tuple[int, str]]:
+    """``(line, name)`` for each variable the prompt does not provide."""
+    free = meta.find_undeclared_variables(tree)
+    for node in tree.find_all(nodes.Name):
+        if node.ctx == "load" and node.name in free and node.name not in _KNOWN:
+            yield node.lineno, node.name
+    for use, attribute in _attribute_uses(tree):
+        root = use.node
+        if not (isinstance(root, nodes.Name) and root.name in free and _KNOWN.get(root.name)):
+            continue
+        if attribute not in _KNOWN[root.name]:
+            yield use.lineno, f"{root.name}.{attribute}"
+
+
+def _attribute_uses(tree: nodes.Template) -> Iterator[tuple[nodes.Getattr | nodes.Getitem, str]]:
+    """``x.attr`` and ``x['attr']`` in the template."""
+    for getattr_node in tree.find_all(nodes.Getattr):
+        yield getattr_node, getattr_node.attr
+    for getitem in tree.find_all(nodes.Getitem):
+        if isinstance(getitem.arg, nodes.Const) and isinstance(getitem.arg.value, str):
+            yield getitem, getitem.arg.value
+
+
+def _hint(name: str) -> str:
+    close = difflib.get_close_matches(name, VARIABLES, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _schedule_findings(source: RuleSource, spec: RuleSpec) -> list[Finding]:
+    if spec.reconciliationInterval is None:
+        return []
+    note = resolve(None, spec.reconciliationInterval).note
+    if note is None:
+        return []
+    return [Finding(source, "spec.reconciliationInterval", note, "warning")]
+
+
+def _fallback_findings(source: RuleSource, spec: RuleSpec) -> list[Finding]:
+    if spec.fallbackAction != FallbackAction.ESCALATE or spec.safe_fallback != Action.WAIT:
+        return []
+    which = "" if "fallbackAction" in spec.model_fields_set else " (the default)"
+    message = (
+        f"fallbackAction is escalate{which} but allowedActions does not include escalate: "
+        "an invalid or missing AI answer will wait instead"
+    )
+    return [Finding(source, "spec.fallbackAction", message, "warning")]
+
+
+def _argocd_findings(source: RuleSource, spec: RuleSpec) -> list[Finding]:
+    if spec.argocdEnabled:
+        message = (
+            f"this version has no Argo CD client: argocd.health is reported as {ARGOCD_UNKNOWN!r}"
+        )
+        return [Finding(source, "spec.argocdEnabled", message, "warning")]
+    if spec.argocdAppNamePattern is not None:
+        message = "ignored while argocdEnabled is false"
+        return [Finding(source, "spec.argocdAppNamePattern", message, "warning")]
+    return []
+
+
+def _duplicates(rules: Iterable[LoadedRule]) -> Iterator[Finding]:
+    first: dict[str, RuleSource] = {}
+    for loaded in rules:
+        name = loaded.rule.qualified_name
+        if name in first:
+            message = f"rule {name} is also defined in {first[name]}; one would replace the other"
+            yield Finding(loaded.source, "metadata.name", message, "error")
+        else:
+            first[name] = loaded.source

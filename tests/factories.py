@@ -1,0 +1,69 @@
+"""Builders for test data: an ordinary mergeable PR and an ordinary rule, overridable per test."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from jobs.model import PRReconciliationRule
+from jobs.snapshot import (
+    Check,
+    CiStatus,
+    Mergeable,
+    PullRequestSnapshot,
+    PullRequestState,
+    Review,
+)
+
+HEAD = "a" * 40
+
+
+def make_pr(**overrides: Any) -> PullRequestSnapshot:
+    """An open, mergeable PR whose checks passed; override any field."""
+    facts: dict[str, Any] = {
+        "id": "PR_1",
+        "repository": "acme/web",
+        "number": 7,
+        "url": "https://github.com/acme/web/pull/7",
+        "title": "Roll back the cache change",
+        "body": "",
+        "author": "octocat",
+        "labels": ("auto-merge", "staging"),
+        "base_branch": "main",
+        "head_branch": "rollback",
+        "head_oid": HEAD,
+        "state": PullRequestState.OPEN,
+        "is_draft": False,
+        "ci_status": CiStatus.SUCCESS,
+        "checks": (Check(name="ci", status="COMPLETED", conclusion="SUCCESS"),),
+        "mergeable": Mergeable.MERGEABLE,
+        "merge_state_status": "CLEAN",
+        "review_decision": None,
+        "reviews": (),
+        "created_at": datetime(2026, 11, 1, tzinfo=UTC),
+        "updated_at": datetime(2026, 11, 2, tzinfo=UTC),
+    }
+    facts.update(overrides)
+    return PullRequestSnapshot(**facts)
+
+
+def review(author: str, state: str) -> Review:
+    return Review(author=author, state=state)
+
+
+def make_rule(name: str = "staging-automerge", **spec: Any) -> PRReconciliationRule:
+    """A rule covering auto-merge+staging PRs on main; override any spec field."""
+    body: dict[str, Any] = {
+        "selector": {"labels": {"include": ["auto-merge", "staging"], "exclude": ["wip"]}},
+        "instruction": "PR #{{pr.number}}: {{pr.title}} (CI {{pr.ciStatus}}). Merge if green.",
+        "repositories": ["acme/web"],
+    }
+    body.update(spec)
+    return PRReconciliationRule.model_validate(
+        {
+            "apiVersion": "aioperator.io/v1alpha1",
+            "kind": "PRReconciliationRule",
+            "metadata": {"name": name, "namespace": "ai-operator-system"},
+            "spec": body,
+        }
+    )

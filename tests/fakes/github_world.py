@@ -1,0 +1,230 @@
+"""The in-memory GitHub behind the fake GraphQL server: repositories, labels, pull requests.
+
+Tests build a world (``GitHubWorld.add_pull_request(...)``), hand it to ``FakeGitHub`` and then
+read or change the very same objects the server answers from. This module holds plain state and
+the rules of identity (node ids, head oids); it must not know GraphQL or HTTP.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware UTC (the fake's only clock)."""
+    return datetime.now(UTC)
+
+
+def stable_digest(*parts: str) -> str:
+    """A 40-hex digest of ``parts``: the source of every derived id and object id."""
+    return hashlib.sha1("\0".join(parts).encode(), usedforsecurity=False).hexdigest()
+
+
+def label_id(repository: str, name: str) -> str:
+    """The node id of label ``name`` in ``repository`` (labels are case-insensitive)."""
+    return "LA_" + stable_digest("label", repository.lower(), name.lower())[:16]
+
+
+def repository_id(repository: str) -> str:
+    """The node id of ``repository``."""
+    return "R_" + stable_digest("repository", repository.lower())[:12]
+
+
+@dataclass
+class FakeCheck:
+    """One context of the head commit's ``statusCheckRollup``."""
+
+    name: str
+    conclusion: str | None = "SUCCESS"
+    status: str = "COMPLETED"
+    kind: Literal["check_run", "status"] = "check_run"
+
+
+@dataclass
+class FakeComment:
+    """An issue comment on a pull request."""
+
+    author: str
+    body: str
+    created_at: datetime = field(default_factory=utc_now)
+
+
+NOT_SET = datetime.min.replace(tzinfo=UTC)
+
+
+def _default_checks() -> list[FakeCheck]:
+    return [FakeCheck("ci")]
+
+
+@dataclass
+class FakePullRequest:
+    """A pull request; mutable: tests and mutations change it in place."""
+
+    repository: str
+    number: int
+    title: str = "Update config"
+    body: str = ""
+    author: str = "octocat"
+    labels: list[str] = field(default_factory=list)
+    base_ref: str = "main"
+    head_ref: str = "feature"
+    head_oid: str = ""
+    rollup_state: str | None = "SUCCESS"
+    checks: list[FakeCheck] = field(default_factory=_default_checks)
+    mergeable: str = "MERGEABLE"
+    merge_state_status: str = "CLEAN"
+    review_decision: str | None = None
+    reviews: list[tuple[str, str]] = field(default_factory=list)
+    is_draft: bool = False
+    state: str = "OPEN"
+    additions: int = 1
+    deletions: int = 1
+    changed_files: int = 1
+    created_at: datetime = field(default_factory=utc_now)
+    updated_at: datetime = NOT_SET  # defaults to created_at
+    comments: list[FakeComment] = field(default_factory=list)
+    merge_method: str | None = None
+    closed_at: datetime | None = None
+    merged_at: datetime | None = None
+    id: str = ""
+
+    def __post_init__(self) -> None:
+        key = f"{self.repository.lower()}#{self.number}"
+        if not self.head_oid:
+            self.head_oid = stable_digest("head", key)
+        if not self.id:
+            self.id = "PR_" + stable_digest("pull-request", key)[:16]
+        if self.updated_at == NOT_SET:
+            self.updated_at = self.created_at
+
+    def touch(self) -> None:
+        """Record a change now, like GitHub bumps ``updatedAt``."""
+        self.updated_at = max(utc_now(), self.updated_at)
+
+
+@dataclass
+class FakeLabel:
+    """A repository label."""
+
+    id: str
+    name: str
+    color: str = "ededed"
+    description: str | None = None
+
+
+@dataclass
+class FakeRepository:
+    """A repository and its labels (keyed by lower-case name)."""
+
+    full_name: str
+    labels: dict[str, FakeLabel] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        """The node id."""
+        return repository_id(self.full_name)
+
+    def ensure_label(self, name: str, color: str = "ededed", description: str | None = None) -> FakeLabel:
+        """The label ``name``, created if missing."""
+        key = name.lower()
+        if key not in self.labels:
+            self.labels[key] = FakeLabel(label_id(self.full_name, name), name, color, description)
+        return self.labels[key]
+
+
+class GitHubWorld:
+    """Every repository and pull request the fake GitHub knows; guarded by ``lock``."""
+
+    def __init__(self, viewer_login: str = "ai-operator-bot") -> None:
+        self.viewer_login = viewer_login
+        self.lock = threading.RLock()
+        self._repositories: dict[str, FakeRepository] = {}
+        self._pull_requests: list[FakePullRequest] = []
+        self._pushes = 0
+
+    @property
+    def pull_requests(self) -> list[FakePullRequest]:
+        """All pull requests, in the order they were added."""
+        return list(self._pull_requests)
+
+    def add_repository(self, full_name: str, labels: Iterable[str] = ()) -> None:
+        """Create ``owner/name`` (idempotent) with ``labels``."""
+        owner, _, name = full_name.partition("/")
+        if not owner or not name or "/" in name:
+            raise ValueError(f"a repository is named owner/name, not {full_name!r}")
+        with self.lock:
+            repository = self._repositories.setdefault(full_name.lower(), FakeRepository(full_name))
+            for label in labels:
+                repository.ensure_label(label)
+
+    def add_pull_request(self, repository: str, **facts: Any) -> FakePullRequest:
+        """Open a pull request in ``repository`` (created if missing); ``facts`` override defaults."""
+        with self.lock:
+            self.add_repository(repository)
+            repo = self.repository(repository)
+            taken = {pr.number for pr in self._pull_requests if pr.repository == repo.full_name}
+            number = facts.pop("number", max(taken, default=0) + 1)
+            if number in taken:
+                raise ValueError(f"{repo.full_name}#{number} already exists")
+            if "created_at" not in facts and self._pull_requests:
+                # Strictly increasing creation times keep "created ascending" deterministic.
+                latest = max(pr.created_at for pr in self._pull_requests)
+                facts["created_at"] = max(utc_now(), latest + timedelta(milliseconds=1))
+            pull_request = FakePullRequest(repository=repo.full_name, number=number, **facts)
+            for name in pull_request.labels:
+                repo.ensure_label(name)
+            self._pull_requests.append(pull_request)
+            return pull_request
+
+    def pull_request(self, repository: str, number: int) -> FakePullRequest:
+        """The pull request ``repository#number``; KeyError when unknown."""
+        with self.lock:
+            for pr in self._pull_requests:
+                if pr.repository.lower() == repository.lower() and pr.number == number:
+                    return pr
+        raise KeyError(f"{repository}#{number}")
+
+    def labels(self, repository: str) -> set[str]:
+        """The names of the labels defined in ``repository``."""
+        with self.lock:
+            return {label.name for label in self.repository(repository).labels.values()}
+
+    def push_commit(self, repository: str, number: int) -> str:
+        """Move the head of ``repository#number`` to a new commit (like a force push); its oid."""
+        with self.lock:
+            pr = self.pull_request(repository, number)
+            self._pushes += 1
+            pr.head_oid = stable_digest("push", pr.head_oid, str(self._pushes))
+            pr.touch()
+            return pr.head_oid
+
+    # Lookups used by the GraphQL resolvers.
+
+    def repository(self, full_name: str) -> FakeRepository:
+        """The repository ``owner/name`` (case-insensitive); KeyError when unknown."""
+        return self._repositories[full_name.lower()]
+
+    def find_repository(self, full_name: str) -> FakeRepository | None:
+        """The repository ``owner/name``, or None."""
+        return self._repositories.get(full_name.lower())
+
+    def repository_by_id(self, node_id: str) -> FakeRepository | None:
+        """The repository whose node id is ``node_id``, or None."""
+        return next((r for r in self._repositories.values() if r.id == node_id), None)
+
+    def pull_request_by_id(self, node_id: str) -> FakePullRequest | None:
+        """The pull request whose node id is ``node_id``, or None."""
+        return next((pr for pr in self._pull_requests if pr.id == node_id), None)
+
+    def label_by_id(self, node_id: str) -> tuple[FakeRepository, FakeLabel] | None:
+        """The label whose node id is ``node_id`` with its repository, or None."""
+        for repository in self._repositories.values():
+            for label in repository.labels.values():
+                if label.id == node_id:
+                    return repository, label
+        return None

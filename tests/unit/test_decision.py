@@ -1,0 +1,127 @@
+"""Decisions and plans: invalid answers fall back safely, and a rerun plans nothing new."""
+
+from __future__ import annotations
+
+import pytest
+
+from jobs.markers import find_markers
+from jobs.model import Action
+from jobs.policy.decision import AddLabels, Close, Comment, Merge, decide, plan
+from jobs.policy.verdict import InvalidVerdict, Verdict, parse_verdict
+from jobs.snapshot import CiStatus, PullRequestState
+from tests.factories import HEAD, make_pr, make_rule
+
+RULE = make_rule()
+
+
+def verdict(action: str, **extra):
+    return Verdict(action=Action(action), reason=f"because {action}", **extra)
+
+
+@pytest.mark.parametrize(
+    ("answer", "problem_part"),
+    [
+        pytest.param("merge", "not a JSON object", id="text-is-not-an-answer"),
+        pytest.param({"reason": "x"}, "action", id="action-missing"),
+        pytest.param({"action": "deploy", "reason": "x"}, "action", id="unknown-action"),
+        pytest.param({"action": "merge", "reason": ""}, "reason", id="empty-reason"),
+        pytest.param({"action": "merge"}, "reason", id="reason-missing"),
+    ],
+)
+def test_invalid_answers_are_values_not_guesses(answer, problem_part):
+    """Anything outside the schema is an InvalidVerdict naming the problem."""
+    result = parse_verdict(answer, RULE.spec.permitted_actions)
+    assert isinstance(result, InvalidVerdict)
+    assert problem_part in result.problem
+
+
+def test_an_action_the_rule_forbids_is_invalid():
+    """A well-formed answer with a forbidden action is not used."""
+    rule = make_rule(allowedActions=["wait", "escalate"])
+    result = parse_verdict({"action": "merge", "reason": "ok"}, rule.spec.permitted_actions)
+    assert isinstance(result, InvalidVerdict)
+    assert "not allowed" in result.problem
+
+
+@pytest.mark.parametrize(
+    ("rule", "expected"),
+    [
+        pytest.param(RULE, Action.ESCALATE, id="fallback-escalate"),
+        pytest.param(make_rule(fallbackAction="wait"), Action.WAIT, id="fallback-wait"),
+        pytest.param(make_rule(allowedActions=["merge"]), Action.WAIT, id="escalate-not-allowed-so-wait"),
+    ],
+)
+def test_invalid_answer_becomes_the_safe_fallback(rule, expected):
+    """An invalid answer leads to the rule's fallback, recorded as such."""
+    decision = decide(rule, make_pr(), InvalidVerdict(problem="not JSON"), "fp")
+    assert decision.action is expected
+    assert decision.fallback and decision.proposed is None
+    assert "not JSON" in (decision.problem or "")
+
+
+def test_escalation_labels_are_the_rules_plus_allowed_optional_ones():
+    """The model may only add labels the rule lists as optional."""
+    rule = make_rule(escalation={"labels": ["needs-human-approval"], "optionalLabels": ["ci-failed"]})
+    answer = verdict("escalate", labels=("ci-failed", "auto-merge"))
+    decision = decide(rule, make_pr(), answer, "fp")
+    assert decision.labels == ("needs-human-approval", "ci-failed")
+
+
+def test_merge_plan_pins_the_head_and_uses_the_rules_method():
+    """A merge names the decided head commit as expectedHeadOid."""
+    decision = decide(RULE, make_pr(), verdict("merge"), "fp")
+    the_plan = plan(RULE, decision, make_pr())
+    assert the_plan.operations == (Merge("PR_1", HEAD, RULE.spec.mergeMethod, "Roll back the cache change (#7)"),)
+
+
+def test_merge_plan_rechecks_fresh_facts():
+    """Checks that failed after the decision turn the merge into an escalation."""
+    decision = decide(RULE, make_pr(), verdict("merge"), "fp")
+    the_plan = plan(RULE, decision, make_pr(ci_status=CiStatus.FAILURE))
+    assert the_plan.action is Action.ESCALATE
+    assert not any(isinstance(op, Merge) for op in the_plan.operations)
+
+
+def test_moved_head_plans_nothing():
+    """A push after the decision means the next pass decides anew."""
+    decision = decide(RULE, make_pr(), verdict("merge"), "fp")
+    the_plan = plan(RULE, decision, make_pr(head_oid="c" * 40))
+    assert the_plan.action is Action.WAIT and the_plan.operations == ()
+
+
+def test_close_comments_then_closes_with_a_marker():
+    """A close posts its explanation first; the comment carries the hidden marker."""
+    decision = decide(RULE, make_pr(), verdict("close", comment="Health restored."), "fp")
+    the_plan = plan(RULE, decision, make_pr())
+    comment, close = the_plan.operations
+    assert isinstance(comment, Comment) and isinstance(close, Close)
+    assert comment.body.startswith("Health restored.")
+    assert find_markers(comment.body) == {comment.marker}
+
+
+def test_escalate_labels_then_comments():
+    """An escalation adds the escalation labels and explains why."""
+    decision = decide(RULE, make_pr(), verdict("escalate"), "fp")
+    labels, comment = plan(RULE, decision, make_pr()).operations
+    assert labels == AddLabels("acme/web", "PR_1", ("needs-human-approval",), True)
+    assert isinstance(comment, Comment) and "because escalate" in comment.body
+
+
+def test_rerun_plans_nothing_once_labels_and_comment_exist():
+    """A second pass over an escalated PR changes nothing on GitHub."""
+    decision = decide(RULE, make_pr(), verdict("escalate"), "fp")
+    first = plan(RULE, decision, make_pr())
+    marker = next(op.marker for op in first.operations if isinstance(op, Comment))
+    escalated = make_pr(
+        labels=("auto-merge", "staging", "needs-human-approval"),
+        comment_markers=frozenset({marker}),
+    )
+    second = plan(RULE, decision, escalated)
+    assert second.operations == ()
+    assert second.already_done == ("comment already posted", "labels already set")
+
+
+def test_a_closed_pr_gets_nothing():
+    """Nothing is planned for a PR that was closed meanwhile."""
+    decision = decide(RULE, make_pr(), verdict("close"), "fp")
+    assert plan(RULE, decision, make_pr(state=PullRequestState.CLOSED)).operations == ()
