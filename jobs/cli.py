@@ -69,7 +69,9 @@ def _github(settings: Settings) -> GitHubClient:
         token = settings.require_github_token()
     except ConfigError as exc:
         fail(str(exc))
-    return GitHubClient(settings.github_url, token)
+    return GitHubClient(
+        settings.github_url, token, mutation_interval_seconds=settings.github_mutation_interval
+    )
 
 
 @app.command()

@@ -6,6 +6,7 @@
 | GITHUB_ORGANIZATION | owner of GITHUB_REPOSITORIES                                    |
 | GITHUB_REPOSITORIES | comma-separated repository names (or owner/name)               |
 | GITHUB_GRAPHQL_URL  | GraphQL endpoint (GitHub Enterprise: https://HOST/api/graphql)  |
+| GITHUB_MUTATION_INTERVAL_SECONDS | pause between two mutations (default 1; GitHub's limits) |
 | AI_PROVIDER         | anthropic or openai; inferred from AI_ENDPOINT when unset       |
 | AI_ENDPOINT         | base URL or full Messages / Chat Completions URL                |
 | AI_MODEL            | model name                                                      |
@@ -63,6 +64,7 @@ class Settings:
 
     github_token: SecretStr | None = None
     github_url: str = DEFAULT_GITHUB_GRAPHQL_URL
+    github_mutation_interval: float = 1.0
     organization: str | None = None
     repositories: tuple[str, ...] = ()
     ai_provider: AIProvider | None = None
@@ -100,6 +102,10 @@ class Settings:
         return cls(
             github_token=secret("GITHUB_TOKEN"),
             github_url=text("GITHUB_GRAPHQL_URL") or DEFAULT_GITHUB_GRAPHQL_URL,
+            github_mutation_interval=_default(
+                _number(text("GITHUB_MUTATION_INTERVAL_SECONDS"), "GITHUB_MUTATION_INTERVAL_SECONDS", float),
+                1.0,
+            ),
             organization=text("GITHUB_ORGANIZATION"),
             repositories=repos,
             ai_provider=ai_provider,
@@ -199,6 +205,10 @@ def base_url(provider: AIProvider, endpoint: str) -> str:
         if path.endswith("/chat/completions"):
             path = path[: -len("/chat/completions")]
     return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
+
+
+def _default(value: float | None, default: float) -> float:
+    return default if value is None else value
 
 
 def _number(value: str | None, name: str, kind: type[_N]) -> _N | None:

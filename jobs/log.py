@@ -113,9 +113,10 @@ def configure_logging(
     numeric_level = _level_number(level)
     out = stream if stream is not None else sys.stderr
     is_tty = _is_tty(out)
-    if fmt is not None and fmt not in FORMATS:
+    chosen = fmt.strip().lower() if fmt else None
+    if chosen is not None and chosen not in FORMATS:
         raise ValueError(f"log format must be one of {FORMATS}, not {fmt!r}")
-    use_json = fmt == "json" or (fmt is None and not is_tty)
+    use_json = chosen == "json" or (chosen is None and not is_tty)
     _SECRETS.add(secrets)
     _install_handler(out, numeric_level, _formatter(use_json, colors=is_tty))
     structlog.configure(

@@ -313,10 +313,10 @@ class PRReconciliationRule(BaseModel):
         return f"{self.metadata.namespace}/{self.metadata.name}"
 
     def spec_hash(self) -> str:
-        """A short, stable digest of the spec: changes whenever the rule's meaning changes."""
+        """Return a short, stable digest of the spec; it changes whenever the spec does."""
         canonical = json.dumps(self.spec.model_dump(mode="json"), sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
     def to_document(self) -> dict[str, Any]:
-        """The rule as a Kubernetes document (no status)."""
+        """Return the rule as a Kubernetes document (no status)."""
         return self.model_dump(mode="json", exclude={"status"}, exclude_none=True)

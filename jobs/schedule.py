@@ -80,5 +80,6 @@ def _approx_note(seconds: int, what: str) -> str:
 def minutes_between(schedule: Schedule) -> int:
     """A conservative estimate of the minutes between two passes (at least 1)."""
     first = croniter(schedule.cron, 0)
-    a, b = first.get_next(float), first.get_next(float)
+    a: float = first.get_next(float)
+    b: float = first.get_next(float)
     return max(1, math.floor((b - a) / 60))

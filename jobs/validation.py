@@ -101,7 +101,10 @@ def _template_findings(source: RuleSource, field: str, template: str) -> Iterato
         message = f"line {exc.lineno} of the template: not valid Jinja: {exc.message}"
         yield Finding(source, field, message, "error")
         return
+    first_use: dict[str, int] = {}
     for line, name in _unknown_variables(tree):
+        first_use[name] = min(line, first_use.get(name, line))
+    for name, line in sorted(first_use.items(), key=lambda item: (item[1], item[0])):
         message = (
             f"line {line} of the template: unknown variable {name!r}, rendering would fail"
             f"{_hint(name)}"
@@ -133,7 +136,10 @@ def _attribute_uses(tree: nodes.Template) -> Iterator[tuple[nodes.Getattr | node
 
 
 def _hint(name: str) -> str:
-    close = difflib.get_close_matches(name, VARIABLES, n=1)
+    """Suggest a known name at the same level (``pr.ciStatu`` -> ``pr.ciStatus``)."""
+    root, dot, _ = name.partition(".")
+    candidates = [v for v in VARIABLES if v.startswith(f"{root}.")] if dot else list(_KNOWN)
+    close = difflib.get_close_matches(name, candidates, n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 

@@ -19,7 +19,8 @@ contain ``/`` base64-encoded, as the Pushgateway expects.
 
 Pushing never raises because of the gateway (down, slow, answering an error): the result is a
 :class:`PushOutcome` for the caller to log. The gateway URL must carry no credentials.
-It must not read the clock, the environment, or the process-wide ``prometheus_client`` registry.
+It must not read the wall clock (``finished_at`` is passed in), the environment, or the
+process-wide ``prometheus_client`` registry: each push builds a fresh ``CollectorRegistry``.
 """
 
 from __future__ import annotations
@@ -180,7 +181,7 @@ def success_metric_families(summary: PassSummary) -> list[Metric]:
 def push_pass_metrics(
     gateway_url: str, summary: PassSummary, *, job: str = "ai-operator", timeout: float = 5.0
 ) -> PushOutcome:
-    """Push one pass's metrics; never raises for gateway trouble, and takes at most ``timeout``.
+    """Push one pass's metrics; never raises for gateway trouble; both requests share ``timeout``.
 
     First the pass group ``{job, rule}`` is replaced (PUT); then, for a successful pass only,
     the success group ``{job, rule, outcome="succeeded"}``. A failure of the first push skips

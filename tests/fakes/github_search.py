@@ -3,8 +3,9 @@
 ``parse_search(query)`` turns a search string into a ``PullRequestSearch`` (a predicate and an
 order) or raises ``SearchRejected`` with GitHub's message. Semantics follow GitHub: repeated
 ``label:`` qualifiers are AND, ``label:a,b`` is OR, ``-qualifier:`` excludes, repeated ``repo:``
-(``author:``, ``base:``, ...) are OR, unknown qualifiers are ignored. Explicit ``AND``/``OR``/``NOT``
-words only count towards GitHub's limit of five. This module must not know GraphQL or HTTP.
+(``author:``, ``base:``, ...) are OR, unknown qualifiers are ignored. Explicit ``AND``, ``OR``
+and ``NOT`` words only count towards GitHub's limit of five. This module must not know GraphQL
+or HTTP.
 """
 
 from __future__ import annotations
@@ -206,7 +207,11 @@ def _no(values: list[str]) -> Predicate | None:
 
 
 def _status(values: list[str]) -> Predicate | None:
-    states = {"success": {"SUCCESS"}, "failure": {"FAILURE", "ERROR"}, "pending": {"PENDING", "EXPECTED"}}
+    states = {
+        "success": {"SUCCESS"},
+        "failure": {"FAILURE", "ERROR"},
+        "pending": {"PENDING", "EXPECTED"},
+    }
     wanted: set[str] = set()
     for value in values:
         wanted |= states.get(value, set())

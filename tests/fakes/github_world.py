@@ -102,10 +102,6 @@ class FakePullRequest:
         if self.updated_at == NOT_SET:
             self.updated_at = self.created_at
 
-    def touch(self) -> None:
-        """Record a change now, like GitHub bumps ``updatedAt``."""
-        self.updated_at = max(utc_now(), self.updated_at)
-
 
 @dataclass
 class FakeLabel:
@@ -129,7 +125,9 @@ class FakeRepository:
         """The node id."""
         return repository_id(self.full_name)
 
-    def ensure_label(self, name: str, color: str = "ededed", description: str | None = None) -> FakeLabel:
+    def ensure_label(
+        self, name: str, color: str = "ededed", description: str | None = None
+    ) -> FakeLabel:
         """The label ``name``, created if missing."""
         key = name.lower()
         if key not in self.labels:
@@ -146,6 +144,20 @@ class GitHubWorld:
         self._repositories: dict[str, FakeRepository] = {}
         self._pull_requests: list[FakePullRequest] = []
         self._pushes = 0
+        self._clock = NOT_SET
+
+    def now(self) -> datetime:
+        """The world's clock: the current time, strictly later at every reading.
+
+        Creation and update times then order the way things happened (sorts stay deterministic).
+        """
+        with self.lock:
+            self._clock = max(utc_now(), self._clock + timedelta(microseconds=1))
+            return self._clock
+
+    def touch(self, pr: FakePullRequest) -> None:
+        """Record a change of ``pr`` now, like GitHub bumps ``updatedAt``."""
+        pr.updated_at = max(self.now(), pr.updated_at)
 
     @property
     def pull_requests(self) -> list[FakePullRequest]:
@@ -163,7 +175,7 @@ class GitHubWorld:
                 repository.ensure_label(label)
 
     def add_pull_request(self, repository: str, **facts: Any) -> FakePullRequest:
-        """Open a pull request in ``repository`` (created if missing); ``facts`` override defaults."""
+        """Open a pull request in ``repository`` (created if missing); ``facts`` set its fields."""
         with self.lock:
             self.add_repository(repository)
             repo = self.repository(repository)
@@ -171,10 +183,7 @@ class GitHubWorld:
             number = facts.pop("number", max(taken, default=0) + 1)
             if number in taken:
                 raise ValueError(f"{repo.full_name}#{number} already exists")
-            if "created_at" not in facts and self._pull_requests:
-                # Strictly increasing creation times keep "created ascending" deterministic.
-                latest = max(pr.created_at for pr in self._pull_requests)
-                facts["created_at"] = max(utc_now(), latest + timedelta(milliseconds=1))
+            facts.setdefault("created_at", self.now())
             pull_request = FakePullRequest(repository=repo.full_name, number=number, **facts)
             for name in pull_request.labels:
                 repo.ensure_label(name)
@@ -200,7 +209,7 @@ class GitHubWorld:
             pr = self.pull_request(repository, number)
             self._pushes += 1
             pr.head_oid = stable_digest("push", pr.head_oid, str(self._pushes))
-            pr.touch()
+            self.touch(pr)
             return pr.head_oid
 
     # Lookups used by the GraphQL resolvers.

@@ -1,7 +1,7 @@
-"""A fake LLM server on loopback speaking Anthropic's Messages and OpenAI's Chat Completions wire formats.
+"""A fake LLM server on loopback: Anthropic's Messages and OpenAI's Chat Completions wire formats.
 
-``POST /v1/messages`` answers like Anthropic (a ``tool_use`` block when a tool is forced, else a text
-block); ``POST /v1/chat/completions`` answers like OpenAI (the JSON answer as the message content).
+``POST /v1/messages`` answers like Anthropic (a ``tool_use`` block when a tool is forced, else a
+text block); ``POST /v1/chat/completions`` answers like OpenAI (the JSON answer as the content).
 Answers come from queued ``answer_next(...)`` items first, else from ``brain(request)`` (by default
 :func:`default_brain`, a tiny merge/close/wait/escalate policy over the PR facts in the prompt).
 ``fail_next``, ``delay_next`` and a wrong API key give each vendor's error bodies and statuses.
@@ -17,10 +17,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 Provider = Literal["anthropic", "openai"]
+_T = TypeVar("_T")
 _PATHS: dict[str, Provider] = {"/v1/messages": "anthropic", "/v1/chat/completions": "openai"}
 _AUTH_HEADERS = {"authorization", "x-api-key"}
 _PR_DATA = re.compile(r"<pull_request_data>\s*(?P<json>.*?)\s*</pull_request_data>", re.DOTALL)
@@ -85,7 +86,10 @@ def pull_request_facts(user: str) -> dict[str, Any] | None:
 
 
 def default_brain(request: LLMRequest) -> dict[str, Any]:
-    """Close on "[close]" in the title, wait on pending CI, merge green mergeable PRs, else escalate."""
+    """Decide like a cautious maintainer, within the schema's permitted actions.
+
+    "[close]" in the title: close; pending CI: wait; green and mergeable: merge; else escalate.
+    """
     facts = pull_request_facts(request.user)
     action, reason = _policy((facts or {}).get("pr"))
     permitted = request.permitted_actions
@@ -122,8 +126,7 @@ class FakeLLM:
         self._failures: list[tuple[int | None, float | None]] = []
         self._delays: list[float] = []
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self._server.fake = self  # type: ignore[attr-defined]
+        self._server = _Server(self)
         self._thread: threading.Thread | None = None
         port = self._server.server_address[1]
         self.anthropic_url = f"http://127.0.0.1:{port}"
@@ -169,31 +172,43 @@ class FakeLLM:
             self._delays.append(seconds)
 
     def handle(self, provider: Provider, body: dict[str, Any], headers: dict[str, str]) -> Reply:
-        """Answer one request: record, delay, check the key, fail or answer."""
+        """Answer one request: record, delay, check the key, then fail or answer."""
         request = _parse(provider, body, headers)
         with self._lock:
             self.requests.append(request)
-            delay = self._delays.pop(0) if self._delays else 0.0
-            failure = self._failures.pop(0) if self._failures else None
-            queued = self._answers.pop(0) if self._answers else None
-        time.sleep(delay)
+        delay = _pop(self._delays, self._lock)
+        time.sleep(delay or 0.0)
         presented = _presented_key(provider, headers)
         if presented != self.token:
             return _error(provider, 401, f"invalid API key: {presented}", None)
+        failure = _pop(self._failures, self._lock)
         if failure is not None:
             status = failure[0] or (529 if provider == "anthropic" else 500)
             return _error(provider, status, "the fake is failing on purpose", failure[1])
+        queued = _pop(self._answers, self._lock)
         answer = queued if queued is not None else self.brain(request)
         if provider == "anthropic":
             return 200, {}, _anthropic_reply(request, answer)
         return 200, {}, _openai_reply(request, answer)
 
 
+def _pop(queue: list[_T], lock: threading.Lock) -> _T | None:
+    with lock:
+        return queue.pop(0) if queue else None
+
+
+class _Server(ThreadingHTTPServer):
+    def __init__(self, fake: FakeLLM) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.fake = fake
+
+
 class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
+    server: _Server
 
     def do_POST(self) -> None:
-        fake: FakeLLM = self.server.fake  # type: ignore[attr-defined]
+        fake = self.server.fake
         provider = _PATHS.get(urlsplit(self.path).path)
         length = int(self.headers.get("content-length") or 0)
         body = json.loads(self.rfile.read(length) or b"{}")
@@ -216,7 +231,7 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (a timeout test)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's name
+    def log_message(self, format: str, *args: Any) -> None:
         """Keep test output quiet."""
 
 
@@ -280,7 +295,12 @@ def _error(provider: Provider, status: int, message: str, retry_after: float | N
 def _anthropic_reply(request: LLMRequest, answer: object) -> dict[str, Any]:
     tool = _forced_tool(request.body)
     if isinstance(answer, dict) and tool:
-        block: dict[str, Any] = {"type": "tool_use", "id": "toolu_fake", "name": tool, "input": answer}
+        block: dict[str, Any] = {
+            "type": "tool_use",
+            "id": "toolu_fake",
+            "name": tool,
+            "input": answer,
+        }
         stop = "tool_use"
     else:
         text, stop = _raw(answer, refusal="refusal", cut_off="max_tokens", done="end_turn")
@@ -308,7 +328,11 @@ def _openai_reply(request: LLMRequest, answer: object) -> dict[str, Any]:
         "created": int(time.time()),
         "model": request.model,
         "choices": [{"index": 0, "message": message, "finish_reason": finish}],
-        "usage": {"prompt_tokens": len(request.user) // 4, "completion_tokens": 40, "total_tokens": 0},
+        "usage": {
+            "prompt_tokens": len(request.user) // 4,
+            "completion_tokens": 40,
+            "total_tokens": 0,
+        },
     }
 
 

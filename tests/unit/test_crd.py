@@ -1,4 +1,4 @@
-"""The CRD: generated from the rule model, structural, in sync with crds/, compatible with the seed."""
+"""The CRD: generated from the model, structural, in sync with crds/, compatible with the seed."""
 
 from __future__ import annotations
 
@@ -124,9 +124,15 @@ def test_printer_columns_point_at_described_fields() -> None:
     columns = crd_document()["spec"]["versions"][0]["additionalPrinterColumns"]
     described = {f".{path}" for path, _ in walk(SCHEMA)} | {".metadata.creationTimestamp"}
     names = [column["name"] for column in columns]
-    assert {"Schedule", "Interval", "Actions", "DryRun", "Last Reconciled", "PR Count", "Age"} <= set(
-        names
-    )
+    assert {
+        "Schedule",
+        "Interval",
+        "Actions",
+        "DryRun",
+        "Last Reconciled",
+        "PR Count",
+        "Age",
+    } <= set(names)
     assert all(column["jsonPath"] in described for column in columns)
 
 

@@ -42,9 +42,7 @@ class OpenAIDecisionClient(CallCounter):
             max_retries=max_retries,
             timeout=config.timeout_seconds,
         )
-        self._cap_field = (
-            "max_completion_tokens" if _is_openai(self._sdk.base_url.host) else "max_tokens"
-        )
+        self._cap_field = answer_cap_field(self._sdk.base_url.host)
 
     def ask(self, system: str, user: str, schema: dict[str, Any]) -> dict[str, Any]:
         """Return the answer's JSON object; raise only :class:`AIError` subclasses."""
@@ -79,11 +77,12 @@ class OpenAIDecisionClient(CallCounter):
         return AIUnavailable(f"the OpenAI SDK failed: {type(exc).__name__}")
 
 
-def _is_openai(host: str) -> bool:
-    """Whether the host is OpenAI's own API (which wants ``max_completion_tokens``)."""
-    return any(
+def answer_cap_field(host: str) -> str:
+    """Name the token-cap field for a host: OpenAI's own API wants ``max_completion_tokens``."""
+    openai_host = any(
         host == name or (name.startswith(".") and host.endswith(name)) for name in _OPENAI_HOSTS
     )
+    return "max_completion_tokens" if openai_host else "max_tokens"
 
 
 def _answer(completion: ChatCompletion) -> dict[str, Any]:

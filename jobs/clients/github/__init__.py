@@ -1,0 +1,29 @@
+"""GitHub: the client that reads pull requests into snapshots and changes them, and its errors."""
+
+from jobs.clients.github.client import LABEL_COLOR, GitHubClient
+from jobs.clients.github.errors import (
+    GitHubAuthError,
+    GitHubError,
+    GitHubQueryError,
+    GitHubUnavailable,
+    LabelMissing,
+    MergeRejected,
+    RateLimited,
+)
+from jobs.clients.github.search_query import SearchQueryError, build_search_queries
+from jobs.clients.github.transport import GitHubStats
+
+__all__ = [
+    "LABEL_COLOR",
+    "GitHubAuthError",
+    "GitHubClient",
+    "GitHubError",
+    "GitHubQueryError",
+    "GitHubStats",
+    "GitHubUnavailable",
+    "LabelMissing",
+    "MergeRejected",
+    "RateLimited",
+    "SearchQueryError",
+    "build_search_queries",
+]

@@ -32,7 +32,7 @@ _PENDING_STATUS_STATES = frozenset({"PENDING", "EXPECTED"})
 
 
 def to_snapshot(pr: Any) -> PullRequestSnapshot:
-    """The snapshot of one pull request read with the ``PullRequestFacts`` fragment."""
+    """Map one pull request read with the ``PullRequestFacts`` fragment into a snapshot."""
     head_commit = pr.commits.nodes[0].commit if pr.commits.nodes else None
     rollup = head_commit.status_check_rollup if head_commit else None
     return PullRequestSnapshot(
@@ -67,7 +67,7 @@ def to_snapshot(pr: Any) -> PullRequestSnapshot:
 
 
 def author_login(actor: Any) -> str:
-    """The login as GitHub's UI shows it: a bot ``dependabot`` is ``dependabot[bot]``."""
+    """Spell a login as GitHub's UI does: a bot ``dependabot`` is ``dependabot[bot]``."""
     if not actor:
         return GHOST
     if actor.__typename__ == "Bot":
@@ -76,7 +76,7 @@ def author_login(actor: Any) -> str:
 
 
 def _check(context: Any) -> Check:
-    """A check run as it is; a commit status as COMPLETED with its state, or PENDING."""
+    """Keep a check run as it is; a commit status is COMPLETED with its state, or PENDING."""
     if context.__typename__ == "StatusContext":
         if context.state in _PENDING_STATUS_STATES:
             return Check(name=context.context, status="PENDING")

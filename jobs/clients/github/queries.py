@@ -27,7 +27,7 @@ COMMENTS_PER_PULL_REQUEST = 100
 
 
 def _pull_request_facts() -> Any:
-    """The fragment of every fact a pass reads about a pull request."""
+    """Select every fact a pass reads about a pull request, as one fragment."""
     pr = Fragment(schema.PullRequest, "PullRequestFacts")
     pr.__fields__(
         "id", "number", "title", "body", "url", "state", "is_draft", "created_at", "updated_at",
@@ -46,7 +46,7 @@ def _pull_request_facts() -> Any:
 
 
 def _select_rollup(commit: Any) -> None:
-    """The head commit's combined state and its check runs and commit statuses."""
+    """Select the head commit's combined state, check runs and commit statuses."""
     commit.oid()
     rollup = commit.status_check_rollup
     rollup.state()
@@ -92,7 +92,7 @@ def _pull_request_operation() -> Any:
 
 
 def _mutation(name: str, field: str, input_type: Any) -> tuple[Any, Any]:
-    """A mutation ``field(input: $input)``; returns the operation and its payload selector."""
+    """Build a mutation ``field(input: $input)``; return it and its payload selector."""
     op = Operation(schema.Mutation, name=name, variables={"input": non_null(input_type)})
     payload = getattr(op, field)(input=Variable("input"))
     return op, payload
@@ -140,12 +140,12 @@ CREATE_LABEL = _create_label_operation()
 
 
 def label_alias(index: int) -> str:
-    """The alias under which :func:`labels_operation` answers the ``index``-th name."""
+    """Name the alias under which :func:`labels_operation` answers the ``index``-th name."""
     return f"label{index}"
 
 
 def labels_operation(count: int) -> Any:
-    """The repository's id and ``count`` labels by name (``$name0``...), each under an alias."""
+    """Read the repository's id and ``count`` labels by name (``$name0``...), aliased."""
     variables: dict[str, Any] = {"owner": non_null(String), "name": non_null(String)}
     variables |= {f"name{i}": non_null(String) for i in range(count)}
     op = Operation(schema.Query, name="RepositoryLabels", variables=variables)
@@ -156,4 +156,3 @@ def labels_operation(count: int) -> Any:
         label.__fields__("id", "name")
     _select_rate_limit(op)
     return op
-

@@ -62,7 +62,7 @@ def _exclusion_terms(selector: Selector) -> list[str]:
 def _fitting_exclusions(
     required: list[str], exclusions: list[str], closing: list[str], widest_repo: str
 ) -> list[str]:
-    """The leading exclusions that still leave room for any one repository."""
+    """Keep the leading exclusions that still leave room for any one repository."""
     kept = list(exclusions)
     while kept and not _fits([*required, *kept, widest_repo, *closing], len(kept)):
         kept.pop()

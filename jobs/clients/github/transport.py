@@ -139,7 +139,7 @@ class GraphQLTransport:
     def execute(
         self, document: str, variables: Mapping[str, Any], *, idempotent: bool = True
     ) -> dict[str, Any]:
-        """The ``data`` of ``document`` run with ``variables``, after retries."""
+        """Run ``document`` with ``variables``; return the answer's ``data``, after retries."""
         body = json.dumps({"query": document, "variables": dict(variables)}).encode()
         attempt = 0
         while True:
@@ -156,7 +156,7 @@ class GraphQLTransport:
             self._sleep(wait)
 
     def _wait_for(self, retry: _Retry, attempt: int) -> float:
-        """The delay before the next attempt; RateLimited when a limit needs a longer wait."""
+        """Choose the delay before the next attempt; RateLimited when a limit needs longer."""
         delay = retry.delay * (2**attempt if retry.grows else 1)
         if isinstance(retry.error, RateLimited):
             if delay > self._policy.max_wait_seconds:
@@ -198,7 +198,7 @@ class GraphQLTransport:
             self.record_rate_limit(int(remaining), 0)
 
     def _http_error(self, status: int, headers: Message, payload: bytes) -> Exception:
-        """The error (or :class:`_Retry`) an HTTP error status means."""
+        """Translate an HTTP error status into an error (or :class:`_Retry`)."""
         if status in (403, 429) and _is_rate_limit(status, headers):
             return self._rate_limited(headers, f"GitHub rate limit hit (HTTP {status})")
         if status in (401, 403):
@@ -209,8 +209,7 @@ class GraphQLTransport:
         return GitHubQueryError(f"GitHub answered HTTP {status}: {_reason(payload)}")
 
     def _rate_limited(self, headers: Message, message: str) -> _Retry:
-        """A rate limit: wait ``retry-after``, else until ``x-ratelimit-reset``, else a minute
-        with backoff."""
+        """Wait ``retry-after``, else until ``x-ratelimit-reset``, else a minute with backoff."""
         retry_after = _number(headers.get("retry-after"))
         reset = _number(headers.get("x-ratelimit-reset"))
         if retry_after is not None:
@@ -228,14 +227,14 @@ class GraphQLTransport:
         )
 
     def _connection_error(self, exc: BaseException) -> _Retry:
-        """A failed connection; only a refused one surely never reached GitHub."""
+        """Retry a failed connection; only a refused one surely never reached GitHub."""
         reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
         refused = isinstance(reason, ConnectionRefusedError | socket.gaierror)
         error = GitHubUnavailable(f"GitHub could not be reached: {type(reason).__name__}")
         return self._backoff(error, surely_unprocessed=refused)
 
     def _data(self, headers: Message, payload: bytes) -> dict[str, Any]:
-        """The ``data`` of a 200 answer, or the error its ``errors`` mean."""
+        """Return the ``data`` of a 200 answer, or raise the error its ``errors`` mean."""
         try:
             answer = json.loads(payload)
         except ValueError as exc:
@@ -267,7 +266,7 @@ def _number(value: str | None) -> float | None:
 
 
 def _drain(exc: urllib.error.HTTPError) -> bytes:
-    """The error body; the response is closed either way."""
+    """Read the error body; close the response either way."""
     try:
         return exc.read()
     except OSError:

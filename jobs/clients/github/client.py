@@ -1,0 +1,216 @@
+"""The GitHub client: reads pull requests into snapshots and performs the few changes a pass makes.
+
+Reads: :meth:`GitHubClient.search_pull_requests` (one search per group of repositories, paginated)
+and :meth:`GitHubClient.pull_request` (fresh facts, one request). Changes: merge (guarded by the
+expected head commit), close, comment, labels. Mutations are serialized and paced, as GitHub asks
+of clients (no concurrent mutations; at most 80 content-creating requests a minute).
+
+Every call raises only the errors of :mod:`jobs.clients.github.errors`. No sgqlc type leaves this
+package: results become :class:`PullRequestSnapshot`, ids and ``None``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from pydantic import SecretStr
+
+from jobs.clients.github import queries
+from jobs.clients.github.errors import (
+    GitHubQueryError,
+    LabelMissing,
+    MergeRejected,
+)
+from jobs.clients.github.mapping import to_snapshot
+from jobs.clients.github.search_query import SearchQueryError, build_search_queries
+from jobs.clients.github.transport import GitHubStats, GraphQLTransport, TransportPolicy
+from jobs.model import MergeMethod, Selector
+from jobs.snapshot import PullRequestSnapshot
+
+LABEL_COLOR = "d93f0b"
+"""The color of labels this tool creates."""
+
+
+class GitHubClient:
+    """Typed access to GitHub's GraphQL API for one token."""
+
+    def __init__(
+        self,
+        url: str,
+        token: SecretStr,
+        *,
+        max_retries: int = 4,
+        backoff_seconds: float = 1.0,
+        max_wait_seconds: float = 60.0,
+        mutation_interval_seconds: float = 1.0,
+        timeout_seconds: float = 30.0,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        policy = TransportPolicy(max_retries, backoff_seconds, max_wait_seconds, timeout_seconds)
+        self._transport = GraphQLTransport(url, token, policy, sleep, clock)
+        self._mutation_interval = mutation_interval_seconds
+        self._mutation_lock = threading.Lock()
+        self._last_mutation: float | None = None
+        self._sleep = sleep
+        self._clock = clock
+
+    @property
+    def stats(self) -> GitHubStats:
+        """Requests, mutations, retries and rate-limit points spent so far."""
+        return self._transport.stats
+
+    # Reads
+
+    def search_pull_requests(
+        self, repositories: Sequence[str], selector: Selector, limit: int
+    ) -> list[PullRequestSnapshot]:
+        """Open pull requests of ``repositories`` that GitHub's search says match ``selector``.
+
+        At most ``limit``, oldest first per search, then sorted by repository and number. The
+        search index lags: callers re-check the selector on the snapshots.
+        """
+        try:
+            search_strings = build_search_queries(repositories, selector)
+        except SearchQueryError as exc:
+            raise GitHubQueryError(f"cannot search for the selector: {exc}") from exc
+        found: dict[str, PullRequestSnapshot] = {}
+        for search_string in search_strings:
+            if len(found) >= limit:
+                break
+            self._search_into(found, search_string, limit)
+        return sorted(found.values(), key=lambda pr: (pr.repository, pr.number))
+
+    def _search_into(self, found: dict[str, PullRequestSnapshot], query: str, limit: int) -> None:
+        """Add the results of one search string to ``found``, page by page, up to ``limit``."""
+        after: str | None = None
+        while len(found) < limit:
+            first = min(queries.PAGE_SIZE, limit - len(found))
+            variables = {"query": query, "first": first, "after": after}
+            search = self._query(queries.SEARCH_PULL_REQUESTS, variables).search
+            for node in search.nodes:
+                if node.__typename__ == "PullRequest" and len(found) < limit:
+                    found.setdefault(node.id, to_snapshot(node))
+            if not search.page_info.has_next_page:
+                return
+            after = search.page_info.end_cursor
+
+    def pull_request(self, repository: str, number: int) -> PullRequestSnapshot:
+        """Read the current facts of ``repository#number`` in one request."""
+        owner, name = _split(repository)
+        variables = {"owner": owner, "name": name, "number": number}
+        result = self._query(queries.PULL_REQUEST, variables)
+        if not result.repository or not result.repository.pull_request:
+            raise GitHubQueryError(f"{repository}#{number} was not found")
+        return to_snapshot(result.repository.pull_request)
+
+    def label_ids(
+        self, repository: str, names: Sequence[str], *, create_missing: bool
+    ) -> list[str]:
+        """Resolve labels ``names`` to ids (each once, in order), creating missing ones if allowed.
+
+        Raises :class:`LabelMissing` when labels are missing and ``create_missing`` is off.
+        """
+        unique = list(dict.fromkeys(names))
+        if not unique:
+            return []
+        owner, name = _split(repository)
+        variables = {"owner": owner, "name": name}
+        variables |= {f"name{i}": label for i, label in enumerate(unique)}
+        result = self._query(queries.labels_operation(len(unique)), variables)
+        if not result.repository:
+            raise GitHubQueryError(f"repository {repository} was not found")
+        found = [getattr(result.repository, queries.label_alias(i)) for i in range(len(unique))]
+        missing = [label for label, node in zip(unique, found, strict=True) if not node]
+        if missing and not create_missing:
+            raise LabelMissing(repository, missing)
+        return [
+            str(node.id) if node else self._create_label(result.repository.id, label)
+            for label, node in zip(unique, found, strict=True)
+        ]
+
+    # Changes
+
+    def merge_pull_request(
+        self,
+        pr_id: str,
+        expected_head_oid: str,
+        method: MergeMethod,
+        commit_headline: str | None = None,
+    ) -> None:
+        """Merge ``pr_id`` if its head is still ``expected_head_oid``; else MergeRejected."""
+        merge_input: dict[str, Any] = {
+            "pullRequestId": pr_id,
+            "expectedHeadOid": expected_head_oid,
+            "mergeMethod": method.value,
+        }
+        if commit_headline is not None:
+            merge_input["commitHeadline"] = commit_headline
+        try:
+            result = self._mutate(queries.MERGE_PULL_REQUEST, merge_input)
+        except GitHubQueryError as exc:
+            raise MergeRejected(f"GitHub refused to merge {pr_id}: {exc}", exc.errors) from exc
+        state = result.merge_pull_request.pull_request.state
+        if state != "MERGED":
+            raise MergeRejected(f"GitHub left {pr_id} {state} after merging")
+
+    def close_pull_request(self, pr_id: str) -> None:
+        """Close ``pr_id`` without merging."""
+        self._mutate(queries.CLOSE_PULL_REQUEST, {"pullRequestId": pr_id})
+
+    def add_comment(self, subject_id: str, body: str) -> None:
+        """Comment on ``subject_id``; never retried once GitHub may have received it."""
+        comment_input = {"subjectId": subject_id, "body": body}
+        self._mutate(queries.ADD_COMMENT, comment_input, idempotent=False)
+
+    def add_labels(self, labelable_id: str, label_ids: Sequence[str]) -> None:
+        """Add labels (by id) to a pull request or issue."""
+        labels_input = {"labelableId": labelable_id, "labelIds": list(label_ids)}
+        self._mutate(queries.ADD_LABELS, labels_input)
+
+    def _create_label(self, repository_id: str, name: str) -> str:
+        label_input = {"repositoryId": repository_id, "name": name, "color": LABEL_COLOR}
+        result = self._mutate(queries.CREATE_LABEL, label_input)
+        return str(result.create_label.label.id)
+
+    # Plumbing
+
+    def _query(self, operation: Any, variables: Mapping[str, Any]) -> Any:
+        """Run a query operation; the typed result. Rate-limit points are counted."""
+        data = self._transport.execute(str(operation), variables)
+        result = operation + {"data": data}
+        if result.rate_limit:
+            self._transport.record_rate_limit(result.rate_limit.remaining, result.rate_limit.cost)
+        return result
+
+    def _mutate(
+        self, operation: Any, mutation_input: Mapping[str, Any], *, idempotent: bool = True
+    ) -> Any:
+        """Run a mutation, one at a time and at least the mutation interval apart."""
+        with self._mutation_lock:
+            self._pace()
+            try:
+                data = self._transport.execute(
+                    str(operation), {"input": mutation_input}, idempotent=idempotent
+                )
+            finally:
+                self._last_mutation = self._clock()
+                self._transport.count(mutations=1)
+        return operation + {"data": data}
+
+    def _pace(self) -> None:
+        if self._last_mutation is None:
+            return
+        wait = self._mutation_interval - (self._clock() - self._last_mutation)
+        if wait > 0:
+            self._sleep(wait)
+
+
+def _split(repository: str) -> tuple[str, str]:
+    owner, _, name = repository.partition("/")
+    if not owner or not name:
+        raise GitHubQueryError(f"a repository is named owner/name, not {repository!r}")
+    return owner, name

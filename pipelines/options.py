@@ -1,0 +1,296 @@
+"""What a cluster admin chooses when compiling rules, and what every compiled pod gets.
+
+:class:`CompileOptions` holds the cluster's choices (image, namespace, Secret and ConfigMap names,
+limits); the functions below turn a rule and those options into the pieces both targets share:
+bounded resource names, labels and annotations, the environment (the rule travels base64-encoded
+in ``AI_OPERATOR_RULE``; tokens only as ``secretKeyRef``), security contexts, resources and the
+``/tmp`` volume. Everything is returned as Kubernetes-shaped dictionaries so that the Argo and the
+CronJob builders cannot drift apart.
+
+Errors: :class:`CompileError` (options that cannot work, or a manifest that fails its own checks);
+it is for the operator running ``compile``, never retryable.
+
+This module is pure: it reads no file, no environment variable and talks to no cluster. It never
+sees a token's value, only the names of the Secret keys that hold them.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from jobs.model import PRReconciliationRule
+
+Target = Literal["argo", "cronjob"]
+
+RULE_ENV = "AI_OPERATOR_RULE"
+"""The variable that carries the rule document (same name as :data:`jobs.steps.RULE_ENV`)."""
+
+GITHUB_TOKEN_ENV = "GITHUB_TOKEN"
+AI_TOKEN_ENV = "AI_TOKEN"
+TOKEN_SECRET_KEYS = {GITHUB_TOKEN_ENV: "github-token", AI_TOKEN_ENV: "ai-token"}
+
+APP_NAME = "ai-operator"
+RULE_LABEL = "aioperator.io/rule"
+RULE_ANNOTATION = "aioperator.io/rule"
+SPEC_HASH_ANNOTATION = "aioperator.io/spec-hash"
+SCHEDULE_NOTE_ANNOTATION = "aioperator.io/schedule-note"
+
+TMP_VOLUME = "tmp"
+TMP_PATH = "/tmp"  # noqa: S108 - an emptyDir of the pod's own, not the node's /tmp
+
+MAX_CRON_NAME = 52  # Argo's CronWorkflow and Kubernetes' CronJob name limit
+MAX_LABEL_VALUE = 63
+MAX_CONFIG_MAP_NAME = 63
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_NOT_NAME_CHAR = re.compile(r"[^a-z0-9-]+")
+_HASH_CHARS = 8
+
+
+class CompileError(Exception):
+    """Options that cannot work, or a compiled manifest that failed its checks; says which."""
+
+
+@dataclass(frozen=True)
+class CompileOptions:
+    """The cluster's choices; every default matches the Helm chart's names."""
+
+    image: str = "ghcr.io/ai-operator/ai-operator:0.1.0"
+    image_pull_policy: str | None = None
+    namespace: str | None = None
+    """Namespace of the compiled objects; default: the rule's namespace."""
+    service_account: str = "ai-operator-workflow"
+    secret_name: str = "ai-operator-secrets"
+    """Secret with keys ``github-token`` and ``ai-token``."""
+    config_map: str | None = "ai-operator-config"
+    """Optional ConfigMap loaded with ``envFrom`` (GITHUB_GRAPHQL_URL, AI_ENDPOINT, ...)."""
+    parallelism: int = 5
+    """Decide pods running at once for one rule's run."""
+    token_semaphore: str | None = "ai-operator-sync/github-token"
+    """``configmap/key`` of an Argo semaphore shared by rules acting with the same GitHub token."""
+    memo_max_age: str = "24h"
+    timezone: str | None = None
+    """Timezone of rules that name none (default: the controller's, usually UTC)."""
+    starting_deadline_seconds: int = 60
+    successful_history_limit: int = 3
+    failed_history_limit: int = 3
+    active_deadline_seconds: int = 1800
+    ttl_seconds_after_success: int = 3600
+    ttl_seconds_after_failure: int = 86400
+    decide_retry_limit: int = 3
+    retry_backoff: str = "15s"
+    retry_backoff_max: str = "2m"
+    job_backoff_limit: int = 2
+    """CronJob only: pod retries, spent only on exit code 75 (a transient failure)."""
+    cpu_request: str = "50m"
+    memory_request: str = "128Mi"
+    cpu_limit: str | None = None
+    memory_limit: str | None = "512Mi"
+    tmp_size_limit: str = "64Mi"
+    run_as_user: int = 65532
+
+    def __post_init__(self) -> None:
+        problems = _option_problems(self)
+        if problems:
+            raise CompileError("invalid compile options: " + "; ".join(problems))
+
+    @property
+    def semaphore_ref(self) -> tuple[str, str] | None:
+        """The token semaphore as (ConfigMap name, key), or None."""
+        if self.token_semaphore is None:
+            return None
+        name, _, key = self.token_semaphore.partition("/")
+        return name, key
+
+
+def _option_problems(options: CompileOptions) -> list[str]:
+    problems = [
+        f"{name} must be positive, not {value}"
+        for name, value in (
+            ("parallelism", options.parallelism),
+            ("active_deadline_seconds", options.active_deadline_seconds),
+            ("starting_deadline_seconds", options.starting_deadline_seconds),
+        )
+        if value < 1
+    ]
+    problems += [
+        f"{name} must not be negative, not {value}"
+        for name, value in (
+            ("successful_history_limit", options.successful_history_limit),
+            ("failed_history_limit", options.failed_history_limit),
+            ("decide_retry_limit", options.decide_retry_limit),
+            ("job_backoff_limit", options.job_backoff_limit),
+            ("ttl_seconds_after_success", options.ttl_seconds_after_success),
+            ("ttl_seconds_after_failure", options.ttl_seconds_after_failure),
+        )
+        if value < 0
+    ]
+    if options.token_semaphore is not None:
+        name, slash, key = options.token_semaphore.partition("/")
+        if not (slash and _DNS_LABEL.match(name) and re.fullmatch(r"[-._a-zA-Z0-9]+", key)):
+            problems.append(
+                f"token_semaphore must be 'configmap/key', not {options.token_semaphore!r}"
+            )
+    return problems
+
+
+@dataclass(frozen=True)
+class CompiledManifest:
+    """One compiled object: the rule it comes from, what it is, and notes for people."""
+
+    rule: str
+    """The rule's ``namespace/name``."""
+    kind: str
+    name: str
+    document: dict[str, Any] = field(compare=False)
+    notes: tuple[str, ...] = ()
+
+
+# --- names -----------------------------------------------------------------------------------
+
+
+def bounded_name(name: str, limit: int, prefix: str = "") -> str:
+    """``prefix + name`` as a DNS label of at most ``limit`` characters.
+
+    A name that must change (too long, or with dots) keeps its start and gains a short hash of
+    the whole, so two long rule names that share a start never collide.
+    """
+    wanted = prefix + name
+    if len(wanted) <= limit and _DNS_LABEL.match(wanted):
+        return wanted
+    digest = hashlib.sha256(wanted.encode()).hexdigest()[:_HASH_CHARS]
+    cleaned = _NOT_NAME_CHAR.sub("-", wanted.lower())
+    head = cleaned[: limit - _HASH_CHARS - 1].strip("-")
+    return f"{head}-{digest}" if head else digest
+
+
+def object_name(rule: PRReconciliationRule) -> str:
+    """The CronWorkflow's or CronJob's name."""
+    return bounded_name(rule.metadata.name, MAX_CRON_NAME)
+
+
+def memo_config_map(rule: PRReconciliationRule) -> str:
+    """The ConfigMap that caches a rule's decisions."""
+    return bounded_name(rule.metadata.name, MAX_CONFIG_MAP_NAME, prefix=f"{APP_NAME}-memo-")
+
+
+def label_value(rule: PRReconciliationRule) -> str:
+    """The rule's name as a label value (which allows at most 63 characters)."""
+    name = rule.metadata.name
+    return name if len(name) <= MAX_LABEL_VALUE else bounded_name(name, MAX_LABEL_VALUE)
+
+
+def target_namespace(rule: PRReconciliationRule, options: CompileOptions) -> str:
+    """Where the compiled object lives."""
+    return options.namespace or rule.metadata.namespace
+
+
+# --- metadata --------------------------------------------------------------------------------
+
+
+def labels(rule: PRReconciliationRule) -> dict[str, str]:
+    """Labels of the compiled object, of each run it creates and of each pod."""
+    return {
+        "app.kubernetes.io/name": APP_NAME,
+        "app.kubernetes.io/component": "reconciliation",
+        "app.kubernetes.io/managed-by": APP_NAME,
+        "app.kubernetes.io/part-of": APP_NAME,
+        RULE_LABEL: label_value(rule),
+    }
+
+
+def annotations(rule: PRReconciliationRule, note: str | None) -> dict[str, str]:
+    """The rule's full name and spec hash, and the schedule note when there is one."""
+    result = {RULE_ANNOTATION: rule.qualified_name, SPEC_HASH_ANNOTATION: rule.spec_hash()}
+    if note:
+        result[SCHEDULE_NOTE_ANNOTATION] = note
+    return result
+
+
+# --- pod conventions -------------------------------------------------------------------------
+
+
+def encode_rule(rule: PRReconciliationRule) -> str:
+    """The value of ``AI_OPERATOR_RULE``: base64 of the rule document's compact JSON.
+
+    Same format as :func:`jobs.steps.encode_rule` (a test keeps them equal); encoded so that no
+    ``{{...}}`` of the rule's instruction is ever seen by Argo as one of its tags.
+    """
+    document = json.dumps(rule.to_document(), sort_keys=True, separators=(",", ":"))
+    return base64.b64encode(document.encode()).decode()
+
+
+def environment(
+    rule: PRReconciliationRule, options: CompileOptions, tokens: Sequence[str]
+) -> list[dict[str, Any]]:
+    """The container's ``env``: the rule, JSON logs, and the named tokens from the Secret."""
+    env: list[dict[str, Any]] = [
+        {"name": RULE_ENV, "value": encode_rule(rule)},
+        {"name": "LOG_FORMAT", "value": "json"},
+    ]
+    env += [
+        {
+            "name": token,
+            "valueFrom": {
+                "secretKeyRef": {"name": options.secret_name, "key": TOKEN_SECRET_KEYS[token]}
+            },
+        }
+        for token in tokens
+    ]
+    return env
+
+
+def environment_from(options: CompileOptions) -> list[dict[str, Any]]:
+    """The container's ``envFrom``: the optional shared ConfigMap."""
+    if options.config_map is None:
+        return []
+    return [{"configMapRef": {"name": options.config_map, "optional": True}}]
+
+
+def pod_security_context(options: CompileOptions) -> dict[str, Any]:
+    """Non-root, fixed ids, the runtime's default seccomp profile."""
+    uid = options.run_as_user
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": uid,
+        "runAsGroup": uid,
+        "fsGroup": uid,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def container_security_context() -> dict[str, Any]:
+    """A read-only root, no privilege escalation, no capabilities."""
+    return {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+
+
+def resources(options: CompileOptions) -> dict[str, dict[str, str]]:
+    """The container's requests and limits."""
+    limits = {
+        key: value
+        for key, value in (("cpu", options.cpu_limit), ("memory", options.memory_limit))
+        if value is not None
+    }
+    result = {"requests": {"cpu": options.cpu_request, "memory": options.memory_request}}
+    return result | ({"limits": limits} if limits else {})
+
+
+def tmp_volume(options: CompileOptions) -> dict[str, Any]:
+    """The writable ``/tmp`` the read-only root needs (outputs are written there)."""
+    return {"name": TMP_VOLUME, "emptyDir": {"sizeLimit": options.tmp_size_limit}}
+
+
+def tmp_mount() -> dict[str, str]:
+    """Where :func:`tmp_volume` is mounted."""
+    return {"name": TMP_VOLUME, "mountPath": TMP_PATH}

@@ -1,0 +1,86 @@
+"""Shared fixtures: the fake GitHub (real schema), the fake model server, and the CLI runner."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.fakes.github import FakeGitHub, GitHubWorld
+from tests.fakes.llm import FakeLLM
+
+ROOT = Path(__file__).resolve().parents[1]
+GITHUB_TOKEN = "ghp-test-token-0123456789"
+AI_TOKEN = "sk-ant-test-token-0123456789"
+
+
+@pytest.fixture
+def world() -> GitHubWorld:
+    return GitHubWorld()
+
+
+@pytest.fixture
+def github(world: GitHubWorld) -> Iterator[FakeGitHub]:
+    with FakeGitHub(world, token=GITHUB_TOKEN) as server:
+        yield server
+    assert server.invalid_documents == [], "the product sent documents GitHub's schema rejects"
+
+
+@pytest.fixture
+def llm() -> Iterator[FakeLLM]:
+    with FakeLLM(token=AI_TOKEN) as server:
+        yield server
+
+
+@dataclass
+class CliResult:
+    code: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+    def rows(self) -> dict[int, dict[str, Any]]:
+        return {row["number"]: row for row in self.json()["results"]}
+
+
+def cli_env(github: FakeGitHub, llm: FakeLLM, provider: str = "anthropic", **extra: str) -> dict[str, str]:
+    """A clean environment pointing the product at the fakes (no variable of the host leaks in)."""
+    endpoint = llm.anthropic_url if provider == "anthropic" else llm.openai_url
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": os.environ.get("HOME", "/tmp"),
+        "PYTHONPATH": str(ROOT),
+        "GITHUB_TOKEN": GITHUB_TOKEN,
+        "GITHUB_GRAPHQL_URL": github.url,
+        "GITHUB_MUTATION_INTERVAL_SECONDS": "0",
+        "AI_TOKEN": AI_TOKEN,
+        "AI_ENDPOINT": endpoint,
+        "AI_PROVIDER": provider,
+        "AI_MODEL": "claude-sonnet-4-5" if provider == "anthropic" else "gpt-4.1-mini",
+        "LOG_FORMAT": "json",
+    }
+    env.update(extra)
+    return env
+
+
+def run_cli(args: list[str], env: Mapping[str, str], timeout: float = 60) -> CliResult:
+    """Run ``ai-operator ARGS`` as a subprocess, as a user would."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipelines", *args],
+        env=dict(env),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    return CliResult(proc.returncode, proc.stdout, proc.stderr)

@@ -1,0 +1,364 @@
+"""A fake GitHub GraphQL API on 127.0.0.1 that executes GitHub's real schema over a test world.
+
+    with FakeGitHub(world) as github:          # world: GitHubWorld, built by the test
+        client = make_client(github.url, token="ghp-test-token")
+        ...
+        assert github.mutations == ["addComment"]
+        assert not github.invalid_documents
+
+Every document is validated against GitHub's pinned schema; an invalid one is answered like GitHub
+(HTTP 200, ``{"errors": [...]}``) and recorded in ``invalid_documents``. Faults are queued and
+served in order to the next requests: ``fail_next`` (5xx), ``rate_limit_next`` (primary or
+secondary limit), ``drop_next`` (connection closed without an answer). Authentication accepts
+``bearer``/``token`` with the configured token, else 401 "Bad credentials". Recorded requests never
+hold the token. This module is the HTTP face only: the world lives in ``github_world``, the schema
+execution in ``github_graphql``, the search syntax in ``github_search``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any, Literal, cast
+
+from tests.fakes.github_graphql import (
+    GitHubGraph,
+    GraphQLAnswer,
+    RateLimitBudget,
+    answer,
+    operation_facts,
+)
+from tests.fakes.github_world import FakeCheck, FakeComment, FakePullRequest, GitHubWorld
+
+__all__ = [
+    "FakeCheck",
+    "FakeComment",
+    "FakeGitHub",
+    "FakePullRequest",
+    "GitHubWorld",
+    "RecordedRequest",
+]
+
+GRAPHQL_PATHS = ("/graphql", "/api/graphql")
+DOCS = "https://docs.github.com/graphql"
+SECONDARY_LIMIT_MESSAGE = (
+    "You have exceeded a secondary rate limit. Please wait a few minutes before you try again. "
+    "If you reach out to GitHub Support for help, please include the request ID {request_id}."
+)
+PRIMARY_LIMIT_MESSAGE = "API rate limit exceeded for user ID 1."
+SERVER_ERROR_MESSAGE = (
+    "Something went wrong while executing your query. This may be the result of a timeout, or it "
+    "could be a GitHub bug. Please include `{request_id}` when reporting this issue."
+)
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request the fake received (``status`` 0 when the connection was dropped)."""
+
+    operation_name: str | None
+    query: str
+    variables: dict[str, Any]
+    status: int
+    is_mutation: bool = False
+    mutation_fields: tuple[str, ...] = ()
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    fault: Literal["fail", "rate_limit", "drop"] | None = None
+
+
+@dataclass(frozen=True)
+class _Fault:
+    kind: Literal["fail", "rate_limit", "drop"]
+    status: int = 0
+    retry_after: int | None = None
+    reset_in: int | None = None
+
+
+@dataclass
+class _Response:
+    status: int
+    body: dict[str, Any] | None  # None: drop the connection
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class FakeGitHub:
+    """GitHub's GraphQL endpoint over ``world``; start with ``with`` or ``start()``/``stop()``."""
+
+    def __init__(self, world: GitHubWorld | None = None, token: str = "ghp-test-token") -> None:
+        self.world = world if world is not None else GitHubWorld()
+        self.requests: list[RecordedRequest] = []
+        self.mutations: list[str] = []
+        self.invalid_documents: list[str] = []
+        self.unexpected_errors: list[dict[str, Any]] = []  # errors the fake itself caused
+        self.budget = RateLimitBudget()
+        self._token = token
+        self._faults: deque[_Fault] = deque()
+        self._lock = threading.Lock()
+        self._request_count = 0
+        self._graph = GitHubGraph(self.world, self.budget, self.mutations.append)
+        self._server: _GitHubServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # Lifecycle.
+
+    def start(self) -> FakeGitHub:
+        """Listen on a free port of 127.0.0.1."""
+        if self._server is None:
+            self._server = _GitHubServer(self)
+            self._thread = threading.Thread(
+                target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+            )
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop listening and close open connections."""
+        server, thread = self._server, self._thread
+        self._server = self._thread = None
+        if server is None or thread is None:
+            return
+        server.shutdown()
+        server.close_connections()
+        server.server_close()
+        thread.join(timeout=5)
+
+    def __enter__(self) -> FakeGitHub:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        """The GraphQL endpoint, ``http://127.0.0.1:PORT/graphql``."""
+        if self._server is None:
+            raise RuntimeError("FakeGitHub is not started")
+        return f"http://127.0.0.1:{self._server.server_address[1]}/graphql"
+
+    # Faults and counters.
+
+    def fail_next(self, count: int = 1, status: int = 502) -> None:
+        """Answer the next ``count`` requests with ``status`` (5xx) and a GitHub-like body."""
+        self._queue(count, _Fault("fail", status))
+
+    def rate_limit_next(
+        self,
+        count: int = 1,
+        retry_after: int | None = 1,
+        reset_in: int | None = None,
+        status: int = 403,
+    ) -> None:
+        """Rate-limit the next ``count`` requests.
+
+        With ``reset_in`` the primary limit is exhausted (``x-ratelimit-remaining: 0`` and
+        ``x-ratelimit-reset``), else it is a secondary limit; ``retry-after`` is sent unless None.
+        """
+        self._queue(count, _Fault("rate_limit", status, retry_after, reset_in))
+
+    def drop_next(self, count: int = 1) -> None:
+        """Close the connection of the next ``count`` requests without answering."""
+        self._queue(count, _Fault("drop"))
+
+    def reset_counters(self) -> None:
+        """Forget recorded requests, mutations, invalid documents and spent rate limit."""
+        with self._lock:
+            self.requests.clear()
+            self.mutations.clear()
+            self.invalid_documents.clear()
+            self.unexpected_errors.clear()
+            self.budget.used = 0
+
+    def _queue(self, count: int, fault: _Fault) -> None:
+        with self._lock:
+            self._faults.extend([fault] * count)
+
+    # Requests.
+
+    def handle(self, path: str, authorization: str | None, raw_body: bytes) -> _Response:
+        """Answer one POST as GitHub would, and record it."""
+        payload = _decode(raw_body)
+        if path.split("?", maxsplit=1)[0] not in GRAPHQL_PATHS:
+            return _Response(404, {"message": "Not Found", "documentation_url": DOCS})
+        with self._lock:
+            fault = self._faults.popleft() if self._faults else None
+            self._request_count += 1
+            request_id = f"F4KE:{self._request_count:06X}"
+        if fault is not None:
+            response = self._fault_response(fault, request_id)
+        elif not self._authorized(authorization):
+            response = _Response(
+                401, {"message": "Bad credentials", "documentation_url": DOCS, "status": "401"}
+            )
+        elif payload is None:
+            response = _Response(
+                400, {"message": "Problems parsing JSON", "documentation_url": DOCS}
+            )
+        else:
+            return self._execute(payload, request_id)
+        self._record(payload or {}, response, None, fault)
+        return response
+
+    def _execute(self, payload: dict[str, Any], request_id: str) -> _Response:
+        with self.world.lock:
+            self.budget.spend()
+            result = answer(self._graph, payload)
+        response = _Response(200, result.body, {"x-github-request-id": request_id})
+        self._record(payload, response, result, None)
+        return response
+
+    def _authorized(self, authorization: str | None) -> bool:
+        scheme, _, token = (authorization or "").strip().partition(" ")
+        return scheme.lower() in ("bearer", "token") and token.strip() == self._token
+
+    def _fault_response(self, fault: _Fault, request_id: str) -> _Response:
+        if fault.kind == "drop":
+            return _Response(0, None)
+        if fault.kind == "fail":
+            message = SERVER_ERROR_MESSAGE.format(request_id=request_id)
+            return _Response(fault.status, {"data": None, "errors": [{"message": message}]})
+        return self._rate_limited(fault, request_id)
+
+    def _rate_limited(self, fault: _Fault, request_id: str) -> _Response:
+        headers = self.budget.headers()
+        if fault.retry_after is not None:
+            headers["retry-after"] = str(fault.retry_after)
+        if fault.reset_in is not None:
+            headers["x-ratelimit-remaining"] = "0"
+            headers["x-ratelimit-used"] = str(self.budget.limit)
+            headers["x-ratelimit-reset"] = str(int(time.time()) + fault.reset_in)
+            message, anchor = PRIMARY_LIMIT_MESSAGE, "#primary-rate-limit"
+        else:
+            message, anchor = (
+                SECONDARY_LIMIT_MESSAGE.format(request_id=request_id),
+                "#secondary-rate-limits",
+            )
+        if fault.status == 200:
+            body: dict[str, Any] = {"errors": [{"type": "RATE_LIMITED", "message": message}]}
+        else:
+            docs = f"{DOCS}/overview/rate-limits-and-node-limits-for-the-graphql-api{anchor}"
+            body = {"message": message, "documentation_url": docs}
+        return _Response(fault.status, body, headers)
+
+    def _record(
+        self,
+        payload: dict[str, Any],
+        response: _Response,
+        result: GraphQLAnswer | None,
+        fault: _Fault | None,
+    ) -> None:
+        query = payload.get("query")
+        query = query if isinstance(query, str) else ""
+        operation_name = payload.get("operationName")
+        facts = operation_facts(query, operation_name if isinstance(operation_name, str) else None)
+        variables = payload.get("variables")
+        recorded = RecordedRequest(
+            operation_name=facts.name,
+            query=query,
+            variables=dict(variables) if isinstance(variables, dict) else {},
+            status=response.status,
+            is_mutation=facts.is_mutation,
+            mutation_fields=facts.mutation_fields,
+            errors=result.errors if result else [],
+            fault=fault.kind if fault else None,
+        )
+        with self._lock:
+            self.requests.append(recorded)
+            if result is not None and result.invalid:
+                self.invalid_documents.append(query)
+            if result is not None:
+                self.unexpected_errors.extend(result.unexpected_errors)
+
+    def response_headers(self) -> dict[str, str]:
+        """Headers GitHub sends with every API answer."""
+        return {
+            "content-type": "application/json; charset=utf-8",
+            "x-github-media-type": "github.v4; format=json",
+            "x-oauth-scopes": "repo",
+            **self.budget.headers(),
+        }
+
+
+def _decode(raw_body: bytes) -> dict[str, Any] | None:
+    try:
+        payload = json.loads(raw_body or b"null")
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return payload if isinstance(payload, dict) else None
+
+
+class _GitHubServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, fake: FakeGitHub) -> None:
+        super().__init__(("127.0.0.1", 0), _GitHubHandler)
+        self.fake = fake
+        self.connections: set[socket.socket] = set()
+        self.connections_lock = threading.Lock()
+
+    def close_connections(self) -> None:
+        with self.connections_lock:
+            connections = list(self.connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+
+
+class _GitHubHandler(BaseHTTPRequestHandler):
+    server_version = "GitHub.com"
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # else each answer stalls ~40 ms (Nagle + delayed ACK)
+
+    def version_string(self) -> str:
+        return self.server_version
+
+    @property
+    def github(self) -> _GitHubServer:
+        return cast(_GitHubServer, self.server)
+
+    def setup(self) -> None:
+        super().setup()
+        with self.github.connections_lock:
+            self.github.connections.add(self.connection)
+
+    def finish(self) -> None:
+        with self.github.connections_lock:
+            self.github.connections.discard(self.connection)
+        super().finish()
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("content-length") or 0)
+        raw_body = self.rfile.read(length) if length > 0 else b""
+        fake = self.github.fake
+        response = fake.handle(self.path, self.headers.get("authorization"), raw_body)
+        if response.body is None:
+            self.close_connection = True
+            return
+        self._send(response.status, response.body, {**fake.response_headers(), **response.headers})
+
+    def do_GET(self) -> None:
+        self._send(404, {"message": "Not Found", "documentation_url": DOCS}, {})
+
+    def _send(self, status: int, body: dict[str, Any], headers: dict[str, str]) -> None:
+        encoded = json.dumps(body).encode()
+        self.send_response(status)
+        headers.setdefault("content-type", "application/json; charset=utf-8")
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("content-length", str(len(encoded)))
+        self.end_headers()
+        self.wfile.write(encoded)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Stay quiet: tests read ``FakeGitHub.requests`` instead."""

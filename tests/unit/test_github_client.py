@@ -1,0 +1,440 @@
+"""The GitHub client against a fake GitHub that executes GitHub's real GraphQL schema."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from jobs.clients.github import (
+    GitHubAuthError,
+    GitHubClient,
+    GitHubQueryError,
+    GitHubUnavailable,
+    LabelMissing,
+    MergeRejected,
+    RateLimited,
+)
+from jobs.markers import make_marker, render_marker
+from jobs.model import LabelSelector, MergeMethod, Selector
+from jobs.snapshot import Check, CiStatus, Mergeable, Review
+from tests.fakes.github import FakeCheck, FakeComment, FakeGitHub, GitHubWorld
+
+TOKEN = "ghp-test-token"
+
+
+class RecordedSleep:
+    """An injected ``sleep`` that records each wait instead of sleeping."""
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+
+
+@pytest.fixture
+def world() -> GitHubWorld:
+    return GitHubWorld()
+
+
+@pytest.fixture
+def github(world: GitHubWorld) -> Iterator[FakeGitHub]:
+    with FakeGitHub(world, token=TOKEN) as gh:
+        yield gh
+
+
+@pytest.fixture(autouse=True)
+def _documents_follow_githubs_schema(github: FakeGitHub) -> Iterator[None]:
+    """Every document the client sent is valid against GitHub's schema."""
+    yield
+    assert github.invalid_documents == []
+
+
+@pytest.fixture
+def sleep() -> RecordedSleep:
+    return RecordedSleep()
+
+
+@pytest.fixture
+def client(github: FakeGitHub, sleep: RecordedSleep) -> GitHubClient:
+    return make_client(github, sleep)
+
+
+def make_client(github: FakeGitHub, sleep: RecordedSleep, **overrides: Any) -> GitHubClient:
+    options: dict[str, Any] = {"sleep": sleep, "backoff_seconds": 0.5, **overrides}
+    token = SecretStr(options.pop("token", TOKEN))
+    return GitHubClient(github.url, token, **options)
+
+
+def selector(**fields: Any) -> Selector:
+    labels = LabelSelector(include=fields.pop("include", []), exclude=fields.pop("exclude", []))
+    return Selector(labels=labels, **fields)
+
+
+def found(snapshots: list[Any]) -> list[str]:
+    return [pr.display for pr in snapshots]
+
+
+# Reads
+
+
+def test_search_combines_labels_across_repositories(
+    world: GitHubWorld, client: GitHubClient
+) -> None:
+    """Included labels are all required, excluded ones rule a PR out, repositories add up."""
+    world.add_pull_request("acme/app", labels=["auto-merge", "deps"])
+    world.add_pull_request("acme/app", labels=["auto-merge"])
+    world.add_pull_request("acme/app", labels=["auto-merge", "deps", "hold"])
+    world.add_pull_request("acme/api", labels=["deps", "auto-merge"])
+    world.add_pull_request("acme/other", labels=["auto-merge", "deps"])
+    rule_selector = selector(include=["auto-merge", "deps"], exclude=["hold"])
+
+    result = client.search_pull_requests(["acme/app", "acme/api"], rule_selector, limit=100)
+
+    assert found(result) == ["acme/api#1", "acme/app#1"]
+
+
+def test_search_finds_bot_authors(world: GitHubWorld, client: GitHubClient) -> None:
+    """A bot selected as name[bot] is found and reported with GitHub's UI spelling."""
+    world.add_pull_request("acme/app", author="dependabot[bot]")
+    world.add_pull_request("acme/app", author="octocat")
+
+    result = client.search_pull_requests(["acme/app"], selector(author="dependabot[bot]"), 10)
+
+    assert [(pr.display, pr.author) for pr in result] == [("acme/app#1", "dependabot[bot]")]
+
+
+def test_search_paginates_up_to_the_limit(
+    world: GitHubWorld, github: FakeGitHub, client: GitHubClient
+) -> None:
+    """Pages are followed until the limit; the oldest pull requests come first."""
+    for _ in range(70):
+        world.add_pull_request("acme/app")
+
+    result = client.search_pull_requests(["acme/app"], selector(), limit=60)
+
+    assert [pr.number for pr in result] == list(range(1, 61))
+    assert len(github.requests) == 2
+
+
+def test_search_spreads_many_repositories_over_queries(
+    world: GitHubWorld, github: FakeGitHub, client: GitHubClient
+) -> None:
+    """More repositories than one query may OR are searched in several queries."""
+    repositories = [f"acme/r{i}" for i in range(8)]
+    for repository in repositories:
+        world.add_pull_request(repository)
+
+    result = client.search_pull_requests(repositories, selector(), limit=100)
+
+    assert found(result) == [f"{repository}#1" for repository in repositories]
+    assert len(github.requests) == 2
+
+
+def test_search_without_repositories_asks_nothing(
+    github: FakeGitHub, client: GitHubClient
+) -> None:
+    """No repository, no request: a search never spans all of GitHub."""
+    assert client.search_pull_requests([], selector(), limit=10) == []
+    assert github.requests == []
+
+
+def test_pull_request_reads_every_fact(world: GitHubWorld, client: GitHubClient) -> None:
+    """One request returns the snapshot with checks, reviews, labels and comment markers."""
+    marker = make_marker("default/deps", "escalate", "abc")
+    pr = world.add_pull_request(
+        "acme/app",
+        title="Bump lodash",
+        body="Bumps lodash.",
+        labels=["deps"],
+        checks=[
+            FakeCheck("build", conclusion="SUCCESS"),
+            FakeCheck("lint", conclusion=None, status="IN_PROGRESS"),
+            FakeCheck("ci/legacy", conclusion="FAILURE", kind="status"),
+        ],
+        rollup_state="PENDING",
+        reviews=[("alice", "APPROVED")],
+        review_decision="APPROVED",
+        comments=[FakeComment("ai-operator-bot", f"Escalated.\n{render_marker(marker)}")],
+        is_draft=True,
+        additions=3,
+        deletions=2,
+        changed_files=1,
+    )
+
+    snapshot = client.pull_request("acme/app", pr.number)
+
+    assert snapshot.id == pr.id
+    assert (snapshot.title, snapshot.body, snapshot.labels) == ("Bump lodash", pr.body, ("deps",))
+    assert (snapshot.base_branch, snapshot.head_branch) == (pr.base_ref, pr.head_ref)
+    assert snapshot.head_oid == pr.head_oid
+    assert snapshot.is_draft
+    assert snapshot.ci_status is CiStatus.PENDING
+    assert snapshot.checks == (
+        Check(name="build", status="COMPLETED", conclusion="SUCCESS"),
+        Check(name="lint", status="IN_PROGRESS"),
+        Check(name="ci/legacy", status="COMPLETED", conclusion="FAILURE"),
+    )
+    assert snapshot.reviews == (Review(author="alice", state="APPROVED"),)
+    assert snapshot.review_decision == "APPROVED"
+    assert snapshot.mergeable is Mergeable.MERGEABLE
+    assert (snapshot.additions, snapshot.deletions, snapshot.changed_files) == (3, 2, 1)
+    assert snapshot.comment_markers == {marker}
+
+
+def test_pull_request_sees_a_new_head(world: GitHubWorld, client: GitHubClient) -> None:
+    """A fresh read reports the commit pushed since the search."""
+    pr = world.add_pull_request("acme/app")
+    before = client.pull_request("acme/app", pr.number).head_oid
+    pushed = world.push_commit("acme/app", pr.number)
+
+    assert client.pull_request("acme/app", pr.number).head_oid == pushed != before
+
+
+@pytest.mark.parametrize(
+    ("rollup_state", "ci_status"),
+    [
+        pytest.param("SUCCESS", CiStatus.SUCCESS, id="success"),
+        pytest.param("FAILURE", CiStatus.FAILURE, id="failure"),
+        pytest.param("ERROR", CiStatus.ERROR, id="error"),
+        pytest.param("PENDING", CiStatus.PENDING, id="pending"),
+        pytest.param("EXPECTED", CiStatus.PENDING, id="expected-is-pending"),
+        pytest.param(None, CiStatus.UNKNOWN, id="no-checks-unknown"),
+    ],
+)
+def test_ci_status_follows_the_rollup(
+    world: GitHubWorld, client: GitHubClient, rollup_state: str | None, ci_status: CiStatus
+) -> None:
+    """The head commit's rollup state becomes the snapshot's CI status."""
+    checks = [] if rollup_state is None else [FakeCheck("ci")]
+    pr = world.add_pull_request("acme/app", rollup_state=rollup_state, checks=checks)
+
+    assert client.pull_request("acme/app", pr.number).ci_status is ci_status
+
+
+def test_unknown_pull_request_is_a_query_error(world: GitHubWorld, client: GitHubClient) -> None:
+    """Reading a pull request that does not exist raises GitHubQueryError."""
+    world.add_repository("acme/app")
+
+    with pytest.raises(GitHubQueryError):
+        client.pull_request("acme/app", 404)
+
+
+# Changes
+
+
+def test_merge_with_the_expected_head(world: GitHubWorld, client: GitHubClient) -> None:
+    """A merge names the head it was decided for and the rule's method."""
+    pr = world.add_pull_request("acme/app")
+
+    client.merge_pull_request(pr.id, pr.head_oid, MergeMethod.SQUASH, "Bump lodash (#1)")
+
+    assert (pr.state, pr.merge_method) == ("MERGED", "SQUASH")
+
+
+def test_merge_refused_when_the_head_moved(world: GitHubWorld, client: GitHubClient) -> None:
+    """A push after the decision makes GitHub refuse the merge: MergeRejected."""
+    pr = world.add_pull_request("acme/app")
+    decided_for = pr.head_oid
+    world.push_commit("acme/app", pr.number)
+
+    with pytest.raises(MergeRejected):
+        client.merge_pull_request(pr.id, decided_for, MergeMethod.MERGE)
+    assert pr.state == "OPEN"
+
+
+def test_close(world: GitHubWorld, client: GitHubClient) -> None:
+    """Closing leaves the pull request closed, not merged."""
+    pr = world.add_pull_request("acme/app")
+
+    client.close_pull_request(pr.id)
+
+    assert pr.state == "CLOSED"
+
+
+def test_comment(world: GitHubWorld, client: GitHubClient) -> None:
+    """A comment is posted once, with its body as given."""
+    pr = world.add_pull_request("acme/app")
+
+    client.add_comment(pr.id, "Needs a human.")
+
+    assert [comment.body for comment in pr.comments] == ["Needs a human."]
+
+
+def test_labels_created_when_missing_then_added(
+    world: GitHubWorld, client: GitHubClient
+) -> None:
+    """Missing labels are created when allowed; existing ones are reused; then added."""
+    world.add_repository("acme/app", labels=["needs-human-approval"])
+    pr = world.add_pull_request("acme/app")
+
+    ids = client.label_ids("acme/app", ["needs-human-approval", "ai-escalated"], create_missing=True)
+    client.add_labels(pr.id, ids)
+
+    assert world.labels("acme/app") == {"needs-human-approval", "ai-escalated"}
+    assert sorted(pr.labels) == ["ai-escalated", "needs-human-approval"]
+
+
+def test_missing_labels_not_created_when_forbidden(
+    world: GitHubWorld, github: FakeGitHub, client: GitHubClient
+) -> None:
+    """Without permission to create labels, missing ones raise LabelMissing and change nothing."""
+    world.add_repository("acme/app", labels=["needs-human-approval"])
+
+    with pytest.raises(LabelMissing) as raised:
+        client.label_ids("acme/app", ["needs-human-approval", "ai-escalated"], create_missing=False)
+
+    assert raised.value.names == ["ai-escalated"]
+    assert github.mutations == []
+
+
+def test_mutations_are_paced(world: GitHubWorld, github: FakeGitHub, sleep: RecordedSleep) -> None:
+    """Two mutations in a row are at least the mutation interval apart."""
+    paced = make_client(github, sleep, mutation_interval_seconds=2.0, clock=lambda: 1000.0)
+    pr = world.add_pull_request("acme/app")
+
+    paced.add_comment(pr.id, "one")
+    paced.close_pull_request(pr.id)
+
+    assert sleep.waits == [2.0]
+    assert paced.stats.mutations == 2
+
+
+# Failures
+
+
+def test_server_errors_retried_with_backoff(
+    world: GitHubWorld, github: FakeGitHub, client: GitHubClient, sleep: RecordedSleep
+) -> None:
+    """502s are retried with growing waits, then the answer counts."""
+    pr = world.add_pull_request("acme/app")
+    github.fail_next(2, status=502)
+
+    assert client.pull_request("acme/app", pr.number).id == pr.id
+    assert client.stats.retries == 2
+    assert len(sleep.waits) == 2
+    assert 0.5 <= sleep.waits[0] <= 1.0 <= sleep.waits[1] <= 1.5
+
+
+def test_server_errors_past_the_retries_unavailable(
+    github: FakeGitHub, sleep: RecordedSleep
+) -> None:
+    """When 5xx outlast the retries, GitHubUnavailable says so."""
+    github.fail_next(3, status=503)
+    client = make_client(github, sleep, max_retries=2)
+
+    with pytest.raises(GitHubUnavailable):
+        client.pull_request("acme/app", 1)
+    assert len(sleep.waits) == 2
+
+
+def test_rate_limit_waits_retry_after(
+    world: GitHubWorld, github: FakeGitHub, client: GitHubClient, sleep: RecordedSleep
+) -> None:
+    """A rate limit with retry-after is waited out exactly, then retried."""
+    pr = world.add_pull_request("acme/app")
+    github.rate_limit_next(1, retry_after=7)
+
+    assert client.pull_request("acme/app", pr.number).id == pr.id
+    assert sleep.waits == [7.0]
+
+
+def test_rate_limit_waits_until_reset(
+    world: GitHubWorld, github: FakeGitHub, client: GitHubClient, sleep: RecordedSleep
+) -> None:
+    """Without retry-after, the client waits until x-ratelimit-reset."""
+    pr = world.add_pull_request("acme/app")
+    github.rate_limit_next(1, retry_after=None, reset_in=30)
+
+    client.pull_request("acme/app", pr.number)
+
+    (wait,) = sleep.waits
+    assert 28 <= wait <= 32
+
+
+def test_rate_limit_too_long_raises(github: FakeGitHub, sleep: RecordedSleep) -> None:
+    """A wait longer than allowed is not slept: RateLimited carries it to the caller."""
+    github.rate_limit_next(1, retry_after=600)
+    client = make_client(github, sleep, max_wait_seconds=60)
+
+    with pytest.raises(RateLimited) as raised:
+        client.pull_request("acme/app", 1)
+    assert raised.value.retry_after == 600
+    assert sleep.waits == []
+
+
+def test_dropped_connection_retried_for_reads(
+    world: GitHubWorld, github: FakeGitHub, client: GitHubClient
+) -> None:
+    """A read whose connection dropped is simply asked again."""
+    pr = world.add_pull_request("acme/app")
+    github.drop_next(1)
+
+    assert client.pull_request("acme/app", pr.number).id == pr.id
+    assert client.stats.retries == 1
+
+
+def test_comment_never_resent_after_a_dropped_connection(
+    world: GitHubWorld, github: FakeGitHub, client: GitHubClient
+) -> None:
+    """A comment that may have been received is not posted again: no double comments."""
+    pr = world.add_pull_request("acme/app")
+    github.drop_next(1)
+
+    with pytest.raises(GitHubUnavailable):
+        client.add_comment(pr.id, "Needs a human.")
+    assert client.stats.requests == 1
+
+
+def test_comment_not_resent_after_a_server_error(
+    world: GitHubWorld, github: FakeGitHub, client: GitHubClient
+) -> None:
+    """A 502 may hide a posted comment: the client reports it instead of posting again."""
+    pr = world.add_pull_request("acme/app")
+    github.fail_next(1, status=502)
+
+    with pytest.raises(GitHubUnavailable):
+        client.add_comment(pr.id, "Needs a human.")
+    assert client.stats.requests == 1
+
+
+def test_refused_token_is_an_auth_error_without_the_token(
+    github: FakeGitHub, sleep: RecordedSleep
+) -> None:
+    """A wrong token raises GitHubAuthError; no message names the token."""
+    wrong = "ghp-wrong-token-1234"
+    client = make_client(github, sleep, token=wrong)
+
+    with pytest.raises(GitHubAuthError) as raised:
+        client.pull_request("acme/app", 1)
+
+    chain = [raised.value, raised.value.__cause__]
+    assert all(wrong not in str(error) and TOKEN not in str(error) for error in chain)
+    assert sleep.waits == []
+
+
+def test_stats_count_requests_and_points(world: GitHubWorld, client: GitHubClient) -> None:
+    """Requests and GitHub's rate-limit points are counted."""
+    pr = world.add_pull_request("acme/app")
+
+    client.pull_request("acme/app", pr.number)
+    client.close_pull_request(pr.id)
+
+    stats = client.stats
+    assert (stats.requests, stats.mutations, stats.retries) == (2, 1, 0)
+    assert stats.rate_limit_cost >= 1
+    assert stats.rate_limit_remaining is not None
+
+
+def test_requests_are_fast(world: GitHubWorld, client: GitHubClient) -> None:
+    """A fresh read takes milliseconds against the fake (no stalls per request)."""
+    pr = world.add_pull_request("acme/app")
+    client.pull_request("acme/app", pr.number)
+    started = time.perf_counter()
+    for _ in range(5):
+        client.pull_request("acme/app", pr.number)
+    assert (time.perf_counter() - started) / 5 < 0.2

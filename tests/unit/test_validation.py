@@ -1,0 +1,266 @@
+"""What ``validate`` reports: the examples, the broken examples, and each semantic check."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from jobs.rulefiles import LoadedRule, RuleSource, parse_rule_document
+from jobs.validation import Finding, check_rule, has_errors, validate_files
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples"
+SEED = ROOT.parent / "shared" / "seed"
+SOURCE = RuleSource("rule.yaml")
+
+RULE: dict[str, Any] = {
+    "apiVersion": "aioperator.io/v1alpha1",
+    "kind": "PRReconciliationRule",
+    "metadata": {"name": "staging", "namespace": "ci"},
+    "spec": {
+        "selector": {"labels": {"include": ["auto-merge"]}},
+        "instruction": "Merge #{{ pr.number }} when CI is {{ pr.ciStatus }}.",
+    },
+}
+
+
+def make_rule(**spec: Any) -> LoadedRule:
+    """A valid rule whose spec fields are replaced by the keyword arguments."""
+    doc = copy.deepcopy(RULE)
+    doc["spec"].update(spec)
+    loaded = parse_rule_document(doc, SOURCE)
+    assert isinstance(loaded, LoadedRule), loaded
+    return loaded
+
+
+def reported(**spec: Any) -> list[tuple[str, str, str]]:
+    return [(f.severity, f.field, f.message) for f in check_rule(make_rule(**spec))]
+
+
+def test_examples_have_no_errors() -> None:
+    """The shipped examples validate; the only warning is Argo CD's missing client."""
+    findings = validate_files(sorted(EXAMPLES.glob("*.yaml")))
+    assert not has_errors(findings), [str(f) for f in findings]
+    assert [(Path(f.source.path).name, f.field) for f in findings] == [
+        ("staging-automerge.yaml", "spec.argocdEnabled")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "field", "fragment"),
+    [
+        pytest.param(
+            "bad-regex.yaml",
+            "spec.selector.titlePattern",
+            "not a valid regular expression",
+            id="regex",
+        ),
+        pytest.param(
+            "bad-template.yaml",
+            "spec.instruction",
+            "line 2 of the template: not valid Jinja: Unexpected end of template",
+            id="template",
+        ),
+        pytest.param("unknown-field.yaml", "spec.selector.branch", "unknown field", id="unknown"),
+        pytest.param("bad-schedule.yaml", "spec.schedule", "has 4 fields", id="schedule"),
+    ],
+)
+def test_each_broken_example_reports_its_one_mistake(name: str, field: str, fragment: str) -> None:
+    """Each file in examples/invalid/ is one error at one exact field."""
+    [finding] = validate_files([EXAMPLES / "invalid" / name])
+    assert (finding.severity, finding.field) == ("error", field)
+    assert fragment in finding.message
+
+
+@pytest.mark.skipif(
+    not SEED.is_dir(), reason="the earlier design's files (../shared/seed) are absent"
+)
+def test_seed_examples_have_no_errors() -> None:
+    """The earlier design's rules still validate (their short intervals only warn)."""
+    findings = validate_files(sorted((SEED / "examples").glob("*.yaml")))
+    assert not has_errors(findings), [str(f) for f in findings]
+
+
+@pytest.mark.parametrize(
+    ("template", "message"),
+    [
+        pytest.param(
+            "PR {{ pr.number }\n",
+            "line 1 of the template: not valid Jinja: unexpected '}'",
+            id="unclosed-expression",
+        ),
+        pytest.param(
+            "ok\n{{ pr.title | shout }}",
+            "line 2 of the template: not valid Jinja: No filter named 'shout'.",
+            id="unknown-filter",
+        ),
+        pytest.param(
+            "CI: {{ pr.ciStatu }}",
+            "line 1 of the template: unknown variable 'pr.ciStatu', rendering would fail "
+            "(did you mean 'pr.ciStatus'?)",
+            id="misspelt-attribute",
+        ),
+        pytest.param(
+            "\n{{ pull.number }}",
+            "line 2 of the template: unknown variable 'pull', rendering would fail",
+            id="unknown-root",
+        ),
+        pytest.param(
+            "{{ pr['titel'] }}",
+            "line 1 of the template: unknown variable 'pr.titel', rendering would fail "
+            "(did you mean 'pr.title'?)",
+            id="subscript-checked-too",
+        ),
+    ],
+)
+def test_instruction_template_errors(template: str, message: str) -> None:
+    """The instruction compiles in the prompt's sandbox and uses only provided variables."""
+    assert reported(instruction=template) == [("error", "spec.instruction", message)]
+
+
+def test_each_unknown_variable_is_reported_once_in_line_order() -> None:
+    """Repeated uses of one unknown name give one finding, at its first line."""
+    findings = reported(instruction="{{ pull }}\n{{ pr.titel }} {{ owner }}\n{{ pull }}")
+    assert [message.split(",")[0] for _, _, message in findings] == [
+        "line 1 of the template: unknown variable 'pull'",
+        "line 2 of the template: unknown variable 'pr.titel'",
+    ]
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        pytest.param(
+            "{% for label in pr.labels %}{{ loop.index }}={{ label }} {% endfor %}", id="loop"
+        ),
+        pytest.param("{% set n = pr.number %}#{{ n }} in {{ repositoryFullName }}", id="set"),
+        pytest.param("{{ pr['title'] }} {{ argocd.health }} {{ environment }}", id="subscript"),
+        pytest.param("{% if pr.isDraft %}draft{% endif %} {{ range(2) | list }}", id="globals"),
+    ],
+)
+def test_valid_templates_report_nothing(template: str) -> None:
+    """Loops, assignments, globals and the documented variables are fine."""
+    assert reported(instruction=template) == []
+
+
+def test_argocd_app_name_pattern_is_a_template_too() -> None:
+    """argocdAppNamePattern is checked like the instruction."""
+    findings = reported(argocdEnabled=True, argocdAppNamePattern="{{ repository }-staging")
+    assert ("error", "spec.argocdAppNamePattern") in [(s, f) for s, f, _ in findings]
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        pytest.param(
+            {"reconciliationInterval": 20},
+            [
+                "reconciliationInterval 20s is shorter than a minute; scheduled passes run "
+                "every minute"
+            ],
+            id="seconds-run-every-minute",
+        ),
+        pytest.param(
+            {"reconciliationInterval": 90},
+            ["reconciliationInterval 90s is not a whole schedule step; passes run every 2 minutes"],
+            id="inexact-minutes",
+        ),
+        pytest.param({"reconciliationInterval": 300}, [], id="exact-minutes"),
+        pytest.param({"schedule": "*/5 * * * *"}, [], id="cron-schedule"),
+        pytest.param({}, [], id="default-interval-not-reported"),
+    ],
+)
+def test_inexact_intervals_warn(spec: dict[str, Any], expected: list[str]) -> None:
+    """An interval that whole-minute schedules cannot honour is a warning."""
+    assert reported(**spec) == [
+        ("warning", "spec.reconciliationInterval", message) for message in expected
+    ]
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        pytest.param(
+            {"allowedActions": ["merge", "wait"]},
+            "fallbackAction is escalate (the default) but allowedActions does not include "
+            "escalate: an invalid or missing AI answer will wait instead",
+            id="default-fallback-not-allowed",
+        ),
+        pytest.param(
+            {"allowedActions": ["merge"], "fallbackAction": "escalate"},
+            "fallbackAction is escalate but allowedActions does not include escalate: an invalid "
+            "or missing AI answer will wait instead",
+            id="explicit-fallback-not-allowed",
+        ),
+        pytest.param({"allowedActions": ["merge"], "fallbackAction": "wait"}, None, id="wait"),
+        pytest.param({"allowedActions": ["escalate"]}, None, id="escalate-allowed"),
+    ],
+)
+def test_fallback_that_becomes_wait_warns(spec: dict[str, Any], expected: str | None) -> None:
+    """An escalate fallback that the rule does not allow is a warning: it will wait."""
+    assert reported(**spec) == (
+        [] if expected is None else [("warning", "spec.fallbackAction", expected)]
+    )
+
+
+def test_merge_method_without_merge_is_fine() -> None:
+    """A merge method on a rule that may not merge is accepted silently (earlier rules do it)."""
+    assert reported(allowedActions=["wait", "escalate"], mergeMethod="REBASE") == []
+
+
+@pytest.mark.parametrize(
+    ("spec", "field", "fragment"),
+    [
+        pytest.param({"argocdEnabled": True}, "spec.argocdEnabled", "'Unknown'", id="enabled"),
+        pytest.param(
+            {"argocdAppNamePattern": "{{ repository }}-staging"},
+            "spec.argocdAppNamePattern",
+            "ignored while argocdEnabled is false",
+            id="pattern-without-enabled",
+        ),
+    ],
+)
+def test_argocd_settings_warn(spec: dict[str, Any], field: str, fragment: str) -> None:
+    """Argo CD health is not fetched in this version; say so instead of failing."""
+    [(severity, found_field, message)] = reported(**spec)
+    assert (severity, found_field) == ("warning", field)
+    assert fragment in message
+
+
+def test_duplicate_rules_are_errors(tmp_path: Path) -> None:
+    """Two files defining the same namespace/name: the second is reported at metadata.name."""
+    paths = []
+    for name in ("one.yaml", "two.yaml"):
+        paths.append(tmp_path / name)
+        paths[-1].write_text(yaml.safe_dump(RULE))
+    [finding] = validate_files(paths)
+    assert (finding.source.path, finding.field, finding.severity) == (
+        str(paths[1]),
+        "metadata.name",
+        "error",
+    )
+    assert f"also defined in {paths[0]}" in finding.message
+
+
+def test_loading_problems_are_errors_in_file_order(tmp_path: Path) -> None:
+    """Problems and findings come file by file, in the order the files were given."""
+    warned = tmp_path / "a.yaml"
+    warned.write_text(yaml.safe_dump({**RULE, "spec": {**RULE["spec"], "argocdEnabled": True}}))
+    broken = tmp_path / "b.yaml"
+    broken.write_text("kind: [\n")
+    findings = validate_files([warned, broken])
+    assert [(Path(f.source.path).name, f.severity) for f in findings] == [
+        ("a.yaml", "warning"),
+        ("b.yaml", "error"),
+    ]
+
+
+def test_finding_reads_as_file_field_severity_message() -> None:
+    """A finding prints like a compiler message."""
+    finding = Finding(SOURCE, "spec.schedule", "bad cron", "error")
+    assert str(finding) == "rule.yaml: spec.schedule: error: bad cron"
+    assert str(Finding(SOURCE, "", "not valid YAML", "error")) == "rule.yaml: error: not valid YAML"
