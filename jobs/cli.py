@@ -70,7 +70,11 @@ def _github(settings: Settings) -> GitHubClient:
     except ConfigError as exc:
         fail(str(exc))
     return GitHubClient(
-        settings.github_url, token, mutation_interval_seconds=settings.github_mutation_interval
+        settings.github_url,
+        token,
+        max_retries=settings.github_max_retries,
+        backoff_seconds=settings.github_retry_backoff,
+        mutation_interval_seconds=settings.github_mutation_interval,
     )
 
 
@@ -242,7 +246,7 @@ def step_fetch(output: Annotated[Path, typer.Option("--output")]) -> None:
         refs = steps.fetch(rule, list(rule_repositories(rule.spec, settings)), github)
     except ConfigError as exc:
         fail(str(exc))
-    except Exception as exc:  # noqa: BLE001 - GitHub errors: retryable ones ask Argo to retry
+    except Exception as exc:
         _step_error("fetch", exc)
     _write(output, json.dumps(refs, separators=(",", ":")))
     get_logger("step", rule=rule.qualified_name).info("fetched", pull_requests=len(refs))
@@ -302,7 +306,9 @@ def step_act(
 
 @step_app.command("report")
 def step_report(
-    results: Annotated[str, typer.Option("--results", help="The act step's results (JSON).")] = "[]",
+    results: Annotated[
+        str, typer.Option("--results", help="The act step's results (JSON).")
+    ] = "[]",
     status: Annotated[str, typer.Option("--status", help="The workflow's status.")] = "Unknown",
     duration: Annotated[float, typer.Option("--duration", help="Seconds the run took.")] = 0.0,
 ) -> None:

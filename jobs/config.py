@@ -7,6 +7,8 @@
 | GITHUB_REPOSITORIES | comma-separated repository names (or owner/name)               |
 | GITHUB_GRAPHQL_URL  | GraphQL endpoint (GitHub Enterprise: https://HOST/api/graphql)  |
 | GITHUB_MUTATION_INTERVAL_SECONDS | pause between two mutations (default 1; GitHub's limits) |
+| GITHUB_MAX_RETRIES  | retries of a failed GitHub request (5xx, connection) (default 4) |
+| GITHUB_RETRY_BACKOFF_SECONDS | first backoff between retries, doubled each time (default 1) |
 | AI_PROVIDER         | anthropic or openai; inferred from AI_ENDPOINT when unset       |
 | AI_ENDPOINT         | base URL or full Messages / Chat Completions URL                |
 | AI_MODEL            | model name                                                      |
@@ -36,7 +38,7 @@ from jobs.model import AIProvider, AISettings, RuleSpec
 _N = TypeVar("_N", int, float)
 
 DEFAULT_GITHUB_GRAPHQL_URL = "https://api.github.com/graphql"
-DEFAULT_MODELS = {AIProvider.ANTHROPIC: "claude-sonnet-4-5", AIProvider.OPENAI: "gpt-4.1-mini"}
+DEFAULT_MODELS = {AIProvider.ANTHROPIC: "claude-sonnet-5", AIProvider.OPENAI: "gpt-4.1-mini"}
 DEFAULT_MAX_TOKENS = 1024
 DEFAULT_AI_TIMEOUT_SECONDS = 60.0
 
@@ -65,6 +67,8 @@ class Settings:
     github_token: SecretStr | None = None
     github_url: str = DEFAULT_GITHUB_GRAPHQL_URL
     github_mutation_interval: float = 1.0
+    github_max_retries: int = 4
+    github_retry_backoff: float = 1.0
     organization: str | None = None
     repositories: tuple[str, ...] = ()
     ai_provider: AIProvider | None = None
@@ -95,7 +99,9 @@ class Settings:
             ai_provider = AIProvider(provider.lower()) if provider else None
         except ValueError as exc:
             raise ConfigError(f"AI_PROVIDER must be anthropic or openai, not {provider!r}") from exc
-        repos = tuple(r.strip() for r in (text("GITHUB_REPOSITORIES") or "").split(",") if r.strip())
+        repos = tuple(
+            r.strip() for r in (text("GITHUB_REPOSITORIES") or "").split(",") if r.strip()
+        )
         log_format = (text("LOG_FORMAT") or "").lower() or None
         if log_format not in {None, "json", "console", "text"}:
             raise ConfigError(f"LOG_FORMAT must be json or console, not {log_format!r}")
@@ -103,7 +109,20 @@ class Settings:
             github_token=secret("GITHUB_TOKEN"),
             github_url=text("GITHUB_GRAPHQL_URL") or DEFAULT_GITHUB_GRAPHQL_URL,
             github_mutation_interval=_default(
-                _number(text("GITHUB_MUTATION_INTERVAL_SECONDS"), "GITHUB_MUTATION_INTERVAL_SECONDS", float),
+                _number(
+                    text("GITHUB_MUTATION_INTERVAL_SECONDS"),
+                    "GITHUB_MUTATION_INTERVAL_SECONDS",
+                    float,
+                ),
+                1.0,
+            ),
+            github_max_retries=int(
+                _default(_number(text("GITHUB_MAX_RETRIES"), "GITHUB_MAX_RETRIES", int), 4)
+            ),
+            github_retry_backoff=_default(
+                _number(
+                    text("GITHUB_RETRY_BACKOFF_SECONDS"), "GITHUB_RETRY_BACKOFF_SECONDS", float
+                ),
                 1.0,
             ),
             organization=text("GITHUB_ORGANIZATION"),
@@ -127,7 +146,9 @@ class Settings:
     def require_github_token(self) -> SecretStr:
         """The GitHub token, or a one-line :class:`ConfigError`."""
         if self.github_token is None:
-            raise ConfigError("GITHUB_TOKEN is not set: export a GitHub token to read pull requests")
+            raise ConfigError(
+                "GITHUB_TOKEN is not set: export a GitHub token to read pull requests"
+            )
         return self.github_token
 
 
@@ -143,7 +164,8 @@ def rule_repositories(spec: RuleSpec, settings: Settings) -> tuple[str, ...]:
             repos.append(f"{settings.organization}/{name}")
         else:
             raise ConfigError(
-                f"GITHUB_REPOSITORIES names {name!r} without an owner and GITHUB_ORGANIZATION is not set"
+                f"GITHUB_REPOSITORIES names {name!r} without an owner and "
+                "GITHUB_ORGANIZATION is not set"
             )
     if not repos:
         raise ConfigError(
@@ -201,9 +223,8 @@ def base_url(provider: AIProvider, endpoint: str) -> str:
             if path.endswith(suffix):
                 path = path[: -len(suffix)]
                 break
-    else:
-        if path.endswith("/chat/completions"):
-            path = path[: -len("/chat/completions")]
+    elif path.endswith("/chat/completions"):
+        path = path[: -len("/chat/completions")]
     return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
 
 

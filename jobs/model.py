@@ -114,7 +114,7 @@ class AISettings(_Spec):
     endpoint: str | None = Field(
         default=None, description="Base URL, or a full Messages/Chat Completions URL."
     )
-    model: str | None = Field(default=None, description="Model name, e.g. claude-sonnet-4-5.")
+    model: str | None = Field(default=None, description="Model name, e.g. claude-sonnet-5.")
     temperature: float | None = Field(
         default=None,
         ge=0,
@@ -277,9 +277,7 @@ class ObjectMeta(BaseModel):
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
-    name: str = Field(
-        min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
-    )
+    name: str = Field(min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
     namespace: str = "default"
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)

@@ -184,7 +184,9 @@ def pull_request_ref(rule: PRReconciliationRule, pr: PullRequestSnapshot) -> dic
 # --- decide ----------------------------------------------------------------------------------
 
 
-def ask(rule: PRReconciliationRule, pr: PullRequestSnapshot, ai: Decider) -> Verdict | InvalidVerdict:
+def ask(
+    rule: PRReconciliationRule, pr: PullRequestSnapshot, ai: Decider
+) -> Verdict | InvalidVerdict:
     """The model's verdict on ``pr``; an unusable answer is an InvalidVerdict.
 
     Raises :class:`PullRequestFailure` when the template cannot render or the model cannot be

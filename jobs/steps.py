@@ -72,14 +72,18 @@ def fetch(
     return [pull_request_ref(rule, pr) for pr in gather(rule, repositories, github)]
 
 
-def decide(rule: PRReconciliationRule, ref: Mapping[str, Any], github: GitHubPort, ai: Decider) -> Decision:
+def decide(
+    rule: PRReconciliationRule, ref: Mapping[str, Any], github: GitHubPort, ai: Decider
+) -> Decision:
     """Decide one PR on fresh facts (raises PullRequestFailure)."""
     repository, number = _ref_target(ref)
     try:
         pr = github.pull_request(repository, number)
     except Exception as exc:
         retryable = bool(getattr(exc, "retryable", False))
-        raise PullRequestFailure(f"reading {repository}#{number} failed: {exc}", kind="github", retryable=retryable) from exc
+        raise PullRequestFailure(
+            f"reading {repository}#{number} failed: {exc}", kind="github", retryable=retryable
+        ) from exc
     problems = selection_problems(pr, rule.spec.selector)
     if problems:
         return Decision(

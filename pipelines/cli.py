@@ -27,7 +27,9 @@ class Target(StrEnum):
 def compile_command(
     files: Annotated[list[Path], typer.Argument(help="Rule files to compile.")],
     target: Annotated[Target, typer.Option("--target", help="argo or cronjob.")] = Target.ARGO,
-    image: Annotated[str | None, typer.Option("--image", help="Container image of the steps.")] = None,
+    image: Annotated[
+        str | None, typer.Option("--image", help="Container image of the steps.")
+    ] = None,
     output: Annotated[
         str, typer.Option("-o", "--output", help="A directory (one file per rule) or - for stdout.")
     ] = "-",

@@ -31,6 +31,7 @@ def github(world: GitHubWorld) -> Iterator[FakeGitHub]:
     with FakeGitHub(world, token=GITHUB_TOKEN) as server:
         yield server
     assert server.invalid_documents == [], "the product sent documents GitHub's schema rejects"
+    assert server.unexpected_errors == [], "the fake GitHub itself failed"
 
 
 @pytest.fixture
@@ -52,7 +53,9 @@ class CliResult:
         return {row["number"]: row for row in self.json()["results"]}
 
 
-def cli_env(github: FakeGitHub, llm: FakeLLM, provider: str = "anthropic", **extra: str) -> dict[str, str]:
+def cli_env(
+    github: FakeGitHub, llm: FakeLLM, provider: str = "anthropic", **extra: str
+) -> dict[str, str]:
     """A clean environment pointing the product at the fakes (no variable of the host leaks in)."""
     endpoint = llm.anthropic_url if provider == "anthropic" else llm.openai_url
     env = {
@@ -65,7 +68,7 @@ def cli_env(github: FakeGitHub, llm: FakeLLM, provider: str = "anthropic", **ext
         "AI_TOKEN": AI_TOKEN,
         "AI_ENDPOINT": endpoint,
         "AI_PROVIDER": provider,
-        "AI_MODEL": "claude-sonnet-4-5" if provider == "anthropic" else "gpt-4.1-mini",
+        "AI_MODEL": "claude-sonnet-5" if provider == "anthropic" else "gpt-4.1-mini",
         "LOG_FORMAT": "json",
     }
     env.update(extra)

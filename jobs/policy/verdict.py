@@ -61,7 +61,7 @@ def verdict_schema(permitted: Iterable[Action]) -> dict[str, Any]:
 
 
 def parse_verdict(answer: object, permitted: Iterable[Action]) -> Verdict | InvalidVerdict:
-    """Validate a decoded answer; anything outside the schema or the permitted actions is invalid."""
+    """Validate a decoded answer; anything outside the schema or permitted actions is invalid."""
     if not isinstance(answer, dict):
         return InvalidVerdict(problem=f"answer is {type(answer).__name__}, not a JSON object")
     data = {k: v for k, v in answer.items() if k in {"action", "reason", "comment", "labels"}}

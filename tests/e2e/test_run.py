@@ -1,4 +1,4 @@
-"""`ai-operator run`, as a user runs it, against a GitHub and model servers speaking the real protocols."""
+"""`ai-operator run`, as a user runs it, against servers speaking GitHub's and the models' protocols."""
 
 from __future__ import annotations
 
@@ -35,17 +35,35 @@ def populate(world: GitHubWorld) -> None:
     world.add_repository("acme/api", labels=["auto-merge", "staging"])
     add = world.add_pull_request
     add("acme/web", number=1, title="Roll back cache", labels=COVERED)
-    add("acme/web", number=2, title="Tune pool", labels=COVERED, rollup_state="PENDING",
-        checks=[FakeCheck("ci", conclusion=None, status="IN_PROGRESS")])
-    add("acme/web", number=3, title="Raise limits", labels=COVERED, rollup_state="FAILURE",
-        checks=[FakeCheck("ci", conclusion="FAILURE")])
+    add(
+        "acme/web",
+        number=2,
+        title="Tune pool",
+        labels=COVERED,
+        rollup_state="PENDING",
+        checks=[FakeCheck("ci", conclusion=None, status="IN_PROGRESS")],
+    )
+    add(
+        "acme/web",
+        number=3,
+        title="Raise limits",
+        labels=COVERED,
+        rollup_state="FAILURE",
+        checks=[FakeCheck("ci", conclusion="FAILURE")],
+    )
     add("acme/web", number=4, title="[close] Obsolete experiment", labels=COVERED)
     add("acme/web", number=5, title="Half done", labels=COVERED, is_draft=True)
     add("acme/web", number=6, title="Held", labels=[*COVERED, "do-not-merge"])
     add("acme/web", number=7, title="Not staging", labels=["auto-merge"])
     add("acme/web", number=8, title="Other base", labels=COVERED, base_ref="release")
-    add("acme/api", number=1, title="Conflicting", labels=COVERED, mergeable="CONFLICTING",
-        merge_state_status="DIRTY")
+    add(
+        "acme/api",
+        number=1,
+        title="Conflicting",
+        labels=COVERED,
+        mergeable="CONFLICTING",
+        merge_state_status="DIRTY",
+    )
 
 
 @pytest.fixture
@@ -117,7 +135,12 @@ def test_dry_run_sends_no_mutation(world, github, llm, rule_file):
 def test_a_model_that_always_says_merge_cannot_break_the_guardrails(world, github, llm, rule_file):
     """Whatever the AI answers, only PRs that are safe to merge are merged."""
     populate(world)
-    llm.brain = lambda request: {"action": "merge", "reason": "ship it", "comment": None, "labels": []}
+    llm.brain = lambda request: {
+        "action": "merge",
+        "reason": "ship it",
+        "comment": None,
+        "labels": [],
+    }
 
     result = run_cli(["run", str(rule_file), "--output", "json"], cli_env(github, llm))
 
@@ -130,10 +153,14 @@ def test_invalid_answers_become_the_fallback(world, github, llm, rule_file):
     """Text instead of JSON, or a forbidden action, leads to the fallback (escalate), never a guess."""
     world.add_pull_request("acme/web", number=1, labels=COVERED)
     world.add_pull_request("acme/web", number=2, labels=COVERED)
-    answers = iter(["I would merge this.", {"action": "deploy", "reason": "x", "comment": None, "labels": []}])
+    answers = iter(
+        ["I would merge this.", {"action": "deploy", "reason": "x", "comment": None, "labels": []}]
+    )
     llm.brain = lambda request: next(answers)
 
-    result = run_cli(["run", str(rule_file), "--output", "json", "--parallelism", "1"], cli_env(github, llm))
+    result = run_cli(
+        ["run", str(rule_file), "--output", "json", "--parallelism", "1"], cli_env(github, llm)
+    )
 
     assert result.code == 0, result.stderr
     for row in result.json()["results"]:
@@ -147,7 +174,9 @@ def test_one_failing_pr_does_not_stop_the_others(world, github, llm, rule_file):
     world.add_pull_request("acme/web", number=2, labels=COVERED)
     llm.fail_next(3, status=500)  # the SDK's 1 try + 2 retries, all for the first PR
 
-    result = run_cli(["run", str(rule_file), "--output", "json", "--parallelism", "1"], cli_env(github, llm))
+    result = run_cli(
+        ["run", str(rule_file), "--output", "json", "--parallelism", "1"], cli_env(github, llm)
+    )
 
     assert result.code == 2
     rows = result.rows()
@@ -161,7 +190,8 @@ def test_github_outage_during_search_is_reported(world, github, llm, rule_file):
     world.add_pull_request("acme/web", number=1, labels=COVERED)
     github.fail_next(50, status=502)
 
-    result = run_cli(["run", str(rule_file), "--output", "json"], cli_env(github, llm), timeout=120)
+    env = cli_env(github, llm, GITHUB_MAX_RETRIES="2", GITHUB_RETRY_BACKOFF_SECONDS="0.05")
+    result = run_cli(["run", str(rule_file), "--output", "json"], env)
 
     assert result.code == 2
     assert "searching pull requests failed" in result.json()["rules"][0]["error"]
@@ -182,8 +212,14 @@ def test_a_missing_token_is_a_one_line_error(github, llm, rule_file, missing):
 def test_tokens_never_appear_in_output_or_logs(world, github, llm, rule_file):
     """Neither token shows up in stdout, stderr (DEBUG logs included) or a PR comment."""
     populate(world)
-    result = run_cli(["run", str(rule_file), "--output", "json"], cli_env(github, llm, LOG_LEVEL="DEBUG"))
-    everything = result.stdout + result.stderr + json.dumps([c.body for pr in world.pull_requests for c in pr.comments])
+    result = run_cli(
+        ["run", str(rule_file), "--output", "json"], cli_env(github, llm, LOG_LEVEL="DEBUG")
+    )
+    everything = (
+        result.stdout
+        + result.stderr
+        + json.dumps([c.body for pr in world.pull_requests for c in pr.comments])
+    )
     assert GITHUB_TOKEN not in everything and AI_TOKEN not in everything
 
 

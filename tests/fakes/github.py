@@ -113,7 +113,7 @@ class FakeGitHub:
         if self._server is None:
             self._server = _GitHubServer(self)
             self._thread = threading.Thread(
-                target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+                target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
             )
             self._thread.start()
         return self

@@ -48,7 +48,9 @@ def test_an_action_the_rule_forbids_is_invalid():
     [
         pytest.param(RULE, Action.ESCALATE, id="fallback-escalate"),
         pytest.param(make_rule(fallbackAction="wait"), Action.WAIT, id="fallback-wait"),
-        pytest.param(make_rule(allowedActions=["merge"]), Action.WAIT, id="escalate-not-allowed-so-wait"),
+        pytest.param(
+            make_rule(allowedActions=["merge"]), Action.WAIT, id="escalate-not-allowed-so-wait"
+        ),
     ],
 )
 def test_invalid_answer_becomes_the_safe_fallback(rule, expected):
@@ -61,7 +63,9 @@ def test_invalid_answer_becomes_the_safe_fallback(rule, expected):
 
 def test_escalation_labels_are_the_rules_plus_allowed_optional_ones():
     """The model may only add labels the rule lists as optional."""
-    rule = make_rule(escalation={"labels": ["needs-human-approval"], "optionalLabels": ["ci-failed"]})
+    rule = make_rule(
+        escalation={"labels": ["needs-human-approval"], "optionalLabels": ["ci-failed"]}
+    )
     answer = verdict("escalate", labels=("ci-failed", "auto-merge"))
     decision = decide(rule, make_pr(), answer, "fp")
     assert decision.labels == ("needs-human-approval", "ci-failed")
@@ -71,7 +75,9 @@ def test_merge_plan_pins_the_head_and_uses_the_rules_method():
     """A merge names the decided head commit as expectedHeadOid."""
     decision = decide(RULE, make_pr(), verdict("merge"), "fp")
     the_plan = plan(RULE, decision, make_pr())
-    assert the_plan.operations == (Merge("PR_1", HEAD, RULE.spec.mergeMethod, "Roll back the cache change (#7)"),)
+    assert the_plan.operations == (
+        Merge("PR_1", HEAD, RULE.spec.mergeMethod, "Roll back the cache change (#7)"),
+    )
 
 
 def test_merge_plan_rechecks_fresh_facts():

@@ -52,6 +52,7 @@ def _documents_follow_githubs_schema(github: FakeGitHub) -> Iterator[None]:
     """Every document the client sent is valid against GitHub's schema."""
     yield
     assert github.invalid_documents == []
+    assert github.unexpected_errors == []
 
 
 @pytest.fixture
@@ -135,9 +136,7 @@ def test_search_spreads_many_repositories_over_queries(
     assert len(github.requests) == 2
 
 
-def test_search_without_repositories_asks_nothing(
-    github: FakeGitHub, client: GitHubClient
-) -> None:
+def test_search_without_repositories_asks_nothing(github: FakeGitHub, client: GitHubClient) -> None:
     """No repository, no request: a search never spans all of GitHub."""
     assert client.search_pull_requests([], selector(), limit=10) == []
     assert github.requests == []
@@ -265,14 +264,14 @@ def test_comment(world: GitHubWorld, client: GitHubClient) -> None:
     assert [comment.body for comment in pr.comments] == ["Needs a human."]
 
 
-def test_labels_created_when_missing_then_added(
-    world: GitHubWorld, client: GitHubClient
-) -> None:
+def test_labels_created_when_missing_then_added(world: GitHubWorld, client: GitHubClient) -> None:
     """Missing labels are created when allowed; existing ones are reused; then added."""
     world.add_repository("acme/app", labels=["needs-human-approval"])
     pr = world.add_pull_request("acme/app")
 
-    ids = client.label_ids("acme/app", ["needs-human-approval", "ai-escalated"], create_missing=True)
+    ids = client.label_ids(
+        "acme/app", ["needs-human-approval", "ai-escalated"], create_missing=True
+    )
     client.add_labels(pr.id, ids)
 
     assert world.labels("acme/app") == {"needs-human-approval", "ai-escalated"}
@@ -332,28 +331,32 @@ def test_server_errors_past_the_retries_unavailable(
     assert len(sleep.waits) == 2
 
 
-def test_rate_limit_waits_retry_after(
-    world: GitHubWorld, github: FakeGitHub, client: GitHubClient, sleep: RecordedSleep
+@pytest.mark.parametrize(
+    ("fault", "expected_wait"),
+    [
+        pytest.param({"retry_after": 7}, 7.0, id="secondary-limit-retry-after"),
+        pytest.param({"retry_after": 7, "status": 429}, 7.0, id="429-retry-after"),
+        pytest.param({"retry_after": None, "reset_in": 30}, 31.0, id="primary-limit-until-reset"),
+        pytest.param(
+            {"retry_after": None, "reset_in": 30, "status": 200}, 31.0, id="graphql-rate-limited"
+        ),
+    ],
+)
+def test_rate_limit_waited_out_then_retried(
+    world: GitHubWorld,
+    github: FakeGitHub,
+    client: GitHubClient,
+    sleep: RecordedSleep,
+    fault: dict[str, Any],
+    expected_wait: float,
 ) -> None:
-    """A rate limit with retry-after is waited out exactly, then retried."""
+    """A rate limit is waited out (retry-after, else until x-ratelimit-reset), then retried."""
     pr = world.add_pull_request("acme/app")
-    github.rate_limit_next(1, retry_after=7)
+    github.rate_limit_next(1, **fault)
 
     assert client.pull_request("acme/app", pr.number).id == pr.id
-    assert sleep.waits == [7.0]
-
-
-def test_rate_limit_waits_until_reset(
-    world: GitHubWorld, github: FakeGitHub, client: GitHubClient, sleep: RecordedSleep
-) -> None:
-    """Without retry-after, the client waits until x-ratelimit-reset."""
-    pr = world.add_pull_request("acme/app")
-    github.rate_limit_next(1, retry_after=None, reset_in=30)
-
-    client.pull_request("acme/app", pr.number)
-
     (wait,) = sleep.waits
-    assert 28 <= wait <= 32
+    assert wait == pytest.approx(expected_wait, abs=2)
 
 
 def test_rate_limit_too_long_raises(github: FakeGitHub, sleep: RecordedSleep) -> None:

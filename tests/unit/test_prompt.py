@@ -51,7 +51,9 @@ def test_facts_travel_as_delimited_json():
     [
         pytest.param("{{ pr.nope }}", "spec.instruction", id="unknown-variable"),
         pytest.param("{% if %}", "spec.instruction", id="syntax-error"),
-        pytest.param("{{ ''.__class__.__mro__ }}", "spec.instruction", id="sandbox-blocks-internals"),
+        pytest.param(
+            "{{ ''.__class__.__mro__ }}", "spec.instruction", id="sandbox-blocks-internals"
+        ),
     ],
 )
 def test_broken_templates_name_the_field(instruction, message):

@@ -1,9 +1,9 @@
 """Errors of the AI boundary. A decision client raises only these.
 
     AIError                  base; ``retryable`` says whether a later attempt may succeed
-    ├── AIUnavailable        timeout, connection failure, 429 or 5xx after the SDK's retries (retryable)
+    ├── AIUnavailable        timeout, connection, 429 or 5xx after the SDK's retries (retryable)
     ├── AIAuthError          the endpoint refused the token (401/403)
-    ├── AIRequestRejected    the endpoint refused the request (400/404/422: unknown model, bad params)
+    ├── AIRequestRejected    the endpoint refused the request (400/404/422: model, parameters)
     └── AIResponseInvalid    an answer came, but it is not the JSON object that was asked for
 
 Callers turn every AIError into the rule's safe fallback; none of them is ever a guessed action.

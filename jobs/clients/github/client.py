@@ -30,6 +30,8 @@ from jobs.clients.github.transport import GitHubStats, GraphQLTransport, Transpo
 from jobs.model import MergeMethod, Selector
 from jobs.snapshot import PullRequestSnapshot
 
+__all__ = ["LABEL_COLOR", "GitHubClient", "GitHubStats"]
+
 LABEL_COLOR = "d93f0b"
 """The color of labels this tool creates."""
 

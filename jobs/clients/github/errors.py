@@ -1,12 +1,12 @@
 """Errors of the GitHub boundary. Every GitHub client call raises only these.
 
-    GitHubError                   base; ``retryable`` says whether a later attempt may succeed
-    ├── GitHubUnavailable         5xx or connection failure, after the client's own retries (retryable)
-    ├── RateLimited               primary or secondary rate limit; ``retry_after`` seconds (retryable)
-    ├── GitHubAuthError           401, or 403 that is not a rate limit: the token is wrong or lacks scopes
-    ├── GitHubQueryError          GraphQL ``errors`` in the answer (NOT_FOUND, invalid document, ...)
-    │   └── MergeRejected         GitHub refused a merge (head moved, not mergeable, checks required)
-    └── LabelMissing              escalation labels that do not exist and may not be created
+    GitHubError              base; ``retryable`` says whether a later attempt may succeed
+    ├── GitHubUnavailable    5xx or connection failure, after the client's retries (retryable)
+    ├── RateLimited          primary or secondary rate limit; ``retry_after`` seconds (retryable)
+    ├── GitHubAuthError      401, or a 403 that is not a rate limit: token wrong or lacking scopes
+    ├── GitHubQueryError     GraphQL ``errors`` in the answer (NOT_FOUND, invalid document, ...)
+    │   └── MergeRejected    GitHub refused a merge (head moved, not mergeable, checks required)
+    └── LabelMissing         escalation labels that do not exist and may not be created
 
 The library's exception is chained (``raise ... from exc``). Messages are for operators and never
 contain a token.

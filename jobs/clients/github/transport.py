@@ -27,7 +27,7 @@ import threading
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.message import Message
 from importlib import metadata
 from typing import Any
@@ -122,19 +122,14 @@ class GraphQLTransport:
         """Add to the counters named in ``increments``."""
         with self._lock:
             values = {name: getattr(self._stats, name) + n for name, n in increments.items()}
-            self._stats = GitHubStats(**{**self._stats.__dict__, **values})
+            self._stats = replace(self._stats, **values)
 
     def record_rate_limit(self, remaining: int | None, cost: int) -> None:
         """Keep the latest remaining points and add ``cost`` to the total."""
         with self._lock:
             kept = self._stats.rate_limit_remaining if remaining is None else remaining
-            self._stats = GitHubStats(
-                **{
-                    **self._stats.__dict__,
-                    "rate_limit_remaining": kept,
-                    "rate_limit_cost": self._stats.rate_limit_cost + cost,
-                }
-            )
+            total = self._stats.rate_limit_cost + cost
+            self._stats = replace(self._stats, rate_limit_remaining=kept, rate_limit_cost=total)
 
     def execute(
         self, document: str, variables: Mapping[str, Any], *, idempotent: bool = True

@@ -1,0 +1,462 @@
+"""Specification of a rule compiled into an Argo CronWorkflow (pipelines.argo via compile_rule)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from jobs.model import PRReconciliationRule
+from jobs.rulefiles import load_rules
+from jobs.steps import RULE_ENV, decode_rule
+from pipelines.argo import ACT_COMMAND, DECIDE_COMMAND, FETCH_COMMAND, REPORT_COMMAND
+from pipelines.argo_checks import check_cron_workflow
+from pipelines.compile import compile_rule, compile_rules, to_yaml
+from pipelines.options import CompileError, CompileOptions, bounded_name
+from tests.argo_schema import ROOT, schema_errors
+from tests.factories import make_rule
+
+EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
+COMPILED = ROOT / "examples" / "compiled"
+OPTIONS = CompileOptions()
+LONG_NAME = "reconcile-every-dependency-update-of-the-platform-team-" + "x" * 60
+
+
+EXAMPLE_RULES = [loaded.rule for loaded in load_rules(EXAMPLES)]
+
+EDGE_CASES = [
+    pytest.param(make_rule(), id="ordinary"),
+    pytest.param(make_rule(LONG_NAME), id="long-name"),
+    pytest.param(make_rule("team.rules.staging"), id="dotted-name"),
+    pytest.param(make_rule(reconciliationInterval=20), id="interval-20s"),
+    pytest.param(make_rule(reconciliationInterval=7200), id="interval-2h"),
+    pytest.param(
+        make_rule(schedule="30 8 * * 1-5", timezone="Europe/Paris"), id="cron-with-timezone"
+    ),
+    pytest.param(make_rule(suspend=True), id="suspended"),
+    pytest.param(make_rule(dryRun=True), id="dry-run"),
+    pytest.param(
+        make_rule(repositories=[f"acme/service-{i}" for i in range(60)], maxPullRequests=1000),
+        id="many-repositories",
+    ),
+]
+EXAMPLE_CASES = [pytest.param(rule, id=rule.metadata.name) for rule in EXAMPLE_RULES]
+ALL_RULES = EXAMPLE_CASES + EDGE_CASES
+
+
+def compiled(rule: PRReconciliationRule, options: CompileOptions = OPTIONS) -> dict[str, Any]:
+    return compile_rule(rule, "argo", options).document
+
+
+def workflow_spec(document: dict[str, Any]) -> dict[str, Any]:
+    spec: dict[str, Any] = document["spec"]["workflowSpec"]
+    return spec
+
+
+def template(document: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(t for t in workflow_spec(document)["templates"] if t["name"] == name)
+
+
+def task(document: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(t for t in template(document, "reconcile")["dag"]["tasks"] if t["name"] == name)
+
+
+def containers(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {t["name"]: t["container"] for t in workflow_spec(document)["templates"] if "container" in t}
+
+
+def env_of(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {var["name"]: var for var in container["env"]}
+
+
+# --- validity ---------------------------------------------------------------------------------
+
+
+def test_the_examples_are_present() -> None:
+    """The examples this specification compiles exist (an empty glob would prove nothing)."""
+    assert len(EXAMPLE_RULES) >= 3
+
+
+@pytest.mark.parametrize("rule", ALL_RULES)
+def test_compiles_to_a_cron_workflow_the_strict_schema_accepts(rule: PRReconciliationRule) -> None:
+    """Every rule becomes a CronWorkflow valid under Argo v4.1.2's schema with no unknown field."""
+    assert schema_errors(compiled(rule)) == []
+
+
+@pytest.mark.parametrize("rule", ALL_RULES)
+def test_compiles_to_a_cron_workflow_argo_checks_find_clean(rule: PRReconciliationRule) -> None:
+    """Every rule passes Argo's own checks (names, cron, references, memoization)."""
+    assert check_cron_workflow(compiled(rule)) == []
+
+
+def test_the_strict_schema_refuses_a_misspelt_field() -> None:
+    """Strictness works: a typo the API server would silently drop is an error here."""
+    document = compiled(make_rule())
+    template(document, "fetch")["container"]["imagee"] = "busybox"
+    assert any("imagee" in error for error in schema_errors(document))
+
+
+def test_the_strict_schema_refuses_argo_3s_single_schedule() -> None:
+    """``spec.schedule`` was removed in Argo 4: only ``spec.schedules`` is accepted."""
+    document = compiled(make_rule())
+    document["spec"]["schedule"] = "* * * * *"
+    assert any("schedule" in error for error in schema_errors(document))
+
+
+@pytest.mark.parametrize("rule", ALL_RULES)
+def test_compiling_twice_gives_the_same_bytes(rule: PRReconciliationRule) -> None:
+    """Compilation is deterministic: same rule and options, same YAML."""
+    first = to_yaml([compile_rule(rule, "argo", OPTIONS)])
+    assert to_yaml([compile_rule(rule, "argo", OPTIONS)]) == first
+
+
+def test_to_yaml_writes_one_document_per_manifest_with_its_notes() -> None:
+    """Multi-document YAML, each headed by a comment naming the rule and any schedule note."""
+    manifests = [compile_rule(r, "argo", OPTIONS) for r in (make_rule("a"), make_rule("b", reconciliationInterval=20))]
+    text = to_yaml(manifests)
+    documents = list(yaml.safe_load_all(text))
+    assert [d["metadata"]["name"] for d in documents] == ["a", "b"]
+    assert "# Note: reconciliationInterval 20s is shorter than a minute" in text
+    assert "&id" not in text and "*id" not in text  # no YAML anchors
+
+
+# --- the rule and the secrets -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("rule", ALL_RULES)
+def test_the_rule_text_never_appears_in_clear(rule: PRReconciliationRule) -> None:
+    """The instruction travels base64-encoded: none of its lines, no ``pr.number`` tag in the YAML."""
+    text = to_yaml([compile_rule(rule, "argo", OPTIONS)])
+    assert "pr.number" not in text
+    for line in rule.spec.instruction.splitlines():
+        if len(line.strip()) > 12:
+            assert line.strip() not in text
+
+
+@pytest.mark.parametrize("rule", ALL_RULES)
+def test_every_step_carries_the_same_rule_the_steps_decode(rule: PRReconciliationRule) -> None:
+    """``AI_OPERATOR_RULE`` decodes (with the steps' own decoder) to the compiled rule."""
+    for container in containers(compiled(rule)).values():
+        assert decode_rule(env_of(container)[RULE_ENV]["value"]) == rule.model_copy(
+            update={"status": None}
+        )
+
+
+def test_tokens_come_only_from_the_secret_and_only_where_used() -> None:
+    """Tokens are secretKeyRefs (never values); each step gets only the tokens it uses."""
+    options = CompileOptions(secret_name="team-secrets")
+    wanted = {"fetch": {"GITHUB_TOKEN"}, "decide": {"GITHUB_TOKEN", "AI_TOKEN"}}
+    wanted |= {"act": {"GITHUB_TOKEN"}, "report": set()}
+    keys = {"GITHUB_TOKEN": "github-token", "AI_TOKEN": "ai-token"}
+    for name, container in containers(compiled(make_rule(), options)).items():
+        env = env_of(container)
+        tokens = {var for var in env if var.endswith("_TOKEN")}
+        assert tokens == wanted[name], name
+        for var in tokens:
+            assert "value" not in env[var]
+            assert env[var]["valueFrom"] == {
+                "secretKeyRef": {"name": "team-secrets", "key": keys[var]}
+            }
+
+
+def test_every_step_logs_json_and_reads_the_optional_config_map() -> None:
+    """``LOG_FORMAT=json`` and an optional ``envFrom`` ConfigMap on every step."""
+    for container in containers(compiled(make_rule())).values():
+        assert env_of(container)["LOG_FORMAT"]["value"] == "json"
+        assert container["envFrom"] == [
+            {"configMapRef": {"name": "ai-operator-config", "optional": True}}
+        ]
+    no_config = compiled(make_rule(), CompileOptions(config_map=None))
+    assert all("envFrom" not in c for c in containers(no_config).values())
+
+
+# --- names, labels, schedule ------------------------------------------------------------------
+
+
+def test_a_long_rule_name_is_cut_to_argos_limits_with_a_hash() -> None:
+    """Names fit Argo (52) and ConfigMaps/labels (63); two long names sharing a start differ."""
+    first, second = compiled(make_rule(LONG_NAME)), compiled(make_rule(LONG_NAME + "y"))
+    assert len(first["metadata"]["name"]) <= 52
+    assert first["metadata"]["name"] != second["metadata"]["name"]
+    assert first["metadata"]["name"].startswith("reconcile-every-dependency")
+    memo = template(first, "decide")["memoize"]["cache"]["configMap"]["name"]
+    assert len(memo) <= 63 and memo.startswith("ai-operator-memo-reconcile")
+    assert len(first["metadata"]["labels"]["aioperator.io/rule"]) <= 63
+    assert first["metadata"]["annotations"]["aioperator.io/rule"].endswith("/" + LONG_NAME)
+
+
+@pytest.mark.parametrize(
+    ("name", "limit", "expected"),
+    [
+        pytest.param("short", 52, "short", id="unchanged"),
+        pytest.param("a.b", 52, "a-b-", id="dots-replaced-and-hashed"),
+        pytest.param("x" * 60, 52, "x" * 43 + "-", id="cut-and-hashed"),
+    ],
+)
+def test_bounded_name(name: str, limit: int, expected: str) -> None:
+    """A name that must change keeps its start and gains an 8-character hash."""
+    result = bounded_name(name, limit)
+    assert result.startswith(expected) and len(result) <= limit
+    assert result == name or len(result) == len(expected) + 8
+
+
+def test_labels_mark_the_cron_workflow_its_runs_and_their_pods() -> None:
+    """The rule label is on the CronWorkflow, on each Workflow it creates and on each pod."""
+    document = compiled(make_rule("staging-automerge"))
+    expected = {
+        "app.kubernetes.io/name": "ai-operator",
+        "app.kubernetes.io/component": "reconciliation",
+        "app.kubernetes.io/managed-by": "ai-operator",
+        "app.kubernetes.io/part-of": "ai-operator",
+        "aioperator.io/rule": "staging-automerge",
+    }
+    assert document["metadata"]["labels"] == expected
+    assert document["spec"]["workflowMetadata"]["labels"] == expected
+    assert workflow_spec(document)["podMetadata"]["labels"] == expected
+
+
+def test_the_spec_hash_is_annotated_on_the_cron_workflow_and_its_runs() -> None:
+    """Each run can be traced to the version of the rule that made it."""
+    rule = make_rule()
+    document = compiled(rule)
+    assert document["metadata"]["annotations"]["aioperator.io/spec-hash"] == rule.spec_hash()
+    run = document["spec"]["workflowMetadata"]["annotations"]
+    assert run["aioperator.io/spec-hash"] == rule.spec_hash()
+    assert run["workflows.argoproj.io/title"] == rule.qualified_name
+
+
+@pytest.mark.parametrize(
+    ("spec", "schedules", "timezone", "note"),
+    [
+        pytest.param({"reconciliationInterval": 20}, ["* * * * *"], None, "shorter than a minute", id="20s-every-minute"),
+        pytest.param({"reconciliationInterval": 300}, ["*/5 * * * *"], None, None, id="5-minutes-exact"),
+        pytest.param({}, ["* * * * *"], None, "shorter than a minute", id="default-30s"),
+        pytest.param({"schedule": "0 9 * * *", "timezone": "Asia/Tokyo"}, ["0 9 * * *"], "Asia/Tokyo", None, id="cron-and-timezone"),
+    ],
+)  # fmt: skip
+def test_schedule_comes_from_the_rule(
+    spec: dict[str, Any], schedules: list[str], timezone: str | None, note: str | None
+) -> None:
+    """``spec.schedules`` (Argo 4's list) from the rule; an approximation is noted."""
+    manifest = compile_rule(make_rule(**spec), "argo", OPTIONS)
+    cron = manifest.document["spec"]
+    assert cron["schedules"] == schedules
+    assert cron.get("timezone") == timezone
+    annotation = manifest.document["metadata"]["annotations"].get("aioperator.io/schedule-note")
+    if note is None:
+        assert manifest.notes == () and annotation is None
+    else:
+        assert note in manifest.notes[0] and annotation == manifest.notes[0]
+
+
+def test_the_options_timezone_applies_when_the_rule_names_none() -> None:
+    """A cluster default timezone fills in; the rule's own wins."""
+    options = CompileOptions(timezone="Europe/Berlin")
+    assert compiled(make_rule(), options)["spec"]["timezone"] == "Europe/Berlin"
+    own = make_rule(schedule="0 * * * *", timezone="UTC")
+    assert compiled(own, options)["spec"]["timezone"] == "UTC"
+
+
+def test_cron_settings_forbid_overlap_and_bound_history() -> None:
+    """One pass at a time, a starting deadline, history limits, suspend from the rule."""
+    spec = compiled(make_rule(suspend=True))["spec"]
+    assert spec["concurrencyPolicy"] == "Forbid"
+    assert spec["startingDeadlineSeconds"] == 60
+    assert (spec["successfulJobsHistoryLimit"], spec["failedJobsHistoryLimit"]) == (3, 3)
+    assert spec["suspend"] is True
+    assert compiled(make_rule())["spec"]["suspend"] is False
+
+
+def test_namespace_defaults_to_the_rules_and_can_be_overridden() -> None:
+    """The CronWorkflow lives with its rule unless the options name a namespace."""
+    assert compiled(make_rule())["metadata"]["namespace"] == "ai-operator-system"
+    other = compiled(make_rule(), CompileOptions(namespace="argo"))
+    assert other["metadata"]["namespace"] == "argo"
+
+
+# --- the workflow ------------------------------------------------------------------------------
+
+
+def test_workflow_runs_hardened_and_cleans_up() -> None:
+    """Non-root pods, read-only roots, no capabilities, a /tmp emptyDir, GC, TTL, deadline."""
+    spec = workflow_spec(compiled(make_rule()))
+    assert spec["serviceAccountName"] == "ai-operator-workflow"
+    assert spec["securityContext"] == {
+        "runAsNonRoot": True,
+        "runAsUser": 65532,
+        "runAsGroup": 65532,
+        "fsGroup": 65532,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    assert spec["podGC"] == {"strategy": "OnPodSuccess"}
+    assert spec["ttlStrategy"] == {"secondsAfterSuccess": 3600, "secondsAfterFailure": 86400}
+    assert spec["activeDeadlineSeconds"] == 1800
+    assert spec["volumes"] == [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}]
+    for container in containers(compiled(make_rule())).values():
+        assert container["securityContext"] == {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]},
+        }
+        assert container["volumeMounts"] == [{"name": "tmp", "mountPath": "/tmp"}]
+        assert container["resources"]["requests"] == {"cpu": "50m", "memory": "128Mi"}
+
+
+def test_step_command_lines_are_the_step_contract() -> None:
+    """Each container runs exactly its ``ai-operator step`` command line."""
+    commands = {name: c["command"] for name, c in containers(compiled(make_rule())).items()}
+    assert commands == {
+        "fetch": ["ai-operator", "step", "fetch", "--output", "/tmp/outputs/prs.json"],
+        "decide": ["ai-operator", "step", "decide", "--pr", "{{inputs.parameters.pr}}",
+                   "--output", "/tmp/outputs/decision.json"],
+        "act": ["ai-operator", "step", "act", "--decisions", "{{inputs.parameters.decisions}}",
+                "--output", "/tmp/outputs/results.json"],
+        "report": ["ai-operator", "step", "report", "--results",
+                   "{{workflow.outputs.parameters.results}}", "--status", "{{workflow.status}}"],
+    }  # fmt: skip
+    assert [FETCH_COMMAND, DECIDE_COMMAND, ACT_COMMAND, REPORT_COMMAND] == [
+        tuple(commands[n]) for n in ("fetch", "decide", "act", "report")
+    ]
+
+
+def test_fetch_outputs_the_pr_list_with_an_empty_default() -> None:
+    """A fetch that wrote nothing yields ``[]``: decide is then skipped, not failed."""
+    outputs = template(compiled(make_rule()), "fetch")["outputs"]["parameters"]
+    assert outputs == [{"name": "prs", "valueFrom": {"path": "/tmp/outputs/prs.json", "default": "[]"}}]
+
+
+def test_decide_fans_out_one_bounded_pod_per_pull_request() -> None:
+    """withParam over fetch's list; pr and key from each item; parallelism on the DAG."""
+    document = compiled(make_rule(), CompileOptions(parallelism=7))
+    decide = task(document, "decide")
+    assert decide["withParam"] == "{{tasks.fetch.outputs.parameters.prs}}"
+    assert decide["depends"] == "fetch"
+    assert decide["arguments"]["parameters"] == [
+        {"name": "pr", "value": "{{item}}"},
+        {"name": "key", "value": "{{item.key}}"},
+    ]
+    dag = template(document, "reconcile")
+    assert dag["parallelism"] == 7
+    assert dag["dag"]["failFast"] is False
+
+
+def test_decide_is_memoized_per_pull_request_facts() -> None:
+    """Memo key from the item's key; maxAge from the options; one cache ConfigMap per rule."""
+    memoize = template(compiled(make_rule(), CompileOptions(memo_max_age="6h")), "decide")["memoize"]
+    assert memoize == {
+        "key": "{{inputs.parameters.key}}",
+        "maxAge": "6h",
+        "cache": {"configMap": {"name": "ai-operator-memo-staging-automerge"}},
+    }
+
+
+def test_decide_retries_only_transient_failures() -> None:
+    """Exit code 75 (EX_TEMPFAIL) is retried with backoff; anything else is final."""
+    retry = template(compiled(make_rule()), "decide")["retryStrategy"]
+    assert retry["expression"] == "asInt(lastRetry.exitCode) == 75"
+    assert retry["retryPolicy"] == "OnFailure"
+    assert retry["limit"] == 3
+    assert retry["backoff"] == {"duration": "15s", "factor": 2, "maxDuration": "2m"}
+
+
+def test_decide_output_defaults_to_an_empty_list() -> None:
+    """The default is also the aggregate of an empty fan-out, so it must be a JSON list."""
+    outputs = template(compiled(make_rule()), "decide")["outputs"]["parameters"]
+    assert outputs[0]["valueFrom"] == {"path": "/tmp/outputs/decision.json", "default": "[]"}
+
+
+def test_act_runs_after_any_decide_outcome_and_exports_results() -> None:
+    """act runs when decide succeeded, failed, errored or was skipped (no PRs)."""
+    document = compiled(make_rule())
+    act = task(document, "act")
+    assert act["depends"] == "decide.Succeeded || decide.Failed || decide.Errored || decide.Skipped"
+    assert act["arguments"]["parameters"] == [
+        {"name": "decisions", "value": "{{tasks.decide.outputs.parameters.decision}}"}
+    ]
+    act_template = template(document, "act")
+    assert act_template["inputs"]["parameters"] == [{"name": "decisions", "default": "[]"}]
+    assert act_template["outputs"]["parameters"] == [
+        {
+            "name": "results",
+            "globalName": "results",
+            "valueFrom": {"path": "/tmp/outputs/results.json", "default": "[]"},
+        }
+    ]
+
+
+def test_act_holds_the_token_semaphore() -> None:
+    """Rules sharing a GitHub token never mutate at once; the semaphore can be turned off."""
+    act = template(compiled(make_rule(), CompileOptions(token_semaphore="sync/team-token")), "act")
+    assert act["synchronization"] == {
+        "semaphores": [{"configMapKeyRef": {"name": "sync", "key": "team-token"}}]
+    }
+    assert "synchronization" not in template(
+        compiled(make_rule(), CompileOptions(token_semaphore=None)), "act"
+    )
+
+
+def test_report_is_the_exit_handler() -> None:
+    """The report step always runs, reading act's global output and the workflow status."""
+    document = compiled(make_rule())
+    assert workflow_spec(document)["onExit"] == "report"
+    assert workflow_spec(document)["entrypoint"] == "reconcile"
+    assert "retryStrategy" not in template(document, "report")
+
+
+# --- options and errors ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        pytest.param({"parallelism": 0}, "parallelism", id="no-parallelism"),
+        pytest.param({"token_semaphore": "no-key"}, "configmap/key", id="semaphore-without-key"),
+        pytest.param({"decide_retry_limit": -1}, "decide_retry_limit", id="negative-retries"),
+    ],
+)
+def test_options_that_cannot_work_are_refused(options: dict[str, Any], message: str) -> None:
+    """Bad options fail at once with a message naming the option."""
+    with pytest.raises(CompileError, match=message):
+        CompileOptions(**options)
+
+
+def test_two_rules_compiling_to_one_object_are_refused() -> None:
+    """Same name in two namespaces, compiled into one namespace: an error, not an overwrite."""
+    first = make_rule("web")
+    second = PRReconciliationRule.model_validate(
+        first.model_dump(mode="json") | {"metadata": {"name": "web", "namespace": "other"}}
+    )
+    assert len(compile_rules([first, second], "argo", OPTIONS)) == 2
+    with pytest.raises(CompileError, match="both compile to CronWorkflow argo/web"):
+        compile_rules([first, second], "argo", CompileOptions(namespace="argo"))
+
+
+def test_an_unknown_target_is_refused() -> None:
+    """Only argo and cronjob exist."""
+    with pytest.raises(CompileError, match="unknown target"):
+        compile_rule(make_rule(), "tekton", OPTIONS)  # type: ignore[arg-type]
+
+
+# --- golden files ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("rule", EXAMPLE_CASES)
+def test_golden_cron_workflows(rule: PRReconciliationRule) -> None:
+    """examples/compiled/<rule>.cronworkflow.yaml is what the example compiles to.
+
+    Regenerate with ``AI_OPERATOR_UPDATE_GOLDEN=1 pytest tests/unit/test_compile_argo.py``.
+    """
+    check_golden(COMPILED / f"{rule.metadata.name}.cronworkflow.yaml", rule, "argo")
+
+
+def check_golden(path: Path, rule: PRReconciliationRule, target: Any) -> None:
+    text = to_yaml([compile_rule(rule, target, OPTIONS)])
+    if os.environ.get("AI_OPERATOR_UPDATE_GOLDEN") == "1":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    assert path.exists(), f"{path.name} is missing: run with AI_OPERATOR_UPDATE_GOLDEN=1"
+    assert path.read_text() == text, f"{path.name} drifted: run with AI_OPERATOR_UPDATE_GOLDEN=1"
