@@ -57,6 +57,8 @@ def decide(
 ) -> Decision:
     """The decision for ``pr``: the AI's action if valid and safe, else a safe one."""
     spec = rule.spec
+    proposed: Action | None
+    extra: tuple[str, ...]
     if isinstance(answer, InvalidVerdict):
         wanted = spec.safe_fallback
         reason = f"no usable answer from the model ({answer.problem}); fallback: {wanted.value}"
