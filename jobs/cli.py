@@ -237,8 +237,6 @@ def _write(path: Path, text: str) -> None:
 @step_app.command("fetch")
 def step_fetch(output: Annotated[Path, typer.Option("--output")]) -> None:
     """Write references to the PRs the rule covers (a JSON list)."""
-    import json  # noqa: PLC0415
-
     rule = _step_rule()
     settings = _settings()
     github = _github(settings)
@@ -248,7 +246,7 @@ def step_fetch(output: Annotated[Path, typer.Option("--output")]) -> None:
         fail(str(exc))
     except Exception as exc:
         _step_error("fetch", exc)
-    _write(output, json.dumps(refs, separators=(",", ":")))
+    _write(output, steps.dump_for_argo(refs))
     get_logger("step", rule=rule.qualified_name).info("fetched", pull_requests=len(refs))
 
 
@@ -269,7 +267,7 @@ def step_decide(
         fail(str(exc))
     except PullRequestFailure as exc:
         _step_error("decide", exc)
-    _write(output, decision.model_dump_json())
+    _write(output, steps.dump_for_argo(decision.model_dump(mode="json")))
     get_logger("decision", rule=rule.qualified_name).info(
         "decision",
         pr=decision.display,
@@ -288,8 +286,6 @@ def step_act(
     dry_run: Annotated[bool, typer.Option("--dry-run")] = False,
 ) -> None:
     """Apply the decisions on fresh facts, serialized; write the results (JSON)."""
-    import json  # noqa: PLC0415
-
     rule = _step_rule()
     settings = _settings()
     github = _github(settings)
@@ -298,7 +294,7 @@ def step_act(
     except steps.StepInputError as exc:
         fail(str(exc))
     results = steps.act_all(rule, parsed, github, dry_run=dry_run or rule.spec.dryRun)
-    _write(output, json.dumps([r.to_json() for r in results], separators=(",", ":")))
+    _write(output, steps.dump_for_argo([r.to_json() for r in results]))
     _log_report(PassReport(rule=rule.qualified_name, results=results))
     if any(r.error for r in results):
         raise typer.Exit(EXIT_PARTIAL)

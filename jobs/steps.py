@@ -39,6 +39,16 @@ class StepInputError(Exception):
     """A step's input (rule, reference, decision list) is malformed; the message says which."""
 
 
+def dump_for_argo(value: object) -> str:
+    r"""Compact JSON in which no ``{{`` appears, so Argo never reads PR text as one of its tags.
+
+    ``{{`` cannot occur in JSON's own syntax, only inside strings, where ``\u007b`` decodes back
+    to ``{``: a title such as ``Use {{pr.number}}`` survives the trip through Argo unchanged.
+    """
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
+    return text.replace("{{", "\\u007b\\u007b")
+
+
 def encode_rule(rule: PRReconciliationRule) -> str:
     """The value of ``AI_OPERATOR_RULE`` for ``rule``."""
     document = json.dumps(rule.to_document(), sort_keys=True, separators=(",", ":"))

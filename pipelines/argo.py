@@ -78,7 +78,7 @@ def build_cron_workflow(
     cron = CronWorkflow(
         name=conventions.object_name(rule),
         namespace=conventions.target_namespace(rule, options),
-        labels=conventions.labels(rule),
+        labels=conventions.rule_labels(rule),
         annotations=_annotations(rule, schedule),
         schedules=[schedule.cron],
         timezone=rule.spec.timezone or options.timezone,
@@ -94,7 +94,7 @@ def build_cron_workflow(
     )
     model = cron.build()
     model.spec.workflow_metadata = m.ObjectMeta(
-        labels=conventions.labels(rule), annotations=_annotations(rule, None)
+        labels=conventions.rule_labels(rule), annotations=_annotations(rule, None)
     )
     document: dict[str, Any] = model.model_dump(exclude_none=True, by_alias=True, mode="json")
     return document
@@ -102,7 +102,7 @@ def build_cron_workflow(
 
 def _annotations(rule: PRReconciliationRule, schedule: Schedule | None) -> dict[str, str]:
     note = schedule.note if schedule else None
-    return conventions.annotations(rule, note) | {TITLE_ANNOTATION: rule.qualified_name}
+    return conventions.rule_annotations(rule, note) | {TITLE_ANNOTATION: rule.qualified_name}
 
 
 def _workflow_spec(rule: PRReconciliationRule, options: CompileOptions) -> dict[str, Any]:
@@ -112,7 +112,7 @@ def _workflow_spec(rule: PRReconciliationRule, options: CompileOptions) -> dict[
         "security_context": m.PodSecurityContext.model_validate(
             conventions.pod_security_context(options)
         ),
-        "pod_metadata": m.Metadata(labels=conventions.labels(rule)),
+        "pod_metadata": m.Metadata(labels=conventions.rule_labels(rule)),
         "pod_gc": m.PodGC(strategy="OnPodSuccess"),
         "ttl_strategy": m.TTLStrategy(
             seconds_after_success=options.ttl_seconds_after_success,
@@ -123,7 +123,7 @@ def _workflow_spec(rule: PRReconciliationRule, options: CompileOptions) -> dict[
     }
 
 
-def _tasks(fetch: Container, decide: Container, act: Container) -> list[Task]:
+def _tasks(fetch: Container, decide: Container, act: Container) -> list[Task | m.DAGTask]:
     return [
         Task(name="fetch", template=fetch),
         Task(
@@ -208,9 +208,7 @@ def _container(
         env=[m.EnvVar.model_validate(v) for v in conventions.environment(rule, options, tokens)],
         env_from=[m.EnvFromSource.model_validate(s) for s in conventions.environment_from(options)],
         resources=m.ResourceRequirements.model_validate(conventions.resources(options)),
-        security_context=m.SecurityContext.model_validate(
-            conventions.container_security_context()
-        ),
+        security_context=m.SecurityContext.model_validate(conventions.container_security_context()),
         volume_mounts=[m.VolumeMount.model_validate(conventions.tmp_mount())],
         **template,
     )

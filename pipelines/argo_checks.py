@@ -87,9 +87,8 @@ def check_workflow_spec(spec: Mapping[str, Any], where: str = "spec") -> list[st
     ]
     for field in ("entrypoint", "onExit"):
         name = spec.get(field)
-        if field == "entrypoint" or name is not None:
-            if name not in by_name:
-                problems.append(f"{where}.{field}: no template named {name!r}")
+        if (field == "entrypoint" or name is not None) and name not in by_name:
+            problems.append(f"{where}.{field}: no template named {name!r}")
     workflow = _Workflow(
         templates=by_name,
         global_outputs=_global_outputs(templates),

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -30,20 +30,28 @@ def compile_command(
     image: Annotated[
         str | None, typer.Option("--image", help="Container image of the steps.")
     ] = None,
+    namespace: Annotated[
+        str | None,
+        typer.Option("--namespace", help="Namespace of the output (default: the rule's)."),
+    ] = None,
+    parallelism: Annotated[
+        int | None, typer.Option("--parallelism", min=1, max=100, help="Decide pods at once.")
+    ] = None,
     output: Annotated[
         str, typer.Option("-o", "--output", help="A directory (one file per rule) or - for stdout.")
     ] = "-",
 ) -> None:
     """Compile rules into Argo CronWorkflows (or CronJobs), without a cluster."""
-    from pipelines.compile import CompileError, CompileOptions, compile_rule, to_yaml  # noqa: PLC0415
+    from pipelines.compile import CompileError, CompileOptions, compile_rules, to_yaml  # noqa: PLC0415
 
     try:
         loaded = load_rules(files)
     except RuleFileError as exc:
         fail(str(exc))
-    options = CompileOptions() if image is None else CompileOptions(image=image)
+    overrides: dict[str, Any] = {"image": image, "namespace": namespace, "parallelism": parallelism}
     try:
-        manifests = [compile_rule(item.rule, target.value, options) for item in loaded]
+        options = CompileOptions(**{k: v for k, v in overrides.items() if v is not None})
+        manifests = compile_rules([item.rule for item in loaded], target.value, options)
     except CompileError as exc:
         fail(str(exc))
     for manifest in manifests:

@@ -98,6 +98,6 @@ def _document_yaml(manifest: CompiledManifest) -> str:
         sort_keys=False,
         default_flow_style=False,
         allow_unicode=True,
-        width=100,
+        width=2**16,  # long values stay on one line: easier to read and to diff
     )
     return "---\n" + "\n".join(header) + "\n" + body

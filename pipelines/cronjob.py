@@ -35,7 +35,7 @@ def build_cron_job(
         "failedJobsHistoryLimit": options.failed_history_limit,
         "suspend": rule.spec.suspend,
         "jobTemplate": {
-            "metadata": {"labels": conventions.labels(rule)},
+            "metadata": {"labels": conventions.rule_labels(rule)},
             "spec": _job_spec(rule, options),
         },
     }
@@ -48,8 +48,8 @@ def build_cron_job(
         "metadata": {
             "name": conventions.object_name(rule),
             "namespace": conventions.target_namespace(rule, options),
-            "labels": conventions.labels(rule),
-            "annotations": conventions.annotations(rule, schedule.note),
+            "labels": conventions.rule_labels(rule),
+            "annotations": conventions.rule_annotations(rule, schedule.note),
         },
         "spec": spec,
     }
@@ -73,7 +73,7 @@ def _job_spec(rule: PRReconciliationRule, options: CompileOptions) -> dict[str, 
             ]
         },
         "template": {
-            "metadata": {"labels": conventions.labels(rule)},
+            "metadata": {"labels": conventions.rule_labels(rule)},
             "spec": _pod_spec(rule, options),
         },
     }

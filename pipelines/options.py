@@ -31,8 +31,9 @@ Target = Literal["argo", "cronjob"]
 RULE_ENV = "AI_OPERATOR_RULE"
 """The variable that carries the rule document (same name as :data:`jobs.steps.RULE_ENV`)."""
 
-GITHUB_TOKEN_ENV = "GITHUB_TOKEN"
-AI_TOKEN_ENV = "AI_TOKEN"
+# Names of variables and Secret keys, never values:
+GITHUB_TOKEN_ENV = "GITHUB_TOKEN"  # noqa: S105
+AI_TOKEN_ENV = "AI_TOKEN"  # noqa: S105
 TOKEN_SECRET_KEYS = {GITHUB_TOKEN_ENV: "github-token", AI_TOKEN_ENV: "ai-token"}
 
 APP_NAME = "ai-operator"
@@ -66,13 +67,13 @@ class CompileOptions:
     namespace: str | None = None
     """Namespace of the compiled objects; default: the rule's namespace."""
     service_account: str = "ai-operator-workflow"
-    secret_name: str = "ai-operator-secrets"
+    secret_name: str = "ai-operator-secrets"  # noqa: S105 - a Secret's name
     """Secret with keys ``github-token`` and ``ai-token``."""
     config_map: str | None = "ai-operator-config"
     """Optional ConfigMap loaded with ``envFrom`` (GITHUB_GRAPHQL_URL, AI_ENDPOINT, ...)."""
     parallelism: int = 5
     """Decide pods running at once for one rule's run."""
-    token_semaphore: str | None = "ai-operator-sync/github-token"
+    token_semaphore: str | None = "ai-operator-sync/github-token"  # noqa: S105 - a key name
     """``configmap/key`` of an Argo semaphore shared by rules acting with the same GitHub token."""
     memo_max_age: str = "24h"
     timezone: str | None = None
@@ -148,7 +149,7 @@ class CompiledManifest:
     """The rule's ``namespace/name``."""
     kind: str
     name: str
-    document: dict[str, Any] = field(compare=False)
+    document: dict[str, Any] = field(hash=False)
     notes: tuple[str, ...] = ()
 
 
@@ -194,7 +195,7 @@ def target_namespace(rule: PRReconciliationRule, options: CompileOptions) -> str
 # --- metadata --------------------------------------------------------------------------------
 
 
-def labels(rule: PRReconciliationRule) -> dict[str, str]:
+def rule_labels(rule: PRReconciliationRule) -> dict[str, str]:
     """Labels of the compiled object, of each run it creates and of each pod."""
     return {
         "app.kubernetes.io/name": APP_NAME,
@@ -205,7 +206,7 @@ def labels(rule: PRReconciliationRule) -> dict[str, str]:
     }
 
 
-def annotations(rule: PRReconciliationRule, note: str | None) -> dict[str, str]:
+def rule_annotations(rule: PRReconciliationRule, note: str | None) -> dict[str, str]:
     """The rule's full name and spec hash, and the schedule note when there is one."""
     result = {RULE_ANNOTATION: rule.qualified_name, SPEC_HASH_ANNOTATION: rule.spec_hash()}
     if note:

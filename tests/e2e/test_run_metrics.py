@@ -34,8 +34,13 @@ def test_a_pass_pushes_the_seed_metric_names(world, github, llm, tmp_path):
     rule = tmp_path / "rule.yaml"
     rule.write_text(RULE)
     world.add_pull_request("acme/web", number=1, labels=["auto-merge"])
-    world.add_pull_request("acme/web", number=2, labels=["auto-merge"], rollup_state="PENDING",
-                           checks=[FakeCheck("ci", conclusion=None, status="IN_PROGRESS")])
+    world.add_pull_request(
+        "acme/web",
+        number=2,
+        labels=["auto-merge"],
+        rollup_state="PENDING",
+        checks=[FakeCheck("ci", conclusion=None, status="IN_PROGRESS")],
+    )
     with pushgateway() as gateway:
         result = run_cli(["run", str(rule)], cli_env(github, llm, PUSHGATEWAY_URL=gateway))
         lines = metric_lines(gateway)

@@ -65,7 +65,9 @@ def task(document: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 def containers(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {t["name"]: t["container"] for t in workflow_spec(document)["templates"] if "container" in t}
+    return {
+        t["name"]: t["container"] for t in workflow_spec(document)["templates"] if "container" in t
+    }
 
 
 def env_of(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -115,7 +117,10 @@ def test_compiling_twice_gives_the_same_bytes(rule: PRReconciliationRule) -> Non
 
 def test_to_yaml_writes_one_document_per_manifest_with_its_notes() -> None:
     """Multi-document YAML, each headed by a comment naming the rule and any schedule note."""
-    manifests = [compile_rule(r, "argo", OPTIONS) for r in (make_rule("a"), make_rule("b", reconciliationInterval=20))]
+    manifests = [
+        compile_rule(r, "argo", OPTIONS)
+        for r in (make_rule("a"), make_rule("b", reconciliationInterval=20))
+    ]
     text = to_yaml(manifests)
     documents = list(yaml.safe_load_all(text))
     assert [d["metadata"]["name"] for d in documents] == ["a", "b"]
@@ -160,6 +165,16 @@ def test_tokens_come_only_from_the_secret_and_only_where_used() -> None:
             assert env[var]["valueFrom"] == {
                 "secretKeyRef": {"name": "team-secrets", "key": keys[var]}
             }
+
+
+def test_token_values_in_the_environment_never_reach_the_manifest(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Compiling reads no token: values set where the compiler runs are not in its output."""
+    monkeypatch.setenv("GITHUB_TOKEN", "ghp-compile-time-secret")
+    monkeypatch.setenv("AI_TOKEN", "sk-compile-time-secret")
+    text = to_yaml([compile_rule(make_rule(), target, OPTIONS) for target in ("argo", "cronjob")])
+    assert "compile-time-secret" not in text
 
 
 def test_every_step_logs_json_and_reads_the_optional_config_map() -> None:
@@ -318,15 +333,16 @@ def test_step_command_lines_are_the_step_contract() -> None:
         "report": ["ai-operator", "step", "report", "--results",
                    "{{workflow.outputs.parameters.results}}", "--status", "{{workflow.status}}"],
     }  # fmt: skip
-    assert [FETCH_COMMAND, DECIDE_COMMAND, ACT_COMMAND, REPORT_COMMAND] == [
-        tuple(commands[n]) for n in ("fetch", "decide", "act", "report")
-    ]
+    in_order = [tuple(commands[n]) for n in ("fetch", "decide", "act", "report")]
+    assert in_order == [FETCH_COMMAND, DECIDE_COMMAND, ACT_COMMAND, REPORT_COMMAND]
 
 
 def test_fetch_outputs_the_pr_list_with_an_empty_default() -> None:
     """A fetch that wrote nothing yields ``[]``: decide is then skipped, not failed."""
     outputs = template(compiled(make_rule()), "fetch")["outputs"]["parameters"]
-    assert outputs == [{"name": "prs", "valueFrom": {"path": "/tmp/outputs/prs.json", "default": "[]"}}]
+    assert outputs == [
+        {"name": "prs", "valueFrom": {"path": "/tmp/outputs/prs.json", "default": "[]"}}
+    ]
 
 
 def test_decide_fans_out_one_bounded_pod_per_pull_request() -> None:
@@ -346,7 +362,9 @@ def test_decide_fans_out_one_bounded_pod_per_pull_request() -> None:
 
 def test_decide_is_memoized_per_pull_request_facts() -> None:
     """Memo key from the item's key; maxAge from the options; one cache ConfigMap per rule."""
-    memoize = template(compiled(make_rule(), CompileOptions(memo_max_age="6h")), "decide")["memoize"]
+    memoize = template(compiled(make_rule(), CompileOptions(memo_max_age="6h")), "decide")[
+        "memoize"
+    ]
     assert memoize == {
         "key": "{{inputs.parameters.key}}",
         "maxAge": "6h",
