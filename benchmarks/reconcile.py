@@ -28,6 +28,7 @@ This script talks only to the fakes it starts and stops; it never reaches a real
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import multiprocessing
 import random
@@ -71,7 +72,7 @@ WORLD_SEED = 7
 
 def _situation(name: str) -> dict[str, Any]:
     """The facts of one kind of pull request (fresh objects: the world mutates them)."""
-    return {
+    situations: dict[str, dict[str, Any]] = {
         "green": {},
         "pending": {
             "rollup_state": "PENDING",
@@ -80,7 +81,8 @@ def _situation(name: str) -> dict[str, Any]:
         "failing": {"rollup_state": "FAILURE", "checks": [FakeCheck("ci", conclusion="FAILURE")]},
         "conflicting": {"mergeable": "CONFLICTING", "merge_state_status": "DIRTY"},
         "obsolete": {"title": "[close] Obsolete experiment"},
-    }[name]
+    }
+    return situations[name]
 
 
 SITUATIONS = ("green", "pending", "failing", "conflicting", "obsolete")
@@ -111,7 +113,7 @@ def build_world(prs: int, repos: int) -> GitHubWorld:
     names = repository_names(repos)
     for name in names:
         world.add_repository(name, labels=[*COVERED_LABELS, DEFAULT_ESCALATION_LABEL])
-    rng = random.Random(WORLD_SEED)  # noqa: S311 - test data, not security
+    rng = random.Random(WORLD_SEED)  # the same world every time
     for i in range(prs):
         situation = rng.choices(SITUATIONS, weights=SITUATION_WEIGHTS)[0]
         facts = {"title": f"Change {i}", "labels": labels_of(i), **_situation(situation)}
@@ -207,10 +209,8 @@ class FakeServers:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        try:
+        with contextlib.suppress(OSError):  # the child may be gone already
             self._conn.send(("stop",))
-        except OSError:
-            pass  # the child is gone already
         self._process.join(timeout=10)
         if self._process.is_alive():
             self._process.terminate()
@@ -580,34 +580,44 @@ def scheduled_execution(
     return hits, refs
 
 
+class ScheduledPipeline:
+    """The pipeline's executions on one world, with a dict standing in for the memo cache."""
+
+    def __init__(self, servers: FakeServers, world: World, rule: PRReconciliationRule) -> None:
+        self.servers, self.world, self.rule = servers, world, rule
+        self.github, self.ai = github_client(world), ai_client(servers.llm_url)
+        self.memo: dict[str, Decision] = {}
+        self.last_refs: list[dict[str, Any]] = []
+
+    def execute(self, label: str) -> Execution:
+        """One scheduled execution, and what it cost."""
+        before, calls = self.servers.counts(self.world), self.ai.calls
+        hits, self.last_refs = scheduled_execution(self.rule, self.github, self.ai, self.memo)
+        after = self.servers.counts(self.world)
+        return Execution(
+            label=label,
+            ai_calls=self.ai.calls - calls,
+            memo_hits=hits,
+            github_requests=after.requests - before.requests,
+            mutations=after.mutations - before.mutations,
+        )
+
+    def push_commits(self, count: int) -> int:
+        """Push a new commit to ``count`` of the PRs the last execution fetched; how many."""
+        chosen = [(ref["repository"], ref["number"]) for ref in self.last_refs[:count]]
+        self.servers.push_commits(self.world, chosen)
+        return len(chosen)
+
+
 def memoized_executions(
     servers: FakeServers, rule: PRReconciliationRule, prs: int, repos: int, pushed: int
 ) -> list[Execution]:
     """Three executions: first, nothing changed, then after pushing a commit to ``pushed`` PRs."""
-    world = servers.world(prs, repos)
-    github, ai = github_client(world), ai_client(servers.llm_url)
-    memo: dict[str, Decision] = {}
-    executions: list[Execution] = []
-    refs: list[dict[str, Any]] = []
-    labels = ["1 first", "2 nothing changed", f"3 after a push to {pushed} PRs"]
-    for n, label in enumerate(labels):
-        if n == 2:
-            chosen = [(ref["repository"], ref["number"]) for ref in refs[:pushed]]
-            servers.push_commits(world, chosen)
-            label = f"3 after a push to {len(chosen)} PRs"
-        before, calls = servers.counts(world), ai.calls
-        hits, refs = scheduled_execution(rule, github, ai, memo)
-        after = servers.counts(world)
-        executions.append(
-            Execution(
-                label=label,
-                ai_calls=ai.calls - calls,
-                memo_hits=hits,
-                github_requests=after.requests - before.requests,
-                mutations=after.mutations - before.mutations,
-            )
-        )
-    return executions
+    pipeline = ScheduledPipeline(servers, servers.world(prs, repos), rule)
+    first = pipeline.execute("1 first")
+    unchanged = pipeline.execute("2 nothing changed")
+    moved = pipeline.push_commits(pushed)
+    return [first, unchanged, pipeline.execute(f"3 after a push to {moved} PRs")]
 
 
 # --- the whole run -----------------------------------------------------------------------------

@@ -157,13 +157,14 @@ def plan(rule: PRReconciliationRule, decision: Decision, fresh: PullRequestSnaps
     labels = decision.labels
     if action is Action.ESCALATE and not labels:
         labels = escalation_labels(rule.spec, ())
-    operations, done = _operations(rule, decision, fresh, action, labels)
+    why = block.reason if block else decision.guardrailReason
+    operations, done = _operations(rule, decision, fresh, action, labels, why)
     return Plan(
         decision=decision,
         action=action,
         operations=operations,
         guardrail=block.guardrail if block else decision.guardrail,
-        guardrail_reason=block.reason if block else decision.guardrailReason,
+        guardrail_reason=why,
         already_done=done,
     )
 
@@ -174,11 +175,12 @@ def _operations(
     fresh: PullRequestSnapshot,
     action: Action,
     labels: tuple[str, ...],
+    why: str | None,
 ) -> tuple[tuple[Operation, ...], tuple[str, ...]]:
     spec = rule.spec
     ops: list[Operation] = []
     done: list[str] = []
-    comment = _comment(rule, decision, fresh, action)
+    comment = _comment(rule, decision, fresh, action, why)
     if comment is not None and comment.marker in fresh.comment_markers:
         done.append("comment already posted")
         comment = None
@@ -202,14 +204,20 @@ def _operations(
 
 
 def _comment(
-    rule: PRReconciliationRule, decision: Decision, fresh: PullRequestSnapshot, action: Action
+    rule: PRReconciliationRule,
+    decision: Decision,
+    fresh: PullRequestSnapshot,
+    action: Action,
+    why: str | None,
 ) -> Comment | None:
-    if action is Action.WAIT or (action is Action.MERGE and not decision.comment):
+    # The model's own comment fits only the action it chose; a guardrail's action gets ours.
+    own = (decision.comment or "").strip() if action is decision.proposed else ""
+    if action is Action.WAIT or (action is Action.MERGE and not own):
         return None
     marker = make_marker(rule.qualified_name, action.value, decision.headOid)
-    text = (decision.comment or "").strip() or _default_text(action, decision)
-    if action is not decision.action or decision.guardrail:
-        text = f"{text}\n\n> {decision.guardrailReason or 'a safety rule changed the action'}"
+    text = own or _default_text(action, decision)
+    if why:
+        text = f"{text}\n\n> Safety rule: {why}."
     footer = (
         f"<sub>ai-operator · rule `{rule.qualified_name}` · {action.value} · "
         f"{decision.headOid[:7]}</sub>"

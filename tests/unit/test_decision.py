@@ -131,3 +131,12 @@ def test_a_closed_pr_gets_nothing():
     """Nothing is planned for a PR that was closed meanwhile."""
     decision = decide(RULE, make_pr(), verdict("close"), "fp")
     assert plan(RULE, decision, make_pr(state=PullRequestState.CLOSED)).operations == ()
+
+
+def test_a_guardrails_action_gets_its_own_words_not_the_models():
+    """A merge turned into an escalation says why, and never posts the model's merge comment."""
+    decision = decide(RULE, make_pr(is_draft=True), verdict("merge", comment="Merging now!"), "fp")
+    labels, comment = plan(RULE, decision, make_pr(is_draft=True)).operations
+    assert isinstance(labels, AddLabels) and isinstance(comment, Comment)
+    assert "Merging now!" not in comment.body
+    assert "Safety rule: the pull request is a draft." in comment.body
