@@ -15,8 +15,9 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from jobs.model import Action, PRReconciliationRule
-from jobs.policy.decision import Decision
+from jobs.clients.github.errors import GitHubError
+from jobs.model import PRReconciliationRule
+from jobs.policy.decision import Decision, leave_alone
 from jobs.policy.selection import selection_problems
 from jobs.reconcile import (
     Decider,
@@ -89,24 +90,14 @@ def decide(
     repository, number = _ref_target(ref)
     try:
         pr = github.pull_request(repository, number)
-    except Exception as exc:
-        retryable = bool(getattr(exc, "retryable", False))
+    except GitHubError as exc:
         raise PullRequestFailure(
-            f"reading {repository}#{number} failed: {exc}", kind="github", retryable=retryable
+            f"reading {repository}#{number} failed: {exc}", kind="github", retryable=exc.retryable
         ) from exc
     problems = selection_problems(pr, rule.spec.selector)
     if problems:
-        return Decision(
-            rule=rule.qualified_name,
-            repository=pr.repository,
-            number=pr.number,
-            title=pr.title,
-            url=pr.url,
-            headOid=pr.head_oid,
-            fingerprint=pr.fingerprint(ignored_labels(rule)),
-            action=Action.WAIT,
-            reason=f"no longer covered by the rule: {'; '.join(problems)}",
-        )
+        reason = f"no longer covered by the rule: {'; '.join(problems)}"
+        return leave_alone(rule, pr, pr.fingerprint(ignored_labels(rule)), reason)
     return decide_pull_request(rule, pr, ai)
 
 

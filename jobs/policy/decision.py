@@ -9,6 +9,7 @@ there, a label already set): so a rerun changes nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -68,14 +69,10 @@ def decide(
         comment, extra = answer.comment, answer.labels
     guarded = guard(pr, spec, wanted, pr.head_oid)
     block = guarded.block
-    return Decision(
-        rule=rule.qualified_name,
-        repository=pr.repository,
-        number=pr.number,
-        title=pr.title,
-        url=pr.url,
-        headOid=pr.head_oid,
-        fingerprint=fingerprint,
+    return _decision(
+        rule,
+        pr,
+        fingerprint,
         proposed=proposed,
         action=guarded.action,
         reason=reason,
@@ -85,6 +82,28 @@ def decide(
         guardrailReason=block.reason if block else None,
         fallback=isinstance(answer, InvalidVerdict),
         problem=answer.problem if isinstance(answer, InvalidVerdict) else None,
+    )
+
+
+def leave_alone(
+    rule: PRReconciliationRule, pr: PullRequestSnapshot, fingerprint: str, reason: str
+) -> Decision:
+    """A wait that needs no model, e.g. for a PR the rule no longer covers."""
+    return _decision(rule, pr, fingerprint, action=Action.WAIT, reason=reason)
+
+
+def _decision(
+    rule: PRReconciliationRule, pr: PullRequestSnapshot, fingerprint: str, **fields: Any
+) -> Decision:
+    return Decision(
+        rule=rule.qualified_name,
+        repository=pr.repository,
+        number=pr.number,
+        title=pr.title,
+        url=pr.url,
+        headOid=pr.head_oid,
+        fingerprint=fingerprint,
+        **fields,
     )
 
 
