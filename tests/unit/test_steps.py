@@ -12,7 +12,6 @@ from jobs.policy.decision import decide
 from jobs.policy.verdict import Verdict
 from jobs.steps import (
     StepInputError,
-    decode_rule,
     dump_for_argo,
     encode_rule,
     parse_decisions,
@@ -66,7 +65,7 @@ def test_outputs_never_show_argo_tags():
     [
         pytest.param(lambda d: json.dumps([d, d]), id="list-of-objects"),
         pytest.param(lambda d: json.dumps([json.dumps(d)]), id="list-of-json-strings"),
-        pytest.param(lambda d: json.dumps(d), id="single-object"),
+        pytest.param(json.dumps, id="single-object"),
         pytest.param(lambda d: json.dumps([d, [], {}]), id="failed-nodes-contribute-nothing"),
     ],
 )
