@@ -1,1 +1,1 @@
-"""Benchmarks: measured comparisons run against the fake servers; not part of the product."""
+"""Benchmarks: scripts that print figures (see docs/benchmarks.md)."""

@@ -37,24 +37,29 @@ import tracemalloc
 import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from multiprocessing.connection import Connection
 from types import TracebackType
 from typing import Any, TextIO
 
 from pydantic import SecretStr
 
+from benchmarks.fakes import (
+    AI_TOKEN,
+    COVERED_LABELS,
+    GITHUB_TOKEN,
+    covered_count,
+    repository_names,
+    serve_fakes,
+)
 from jobs import steps
 from jobs.clients.ai import DecisionClient, make_decision_client
 from jobs.clients.github import GitHubClient
 from jobs.config import AIConfig
 from jobs.log import configure_logging
 from jobs.markers import find_markers
-from jobs.model import DEFAULT_ESCALATION_LABEL, AIProvider, PRReconciliationRule
+from jobs.model import AIProvider, PRReconciliationRule
 from jobs.policy.decision import Decision
 from jobs.reconcile import PullRequestFailure, act, decide_pull_request, run_pass
 from jobs.snapshot import Check, CiStatus, Mergeable, PullRequestSnapshot, Review
-from tests.fakes.github import FakeCheck, FakeGitHub, GitHubWorld
-from tests.fakes.llm import FakeLLM, LLMRequest, default_brain
 
 PARALLELISM = 4  # ai-operator run's default
 MiB = 1024 * 1024
@@ -114,6 +119,7 @@ class FakeServers:
             self._process.terminate()
             self._process.join(timeout=5)
         self._conn.close()
+        self._process.close()
 
     def _ask(self, *message: object) -> Any:
         self._conn.send(message)
@@ -140,7 +146,7 @@ class FakeServers:
 
 
 def benchmark_rule(repositories: Sequence[str]) -> PRReconciliationRule:
-    """The rule under test: the covered labels on main, every action allowed."""
+    """The rule under test: both covered labels, every action, a cap above any covered count."""
     return PRReconciliationRule.model_validate(
         {
             "apiVersion": "aioperator.io/v1alpha1",

@@ -9,7 +9,8 @@ from collections.abc import Iterator
 import pytest
 import structlog
 
-from benchmarks.reconcile import covered_count, main
+from benchmarks.fakes import covered_count
+from benchmarks.reconcile import main
 
 
 @pytest.fixture(autouse=True)
