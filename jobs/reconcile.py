@@ -219,12 +219,25 @@ def decide_pull_request(
 
 
 def act(
-    rule: PRReconciliationRule, decision: Decision, github: GitHubPort, *, dry_run: bool
+    rule: PRReconciliationRule,
+    decision: Decision,
+    github: GitHubPort,
+    *,
+    dry_run: bool,
+    known: PullRequestSnapshot | None = None,
 ) -> PullRequestResult:
-    """Re-read the PR, plan on fresh facts, and apply unless ``dry_run``."""
+    """Re-read the PR, plan on fresh facts, and apply unless ``dry_run``.
+
+    ``known`` are facts read moments ago in the same pass: when they already leave nothing to do
+    (say, an escalation whose labels and comment are there), the fresh read is spared.
+    """
     base = _result_from(decision, dry_run)
     if decision.action is Action.WAIT:
         return base
+    if known is not None:
+        settled = plan(rule, decision, known)
+        if not settled.operations:
+            return _with_plan(base, settled.action, settled.guardrail, settled.guardrail_reason)
     try:
         fresh = github.pull_request(decision.repository, decision.number)
     except GitHubError as exc:
@@ -320,9 +333,9 @@ def run_pass(
         progress(f"{rule.qualified_name}: {len(prs)} pull requests", None)
     with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
         outcomes = list(pool.map(lambda pr: _decide_safely(rule, pr, ai), prs))
-    for outcome in outcomes:
+    for pr, outcome in zip(prs, outcomes, strict=True):
         if isinstance(outcome, Decision):
-            row = act(rule, outcome, github, dry_run=dry_run)
+            row = act(rule, outcome, github, dry_run=dry_run, known=pr)
         else:
             row = outcome
         report.results.append(row)

@@ -55,7 +55,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -165,3 +164,1202 @@ def run_cron_workflow(
     return run.execute()
 
 
+# --- the document: every field is checked before anything runs ---------------------------------
+
+_CRON_SPEC_KEYS = {
+    "schedules", "timezone", "concurrencyPolicy", "startingDeadlineSeconds", "suspend",
+    "successfulJobsHistoryLimit", "failedJobsHistoryLimit", "workflowMetadata", "workflowSpec",
+}  # fmt: skip
+_WORKFLOW_SPEC_KEYS = {
+    "entrypoint", "onExit", "templates", "volumes", "parallelism", "activeDeadlineSeconds",
+    "synchronization", "podGC", "podMetadata", "securityContext", "serviceAccountName",
+    "ttlStrategy",
+}  # fmt: skip
+_TEMPLATE_KEYS = {
+    "name", "dag", "container", "inputs", "outputs", "memoize", "retryStrategy",
+    "synchronization", "failFast", "parallelism", "metadata",
+}  # fmt: skip
+_CONTAINER_KEYS = {
+    "name", "image", "imagePullPolicy", "command", "args", "env", "envFrom", "resources",
+    "securityContext", "volumeMounts",
+}  # fmt: skip
+_TASK_KEYS = {"name", "template", "arguments", "depends", "dependencies", "withParam"}
+_SYNCHRONIZATION_KEYS = {"semaphores", "mutexes", "semaphore", "mutex"}
+_RESULTS = {
+    "Succeeded", "Failed", "Errored", "Skipped", "Omitted", "Daemoned", "AnySucceeded", "AllFailed",
+}  # fmt: skip
+_RETRY_EXPRESSION = re.compile(r"^\s*asInt\(lastRetry\.exitCode\)\s*==\s*(-?\d+)\s*$")
+_RETRY_POLICIES = {"OnFailure": {FAILED}, "OnError": {ERROR}, "Always": {FAILED, ERROR}}
+
+
+def _only(obj: object, allowed: set[str], where: str) -> Mapping[str, Any]:
+    """``obj`` as a mapping, after refusing any key outside ``allowed``."""
+    if not isinstance(obj, Mapping):
+        raise InvalidWorkflow(f"{where} must be an object")
+    for key in obj:
+        if key not in allowed:
+            raise UnsupportedFeature(f"{where}.{key} is not interpreted")
+    return obj
+
+
+def _parameters(section: object, where: str) -> list[Mapping[str, Any]]:
+    """The ``parameters`` list of an inputs/outputs/arguments section (artifacts are refused)."""
+    found = _only(section if section is not None else {}, {"parameters"}, where)
+    parameters = found.get("parameters", [])
+    if not isinstance(parameters, list):
+        raise InvalidWorkflow(f"{where}.parameters must be a list")
+    return parameters
+
+
+def check_cron_workflow(document: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The ``workflowSpec`` of ``document``, once every field and variable in it is interpreted."""
+    if document.get("kind") != "CronWorkflow":
+        raise UnsupportedFeature(f"kind {document.get('kind')!r}: only CronWorkflow is interpreted")
+    cron = _only(document.get("spec"), _CRON_SPEC_KEYS, "spec")
+    spec = _only(cron.get("workflowSpec"), _WORKFLOW_SPEC_KEYS, "spec.workflowSpec")
+    templates = _templates(spec)
+    mounts = _empty_dirs(spec.get("volumes", []))
+    declared_globals = {
+        str(p["globalName"])
+        for template in templates.values()
+        for p in _parameters(template.get("outputs"), f"templates[{template['name']}].outputs")
+        if "globalName" in p
+    }
+    entry, on_exit = str(spec.get("entrypoint")), spec.get("onExit")
+    if "dag" not in templates.get(entry, {}):
+        raise UnsupportedFeature("spec.workflowSpec.entrypoint must name a DAG template")
+    if on_exit is not None and "container" not in templates.get(str(on_exit), {}):
+        raise UnsupportedFeature("spec.workflowSpec.onExit must name a container template")
+    _only(
+        spec.get("synchronization", {}), _SYNCHRONIZATION_KEYS, "spec.workflowSpec.synchronization"
+    )
+    for name, template in templates.items():
+        where = f"templates[{name}]"
+        _only(template, _TEMPLATE_KEYS, where)
+        if "dag" in template:
+            _check_dag(template, templates, where, declared_globals)
+        elif "container" in template:
+            scope = _Scope(
+                inputs=frozenset(_names(template.get("inputs"), f"{where}.inputs")),
+                declared_globals=frozenset(declared_globals),
+                exit_handler=name == on_exit,
+            )
+            _check_container_template(template, mounts, where, scope)
+        else:
+            raise UnsupportedFeature(f"{where}: only dag and container templates are interpreted")
+    return spec
+
+
+def _templates(spec: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    listed = spec.get("templates", [])
+    templates = {str(t.get("name")): t for t in listed}
+    if len(templates) != len(listed):
+        raise InvalidWorkflow("template names must be unique")
+    return templates
+
+
+def _names(section: object, where: str) -> list[str]:
+    return [str(p["name"]) for p in _parameters(section, where)]
+
+
+def _empty_dirs(volumes: Sequence[Mapping[str, Any]]) -> set[str]:
+    names = set()
+    for i, volume in enumerate(volumes):
+        where = f"spec.workflowSpec.volumes[{i}]"
+        _only(volume, {"name", "emptyDir"}, where)
+        if "emptyDir" not in volume:
+            raise UnsupportedFeature(f"{where}: only emptyDir volumes are interpreted")
+        names.add(str(volume["name"]))
+    return names
+
+
+def _check_dag(
+    template: Mapping[str, Any],
+    templates: Mapping[str, Mapping[str, Any]],
+    where: str,
+    declared_globals: set[str],
+) -> None:
+    dag = _only(template["dag"], {"tasks", "failFast"}, f"{where}.dag")
+    if dag.get("failFast", True) is not False or template.get("failFast", False) is not False:
+        raise UnsupportedFeature(f"{where}.dag.failFast: only failFast: false is interpreted")
+    for key in ("inputs", "outputs", "memoize", "retryStrategy"):
+        if key in template:
+            raise UnsupportedFeature(f"{where}.{key} on a DAG template is not interpreted")
+    tasks = _dag_tasks(template)
+    graph = _dependency_graph(tasks, where)
+    for name, task in tasks.items():
+        task_where = f"{where}.tasks[{name}]"
+        _only(task, _TASK_KEYS, task_where)
+        target = templates.get(str(task.get("template")))
+        if target is None:
+            raise InvalidWorkflow(f"{task_where}.template {task.get('template')!r} does not exist")
+        if "container" not in target:
+            raise UnsupportedFeature(f"{task_where}: a task must call a container template")
+        _check_arguments(task, target, task_where)
+        ancestors = _ancestors(name, graph)
+        outputs = {
+            a: frozenset(_names(templates[tasks[a]["template"]].get("outputs"), a))
+            for a in ancestors
+        }
+        scope = _Scope(tasks=outputs, declared_globals=frozenset(declared_globals))
+        _check_variables(
+            task.get("arguments", {}), scope.with_items("withParam" in task), task_where
+        )
+        _check_variables(task.get("withParam", ""), scope, f"{task_where}.withParam")
+
+
+def _check_arguments(task: Mapping[str, Any], target: Mapping[str, Any], where: str) -> None:
+    declared = set(_names(target.get("inputs"), f"{where}: inputs"))
+    seen: set[str] = set()
+    for parameter in _parameters(task.get("arguments"), f"{where}.arguments"):
+        _only(parameter, {"name", "value"}, f"{where}.arguments.parameters")
+        name = str(parameter.get("name"))
+        if name not in declared:
+            raise InvalidWorkflow(f"{where}: argument {name!r} is not an input of its template")
+        if name in seen or "value" not in parameter:
+            raise InvalidWorkflow(f"{where}: argument {name!r} is repeated or has no value")
+        seen.add(name)
+
+
+def _check_container_template(
+    template: Mapping[str, Any], mounts: set[str], where: str, scope: _Scope
+) -> None:
+    for key in ("failFast", "parallelism"):
+        if key in template:
+            raise UnsupportedFeature(f"{where}.{key} on a container template is not interpreted")
+    container = _only(template["container"], _CONTAINER_KEYS, f"{where}.container")
+    if not container.get("command"):
+        raise UnsupportedFeature(f"{where}.container.command is required (no image entrypoint)")
+    mount_paths = _check_mounts(container, mounts, f"{where}.container")
+    _check_env(container, f"{where}.container")
+    for parameter in _parameters(template.get("inputs"), f"{where}.inputs"):
+        _only(parameter, {"name", "default", "description"}, f"{where}.inputs.parameters")
+    for parameter in _parameters(template.get("outputs"), f"{where}.outputs"):
+        _check_output(parameter, mount_paths, f"{where}.outputs.parameters")
+    if "memoize" in template:
+        _check_memoize(template["memoize"], f"{where}.memoize")
+    if "retryStrategy" in template:
+        _check_retry(template["retryStrategy"], f"{where}.retryStrategy")
+    _only(template.get("synchronization", {}), _SYNCHRONIZATION_KEYS, f"{where}.synchronization")
+    _check_variables({k: v for k, v in template.items() if k != "name"}, scope, where)
+
+
+def _check_mounts(container: Mapping[str, Any], volumes: set[str], where: str) -> list[str]:
+    paths = []
+    for mount in container.get("volumeMounts", []):
+        _only(mount, {"name", "mountPath", "readOnly"}, f"{where}.volumeMounts")
+        if mount.get("name") not in volumes:
+            raise UnsupportedFeature(f"{where}.volumeMounts: {mount.get('name')!r} is no emptyDir")
+        paths.append(str(mount["mountPath"]))
+    return paths
+
+
+def _check_env(container: Mapping[str, Any], where: str) -> None:
+    for variable in container.get("env", []):
+        _only(variable, {"name", "value", "valueFrom"}, f"{where}.env")
+        if "valueFrom" in variable:
+            source = _only(variable["valueFrom"], {"secretKeyRef"}, f"{where}.env.valueFrom")
+            _only(source["secretKeyRef"], {"name", "key", "optional"}, f"{where}.env.secretKeyRef")
+    for source in container.get("envFrom", []):
+        ref = _only(source, {"configMapRef"}, f"{where}.envFrom")["configMapRef"]
+        _only(ref, {"name", "optional"}, f"{where}.envFrom.configMapRef")
+
+
+def _check_output(parameter: Mapping[str, Any], mount_paths: list[str], where: str) -> None:
+    _only(parameter, {"name", "valueFrom", "globalName", "description"}, where)
+    value_from = _only(parameter.get("valueFrom"), {"path", "default"}, f"{where}.valueFrom")
+    path = str(value_from.get("path", ""))
+    if not any(_under(path, mount) for mount in mount_paths):
+        raise UnsupportedFeature(f"{where}: output path {path!r} is not in an emptyDir mount")
+
+
+def _check_memoize(memoize: object, where: str) -> None:
+    found = _only(memoize, {"key", "maxAge", "cache"}, where)
+    if "maxAge" not in found or "key" not in found:
+        raise InvalidWorkflow(f"{where}: key and maxAge are required (Argo v4)")
+    parse_go_duration(str(found["maxAge"]), f"{where}.maxAge")
+    config_map = _only(_only(found.get("cache"), {"configMap"}, f"{where}.cache")["configMap"],
+                       {"name", "key"}, f"{where}.cache.configMap")  # fmt: skip
+    if not config_map.get("name"):
+        raise InvalidWorkflow(f"{where}.cache.configMap.name is required")
+
+
+def _check_retry(strategy: object, where: str) -> None:
+    found = _only(strategy, {"limit", "retryPolicy", "expression", "backoff"}, where)
+    if "limit" not in found:
+        raise UnsupportedFeature(f"{where}: a retryStrategy without limit (retries forever)")
+    int(str(found["limit"]))
+    if found.get("retryPolicy", "OnFailure") not in _RETRY_POLICIES:
+        raise UnsupportedFeature(f"{where}.retryPolicy {found.get('retryPolicy')!r}")
+    if "expression" in found and not _RETRY_EXPRESSION.match(str(found["expression"])):
+        raise UnsupportedFeature(f"{where}.expression {found['expression']!r}")
+    backoff = _only(
+        found.get("backoff", {}), {"duration", "factor", "maxDuration"}, f"{where}.backoff"
+    )
+    for key in ("duration", "maxDuration"):
+        if key in backoff:
+            text = str(backoff[key])
+            _ = float(text) if text.isdigit() else parse_go_duration(text, f"{where}.backoff.{key}")
+
+
+_GO_DURATION = re.compile(r"^[-+]?(?:(?:\d+\.?\d*|\.\d+)(?:ns|us|µs|μs|ms|s|m|h))+$")
+_GO_DURATION_PART = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
+_GO_UNITS = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "µs": 1e-6,
+    "μs": 1e-6,
+    "ms": 1e-3,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+}
+
+
+def parse_go_duration(text: str, where: str = "duration") -> float:
+    """Seconds in a Go duration such as ``24h``, ``1h30m`` or ``15s`` (Go's ``time.ParseDuration``)."""
+    if text in {"0", "+0", "-0"}:
+        return 0.0
+    if not _GO_DURATION.match(text):
+        raise InvalidWorkflow(f"{where}: {text!r} is not a Go duration")
+    seconds = sum(float(n) * _GO_UNITS[unit] for n, unit in _GO_DURATION_PART.findall(text))
+    return -seconds if text.startswith("-") else seconds
+
+
+# --- variables ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Scope:
+    """The variables a string may use where it stands."""
+
+    inputs: frozenset[str] = frozenset()
+    tasks: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    items: bool = False
+    exit_handler: bool = False
+    declared_globals: frozenset[str] = frozenset()
+
+    def with_items(self, items: bool) -> _Scope:
+        """The same scope, with or without ``item`` variables."""
+        return _Scope(self.inputs, self.tasks, items, self.exit_handler, self.declared_globals)
+
+
+def _strings(value: object) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def _check_variables(value: object, scope: _Scope, where: str) -> None:
+    for text in _strings(value):
+        for match in _TAG.finditer(text):
+            _check_tag(match.group(1).strip(), scope, where)
+
+
+def _check_tag(tag: str, scope: _Scope, where: str) -> None:
+    parts = tag.split(".")
+    if tag.startswith("="):
+        raise UnsupportedFeature(f"{where}: expression tag {{{{{tag}}}}} is not interpreted")
+    if parts[0] == "tasks" and len(parts) == 5 and parts[2:4] == ["outputs", "parameters"]:
+        if parts[4] not in scope.tasks.get(parts[1], frozenset()):
+            raise InvalidWorkflow(f"{where}: {{{{{tag}}}}} names no output of an ancestor task")
+        return
+    known = (
+        (parts[:2] == ["inputs", "parameters"] and len(parts) == 3 and parts[2] in scope.inputs)
+        or (parts[0] == "item" and len(parts) <= 2 and scope.items)
+        or tag == "workflow.name"
+        or (tag in {"workflow.status", "workflow.failures"} and scope.exit_handler)
+        or (
+            parts[:3] == ["workflow", "outputs", "parameters"]
+            and len(parts) == 4
+            and parts[3] in scope.declared_globals
+        )
+    )
+    if not known:
+        raise UnsupportedFeature(f"{where}: variable {{{{{tag}}}}} is not interpreted here")
+
+
+class _Unresolved(Exception):
+    """A tag that has no value where it stands."""
+
+    def __init__(self, tag: str) -> None:
+        super().__init__(f"failed to resolve {{{{{tag}}}}}")
+        self.tag = tag
+
+
+def _substitute(text: str, lookup: Callable[[str], str | None]) -> str:
+    """One pass of Argo's substitution: each tag once, values never scanned again.
+
+    ``lookup`` returns the value, None to leave the tag as it is, or raises :class:`_Unresolved`.
+    """
+    pieces, position = [], 0
+    for match in _TAG.finditer(text):
+        value = lookup(match.group(1).strip())
+        pieces += [text[position : match.start()], match.group(0) if value is None else value]
+        position = match.end()
+    return "".join([*pieces, text[position:]])
+
+
+def _strict(lookup: Callable[[str], str | None]) -> Callable[[str], str]:
+    def strict(tag: str) -> str:
+        value = lookup(tag)
+        if value is None:
+            raise _Unresolved(tag)
+        return value
+
+    return strict
+
+
+def _text(value: object) -> str:
+    """A YAML scalar as Argo's AnyString holds it."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+# --- depends -----------------------------------------------------------------------------------
+
+_DEPENDS_TOKEN = re.compile(r"\s*(&&|\|\||!|\(|\)|[A-Za-z0-9_][-A-Za-z0-9_]*(?:\.[A-Za-z]+)?)")
+_Expression = tuple[Any, ...]
+
+
+def _tokens(text: str, where: str) -> list[str]:
+    tokens, position, text = [], 0, text.strip()
+    while position < len(text):
+        match = _DEPENDS_TOKEN.match(text, position)
+        if match is None:
+            raise InvalidWorkflow(f"{where}: cannot parse depends {text!r}")
+        tokens.append(match.group(1))
+        position = match.end()
+    return tokens
+
+
+def parse_depends(text: str, where: str = "depends") -> _Expression:
+    """``depends`` as a tree of ("or"|"and", a, b), ("not", a), ("atom", task, result|None)."""
+    tokens = _tokens(text, where)
+    expression, rest = _parse_or(tokens, where)
+    if rest:
+        raise InvalidWorkflow(f"{where}: unexpected {rest[0]!r} in depends {text!r}")
+    return expression
+
+
+def _parse_or(tokens: list[str], where: str) -> tuple[_Expression, list[str]]:
+    left, tokens = _parse_and(tokens, where)
+    while tokens[:1] == ["||"]:
+        right, tokens = _parse_and(tokens[1:], where)
+        left = ("or", left, right)
+    return left, tokens
+
+
+def _parse_and(tokens: list[str], where: str) -> tuple[_Expression, list[str]]:
+    left, tokens = _parse_unary(tokens, where)
+    while tokens[:1] == ["&&"]:
+        right, tokens = _parse_unary(tokens[1:], where)
+        left = ("and", left, right)
+    return left, tokens
+
+
+def _parse_unary(tokens: list[str], where: str) -> tuple[_Expression, list[str]]:
+    if not tokens:
+        raise InvalidWorkflow(f"{where}: depends ends early")
+    head, rest = tokens[0], tokens[1:]
+    if head == "!":
+        inner, rest = _parse_unary(rest, where)
+        return ("not", inner), rest
+    if head == "(":
+        inner, rest = _parse_or(rest, where)
+        if rest[:1] != [")"]:
+            raise InvalidWorkflow(f"{where}: unbalanced parentheses in depends")
+        return inner, rest[1:]
+    if head in {"&&", "||", ")"}:
+        raise InvalidWorkflow(f"{where}: unexpected {head!r} in depends")
+    task, _, result = head.partition(".")
+    if result and result not in _RESULTS:
+        raise InvalidWorkflow(f"{where}: unknown task result {result!r} in depends")
+    return ("atom", task, result or None), rest
+
+
+def _atoms(expression: _Expression) -> Iterator[str]:
+    if expression[0] == "atom":
+        yield expression[1]
+    else:
+        for part in expression[1:]:
+            yield from _atoms(part)
+
+
+def _evaluate(expression: _Expression, results: Mapping[str, Mapping[str, bool]]) -> bool:
+    kind = expression[0]
+    if kind == "atom":
+        flags = results[expression[1]]
+        if expression[2] is None:  # a bare name: Argo's (X.Succeeded || X.Skipped || X.Daemoned)
+            return flags["Succeeded"] or flags["Skipped"] or flags["Daemoned"]
+        return flags[expression[2]]
+    if kind == "not":
+        return not _evaluate(expression[1], results)
+    left = _evaluate(expression[1], results)
+    if kind == "and":
+        return left and _evaluate(expression[2], results)
+    return left or _evaluate(expression[2], results)
+
+
+def _task_depends(task: Mapping[str, Any], where: str) -> _Expression | None:
+    if "depends" in task and "dependencies" in task:
+        raise InvalidWorkflow(f"{where}: depends and dependencies cannot both be set")
+    if "depends" in task:
+        return parse_depends(str(task["depends"]), where)
+    dependencies = [str(d) for d in task.get("dependencies", [])]
+    if not dependencies:
+        return None
+    expression: _Expression = ("atom", dependencies[0], None)
+    for name in dependencies[1:]:
+        expression = ("and", expression, ("atom", name, None))
+    return expression
+
+
+def _dag_tasks(template: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    listed = template["dag"].get("tasks", [])
+    tasks = {str(t.get("name")): t for t in listed}
+    if len(tasks) != len(listed):
+        raise InvalidWorkflow(f"templates[{template['name']}]: task names must be unique")
+    return tasks
+
+
+def _dependency_graph(tasks: Mapping[str, Mapping[str, Any]], where: str) -> dict[str, list[str]]:
+    graph = {}
+    for name, task in tasks.items():
+        expression = _task_depends(task, f"{where}.tasks[{name}]")
+        parents = sorted(set(_atoms(expression))) if expression else []
+        for parent in parents:
+            if parent not in tasks:
+                raise InvalidWorkflow(f"{where}.tasks[{name}] depends on unknown task {parent!r}")
+        graph[name] = parents
+    _topological_order(graph, where)
+    return graph
+
+
+def _topological_order(graph: Mapping[str, list[str]], where: str) -> list[str]:
+    """Tasks in dependency order; declaration order breaks ties."""
+    order: list[str] = []
+    while len(order) < len(graph):
+        ready = [n for n in graph if n not in order and all(p in order for p in graph[n])]
+        if not ready:
+            raise InvalidWorkflow(f"{where}: the tasks' dependencies form a cycle")
+        order.append(ready[0])
+    return order
+
+
+def _ancestors(name: str, graph: Mapping[str, list[str]]) -> set[str]:
+    found: set[str] = set()
+    pending = list(graph[name])
+    while pending:
+        parent = pending.pop()
+        if parent not in found:
+            found.add(parent)
+            pending += graph[parent]
+    return found
+
+
+def _under(path: str, mount: str) -> bool:
+    return path == mount or path.startswith(mount.rstrip("/") + "/")
+
+
+# --- withParam items, formatted as Go formats them ---------------------------------------------
+
+_DECODER = json.JSONDecoder()
+_WHITESPACE = re.compile(r"[ \t\n\r]*")
+_GO_HTML_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}  # fmt: skip
+_GO_HTML_TABLE = str.maketrans(_GO_HTML_ESCAPES)
+
+
+@dataclass(frozen=True)
+class _Item:
+    """One withParam item: its raw JSON text and, for an object, each member's raw text."""
+
+    raw: str
+    members: dict[str, str] | None
+
+    def text(self) -> str:
+        """``{{item}}``: Go's ``json.Marshal`` of the item (keys sorted) or a scalar's String()."""
+        if self.members is None:
+            return _go_item_string(self.raw)
+        pairs = [f"{_go_string(k)}:{_go_compact(self.members[k])}" for k in sorted(self.members)]
+        return "{" + ",".join(pairs) + "}"
+
+    def lookup(self, tag: str) -> str | None:
+        """``item`` or ``item.KEY`` (a string member keeps its JSON escapes, as in Argo)."""
+        if tag == "item":
+            return self.text()
+        key = tag.removeprefix("item.")
+        if tag.startswith("item.") and self.members is not None and key in self.members:
+            return _go_item_string(self.members[key])
+        return None
+
+    def describe(self) -> str:
+        """The node name's part after the index: ``key:value`` pairs sorted, no parentheses."""
+        if self.members is None:
+            text = _go_item_string(self.raw)
+        else:
+            text = ",".join(sorted(f"{k}:{_go_item_string(v)}" for k, v in self.members.items()))
+        return text.replace("(", "").replace(")", "")
+
+
+def _go_compact(raw: str) -> str:
+    """Go's ``json.Compact`` with HTML escaping, as ``json.Marshal`` applies it to raw JSON."""
+    out, in_string, escaped = [], False, False
+    for char in raw:
+        if in_string:
+            out.append(_GO_HTML_ESCAPES.get(char, char))
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char not in " \t\n\r":
+            in_string = char == '"'
+            out.append(char)
+    return "".join(out)
+
+
+def _go_item_string(raw: str) -> str:
+    """Argo's ``Item.String()``: the marshalled JSON, a string's quotes taken off (escapes kept)."""
+    compact = _go_compact(raw)
+    return compact[1:-1] if compact.startswith('"') else compact
+
+
+def _go_string(value: str) -> str:
+    return json.dumps(value, ensure_ascii=False).translate(_GO_HTML_TABLE)
+
+
+def _go_json(value: object) -> str:
+    """Go's ``json.Marshal`` of decoded JSON: compact, keys sorted, HTML escaped, float64 numbers."""
+    text = json.dumps(_go_numbers(value), ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+    return text.translate(_GO_HTML_TABLE)
+
+
+def _go_numbers(value: object) -> object:
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int | float):
+        number = float(value)
+        return int(number) if number.is_integer() and abs(number) < 1e21 else number
+    if isinstance(value, list):
+        return [_go_numbers(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _go_numbers(v) for k, v in value.items()}
+    return value
+
+
+def _skip(text: str, position: int) -> int:
+    match = _WHITESPACE.match(text, position)
+    return match.end() if match else position
+
+
+def parse_items(text: str) -> list[_Item]:
+    """A withParam value's items with their raw text (ValueError if it is not a JSON list)."""
+    if not isinstance(json.loads(text), list):
+        raise ValueError("not a JSON list")
+    items, position = [], _skip(text, _skip(text, 0) + 1)
+    while text[position] != "]":
+        value, end = _DECODER.raw_decode(text, position)
+        if value is None or isinstance(value, list):
+            raise UnsupportedFeature("withParam items that are JSON lists or null")
+        raw = text[position:end]
+        items.append(_Item(raw, _members(text, position) if isinstance(value, dict) else None))
+        position = _skip(text, end)
+        if text[position] == ",":
+            position = _skip(text, position + 1)
+    return items
+
+
+def _members(text: str, position: int) -> dict[str, str]:
+    members: dict[str, str] = {}
+    position = _skip(text, position + 1)
+    while text[position] != "}":
+        key, position = _DECODER.raw_decode(text, position)
+        position = _skip(text, _skip(text, position) + 1)  # past the colon
+        _, end = _DECODER.raw_decode(text, position)
+        members[str(key)] = text[position:end]
+        position = _skip(text, end)
+        if text[position] == ",":
+            position = _skip(text, position + 1)
+    return members
+
+
+def _aggregate(children: Sequence[NodeRun]) -> dict[str, str]:
+    """Argo's aggregated outputs of a fan-out: per output, the succeeded children's values.
+
+    In item order; a JSON list of the parsed values when every value is a JSON object or list,
+    else a JSON list of the strings. Children that did not succeed contribute nothing, and an
+    output no succeeded child has is not set at all (Argo v4 ``processAggregateNodeOutputs``).
+    """
+    values: dict[str, list[str]] = {}
+    for child in children:
+        if child.phase == SUCCEEDED:
+            for name, value in child.outputs.items():
+                values.setdefault(name, []).append(value)
+    return {name: _aggregated_list(found) for name, found in values.items()}
+
+
+def _aggregated_list(values: list[str]) -> str:
+    parsed = []
+    for value in values:
+        try:
+            decoded = json.loads(value)
+        except ValueError:
+            return _go_json(values)
+        if not isinstance(decoded, dict | list):
+            return _go_json(values)
+        parsed.append(decoded)
+    return _go_json(parsed)
+
+
+# --- running -----------------------------------------------------------------------------------
+
+
+class _TaskError(Exception):
+    """The task errors before any pod starts (Argo marks its node Error)."""
+
+
+class _Stuck(Exception):
+    """Argo would requeue the task forever: a reference that can never resolve."""
+
+
+class _Absent(Exception):
+    """A skipped or omitted producer's output that declares no default (absent, not empty)."""
+
+    def __init__(self, tag: str) -> None:
+        super().__init__(tag)
+        self.tag = tag
+
+
+class _PodError(Exception):
+    """The pod cannot start (Kubernetes' CreateContainerConfigError and the like)."""
+
+
+@dataclass
+class _TaskState:
+    phase: str
+    template: Mapping[str, Any]
+    outputs: dict[str, str] = field(default_factory=dict)
+    children: list[NodeRun] | None = None
+
+    def results(self) -> dict[str, bool]:
+        """The flags a ``depends`` expression reads (Argo's TaskResults)."""
+        children = self.children or []
+        return {
+            "Succeeded": self.phase == SUCCEEDED,
+            "Failed": self.phase == FAILED,
+            "Errored": self.phase == ERROR,
+            "Skipped": self.phase == SKIPPED,
+            "Omitted": self.phase == OMITTED,
+            "Daemoned": False,
+            "AnySucceeded": any(c.phase == SUCCEEDED for c in children),
+            "AllFailed": bool(children) and all(c.phase == FAILED for c in children),
+        }
+
+
+@dataclass
+class _PodResult:
+    phase: str
+    outputs: dict[str, str] = field(default_factory=dict)
+    exit_code: int | None = None
+    stderr: str = ""
+    message: str = ""
+
+
+class _Run:
+    """One run of a checked workflow spec."""
+
+    def __init__(
+        self,
+        spec: Mapping[str, Any],
+        *,
+        name: str,
+        env: dict[str, str],
+        secrets: dict[tuple[str, str], str],
+        memo: MemoCache | None,
+        now: float | None,
+        command_prefix: tuple[str, ...],
+        workers: int,
+    ) -> None:
+        self.spec = spec
+        self.templates = _templates(spec)
+        self.name = name
+        self.env = env
+        self.secrets = secrets
+        self.memo = memo
+        self.now = now
+        self.command_prefix = command_prefix
+        self.workers = workers
+        self.nodes: list[NodeRun] = []
+        self.global_outputs: dict[str, str] = {}
+        self.exit_globals: dict[str, str] = {}
+        self.stuck: str | None = None
+        self.lock = threading.Lock()
+
+    def clock(self) -> float:
+        return self.now if self.now is not None else time.time()
+
+    def execute(self) -> WorkflowRun:
+        phase = self._run_dag(self.templates[str(self.spec["entrypoint"])])
+        message = ""
+        if self.stuck is not None:
+            deadline = self.spec.get("activeDeadlineSeconds")
+            if deadline is None:
+                raise WorkflowStuck(self.stuck)
+            phase = FAILED
+            message = (
+                f"{self.stuck}: Argo waits until activeDeadlineSeconds ({deadline}) fails the run"
+            )
+        on_exit = self.spec.get("onExit")
+        if on_exit is not None:
+            handler = self._run_exit(str(on_exit), phase)
+            if phase == SUCCEEDED and handler.phase in FAILED_OR_ERROR:
+                phase, message = handler.phase, f"exit handler: {handler.message}"
+        return WorkflowRun(phase, list(self.nodes), dict(self.global_outputs), message, self.name)
+
+    def _record(self, *nodes: NodeRun) -> None:
+        with self.lock:
+            self.nodes.extend(nodes)
+
+    # the DAG
+
+    def _run_dag(self, template: Mapping[str, Any]) -> str:
+        where = f"templates[{template['name']}]"
+        tasks = _dag_tasks(template)
+        graph = _dependency_graph(tasks, where)
+        order = _topological_order(graph, where)
+        states: dict[str, _TaskState] = {}
+        for name in order:
+            try:
+                states[name] = self._run_task(tasks[name], graph, states, self._pool_size(template))
+            except _Stuck as exc:
+                self.stuck = f"task {name}: {exc}"
+                return FAILED
+        return _dag_phase(graph, order, states)
+
+    def _pool_size(self, template: Mapping[str, Any]) -> int:
+        sizes = [self.workers]
+        for owner in (template, self.spec):
+            if "parallelism" in owner:
+                sizes.append(int(owner["parallelism"]))
+        return max(1, min(sizes))
+
+    def _run_task(
+        self,
+        task: Mapping[str, Any],
+        graph: Mapping[str, list[str]],
+        states: Mapping[str, _TaskState],
+        pool: int,
+    ) -> _TaskState:
+        name, template = str(task["name"]), self.templates[str(task["template"])]
+        expression = _task_depends(task, name)
+        results = {parent: states[parent].results() for parent in graph[name]}
+        if expression is not None and not _evaluate(expression, results):
+            return self._task_node(name, template, OMITTED, "omitted: depends condition not met")
+        scope = _task_scope(_ancestors(name, graph), states)
+        try:
+            arguments = self._task_arguments(task, template, scope)
+            with_param = (
+                _substitute(_text(task["withParam"]), self._task_lookup(scope))
+                if "withParam" in task
+                else None
+            )
+        except _Absent as exc:
+            message = f"failed to resolve {{{{{exc.tag}}}}}: its task was skipped, no default"
+            return self._task_node(name, template, ERROR, message)
+        if with_param is None:
+            node = self._run_node(name, template, arguments)
+            self._record(node)
+            return _TaskState(node.phase, template, node.outputs)
+        return self._fan_out(name, template, arguments, with_param, pool)
+
+    def _task_node(
+        self, name: str, template: Mapping[str, Any], phase: str, message: str
+    ) -> _TaskState:
+        """A task that starts no pod: omitted, skipped, or errored before its pods."""
+        self._record(NodeRun(name, str(template["name"]), phase, message=message, kind="Skipped"))
+        return _TaskState(phase, template)
+
+    def _task_arguments(
+        self, task: Mapping[str, Any], template: Mapping[str, Any], scope: Mapping[str, str | None]
+    ) -> dict[str, str]:
+        """The arguments with task and workflow references resolved (item tags stay for later)."""
+        defaulted = {
+            str(p["name"]) for p in _parameters(template.get("inputs"), "inputs") if "default" in p
+        }
+        arguments = {}
+        for parameter in _parameters(task.get("arguments"), "arguments"):
+            name, value = str(parameter["name"]), _text(parameter["value"])
+            try:
+                arguments[name] = _substitute(value, self._task_lookup(scope))
+            except _Absent:
+                # Argo v4 drops an argument that is exactly one absent reference, so the
+                # consumer's input default applies; anywhere else the consumer fails.
+                if not (_TAG.fullmatch(value) and name in defaulted):
+                    raise
+        return arguments
+
+    def _task_lookup(self, scope: Mapping[str, str | None]) -> Callable[[str], str | None]:
+        def lookup(tag: str) -> str | None:
+            if tag == "item" or tag.startswith("item."):
+                return None  # resolved when the task is expanded
+            if tag.startswith("tasks."):
+                if tag not in scope:
+                    raise _Stuck(f"{{{{{tag}}}}} can never resolve")
+                value = scope[tag]
+                if value is None:
+                    raise _Absent(tag)
+                return value
+            value = self._global_lookup(exit_handler=False)(tag)
+            if value is None:
+                raise UnsupportedFeature(f"an unset {{{{{tag}}}}} in a task's arguments")
+            return value
+
+        return lookup
+
+    def _fan_out(
+        self,
+        name: str,
+        template: Mapping[str, Any],
+        arguments: Mapping[str, str],
+        with_param: str,
+        pool: int,
+    ) -> _TaskState:
+        try:
+            items = parse_items(with_param)
+        except ValueError:
+            message = f"withParam value could not be parsed as a JSON list: {with_param.strip()}"
+            return self._task_node(name, template, ERROR, message)
+        if not items:
+            return self._task_node(name, template, SKIPPED, "Skipped, empty params")
+        try:  # Argo expands strictly: any tag still unresolved errors the whole task
+            expanded = [
+                (
+                    f"{name}({index}:{item.describe()})",
+                    {
+                        k: _substitute(v, _strict(self._item_lookup(item)))
+                        for k, v in arguments.items()
+                    },
+                )
+                for index, item in enumerate(items)
+            ]
+        except _Unresolved as exc:
+            return self._task_node(name, template, ERROR, str(exc))
+        with ThreadPoolExecutor(max_workers=pool) as executor:
+            children = list(executor.map(lambda c: self._run_node(c[0], template, c[1]), expanded))
+        phase = SUCCEEDED
+        for child in children:
+            phase = child.phase if child.phase in FAILED_OR_ERROR else phase
+        outputs = _aggregate(children)
+        group = NodeRun(name, str(template["name"]), phase, outputs=outputs, kind="TaskGroup")
+        self._record(group, *children)
+        return _TaskState(phase, template, outputs, children)
+
+    def _item_lookup(self, item: _Item) -> Callable[[str], str | None]:
+        def lookup(tag: str) -> str | None:
+            if tag == "item" or tag.startswith("item."):
+                return item.lookup(tag)
+            return self._global_lookup(exit_handler=False)(tag)
+
+        return lookup
+
+    def _global_lookup(self, *, exit_handler: bool) -> Callable[[str], str | None]:
+        def lookup(tag: str) -> str | None:
+            if tag == "workflow.name":
+                return self.name
+            if tag.startswith("workflow.outputs.parameters."):
+                with self.lock:
+                    return self.global_outputs.get(tag.removeprefix("workflow.outputs.parameters."))
+            return self.exit_globals.get(tag) if exit_handler else None
+
+        return lookup
+
+    # one node: inputs, memoization, retries
+
+    def _run_node(
+        self,
+        name: str,
+        template: Mapping[str, Any],
+        arguments: Mapping[str, str],
+        *,
+        exit_handler: bool = False,
+    ) -> NodeRun:
+        template_name = str(template["name"])
+        inputs: dict[str, str] = {}
+        for parameter in _parameters(template.get("inputs"), "inputs"):
+            key = str(parameter["name"])
+            if key not in arguments and "default" not in parameter:
+                message = f"inputs.parameters.{key} was not supplied"
+                return NodeRun(name, template_name, ERROR, message=message, inputs=inputs)
+            value = arguments[key] if key in arguments else _text(parameter["default"])
+            # Argo's first substitution pass (globals) runs over the inputs' values as well.
+            inputs[key] = _substitute(value, self._global_lookup(exit_handler=exit_handler))
+        memoize = template.get("memoize")
+        if memoize is None:
+            node = self._run_attempts(name, template, inputs, exit_handler)
+        else:
+            node = self._run_memoized(name, template, inputs, exit_handler, memoize)
+        if node.phase == SUCCEEDED:
+            self._export(template, node)
+        return node
+
+    def _run_memoized(
+        self,
+        name: str,
+        template: Mapping[str, Any],
+        inputs: dict[str, str],
+        exit_handler: bool,
+        memoize: Mapping[str, Any],
+    ) -> NodeRun:
+        key = self._pod_text(_text(memoize["key"]), inputs, exit_handler)
+        if not MEMO_KEY.match(key):
+            message = f"invalid memoization key {key!r}: it must match {MEMO_KEY.pattern}"
+            return NodeRun(name, str(template["name"]), ERROR, message=message, inputs=inputs)
+        config_map = str(memoize["cache"]["configMap"]["name"])
+        cached = self._memo_load(config_map, key, parse_go_duration(str(memoize["maxAge"])))
+        if cached is not None:
+            return NodeRun(name, str(template["name"]), SUCCEEDED, cached, True, inputs=inputs)
+        node = self._run_attempts(name, template, inputs, exit_handler)
+        if node.phase == SUCCEEDED and self.memo is not None:  # outputs are saved on success only
+            with self.lock:
+                self.memo.entries.setdefault(config_map, {})[key] = (
+                    self.clock(),
+                    dict(node.outputs),
+                )
+        return node
+
+    def _memo_load(self, config_map: str, key: str, max_age: float) -> dict[str, str] | None:
+        if self.memo is None:
+            return None
+        with self.lock:
+            entry = self.memo.entries.get(config_map, {}).get(key)
+        if entry is None or self.clock() - entry[0] > max_age:  # Argo: older than maxAge misses
+            return None
+        return dict(entry[1])
+
+    def _export(self, template: Mapping[str, Any], node: NodeRun) -> None:
+        """Outputs with a ``globalName`` become ``workflow.outputs.parameters.*``."""
+        for parameter in _parameters(template.get("outputs"), "outputs"):
+            if "globalName" in parameter and parameter["name"] in node.outputs:
+                with self.lock:
+                    self.global_outputs[str(parameter["globalName"])] = node.outputs[
+                        parameter["name"]
+                    ]
+
+    def _run_attempts(
+        self, name: str, template: Mapping[str, Any], inputs: dict[str, str], exit_handler: bool
+    ) -> NodeRun:
+        strategy = template.get("retryStrategy") or {}
+        limit = int(str(strategy.get("limit", 0)))
+        retried = _RETRY_POLICIES[str(strategy.get("retryPolicy", "OnFailure"))]
+        expected = _RETRY_EXPRESSION.match(str(strategy.get("expression", "")))
+        attempts = 0
+        while True:  # backoff is recorded by counting attempts, never slept
+            result = self._run_pod(template, inputs, exit_handler)
+            attempts += 1
+            wanted = expected is None or result.exit_code == int(expected.group(1))
+            if result.phase not in retried or attempts > limit or not wanted:
+                break
+        return NodeRun(
+            name,
+            str(template["name"]),
+            result.phase,
+            result.outputs,
+            exit_code=result.exit_code,
+            attempts=attempts,
+            stderr=result.stderr,
+            message=result.message,
+            inputs=inputs,
+        )
+
+    # one pod
+
+    def _run_pod(
+        self, template: Mapping[str, Any], inputs: Mapping[str, str], exit_handler: bool
+    ) -> _PodResult:
+        container = template["container"]
+        with tempfile.TemporaryDirectory(prefix="pod-") as root:
+            mounts = _mount_dirs(container, Path(root))
+            try:
+                env = self._pod_env(container, inputs, exit_handler)
+            except _PodError as exc:
+                return _PodResult(ERROR, message=str(exc))
+            argv = [
+                self._pod_text(_rewrite(_text(arg), mounts), inputs, exit_handler)
+                for arg in [*container["command"], *container.get("args", [])]
+            ]
+            if argv[0] == "ai-operator":
+                argv = [*self.command_prefix, *argv[1:]]
+            try:
+                process = subprocess.run(
+                    argv,
+                    env=env,
+                    cwd=root,
+                    capture_output=True,
+                    text=True,
+                    timeout=POD_TIMEOUT_SECONDS,
+                    check=False,
+                )
+            except FileNotFoundError:
+                return _PodResult(ERROR, message=f"executable {argv[0]!r} not found")
+            except subprocess.TimeoutExpired:
+                return _PodResult(FAILED, message=f"killed after {POD_TIMEOUT_SECONDS} s")
+            outputs, problem = _read_outputs(template, mounts, process.returncode == 0)
+        code = process.returncode
+        if code != 0:
+            return _PodResult(FAILED, outputs, code, process.stderr, f"Error (exit code {code})")
+        return _PodResult(
+            ERROR if problem else SUCCEEDED, outputs, code, process.stderr, problem or ""
+        )
+
+    def _pod_env(
+        self, container: Mapping[str, Any], inputs: Mapping[str, str], exit_handler: bool
+    ) -> dict[str, str]:
+        env = dict(self.env)  # stands for the envFrom ConfigMap
+        for variable in container.get("env", []):
+            name = str(variable["name"])
+            if "valueFrom" not in variable:
+                env[name] = self._pod_text(_text(variable.get("value", "")), inputs, exit_handler)
+                continue
+            ref = variable["valueFrom"]["secretKeyRef"]
+            secret = (str(ref["name"]), str(ref["key"]))
+            if secret in self.secrets:
+                env[name] = self.secrets[secret]
+            elif not ref.get("optional", False):
+                raise _PodError(
+                    f"CreateContainerConfigError: couldn't find key {secret[1]} in Secret {secret[0]}"
+                )
+        return env
+
+    def _pod_text(self, text: str, inputs: Mapping[str, str], exit_handler: bool) -> str:
+        """Argo's ``substituteParams``: a pass for globals, then one for inputs.
+
+        Unknown tags stay as they are: Argo leaves, for example, the exit handler's
+        ``{{workflow.outputs.parameters.G}}`` as literal text when no node set it.
+        """
+        first = _substitute(text, self._global_lookup(exit_handler=exit_handler))
+
+        def input_value(tag: str) -> str | None:
+            prefix = "inputs.parameters."
+            return inputs.get(tag.removeprefix(prefix)) if tag.startswith(prefix) else None
+
+        return _substitute(first, input_value)
+
+    def _run_exit(self, template_name: str, phase: str) -> NodeRun:
+        failures = [
+            {
+                "displayName": n.name,
+                "message": n.message,
+                "templateName": n.template,
+                "phase": n.phase,
+                "podName": n.name,
+                "finishedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.clock())),
+            }
+            for n in self.nodes
+            if n.phase in FAILED_OR_ERROR
+        ]
+        marshalled = json.dumps(failures or None, ensure_ascii=False, separators=(",", ":"))
+        self.exit_globals = {
+            "workflow.status": phase,
+            "workflow.failures": json.dumps(marshalled, ensure_ascii=False),  # strconv.Quote
+        }
+        node = self._run_node(
+            f"{self.name}.onExit", self.templates[template_name], {}, exit_handler=True
+        )
+        self._record(node)
+        return node
+
+
+def _task_scope(ancestors: set[str], states: Mapping[str, _TaskState]) -> dict[str, str | None]:
+    """``tasks.T.outputs.parameters.P`` of the ancestors; None marks an absent output.
+
+    A skipped or omitted producer offers its outputs' ``valueFrom.default`` (Argo v4), a
+    fan-out its aggregated outputs, any other node the outputs it has.
+    """
+    scope: dict[str, str | None] = {}
+    for ancestor in sorted(ancestors):
+        state = states[ancestor]
+        prefix = f"tasks.{ancestor}.outputs.parameters."
+        if state.phase in {SKIPPED, OMITTED}:
+            for parameter in _parameters(state.template.get("outputs"), "outputs"):
+                value_from = parameter.get("valueFrom", {})
+                default = _text(value_from["default"]) if "default" in value_from else None
+                scope[prefix + str(parameter["name"])] = default
+        else:
+            scope.update({prefix + k: v for k, v in state.outputs.items()})
+    return scope
+
+
+def _dag_phase(
+    graph: Mapping[str, list[str]], order: Sequence[str], states: Mapping[str, _TaskState]
+) -> str:
+    """Argo's ``assessDAGPhase`` with failFast off: the leaves' branch phases decide.
+
+    A Succeeded, Failed or Errored node sets its branch's phase; a Skipped or Omitted node
+    inherits the phases of the branches that led to it, Failed and Error winning. The DAG fails
+    when a leaf's branch failed: a failure handled by a dependent that then ran (``X.Failed``)
+    does not fail the DAG.
+    """
+    branches: dict[str, set[str]] = {}
+    for name in order:
+        phase, parents = states[name].phase, graph[name]
+        if phase in {SUCCEEDED, FAILED, ERROR}:
+            branches[name] = {phase}
+        else:
+            branches[name] = (
+                set().union(*(branches[p] for p in parents)) if parents else {SUCCEEDED}
+            )
+    leaves = sorted(n for n in graph if not any(n in parents for parents in graph.values()))
+    result = SUCCEEDED
+    for leaf in leaves:
+        failing = [phase for phase in (FAILED, ERROR) if phase in branches[leaf]]
+        result = failing[0] if failing else result
+    return result
+
+
+def _mount_dirs(container: Mapping[str, Any], root: Path) -> dict[str, Path]:
+    """A fresh directory for each emptyDir mount of the pod."""
+    mounts = {}
+    for index, mount in enumerate(container.get("volumeMounts", [])):
+        local = root / f"volume-{index}"
+        local.mkdir()
+        mounts[str(mount["mountPath"]).rstrip("/") or "/"] = local
+    return mounts
+
+
+def _rewrite(text: str, mounts: Mapping[str, Path]) -> str:
+    """``text`` moved into the pod's directories when it is a mount path or under one."""
+    for mount in sorted(mounts, key=len, reverse=True):
+        if _under(text, mount):
+            return str(mounts[mount]) + text[len(mount) :]
+    return text
+
+
+def _read_outputs(
+    template: Mapping[str, Any], mounts: Mapping[str, Path], succeeded: bool
+) -> tuple[dict[str, str], str | None]:
+    """The output parameters; a missing file takes ``valueFrom.default`` or errors the node.
+
+    Like Argo's executor, outputs are read after a failed main container too (a missing file
+    then just leaves the output out), and a single trailing newline is trimmed.
+    """
+    outputs: dict[str, str] = {}
+    for parameter in _parameters(template.get("outputs"), "outputs"):
+        name, value_from = str(parameter["name"]), parameter["valueFrom"]
+        try:
+            text = Path(_rewrite(str(value_from["path"]), mounts)).read_text(encoding="utf-8")
+        except OSError:
+            if "default" in value_from:
+                outputs[name] = _text(value_from["default"])
+            elif succeeded:
+                return outputs, f"output {name}: {value_from['path']} does not exist"
+            continue
+        outputs[name] = text.removesuffix("\n")
+    return outputs, None
