@@ -25,6 +25,23 @@ or variable, for anything else it meets; it never guesses.
   ``workflow.name``, ``workflow.status`` and ``workflow.failures`` (exit handler only),
   ``workflow.outputs.parameters.G``.
 
+Substitution follows Argo's stages; each is one pass (a value put in is not scanned again by the
+same pass), but a later stage scans what an earlier one put in, as Argo does:
+
+1. A task's arguments and ``withParam`` (``resolveDependencyReferences``): ancestors' outputs and
+   workflow globals; ``item`` tags wait for stage 2. A reference with no value makes Argo v4
+   requeue the task forever. A skipped or omitted producer offers its output's
+   ``valueFrom.default``; without one, an argument that is exactly that tag is dropped so the
+   consumer's input default applies, and anything else errors the task.
+2. A fanned-out task, once per item (``expandTask``), strictly: ``item``, ``item.KEY`` and
+   globals; any other tag, even one inside a value stage 1 put in, errors the whole task.
+3. The pod's template (``SubstituteParams``): globals over the whole template, the inputs' values
+   included, then ``inputs.parameters.*``. Unknown tags stay as literal text.
+
+A fan-out's output, referenced later, aggregates the succeeded children only, in item order
+(``processAggregateNodeOutputs``): a JSON list of the values when each is a JSON object or list,
+else a JSON list of strings, re-marshalled as Go does (keys sorted, ``<>&`` escaped).
+
 Where a local run must differ from a cluster, on purpose:
 
 - A pod is ``command + args`` run as a subprocess; a first element ``ai-operator`` becomes
@@ -215,6 +232,9 @@ def check_cron_workflow(document: Mapping[str, Any]) -> Mapping[str, Any]:
     """The ``workflowSpec`` of ``document``, once every field and variable in it is interpreted."""
     if document.get("kind") != "CronWorkflow":
         raise UnsupportedFeature(f"kind {document.get('kind')!r}: only CronWorkflow is interpreted")
+    _only(document, {"apiVersion", "kind", "metadata", "spec"}, "document")
+    if not document.get("metadata", {}).get("name"):
+        raise InvalidWorkflow("metadata.name is required")
     cron = _only(document.get("spec"), _CRON_SPEC_KEYS, "spec")
     spec = _only(cron.get("workflowSpec"), _WORKFLOW_SPEC_KEYS, "spec.workflowSpec")
     templates = _templates(spec)
@@ -298,7 +318,7 @@ def _check_dag(
         _check_arguments(task, target, task_where)
         ancestors = _ancestors(name, graph)
         outputs = {
-            a: frozenset(_names(templates[tasks[a]["template"]].get("outputs"), a))
+            a: frozenset(_names(templates.get(str(tasks[a].get("template")), {}).get("outputs"), a))
             for a in ancestors
         }
         scope = _Scope(tasks=outputs, declared_globals=frozenset(declared_globals))
@@ -388,7 +408,8 @@ def _check_retry(strategy: object, where: str) -> None:
     found = _only(strategy, {"limit", "retryPolicy", "expression", "backoff"}, where)
     if "limit" not in found:
         raise UnsupportedFeature(f"{where}: a retryStrategy without limit (retries forever)")
-    int(str(found["limit"]))
+    if not re.fullmatch(r"\d+", str(found["limit"])):
+        raise InvalidWorkflow(f"{where}.limit must be a number, not {found['limit']!r}")
     if found.get("retryPolicy", "OnFailure") not in _RETRY_POLICIES:
         raise UnsupportedFeature(f"{where}.retryPolicy {found.get('retryPolicy')!r}")
     if "expression" in found and not _RETRY_EXPRESSION.match(str(found["expression"])):
@@ -607,6 +628,12 @@ def _evaluate(expression: _Expression, results: Mapping[str, Mapping[str, bool]]
     return left or _evaluate(expression[2], results)
 
 
+def depends_holds(expression: str, phases: Mapping[str, str]) -> bool:
+    """Whether ``depends: expression`` lets a task run once its dependencies ended in ``phases``."""
+    results = {name: _TaskState(phase, {}).results() for name, phase in phases.items()}
+    return _evaluate(parse_depends(expression), results)
+
+
 def _task_depends(task: Mapping[str, Any], where: str) -> _Expression | None:
     if "depends" in task and "dependencies" in task:
         raise InvalidWorkflow(f"{where}: depends and dependencies cannot both be set")
@@ -763,12 +790,15 @@ def _skip(text: str, position: int) -> int:
 def parse_items(text: str) -> list[_Item]:
     """A withParam value's items with their raw text (ValueError if it is not a JSON list)."""
     if not isinstance(json.loads(text), list):
-        raise ValueError("not a JSON list")
-    items, position = [], _skip(text, _skip(text, 0) + 1)
+        raise ValueError(f"withParam value could not be parsed as a JSON list: {text.strip()}")
+    items: list[_Item] = []
+    position = _skip(text, _skip(text, 0) + 1)
     while text[position] != "]":
         value, end = _DECODER.raw_decode(text, position)
-        if value is None or isinstance(value, list):
-            raise UnsupportedFeature("withParam items that are JSON lists or null")
+        if value is None:
+            raise ValueError(f"withParam[{len(items)}] expected string, number, list, or map")
+        if isinstance(value, list):
+            raise UnsupportedFeature("withParam items that are JSON lists")
         raw = text[position:end]
         items.append(_Item(raw, _members(text, position) if isinstance(value, dict) else None))
         position = _skip(text, end)
@@ -1034,9 +1064,11 @@ class _Run:
     ) -> _TaskState:
         try:
             items = parse_items(with_param)
-        except ValueError:
+        except json.JSONDecodeError:
             message = f"withParam value could not be parsed as a JSON list: {with_param.strip()}"
             return self._task_node(name, template, ERROR, message)
+        except ValueError as exc:
+            return self._task_node(name, template, ERROR, str(exc))
         if not items:
             return self._task_node(name, template, SKIPPED, "Skipped, empty params")
         try:  # Argo expands strictly: any tag still unresolved errors the whole task
