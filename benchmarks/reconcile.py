@@ -468,7 +468,9 @@ def scheduled_execution(
     memo: dict[str, Decision],
 ) -> tuple[int, list[dict[str, Any]]]:
     """fetch -> decide (skipped on a memo hit) -> act; the memo hits and the fetched references."""
-    refs = steps.fetch(rule, list(rule.spec.repositories), github)
+    refs = [
+        r for r in steps.fetch(rule, list(rule.spec.repositories), github) if not steps.is_noop(r)
+    ]
     decisions, hits = [], 0
     for ref in refs:
         if ref["key"] in memo:

@@ -27,7 +27,7 @@ from jobs.config import ConfigError, Settings, resolve_ai, rule_repositories
 from jobs.log import configure_logging, get_logger
 from jobs.model import PRReconciliationRule
 from jobs.reconcile import PassReport, PullRequestFailure, PullRequestResult, run_pass
-from jobs.report import as_json, as_table, summarize
+from jobs.report import as_json, as_table, counts, summarize, summary_from_counts
 from jobs.rulefiles import RuleFileError, load_rules
 
 EXIT_OK, EXIT_CONFIG, EXIT_PARTIAL = 0, 1, 2
@@ -255,19 +255,25 @@ def step_decide(
     pr: Annotated[str, typer.Option("--pr", help="The PR reference (JSON) from fetch.")],
     output: Annotated[Path, typer.Option("--output")],
 ) -> None:
-    """Decide one PR; write the decision (JSON)."""
+    """Decide one PR; write the decision (a summary line, then the decision encoded)."""
     rule = _step_rule()
     settings = _settings()
-    github = _github(settings)
     try:
         ref = steps.parse_ref(pr)
+    except steps.StepInputError as exc:
+        fail(str(exc))
+    if steps.is_noop(ref):
+        _write(output, steps.NOOP_OUTPUT)
+        return
+    github = _github(settings)
+    try:
         ai = make_decision_client(resolve_ai(rule.spec.ai, settings))
         decision = steps.decide(rule, ref, github, ai)
     except (steps.StepInputError, ConfigError) as exc:
         fail(str(exc))
     except PullRequestFailure as exc:
         _step_error("decide", exc)
-    _write(output, steps.dump_for_argo(decision.model_dump(mode="json")))
+    _write(output, steps.decision_output(decision))
     get_logger("decision", rule=rule.qualified_name).info(
         "decision",
         pr=decision.display,
@@ -283,9 +289,12 @@ def step_decide(
 def step_act(
     decisions: Annotated[str, typer.Option("--decisions", help="Aggregated decisions (JSON).")],
     output: Annotated[Path, typer.Option("--output")],
+    summary_output: Annotated[
+        Path | None, typer.Option("--summary-output", help="Where to write the counts (JSON).")
+    ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run")] = False,
 ) -> None:
-    """Apply the decisions on fresh facts, serialized; write the results (JSON)."""
+    """Apply the decisions on fresh facts, serialized; write the results and their counts."""
     rule = _step_rule()
     settings = _settings()
     github = _github(settings)
@@ -294,32 +303,43 @@ def step_act(
     except steps.StepInputError as exc:
         fail(str(exc))
     results = steps.act_all(rule, parsed, github, dry_run=dry_run or rule.spec.dryRun)
+    report = PassReport(rule=rule.qualified_name, results=results)
     _write(output, steps.dump_for_argo([r.to_json() for r in results]))
-    _log_report(PassReport(rule=rule.qualified_name, results=results))
+    if summary_output is not None:
+        tally = counts(report) | {"githubRequests": github.stats.requests}
+        _write(summary_output, steps.dump_for_argo(tally))
+    _log_report(report)
     if any(r.error for r in results):
         raise typer.Exit(EXIT_PARTIAL)
 
 
 @step_app.command("report")
 def step_report(
-    results: Annotated[
-        str, typer.Option("--results", help="The act step's results (JSON).")
-    ] = "[]",
+    summary: Annotated[str, typer.Option("--summary", help="The act step's counts (JSON).")] = "{}",
     status: Annotated[str, typer.Option("--status", help="The workflow's status.")] = "Unknown",
-    duration: Annotated[float, typer.Option("--duration", help="Seconds the run took.")] = 0.0,
+    failures: Annotated[
+        str, typer.Option("--failures", help="Argo's {{workflow.failures}}.")
+    ] = "null",
+    duration: Annotated[str, typer.Option("--duration", help="Seconds the run took.")] = "0",
 ) -> None:
-    """Push the run's metrics once to the Pushgateway; never fails the run."""
+    """Push the run's metrics once to the Pushgateway; never fails the run.
+
+    The run counts as successful when Argo says so and no node failed: a failed decide node is
+    handled by act (so Argo calls the run Succeeded), but the metrics must show it.
+    """
     rule = _step_rule()
     settings = _settings()
-    rows = steps.parse_results(results)
-    report = PassReport(rule=rule.qualified_name, results=rows, duration_seconds=duration)
-    if status not in {"Succeeded", "Unknown"}:
-        report.error = f"workflow {status}"
     if not settings.pushgateway_url:
         get_logger("metrics").info("PUSHGATEWAY_URL is not set; no metrics pushed")
         return
-    summary = summarize(report, ai_calls=0, github_requests=0, finished_at=time.time())
-    _push(settings.pushgateway_url, summary)
+    pushed = summary_from_counts(
+        rule.qualified_name,
+        steps.parse_counts(summary),
+        duration_seconds=steps.parse_seconds(duration),
+        succeeded=status == "Succeeded" and steps.failed_nodes(failures) == 0,
+        finished_at=time.time(),
+    )
+    _push(settings.pushgateway_url, pushed)
 
 
 def _step_error(step: str, exc: Exception) -> NoReturn:

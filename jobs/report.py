@@ -100,22 +100,54 @@ def summarize(
     finished_at: float,
 ) -> PassSummary:
     """The metrics of one pass."""
+    tally = counts(report)
+    tally.update(aiCalls=ai_calls, githubRequests=github_requests)
+    return summary_from_counts(
+        report.rule,
+        tally,
+        duration_seconds=report.duration_seconds,
+        succeeded=report.ok,
+        finished_at=finished_at,
+    )
+
+
+def counts(report: PassReport) -> dict[str, Any]:
+    """A pass's numbers as JSON, with no PR text: what the act step hands the exit handler."""
     rows = report.results
-    actions = Counter(row.action.value for row in rows if not row.error)
     errors = Counter(_error_type(row) for row in rows if row.error)
     if report.error:
         errors["github"] += 1
+    return {
+        "prsProcessed": len(rows),
+        "actions": dict(Counter(row.action.value for row in rows if not row.error)),
+        "errors": dict(errors),
+        "guardrailBlocks": dict(Counter(row.guardrail for row in rows if row.guardrail)),
+        "fallbacks": sum(1 for row in rows if row.fallback),
+        "aiCalls": 0,
+        "githubRequests": 0,
+    }
+
+
+def summary_from_counts(
+    rule: str,
+    tally: dict[str, Any],
+    *,
+    duration_seconds: float,
+    succeeded: bool,
+    finished_at: float,
+) -> PassSummary:
+    """The metrics of a pass from :func:`counts` (as the exit handler receives them)."""
     return PassSummary(
-        rule=report.rule,
-        prs_processed=len(rows),
-        actions=dict(actions),
-        errors=dict(errors),
-        guardrail_blocks=dict(Counter(row.guardrail for row in rows if row.guardrail)),
-        fallbacks=sum(1 for row in rows if row.fallback),
-        ai_calls=ai_calls,
-        github_requests=github_requests,
-        duration_seconds=report.duration_seconds,
-        succeeded=report.ok,
+        rule=rule,
+        prs_processed=int(tally.get("prsProcessed", 0)),
+        actions=dict(tally.get("actions", {})),
+        errors=dict(tally.get("errors", {})),
+        guardrail_blocks=dict(tally.get("guardrailBlocks", {})),
+        fallbacks=int(tally.get("fallbacks", 0)),
+        ai_calls=int(tally.get("aiCalls", 0)),
+        github_requests=int(tally.get("githubRequests", 0)),
+        duration_seconds=duration_seconds,
+        succeeded=succeeded,
         finished_at=finished_at,
     )
 

@@ -34,6 +34,7 @@ from jobs.reconcile import (
 
 RULE_ENV = "AI_OPERATOR_RULE"
 EX_TEMPFAIL = 75
+NOOP_OUTPUT = "-"  # what the no-op item's decide node outputs
 
 
 class StepInputError(Exception):
@@ -79,8 +80,50 @@ def rule_from_env(env: Mapping[str, str]) -> PRReconciliationRule:
 def fetch(
     rule: PRReconciliationRule, repositories: list[str], github: GitHubReader
 ) -> list[dict[str, Any]]:
-    """References to the PRs to decide: small, capped, one per covered PR."""
-    return [pull_request_ref(rule, pr) for pr in gather(rule, repositories, github)]
+    """References to the PRs to decide (small, capped), then the rule's no-op item.
+
+    The no-op item gives the decide fan-out one node that always succeeds: Argo leaves the
+    aggregated output of a fan-out unset when every iteration failed, and act would then wait for
+    it until the workflow's deadline. Its memo key is fixed per rule, so it starts a pod once.
+    """
+    refs = [pull_request_ref(rule, pr) for pr in gather(rule, repositories, github)]
+    return [*refs, noop_ref(rule)]
+
+
+def noop_ref(rule: PRReconciliationRule) -> dict[str, Any]:
+    """The item that decides nothing (see :func:`fetch`)."""
+    return {"display": "(no-op)", "key": f"noop-{rule.spec_hash()}", "noop": True}
+
+
+def is_noop(ref: Mapping[str, Any]) -> bool:
+    """Whether ``ref`` is the no-op item."""
+    return ref.get("noop") is True
+
+
+def decision_output(decision: Decision) -> str:
+    """The decide node's output: a line people read in the Argo UI, then the exact decision.
+
+    It is deliberately not JSON: Argo re-serializes JSON outputs when it aggregates them (undoing
+    any escaping) and would then substitute Argo variables named in PR text; a plain string is
+    passed through as is. The decision itself travels base64-encoded after the last `` | ``.
+    """
+    payload = base64.b64encode(decision.model_dump_json().encode()).decode()
+    reason = " ".join(decision.reason.split())[:160].replace("{{", "{ {")
+    guard = f" [{decision.guardrail}]" if decision.guardrail else ""
+    return f"{decision.action.value}{guard} {decision.display}: {reason} | {payload}"
+
+
+def parse_decision_output(text: str) -> Decision | None:
+    """Inverse of :func:`decision_output`; None for the no-op item's output."""
+    if text.strip() in {"", NOOP_OUTPUT, "{}", "[]"}:
+        return None
+    _, sep, payload = text.rpartition(" | ")
+    if not sep:
+        raise StepInputError(f"--decisions holds an item that is no decision: {text[:80]!r}")
+    try:
+        return Decision.model_validate_json(base64.b64decode(payload, validate=True))
+    except (binascii.Error, ValueError) as exc:
+        raise StepInputError(f"--decisions holds an invalid decision: {exc}") from exc
 
 
 def decide(
@@ -109,25 +152,39 @@ def act_all(
 
 
 def parse_decisions(text: str) -> list[Decision]:
-    """The decide step's aggregated outputs: a JSON list of objects (or of JSON strings)."""
+    """The decide step's aggregated outputs: a JSON list of :func:`decision_output` strings.
+
+    Decision objects are read too (one decide node's output is not aggregated), and the no-op
+    item's output is skipped.
+    """
     try:
         items = json.loads(text) if text.strip() else []
-    except json.JSONDecodeError as exc:
-        raise StepInputError(f"--decisions is not JSON: {exc}") from exc
-    if isinstance(items, dict):
-        items = [items]
+    except json.JSONDecodeError:
+        items = [text]  # a single decide node's output, not aggregated
     if not isinstance(items, list):
-        raise StepInputError("--decisions must be a JSON list")
+        items = [items]
     decisions = []
     for item in items:
-        data = json.loads(item) if isinstance(item, str) else item
-        if not data:  # a failed or skipped decide node contributes nothing
-            continue
-        try:
-            decisions.append(Decision.model_validate(data))
-        except ValueError as exc:
-            raise StepInputError(f"--decisions holds an invalid decision: {exc}") from exc
+        decision = _decision_item(item)
+        if decision is not None:
+            decisions.append(decision)
     return decisions
+
+
+def _decision_item(item: object) -> Decision | None:
+    if isinstance(item, str) and item.lstrip().startswith("{") and item.strip() != "{}":
+        try:
+            item = json.loads(item)
+        except json.JSONDecodeError as exc:
+            raise StepInputError(f"--decisions holds an invalid decision: {exc}") from exc
+    if isinstance(item, str):
+        return parse_decision_output(item)
+    if not item:
+        return None
+    try:
+        return Decision.model_validate(item)
+    except ValueError as exc:
+        raise StepInputError(f"--decisions holds an invalid decision: {exc}") from exc
 
 
 def parse_ref(text: str) -> dict[str, Any]:
@@ -138,19 +195,40 @@ def parse_ref(text: str) -> dict[str, Any]:
         raise StepInputError(f"--pr is not JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise StepInputError("--pr must be a JSON object")
-    _ref_target(data)
+    if not is_noop(data):
+        _ref_target(data)
     return data
 
 
-def parse_results(text: str) -> list[PullRequestResult]:
-    """The act step's results, as the report step reads them (tolerant: bad input is no rows)."""
+def parse_counts(text: str) -> dict[str, Any]:
+    """The act step's counts, as the exit handler reads them.
+
+    Tolerant: when act never ran, Argo passes its unresolved tag as text, which is no counts.
+    """
     try:
-        items = json.loads(text) if text.strip() else []
+        data = json.loads(text)
     except json.JSONDecodeError:
-        return []
-    if not isinstance(items, list):
-        return []
-    return [PullRequestResult.from_json(item) for item in items if isinstance(item, dict)]
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def failed_nodes(text: str) -> int:
+    """How many nodes ``{{workflow.failures}}`` lists (JSON quoted twice; ``"null"`` for none)."""
+    try:
+        data = json.loads(text)
+        if isinstance(data, str):
+            data = json.loads(data)
+    except json.JSONDecodeError:
+        return 0
+    return len(data) if isinstance(data, list) else 0
+
+
+def parse_seconds(text: str) -> float:
+    """``{{workflow.duration}}`` as a number (0 when Argo could not give one)."""
+    try:
+        return max(0.0, float(text))
+    except ValueError:
+        return 0.0
 
 
 def _ref_target(ref: Mapping[str, Any]) -> tuple[str, int]:

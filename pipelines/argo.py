@@ -4,17 +4,22 @@ The workflow, entrypoint ``reconcile`` (a DAG), exit handler ``report``::
 
     fetch ──> decide (one pod per PR, withParam, memoized, retried on exit 75) ──> act ──> report
 
-- ``fetch`` writes a JSON list of small PR references; an empty list skips ``decide`` and its
-  output's ``valueFrom.default`` (``[]``) stands in for the aggregated decisions.
+- ``fetch`` writes a JSON list of small PR references, then one no-op item. The no-op item gives
+  ``decide`` a node that always succeeds: Argo leaves a fan-out's aggregated output unset when
+  every iteration failed (a model outage), and ``act`` would then wait for it until the deadline.
 - ``decide`` runs once per reference, at most ``parallelism`` at a time; its memo key is the
   reference's ``key`` (rule + PR + facts), so an unchanged PR is not decided twice within
-  ``memo_max_age``. Argo names each node ``decide(<i>:display:<owner/name#N>,...)``: a map
-  item's ``key:value`` pairs are sorted, so ``display`` comes first and the UI shows the PR.
+  ``memo_max_age`` (the no-op item's key is fixed per rule: one pod, ever). Argo names each node
+  ``decide(<i>:display:<owner/name#N>,...)``: a map item's ``key:value`` pairs are sorted, so
+  ``display`` comes first and the UI shows the PR. Its output is a plain line (action, PR,
+  reason) ending in the encoded decision: not JSON, so Argo passes it through its aggregation
+  untouched and never reads PR text as one of its tags.
 - ``act`` runs whatever ``decide`` ended with (failed nodes contribute nothing) and holds the
-  token semaphore, so rules sharing a GitHub token never mutate at the same time.
-- ``report`` always runs. When ``act`` never ran, ``{{workflow.outputs.parameters.results}}``
+  token semaphore, so rules sharing a GitHub token never mutate at the same time. Besides its
+  results it writes their counts (no PR text), exported as the global output ``summary``.
+- ``report`` always runs. When ``act`` never ran, ``{{workflow.outputs.parameters.summary}}``
   stays unresolved: Argo leaves unknown tags of a pod template as they are, and the report step
-  reads that text as "no results" and still exits 0.
+  reads that text as "no counts" and still exits 0.
 
 The step command lines (:data:`FETCH_COMMAND` ...) are the contract with ``ai-operator step``.
 This module builds data only: it talks to no cluster (Hera's ``build()`` is offline).
@@ -36,6 +41,7 @@ OUTPUTS_DIR = "/tmp/outputs"  # noqa: S108 - inside the pod's own emptyDir
 PRS_PATH = f"{OUTPUTS_DIR}/prs.json"
 DECISION_PATH = f"{OUTPUTS_DIR}/decision.json"
 RESULTS_PATH = f"{OUTPUTS_DIR}/results.json"
+SUMMARY_PATH = f"{OUTPUTS_DIR}/summary.json"
 
 ENTRYPOINT = "reconcile"
 EXIT_HANDLER = "report"
@@ -50,17 +56,21 @@ ACT_COMMAND = (
     "ai-operator", "step", "act",
     "--decisions", "{{inputs.parameters.decisions}}",
     "--output", RESULTS_PATH,
+    "--summary-output", SUMMARY_PATH,
 )  # fmt: skip
 REPORT_COMMAND = (
     "ai-operator", "step", "report",
-    "--results", "{{workflow.outputs.parameters.results}}",
+    "--summary", "{{workflow.outputs.parameters.summary}}",
     "--status", "{{workflow.status}}",
+    "--failures", "{{workflow.failures}}",
+    "--duration", "{{workflow.duration}}",
 )  # fmt: skip
 
 # act runs after decide whatever decide's children did; Skipped is an empty fan-out.
 ACT_DEPENDS = "decide.Succeeded || decide.Failed || decide.Errored || decide.Skipped"
 TRANSIENT_EXIT = "asInt(lastRetry.exitCode) == 75"  # jobs.steps.EX_TEMPFAIL
 EMPTY_LIST = "[]"
+EMPTY_OBJECT = "{}"
 TITLE_ANNOTATION = "workflows.argoproj.io/title"
 
 
@@ -165,7 +175,7 @@ def _steps(
         options,
         tokens=(GITHUB_TOKEN_ENV, AI_TOKEN_ENV),
         inputs=[Parameter(name="pr"), Parameter(name="key")],
-        # Also the aggregate of an empty fan-out: it must be a list. A failed PR's [] is skipped.
+        # The default is never aggregated in practice (the no-op item always succeeds).
         outputs=[_output("decision", DECISION_PATH)],
         memoize=m.Memoize(
             key="{{inputs.parameters.key}}",
@@ -183,7 +193,10 @@ def _steps(
         options,
         tokens=(GITHUB_TOKEN_ENV,),
         inputs=[Parameter(name="decisions", default=EMPTY_LIST)],
-        outputs=[_output("results", RESULTS_PATH, global_name="results")],
+        outputs=[
+            _output("results", RESULTS_PATH),
+            _output("summary", SUMMARY_PATH, global_name="summary", default=EMPTY_OBJECT),
+        ],
         synchronization=_token_semaphore(options),
     )
     report = _container("report", REPORT_COMMAND, rule, options, tokens=())
@@ -214,10 +227,12 @@ def _container(
     )
 
 
-def _output(name: str, path: str, global_name: str | None = None) -> Parameter:
+def _output(
+    name: str, path: str, global_name: str | None = None, default: str = EMPTY_LIST
+) -> Parameter:
     return Parameter(
         name=name,
-        value_from=m.ValueFrom(path=path, default=EMPTY_LIST),
+        value_from=m.ValueFrom(path=path, default=default),
         global_name=global_name,
     )
 

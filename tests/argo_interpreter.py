@@ -22,7 +22,8 @@ or variable, for anything else it meets; it never guesses.
   ``memoize``, ``retryStrategy``, ``synchronization``; accepted without effect: ``image``,
   ``imagePullPolicy``, ``resources``, ``securityContext``, ``metadata``.
 - Variables: ``inputs.parameters.X``, ``tasks.T.outputs.parameters.P``, ``item``, ``item.KEY``,
-  ``workflow.name``, ``workflow.status`` and ``workflow.failures`` (exit handler only),
+  ``workflow.name``, ``workflow.status``, ``workflow.failures`` and ``workflow.duration`` (exit
+  handler only),
   ``workflow.outputs.parameters.G``.
 
 Substitution follows Argo's stages; each is one pass (a value put in is not scanned again by the
@@ -482,6 +483,9 @@ def _check_variables(value: object, scope: _Scope, where: str) -> None:
             _check_tag(match.group(1).strip(), scope, where)
 
 
+_EXIT_HANDLER_GLOBALS = frozenset({"workflow.status", "workflow.failures", "workflow.duration"})
+
+
 def _check_tag(tag: str, scope: _Scope, where: str) -> None:
     parts = tag.split(".")
     if tag.startswith("="):
@@ -494,7 +498,7 @@ def _check_tag(tag: str, scope: _Scope, where: str) -> None:
         (parts[:2] == ["inputs", "parameters"] and len(parts) == 3 and parts[2] in scope.inputs)
         or (parts[0] == "item" and len(parts) <= 2 and scope.items)
         or tag == "workflow.name"
-        or (tag in {"workflow.status", "workflow.failures"} and scope.exit_handler)
+        or (tag in _EXIT_HANDLER_GLOBALS and scope.exit_handler)
         or (
             parts[:3] == ["workflow", "outputs", "parameters"]
             and len(parts) == 4
@@ -932,6 +936,7 @@ class _Run:
         self.exit_globals: dict[str, str] = {}
         self.stuck: str | None = None
         self.lock = threading.Lock()
+        self.started = self.clock()
 
     def clock(self) -> float:
         return self.now if self.now is not None else time.time()
@@ -1299,6 +1304,7 @@ class _Run:
         ]
         marshalled = json.dumps(failures or None, ensure_ascii=False, separators=(",", ":"))
         self.exit_globals = {
+            "workflow.duration": f"{max(0.0, self.clock() - self.started):.6f}",
             "workflow.status": phase,
             "workflow.failures": json.dumps(marshalled, ensure_ascii=False),  # strconv.Quote
         }

@@ -184,6 +184,9 @@ class GitHubWorld:
             if number in taken:
                 raise ValueError(f"{repo.full_name}#{number} already exists")
             facts.setdefault("created_at", self.now())
+            # Copy list-valued facts: mutations change them in place, and a caller's list (one
+            # constant for several PRs) must not change with them.
+            facts = {k: list(v) if isinstance(v, list | tuple) else v for k, v in facts.items()}
             pull_request = FakePullRequest(repository=repo.full_name, number=number, **facts)
             for name in pull_request.labels:
                 repo.ensure_label(name)

@@ -8,12 +8,8 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from jobs.clients.ai import (
-    AnthropicDecisionClient,
-    DecisionClient,
-    OpenAIDecisionClient,
-    make_decision_client,
-)
+from jobs.clients.ai import DecisionClient, make_decision_client
+from jobs.clients.ai.anthropic_client import AnthropicDecisionClient
 from jobs.clients.ai.errors import (
     AIAuthError,
     AIError,
@@ -21,7 +17,7 @@ from jobs.clients.ai.errors import (
     AIResponseInvalid,
     AIUnavailable,
 )
-from jobs.clients.ai.openai_client import answer_cap_field
+from jobs.clients.ai.openai_client import OpenAIDecisionClient, answer_cap_field
 from jobs.config import AIConfig, Settings, resolve_ai
 from jobs.model import Action, AIProvider, AISettings
 from jobs.policy.verdict import verdict_schema

@@ -329,9 +329,11 @@ def test_step_command_lines_are_the_step_contract() -> None:
         "decide": ["ai-operator", "step", "decide", "--pr", "{{inputs.parameters.pr}}",
                    "--output", "/tmp/outputs/decision.json"],
         "act": ["ai-operator", "step", "act", "--decisions", "{{inputs.parameters.decisions}}",
-                "--output", "/tmp/outputs/results.json"],
-        "report": ["ai-operator", "step", "report", "--results",
-                   "{{workflow.outputs.parameters.results}}", "--status", "{{workflow.status}}"],
+                "--output", "/tmp/outputs/results.json",
+                "--summary-output", "/tmp/outputs/summary.json"],
+        "report": ["ai-operator", "step", "report", "--summary",
+                   "{{workflow.outputs.parameters.summary}}", "--status", "{{workflow.status}}",
+                   "--failures", "{{workflow.failures}}", "--duration", "{{workflow.duration}}"],
     }  # fmt: skip
     in_order = [tuple(commands[n]) for n in ("fetch", "decide", "act", "report")]
     assert in_order == [FETCH_COMMAND, DECIDE_COMMAND, ACT_COMMAND, REPORT_COMMAND]
@@ -387,8 +389,8 @@ def test_decide_output_defaults_to_an_empty_list() -> None:
     assert outputs[0]["valueFrom"] == {"path": "/tmp/outputs/decision.json", "default": "[]"}
 
 
-def test_act_runs_after_any_decide_outcome_and_exports_results() -> None:
-    """act runs when decide succeeded, failed, errored or was skipped (no PRs)."""
+def test_act_runs_after_any_decide_outcome_and_exports_its_counts() -> None:
+    """act runs whatever decide's nodes did; its counts (no PR text) go to the exit handler."""
     document = compiled(make_rule())
     act = task(document, "act")
     assert act["depends"] == "decide.Succeeded || decide.Failed || decide.Errored || decide.Skipped"
@@ -398,11 +400,12 @@ def test_act_runs_after_any_decide_outcome_and_exports_results() -> None:
     act_template = template(document, "act")
     assert act_template["inputs"]["parameters"] == [{"name": "decisions", "default": "[]"}]
     assert act_template["outputs"]["parameters"] == [
+        {"name": "results", "valueFrom": {"path": "/tmp/outputs/results.json", "default": "[]"}},
         {
-            "name": "results",
-            "globalName": "results",
-            "valueFrom": {"path": "/tmp/outputs/results.json", "default": "[]"},
-        }
+            "name": "summary",
+            "globalName": "summary",
+            "valueFrom": {"path": "/tmp/outputs/summary.json", "default": "{}"},
+        },
     ]
 
 

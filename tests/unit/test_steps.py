@@ -12,11 +12,14 @@ from jobs.policy.decision import decide
 from jobs.policy.verdict import Verdict
 from jobs.steps import (
     StepInputError,
+    decision_output,
     dump_for_argo,
     encode_rule,
+    noop_ref,
+    parse_counts,
+    parse_decision_output,
     parse_decisions,
     parse_ref,
-    parse_results,
     rule_from_env,
 )
 from tests.factories import make_pr, make_rule
@@ -84,9 +87,9 @@ def test_no_decisions_is_an_empty_list(text):
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        pytest.param("{not json", "not JSON", id="not-json"),
+        pytest.param("{not json", "invalid decision", id="not-json"),
         pytest.param('[{"action": "merge"}]', "invalid decision", id="incomplete-decision"),
-        pytest.param('"merge"', "must be a JSON list", id="a-string"),
+        pytest.param('"merge"', "no decision", id="a-string"),
     ],
 )
 def test_malformed_decisions_are_refused(text, message):
@@ -103,5 +106,53 @@ def test_a_reference_needs_repository_and_number():
 
 
 def test_report_tolerates_an_unresolved_argo_tag():
-    """The exit handler may receive Argo's literal tag when act never ran: that is no rows."""
-    assert parse_results("{{workflow.outputs.parameters.results}}") == []
+    """The exit handler may receive Argo's literal tag when act never ran: that is no counts."""
+    assert parse_counts("{{workflow.outputs.parameters.summary}}") == {}
+
+
+def test_a_decide_output_is_readable_and_exact():
+    """The line starts with what people need; the encoded rest restores the whole decision."""
+    decision = decide(
+        RULE,
+        make_pr(title="Use {{workflow.name}}"),
+        Verdict(action=Action.MERGE, reason="green {{x}}"),
+        "fp",
+    )
+    line = decision_output(decision)
+    assert line.startswith("merge acme/web#7: green { {x}} | ")
+    assert "{{" not in line
+    assert parse_decision_output(line) == decision
+
+
+def test_aggregated_decide_lines_become_decisions_and_the_noop_is_skipped():
+    """Argo's list of strings (decide outputs plus the no-op's "-") gives the decisions."""
+    decision = decide(RULE, make_pr(), Verdict(action=Action.MERGE, reason="green"), "fp")
+    aggregate = json.dumps([decision_output(decision), "-"])
+    assert parse_decisions(aggregate) == [decision]
+
+
+def test_the_noop_item_needs_no_pull_request():
+    """The no-op item passes --pr validation and has a fixed memo key per rule."""
+    ref = noop_ref(RULE)
+    assert parse_ref(json.dumps(ref))["noop"] is True
+    assert ref["key"] == f"noop-{RULE.spec_hash()}"
+
+
+@pytest.mark.parametrize(
+    ("text", "count"),
+    [
+        pytest.param('"null"', 0, id="nothing-failed"),
+        pytest.param("null", 0, id="unquoted-null"),
+        pytest.param(
+            json.dumps(json.dumps([{"displayName": "decide(0)"}, {"displayName": "x"}])),
+            2,
+            id="two-failed",
+        ),
+        pytest.param("{{workflow.failures}}", 0, id="unresolved"),
+    ],
+)
+def test_failed_nodes_are_counted_from_argos_twice_quoted_json(text, count):
+    """The exit handler counts failed nodes however Argo quoted them."""
+    from jobs.steps import failed_nodes
+
+    assert failed_nodes(text) == count

@@ -8,22 +8,23 @@ types never leave it. Whether the answer is an acceptable verdict is decided els
 
 from __future__ import annotations
 
-from jobs.clients.ai.anthropic_client import AnthropicDecisionClient
 from jobs.clients.ai.base import DecisionClient
-from jobs.clients.ai.openai_client import OpenAIDecisionClient
 from jobs.config import AIConfig
 from jobs.model import AIProvider
 
-__all__ = [
-    "AnthropicDecisionClient",
-    "DecisionClient",
-    "OpenAIDecisionClient",
-    "make_decision_client",
-]
+__all__ = ["DecisionClient", "make_decision_client"]
 
 
 def make_decision_client(config: AIConfig, *, max_retries: int = 2) -> DecisionClient:
-    """Build the client for the configured provider; ``max_retries`` bounds the SDK's retries."""
+    """Build the client for the configured provider; ``max_retries`` bounds the SDK's retries.
+
+    Each SDK is imported only here, when its client is built: the pipeline's pods that never ask
+    a model (fetch, act, report) start without loading either.
+    """
     if config.provider is AIProvider.ANTHROPIC:
+        from jobs.clients.ai.anthropic_client import AnthropicDecisionClient  # noqa: PLC0415
+
         return AnthropicDecisionClient(config, max_retries=max_retries)
+    from jobs.clients.ai.openai_client import OpenAIDecisionClient  # noqa: PLC0415
+
     return OpenAIDecisionClient(config, max_retries=max_retries)
