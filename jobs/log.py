@@ -195,6 +195,9 @@ def _leading_keys_first(_logger: WrappedLogger, _method: str, event_dict: EventD
     return first | {k: v for k, v in event_dict.items() if k not in first}
 
 
+CHATTY_LIBRARIES = ("httpx", "httpx2", "httpcore", "anthropic", "openai", "urllib3")
+
+
 def _install_handler(stream: TextIO, level: int, formatter: logging.Formatter) -> None:
     """Put our handler on the root logger, replacing ours and any bare stream handler."""
     global _handler  # noqa: PLW0603 -- one handler per process, replaced on reconfiguration
@@ -210,6 +213,9 @@ def _install_handler(stream: TextIO, level: int, formatter: logging.Formatter) -
     _handler.setFormatter(formatter)
     root.addHandler(_handler)
     root.setLevel(level)
+    # HTTP clients log every request at INFO; that is DEBUG detail here (one line per decision).
+    for name in CHATTY_LIBRARIES:
+        logging.getLogger(name).setLevel(level if level <= logging.DEBUG else logging.WARNING)
 
 
 def _level_number(level: str) -> int:

@@ -13,6 +13,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from jobs.clients.metrics import PassSummary
 from jobs.reconcile import PassReport, PullRequestResult
@@ -44,12 +45,14 @@ def as_table(reports: Sequence[PassReport], *, dry_run: bool, width: int = 140) 
         table.add_column(column, overflow="fold")
     for report in reports:
         for row in report.results:
-            table.add_row(row.rule, _pr_cell(row), _action_cell(row), _applied_cell(row), _why(row))
+            # Text cells: a PR title such as "[close] x" must not be read as rich markup.
+            cells = (row.rule, _pr_cell(row), _action_cell(row), _applied_cell(row), _why(row))
+            table.add_row(*(Text(cell) for cell in cells))
     buffer = io.StringIO()
     console = Console(file=buffer, width=width, no_color=True, highlight=False)
     console.print(table)
     for report in reports:
-        console.print(_rule_line(report))
+        console.print(Text(_rule_line(report)))
     return buffer.getvalue()
 
 
