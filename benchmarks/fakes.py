@@ -19,7 +19,7 @@ from tests.fakes.github import FakeCheck, FakeGitHub, GitHubWorld
 from tests.fakes.llm import FakeLLM, LLMRequest, default_brain
 
 GITHUB_TOKEN = "ghp-benchmark-token-0123456789"  # the fakes' own tokens
-AI_TOKEN = "sk-ant-benchmark-token-0123456789"
+AI_TOKEN = "sk-ant-bench-token"
 COVERED_LABELS = ("auto-merge", "staging")
 COVERED_SLOTS = frozenset({0, 3, 6})  # of every ten pull requests: 30% covered
 PARTLY_LABELLED_SLOTS = frozenset({1, 4})  # "auto-merge" alone: listed by the naive pass, skipped

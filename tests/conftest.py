@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -12,13 +13,30 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 
 from tests.fakes.github import FakeGitHub, GitHubWorld
 from tests.fakes.llm import FakeLLM
 
 ROOT = Path(__file__).resolve().parents[1]
 GITHUB_TOKEN = "ghp-test-token-0123456789"
-AI_TOKEN = "sk-ant-test-token-0123456789"
+AI_TOKEN = "sk-ant-test-token"
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """Leave the root logger and structlog as the test found them."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in list(root.handlers):
+        if handler not in handlers:
+            root.removeHandler(handler)
+    for handler in handlers:
+        if handler not in root.handlers:
+            root.addHandler(handler)
+    root.setLevel(level)
+    structlog.reset_defaults()
 
 
 @pytest.fixture
