@@ -21,9 +21,10 @@ from jobs.clients.github import (
 from jobs.markers import make_marker, render_marker
 from jobs.model import LabelSelector, MergeMethod, Selector
 from jobs.snapshot import Check, CiStatus, Mergeable, Review
+from tests.conftest import GITHUB_TOKEN
 from tests.fakes.github import FakeCheck, FakeComment, FakeGitHub, GitHubWorld
 
-TOKEN = "ghp-test-token"
+TOKEN = GITHUB_TOKEN
 
 
 class RecordedSleep:
@@ -34,17 +35,6 @@ class RecordedSleep:
 
     def __call__(self, seconds: float) -> None:
         self.waits.append(seconds)
-
-
-@pytest.fixture
-def world() -> GitHubWorld:
-    return GitHubWorld()
-
-
-@pytest.fixture
-def github(world: GitHubWorld) -> Iterator[FakeGitHub]:
-    with FakeGitHub(world, token=TOKEN) as gh:
-        yield gh
 
 
 @pytest.fixture(autouse=True)
