@@ -37,6 +37,7 @@ ENVIRONMENT_LABELS = (
     "dev",
 )
 ARGOCD_UNKNOWN = "Unknown"
+MAX_BODY_CHARS = 20_000  # a PR body longer than this is cut in the prompt (cost, context window)
 
 PREAMBLE = f"""\
 You decide what an automated operator does with one GitHub pull request.
@@ -135,7 +136,7 @@ def template_variables(pr: PullRequestSnapshot, argocd_app: str = "") -> dict[st
         "pr": {
             "number": pr.number,
             "title": Untrusted(pr.title),
-            "body": Untrusted(pr.body),
+            "body": Untrusted(_cut(pr.body, MAX_BODY_CHARS)),
             "author": Untrusted(pr.author),
             "labels": untrusted_labels,
             "ciStatus": pr.ci_status.value,
@@ -183,6 +184,12 @@ class _CheckView:
 
     def __str__(self) -> str:
         return f"{_finalize(self.name)}: {self.conclusion or self.status}"
+
+
+def _cut(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}\n[... {len(text) - limit} more characters not shown]"
 
 
 def environment_of(labels: tuple[str, ...]) -> str:

@@ -66,3 +66,12 @@ def test_allowed_actions_are_stated():
     """The system prompt lists exactly the permitted actions."""
     rule = make_rule(allowedActions=["escalate"])
     assert "Allowed actions: escalate, wait." in build_prompt(rule.spec, make_pr()).system
+
+
+def test_a_huge_body_is_cut_in_the_prompt():
+    """A PR body beyond the cap reaches the model cut, with the cut said."""
+    from jobs.policy.prompt import MAX_BODY_CHARS
+
+    user = build_prompt(make_rule().spec, make_pr(body="x" * (MAX_BODY_CHARS + 500))).user
+    assert "[... 500 more characters not shown]" in user
+    assert "x" * (MAX_BODY_CHARS + 1) not in user

@@ -62,7 +62,10 @@ def to_snapshot(pr: Any) -> PullRequestSnapshot:
         changed_files=pr.changed_files,
         created_at=pr.created_at,
         updated_at=pr.updated_at,
-        comment_markers=frozenset().union(*(find_markers(c.body) for c in pr.comments.nodes)),
+        # Only this token's own comments count: anyone can paste a marker into a comment.
+        comment_markers=frozenset().union(
+            *(find_markers(c.body) for c in pr.comments.nodes if c.viewer_did_author)
+        ),
     )
 
 

@@ -41,7 +41,9 @@ def _pull_request_facts() -> Any:
     review.author.__fields__("login", "__typename__")
     review.state()
     _select_rollup(pr.commits(last=1).nodes.commit)
-    pr.comments(last=COMMENTS_PER_PULL_REQUEST).nodes.body()
+    comment = pr.comments(last=COMMENTS_PER_PULL_REQUEST).nodes
+    comment.body()
+    comment.viewer_did_author()
     return pr
 
 
