@@ -22,12 +22,14 @@ import typer
 from jobs import steps
 from jobs.clients.ai import make_decision_client
 from jobs.clients.github import GitHubClient
-from jobs.clients.metrics import push_pass_metrics
+from jobs.clients.github.errors import GitHubError
+from jobs.clients.metrics import PassSummary, push_pass_metrics
 from jobs.config import ConfigError, Settings, resolve_ai, rule_repositories
 from jobs.log import configure_logging, get_logger
 from jobs.model import PRReconciliationRule
 from jobs.reconcile import PassReport, PullRequestFailure, PullRequestResult, run_pass
 from jobs.report import as_json, as_table, counts, summarize, summary_from_counts
+from jobs.rule_env import RULE_ENV, StepInputError, rule_from_env
 from jobs.rulefiles import RuleFileError, load_rules
 
 EXIT_OK, EXIT_CONFIG, EXIT_PARTIAL = 0, 1, 2
@@ -103,7 +105,7 @@ def run(
     output: Annotated[OutputFormat, typer.Option("--output", "-o")] = OutputFormat.TABLE,
     parallelism: Annotated[int, typer.Option(min=1, max=32, help="Decisions at once.")] = 4,
     rule_from_env: Annotated[
-        bool, typer.Option("--rule-from-env", help=f"Read the rule from {steps.RULE_ENV}.")
+        bool, typer.Option("--rule-from-env", help=f"Read the rule from {RULE_ENV}.")
     ] = False,
 ) -> None:
     """Run one reconciliation pass of each rule, locally."""
@@ -126,8 +128,8 @@ def run(
 def _rules(files: Sequence[Path], from_env: bool) -> list[PRReconciliationRule]:
     if from_env:
         try:
-            return [steps.rule_from_env(os.environ)]
-        except steps.StepInputError as exc:
+            return [rule_from_env(os.environ)]
+        except StepInputError as exc:
             fail(str(exc))
     if not files:
         fail("no rule files given (or use --rule-from-env)")
@@ -172,10 +174,7 @@ def _run_rule(
     return report
 
 
-def _push(url: str, summary: object) -> None:
-    from jobs.clients.metrics import PassSummary  # noqa: PLC0415
-
-    assert isinstance(summary, PassSummary)
+def _push(url: str, summary: PassSummary) -> None:
     outcome = push_pass_metrics(url, summary)
     log = get_logger("metrics")
     if outcome.pushed:
@@ -224,8 +223,8 @@ def _progress(output: OutputFormat) -> Callable[[str, PullRequestResult | None],
 
 def _step_rule() -> PRReconciliationRule:
     try:
-        return steps.rule_from_env(os.environ)
-    except steps.StepInputError as exc:
+        return rule_from_env(os.environ)
+    except StepInputError as exc:
         fail(str(exc))
 
 
@@ -244,7 +243,7 @@ def step_fetch(output: Annotated[Path, typer.Option("--output")]) -> None:
         refs = steps.fetch(rule, list(rule_repositories(rule.spec, settings)), github)
     except ConfigError as exc:
         fail(str(exc))
-    except Exception as exc:
+    except GitHubError as exc:
         _step_error("fetch", exc)
     _write(output, steps.dump_for_argo(refs))
     get_logger("step", rule=rule.qualified_name).info("fetched", pull_requests=len(refs))
@@ -260,7 +259,7 @@ def step_decide(
     settings = _settings()
     try:
         ref = steps.parse_ref(pr)
-    except steps.StepInputError as exc:
+    except StepInputError as exc:
         fail(str(exc))
     if steps.is_noop(ref):
         _write(output, steps.NOOP_OUTPUT)
@@ -269,7 +268,7 @@ def step_decide(
     try:
         ai = make_decision_client(resolve_ai(rule.spec.ai, settings))
         decision = steps.decide(rule, ref, github, ai)
-    except (steps.StepInputError, ConfigError) as exc:
+    except (StepInputError, ConfigError) as exc:
         fail(str(exc))
     except PullRequestFailure as exc:
         _step_error("decide", exc)
@@ -300,7 +299,7 @@ def step_act(
     github = _github(settings)
     try:
         parsed = steps.parse_decisions(decisions)
-    except steps.StepInputError as exc:
+    except StepInputError as exc:
         fail(str(exc))
     results = steps.act_all(rule, parsed, github, dry_run=dry_run or rule.spec.dryRun)
     report = PassReport(rule=rule.qualified_name, results=results)

@@ -15,7 +15,7 @@ import hashlib
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from jobs.apply import GitHubWriter, apply_plan
@@ -26,7 +26,7 @@ from jobs.policy.decision import Decision, decide, plan
 from jobs.policy.prompt import PromptError, build_prompt
 from jobs.policy.selection import covers
 from jobs.policy.verdict import InvalidVerdict, Verdict, parse_verdict, verdict_schema
-from jobs.snapshot import PullRequestRef, PullRequestSnapshot
+from jobs.snapshot import PullRequestSnapshot
 
 SEARCH_HEADROOM = 50  # candidates beyond the cap, for those the re-check drops
 
@@ -247,7 +247,7 @@ def act(
     if dry_run or not the_plan.operations:
         return result
     outcome = apply_plan(github, the_plan)
-    result = _replace(result, operations=outcome.applied, applied=bool(outcome.applied))
+    result = replace(result, operations=outcome.applied, applied=bool(outcome.applied))
     return result if outcome.ok else _failed(result, outcome.error or "", "github")
 
 
@@ -272,31 +272,23 @@ def _result_from(decision: Decision, dry_run: bool) -> PullRequestResult:
 def _with_plan(
     result: PullRequestResult, action: Action, guardrail: str | None, why: str | None
 ) -> PullRequestResult:
-    return _replace(result, action=action, guardrail=guardrail, guardrailReason=why)
-
-
-def _replace(result: PullRequestResult, **changes: Any) -> PullRequestResult:
-    from dataclasses import replace  # noqa: PLC0415
-
-    return replace(result, **changes)
+    return replace(result, action=action, guardrail=guardrail, guardrailReason=why)
 
 
 def _failed(result: PullRequestResult, message: str, kind: str) -> PullRequestResult:
-    return _replace(result, error=message, errorKind=kind)
+    return replace(result, error=message, errorKind=kind)
 
 
 def failure_result(
-    rule: PRReconciliationRule, pr: PullRequestSnapshot | PullRequestRef, exc: PullRequestFailure
+    rule: PRReconciliationRule, pr: PullRequestSnapshot, exc: PullRequestFailure
 ) -> PullRequestResult:
     """The row of a pull request whose decision failed: nothing was done to it."""
-    head = pr.head_oid if isinstance(pr, PullRequestSnapshot) else pr.headOid
-    title = pr.title if isinstance(pr, PullRequestSnapshot) else ""
     return PullRequestResult(
         rule=rule.qualified_name,
         repository=pr.repository,
         number=pr.number,
-        title=title,
-        headOid=head,
+        title=pr.title,
+        headOid=pr.head_oid,
         reason="no decision",
         error=str(exc),
         errorKind=exc.kind,

@@ -1,8 +1,7 @@
 """The pipeline's steps, one per pod: fetch, decide, act, report.
 
-Each step reads its rule from ``AI_OPERATOR_RULE`` (the rule document as base64 JSON, carried
-inside the workflow so that ``argo resubmit`` repeats the same run and Argo never reads the rule's
-``{{...}}`` as its own tags) and shares its code with ``ai-operator run`` (:mod:`jobs.reconcile`).
+Each step reads its rule from ``AI_OPERATOR_RULE`` (see :mod:`jobs.rule_env`) and shares its
+code with ``ai-operator run`` (:mod:`jobs.reconcile`).
 
 Exit codes: 0 done; 75 (EX_TEMPFAIL) a transient failure worth Argo's retry; 1 anything else.
 """
@@ -31,14 +30,10 @@ from jobs.reconcile import (
     ignored_labels,
     pull_request_ref,
 )
+from jobs.rule_env import StepInputError
 
-RULE_ENV = "AI_OPERATOR_RULE"
 EX_TEMPFAIL = 75
 NOOP_OUTPUT = "-"  # what the no-op item's decide node outputs
-
-
-class StepInputError(Exception):
-    """A step's input (rule, reference, decision list) is malformed; the message says which."""
 
 
 def dump_for_argo(value: object) -> str:
@@ -49,32 +44,6 @@ def dump_for_argo(value: object) -> str:
     """
     text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
     return text.replace("{{", "\\u007b\\u007b")
-
-
-def encode_rule(rule: PRReconciliationRule) -> str:
-    """The value of ``AI_OPERATOR_RULE`` for ``rule``."""
-    document = json.dumps(rule.to_document(), sort_keys=True, separators=(",", ":"))
-    return base64.b64encode(document.encode()).decode()
-
-
-def decode_rule(value: str) -> PRReconciliationRule:
-    """The rule carried in ``AI_OPERATOR_RULE``."""
-    try:
-        document = json.loads(base64.b64decode(value, validate=True))
-    except (binascii.Error, ValueError) as exc:
-        raise StepInputError(f"{RULE_ENV} is not base64-encoded JSON: {exc}") from exc
-    try:
-        return PRReconciliationRule.model_validate(document)
-    except ValueError as exc:
-        raise StepInputError(f"{RULE_ENV} is not a valid rule: {exc}") from exc
-
-
-def rule_from_env(env: Mapping[str, str]) -> PRReconciliationRule:
-    """The step's rule, or a StepInputError naming the variable."""
-    value = env.get(RULE_ENV, "").strip()
-    if not value:
-        raise StepInputError(f"{RULE_ENV} is not set: the step has no rule")
-    return decode_rule(value)
 
 
 def fetch(

@@ -16,20 +16,17 @@ sees a token's value, only the names of the Secret keys that hold them.
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from jobs.model import PRReconciliationRule
+from jobs.rule_env import RULE_ENV, encode_rule
 
 Target = Literal["argo", "cronjob"]
 
-RULE_ENV = "AI_OPERATOR_RULE"
-"""The variable that carries the rule document (same name as :data:`jobs.steps.RULE_ENV`)."""
 
 # Names of variables and Secret keys, never values:
 GITHUB_TOKEN_ENV = "GITHUB_TOKEN"  # noqa: S105
@@ -215,16 +212,6 @@ def rule_annotations(rule: PRReconciliationRule, note: str | None) -> dict[str, 
 
 
 # --- pod conventions -------------------------------------------------------------------------
-
-
-def encode_rule(rule: PRReconciliationRule) -> str:
-    """The value of ``AI_OPERATOR_RULE``: base64 of the rule document's compact JSON.
-
-    Same format as :func:`jobs.steps.encode_rule` (a test keeps them equal); encoded so that no
-    ``{{...}}`` of the rule's instruction is ever seen by Argo as one of its tags.
-    """
-    document = json.dumps(rule.to_document(), sort_keys=True, separators=(",", ":"))
-    return base64.b64encode(document.encode()).decode()
 
 
 def environment(

@@ -9,8 +9,8 @@ import kubernetes_validate
 import pytest
 
 from jobs.model import PRReconciliationRule
+from jobs.rule_env import RULE_ENV, decode_rule
 from jobs.rulefiles import load_rules
-from jobs.steps import RULE_ENV, decode_rule
 from pipelines.compile import compile_rule, to_yaml
 from pipelines.options import CompileOptions
 from tests.argo_schema import ROOT

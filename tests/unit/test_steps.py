@@ -10,17 +10,15 @@ import pytest
 from jobs.model import Action
 from jobs.policy.decision import decide
 from jobs.policy.verdict import Verdict
+from jobs.rule_env import StepInputError, encode_rule, rule_from_env
 from jobs.steps import (
-    StepInputError,
     decision_output,
     dump_for_argo,
-    encode_rule,
     noop_ref,
     parse_counts,
     parse_decision_output,
     parse_decisions,
     parse_ref,
-    rule_from_env,
 )
 from tests.factories import make_pr, make_rule
 
