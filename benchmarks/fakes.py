@@ -14,7 +14,7 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
-from jobs.model import DEFAULT_ESCALATION_LABEL
+from jobs.rules.model import DEFAULT_ESCALATION_LABEL
 from tests.fakes.github import FakeCheck, FakeGitHub, GitHubWorld
 from tests.fakes.llm import FakeLLM, LLMRequest, default_brain
 

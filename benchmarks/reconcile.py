@@ -12,9 +12,9 @@ repositories, 30% of them carrying the rule's labels, with mixed CI states. Meas
    request's facts in its own request, ask the model about each one in turn, then act (with
    ``jobs.reconcile.act``).
 3. Scheduled executions with a memo cache: the pipeline's fetch / decide / act steps
-   (``jobs.steps``), where a dict stands in for Argo's memoize cache keyed by each reference's
-   ``key``. Three executions: the first, one with nothing changed, one after pushing a commit to
-   K pull requests.
+   (``jobs.reconcile.steps``), where a dict stands in for Argo's memoize cache keyed by each
+   reference's ``key``. Three executions: the first, one with nothing changed, one after pushing a
+   commit to K pull requests.
 
 GitHub requests and mutations are counted by the fake GitHub, AI calls by the decision client.
 The fakes (GitHub on its real schema, the model server with a fixed latency) run in a child
@@ -50,16 +50,19 @@ from benchmarks.fakes import (
     repository_names,
     serve_fakes,
 )
-from jobs import steps
 from jobs.clients.ai import DecisionClient, make_decision_client
 from jobs.clients.github import GitHubClient
 from jobs.config import AIConfig
 from jobs.log import configure_logging
-from jobs.markers import find_markers
-from jobs.model import AIProvider, PRReconciliationRule
 from jobs.policy.decision import Decision
-from jobs.reconcile import PullRequestFailure, act, decide_pull_request, run_pass
-from jobs.snapshot import Check, CiStatus, Mergeable, PullRequestSnapshot, Review
+from jobs.policy.markers import find_markers
+from jobs.policy.snapshot import Check, CiStatus, Mergeable, PullRequestSnapshot, Review
+from jobs.reconcile import steps
+from jobs.reconcile.act import act
+from jobs.reconcile.ask import decide_pull_request
+from jobs.reconcile.results import PullRequestFailure
+from jobs.reconcile.run import run_pass
+from jobs.rules.model import AIProvider, PRReconciliationRule
 
 PARALLELISM = 4  # ai-operator run's default
 MiB = 1024 * 1024

@@ -19,18 +19,19 @@ from typing import Annotated, NoReturn
 
 import typer
 
-from jobs import steps
 from jobs.clients.ai import make_decision_client
 from jobs.clients.github import GitHubClient
 from jobs.clients.github.errors import GitHubError
 from jobs.clients.metrics import PassSummary, push_pass_metrics
 from jobs.config import ConfigError, Settings, resolve_ai, rule_repositories
 from jobs.log import configure_logging, get_logger
-from jobs.model import PRReconciliationRule
-from jobs.reconcile import PassReport, PullRequestFailure, PullRequestResult, run_pass
-from jobs.report import as_json, as_table, counts, summarize, summary_from_counts
-from jobs.rule_env import RULE_ENV, StepInputError, rule_from_env
-from jobs.rulefiles import RuleFileError, load_rules
+from jobs.reconcile import steps
+from jobs.reconcile.report import as_json, as_table, counts, summarize, summary_from_counts
+from jobs.reconcile.results import PassReport, PullRequestFailure, PullRequestResult
+from jobs.reconcile.run import run_pass
+from jobs.rules.encoding import RULE_ENV, StepInputError, rule_from_env
+from jobs.rules.files import RuleFileError, load_rules
+from jobs.rules.model import PRReconciliationRule
 
 EXIT_OK, EXIT_CONFIG, EXIT_PARTIAL = 0, 1, 2
 
@@ -85,7 +86,7 @@ def validate(
     files: Annotated[list[Path], typer.Argument(help="Rule files (YAML, multi-document or List).")],
 ) -> None:
     """Check rule files: schema, regexes, templates, schedules, actions."""
-    from jobs.validation import validate_files  # noqa: PLC0415 - keeps the command's start fast
+    from jobs.rules.validation import validate_files  # noqa: PLC0415 - keeps the command's start fast
 
     findings = validate_files(files)
     for finding in findings:
@@ -190,13 +191,13 @@ def _log_report(report: PassReport) -> None:
     for row in report.results:
         fields = {
             "pr": f"{row.repository}#{row.number}",
-            "head": row.headOid[:12],
+            "head": row.head_oid[:12],
             "action": row.action.value,
             "proposed": row.proposed.value if row.proposed else None,
             "guardrail": row.guardrail,
             "fallback": row.fallback,
             "applied": list(row.operations),
-            "dry_run": row.dryRun,
+            "dry_run": row.dry_run,
             "reason": row.reason,
         }
         if row.error:

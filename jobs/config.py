@@ -33,7 +33,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import SecretStr
 
-from jobs.model import AIProvider, AISettings, RuleSpec
+from jobs.rules.model import AIProvider, AISettings, RuleSpec
 
 _N = TypeVar("_N", int, float)
 

@@ -32,8 +32,8 @@ from typing import Any
 from hera.workflows import DAG, Container, CronWorkflow, Parameter, RetryStrategy, Task
 from hera.workflows import models as m
 
-from jobs.model import PRReconciliationRule
-from jobs.schedule import Schedule
+from jobs.rules.model import PRReconciliationRule
+from jobs.rules.schedule import Schedule
 from pipelines import options as conventions
 from pipelines.options import AI_TOKEN_ENV, GITHUB_TOKEN_ENV, CompileOptions
 
@@ -68,7 +68,7 @@ REPORT_COMMAND = (
 
 # act runs after decide whatever decide's children did; Skipped is an empty fan-out.
 ACT_DEPENDS = "decide.Succeeded || decide.Failed || decide.Errored || decide.Skipped"
-TRANSIENT_EXIT = "asInt(lastRetry.exitCode) == 75"  # jobs.steps.EX_TEMPFAIL
+TRANSIENT_EXIT = "asInt(lastRetry.exitCode) == 75"  # jobs.reconcile.steps.EX_TEMPFAIL
 EMPTY_LIST = "[]"
 EMPTY_OBJECT = "{}"
 TITLE_ANNOTATION = "workflows.argoproj.io/title"

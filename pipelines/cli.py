@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from jobs.cli import EXIT_CONFIG, app, fail
-from jobs.rulefiles import RuleFileError, load_rules
+from jobs.rules.files import RuleFileError, load_rules
 
 
 class Target(StrEnum):

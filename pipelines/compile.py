@@ -1,7 +1,7 @@
 """Compile rules into cluster objects: an Argo CronWorkflow or a ``batch/v1`` CronJob each.
 
-``compile_rule`` resolves the rule's schedule (:func:`jobs.schedule.resolve`: intervals shorter
-than a minute run every minute, with a note), builds the document (:mod:`pipelines.argo` or
+``compile_rule`` resolves the rule's schedule (:func:`jobs.rules.schedule.resolve`: intervals
+shorter than a minute run every minute, with a note), builds the document (:mod:`pipelines.argo` or
 :mod:`pipelines.cronjob`) and, for Argo, refuses a document that fails Argo's own checks
 (:mod:`pipelines.argo_checks`). ``to_yaml`` writes manifests as deterministic multi-document YAML:
 the same rules and options give the same bytes.
@@ -17,8 +17,8 @@ from typing import Any
 
 import yaml
 
-from jobs.model import PRReconciliationRule
-from jobs.schedule import resolve
+from jobs.rules.model import PRReconciliationRule
+from jobs.rules.schedule import resolve
 from pipelines.argo import build_cron_workflow
 from pipelines.argo_checks import check_cron_workflow
 from pipelines.cronjob import build_cron_job

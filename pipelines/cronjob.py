@@ -13,14 +13,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from jobs.model import PRReconciliationRule
-from jobs.schedule import Schedule
+from jobs.rules.model import PRReconciliationRule
+from jobs.rules.schedule import Schedule
 from pipelines import options as conventions
 from pipelines.options import AI_TOKEN_ENV, GITHUB_TOKEN_ENV, CompileOptions
 
 RUN_COMMAND = ("ai-operator", "run", "--rule-from-env", "--output", "json")
 CONTAINER = "run"
-TRANSIENT_EXIT_CODE = 75  # jobs.steps.EX_TEMPFAIL
+TRANSIENT_EXIT_CODE = 75  # jobs.reconcile.steps.EX_TEMPFAIL
 
 
 def build_cron_job(

@@ -22,8 +22,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from jobs.model import PRReconciliationRule
-from jobs.rule_env import RULE_ENV, encode_rule
+from jobs.rules.encoding import RULE_ENV, encode_rule
+from jobs.rules.model import PRReconciliationRule
 
 Target = Literal["argo", "cronjob"]
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from jobs.model import PRReconciliationRule
-from jobs.snapshot import (
+from jobs.policy.snapshot import (
     Check,
     CiStatus,
     Mergeable,
@@ -14,6 +13,7 @@ from jobs.snapshot import (
     PullRequestState,
     Review,
 )
+from jobs.rules.model import PRReconciliationRule
 
 HEAD = "a" * 40
 

@@ -36,7 +36,7 @@ from prometheus_client import CollectorRegistry, push_to_gateway
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from jobs.model import Action
+from jobs.rules.model import Action
 
 ERROR_TYPES: tuple[str, ...] = ("github", "ai", "kubernetes")
 ACTIONS: tuple[str, ...] = tuple(action.value for action in Action)
@@ -123,7 +123,7 @@ METRICS: tuple[MetricSpec, ...] = (
 class PassSummary:
     """What one pass of one rule did, built by the caller from its results.
 
-    ``actions`` keys are :class:`~jobs.model.Action` values and ``errors`` keys are
+    ``actions`` keys are :class:`~jobs.rules.model.Action` values and ``errors`` keys are
     :data:`ERROR_TYPES`; anything else is a programming error (``ValueError``).
     """
 

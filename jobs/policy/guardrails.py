@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from jobs.model import Action, RuleSpec
-from jobs.snapshot import CiStatus, Mergeable, PullRequestSnapshot, PullRequestState
+from jobs.policy.snapshot import CiStatus, Mergeable, PullRequestSnapshot, PullRequestState
+from jobs.rules.model import Action, RuleSpec
 
 PASSING_CONCLUSIONS = frozenset({"SUCCESS", "NEUTRAL", "SKIPPED"})
 BLOCKING_MERGE_STATES = frozenset({"BLOCKED", "DIRTY", "DRAFT"})
@@ -61,10 +61,10 @@ def guard(pr: PullRequestSnapshot, spec: RuleSpec, wanted: Action, decided_head:
     if wanted not in spec.permitted_actions:
         block = Block("action-not-allowed", f"the rule does not allow {wanted.value}")
         return Guarded(_blocked_action(spec, block), block)
-    gone = _closed_blocks(pr, decided_head)
-    if gone:
+    stale = _stale_blocks(pr, decided_head)
+    if stale:
         # Nothing is done to a closed PR or to a head nobody decided on; the next pass decides anew.
-        return Guarded(Action.WAIT, gone[0])
+        return Guarded(Action.WAIT, stale[0])
     blocks = merge_blocks(pr, decided_head) if wanted is Action.MERGE else []
     if not blocks:
         return Guarded(wanted)
@@ -72,7 +72,7 @@ def guard(pr: PullRequestSnapshot, spec: RuleSpec, wanted: Action, decided_head:
     return Guarded(_blocked_action(spec, block), block)
 
 
-def _closed_blocks(pr: PullRequestSnapshot, decided_head: str) -> list[Block]:
+def _stale_blocks(pr: PullRequestSnapshot, decided_head: str) -> list[Block]:
     return [b for b in (_state_block(pr), _head_block(pr, decided_head)) if b is not None]
 
 

@@ -17,11 +17,15 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-import jinja2
-from jinja2.sandbox import SandboxedEnvironment
-
-from jobs.model import RuleSpec
-from jobs.snapshot import PullRequestSnapshot
+from jobs.policy.snapshot import PullRequestSnapshot
+from jobs.rules.model import RuleSpec
+from jobs.rules.template import (
+    ARGOCD_UNKNOWN,
+    TextList,
+    Untrusted,
+    finalize,
+    render_template,
+)
 
 DATA_OPEN = "<pull_request_data>"
 DATA_CLOSE = "</pull_request_data>"
@@ -36,7 +40,6 @@ ENVIRONMENT_LABELS = (
     "development",
     "dev",
 )
-ARGOCD_UNKNOWN = "Unknown"
 MAX_BODY_CHARS = 20_000  # a PR body longer than this is cut in the prompt (cost, context window)
 
 PREAMBLE = f"""\
@@ -53,78 +56,12 @@ The operator's instructions for this rule follow.
 ----"""
 
 
-class PromptError(Exception):
-    """A template could not be rendered; the message names the template and the problem."""
-
-
-class Untrusted(str):
-    """Text a pull request's author controls; renders quoted inside instructions."""
-
-    __slots__ = ()
-
-
-class TextList(list[Any]):
-    """A list that renders as ``a, b`` in templates (the seed's templates print lists directly)."""
-
-    def __str__(self) -> str:
-        return ", ".join(str(_finalize(item)) for item in self) if self else "none"
-
-
 @dataclass(frozen=True)
 class Prompt:
     """What the model is sent."""
 
     system: str
     user: str
-
-
-VARIABLES = (
-    "pr.number",
-    "pr.title",
-    "pr.body",
-    "pr.author",
-    "pr.labels",
-    "pr.ciStatus",
-    "pr.checks",
-    "pr.mergeable",
-    "pr.mergeableState",
-    "pr.mergeStateStatus",
-    "pr.reviewDecision",
-    "pr.reviews",
-    "pr.isDraft",
-    "pr.baseBranch",
-    "pr.headBranch",
-    "pr.headOid",
-    "pr.additions",
-    "pr.deletions",
-    "pr.changedFiles",
-    "pr.createdAt",
-    "pr.updatedAt",
-    "pr.url",
-    "repository",
-    "repositoryFullName",
-    "owner",
-    "environment",
-    "argocd.health",
-    "argocd.sync",
-    "argocd.app",
-)
-
-
-def _finalize(value: object) -> object:
-    if isinstance(value, Untrusted):
-        return json.dumps(str(value), ensure_ascii=False)
-    return value
-
-
-def make_environment(*, quote_untrusted: bool = True) -> SandboxedEnvironment:
-    """The sandbox every rule template is parsed and rendered in."""
-    return SandboxedEnvironment(
-        undefined=jinja2.StrictUndefined,
-        finalize=_finalize if quote_untrusted else None,
-        autoescape=False,
-        keep_trailing_newline=True,
-    )
 
 
 def template_variables(pr: PullRequestSnapshot, argocd_app: str = "") -> dict[str, Any]:
@@ -173,7 +110,7 @@ class _Review:
     state: str
 
     def __str__(self) -> str:
-        return f"{_finalize(self.author)} ({self.state})"
+        return f"{finalize(self.author)} ({self.state})"
 
 
 @dataclass(frozen=True)
@@ -183,7 +120,7 @@ class _CheckView:
     conclusion: str | None
 
     def __str__(self) -> str:
-        return f"{_finalize(self.name)}: {self.conclusion or self.status}"
+        return f"{finalize(self.name)}: {self.conclusion or self.status}"
 
 
 def _cut(text: str, limit: int) -> str:
@@ -199,19 +136,6 @@ def environment_of(labels: tuple[str, ...]) -> str:
         if name in present:
             return name
     return "unknown"
-
-
-def render_template(
-    source: str, variables: dict[str, Any], what: str, *, quote_untrusted: bool = True
-) -> str:
-    """Render one rule template; any failure is a :class:`PromptError` naming ``what``."""
-    env = make_environment(quote_untrusted=quote_untrusted)
-    try:
-        return env.from_string(source).render(variables)
-    except jinja2.TemplateSyntaxError as exc:
-        raise PromptError(f"{what}: line {exc.lineno}: {exc.message}") from exc
-    except jinja2.TemplateError as exc:
-        raise PromptError(f"{what}: {exc}") from exc
 
 
 def argocd_app_name(spec: RuleSpec, pr: PullRequestSnapshot) -> str:

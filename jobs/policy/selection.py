@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import re
 
-from jobs.model import Selector
-from jobs.snapshot import PullRequestSnapshot, PullRequestState
+from jobs.policy.snapshot import PullRequestSnapshot, PullRequestState
+from jobs.rules.model import Selector
 
 
 def normalize_login(login: str) -> str:

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 import yaml
 
-from jobs.model import PRReconciliationRule
-from jobs.rulefiles import load_rules
+from jobs.rules.files import load_rules
+from jobs.rules.model import PRReconciliationRule
 from pipelines.compile import CompileOptions, compile_rule
 from tests.argo_interpreter import MemoCache, WorkflowRun, run_cron_workflow
 from tests.conftest import AI_TOKEN, GITHUB_TOKEN, ROOT, CliResult, cli_env, run_cli

@@ -19,8 +19,8 @@ from jobs.clients.ai.errors import (
 )
 from jobs.clients.ai.openai_client import OpenAIDecisionClient, answer_cap_field
 from jobs.config import AIConfig, Settings, resolve_ai
-from jobs.model import Action, AIProvider, AISettings
 from jobs.policy.verdict import verdict_schema
+from jobs.rules.model import Action, AIProvider, AISettings
 from tests.fakes.llm import CutOff, FakeLLM, Refusal
 
 TOKEN = "sk-test-ai"
@@ -117,20 +117,20 @@ def test_answer_cap_field(host: str, field: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("provider", "temperature", "sent", "applied"),
+    ("provider", "temperature", "sent"),
     [
-        pytest.param(AIProvider.OPENAI, 0.2, 0.2, True, id="openai-sends-it"),
-        pytest.param(AIProvider.OPENAI, None, None, False, id="openai-unset"),
-        pytest.param(AIProvider.ANTHROPIC, 0.2, None, False, id="anthropic-ignores-it"),
+        pytest.param(AIProvider.OPENAI, 0.2, 0.2, id="openai-sends-it"),
+        pytest.param(AIProvider.OPENAI, None, None, id="openai-unset"),
+        pytest.param(AIProvider.ANTHROPIC, 0.2, None, id="anthropic-ignores-it"),
     ],
 )
 def test_temperature(
-    llm: FakeLLM, provider: AIProvider, temperature: float | None, sent: float | None, applied: bool
+    llm: FakeLLM, provider: AIProvider, temperature: float | None, sent: float | None
 ) -> None:
-    """The temperature is sent only where the SDK has it, and the client says so."""
+    """The temperature is sent only where the SDK has it."""
     client = make_client(llm, provider, temperature=temperature)
     ask(client)
-    assert (llm.requests[0].temperature, client.temperature_applied) == (sent, applied)
+    assert llm.requests[0].temperature == sent
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 import yaml
 
-from jobs.model import PRReconciliationRule
-from jobs.rule_env import RULE_ENV, decode_rule
-from jobs.rulefiles import load_rules
+from jobs.rules.encoding import RULE_ENV, decode_rule
+from jobs.rules.files import load_rules
+from jobs.rules.model import PRReconciliationRule
 from pipelines.argo import ACT_COMMAND, DECIDE_COMMAND, FETCH_COMMAND, REPORT_COMMAND
 from pipelines.argo_checks import check_cron_workflow
 from pipelines.compile import compile_rule, compile_rules, to_yaml

@@ -8,9 +8,9 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
-from jobs.model import PRReconciliationRule
-from jobs.rule_env import RULE_ENV, decode_rule
-from jobs.rulefiles import load_rules
+from jobs.rules.encoding import RULE_ENV, decode_rule
+from jobs.rules.files import load_rules
+from jobs.rules.model import PRReconciliationRule
 from pipelines.compile import compile_rule, to_yaml
 from pipelines.options import CompileOptions
 from tests.argo_schema import ROOT

@@ -13,9 +13,9 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from jobs.crd import CRD_PATH, HEADER, crd_document, render_crd_yaml
-from jobs.model import RuleStatus
-from jobs.rulefiles import load_rules
+from jobs.rules.crd import CRD_PATH, HEADER, crd_document, render_crd_yaml
+from jobs.rules.files import load_rules
+from jobs.rules.model import RuleStatus
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED = ROOT.parent / "shared" / "seed"

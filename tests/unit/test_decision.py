@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from jobs.markers import find_markers
-from jobs.model import Action
-from jobs.policy.decision import AddLabels, Close, Comment, Merge, decide, plan
+from jobs.policy.decision import decide
+from jobs.policy.markers import find_markers
+from jobs.policy.plan import AddLabels, Close, Comment, Merge, plan
+from jobs.policy.snapshot import CiStatus, PullRequestState
 from jobs.policy.verdict import InvalidVerdict, Verdict, parse_verdict
-from jobs.snapshot import CiStatus, PullRequestState
+from jobs.rules.model import Action
 from tests.factories import HEAD, make_pr, make_rule
 
 RULE = make_rule()
@@ -124,7 +125,6 @@ def test_rerun_plans_nothing_once_labels_and_comment_exist():
     )
     second = plan(RULE, decision, escalated)
     assert second.operations == ()
-    assert second.already_done == ("comment already posted", "labels already set")
 
 
 def test_a_closed_pr_gets_nothing():

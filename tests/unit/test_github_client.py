@@ -18,9 +18,9 @@ from jobs.clients.github import (
     MergeRejected,
     RateLimited,
 )
-from jobs.markers import make_marker, render_marker
-from jobs.model import LabelSelector, MergeMethod, Selector
-from jobs.snapshot import Check, CiStatus, Mergeable, Review
+from jobs.policy.markers import make_marker, render_marker
+from jobs.policy.snapshot import Check, CiStatus, Mergeable, Review
+from jobs.rules.model import LabelSelector, MergeMethod, Selector
 from tests.conftest import GITHUB_TOKEN
 from tests.fakes.github import FakeCheck, FakeComment, FakeGitHub, GitHubWorld
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from jobs.model import Action
 from jobs.policy.guardrails import guard
-from jobs.snapshot import CiStatus, Mergeable, PullRequestState
+from jobs.policy.snapshot import CiStatus, Mergeable, PullRequestState
+from jobs.rules.model import Action
 from tests.factories import HEAD, make_pr, make_rule, review
 
 RULE = make_rule()

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from jobs.policy.prompt import DATA_CLOSE, DATA_OPEN, PromptError, build_prompt
+from jobs.policy.prompt import DATA_CLOSE, DATA_OPEN, build_prompt
+from jobs.rules.template import TemplateError
 from tests.factories import make_pr, make_rule, review
 
 
@@ -57,8 +58,8 @@ def test_facts_travel_as_delimited_json():
     ],
 )
 def test_broken_templates_name_the_field(instruction, message):
-    """A template that cannot render is a PromptError naming the field."""
-    with pytest.raises(PromptError, match=message):
+    """A template that cannot render is a TemplateError naming the field."""
+    with pytest.raises(TemplateError, match=message):
         build_prompt(make_rule(instruction=instruction).spec, make_pr())
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from jobs.model import Action
-from jobs.reconcile import PassReport, PullRequestResult
-from jobs.report import as_json, as_table
+from jobs.reconcile.report import as_json, as_table
+from jobs.reconcile.results import PassReport, PullRequestResult
+from jobs.rules.model import Action
 
 
 def report_with(title: str, guardrail: str | None = None) -> PassReport:
@@ -19,7 +19,7 @@ def report_with(title: str, guardrail: str | None = None) -> PassReport:
         proposed=Action.MERGE,
         reason="looks fine",
         guardrail=guardrail,
-        guardrailReason="a draft",
+        guardrail_reason="a draft",
         applied=True,
         operations=("comment",),
     )

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from jobs.rulefiles import (
+from jobs.rules.files import (
     LoadedRule,
     RuleFileError,
     RuleProblem,

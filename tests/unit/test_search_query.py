@@ -10,7 +10,7 @@ from jobs.clients.github.search_query import (
     SearchQueryError,
     build_search_queries,
 )
-from jobs.model import LabelSelector, Selector
+from jobs.rules.model import LabelSelector, Selector
 
 OPEN = "is:pr is:open archived:false"
 SORT = "sort:created-asc"

@@ -7,11 +7,9 @@ import json
 
 import pytest
 
-from jobs.model import Action
 from jobs.policy.decision import decide
 from jobs.policy.verdict import Verdict
-from jobs.rule_env import StepInputError, encode_rule, rule_from_env
-from jobs.steps import (
+from jobs.reconcile.steps import (
     decision_output,
     dump_for_argo,
     noop_ref,
@@ -20,6 +18,8 @@ from jobs.steps import (
     parse_decisions,
     parse_ref,
 )
+from jobs.rules.encoding import StepInputError, encode_rule, rule_from_env
+from jobs.rules.model import Action
 from tests.factories import make_pr, make_rule
 
 RULE = make_rule(instruction="PR {{pr.number}}: {{pr.title}}")
@@ -151,6 +151,6 @@ def test_the_noop_item_needs_no_pull_request():
 )
 def test_failed_nodes_are_counted_from_argos_twice_quoted_json(text, count):
     """The exit handler counts failed nodes however Argo quoted them."""
-    from jobs.steps import failed_nodes
+    from jobs.reconcile.steps import failed_nodes
 
     assert failed_nodes(text) == count

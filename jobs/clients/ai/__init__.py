@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from jobs.clients.ai.base import DecisionClient
 from jobs.config import AIConfig
-from jobs.model import AIProvider
+from jobs.rules.model import AIProvider
 
 __all__ = ["DecisionClient", "make_decision_client"]
 

@@ -6,7 +6,7 @@ schema: a forced tool works on every Anthropic-compatible endpoint and model, wh
 marked ``strict`` for the same reason; the answer is validated by ``jobs.policy.verdict`` anyway.
 
 ``messages.create`` in this SDK has no ``temperature`` parameter, so the configured temperature is
-not sent (``temperature_applied`` is False). The SDK retries 408/409/429/5xx itself, honouring
+not sent. The SDK retries 408/409/429/5xx itself, honouring
 ``retry-after``. This module does not validate the answer's content nor choose a fallback.
 """
 
@@ -19,36 +19,29 @@ from anthropic.types import Message
 
 from jobs.clients.ai.base import (
     TOOL_NAME,
-    CallCounter,
+    SDKDecisionClient,
+    SDKErrors,
     decode_json_object,
-    redact,
     require_object,
-    status_error,
 )
-from jobs.clients.ai.errors import AIError, AIResponseInvalid, AIUnavailable
+from jobs.clients.ai.errors import AIResponseInvalid
 from jobs.config import AIConfig
-from jobs.model import AIProvider
+from jobs.rules.model import AIProvider
 
 _TOOL_DESCRIPTION = "Record the decision about the pull request."
 _CUT_OFF = {"max_tokens", "model_context_window_exceeded"}
 
 
-class AnthropicDecisionClient(CallCounter):
+class AnthropicDecisionClient(SDKDecisionClient):
     """Asks a Claude model for a decision through a forced tool call."""
 
     provider = AIProvider.ANTHROPIC
-    temperature_applied = False
+
+    errors = SDKErrors.of(anthropic, "Anthropic", "Messages API")
 
     def __init__(self, config: AIConfig, *, max_retries: int = 2) -> None:
-        super().__init__()
-        self.model = config.model
-        self._config = config
-        self._sdk = anthropic.Anthropic(
-            api_key=config.token.get_secret_value(),
-            base_url=config.base_url,
-            max_retries=max_retries,
-            timeout=config.timeout_seconds,
-        )
+        super().__init__(config)
+        self._sdk = anthropic.Anthropic(**self.sdk_options(max_retries))
 
     def ask(self, system: str, user: str, schema: dict[str, Any]) -> dict[str, Any]:
         """Return the forced tool call's input; raise only :class:`AIError` subclasses."""
@@ -65,20 +58,8 @@ class AnthropicDecisionClient(CallCounter):
                 tool_choice={"type": "tool", "name": TOOL_NAME},
             )
         except anthropic.AnthropicError as exc:
-            raise self._translate(exc) from exc
+            raise self.failure(exc) from exc
         return _answer(message)
-
-    def _translate(self, exc: anthropic.AnthropicError) -> AIError:
-        token = self._config.token.get_secret_value()
-        if isinstance(exc, anthropic.APIStatusError):
-            return status_error(exc.status_code, exc.body, token)
-        if isinstance(exc, anthropic.APITimeoutError):
-            return AIUnavailable(f"no answer within {self._config.timeout_seconds:g} s")
-        if isinstance(exc, anthropic.APIConnectionError):
-            return AIUnavailable(f"could not reach the model endpoint: {redact(str(exc), token)}")
-        if isinstance(exc, anthropic.APIResponseValidationError):
-            return AIResponseInvalid("the endpoint's answer is not a Messages API response")
-        return AIUnavailable(f"the Anthropic SDK failed: {type(exc).__name__}")
 
 
 def _answer(message: Message) -> dict[str, Any]:

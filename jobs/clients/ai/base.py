@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 import re
 import threading
-from typing import Any, Protocol
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any, ClassVar, Protocol
 
 from jobs.clients.ai.errors import (
     AIAuthError,
@@ -18,7 +20,8 @@ from jobs.clients.ai.errors import (
     AIResponseInvalid,
     AIUnavailable,
 )
-from jobs.model import AIProvider
+from jobs.config import AIConfig
+from jobs.rules.model import AIProvider
 
 TOOL_NAME = "record_decision"
 SCHEMA_NAME = "decision"
@@ -35,11 +38,6 @@ class DecisionClient(Protocol):
     @property
     def calls(self) -> int:
         """Requests made through :meth:`ask` (the SDK's own retries not counted)."""
-        ...
-
-    @property
-    def temperature_applied(self) -> bool:
-        """Whether the configured temperature reaches the model (never for Anthropic)."""
         ...
 
     def ask(self, system: str, user: str, schema: dict[str, Any]) -> object:
@@ -62,6 +60,78 @@ class CallCounter:
     def _count_call(self) -> None:
         with self._lock:
             self._calls += 1
+
+
+@dataclass(frozen=True)
+class SDKErrors:
+    """One SDK's exception classes, named so :func:`translate_sdk_error` is written once.
+
+    Both SDKs (anthropic 2.x, openai 3.x) share this shape: ``APIStatusError`` (with
+    ``status_code`` and ``body``), ``APITimeoutError`` (a subclass of ``APIConnectionError``),
+    ``APIConnectionError`` and ``APIResponseValidationError``.
+    """
+
+    sdk: str
+    """The SDK's name in messages, e.g. ``Anthropic``."""
+    api: str
+    """The wire format's name in messages, e.g. ``Messages API``."""
+    status: type[Exception]
+    timeout: type[Exception]
+    connection: type[Exception]
+    response_validation: type[Exception]
+
+    @classmethod
+    def of(cls, sdk_module: ModuleType, sdk: str, api: str) -> SDKErrors:
+        """The exception classes of an imported SDK module (``anthropic`` or ``openai``)."""
+        return cls(
+            sdk=sdk,
+            api=api,
+            status=sdk_module.APIStatusError,
+            timeout=sdk_module.APITimeoutError,
+            connection=sdk_module.APIConnectionError,
+            response_validation=sdk_module.APIResponseValidationError,
+        )
+
+
+class SDKDecisionClient(CallCounter):
+    """What both SDK clients share: their settings, the call count and the error translation."""
+
+    errors: ClassVar[SDKErrors]
+
+    def __init__(self, config: AIConfig) -> None:
+        super().__init__()
+        self.model = config.model
+        self._config = config
+
+    def sdk_options(self, max_retries: int) -> dict[str, Any]:
+        """The keyword arguments both SDKs' client constructors take."""
+        return {
+            "api_key": self._config.token.get_secret_value(),
+            "base_url": self._config.base_url,
+            "max_retries": max_retries,
+            "timeout": self._config.timeout_seconds,
+        }
+
+    def failure(self, exc: Exception) -> AIError:
+        """Our error for the SDK's exception ``exc`` (see :func:`translate_sdk_error`)."""
+        token = self._config.token.get_secret_value()
+        timeout = self._config.timeout_seconds
+        return translate_sdk_error(exc, self.errors, token=token, timeout_seconds=timeout)
+
+
+def translate_sdk_error(
+    exc: Exception, errors: SDKErrors, *, token: str, timeout_seconds: float
+) -> AIError:
+    """Our :class:`AIError` for an SDK exception, with the token redacted from its text."""
+    if isinstance(exc, errors.status):
+        return status_error(getattr(exc, "status_code", 0), getattr(exc, "body", None), token)
+    if isinstance(exc, errors.timeout):
+        return AIUnavailable(f"no answer within {timeout_seconds:g} s")
+    if isinstance(exc, errors.connection):
+        return AIUnavailable(f"could not reach the model endpoint: {redact(str(exc), token)}")
+    if isinstance(exc, errors.response_validation):
+        return AIResponseInvalid(f"the endpoint's answer is not a {errors.api} response")
+    return AIUnavailable(f"the {errors.sdk} SDK failed: {type(exc).__name__}")
 
 
 def status_error(status: int, body: object, token: str) -> AIError:

@@ -18,30 +18,29 @@ from typing import Any
 import openai
 from openai.types.chat import ChatCompletion
 
-from jobs.clients.ai.base import SCHEMA_NAME, CallCounter, decode_json_object, redact, status_error
-from jobs.clients.ai.errors import AIError, AIResponseInvalid, AIUnavailable
+from jobs.clients.ai.base import (
+    SCHEMA_NAME,
+    SDKDecisionClient,
+    SDKErrors,
+    decode_json_object,
+)
+from jobs.clients.ai.errors import AIResponseInvalid
 from jobs.config import AIConfig
-from jobs.model import AIProvider
+from jobs.rules.model import AIProvider
 
 _OPENAI_HOSTS = ("api.openai.com", ".openai.azure.com")
 
 
-class OpenAIDecisionClient(CallCounter):
+class OpenAIDecisionClient(SDKDecisionClient):
     """Asks an OpenAI-compatible model for a decision in JSON-schema mode."""
 
     provider = AIProvider.OPENAI
 
+    errors = SDKErrors.of(openai, "OpenAI", "Chat Completions")
+
     def __init__(self, config: AIConfig, *, max_retries: int = 2) -> None:
-        super().__init__()
-        self.model = config.model
-        self.temperature_applied = config.temperature is not None
-        self._config = config
-        self._sdk = openai.OpenAI(
-            api_key=config.token.get_secret_value(),
-            base_url=config.base_url,
-            max_retries=max_retries,
-            timeout=config.timeout_seconds,
-        )
+        super().__init__(config)
+        self._sdk = openai.OpenAI(**self.sdk_options(max_retries))
         self._cap_field = answer_cap_field(self._sdk.base_url.host)
 
     def ask(self, system: str, user: str, schema: dict[str, Any]) -> dict[str, Any]:
@@ -61,20 +60,8 @@ class OpenAIDecisionClient(CallCounter):
                 **options,
             )
         except openai.OpenAIError as exc:
-            raise self._translate(exc) from exc
+            raise self.failure(exc) from exc
         return _answer(completion)
-
-    def _translate(self, exc: openai.OpenAIError) -> AIError:
-        token = self._config.token.get_secret_value()
-        if isinstance(exc, openai.APIStatusError):
-            return status_error(exc.status_code, exc.body, token)
-        if isinstance(exc, openai.APITimeoutError):
-            return AIUnavailable(f"no answer within {self._config.timeout_seconds:g} s")
-        if isinstance(exc, openai.APIConnectionError):
-            return AIUnavailable(f"could not reach the model endpoint: {redact(str(exc), token)}")
-        if isinstance(exc, openai.APIResponseValidationError):
-            return AIResponseInvalid("the endpoint's answer is not a Chat Completions response")
-        return AIUnavailable(f"the OpenAI SDK failed: {type(exc).__name__}")
 
 
 def answer_cap_field(host: str) -> str:

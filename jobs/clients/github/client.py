@@ -27,8 +27,8 @@ from jobs.clients.github.errors import (
 from jobs.clients.github.mapping import to_snapshot
 from jobs.clients.github.search_query import SearchQueryError, build_search_queries
 from jobs.clients.github.transport import GitHubStats, GraphQLTransport, TransportPolicy
-from jobs.model import MergeMethod, Selector
-from jobs.snapshot import PullRequestSnapshot
+from jobs.policy.snapshot import PullRequestSnapshot
+from jobs.rules.model import MergeMethod, Selector
 
 __all__ = ["LABEL_COLOR", "GitHubClient", "GitHubStats"]
 

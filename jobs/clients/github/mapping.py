@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from jobs.markers import find_markers
-from jobs.snapshot import (
+from jobs.policy.markers import find_markers
+from jobs.policy.snapshot import (
     Check,
     CiStatus,
     Mergeable,

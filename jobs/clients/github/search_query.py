@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from jobs.model import Selector
+from jobs.rules.model import Selector
 
 MAX_QUERY_LENGTH = 256
 MAX_OPERATORS = 5

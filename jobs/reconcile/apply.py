@@ -1,4 +1,4 @@
-"""The one place that changes GitHub: carries out a :class:`~jobs.policy.decision.Plan`.
+"""The one place that changes GitHub: carries out a :class:`~jobs.policy.plan.Plan`.
 
 A dry run is "do not call :func:`apply_plan`", nothing more. Operations run in the plan's order and
 stop at the first failure, so a refused merge never gets its comment.
@@ -7,36 +7,10 @@ stop at the first failure, so a refused merge never gets its comment.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
 
 from jobs.clients.github.errors import GitHubError
-from jobs.model import MergeMethod
-from jobs.policy.decision import AddLabels, Close, Comment, Merge, Operation, Plan
-
-
-class GitHubWriter(Protocol):
-    """The GitHub client's mutations, as :func:`apply_plan` uses them."""
-
-    def merge_pull_request(
-        self,
-        pr_id: str,
-        expected_head_oid: str,
-        method: MergeMethod,
-        commit_headline: str | None = None,
-    ) -> None:
-        """Merge, refused by GitHub if the head moved."""
-
-    def close_pull_request(self, pr_id: str) -> None:
-        """Close without merging."""
-
-    def add_comment(self, subject_id: str, body: str) -> None:
-        """Post a comment."""
-
-    def label_ids(self, repository: str, names: list[str], *, create_missing: bool) -> list[str]:
-        """Resolve label names to IDs."""
-
-    def add_labels(self, labelable_id: str, label_ids: list[str]) -> None:
-        """Add labels by ID."""
+from jobs.policy.plan import AddLabels, Close, Comment, Merge, Operation, Plan
+from jobs.reconcile.ports import GitHubWriter
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """The pipeline's steps, one per pod: fetch, decide, act, report.
 
-Each step reads its rule from ``AI_OPERATOR_RULE`` (see :mod:`jobs.rule_env`) and shares its
-code with ``ai-operator run`` (:mod:`jobs.reconcile`).
+Each step reads its rule from ``AI_OPERATOR_RULE`` (see :mod:`jobs.rules.encoding`) and shares its
+code with ``ai-operator run`` (:mod:`jobs.reconcile.run`).
 
 Exit codes: 0 done; 75 (EX_TEMPFAIL) a transient failure worth Argo's retry; 1 anything else.
 """
@@ -15,22 +15,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from jobs.clients.github.errors import GitHubError
-from jobs.model import PRReconciliationRule
 from jobs.policy.decision import Decision, leave_alone
 from jobs.policy.selection import selection_problems
-from jobs.reconcile import (
-    Decider,
-    GitHubPort,
-    GitHubReader,
-    PullRequestFailure,
-    PullRequestResult,
-    act,
-    decide_pull_request,
-    gather,
-    ignored_labels,
-    pull_request_ref,
-)
-from jobs.rule_env import StepInputError
+from jobs.reconcile.act import act
+from jobs.reconcile.ask import decide_pull_request
+from jobs.reconcile.gather import gather, own_labels, pull_request_ref
+from jobs.reconcile.ports import Decider, GitHubPort, GitHubReader
+from jobs.reconcile.results import PullRequestFailure, PullRequestResult
+from jobs.rules.encoding import StepInputError
+from jobs.rules.model import PRReconciliationRule
 
 EX_TEMPFAIL = 75
 NOOP_OUTPUT = "-"  # what the no-op item's decide node outputs
@@ -109,7 +102,7 @@ def decide(
     problems = selection_problems(pr, rule.spec.selector)
     if problems:
         reason = f"no longer covered by the rule: {'; '.join(problems)}"
-        return leave_alone(rule, pr, pr.fingerprint(ignored_labels(rule)), reason)
+        return leave_alone(rule, pr, pr.fingerprint(own_labels(rule)), reason)
     return decide_pull_request(rule, pr, ai)
 
 

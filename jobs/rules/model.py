@@ -1,6 +1,6 @@
 """The PRReconciliationRule model: the one source of truth for what a rule may say.
 
-The CRD in ``crds/`` is generated from these classes (see :mod:`jobs.crd`), ``ai-operator
+The CRD in ``crds/`` is generated from these classes (see :mod:`jobs.rules.crd`), ``ai-operator
 validate`` checks files against them, and every step reads its rule through them. Field names are
 the earlier design's (camelCase, as users wrote them) so its rules keep working unchanged.
 
@@ -233,7 +233,7 @@ class RuleSpec(_Spec):
     @classmethod
     def _cron(cls, value: str | None) -> str | None:
         if value is not None:
-            from jobs.schedule import check_cron  # noqa: PLC0415 - keeps import order acyclic
+            from jobs.rules.schedule import check_cron  # noqa: PLC0415 - keeps import order acyclic
 
             check_cron(value)
         return value
@@ -242,7 +242,7 @@ class RuleSpec(_Spec):
     @classmethod
     def _timezone(cls, value: str | None) -> str | None:
         if value is not None:
-            from jobs.schedule import check_timezone  # noqa: PLC0415
+            from jobs.rules.schedule import check_timezone  # noqa: PLC0415
 
             check_timezone(value)
         return value

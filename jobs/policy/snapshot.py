@@ -13,6 +13,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
 
 
 class CiStatus(StrEnum):
@@ -45,6 +46,27 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+WIRE_FORMAT = ConfigDict(
+    alias_generator=to_camel,
+    validate_by_name=True,
+    validate_by_alias=True,
+    serialize_by_alias=True,
+)
+"""Config of models that travel between pipeline steps: camelCase on the wire (``headOid``)."""
+
+
+class PullRequestKey(_Frozen):
+    """What names a pull request: its repository (``owner/name``) and number."""
+
+    repository: str
+    number: int
+
+    @property
+    def display(self) -> str:
+        """``owner/name#number``, as people and GitHub write it."""
+        return f"{self.repository}#{self.number}"
+
+
 class Check(_Frozen):
     """One check run or commit status on the head commit."""
 
@@ -60,26 +82,19 @@ class Review(_Frozen):
     state: str  # APPROVED, CHANGES_REQUESTED, COMMENTED, DISMISSED, PENDING
 
 
-class PullRequestRef(_Frozen):
+class PullRequestRef(PullRequestKey):
     """A pull request as a pipeline passes it between steps: a reference, never its text."""
 
-    repository: str
-    number: int
-    headOid: str
+    model_config = WIRE_FORMAT
+
+    head_oid: str
     fingerprint: str
 
-    @property
-    def display(self) -> str:
-        """``owner/name#number``."""
-        return f"{self.repository}#{self.number}"
 
-
-class PullRequestSnapshot(_Frozen):
+class PullRequestSnapshot(PullRequestKey):
     """Every fact one pass reads about a pull request, read once."""
 
     id: str
-    repository: str  # owner/name
-    number: int
     url: str
     title: str
     body: str = ""
@@ -104,11 +119,6 @@ class PullRequestSnapshot(_Frozen):
     comment_markers: frozenset[str] = Field(
         default=frozenset(), description="Markers of this tool's comments already on the PR."
     )
-
-    @property
-    def display(self) -> str:
-        """``owner/name#number``."""
-        return f"{self.repository}#{self.number}"
 
     @property
     def changes_requested(self) -> bool:
@@ -151,6 +161,6 @@ class PullRequestSnapshot(_Frozen):
         return PullRequestRef(
             repository=self.repository,
             number=self.number,
-            headOid=self.head_oid,
+            head_oid=self.head_oid,
             fingerprint=self.fingerprint(ignore_labels),
         )

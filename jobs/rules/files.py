@@ -8,8 +8,8 @@ one run reports all of them.
 Errors: :class:`RuleFileError` (raised by :func:`load_rules` only) carries the whole list of
 :class:`RuleProblem`; it is for people (the ``validate`` command prints it), never retryable.
 
-This module reads files and checks them against :mod:`jobs.model`; it renders no template and
-talks to no cluster (semantic checks live in :mod:`jobs.validation`).
+This module reads files and checks them against :mod:`jobs.rules.model`; it renders no template and
+talks to no cluster (semantic checks live in :mod:`jobs.rules.validation`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import yaml
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from jobs.model import API_GROUP, API_VERSION, KIND, PRReconciliationRule
+from jobs.rules.model import API_GROUP, API_VERSION, KIND, PRReconciliationRule
 
 RULE_API_VERSION = f"{API_GROUP}/{API_VERSION}"
 

@@ -1,8 +1,9 @@
 """The rule as it travels inside a workflow: the ``AI_OPERATOR_RULE`` variable.
 
-The compiler writes it (``pipelines``) and every step reads it (``jobs.steps``): the rule document
-as base64 of its compact JSON, so that Argo never reads a rule's ``{{pr.number}}`` as one of its
-own tags and ``argo resubmit`` repeats the same run. Pure, and light to import: only the model.
+The compiler writes it (``pipelines``) and every step reads it (``jobs.reconcile.steps``): the rule
+document as base64 of its compact JSON, so that Argo never reads a rule's ``{{pr.number}}`` as one
+of its own tags and ``argo resubmit`` repeats the same run. Pure, and light to import: only the
+model.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import binascii
 import json
 from collections.abc import Mapping
 
-from jobs.model import PRReconciliationRule
+from jobs.rules.model import PRReconciliationRule
 
 RULE_ENV = "AI_OPERATOR_RULE"
 

@@ -16,7 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from jobs.clients.metrics import PassSummary
-from jobs.reconcile import PassReport, PullRequestResult
+from jobs.reconcile.results import PassReport, PullRequestResult
 
 
 def as_json(reports: Sequence[PassReport], *, dry_run: bool) -> str:
@@ -70,7 +70,7 @@ def _action_cell(row: PullRequestResult) -> str:
 def _applied_cell(row: PullRequestResult) -> str:
     if row.error:
         return "failed"
-    if row.dryRun:
+    if row.dry_run:
         return "dry run"
     return ", ".join(row.operations) if row.operations else "nothing to do"
 
@@ -79,7 +79,7 @@ def _why(row: PullRequestResult) -> str:
     if row.error:
         return f"error: {row.error}"
     if row.guardrail:
-        return f"[{row.guardrail}] {row.guardrailReason or ''}; AI: {row.reason}"
+        return f"[{row.guardrail}] {row.guardrail_reason or ''}; AI: {row.reason}"
     return row.reason
 
 
@@ -156,4 +156,4 @@ def summary_from_counts(
 
 
 def _error_type(row: PullRequestResult) -> str:
-    return "ai" if row.errorKind in {"ai", "template"} else "github"
+    return "ai" if row.error_kind in {"ai", "template"} else "github"

@@ -19,14 +19,14 @@ from typing import Any
 
 import yaml
 
-from jobs.model import API_GROUP, API_VERSION, KIND, PLURAL, SHORT_NAMES, SINGULAR, RuleSpec
+from jobs.rules.model import API_GROUP, API_VERSION, KIND, PLURAL, SHORT_NAMES, SINGULAR, RuleSpec
 
 CRD_NAME = f"{PLURAL}.{API_GROUP}"
 CRD_PATH = f"crds/{CRD_NAME}.yaml"
 CATEGORIES = ("ai-operator",)
 
 HEADER = (
-    "# Generated from the rule model (jobs/model.py) by scripts/generate-crd: do not edit.\n"
+    "# Generated from the rule model (jobs/rules/model.py) by scripts/generate-crd: do not edit.\n"
     "# Regenerate with `python scripts/generate-crd`; `python scripts/generate-crd --check`\n"
     "# fails when this file differs from the model.\n"
 )

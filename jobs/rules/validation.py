@@ -11,7 +11,7 @@ Semantic checks on a loaded rule (:func:`check_rule`):
 - Argo CD settings: health is reported as "Unknown" in this version (warning), and an
   application name pattern is ignored while ``argocdEnabled`` is false (warning).
 
-:func:`validate_files` loads files with :mod:`jobs.rulefiles` (its problems become errors), runs
+:func:`validate_files` loads files with :mod:`jobs.rules.files` (its problems become errors), runs
 the checks, and reports two rules with the same namespace and name as an error. Every
 :class:`Finding` names its file and field. Pure apart from reading the files given.
 """
@@ -27,10 +27,10 @@ from typing import Literal
 import jinja2
 from jinja2 import meta, nodes
 
-from jobs.model import Action, FallbackAction, RuleSpec
-from jobs.policy.prompt import ARGOCD_UNKNOWN, VARIABLES, make_environment
-from jobs.rulefiles import LoadedRule, RuleProblem, RuleSource, load_rule_documents
-from jobs.schedule import resolve
+from jobs.rules.files import LoadedRule, RuleProblem, RuleSource, load_rule_documents
+from jobs.rules.model import Action, FallbackAction, RuleSpec
+from jobs.rules.schedule import resolve
+from jobs.rules.template import ARGOCD_UNKNOWN, VARIABLES, make_environment
 
 Severity = Literal["error", "warning"]
 

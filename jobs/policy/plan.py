@@ -1,0 +1,146 @@
+"""From a decision to a :class:`Plan`: the GitHub operations that carry it out. Pure.
+
+``plan`` re-checks a decision's action on the facts read just before acting and lists the
+operations it takes, leaving out what an earlier pass already did (a comment whose marker is
+there, a label already set): so a rerun changes nothing. Carrying a plan out is
+:mod:`jobs.reconcile.apply`'s job, and only its.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from jobs.policy.decision import Decision, escalation_labels
+from jobs.policy.guardrails import guard
+from jobs.policy.markers import make_marker, render_marker
+from jobs.policy.snapshot import PullRequestSnapshot
+from jobs.rules.model import Action, MergeMethod, PRReconciliationRule
+
+MAX_COMMENT_CHARS = 4000
+
+
+@dataclass(frozen=True)
+class Merge:
+    """Merge the PR, but only if its head is still ``expected_head_oid``."""
+
+    pr_id: str
+    expected_head_oid: str
+    method: MergeMethod
+    headline: str
+
+
+@dataclass(frozen=True)
+class Close:
+    """Close the PR without merging."""
+
+    pr_id: str
+
+
+@dataclass(frozen=True)
+class Comment:
+    """Post ``body``, which ends with the marker ``marker``."""
+
+    subject_id: str
+    body: str
+    marker: str
+
+
+@dataclass(frozen=True)
+class AddLabels:
+    """Add labels (by name) to the PR."""
+
+    repository: str
+    pr_id: str
+    names: tuple[str, ...]
+    create_missing: bool
+
+
+Operation = Merge | Close | Comment | AddLabels
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The operations that carry out a decision on fresh facts."""
+
+    decision: Decision
+    action: Action
+    operations: tuple[Operation, ...]
+    guardrail: str | None = None
+    guardrail_reason: str | None = None
+
+
+def plan(rule: PRReconciliationRule, decision: Decision, fresh: PullRequestSnapshot) -> Plan:
+    """The operations for ``decision`` given the PR's facts just before acting."""
+    guarded = guard(fresh, rule.spec, decision.action, decision.head_oid)
+    block = guarded.block
+    action = guarded.action
+    labels = decision.labels
+    if action is Action.ESCALATE and not labels:
+        labels = escalation_labels(rule.spec, ())
+    guardrail_reason = block.reason if block else decision.guardrail_reason
+    return Plan(
+        decision=decision,
+        action=action,
+        operations=_operations(rule, decision, fresh, action, labels, guardrail_reason),
+        guardrail=block.guardrail if block else decision.guardrail,
+        guardrail_reason=guardrail_reason,
+    )
+
+
+def _operations(
+    rule: PRReconciliationRule,
+    decision: Decision,
+    fresh: PullRequestSnapshot,
+    action: Action,
+    labels: tuple[str, ...],
+    guardrail_reason: str | None,
+) -> tuple[Operation, ...]:
+    spec = rule.spec
+    ops: list[Operation] = []
+    comment = _comment(rule, decision, fresh, action, guardrail_reason)
+    if comment is not None and comment.marker in fresh.comment_markers:
+        comment = None  # posted by an earlier pass
+    if action is Action.MERGE:
+        headline = f"{fresh.title} (#{fresh.number})"
+        ops.append(Merge(fresh.id, decision.head_oid, spec.mergeMethod, headline))
+        ops.extend([comment] if comment else [])
+    elif action is Action.CLOSE:
+        ops.extend([comment] if comment else [])
+        ops.append(Close(fresh.id))
+    elif action is Action.ESCALATE:
+        present = {label.casefold() for label in fresh.labels}
+        missing = tuple(name for name in labels if name.casefold() not in present)
+        if missing:
+            create = spec.escalation.createMissingLabels
+            ops.append(AddLabels(fresh.repository, fresh.id, missing, create))
+        ops.extend([comment] if comment else [])
+    return tuple(ops)
+
+
+def _comment(
+    rule: PRReconciliationRule,
+    decision: Decision,
+    fresh: PullRequestSnapshot,
+    action: Action,
+    guardrail_reason: str | None,
+) -> Comment | None:
+    # The model's own comment fits only the action it chose; a guardrail's action gets ours.
+    own = (decision.comment or "").strip() if action is decision.proposed else ""
+    if action is Action.WAIT or (action is Action.MERGE and not own):
+        return None
+    marker = make_marker(rule.qualified_name, action.value, decision.head_oid)
+    text = own or _default_text(action, decision)
+    if guardrail_reason:
+        text = f"{text}\n\n> Safety rule: {guardrail_reason}."
+    footer = (
+        f"<sub>ai-operator · rule `{rule.qualified_name}` · {action.value} · "
+        f"{decision.head_oid[:7]}</sub>"
+    )
+    body = f"{text[:MAX_COMMENT_CHARS]}\n\n{footer}\n{render_marker(marker)}"
+    return Comment(fresh.id, body, marker)
+
+
+def _default_text(action: Action, decision: Decision) -> str:
+    if action is Action.CLOSE:
+        return f"Closing this pull request: {decision.reason}"
+    return f"This pull request needs a human decision: {decision.reason}"

@@ -1,0 +1,45 @@
+"""Ask: render the prompt, ask the model, and pass its answer through the guardrails.
+
+Errors: :class:`~jobs.reconcile.results.PullRequestFailure` when the template cannot render or
+the model cannot be asked at all (unreachable, refused credentials): that is no answer about this
+pull request, and a later pass asks again. An unusable answer is not an error: it becomes an
+``InvalidVerdict`` and so the rule's fallback.
+"""
+
+from __future__ import annotations
+
+from jobs.clients.ai.errors import AIError, AIResponseInvalid
+from jobs.policy.decision import Decision, decide
+from jobs.policy.prompt import build_prompt
+from jobs.policy.snapshot import PullRequestSnapshot
+from jobs.policy.verdict import InvalidVerdict, Verdict, parse_verdict, verdict_schema
+from jobs.reconcile.gather import own_labels
+from jobs.reconcile.ports import Decider
+from jobs.reconcile.results import PullRequestFailure
+from jobs.rules.model import PRReconciliationRule
+from jobs.rules.template import TemplateError
+
+
+def ask(
+    rule: PRReconciliationRule, pr: PullRequestSnapshot, ai: Decider
+) -> Verdict | InvalidVerdict:
+    """The model's verdict on ``pr``; an unusable answer is an InvalidVerdict."""
+    try:
+        prompt = build_prompt(rule.spec, pr)
+    except TemplateError as exc:
+        raise PullRequestFailure(str(exc), kind="template", retryable=False) from exc
+    permitted = rule.spec.permitted_actions
+    try:
+        answer = ai.ask(prompt.system, prompt.user, verdict_schema(permitted))
+    except AIResponseInvalid as exc:
+        return InvalidVerdict(problem=str(exc))
+    except AIError as exc:
+        raise PullRequestFailure(f"AI: {exc}", kind="ai", retryable=exc.retryable) from exc
+    return parse_verdict(answer, permitted)
+
+
+def decide_pull_request(
+    rule: PRReconciliationRule, pr: PullRequestSnapshot, ai: Decider
+) -> Decision:
+    """Ask the model about ``pr`` and pass its answer through the guardrails."""
+    return decide(rule, pr, ask(rule, pr, ai), pr.fingerprint(own_labels(rule)))

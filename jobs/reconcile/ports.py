@@ -1,0 +1,62 @@
+"""What a pass needs from the outside world: GitHub's reads and writes, and a model.
+
+These protocols are the only way the pass sees its clients: the GitHub client
+(:class:`~jobs.clients.github.GitHubClient`) and the decision clients in :mod:`jobs.clients.ai`
+satisfy them, and so do the tests' fakes. Declarations only: no code runs here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from jobs.policy.snapshot import PullRequestSnapshot
+from jobs.rules.model import MergeMethod, Selector
+
+
+class GitHubReader(Protocol):
+    """The GitHub client's reads, as a pass uses them (raise ``GitHubError``)."""
+
+    def search_pull_requests(
+        self, repositories: Sequence[str], selector: Selector, limit: int
+    ) -> list[PullRequestSnapshot]:
+        """Candidates from GitHub's search, at most ``limit``."""
+
+    def pull_request(self, repository: str, number: int) -> PullRequestSnapshot:
+        """Fresh facts of one pull request."""
+
+
+class GitHubWriter(Protocol):
+    """The GitHub client's mutations, as :func:`jobs.reconcile.apply.apply_plan` uses them."""
+
+    def merge_pull_request(
+        self,
+        pr_id: str,
+        expected_head_oid: str,
+        method: MergeMethod,
+        commit_headline: str | None = None,
+    ) -> None:
+        """Merge, refused by GitHub if the head moved."""
+
+    def close_pull_request(self, pr_id: str) -> None:
+        """Close without merging."""
+
+    def add_comment(self, subject_id: str, body: str) -> None:
+        """Post a comment."""
+
+    def label_ids(self, repository: str, names: list[str], *, create_missing: bool) -> list[str]:
+        """Resolve label names to IDs."""
+
+    def add_labels(self, labelable_id: str, label_ids: list[str]) -> None:
+        """Add labels by ID."""
+
+
+class GitHubPort(GitHubReader, GitHubWriter, Protocol):
+    """Everything a pass needs from GitHub."""
+
+
+class Decider(Protocol):
+    """A model that answers in JSON (raises ``AIError``)."""
+
+    def ask(self, system: str, user: str, schema: dict[str, Any]) -> object:
+        """The model's decoded JSON answer to ``system`` and ``user``, shaped by ``schema``."""
