@@ -1,18 +1,35 @@
-# The image every pipeline step and the CronJob target run: the ai-operator command, non-root,
-# fit for a read-only root filesystem (writes go to the /tmp emptyDir the manifests mount).
+# syntax=docker/dockerfile:1
+# The image every pipeline step, the CronJob target and the controller run: the ai-operator
+# command as a non-root user, fit for a read-only root filesystem (the only writable place is
+# /tmp, an emptyDir in every manifest).
+
+# 1. Build the wheel of this project, and the wheels of everything it depends on.
 FROM python:3.11-slim AS build
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY jobs ./jobs
 COPY pipelines ./pipelines
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 
+# 2. Install that same wheel, offline, into a virtual environment; nothing else is copied.
 FROM python:3.11-slim
-ENV PYTHONDONTWRITEBYTECODE=1 \
+LABEL org.opencontainers.image.title="ai-operator" \
+      org.opencontainers.image.description="Let an AI settle GitHub pull requests safely" \
+      org.opencontainers.image.licenses="MIT"
+ENV VIRTUAL_ENV=/opt/ai-operator \
+    PATH=/opt/ai-operator/bin:$PATH \
+    HOME=/tmp \
+    PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
     LOG_FORMAT=json
-COPY --from=build /wheels /wheels
-RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
+RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
+    python -m venv /opt/ai-operator \
+    && /opt/ai-operator/bin/pip install --no-cache-dir --no-index --find-links=/wheels \
+       /wheels/ai_operator-*.whl \
+    && ai-operator --help >/dev/null
 USER 65532:65532
 WORKDIR /tmp
 ENTRYPOINT ["ai-operator"]

@@ -1,0 +1,169 @@
+{{/*
+Names. Every object's name is defined here once; the controller's configuration
+(controller-configmap.yaml) uses the same helpers, so what it names is what the chart creates.
+*/}}
+
+{{- define "ai-operator.name" -}}
+{{- .Chart.Name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "ai-operator.fullname" -}}
+{{- if contains .Chart.Name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+
+{{- define "ai-operator.suffixed" -}}
+{{- printf "%s-%s" (include "ai-operator.fullname" .root) .suffix | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* The controller's ServiceAccount. */}}
+{{- define "ai-operator.controllerServiceAccount" -}}
+{{- .Values.rbac.serviceAccountName | default (include "ai-operator.fullname" .) }}
+{{- end }}
+
+{{/* The ServiceAccount of the compiled pipelines' pods. */}}
+{{- define "ai-operator.workflowServiceAccount" -}}
+{{- .Values.workflow.serviceAccountName | default (include "ai-operator.suffixed" (dict "root" . "suffix" "workflow")) }}
+{{- end }}
+
+{{/* The controller's Role and RoleBindings. */}}
+{{- define "ai-operator.controllerRoleName" -}}
+{{- include "ai-operator.suffixed" (dict "root" . "suffix" "controller") }}
+{{- end }}
+
+{{/* The controller's configuration file's ConfigMap. */}}
+{{- define "ai-operator.controllerConfigMap" -}}
+{{- include "ai-operator.suffixed" (dict "root" . "suffix" "controller") }}
+{{- end }}
+
+{{/* The settings ConfigMap every pipeline pod loads with envFrom. */}}
+{{- define "ai-operator.settingsConfigMap" -}}
+{{- .Values.config.configMapName | default (include "ai-operator.suffixed" (dict "root" . "suffix" "config")) }}
+{{- end }}
+
+{{/* The Argo semaphore ConfigMap: one key per shared token, its value the limit. */}}
+{{- define "ai-operator.semaphoreConfigMap" -}}
+{{- include "ai-operator.suffixed" (dict "root" . "suffix" "sync") }}
+{{- end }}
+
+{{- define "ai-operator.semaphoreKey" -}}
+github-token
+{{- end }}
+
+{{/* The default Secret: the one the chart creates, and where tokens are read by default. */}}
+{{- define "ai-operator.secretName" -}}
+{{- .Values.secret.name | default (include "ai-operator.suffixed" (dict "root" . "suffix" "secrets")) }}
+{{- end }}
+
+{{/* ClusterRoles and ClusterRoleBindings are cluster-wide: their names carry the namespace. */}}
+{{- define "ai-operator.clusterRoleName" -}}
+{{- printf "%s-%s-controller" .Release.Namespace (include "ai-operator.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Where one token is read from, as JSON {"name": ..., "key": ...}. Call with
+(dict "root" $ "values" .Values.github "key" "github-token").
+*/}}
+{{- define "ai-operator.tokenRef" -}}
+{{- if .values.tokenSecretName }}
+{{- dict "name" .values.tokenSecretName "key" (.values.tokenSecretKey | default .key) | toJson }}
+{{- else }}
+{{- dict "name" (include "ai-operator.secretName" .root) "key" .key | toJson }}
+{{- end }}
+{{- end }}
+
+{{/* The image every pod runs. */}}
+{{- define "ai-operator.image" -}}
+{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion | toString) }}
+{{- end }}
+
+{{/* Image pull secrets as a JSON list of names (values may hold names or {name: ...}). */}}
+{{- define "ai-operator.pullSecretNames" -}}
+{{- $names := list }}
+{{- range .Values.image.pullSecrets }}
+{{- if kindIs "map" . }}
+{{- $names = append $names .name }}
+{{- else }}
+{{- $names = append $names . }}
+{{- end }}
+{{- end }}
+{{- $names | toJson }}
+{{- end }}
+
+{{/* "true" when the controller serves every namespace. */}}
+{{- define "ai-operator.allNamespaces" -}}
+{{- if or .Values.watchAllNamespaces (has "*" .Values.watchNamespaces) }}true{{- end }}
+{{- end }}
+
+{{/*
+The namespaces the controller serves, as JSON: [] means all of them (the controller's
+configuration uses the same convention).
+*/}}
+{{- define "ai-operator.watchedNamespaces" -}}
+{{- if include "ai-operator.allNamespaces" . }}
+{{- list | toJson }}
+{{- else if .Values.watchNamespaces }}
+{{- .Values.watchNamespaces | uniq | toJson }}
+{{- else }}
+{{- list .Release.Namespace | toJson }}
+{{- end }}
+{{- end }}
+
+{{/*
+Namespaces that get the pipelines' objects (ServiceAccount, Role, ConfigMaps, Secret), as JSON:
+the watched namespaces, or the release namespace when every namespace is watched.
+*/}}
+{{- define "ai-operator.pipelineNamespaces" -}}
+{{- if include "ai-operator.allNamespaces" . }}
+{{- list .Release.Namespace | toJson }}
+{{- else }}
+{{- include "ai-operator.watchedNamespaces" . }}
+{{- end }}
+{{- end }}
+
+{{- define "ai-operator.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "ai-operator.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "ai-operator.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "ai-operator.labels" -}}
+helm.sh/chart: {{ include "ai-operator.chart" . }}
+{{ include "ai-operator.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: ai-operator
+{{- end }}
+
+{{/*
+Refuse values that cannot work, each with the value's path. Included once, by the controller's
+ConfigMap.
+*/}}
+{{- define "ai-operator.checks" -}}
+{{- if and (include "ai-operator.allNamespaces" .) (without .Values.watchNamespaces "*") }}
+{{- fail "watchNamespaces: every namespace (\"*\" or watchAllNamespaces) cannot be combined with namespace names" }}
+{{- end }}
+{{- range $name, $values := dict "github" .Values.github "ai" .Values.ai }}
+{{- if and $values.token $values.tokenSecretName }}
+{{- fail (printf "%s.token and %s.tokenSecretName are both set: choose one" $name $name) }}
+{{- end }}
+{{- if and $values.token (not $.Values.secret.create) }}
+{{- fail (printf "%s.token is set but secret.create is false: set secret.create=true to store it in a Secret, or remove %s.token and create the Secret yourself" $name $name) }}
+{{- end }}
+{{- if and $.Values.secret.create (not $values.tokenSecretName) (not $values.token) }}
+{{- fail (printf "secret.create is true: %s.token is required (or read it from an existing Secret with %s.tokenSecretName)" $name $name) }}
+{{- end }}
+{{- end }}
+{{- if and (not .Values.rbac.create) (not .Values.rbac.serviceAccountName) }}
+{{- fail "rbac.create is false: rbac.serviceAccountName must name an existing ServiceAccount" }}
+{{- end }}
+{{- if and (not .Values.rbac.create) (not .Values.workflow.serviceAccountName) }}
+{{- fail "rbac.create is false: workflow.serviceAccountName must name an existing ServiceAccount" }}
+{{- end }}
+{{- end }}

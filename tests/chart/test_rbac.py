@@ -1,0 +1,170 @@
+"""Permissions: the controller's and the pipelines' accounts get what they need and no more."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.chart.helm import NAMESPACE, ROOT, Helm, allows, controller_rules, permissions
+
+# Everything the controller may do (docs/cluster.md explains why), in every watch mode.
+CONTROLLER_PERMISSIONS = {
+    ("aioperator.io", "prreconciliationrules", verb) for verb in ("get", "list", "watch", "patch")
+} | {("aioperator.io", "prreconciliationrules/status", verb) for verb in ("get", "patch", "update")}
+CONTROLLER_PERMISSIONS |= {
+    (group, resource, verb)
+    for group, resource in (("argoproj.io", "cronworkflows"), ("batch", "cronjobs"))
+    for verb in ("get", "list", "watch", "create", "patch", "delete")
+}
+CONTROLLER_PERMISSIONS |= {("argoproj.io", "workflows", verb) for verb in ("get", "list", "watch")}
+CONTROLLER_PERMISSIONS |= {
+    ("batch", "jobs", "list"),
+    ("", "events", "create"),
+    ("", "events", "patch"),
+}
+
+WATCH_MODES = [
+    pytest.param([], id="release-namespace"),
+    pytest.param(["watchNamespaces={team-a,team-b}"], id="listed"),
+    pytest.param(["watchNamespaces={*}"], id="all"),
+    pytest.param(["executor=cronjob"], id="cronjob"),
+]
+
+
+@pytest.mark.parametrize("values", WATCH_MODES)
+def test_controller_permissions_are_exactly_the_documented_ones(
+    helm: Helm, values: list[str]
+) -> None:
+    """The controller may do exactly what docs/cluster.md lists: no wildcard, no Secrets, no
+    ConfigMaps, no pods, no leases."""
+    rules = controller_rules(helm.template(values=values))
+    assert set(permissions(rules)) == CONTROLLER_PERMISSIONS
+    assert not any("*" in rule[field] for rule in rules for field in rule if field != "verbs")
+    assert not allows(rules, "", "secrets", "get")
+
+
+def test_release_namespace_mode_uses_a_role(helm: Helm) -> None:
+    """Serving the release namespace: a Role and a RoleBinding there, nothing cluster-wide."""
+    rendered = helm.template()
+    (binding,) = [
+        b for b in rendered.of_kind("RoleBinding") if b["roleRef"]["name"].endswith("-controller")
+    ]
+    assert binding["metadata"]["namespace"] == NAMESPACE
+    assert binding["roleRef"]["kind"] == "Role"
+    assert rendered.of_kind("ClusterRole", "ClusterRoleBinding") == []
+
+
+def test_listed_namespaces_bind_a_cluster_role_in_each_only(helm: Helm) -> None:
+    """Listed namespaces: one ClusterRole, bound by a RoleBinding in each listed namespace and
+    nowhere else (no ClusterRoleBinding)."""
+    rendered = helm.template(values=["watchNamespaces={team-a,team-b}"])
+    (role,) = rendered.of_kind("ClusterRole")
+    bound = {
+        b["metadata"]["namespace"]
+        for b in rendered.of_kind("RoleBinding")
+        if b["roleRef"]
+        == {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "ClusterRole",
+            "name": role["metadata"]["name"],
+        }
+    }
+    assert bound == {"team-a", "team-b"}
+    assert rendered.of_kind("ClusterRoleBinding") == []
+
+
+def test_all_namespaces_bind_a_cluster_role_cluster_wide(helm: Helm) -> None:
+    """Every namespace: a ClusterRole and a ClusterRoleBinding to the controller's account."""
+    rendered = helm.template(values=["watchAllNamespaces=true"])
+    (binding,) = rendered.of_kind("ClusterRoleBinding")
+    account = rendered.deployment["spec"]["template"]["spec"]["serviceAccountName"]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": account, "namespace": NAMESPACE}
+    ]
+
+
+def test_argo_pipeline_pods_may_only_report_task_results(helm: Helm) -> None:
+    """Argo's emissary executor needs workflowtaskresults create/patch, nothing else."""
+    rendered = helm.template()
+    account = rendered.controller_config()["compile"]["serviceAccount"]
+    role = rendered.one("Role", account, NAMESPACE)
+    assert role["rules"] == [
+        {
+            "apiGroups": ["argoproj.io"],
+            "resources": ["workflowtaskresults"],
+            "verbs": ["create", "patch"],
+        }
+    ]
+    binding = rendered.one("RoleBinding", account, NAMESPACE)
+    assert binding["subjects"][0]["name"] == account
+    assert rendered.one("ServiceAccount", account, NAMESPACE)["automountServiceAccountToken"]
+
+
+def test_cronjob_pipeline_pods_get_no_api_access(helm: Helm) -> None:
+    """CronJob pods talk to no Kubernetes API: no Role, and no token mounted."""
+    rendered = helm.template(values=["executor=cronjob"])
+    account = rendered.controller_config()["compile"]["serviceAccount"]
+    assert (
+        rendered.one("ServiceAccount", account, NAMESPACE)["automountServiceAccountToken"] is False
+    )
+    assert rendered.named("Role", account) == []
+    assert rendered.named("RoleBinding", account) == []
+
+
+def test_listed_namespaces_each_get_the_pipeline_objects(helm: Helm) -> None:
+    """Compiled objects live in their rule's namespace, so each served namespace gets the
+    pipelines' ServiceAccount, Role, ConfigMaps and (when the chart keeps it) the Secret."""
+    rendered = helm.template(
+        values=[
+            "watchNamespaces={team-a,team-b}",
+            "secret.create=true",
+            "github.token=ghp-x",
+            "ai.token=sk-x",
+        ]
+    )
+    compile_ = rendered.controller_config()["compile"]
+    for namespace in ("team-a", "team-b"):
+        assert compile_["serviceAccount"] in rendered.names("ServiceAccount", namespace)
+        assert compile_["serviceAccount"] in rendered.names("Role", namespace)
+        assert compile_["secretName"] in rendered.names("Secret", namespace)
+        assert {compile_["configMap"], compile_["tokenSemaphore"].split("/")[0]} <= rendered.names(
+            "ConfigMap", namespace
+        )
+
+
+def test_rbac_create_false_creates_no_account_and_no_permission(helm: Helm) -> None:
+    """rbac.create=false: the named accounts are used as they are."""
+    rendered = helm.template(
+        values=[
+            "rbac.create=false",
+            "rbac.serviceAccountName=ops-controller",
+            "workflow.serviceAccountName=ops-workflow",
+        ]
+    )
+    kinds = {doc["kind"] for doc in rendered.docs}
+    assert not kinds & {
+        "ServiceAccount",
+        "Role",
+        "RoleBinding",
+        "ClusterRole",
+        "ClusterRoleBinding",
+    }
+    assert rendered.deployment["spec"]["template"]["spec"]["serviceAccountName"] == "ops-controller"
+    assert rendered.controller_config()["compile"]["serviceAccount"] == "ops-workflow"
+
+
+def documented_controller_permissions() -> set[tuple[str, str, str]]:
+    """The controller's rows of docs/cluster.md's permission table."""
+    found: set[tuple[str, str, str]] = set()
+    for line in (ROOT / "docs" / "cluster.md").read_text().splitlines():
+        cells = [cell.strip().strip("`") for cell in line.strip().strip("|").split("|")]
+        if len(cells) == 5 and cells[0] == "controller":
+            group = "" if cells[1] == "core" else cells[1]
+            found |= {(group, cells[2], verb.strip()) for verb in cells[3].split(",")}
+    return found
+
+
+def test_docs_list_the_controllers_permissions(helm: Helm) -> None:
+    """docs/cluster.md's table says exactly what the chart grants."""
+    assert documented_controller_permissions() == set(
+        permissions(controller_rules(helm.template()))
+    )

@@ -1,0 +1,164 @@
+"""The chart renders, for every value set, objects that Kubernetes and the CRD accept."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+
+from tests.argo_schema import strict
+from tests.chart.helm import CHART, ROOT, VALUE_FILES, Helm
+
+KUBERNETES_VERSIONS = ["1.28.0", kubernetes_validate.latest_version()]
+CRD_FILE = "prreconciliationrules.aioperator.io.yaml"
+
+# (values file or None for the defaults, --set values)
+VALUE_SETS = [pytest.param(None, id="defaults")] + [
+    pytest.param(path, id=path.stem) for path in VALUE_FILES
+]
+
+
+def render_args(value_file: Path | None) -> tuple[Path, ...]:
+    return (value_file,) if value_file else ()
+
+
+@functools.cache
+def rule_validator() -> jsonschema.Draft4Validator:
+    """The CRD's schema, refusing unknown fields (the API server would drop them silently)."""
+    crd = yaml.safe_load((CHART / "crds" / CRD_FILE).read_text())
+    return jsonschema.Draft4Validator(
+        strict(crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"])
+    )
+
+
+def test_value_sets_cover_the_required_cases() -> None:
+    """The value sets include the cronjob executor, existing Secrets, all namespaces, example
+    rules and the earlier design's own values file."""
+    stems = {path.stem for path in VALUE_FILES}
+    assert {"cronjob", "existing-secret", "all-namespaces", "example-rules"} <= stems
+    assert "earlier-design" in stems
+
+
+@pytest.mark.parametrize("value_file", VALUE_SETS)
+def test_helm_lint_passes(helm: Helm, value_file: Path | None) -> None:
+    """`helm lint --strict` finds nothing wrong."""
+    args = [arg for path in render_args(value_file) for arg in ("--values", str(path))]
+    result = helm.run("lint", "--strict", str(CHART), *args)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+@pytest.mark.parametrize("value_file", VALUE_SETS)
+def test_every_object_is_valid_kubernetes(
+    helm: Helm, value_file: Path | None, version: str
+) -> None:
+    """Every rendered object passes Kubernetes' own schema, unknown fields included."""
+    rendered = helm.template(*render_args(value_file))
+    for doc in rendered.docs:
+        if doc["kind"] == "PRReconciliationRule":
+            continue
+        kubernetes_validate.validate(doc, version, strict=True)
+
+
+@pytest.mark.parametrize("value_file", VALUE_SETS)
+def test_every_object_names_its_namespace(helm: Helm, value_file: Path | None) -> None:
+    """Namespaced objects say where they go; cluster-scoped ones carry the namespace in their
+    name, so two releases in two namespaces never collide."""
+    rendered = helm.template(*render_args(value_file))
+    for doc in rendered.docs:
+        metadata = doc["metadata"]
+        if doc["kind"] in {"ClusterRole", "ClusterRoleBinding"}:
+            assert metadata["name"].startswith(f"{rendered.release_namespace}-")
+        elif doc["kind"] != "CustomResourceDefinition":
+            assert metadata.get("namespace"), f"{doc['kind']} {metadata['name']}"
+
+
+@pytest.mark.parametrize("value_file", VALUE_SETS)
+def test_rendered_rules_match_the_crd(helm: Helm, value_file: Path | None) -> None:
+    """Rendered example rules are valid PRReconciliationRules (no unknown field either)."""
+    for rule in helm.template(*render_args(value_file)).of_kind("PRReconciliationRule"):
+        errors = [
+            f"{list(e.absolute_path)}: {e.message}" for e in rule_validator().iter_errors(rule)
+        ]
+        assert errors == [], rule["metadata"]["name"]
+
+
+def test_example_rules_are_off_by_default(helm: Helm) -> None:
+    """Example rules point at placeholder repositories: nothing is installed unless asked."""
+    assert helm.template().of_kind("PRReconciliationRule") == []
+
+
+def test_example_rules_install_when_enabled(helm: Helm) -> None:
+    """rules.enabled installs every enabled rule, merged with the values given, plus new ones."""
+    example = next(path for path in VALUE_FILES if path.stem == "example-rules")
+    rules = {
+        rule["metadata"]["name"]: rule["spec"]
+        for rule in helm.template(example).of_kind("PRReconciliationRule")
+    }
+    assert set(rules) == {"staging-automerge", "dependabot-automerge", "weekend-freeze"}
+    assert rules["dependabot-automerge"]["schedule"] == "*/10 * * * *"
+    assert "reconciliationInterval" not in rules["dependabot-automerge"]
+    assert rules["weekend-freeze"]["allowedActions"] == ["wait", "escalate"]
+
+
+def test_rendered_rules_pass_the_cli_validator(helm: Helm, tmp_path: Path) -> None:
+    """`ai-operator validate` accepts the example rules (templates, regexes, schedules)."""
+    import subprocess
+    import sys
+
+    example = next(path for path in VALUE_FILES if path.stem == "example-rules")
+    rules = helm.template(example, values=["rules.productionApproval.enabled=true"])
+    path = tmp_path / "rules.yaml"
+    path.write_text(yaml.safe_dump_all(rules.of_kind("PRReconciliationRule")))
+    result = subprocess.run(
+        [sys.executable, "-m", "pipelines", "validate", str(path)],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_chart_crd_is_the_project_crd() -> None:
+    """The chart installs exactly crds/'s CRD, byte for byte."""
+    copy, source = CHART / "crds" / CRD_FILE, ROOT / "crds" / CRD_FILE
+    assert copy.read_bytes() == source.read_bytes(), (
+        f"{copy.relative_to(ROOT)} differs from {source.relative_to(ROOT)}: "
+        f"scripts/generate-crd --file {copy.relative_to(ROOT)}"
+    )
+    assert sorted(path.name for path in (CHART / "crds").iterdir()) == [CRD_FILE]
+
+
+def test_crd_is_rendered_once(helm: Helm) -> None:
+    """`helm template --include-crds` gives the CRD once, unchanged."""
+    (crd,) = helm.template().of_kind("CustomResourceDefinition")
+    assert crd == yaml.safe_load((ROOT / "crds" / CRD_FILE).read_text())
+
+
+def test_default_install_creates_no_cluster_wide_permissions(helm: Helm) -> None:
+    """Serving only the release namespace needs only a Role and a RoleBinding there."""
+    kinds = {doc["kind"] for doc in helm.template().docs}
+    assert not kinds & {"ClusterRole", "ClusterRoleBinding"}
+
+
+def test_release_name_prefixes_every_name(helm: Helm) -> None:
+    """Another release name gives other names, and two releases never share an object."""
+    ours = helm.template()
+    theirs = helm.template(release="team-prs")
+
+    def names(rendered: Any) -> set[tuple[str, str]]:
+        return {
+            (doc["kind"], doc["metadata"]["name"])
+            for doc in rendered.docs
+            if doc["kind"] != "CustomResourceDefinition"
+        }
+
+    assert names(ours).isdisjoint(names(theirs))
+    assert all(name.startswith("team-prs-ai-operator") for _, name in names(theirs))
