@@ -15,8 +15,8 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from jobs.rules.model import DEFAULT_ESCALATION_LABEL
-from tests.fakes.github import FakeCheck, FakeGitHub, GitHubWorld
-from tests.fakes.llm import FakeLLM, LLMRequest, default_brain
+from jobs.sandbox.github import FakeCheck, FakeGitHub, GitHubWorld
+from jobs.sandbox.llm import FakeLLM, LLMRequest, default_brain
 
 GITHUB_TOKEN = "ghp-benchmark-token-0123456789"  # the fakes' own tokens
 AI_TOKEN = "sk-ant-bench-token"
@@ -63,21 +63,33 @@ def labels_of(index: int) -> list[str]:
     return ["auto-merge"] if slot in PARTLY_LABELLED_SLOTS else []
 
 
-def covered_count(prs: int) -> int:
+def covered_count(prs: int, kind: str = "mixed") -> int:
     """How many of ``prs`` pull requests the rule covers."""
-    return sum(1 for i in range(prs) if i % 10 in COVERED_SLOTS)
+    return prs if kind == "open" else sum(1 for i in range(prs) if i % 10 in COVERED_SLOTS)
 
 
-def build_world(prs: int, repos: int) -> GitHubWorld:
-    """The same world for the same sizes: ``prs`` open pull requests over ``repos`` repositories."""
+OPEN_SITUATIONS = ("pending", "failing", "pending", "conflicting", "pending")
+"""The ``open`` world: every PR covered, and none a pass would merge or close."""
+
+
+def build_world(prs: int, repos: int, kind: str = "mixed") -> GitHubWorld:
+    """The same world for the same sizes: ``prs`` open pull requests over ``repos`` repositories.
+
+    ``mixed``: 30% covered, of every situation (passes merge, close, escalate and wait).
+    ``open``: every PR covered and left open by a pass (CI running, failing, or a conflict), so
+    that each pass sees them all.
+    """
     world = GitHubWorld()
     names = repository_names(repos)
     for name in names:
         world.add_repository(name, labels=[*COVERED_LABELS, DEFAULT_ESCALATION_LABEL])
     for i in range(prs):
-        # Shifted every ten PRs, so that the covered slots meet every situation in turn.
-        situation = SITUATIONS[(i + i // 10) % len(SITUATIONS)]
-        facts = {"title": f"Change {i}", "labels": labels_of(i), **_situation(situation)}
+        if kind == "open":
+            situation, labels = OPEN_SITUATIONS[i % len(OPEN_SITUATIONS)], list(COVERED_LABELS)
+        else:
+            # Shifted every ten PRs, so that the covered slots meet every situation in turn.
+            situation, labels = SITUATIONS[(i + i // 10) % len(SITUATIONS)], labels_of(i)
+        facts = {"title": f"Change {i}", "labels": labels, **_situation(situation)}
         world.add_pull_request(names[i % repos], **facts)
     return world
 
@@ -96,8 +108,9 @@ def _slow_brain(latency_seconds: float) -> Callable[[LLMRequest], object]:
 def serve_fakes(conn: Connection, latency_seconds: float) -> None:
     """The child process's loop: one fake model, and one fake GitHub per world asked for.
 
-    Requests on ``conn``: ``("world", prs, repos)`` -> ``(index, url)``; ``("counts", index)``
-    -> ``(requests, mutations, problems)``; ``("push", index, [(repository, number), ...])``;
+    Requests on ``conn``: ``("world", prs, repos, kind)`` -> ``(index, url)``; ``("counts",
+    index)`` -> ``(requests, mutations, problems)``; ``("push", index, [(repository, number),
+    ...])``; ``("open", index)`` -> the covered PRs still open, ``[(repository, number), ...]``;
     ``("stop",)``.
     """
     llm = FakeLLM(brain=_slow_brain(latency_seconds), token=AI_TOKEN)
@@ -128,4 +141,10 @@ def _serve_one(message: tuple[Any, ...], worlds: list[FakeGitHub]) -> object:
         for repository, number in args[1]:
             fake.world.push_commit(repository, number)
         return None
+    if command == "open":
+        return [
+            (pr.repository, pr.number)
+            for pr in fake.world.pull_requests
+            if pr.state == "OPEN" and set(COVERED_LABELS) <= set(pr.labels)
+        ]
     raise ValueError(f"unknown command {command!r}")

@@ -1,28 +1,24 @@
-"""Benchmark: one reconciliation pass against the earlier design's naive pass, on the same world.
+"""Benchmark: passes of ``ai-operator run`` beside a naive pass, on the same worlds.
 
-    python -m benchmarks.reconcile [--prs N] [--repos M] [--ai-latency-ms L] [--pushed K]
+    python -m benchmarks.reconcile [--prs N] [--repos M] [--ai-latency-ms L] [--changed S]
+                                   [--world mixed|open] [--cap C] [--parallelism P]
+                                   [--passes 1|2|3] [--no-trace]
 
-Every contender runs against an identical, freshly built world: N open pull requests spread over M
-repositories, 30% of them carrying the rule's labels, with mixed CI states. Measured:
+Each contender runs three passes on its own, identical, freshly built world: a first pass; a
+second right after it, with nothing changed; a third after a share ``S`` of the open covered pull
+requests got a new commit. Measured per pass: GitHub reads and mutations (counted by the fake
+GitHub), model calls and tokens by kind (counted by the decision client), wall time, and memory.
 
-1. ai-operator: ``jobs.reconcile.run_pass`` with the real GitHub client and the real SDK decision
-   client, then a second pass right after (nothing left to change).
-2. naive: what the earlier design did, written here with plain GraphQL over urllib: list every
-   open pull request of every repository, filter on labels client-side, read each covered pull
-   request's facts in its own request, ask the model about each one in turn, then act (with
-   ``jobs.reconcile.act``).
-3. Scheduled executions with a memo cache: the pipeline's fetch / decide / act steps
-   (``jobs.reconcile.steps``), where a dict stands in for Argo's memoize cache keyed by each
-   reference's ``key``. Three executions: the first, one with nothing changed, one after pushing a
-   commit to K pull requests.
+1. ai-operator: ``jobs.reconcile.run.run_pass`` with the real GitHub client, the real Anthropic
+   SDK client, ``run``'s default parallelism and its decision cache (in a fresh directory).
+2. naive, the baseline: one listing query per repository, labels filtered client-side, each
+   covered pull request's facts read in its own request, one model call per pull request, one at
+   a time, no memory between passes; then the same ``act`` as ai-operator.
 
-GitHub requests and mutations are counted by the fake GitHub, AI calls by the decision client.
-The fakes (GitHub on its real schema, the model server with a fixed latency) run in a child
-process on 127.0.0.1, so that their work neither shares the measured process's interpreter nor
-shows in its memory. Each pass runs twice on its own world: once timed, once under tracemalloc
-(which slows allocation down) for the peak of memory allocated during the pass.
-
-This script talks only to the fakes it starts and stops; it never reaches a real GitHub or model.
+Each contender runs in a process of its own (so that its peak resident memory is its own), twice:
+once for the wall time, once under tracemalloc (for the peak of Python allocations of each pass),
+on twin worlds; the two must agree on every count. The fakes (GitHub on its real schema, the model
+with a fixed latency) run in a third process on 127.0.0.1. This script talks only to them.
 """
 
 from __future__ import annotations
@@ -31,12 +27,16 @@ import argparse
 import contextlib
 import json
 import multiprocessing
+import resource
 import sys
+import tempfile
 import time
 import tracemalloc
 import urllib.request
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
+from multiprocessing.connection import Connection
+from pathlib import Path
 from types import TracebackType
 from typing import Any, TextIO
 
@@ -51,21 +51,22 @@ from benchmarks.fakes import (
     serve_fakes,
 )
 from jobs.clients.ai import DecisionClient, make_decision_client
+from jobs.clients.decision_cache import DecisionFile
 from jobs.clients.github import GitHubClient
 from jobs.config import AIConfig
 from jobs.log import configure_logging
 from jobs.policy.decision import Decision
 from jobs.policy.markers import find_markers
 from jobs.policy.snapshot import Check, CiStatus, Mergeable, PullRequestSnapshot, Review
-from jobs.reconcile import steps
 from jobs.reconcile.act import act
 from jobs.reconcile.ask import decide_pull_request
 from jobs.reconcile.results import PullRequestFailure
-from jobs.reconcile.run import run_pass
+from jobs.reconcile.run import DEFAULT_PARALLELISM, Reuse, run_pass
 from jobs.rules.model import AIProvider, PRReconciliationRule
 
-PARALLELISM = 4  # ai-operator run's default
 MiB = 1024 * 1024
+MODEL = "claude-sonnet-5"
+PASSES = ("1 first", "2 nothing changed", "3 after changes")
 
 
 # --- the fakes, in a child process -------------------------------------------------------------
@@ -73,7 +74,7 @@ MiB = 1024 * 1024
 
 @dataclass(frozen=True)
 class World:
-    """One world served by a fake GitHub in the child process."""
+    """One world served by a fake GitHub in the fakes' process."""
 
     index: int
     url: str
@@ -128,9 +129,9 @@ class FakeServers:
         self._conn.send(message)
         return self._conn.recv()
 
-    def world(self, prs: int, repos: int) -> World:
+    def world(self, prs: int, repos: int, kind: str) -> World:
         """A new fake GitHub over a freshly built world."""
-        index, url = self._ask("world", prs, repos)
+        index, url = self._ask("world", prs, repos, kind)
         return World(index, url)
 
     def counts(self, world: World) -> Counts:
@@ -140,6 +141,12 @@ class FakeServers:
             raise BenchmarkError(f"the fake GitHub rejected {problems} request(s)")
         return Counts(requests, mutations)
 
+    def open_covered(self, world: World) -> list[tuple[str, int]]:
+        """The covered pull requests still open."""
+        return [
+            (str(repository), int(number)) for repository, number in self._ask("open", world.index)
+        ]
+
     def push_commits(self, world: World, pull_requests: Sequence[tuple[str, int]]) -> None:
         """Move the head of each pull request to a new commit."""
         self._ask("push", world.index, list(pull_requests))
@@ -148,8 +155,8 @@ class FakeServers:
 # --- clients -----------------------------------------------------------------------------------
 
 
-def benchmark_rule(repositories: Sequence[str]) -> PRReconciliationRule:
-    """The rule under test: both covered labels, every action, a cap above any covered count."""
+def benchmark_rule(repositories: Sequence[str], cap: int) -> PRReconciliationRule:
+    """The rule under test: both covered labels, every action, ``maxPullRequests`` = ``cap``."""
     return PRReconciliationRule.model_validate(
         {
             "apiVersion": "aioperator.io/v1alpha1",
@@ -164,15 +171,15 @@ def benchmark_rule(repositories: Sequence[str]) -> PRReconciliationRule:
                     "PR #{{pr.number}}: {{pr.title}}. CI {{pr.ciStatus}}, mergeable "
                     "{{pr.mergeable}}. Merge when green, wait while CI runs."
                 ),
-                "maxPullRequests": 1000,
+                "maxPullRequests": cap,
             },
         }
     )
 
 
-def github_client(world: World) -> GitHubClient:
+def github_client(url: str) -> GitHubClient:
     """The product's GitHub client, unpaced (the fake has no content-creation limit)."""
-    return GitHubClient(world.url, SecretStr(GITHUB_TOKEN), mutation_interval_seconds=0)
+    return GitHubClient(url, SecretStr(GITHUB_TOKEN), mutation_interval_seconds=0)
 
 
 def ai_client(llm_url: str) -> DecisionClient:
@@ -180,11 +187,11 @@ def ai_client(llm_url: str) -> DecisionClient:
     config = AIConfig(
         provider=AIProvider.ANTHROPIC,
         base_url=llm_url,
-        model="claude-sonnet-5",
+        model=MODEL,
         token=SecretStr(AI_TOKEN),
         temperature=None,
         max_tokens=1024,
-        timeout_seconds=30.0,
+        timeout_seconds=60.0,
     )
     return make_decision_client(config)
 
@@ -344,7 +351,62 @@ def naive_pass(
         act(rule, decision, writer, dry_run=False)
 
 
-# --- measuring ---------------------------------------------------------------------------------
+# --- the contenders, each in a process of its own ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What a contender's process needs: the world, the model, the rule and its options."""
+
+    name: str
+    world_url: str
+    llm_url: str
+    rule: dict[str, Any]
+    parallelism: int
+    traced: bool
+
+
+def contender_pass(setup: Setup) -> tuple[Callable[[], int], DecisionClient]:
+    """The pass of ``setup.name`` (it returns how many PRs reused a decision), and its model."""
+    rule = PRReconciliationRule.model_validate(setup.rule)
+    github, ai = github_client(setup.world_url), ai_client(setup.llm_url)
+    if setup.name == "naive":
+        graphql = PlainGraphQL(setup.world_url, GITHUB_TOKEN)
+
+        def naive() -> int:
+            naive_pass(rule, graphql, github, ai)
+            return 0  # no memory: nothing is ever reused
+
+        return naive, ai
+    cache = DecisionFile(Path(tempfile.mkdtemp(prefix="ai-operator-bench-")), max_age_seconds=86400)
+    reuse = Reuse(cache, f"anthropic/{MODEL}", 86400)
+
+    def ours() -> int:
+        report = run_pass(
+            rule, rule.spec.repositories, github, ai, dry_run=False,
+            parallelism=setup.parallelism, reuse=reuse,
+        )  # fmt: skip
+        return report.reused
+
+    return ours, ai
+
+
+def contender_main(conn: Connection, setup: Setup) -> None:
+    """A contender's process: one pass per ``"pass"`` message, answered with its figures."""
+    configure_logging(level="WARNING")
+    run, ai = contender_pass(setup)
+    while conn.recv() == "pass":
+        before = ai.usage
+        if setup.traced:
+            tracemalloc.start()
+        started = time.perf_counter()
+        reused = run()
+        wall = time.perf_counter() - started
+        peak = tracemalloc.get_traced_memory()[1] / MiB if setup.traced else 0.0
+        tracemalloc.stop()
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+        conn.send((wall, peak, rss, reused, asdict(ai.usage - before)))
+    conn.close()
 
 
 @dataclass(frozen=True)
@@ -352,261 +414,165 @@ class Figures:
     """What one pass cost."""
 
     approach: str
-    github_requests: int
-    ai_calls: int
+    label: str
+    github_reads: int
+    mutations: int
+    model_calls: int
+    input_tokens: int
+    output_tokens: int
+    cached_tokens: int
+    reused: int
     wall_seconds: float
     peak_mib: float
-    mutations: int
+    rss_mib: float
+
+
+class Contender:
+    """One contender's process on one world."""
+
+    def __init__(self, servers: FakeServers, setup: Setup, world: World) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._conn, child = context.Pipe()
+        self._process = context.Process(target=contender_main, args=(child, setup))
+        self._process.start()
+        child.close()
+        self.servers, self.setup, self.world = servers, setup, world
+
+    def run_pass(self, label: str) -> Figures:
+        """One pass, and what it cost."""
+        before = self.servers.counts(self.world)
+        self._conn.send("pass")
+        wall, peak, rss, reused, usage = self._conn.recv()
+        after = self.servers.counts(self.world)
+        mutations = after.mutations - before.mutations
+        return Figures(
+            approach=self.setup.name,
+            label=label,
+            github_reads=after.requests - before.requests - mutations,
+            mutations=mutations,
+            model_calls=usage["calls"],
+            input_tokens=usage["input_tokens"],
+            output_tokens=usage["output_tokens"],
+            cached_tokens=usage["cached_tokens"],
+            reused=reused,
+            wall_seconds=wall,
+            peak_mib=peak,
+            rss_mib=rss,
+        )
+
+    def close(self) -> None:
+        """Stop the process."""
+        with contextlib.suppress(OSError):
+            self._conn.send("stop")
+        self._process.join(timeout=30)
+        self._conn.close()
 
 
 @dataclass(frozen=True)
-class Contender:
-    """A way to run a pass: ``prepare(world, llm_url)`` gives its AI client and the pass itself."""
+class Options:
+    """The benchmark's parameters."""
 
-    name: str
-    prepare: Callable[[World, str], tuple[DecisionClient, Callable[[], object]]]
-
-
-def operator_contender(rule: PRReconciliationRule) -> Contender:
-    """``run_pass`` with the product's clients."""
-
-    def prepare(world: World, llm_url: str) -> tuple[DecisionClient, Callable[[], object]]:
-        github, ai = github_client(world), ai_client(llm_url)
-        repositories = rule.spec.repositories
-        return ai, lambda: run_pass(
-            rule, repositories, github, ai, dry_run=False, parallelism=PARALLELISM
-        )
-
-    return Contender("ai-operator", prepare)
+    prs: int
+    repos: int
+    ai_latency_ms: float
+    changed: float
+    world: str
+    cap: int
+    parallelism: int
+    passes: int = 3
+    trace: bool = True
 
 
-def naive_contender(rule: PRReconciliationRule) -> Contender:
-    """The earlier design's pass."""
-
-    def prepare(world: World, llm_url: str) -> tuple[DecisionClient, Callable[[], object]]:
-        graphql, writer, ai = (
-            PlainGraphQL(world.url, GITHUB_TOKEN),
-            github_client(world),
-            ai_client(llm_url),
-        )
-        return ai, lambda: naive_pass(rule, graphql, writer, ai)
-
-    return Contender("naive", prepare)
-
-
-def measure(
-    servers: FakeServers,
-    world: World,
-    name: str,
-    ai: DecisionClient,
-    run: Callable[[], object],
-    *,
-    traced: bool,
-) -> Figures:
-    """Run one pass and count what it cost; under tracemalloc when ``traced``."""
-    before, calls = servers.counts(world), ai.calls
-    if traced:
-        tracemalloc.start()
-    started = time.perf_counter()
-    try:
-        run()
-    finally:
-        wall = time.perf_counter() - started
-        peak = tracemalloc.get_traced_memory()[1] if traced else 0
-        tracemalloc.stop()
-    after = servers.counts(world)
-    return Figures(
-        approach=name,
-        github_requests=after.requests - before.requests,
-        ai_calls=ai.calls - calls,
-        wall_seconds=wall,
-        peak_mib=peak / MiB,
-        mutations=after.mutations - before.mutations,
-    )
-
-
-def two_passes(
-    servers: FakeServers, contender: Contender, prs: int, repos: int, *, traced: bool
+def three_passes(
+    servers: FakeServers, name: str, options: Options, *, traced: bool
 ) -> list[Figures]:
-    """A first pass and a second one right after, on a fresh world."""
-    world = servers.world(prs, repos)
-    ai, run = contender.prepare(world, servers.llm_url)
-    return [
-        measure(servers, world, f"{contender.name}, pass {n}", ai, run, traced=traced)
-        for n in (1, 2)
-    ]
+    """First pass, nothing changed, then after a share of the open covered PRs changed."""
+    world = servers.world(options.prs, options.repos, options.world)
+    rule = benchmark_rule(repository_names(options.repos), options.cap)
+    setup = Setup(name, world.url, servers.llm_url, rule.to_document(), options.parallelism, traced)
+    contender = Contender(servers, setup, world)
+    try:
+        figures = [contender.run_pass(label) for label in PASSES[: min(options.passes, 2)]]
+        if options.passes >= 3:
+            still_open = servers.open_covered(world)
+            changed = still_open[: round(options.changed * len(still_open))]
+            servers.push_commits(world, changed)
+            figures.append(contender.run_pass(f"3 after {len(changed)} changed"))
+    finally:
+        contender.close()
+    return figures
 
 
-def compare(servers: FakeServers, contender: Contender, prs: int, repos: int) -> list[Figures]:
-    """Both passes: wall time from a plain run, peak memory from a traced one on a twin world."""
-    timed = two_passes(servers, contender, prs, repos, traced=False)
-    traced = two_passes(servers, contender, prs, repos, traced=True)
+def compare(servers: FakeServers, name: str, options: Options) -> list[Figures]:
+    """The passes timed, with the peak Python memory of a traced run on a twin world."""
+    timed = three_passes(servers, name, options, traced=False)
+    if not options.trace:
+        return timed
+    traced = three_passes(servers, name, options, traced=True)
     rows = []
     for plain, memory in zip(timed, traced, strict=True):
-        counts = (plain.github_requests, plain.ai_calls, plain.mutations)
-        if counts != (memory.github_requests, memory.ai_calls, memory.mutations):
-            raise BenchmarkError(f"{plain.approach}: the twin runs disagree: {plain} / {memory}")
+        counts = (plain.github_reads, plain.mutations, plain.model_calls, plain.reused)
+        if counts != (memory.github_reads, memory.mutations, memory.model_calls, memory.reused):
+            raise BenchmarkError(f"{name}: the twin runs disagree: {plain} / {memory}")
         rows.append(replace(plain, peak_mib=memory.peak_mib))
     return rows
 
 
-# --- the pipeline's memo cache -----------------------------------------------------------------
+def run_benchmark(options: Options) -> list[Figures]:
+    """Start the fakes, measure both contenders, stop the fakes."""
+    with FakeServers(options.ai_latency_ms / 1000) as servers:
+        return [row for name in ("ai-operator", "naive") for row in compare(servers, name, options)]
 
 
-@dataclass(frozen=True)
-class Execution:
-    """One scheduled execution of the pipeline with a memo cache."""
+# --- the figures ---------------------------------------------------------------------------------
 
-    label: str
-    ai_calls: int
-    memo_hits: int
-    github_requests: int
-    mutations: int
+COLUMNS = (
+    ("pass", 22), ("GitHub reads", 12), ("mutations", 9), ("model calls", 11), ("reused", 6),
+    ("input tok", 9), ("output tok", 10), ("cached tok", 10), ("wall s", 7), ("peak MiB", 8),
+    ("RSS MiB", 7),
+)  # fmt: skip
 
 
-def scheduled_execution(
-    rule: PRReconciliationRule,
-    github: GitHubClient,
-    ai: DecisionClient,
-    memo: dict[str, Decision],
-) -> tuple[int, list[dict[str, Any]]]:
-    """fetch -> decide (skipped on a memo hit) -> act; the memo hits and the fetched references."""
-    refs = [
-        r for r in steps.fetch(rule, list(rule.spec.repositories), github) if not steps.is_noop(r)
-    ]
-    decisions, hits = [], 0
-    for ref in refs:
-        if ref["key"] in memo:
-            hits += 1
-            decisions.append(memo[ref["key"]])
-            continue
-        try:
-            memo[ref["key"]] = decision = steps.decide(rule, ref, github, ai)
-        except PullRequestFailure:
-            continue  # a failed node caches nothing
-        decisions.append(decision)
-    steps.act_all(rule, decisions, github, dry_run=False)
-    return hits, refs
-
-
-class ScheduledPipeline:
-    """The pipeline's executions on one world, with a dict standing in for the memo cache."""
-
-    def __init__(self, servers: FakeServers, world: World, rule: PRReconciliationRule) -> None:
-        self.servers, self.world, self.rule = servers, world, rule
-        self.github, self.ai = github_client(world), ai_client(servers.llm_url)
-        self.memo: dict[str, Decision] = {}
-        self.last_refs: list[dict[str, Any]] = []
-
-    def execute(self, label: str) -> Execution:
-        """One scheduled execution, and what it cost."""
-        before, calls = self.servers.counts(self.world), self.ai.calls
-        hits, self.last_refs = scheduled_execution(self.rule, self.github, self.ai, self.memo)
-        after = self.servers.counts(self.world)
-        return Execution(
-            label=label,
-            ai_calls=self.ai.calls - calls,
-            memo_hits=hits,
-            github_requests=after.requests - before.requests,
-            mutations=after.mutations - before.mutations,
-        )
-
-    def push_commits(self, count: int) -> int:
-        """Push a new commit to ``count`` of the PRs the last execution fetched; how many."""
-        chosen = [(ref["repository"], ref["number"]) for ref in self.last_refs[:count]]
-        self.servers.push_commits(self.world, chosen)
-        return len(chosen)
-
-
-def memoized_executions(
-    servers: FakeServers, rule: PRReconciliationRule, prs: int, repos: int, pushed: int
-) -> list[Execution]:
-    """Three executions: first, nothing changed, then after pushing a commit to ``pushed`` PRs."""
-    pipeline = ScheduledPipeline(servers, servers.world(prs, repos), rule)
-    first = pipeline.execute("1 first")
-    unchanged = pipeline.execute("2 nothing changed")
-    moved = pipeline.push_commits(pushed)
-    return [first, unchanged, pipeline.execute(f"3 after a push to {moved} PRs")]
-
-
-# --- the whole run -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class BenchmarkReport:
-    """Every figure of one run."""
-
-    prs: int
-    repos: int
-    covered: int
-    ai_latency_ms: float
-    passes: list[Figures]
-    executions: list[Execution]
-
-
-def run_benchmark(prs: int, repos: int, ai_latency_ms: float, pushed: int) -> BenchmarkReport:
-    """Start the fakes, warm up, measure every contender and the memo cache, stop the fakes."""
-    rule = benchmark_rule(repository_names(repos))
-    contenders = [operator_contender(rule), naive_contender(rule)]
-    with FakeServers(ai_latency_ms / 1000) as servers:
-        for contender in contenders:  # first-use costs (imports, caches) out of the figures
-            two_passes(servers, contender, min(prs, 10), repos, traced=False)
-        passes = [row for c in contenders for row in compare(servers, c, prs, repos)]
-        executions = memoized_executions(servers, rule, prs, repos, pushed)
-    return BenchmarkReport(prs, repos, covered_count(prs), ai_latency_ms, passes, executions)
-
-
-def render(report: BenchmarkReport) -> str:
-    """The figures as a compact text table, the ratios, and the memo cache's executions."""
+def render(options: Options, rows: list[Figures]) -> str:
+    """The figures as a compact table per contender, then the ratios pass by pass."""
+    covered = covered_count(options.prs, options.world)
     lines = [
-        f"world: {report.prs} open PRs in {report.repos} repositories, {report.covered} covered "
-        f"by the rule; model latency {report.ai_latency_ms:g} ms; parallelism {PARALLELISM}",
-        "",
-        f"{'approach':<20}  {'GitHub requests':>15}  {'AI calls':>8}  {'wall s':>7}  "
-        f"{'peak MiB':>8}  {'mutations':>9}",
+        f"world: {options.prs} open PRs ({options.world}) in {options.repos} repositories, "
+        f"{covered} covered by the rule; model latency {options.ai_latency_ms:g} ms; cap "
+        f"{options.cap}; ai-operator parallelism {options.parallelism}, naive 1",
     ]
-    lines += [
-        f"{f.approach:<20}  {f.github_requests:>15}  {f.ai_calls:>8}  {f.wall_seconds:>7.2f}  "
-        f"{f.peak_mib:>8.1f}  {f.mutations:>9}"
-        for f in report.passes
-    ]
-    lines += ["", *_ratios(report.passes), "", *_memo_lines(report.executions)]
+    for name in ("ai-operator", "naive"):
+        lines += ["", name, "  ".join(f"{title:>{width}}" for title, width in COLUMNS)]
+        for f in (row for row in rows if row.approach == name):
+            cells = (f.label, f.github_reads, f.mutations, f.model_calls, f.reused,
+                     f.input_tokens, f.output_tokens, f.cached_tokens, f"{f.wall_seconds:.2f}",
+                     f"{f.peak_mib:.1f}", f"{f.rss_mib:.0f}")  # fmt: skip
+            lines.append(
+                "  ".join(
+                    f"{cell!s:>{width}}" for cell, (_, width) in zip(cells, COLUMNS, strict=True)
+                )
+            )
+    lines += ["", "naive / ai-operator:"]
+    ours = [row for row in rows if row.approach == "ai-operator"]
+    theirs = [row for row in rows if row.approach == "naive"]
+    for mine, base in zip(ours, theirs, strict=True):
+        tokens = base.input_tokens + base.output_tokens, mine.input_tokens + mine.output_tokens
+        lines.append(
+            f"  {mine.label}: GitHub reads x{_ratio(base.github_reads, mine.github_reads)}, "
+            f"model calls x{_ratio(base.model_calls, mine.model_calls)}, "
+            f"tokens x{_ratio(*tokens)}, wall x{_ratio(base.wall_seconds, mine.wall_seconds)}, "
+            f"peak memory x{_ratio(base.peak_mib, mine.peak_mib)}"
+        )
     return "\n".join(lines)
 
 
-def _ratios(passes: list[Figures]) -> list[str]:
-    by_name = {f.approach: f for f in passes}
-    lines = ["naive / ai-operator:"]
-    for n in (1, 2):
-        ours, theirs = by_name[f"ai-operator, pass {n}"], by_name[f"naive, pass {n}"]
-        lines.append(
-            f"  pass {n}: GitHub requests x{_ratio(theirs.github_requests, ours.github_requests)}"
-            f", AI calls x{_ratio(theirs.ai_calls, ours.ai_calls)}"
-            f", wall x{_ratio(theirs.wall_seconds, ours.wall_seconds)}"
-            f", peak memory x{_ratio(theirs.peak_mib, ours.peak_mib)}"
-        )
-    return lines
-
-
 def _ratio(numerator: float, denominator: float) -> str:
-    return f"{numerator / denominator:.2f}" if denominator else "n/a"
+    if not denominator:
+        return "inf" if numerator else "n/a"
+    return f"{numerator / denominator:.2f}"
 
 
-def _memo_lines(executions: list[Execution]) -> list[str]:
-    lines = [
-        "pipeline executions with a memo cache (a dict standing in for Argo's memoize cache):",
-        f"{'execution':<26}  {'AI calls':>8}  {'memo hits':>9}  {'GitHub requests':>15}  "
-        f"{'mutations':>9}",
-    ]
-    lines += [
-        f"{e.label:<26}  {e.ai_calls:>8}  {e.memo_hits:>9}  {e.github_requests:>15}  "
-        f"{e.mutations:>9}"
-        for e in executions
-    ]
-    return lines
-
-
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+def parse_args(argv: Sequence[str] | None) -> Options:
     """The command line."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.reconcile", description=__doc__)
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
@@ -616,20 +582,37 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--ai-latency-ms", type=float, default=50.0, help="model latency per call (default 50)"
     )
     parser.add_argument(
-        "--pushed", type=int, default=5, help="PRs given a new commit before execution 3"
-    )
+        "--changed", type=float, default=0.1,
+        help="share of the open covered PRs given a new commit before pass 3 (default 0.1)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--world", choices=("mixed", "open"), default="mixed",
+        help="mixed: 30%% covered, every situation; open: all covered, none closed by a pass",
+    )  # fmt: skip
+    parser.add_argument("--cap", type=int, default=1000, help="maxPullRequests (default 1000)")
+    parser.add_argument("--passes", type=int, choices=(1, 2, 3), default=3, help="passes (3)")
+    parser.add_argument(
+        "--no-trace", dest="trace", action="store_false",
+        help="skip the traced twin runs (no peak Python memory figure; half the time)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--parallelism", type=int, default=DEFAULT_PARALLELISM,
+        help=f"ai-operator's decisions at once (default {DEFAULT_PARALLELISM}, run's)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
-    if args.prs < 1 or args.repos < 1 or args.ai_latency_ms < 0 or args.pushed < 0:
+    if min(args.prs, args.repos, args.cap, args.parallelism) < 1 or args.ai_latency_ms < 0:
         parser.error("sizes must be positive and the latency not negative")
-    return args
+    if not 0 <= args.changed <= 1:
+        parser.error("--changed is a share, between 0 and 1")
+    return Options(args.prs, args.repos, args.ai_latency_ms, args.changed, args.world,
+                   args.cap, args.parallelism, args.passes, args.trace)  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     """Run the benchmark and print its figures."""
-    args = parse_args(argv)
+    options = parse_args(argv)
     configure_logging(level="WARNING")
-    report = run_benchmark(args.prs, args.repos, args.ai_latency_ms, args.pushed)
-    print(render(report), file=out or sys.stdout)
+    print(render(options, run_benchmark(options)), file=out or sys.stdout)
     return 0
 
 

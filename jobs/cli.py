@@ -2,47 +2,95 @@
 
 Exit codes (documented in the README):
     0  every rule's pass and every pull request went through
-    1  configuration error: a rule file, an environment variable, a missing token
+    1  configuration error: a rule file, an environment variable, a missing token, credentials
+       GitHub or the model refused
     2  some pull requests (or a rule's whole pass) failed; the others were still handled
+   64  usage error: an unknown command or option, a missing argument (EX_USAGE)
    75  (``step`` only) a transient failure: Argo retries the step
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from enum import StrEnum
+from importlib import metadata
 from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
 
-from jobs.clients.ai import make_decision_client
+from jobs.clients.ai import DecisionClient, make_decision_client
+from jobs.clients.argo_memo import ArgoMemo, KubernetesAPI, MemoUnreadable
+from jobs.clients.decision_cache import DecisionFile, cache_directory
 from jobs.clients.github import GitHubClient
-from jobs.clients.github.errors import GitHubError
+from jobs.clients.github.errors import GitHubAuthError, GitHubError
 from jobs.clients.metrics import PassSummary, push_pass_metrics
-from jobs.config import ConfigError, Settings, resolve_ai, rule_repositories
-from jobs.log import configure_logging, get_logger
+from jobs.config import ConfigError, Settings, model_identity, resolve_ai, rule_repositories
+from jobs.log import configure_logging, decision_logger, get_logger, redact
 from jobs.reconcile import steps
-from jobs.reconcile.report import as_json, as_table, counts, summarize, summary_from_counts
+from jobs.reconcile.report import (
+    as_json,
+    as_table,
+    counts,
+    decision_fields,
+    summarize,
+    summary_from_counts,
+)
 from jobs.reconcile.results import PassReport, PullRequestFailure, PullRequestResult
-from jobs.reconcile.run import run_pass
+from jobs.reconcile.run import DEFAULT_PARALLELISM, Reuse, run_pass
 from jobs.rules.encoding import RULE_ENV, StepInputError, rule_from_env
-from jobs.rules.files import RuleFileError, load_rules
-from jobs.rules.model import PRReconciliationRule
+from jobs.rules.files import RuleFileError, expand_paths, load_rules
+from jobs.rules.model import KIND, PRReconciliationRule
+from jobs.rules.schedule import minutes_between, resolve
 
-EXIT_OK, EXIT_CONFIG, EXIT_PARTIAL = 0, 1, 2
+EXIT_OK, EXIT_CONFIG, EXIT_PARTIAL, EXIT_USAGE = 0, 1, 2, 64
+HELP_OPTIONS = {"help_option_names": ["-h", "--help"]}
 
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    context_settings=HELP_OPTIONS,
     help="Let an AI settle pull requests safely, under rules you write.",
 )
-step_app = typer.Typer(no_args_is_help=True, help="Pipeline steps (run inside workflow pods).")
+step_app = typer.Typer(
+    no_args_is_help=True,
+    context_settings=HELP_OPTIONS,
+    help="Pipeline steps (run inside workflow pods).",
+)
 app.add_typer(step_app, name="step")
+
+
+def _version() -> str:
+    try:
+        return metadata.version("ai-operator")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"ai-operator {_version()}")
+        raise typer.Exit(EXIT_OK)
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_show_version, is_eager=True, help="Show the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Let an AI settle pull requests safely, under rules you write."""
 
 
 class OutputFormat(StrEnum):
@@ -94,9 +142,9 @@ def validate(
         typer.echo(f"{finding.severity}: {where}{finding.message}", err=True)
     errors = [f for f in findings if f.severity == "error"]
     if errors:
-        typer.echo(f"{len(errors)} error(s) in {len(files)} file(s)", err=True)
+        typer.echo(f"{len(errors)} error(s) in {len(expand_paths(files))} file(s)", err=True)
         raise typer.Exit(EXIT_CONFIG)
-    typer.echo(f"{len(files)} file(s) valid")
+    typer.echo(f"{len(expand_paths(files))} file(s) valid")
 
 
 @app.command()
@@ -104,26 +152,82 @@ def run(
     files: Annotated[list[Path] | None, typer.Argument(help="Rule files to run once.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Decide, change nothing.")] = False,
     output: Annotated[OutputFormat, typer.Option("--output", "-o")] = OutputFormat.TABLE,
-    parallelism: Annotated[int, typer.Option(min=1, max=32, help="Decisions at once.")] = 4,
+    parallelism: Annotated[
+        int, typer.Option(min=1, max=64, help="Decisions at once.")
+    ] = DEFAULT_PARALLELISM,
     rule_from_env: Annotated[
         bool, typer.Option("--rule-from-env", help=f"Read the rule from {RULE_ENV}.")
     ] = False,
+    no_cache: Annotated[
+        bool,
+        typer.Option("--no-cache", help="Ask the model about every PR; remember no decision."),
+    ] = False,
 ) -> None:
-    """Run one reconciliation pass of each rule, locally."""
+    """Run one reconciliation pass of each rule, locally.
+
+    A PR whose facts did not change since its last decision (at most
+    DECISION_CACHE_MAX_AGE_SECONDS ago) reuses that decision, remembered in the user's cache
+    directory; the guardrails still check it on fresh facts before anything is done.
+    """
     rules = _rules(files or [], rule_from_env)
     settings = _settings()
     github = _github(settings)
+    # Every rule's configuration and the token are checked before any rule acts.
+    setups = [_setup(rule, settings) for rule in rules]
+    _check_token(github)
     log = get_logger("run")
     progress = _progress(output)
+    memory = None if no_cache else _memory(settings)
     reports: list[PassReport] = []
-    for rule in rules:
-        reports.append(_run_rule(rule, settings, github, dry_run, parallelism, progress))
+    for setup in setups:
+        reports.append(_run_rule(setup, settings, github, dry_run, parallelism, progress, memory))
     any_dry = dry_run or any(rule.spec.dryRun for rule in rules)
     rendered = as_json(reports, dry_run=any_dry) if output is OutputFormat.JSON else None
     typer.echo(rendered if rendered is not None else as_table(reports, dry_run=any_dry))
     failed = [r for r in reports if not r.ok]
     log.info("run finished", rules=len(reports), failed_rules=len(failed))
+    refused = _refused_credentials(reports)
+    if refused is not None:
+        fail(refused)
     raise typer.Exit(EXIT_PARTIAL if failed else EXIT_OK)
+
+
+@dataclass(frozen=True)
+class _RuleSetup:
+    """A rule with what its pass needs, resolved before any rule acts."""
+
+    rule: PRReconciliationRule
+    repositories: Sequence[str]
+    ai: DecisionClient
+    model: str
+
+
+def _setup(rule: PRReconciliationRule, settings: Settings) -> _RuleSetup:
+    try:
+        repositories = rule_repositories(rule.spec, settings)
+        ai = make_decision_client(resolve_ai(rule.spec.ai, settings))
+        model = model_identity(rule.spec.ai, settings)
+    except ConfigError as exc:
+        fail(f"{rule.qualified_name}: {exc}")
+    return _RuleSetup(rule, repositories, ai, model)
+
+
+def _check_token(github: GitHubClient) -> None:
+    """Refused credentials are a configuration error, found before anything is done."""
+    try:
+        github.viewer_login()
+    except GitHubAuthError as exc:
+        fail(str(exc))
+    except GitHubError:
+        pass  # GitHub unavailable: each pass reports it
+
+
+def _refused_credentials(reports: Sequence[PassReport]) -> str | None:
+    """The error of a pull request whose credentials were refused (the model's, say), if any."""
+    refused = [
+        row.error for report in reports for row in report.results if row.error_kind == "auth"
+    ]
+    return refused[0] if refused else None
 
 
 def _rules(files: Sequence[Path], from_env: bool) -> list[PRReconciliationRule]:
@@ -135,75 +239,90 @@ def _rules(files: Sequence[Path], from_env: bool) -> list[PRReconciliationRule]:
     if not files:
         fail("no rule files given (or use --rule-from-env)")
     try:
-        return [loaded.rule for loaded in load_rules(files)]
+        rules = [loaded.rule for loaded in load_rules(files)]
     except RuleFileError as exc:
         fail(str(exc))
+    if not rules:
+        fail(f"no {KIND} in {', '.join(map(str, files))}")
+    return rules
+
+
+def _memory(settings: Settings) -> DecisionFile:
+    directory = cache_directory(settings.cache_home, settings.home)
+    return DecisionFile(directory, max_age_seconds=settings.decision_max_age_seconds)
 
 
 def _run_rule(
-    rule: PRReconciliationRule,
+    setup: _RuleSetup,
     settings: Settings,
     github: GitHubClient,
     dry_run: bool,
     parallelism: int,
     progress: Callable[[str, PullRequestResult | None], None] | None,
+    memory: DecisionFile | None,
 ) -> PassReport:
-    try:
-        repositories = rule_repositories(rule.spec, settings)
-        ai = make_decision_client(resolve_ai(rule.spec.ai, settings))
-    except ConfigError as exc:
-        fail(f"{rule.qualified_name}: {exc}")
+    rule, ai = setup.rule, setup.ai
+    reuse = Reuse(memory, setup.model, settings.decision_max_age_seconds) if memory else None
     requests_before = github.stats.requests
-    report = run_pass(
-        rule,
-        repositories,
-        github,
-        ai,
-        dry_run=dry_run or rule.spec.dryRun,
-        parallelism=parallelism,
-        progress=progress,
-    )
+    pass_dry_run = dry_run or rule.spec.dryRun
+    started = time.monotonic()
+    try:
+        report = run_pass(
+            rule,
+            setup.repositories,
+            github,
+            ai,
+            dry_run=pass_dry_run,
+            parallelism=parallelism,
+            progress=progress,
+            reuse=reuse,
+        )
+    except Exception as exc:  # one rule's failed pass never stops the next rule
+        report = PassReport(rule=rule.qualified_name, error=f"{type(exc).__name__}: {exc}")
+        report.duration_seconds = time.monotonic() - started
     _log_report(report)
+    get_logger("run", rule=rule.qualified_name).info(
+        "pass finished",
+        matched=report.matched,
+        decided=report.decided,
+        reused=report.reused,
+        deferred=report.deferred,
+        cap=rule.spec.maxPullRequests,
+    )
     if settings.pushgateway_url:
         summary = summarize(
             report,
-            ai_calls=ai.calls,
+            dry_run=pass_dry_run,
             github_requests=github.stats.requests - requests_before,
+            github_rate_limit_remaining=github.stats.rate_limit_remaining,
             finished_at=time.time(),
+            interval_seconds=_interval_seconds(rule),
         )
         _push(settings.pushgateway_url, summary)
     return report
+
+
+def _interval_seconds(rule: PRReconciliationRule) -> float:
+    """Seconds between two scheduled runs of ``rule`` (what "no success for N intervals" means)."""
+    return 60.0 * minutes_between(resolve(rule.spec.schedule, rule.spec.reconciliationInterval))
 
 
 def _push(url: str, summary: PassSummary) -> None:
     outcome = push_pass_metrics(url, summary)
     log = get_logger("metrics")
     if outcome.pushed:
-        log.info("metrics pushed", rule=summary.rule)
+        log.info("metrics pushed", rule=summary.qualified_name)
     else:
-        log.warning("metrics push failed", rule=summary.rule, error=outcome.error)
+        log.warning("metrics push failed", rule=summary.qualified_name, error=outcome.error)
 
 
 def _log_report(report: PassReport) -> None:
-    log = get_logger("decision", rule=report.rule)
+    """One decision line per pull request (whatever the log level), and a failed pass's error."""
     if report.error:
-        log.error("pass failed", error=report.error)
+        get_logger("run", rule=report.rule).error("pass failed", error=report.error)
+    log = decision_logger()
     for row in report.results:
-        fields = {
-            "pr": f"{row.repository}#{row.number}",
-            "head": row.head_oid[:12],
-            "action": row.action.value,
-            "proposed": row.proposed.value if row.proposed else None,
-            "guardrail": row.guardrail,
-            "fallback": row.fallback,
-            "applied": list(row.operations),
-            "dry_run": row.dry_run,
-            "reason": row.reason,
-        }
-        if row.error:
-            log.error("decision failed", error=row.error, **fields)
-        else:
-            log.info("decision", **fields)
+        log.info("decision", **decision_fields(row))
 
 
 def _progress(output: OutputFormat) -> Callable[[str, PullRequestResult | None], None] | None:
@@ -217,6 +336,76 @@ def _progress(output: OutputFormat) -> Callable[[str, PullRequestResult | None],
             typer.echo(f"  {row.repository}#{row.number}: {row.action.value}", err=True)
 
     return show
+
+
+# --- trying it: demo ---------------------------------------------------------------------------
+
+
+@app.command()
+def demo(
+    rule_files: Annotated[
+        list[Path] | None,
+        typer.Option("--rule", help="Your own rule file, run on the sample PRs (repeatable)."),
+    ] = None,
+    pipeline: Annotated[
+        bool, typer.Option("--pipeline", help="Run each pass through the pipeline's steps.")
+    ] = False,
+    output: Annotated[OutputFormat, typer.Option("--output", "-o")] = OutputFormat.TABLE,
+    pushgateway: Annotated[
+        str | None, typer.Option("--pushgateway", help="Push each pass's metrics there.")
+    ] = None,
+) -> None:
+    """Try it with no credentials: the example rules on a sandbox GitHub, dry run then for real.
+
+    With AI_TOKEN set (and AI_PROVIDER, AI_MODEL, AI_ENDPOINT as usual) a real model answers;
+    without it, a stand-in that says so.
+    """
+    from jobs.demo import run as demo_run  # noqa: PLC0415 - keeps the other commands' start fast
+    from jobs.demo import view  # noqa: PLC0415
+
+    options = demo_run.DemoOptions(tuple(rule_files or ()), pipeline, pushgateway)
+    shown = output is OutputFormat.TABLE and sys.stderr.isatty()
+    progress = (lambda name: typer.echo(f"… {name}", err=True)) if shown else None
+    try:
+        result = demo_run.run_demo(options, _settings(), progress)
+    except demo_run.DemoError as exc:
+        fail(str(exc))
+    typer.echo(view.as_json(result) if output is OutputFormat.JSON else view.as_text(result))
+    raise typer.Exit(EXIT_OK if result.ok else EXIT_PARTIAL)
+
+
+@app.command("test")
+def test_rule(
+    rule_file: Annotated[Path, typer.Argument(help="The rule file.")],
+    cases: Annotated[Path, typer.Option("--cases", help="The cases file (YAML).")],
+    output: Annotated[OutputFormat, typer.Option("--output", "-o")] = OutputFormat.TABLE,
+    junit: Annotated[Path | None, typer.Option("--junit", help="Also write JUnit XML.")] = None,
+    record: Annotated[
+        Path | None, typer.Option("--record", help="Write the model's answers there.")
+    ] = None,
+    replay: Annotated[
+        Path | None, typer.Option("--replay", help="Answer offline from a recording.")
+    ] = None,
+    stand_in: Annotated[
+        bool, typer.Option("--stand-in", help="Answer with the stand-in (not a real model).")
+    ] = False,
+) -> None:
+    """Unit tests for a rule's instruction: each case's PR through the prompt, model, guardrails.
+
+    Exit 1 when a case fails: another action came out, or it cannot pass as written.
+    """
+    from jobs.ruletest import run as ruletest  # noqa: PLC0415 - keeps the other commands' start fast
+    from jobs.ruletest import view  # noqa: PLC0415
+
+    options = ruletest.RuleTestOptions(rule_file, cases, record, replay, stand_in)
+    try:
+        outcome = ruletest.run_rule_tests(options, _settings())
+    except ruletest.RuleTestError as exc:
+        fail(str(exc))
+    if junit is not None:
+        _write(junit, view.as_junit(outcome))
+    typer.echo(view.as_json(outcome) if output is OutputFormat.JSON else view.as_table(outcome))
+    raise typer.Exit(EXIT_CONFIG if outcome.failed else EXIT_OK)
 
 
 # --- pipeline steps --------------------------------------------------------------------------
@@ -235,27 +424,89 @@ def _write(path: Path, text: str) -> None:
 
 
 @step_app.command("fetch")
-def step_fetch(output: Annotated[Path, typer.Option("--output")]) -> None:
-    """Write references to the PRs the rule covers (a JSON list)."""
+def step_fetch(
+    output: Annotated[Path, typer.Option("--output")],
+    counts_output: Annotated[
+        Path | None, typer.Option("--counts-output", help="Where to write the counts (JSON).")
+    ] = None,
+    namespace: Annotated[
+        str | None, typer.Option("--namespace", help="Where the memo ConfigMaps are.")
+    ] = None,
+    memo: Annotated[
+        str | None, typer.Option("--memo", help="The memo ConfigMaps' prefix (-0 ... -f).")
+    ] = None,
+    memo_max_age: Annotated[
+        str, typer.Option("--memo-max-age", help="Argo's memoize maxAge, e.g. 24h.")
+    ] = "24h",
+    limit: Annotated[
+        int | None, typer.Option("--limit", min=1, help="PRs to decide at most (default: cap).")
+    ] = None,
+) -> None:
+    """Write references to the PRs to decide (a JSON list) and the run's counts.
+
+    PRs whose branch Argo's memo will replay (unchanged facts) are left out; the others go least
+    recently decided first, at most ``--limit``.
+    """
     rule = _step_rule()
     settings = _settings()
     github = _github(settings)
+    memory = _argo_memo(namespace or rule.metadata.namespace, memo)
     try:
-        refs = steps.fetch(rule, list(rule_repositories(rule.spec, settings)), github)
+        fetched = steps.fetch_run(
+            rule,
+            list(rule_repositories(rule.spec, settings)),
+            github,
+            memory,
+            model=model_identity(rule.spec.ai, settings),
+            limit=limit or rule.spec.maxPullRequests,
+            max_age=_go_seconds(memo_max_age),
+            now=time.time(),
+        )
     except ConfigError as exc:
         fail(str(exc))
     except GitHubError as exc:
         _step_error("fetch", exc)
-    _write(output, steps.dump_for_argo(refs))
-    get_logger("step", rule=rule.qualified_name).info("fetched", pull_requests=len(refs))
+    _write(output, steps.dump_for_argo(fetched.refs))
+    if counts_output is not None:
+        _write(counts_output, steps.dump_for_argo(fetched.counts))
+    log = get_logger("step", rule=rule.qualified_name)
+    if fetched.memory_error:
+        log.warning("memo not read: every PR is decided anew", error=fetched.memory_error)
+    log.info("fetched", **fetched.counts, cap=rule.spec.maxPullRequests)
+
+
+def _argo_memo(namespace: str, prefix: str | None) -> ArgoMemo | None:
+    """Argo's memo of this rule, when fetch knows where it is and can reach the API."""
+    if prefix is None:
+        return None
+    try:
+        api = KubernetesAPI.from_environment(os.environ)
+    except MemoUnreadable as exc:
+        fail(str(exc))
+    if api is None:
+        get_logger("step").warning("no Kubernetes API to read the memo from")
+        return None
+    return ArgoMemo(api, namespace, prefix)
+
+
+def _go_seconds(duration: str) -> float:
+    """Seconds in a Go duration as Argo's ``maxAge`` takes it (``24h``, ``90m``, ``1h30m``)."""
+    units = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)", duration)
+    if not parts or "".join(n + u for n, u in parts) != duration:
+        fail(f"--memo-max-age must be a duration such as 24h, not {duration!r}")
+    return sum(float(number) * units[unit] for number, unit in parts)
 
 
 @step_app.command("decide")
 def step_decide(
     pr: Annotated[str, typer.Option("--pr", help="The PR reference (JSON) from fetch.")],
     output: Annotated[Path, typer.Option("--output")],
+    run: Annotated[
+        str | None, typer.Option("--run", help="The workflow's name, to tell reused decisions.")
+    ] = None,
 ) -> None:
-    """Decide one PR; write the decision (a summary line, then the decision encoded)."""
+    """Decide one PR; write the decision, what it cost and whether act has anything to do."""
     rule = _step_rule()
     settings = _settings()
     try:
@@ -266,22 +517,27 @@ def step_decide(
         _write(output, steps.NOOP_OUTPUT)
         return
     github = _github(settings)
+    started = time.monotonic()
     try:
         ai = make_decision_client(resolve_ai(rule.spec.ai, settings))
-        decision = steps.decide(rule, ref, github, ai)
+        decision, settled = steps.decide_settled(rule, ref, github, ai)
     except (StepInputError, ConfigError) as exc:
         fail(str(exc))
     except PullRequestFailure as exc:
-        _step_error("decide", exc)
-    _write(output, steps.decision_output(decision))
-    get_logger("decision", rule=rule.qualified_name).info(
-        "decision",
+        _step_error("decide", exc, kind=exc.kind)
+    latency = time.monotonic() - started
+    decided = steps.Decided(decision, ai.usage, latency, run, settled)
+    _write(output, steps.decided_output(decided))
+    # The decision line itself is the act step's, once the decision is applied.
+    get_logger("step", rule=rule.qualified_name).info(
+        "decided",
         pr=decision.display,
+        head=decision.head_oid,
         action=decision.action.value,
         proposed=decision.proposed.value if decision.proposed else None,
         guardrail=decision.guardrail,
-        fallback=decision.fallback,
-        reason=decision.reason,
+        model_calls=ai.usage.calls,
+        latency_seconds=round(latency, 3),
     )
 
 
@@ -293,24 +549,78 @@ def step_act(
         Path | None, typer.Option("--summary-output", help="Where to write the counts (JSON).")
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run")] = False,
+    run: Annotated[
+        str | None, typer.Option("--run", help="The workflow's name, to tell reused decisions.")
+    ] = None,
+    outcome_output: Annotated[
+        Path | None,
+        typer.Option("--outcome-output", help="Where to write one PR's outcome (JSON, no text)."),
+    ] = None,
 ) -> None:
     """Apply the decisions on fresh facts, serialized; write the results and their counts."""
     rule = _step_rule()
     settings = _settings()
     github = _github(settings)
     try:
-        parsed = steps.parse_decisions(decisions)
+        parsed = steps.parse_decided(decisions)
     except StepInputError as exc:
         fail(str(exc))
-    results = steps.act_all(rule, parsed, github, dry_run=dry_run or rule.spec.dryRun)
+    act_dry_run = dry_run or rule.spec.dryRun
+    results = steps.act_decided(rule, parsed, github, dry_run=act_dry_run, run=run)
     report = PassReport(rule=rule.qualified_name, results=results)
     _write(output, steps.dump_for_argo([r.to_json() for r in results]))
     if summary_output is not None:
-        tally = counts(report) | {"githubRequests": github.stats.requests}
+        tally = counts(report, dry_run=act_dry_run) | {
+            "githubRequests": github.stats.requests,
+            "githubRateLimitRemaining": github.stats.rate_limit_remaining,
+        }
         _write(summary_output, steps.dump_for_argo(tally))
+    if outcome_output is not None:
+        mine = counts(report, dry_run=act_dry_run) | {"githubRequests": github.stats.requests}
+        _write(outcome_output, steps.dump_for_argo(steps.branch_outcome(results, mine, run)))
     _log_report(report)
-    if any(r.error for r in results):
-        raise typer.Exit(EXIT_PARTIAL)
+    raise typer.Exit(_act_exit_code(results))
+
+
+@step_app.command("tally")
+def step_tally(
+    outcomes: Annotated[str, typer.Option("--outcomes", help="The branches' outcomes.")] = "[]",
+    counts_text: Annotated[str, typer.Option("--counts", help="Fetch's counts (JSON).")] = "{}",
+    run: Annotated[str | None, typer.Option("--run", help="The workflow's name.")] = None,
+    summary_output: Annotated[
+        Path | None, typer.Option("--summary-output", help="Where to write the run's counts.")
+    ] = None,
+) -> None:
+    """Add up the branches' outcomes and fetch's counts: the run's summary (no PR text)."""
+    rule = _step_rule()
+    _settings()
+    summary = steps.tally(outcomes, counts_text, run)
+    if summary_output is not None:
+        _write(summary_output, steps.dump_for_argo(summary))
+    get_logger("step", rule=rule.qualified_name).info(
+        "run tallied",
+        matched=summary["matched"],
+        decided=summary["decided"],
+        reused=summary["reused"],
+        deferred=summary["deferred"],
+        model_calls=summary["aiCalls"],
+    )
+
+
+def _act_exit_code(results: Sequence[PullRequestResult]) -> int:
+    """The act step's exit code: 1 for refused credentials, 75 when a failure may clear.
+
+    On 75 Argo retries act: every plan is idempotent, so a retry redoes nothing done already.
+    Other failures are 2; none is 0.
+    """
+    failed = [row for row in results if row.error]
+    refused = [row.error for row in failed if row.error_kind == "auth"]
+    if refused:
+        typer.echo(f"error: act: {refused[0]}", err=True)
+        return EXIT_CONFIG
+    if any(row.error_retryable for row in failed):
+        return steps.EX_TEMPFAIL
+    return EXIT_PARTIAL if failed else EXIT_OK
 
 
 @step_app.command("report")
@@ -332,23 +642,56 @@ def step_report(
     if not settings.pushgateway_url:
         get_logger("metrics").info("PUSHGATEWAY_URL is not set; no metrics pushed")
         return
+    tally = steps.parse_counts(summary)
+    errors = Counter(tally.get("errors") or {}) + Counter(steps.failure_errors(failures))
     pushed = summary_from_counts(
         rule.qualified_name,
-        steps.parse_counts(summary),
+        tally | {"errors": dict(errors)},
         duration_seconds=steps.parse_seconds(duration),
         succeeded=status == "Succeeded" and steps.failed_nodes(failures) == 0,
         finished_at=time.time(),
+        interval_seconds=_interval_seconds(rule),
     )
     _push(settings.pushgateway_url, pushed)
 
 
-def _step_error(step: str, exc: Exception) -> NoReturn:
+def _step_error(step: str, exc: Exception, kind: str = "github") -> NoReturn:
+    """Log a step's failure, leave its type in the termination log for the report, and exit."""
     retryable = bool(getattr(exc, "retryable", False))
     get_logger("step").error(f"{step} failed", error=str(exc), retryable=retryable)
     typer.echo(f"error: {step}: {exc}", err=True)
+    _write_termination_message(steps.termination_message(kind, redact(str(exc))))
     raise typer.Exit(steps.EX_TEMPFAIL if retryable else EXIT_CONFIG)
 
 
+def _write_termination_message(text: str) -> None:
+    """Write Kubernetes' termination message, when the container has the file (in a pod)."""
+    if steps.TERMINATION_LOG.exists():
+        # Not writable here: the message is a nicety, the exit code is what counts.
+        with contextlib.suppress(OSError):
+            steps.TERMINATION_LOG.write_text(text)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    """Entry point of the console script."""
-    app(args=list(argv) if argv is not None else None)
+    """Entry point of the console script: usage errors exit 64, apart from failed PRs' 2."""
+    sys.exit(run_app(app, argv))
+
+
+def run_app(command: typer.Typer, argv: Sequence[str] | None = None) -> int:
+    """Run ``command`` on ``argv``; its exit code, a usage error's being :data:`EXIT_USAGE`."""
+    try:
+        code = command(args=list(argv) if argv is not None else None, standalone_mode=False)
+    except typer.TyperException as exc:  # the command line itself (typer's own usage errors)
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:
+            typer.echo(f"error: {exc.format_message()}", err=True)
+        return EXIT_USAGE if exc.exit_code == _TYPER_USAGE_EXIT else exc.exit_code
+    except typer.Abort:
+        typer.echo("Aborted.", err=True)
+        return EXIT_CONFIG
+    return code if isinstance(code, int) else EXIT_OK
+
+
+_TYPER_USAGE_EXIT = 2  # typer's (click's) exit code for usage errors, which 2 already means here

@@ -19,6 +19,8 @@
 | PUSHGATEWAY_URL     | Pushgateway to push each pass's metrics to                      |
 | LOG_LEVEL           | DEBUG, INFO, WARNING, ERROR                                     |
 | LOG_FORMAT          | json or console (default: console on a terminal, else json)     |
+| DECISION_CACHE_MAX_AGE_SECONDS | how long a decision is reused while its facts stay (86400) |
+| XDG_CACHE_HOME      | where ``run`` keeps its decisions (default ~/.cache)             |
 
 Tokens are kept as :class:`pydantic.SecretStr` so that no repr, log line or dump shows them.
 Reading the environment happens once, in :meth:`Settings.from_env`; everything else is pure.
@@ -38,9 +40,11 @@ from jobs.rules.model import AIProvider, AISettings, RuleSpec
 _N = TypeVar("_N", int, float)
 
 DEFAULT_GITHUB_GRAPHQL_URL = "https://api.github.com/graphql"
+LOG_LEVELS = frozenset({"DEBUG", "INFO", "WARNING", "WARN", "ERROR", "CRITICAL"})
 DEFAULT_MODELS = {AIProvider.ANTHROPIC: "claude-sonnet-5", AIProvider.OPENAI: "gpt-4.1-mini"}
 DEFAULT_MAX_TOKENS = 1024
 DEFAULT_AI_TIMEOUT_SECONDS = 60.0
+DEFAULT_DECISION_MAX_AGE_SECONDS = 86400.0
 
 
 class ConfigError(Exception):
@@ -81,6 +85,11 @@ class Settings:
     pushgateway_url: str | None = None
     log_level: str = "INFO"
     log_format: str | None = None
+    decision_max_age_seconds: float = DEFAULT_DECISION_MAX_AGE_SECONDS
+    cache_home: str | None = None
+    """``XDG_CACHE_HOME``."""
+    home: str | None = None
+    """``HOME``."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -105,6 +114,11 @@ class Settings:
         log_format = (text("LOG_FORMAT") or "").lower() or None
         if log_format not in {None, "json", "console", "text"}:
             raise ConfigError(f"LOG_FORMAT must be json or console, not {log_format!r}")
+        log_level = (text("LOG_LEVEL") or "INFO").upper()
+        if log_level not in LOG_LEVELS:
+            raise ConfigError(
+                f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, not {text('LOG_LEVEL')!r}"
+            )
         return cls(
             github_token=secret("GITHUB_TOKEN"),
             github_url=text("GITHUB_GRAPHQL_URL") or DEFAULT_GITHUB_GRAPHQL_URL,
@@ -135,8 +149,11 @@ class Settings:
             ai_max_tokens=_number(text("AI_MAX_TOKENS"), "AI_MAX_TOKENS", int),
             ai_timeout_seconds=_number(text("AI_TIMEOUT_SECONDS"), "AI_TIMEOUT_SECONDS", float),
             pushgateway_url=text("PUSHGATEWAY_URL"),
-            log_level=(text("LOG_LEVEL") or "INFO").upper(),
+            log_level=log_level,
             log_format="console" if log_format == "text" else log_format,
+            decision_max_age_seconds=_max_age(text("DECISION_CACHE_MAX_AGE_SECONDS")),
+            cache_home=text("XDG_CACHE_HOME"),
+            home=text("HOME"),
         )
 
     def secrets(self) -> tuple[str, ...]:
@@ -173,6 +190,16 @@ def rule_repositories(spec: RuleSpec, settings: Settings) -> tuple[str, ...]:
             "GITHUB_REPOSITORIES"
         )
     return tuple(dict.fromkeys(repos))
+
+
+def model_identity(rule_ai: AISettings, settings: Settings) -> str:
+    """``provider/model`` of a rule, as :func:`resolve_ai` would choose them (no token needed).
+
+    Part of the key a decision is remembered under: another model decides anew.
+    """
+    endpoint = rule_ai.endpoint or settings.ai_endpoint
+    provider = rule_ai.provider or settings.ai_provider or infer_provider(endpoint)
+    return f"{provider.value}/{rule_ai.model or settings.ai_model or DEFAULT_MODELS[provider]}"
 
 
 def resolve_ai(rule_ai: AISettings, settings: Settings) -> AIConfig:
@@ -226,6 +253,15 @@ def base_url(provider: AIProvider, endpoint: str) -> str:
     elif path.endswith("/chat/completions"):
         path = path[: -len("/chat/completions")]
     return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
+
+
+def _max_age(value: str | None) -> float:
+    seconds = _number(value, "DECISION_CACHE_MAX_AGE_SECONDS", float)
+    if seconds is None:
+        return DEFAULT_DECISION_MAX_AGE_SECONDS
+    if seconds < 0:
+        raise ConfigError(f"DECISION_CACHE_MAX_AGE_SECONDS must not be negative, not {value!r}")
+    return seconds
 
 
 def _default(value: float | None, default: float) -> float:

@@ -15,6 +15,9 @@ lists, exception tracebacks, the text of non-string values):
   ``ghu_``, ``ghs_``, ``ghr_``, ``github_pat_``), API keys (``sk-ant-...``, ``sk-...``), and the
   value after ``Bearer`` / ``token`` (as in an ``Authorization`` header).
 
+The ``decision`` logger (:func:`decision_logger`) writes one INFO line per decision whatever the
+configured level, through the same redaction and renderer.
+
 Logs go to stderr by default; stdout is for command output. Tracebacks are always rendered as
 plain text before redaction, never with local variables.
 This module must not read the environment: the caller passes level, format and secrets.
@@ -35,6 +38,7 @@ from structlog.typing import EventDict, Processor, WrappedLogger
 REDACTED = "[REDACTED]"
 MIN_SECRET_LENGTH = 4
 FORMATS = ("json", "console")
+DECISION_LOGGER = "decision"
 _LEADING_KEYS = ("timestamp", "level", "logger", "event")
 
 _TOKEN_SHAPES = re.compile(
@@ -81,6 +85,7 @@ def _redact_match(match: re.Match[str]) -> str:
 
 _SECRETS = _SecretRegistry()
 _handler: logging.Handler | None = None
+_decision_handler: logging.Handler | None = None
 
 
 def redact(text: str) -> str:
@@ -118,7 +123,9 @@ def configure_logging(
         raise ValueError(f"log format must be one of {FORMATS}, not {fmt!r}")
     use_json = chosen == "json" or (chosen is None and not is_tty)
     _SECRETS.add(secrets)
-    _install_handler(out, numeric_level, _formatter(use_json, colors=is_tty))
+    formatter = _formatter(use_json, colors=is_tty)
+    _install_handler(out, numeric_level, formatter)
+    _install_decision_handler(out, numeric_level, formatter)
     structlog.configure(
         processors=[
             structlog.stdlib.filter_by_level,
@@ -140,6 +147,15 @@ def get_logger(name: str | None = None, **context: Any) -> structlog.stdlib.Boun
     # No positional argument lets structlog name the logger after the calling module.
     logger = structlog.stdlib.get_logger(name) if name else structlog.stdlib.get_logger()
     return logger.bind(**context) if context else logger
+
+
+def decision_logger(**context: Any) -> structlog.stdlib.BoundLogger:
+    """The logger of the decision lines (logger ``decision``), bound to ``context``.
+
+    Its INFO lines are written whatever the configured level: a level of WARNING or ERROR quiets
+    everything else, never the record of what was decided. Redaction applies as to every line.
+    """
+    return get_logger(DECISION_LOGGER, **context)
 
 
 def _redact_value(value: Any) -> Any:
@@ -196,6 +212,19 @@ def _leading_keys_first(_logger: WrappedLogger, _method: str, event_dict: EventD
 
 
 CHATTY_LIBRARIES = ("httpx", "httpx2", "httpcore", "anthropic", "openai", "urllib3")
+
+
+def _install_decision_handler(stream: TextIO, level: int, formatter: logging.Formatter) -> None:
+    """Give the decision logger a handler of its own, so that no level above INFO hides it."""
+    global _decision_handler  # noqa: PLW0603 -- one handler per process, like _handler
+    logger = logging.getLogger(DECISION_LOGGER)
+    if _decision_handler is not None:
+        logger.removeHandler(_decision_handler)
+    _decision_handler = logging.StreamHandler(stream)
+    _decision_handler.setFormatter(formatter)
+    logger.addHandler(_decision_handler)
+    logger.setLevel(min(level, logging.INFO))
+    logger.propagate = False  # the root handler's level would drop these lines
 
 
 def _install_handler(stream: TextIO, level: int, formatter: logging.Formatter) -> None:

@@ -1,28 +1,34 @@
-"""A rule as an Argo CronWorkflow (Argo v4, built with Hera 7): fetch -> decide (fan-out) -> act.
+"""A rule as an Argo CronWorkflow (Argo v4, built with Hera 7): fetch -> each PR's branch -> tally.
 
 The workflow, entrypoint ``reconcile`` (a DAG), exit handler ``report``::
 
-    fetch ──> decide (one pod per PR, withParam, memoized, retried on exit 75) ──> act ──> report
+    fetch ──> settle: one ``pull-request`` branch per PR (withParam; memoized) ──> tally ──> report
+                      pull-request = decide ──> act   (a DAG template of its own)
 
-- ``fetch`` writes a JSON list of small PR references, then one no-op item. The no-op item gives
-  ``decide`` a node that always succeeds: Argo leaves a fan-out's aggregated output unset when
-  every iteration failed (a model outage), and ``act`` would then wait for it until the deadline.
-- ``decide`` runs once per reference, at most ``parallelism`` at a time; its memo key is the
-  reference's ``key`` (rule + PR + facts), so an unchanged PR is not decided twice within
-  ``memo_max_age`` (the no-op item's key is fixed per rule: one pod, ever). Argo names each node
-  ``decide(<i>:display:<owner/name#N>,...)``: a map item's ``key:value`` pairs are sorted, so
-  ``display`` comes first and the UI shows the PR. Its output is a plain line (action, PR,
-  reason) ending in the encoded decision: not JSON, so Argo passes it through its aggregation
-  untouched and never reads PR text as one of its tags.
-- ``act`` runs whatever ``decide`` ended with (failed nodes contribute nothing) and holds the
-  token semaphore, so rules sharing a GitHub token never mutate at the same time. Besides its
-  results it writes their counts (no PR text), exported as the global output ``summary``.
-- ``report`` always runs. When ``act`` never ran, ``{{workflow.outputs.parameters.summary}}``
+- ``fetch`` finds every matching PR and, from Argo's memo ConfigMaps (read through the API:
+  ``get`` on ConfigMaps), which of them Argo will replay because their facts did not change. It
+  lists the others, at most ``min(maxPullRequests, max_decisions_per_run)``, least recently
+  decided first, as small references (``display``, ``key``, ``shard``; never PR text), then one
+  no-op item; and it writes the run's counts (matched, reused, deferred). The no-op item gives
+  ``settle`` a branch that always succeeds: Argo leaves a fan-out's aggregated output unset when
+  every branch failed (a model outage), and ``tally`` would then wait for it until the deadline.
+- ``pull-request`` is one PR's branch: ``decide`` (retried on exit 75) re-reads the PR, asks
+  the model and writes the decision (JSON with no ``{{``, so Argo never reads PR text as one of
+  its tags); ``act`` re-reads the PR and applies the plan under the token semaphore, so that rules
+  sharing a GitHub token never mutate at the same time, and writes the branch's ``outcome``:
+  counts, the PR's name and the run, no PR text. The whole branch is memoized on the reference's
+  ``key`` (rule spec, model, PR, facts) in the ConfigMap of the key's shard
+  (``ai-operator-memo-<rule>-<0..f>``), so that an unchanged PR starts no pod within
+  ``memo_max_age``, and a branch whose act failed is not remembered (the next run tries again).
+  Nothing is aggregated but the outcomes: no argument grows with the number of PRs' text.
+- ``tally`` adds the outcomes to fetch's counts, exported as the global output ``summary``.
+- ``report`` always runs. When ``tally`` never ran, ``{{workflow.outputs.parameters.summary}}``
   stays unresolved: Argo leaves unknown tags of a pod template as they are, and the report step
   reads that text as "no counts" and still exits 0.
 
-The step command lines (:data:`FETCH_COMMAND` ...) are the contract with ``ai-operator step``.
-This module builds data only: it talks to no cluster (Hera's ``build()`` is offline).
+The step command lines (:func:`fetch_command`, :data:`DECIDE_COMMAND` ...) are the contract with
+``ai-operator step``. This module builds data only: it talks to no cluster (Hera's ``build()``
+is offline).
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from typing import Any
 from hera.workflows import DAG, Container, CronWorkflow, Parameter, RetryStrategy, Task
 from hera.workflows import models as m
 
+from jobs.clients.argo_memo import OUTCOME
 from jobs.rules.model import PRReconciliationRule
 from jobs.rules.schedule import Schedule
 from pipelines import options as conventions
@@ -39,23 +46,40 @@ from pipelines.options import AI_TOKEN_ENV, GITHUB_TOKEN_ENV, CompileOptions
 
 OUTPUTS_DIR = "/tmp/outputs"  # noqa: S108 - inside the pod's own emptyDir
 PRS_PATH = f"{OUTPUTS_DIR}/prs.json"
+COUNTS_PATH = f"{OUTPUTS_DIR}/counts.json"
+OUTCOME_PATH = f"{OUTPUTS_DIR}/outcome.json"
 DECISION_PATH = f"{OUTPUTS_DIR}/decision.json"
 RESULTS_PATH = f"{OUTPUTS_DIR}/results.json"
 SUMMARY_PATH = f"{OUTPUTS_DIR}/summary.json"
 
 ENTRYPOINT = "reconcile"
+BRANCH = "pull-request"
 EXIT_HANDLER = "report"
 
-FETCH_COMMAND = ("ai-operator", "step", "fetch", "--output", PRS_PATH)
+FETCH_COMMAND = (
+    "ai-operator", "step", "fetch",
+    "--output", PRS_PATH,
+    "--counts-output", COUNTS_PATH,
+    "--namespace", "{{workflow.namespace}}",
+)  # fmt: skip
 DECIDE_COMMAND = (
     "ai-operator", "step", "decide",
     "--pr", "{{inputs.parameters.pr}}",
     "--output", DECISION_PATH,
+    "--run", "{{workflow.name}}",
 )  # fmt: skip
 ACT_COMMAND = (
     "ai-operator", "step", "act",
-    "--decisions", "{{inputs.parameters.decisions}}",
+    "--decisions", "{{inputs.parameters.decision}}",
     "--output", RESULTS_PATH,
+    "--outcome-output", OUTCOME_PATH,
+    "--run", "{{workflow.name}}",
+)  # fmt: skip
+TALLY_COMMAND = (
+    "ai-operator", "step", "tally",
+    "--outcomes", "{{inputs.parameters.outcomes}}",
+    "--counts", "{{inputs.parameters.counts}}",
+    "--run", "{{workflow.name}}",
     "--summary-output", SUMMARY_PATH,
 )  # fmt: skip
 REPORT_COMMAND = (
@@ -66,8 +90,8 @@ REPORT_COMMAND = (
     "--duration", "{{workflow.duration}}",
 )  # fmt: skip
 
-# act runs after decide whatever decide's children did; Skipped is an empty fan-out.
-ACT_DEPENDS = "decide.Succeeded || decide.Failed || decide.Errored || decide.Skipped"
+# tally runs after the branches whatever they did; Skipped is an empty fan-out.
+TALLY_DEPENDS = "settle.Succeeded || settle.Failed || settle.Errored || settle.Skipped"
 TRANSIENT_EXIT = "asInt(lastRetry.exitCode) == 75"  # jobs.reconcile.steps.EX_TEMPFAIL
 EMPTY_LIST = "[]"
 EMPTY_OBJECT = "{}"
@@ -78,12 +102,13 @@ def build_cron_workflow(
     rule: PRReconciliationRule, schedule: Schedule, options: CompileOptions
 ) -> dict[str, Any]:
     """The CronWorkflow document for ``rule``, run on ``schedule``."""
-    fetch, decide, act, report = _steps(rule, options)
+    fetch, decide, act, tally, report = _steps(rule, options)
+    branch = _branch(rule, options, decide, act)
     reconcile = DAG(
         name=ENTRYPOINT,
         parallelism=options.parallelism,
-        fail_fast=False,  # one failed decide must neither stop the others nor act
-        tasks=_tasks(fetch, decide, act),
+        fail_fast=False,  # one failed branch must neither stop the others nor the tally
+        tasks=_tasks(fetch, branch, tally),
     )
     cron = CronWorkflow(
         name=conventions.object_name(rule),
@@ -99,7 +124,7 @@ def build_cron_workflow(
         cron_suspend=rule.spec.suspend,
         entrypoint=ENTRYPOINT,
         on_exit=EXIT_HANDLER,
-        templates=[reconcile, fetch, decide, act, report],
+        templates=[reconcile, fetch, branch, decide, act, tally, report],
         **_workflow_spec(rule, options),
     )
     model = cron.build()
@@ -116,57 +141,135 @@ def _annotations(rule: PRReconciliationRule, schedule: Schedule | None) -> dict[
 
 
 def _workflow_spec(rule: PRReconciliationRule, options: CompileOptions) -> dict[str, Any]:
-    """Workflow-level settings: identity, security, clean-up, deadline, the /tmp volume."""
+    """Workflow-level settings: identity, security, clean-up, deadline, the /tmp volume, placement.
+
+    Succeeded pods are deleted ``pod_gc_delete_delay`` after they finish, not at once, so that
+    ``argo logs`` and the UI's logs still show a finished run's decisions for that long.
+    """
     return {
         "service_account_name": options.service_account,
         "security_context": m.PodSecurityContext.model_validate(
             conventions.pod_security_context(options)
         ),
         "pod_metadata": m.Metadata(labels=conventions.rule_labels(rule)),
-        "pod_gc": m.PodGC(strategy="OnPodSuccess"),
+        "pod_gc": m.PodGC(
+            strategy="OnPodSuccess", delete_delay_duration=options.pod_gc_delete_delay
+        ),
         "ttl_strategy": m.TTLStrategy(
             seconds_after_success=options.ttl_seconds_after_success,
             seconds_after_failure=options.ttl_seconds_after_failure,
         ),
         "active_deadline_seconds": options.active_deadline_seconds,
         "volumes": [m.Volume.model_validate(conventions.tmp_volume(options))],
+        **_placement(options),
     }
 
 
-def _tasks(fetch: Container, decide: Container, act: Container) -> list[Task | m.DAGTask]:
+def _placement(options: CompileOptions) -> dict[str, Any]:
+    """Image pull secrets, node selector, tolerations and affinity of every pod, when set."""
+    placement = conventions.pod_placement(options)
+    models: dict[str, Any] = {
+        "image_pull_secrets": [
+            m.LocalObjectReference.model_validate(ref)
+            for ref in placement.get("imagePullSecrets", [])
+        ],
+        "node_selector": placement.get("nodeSelector"),
+        "tolerations": [m.Toleration.model_validate(t) for t in placement.get("tolerations", [])],
+        "affinity": m.Affinity.model_validate(placement["affinity"])
+        if "affinity" in placement
+        else None,
+    }
+    return {key: value for key, value in models.items() if value}
+
+
+def fetch_command(rule: PRReconciliationRule, options: CompileOptions) -> tuple[str, ...]:
+    """Fetch's command line: where the memo is, how old an entry may be, how many to decide."""
+    limit = min(rule.spec.maxPullRequests, options.max_decisions_per_run)
+    return (
+        *FETCH_COMMAND,
+        "--limit", str(limit),
+        "--memo", conventions.memo_config_map(rule),
+        "--memo-max-age", options.memo_max_age,
+    )  # fmt: skip
+
+
+def _tasks(fetch: Container, branch: DAG, tally: Container) -> list[Task | m.DAGTask]:
     return [
         Task(name="fetch", template=fetch),
         Task(
-            name="decide",
-            template=decide,
+            name="settle",
+            template=branch,
             depends="fetch",
             with_param="{{tasks.fetch.outputs.parameters.prs}}",
             arguments=[
                 Parameter(name="pr", value="{{item}}"),
                 Parameter(name="key", value="{{item.key}}"),
+                Parameter(name="shard", value="{{item.shard}}"),
             ],
         ),
         Task(
-            name="act",
-            template=act,
-            depends=ACT_DEPENDS,
+            name="tally",
+            template=tally,
+            depends=TALLY_DEPENDS,
             arguments=[
-                Parameter(name="decisions", value="{{tasks.decide.outputs.parameters.decision}}")
+                Parameter(
+                    name="outcomes", value=f"{{{{tasks.settle.outputs.parameters.{OUTCOME}}}}}"
+                ),
+                Parameter(name="counts", value="{{tasks.fetch.outputs.parameters.counts}}"),
             ],
         ),
     ]
 
 
+def _branch(
+    rule: PRReconciliationRule, options: CompileOptions, decide: Container, act: Container
+) -> DAG:
+    """One PR's branch, decide then act, memoized as a whole in its key's shard of the memo."""
+    cache = f"{conventions.memo_config_map(rule)}-{{{{inputs.parameters.shard}}}}"
+    return DAG(
+        name=BRANCH,
+        inputs=[Parameter(name="pr"), Parameter(name="key"), Parameter(name="shard")],
+        outputs=[
+            Parameter(
+                name=OUTCOME,
+                value_from=m.ValueFrom(parameter=f"{{{{tasks.act.outputs.parameters.{OUTCOME}}}}}"),
+            )
+        ],
+        memoize=m.Memoize(
+            key="{{inputs.parameters.key}}",
+            max_age=options.memo_max_age,
+            cache=m.Cache(config_map=m.LocalObjectReference(name=cache)),
+        ),
+        fail_fast=False,
+        tasks=[
+            Task(
+                name="decide",
+                template=decide,
+                arguments=[Parameter(name="pr", value="{{inputs.parameters.pr}}")],
+            ),
+            Task(
+                name="act",
+                template=act,
+                depends="decide",
+                arguments=[
+                    Parameter(name="decision", value="{{tasks.decide.outputs.parameters.decision}}")
+                ],
+            ),
+        ],
+    )
+
+
 def _steps(
     rule: PRReconciliationRule, options: CompileOptions
-) -> tuple[Container, Container, Container, Container]:
+) -> tuple[Container, Container, Container, Container, Container]:
     fetch = _container(
         "fetch",
-        FETCH_COMMAND,
+        fetch_command(rule, options),
         rule,
         options,
         tokens=(GITHUB_TOKEN_ENV,),
-        outputs=[_output("prs", PRS_PATH)],
+        outputs=[_output("prs", PRS_PATH), _output("counts", COUNTS_PATH, default=EMPTY_OBJECT)],
+        retry_strategy=_transient_retry(options),
     )
     decide = _container(
         "decide",
@@ -174,16 +277,8 @@ def _steps(
         rule,
         options,
         tokens=(GITHUB_TOKEN_ENV, AI_TOKEN_ENV),
-        inputs=[Parameter(name="pr"), Parameter(name="key")],
-        # The default is never aggregated in practice (the no-op item always succeeds).
+        inputs=[Parameter(name="pr")],
         outputs=[_output("decision", DECISION_PATH)],
-        memoize=m.Memoize(
-            key="{{inputs.parameters.key}}",
-            max_age=options.memo_max_age,
-            cache=m.Cache(
-                config_map=m.LocalObjectReference(name=conventions.memo_config_map(rule))
-            ),
-        ),
         retry_strategy=_transient_retry(options),
     )
     act = _container(
@@ -192,15 +287,28 @@ def _steps(
         rule,
         options,
         tokens=(GITHUB_TOKEN_ENV,),
-        inputs=[Parameter(name="decisions", default=EMPTY_LIST)],
+        inputs=[Parameter(name="decision")],
         outputs=[
             _output("results", RESULTS_PATH),
-            _output("summary", SUMMARY_PATH, global_name="summary", default=EMPTY_OBJECT),
+            _output(OUTCOME, OUTCOME_PATH, default=EMPTY_OBJECT),
         ],
         synchronization=_token_semaphore(options),
+        retry_strategy=_transient_retry(options),  # plans are idempotent: a retry redoes nothing
+    )
+    tally = _container(
+        "tally",
+        TALLY_COMMAND,
+        rule,
+        options,
+        tokens=(),
+        inputs=[
+            Parameter(name="outcomes", default=EMPTY_LIST),
+            Parameter(name="counts", default=EMPTY_OBJECT),
+        ],
+        outputs=[_output("summary", SUMMARY_PATH, global_name="summary", default=EMPTY_OBJECT)],
     )
     report = _container("report", REPORT_COMMAND, rule, options, tokens=())
-    return fetch, decide, act, report
+    return fetch, decide, act, tally, report
 
 
 def _container(
@@ -238,7 +346,7 @@ def _output(
 
 
 def _transient_retry(options: CompileOptions) -> RetryStrategy:
-    """Retry a decide pod only when it says the failure was transient (exit code 75)."""
+    """Retry a fetch, decide or act pod only when it says the failure was transient (exit 75)."""
     return RetryStrategy(
         limit=options.decide_retry_limit,
         retry_policy="OnFailure",

@@ -15,8 +15,11 @@ module repeats those rules for what the compiler emits:
   a declared ``globalName``, ``{{item}}`` appears only in fanned-out tasks, and
   ``{{workflow.status}}`` only in the exit handler; any other tag is unknown (a rule's
   ``{{pr.number}}`` leaking into the manifest is caught here);
+- a DAG template's outputs take ``valueFrom.parameter`` from one of its own tasks' declared
+  outputs (or its inputs);
 - memoization: a key whose template yields ``^[a-zA-Z0-9][-a-zA-Z0-9]*$``, a ``maxAge``
-  duration (required since Argo 4) and a cache ConfigMap name.
+  duration (required since Argo 4) and a cache ConfigMap name (which may use the template's
+  inputs, as its key does).
 
 Every function is pure and returns problems as ``"<path>: <what is wrong>"`` strings (empty when
 the document is clean); nothing here raises on a malformed document.
@@ -146,6 +149,7 @@ def _template_problems(template: Mapping[str, Any], where: str, workflow: _Workf
         inputs=_names(_mapping(template.get("inputs")).get("parameters")),
         outputs=_names(_mapping(template.get("outputs")).get("parameters")),
         in_exit_handler=name in workflow.exit_templates,
+        dag_outputs=_dag_task_outputs(template, workflow),
     )
     own_fields = {k: v for k, v in template.items() if k not in {"dag", "name"}}
     problems = [
@@ -167,9 +171,16 @@ class _TemplateScope:
     inputs: frozenset[str]
     outputs: frozenset[str]
     in_exit_handler: bool
+    dag_outputs: Mapping[str, frozenset[str]]
+    """A DAG template's own tasks and their outputs, which its ``outputs`` may name."""
 
     def problem(self, tag: str, workflow: _Workflow) -> str | None:
         """Why ``tag`` cannot resolve inside this template, or None."""
+        if tag.startswith("tasks.") and ".outputs.parameters." in tag:
+            task, _, output = tag.removeprefix("tasks.").partition(".outputs.parameters.")
+            if output in self.dag_outputs.get(task, frozenset()):
+                return None
+            return f"{{{{{tag}}}}}: no task {task!r} of this DAG declares that output"
         if tag.startswith("inputs.parameters."):
             name = tag.removeprefix("inputs.parameters.")
             return None if name in self.inputs else f"{{{{{tag}}}}}: no input parameter {name!r}"
@@ -181,6 +192,21 @@ class _TemplateScope:
         if tag.startswith("workflow."):
             return _workflow_tag_problem(tag, workflow, in_exit_handler=self.in_exit_handler)
         return f"{{{{{tag}}}}}: unknown reference; Argo cannot resolve it"
+
+
+def _dag_task_outputs(
+    template: Mapping[str, Any], workflow: _Workflow
+) -> dict[str, frozenset[str]]:
+    """For a DAG template, each task's declared outputs (what its own outputs may reference)."""
+    tasks = [_mapping(t) for t in _list(_mapping(template.get("dag")).get("tasks"))]
+    return {
+        str(task.get("name")): _names(
+            _mapping(workflow.templates.get(str(task.get("template")), {}).get("outputs")).get(
+                "parameters"
+            )
+        )
+        for task in tasks
+    }
 
 
 def _workflow_tag_problem(tag: str, workflow: _Workflow, *, in_exit_handler: bool) -> str | None:
@@ -213,7 +239,8 @@ def _memoize_problems(memoize: Mapping[str, Any], where: str) -> list[str]:
     if not isinstance(max_age, str) or not _GO_DURATION.match(max_age):
         problems.append(f"{where}.maxAge: {max_age!r} is not a duration such as '24h' (required)")
     cache_name = _mapping(_mapping(memoize.get("cache")).get("configMap")).get("name")
-    if not isinstance(cache_name, str) or not _SUBDOMAIN.match(cache_name):
+    yielded = _TAG.sub("x", cache_name) if isinstance(cache_name, str) else None
+    if yielded is None or not _SUBDOMAIN.match(yielded) or len(yielded) > 253:
         problems.append(f"{where}.cache.configMap.name: {cache_name!r} is not a ConfigMap name")
     return problems
 

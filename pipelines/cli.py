@@ -1,10 +1,15 @@
-"""The ``ai-operator`` console script: the reconciliation commands plus ``compile``.
+"""The ``ai-operator`` console script: the reconciliation commands, ``compile``, ``controller``.
 
-``compile`` is pure: rules in, manifests out, no cluster contacted.
+``compile`` is pure: rules in, manifests out, no cluster contacted. ``controller`` keeps the
+rules of a cluster compiled and applied (:mod:`pipelines.controller`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
+import sys
 from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
@@ -12,7 +17,9 @@ from typing import Annotated, Any
 
 import typer
 
-from jobs.cli import EXIT_CONFIG, app, fail
+from jobs.cli import EXIT_CONFIG, app, fail, run_app
+from jobs.config import ConfigError, Settings
+from jobs.log import configure_logging
 from jobs.rules.files import RuleFileError, load_rules
 
 
@@ -38,7 +45,15 @@ def compile_command(
         int | None, typer.Option("--parallelism", min=1, max=100, help="Decide pods at once.")
     ] = None,
     output: Annotated[
-        str, typer.Option("-o", "--output", help="A directory (one file per rule) or - for stdout.")
+        str,
+        typer.Option(
+            "-o",
+            "--output",
+            help=(
+                "- for stdout; a file ending in .yaml or .yml for every manifest in it; anything "
+                "else is a directory (created if missing) with one file per rule."
+            ),
+        ),
     ] = "-",
 ) -> None:
     """Compile rules into Argo CronWorkflows (or CronJobs), without a cluster."""
@@ -48,6 +63,14 @@ def compile_command(
         loaded = load_rules(files)
     except RuleFileError as exc:
         fail(str(exc))
+    if not loaded:
+        fail(f"no rule in {', '.join(map(str, files))}")
+    one_file = output != "-" and Path(output).suffix in (".yaml", ".yml")
+    one_file = one_file and not Path(output).is_dir()
+    if one_file and any(Path(output).resolve() == Path(str(f)).resolve() for f in files):
+        fail(f"-o {output} is a rule file given to compile: it would be overwritten")
+    if output != "-" and not one_file and Path(output).exists() and not Path(output).is_dir():
+        fail(f"-o {output}: not a directory (name a directory, a .yaml file or -)", EXIT_CONFIG)
     overrides: dict[str, Any] = {"image": image, "namespace": namespace, "parallelism": parallelism}
     try:
         options = CompileOptions(**{k: v for k, v in overrides.items() if v is not None})
@@ -60,9 +83,13 @@ def compile_command(
     if output == "-":
         typer.echo(to_yaml(manifests), nl=False)
         return
+    if one_file:
+        destination = Path(output)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        destination.write_text(to_yaml(manifests))
+        typer.echo(f"wrote {destination}", err=True)
+        return
     directory = Path(output)
-    if directory.exists() and not directory.is_dir():
-        fail(f"{output} is not a directory", EXIT_CONFIG)
     directory.mkdir(parents=True, exist_ok=True)
     for manifest in manifests:
         path = directory / f"{manifest.name}.{manifest.kind.lower()}.yaml"
@@ -70,6 +97,45 @@ def compile_command(
         typer.echo(f"wrote {path}", err=True)
 
 
+@app.command("controller")
+def controller_command(
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", help="The configuration file (the Helm chart writes it)."),
+    ] = None,
+) -> None:
+    """Keep every served rule compiled into its CronWorkflow (or CronJob), applied and reported."""
+    from pipelines.controller import ControllerConfig, run_controller  # noqa: PLC0415
+    from pipelines.controller.config import ControllerConfigError, load_config  # noqa: PLC0415
+    from pipelines.controller.kube import KubeError, load_connection  # noqa: PLC0415
+
+    try:
+        settings = Settings.from_env(os.environ)
+    except ConfigError as exc:
+        fail(str(exc))
+    configure_logging(settings.log_level, settings.log_format, secrets=settings.secrets())
+    try:
+        loaded = load_config(config) if config is not None else ControllerConfig()
+    except ControllerConfigError as exc:
+        fail(str(exc))
+    try:
+        connection = load_connection()
+    except KubeError as exc:
+        fail(str(exc))
+
+    async def serve() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await run_controller(loaded, connection, stop)
+
+    try:
+        asyncio.run(serve())
+    except OSError as exc:  # the health port is taken, or the like
+        fail(f"cannot serve: {exc}")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    """Entry point of the console script."""
-    app(args=list(argv) if argv is not None else None)
+    """Entry point of the console script (usage errors exit 64, see :func:`jobs.cli.run_app`)."""
+    sys.exit(run_app(app, argv))

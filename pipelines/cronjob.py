@@ -1,10 +1,17 @@
 """A rule as a Kubernetes ``batch/v1`` CronJob: one pod runs the whole pass.
 
-For clusters without Argo. The pod runs ``ai-operator run --rule-from-env --output json`` with
-the same conventions as the workflow's pods (labels, the rule in ``AI_OPERATOR_RULE``, tokens from
-the Secret, non-root, read-only root, ``/tmp`` emptyDir). A failed pod is retried only when it
-exited 75 (a transient failure), through the Job's ``podFailurePolicy``; any other failure fails
-the Job at once, and the next scheduled pass starts afresh.
+For clusters without Argo. The pod runs ``ai-operator run --rule-from-env --output json
+--no-cache`` with the same conventions as the workflow's pods (labels, the rule in
+``AI_OPERATOR_RULE``, tokens from the Secret, non-root, read-only root, ``/tmp`` emptyDir). A
+failed pod is retried only when it exited 75 (a transient failure), through the Job's
+``podFailurePolicy``; any other failure fails the Job at once, and the next scheduled pass starts
+afresh.
+
+The CronJob remembers no decision between passes: each pass is a new pod whose only writable
+place is its own emptyDir, gone with it, and keeping decisions elsewhere would need what this
+target does without (RBAC to write a ConfigMap, or a volume per rule). Every pass therefore asks
+the model about up to ``maxPullRequests`` PRs, the least recently updated first; the Argo target
+reuses decisions (its memo) and shares a capped run fairly.
 
 This module builds data only; it talks to no cluster.
 """
@@ -18,7 +25,7 @@ from jobs.rules.schedule import Schedule
 from pipelines import options as conventions
 from pipelines.options import AI_TOKEN_ENV, GITHUB_TOKEN_ENV, CompileOptions
 
-RUN_COMMAND = ("ai-operator", "run", "--rule-from-env", "--output", "json")
+RUN_COMMAND = ("ai-operator", "run", "--rule-from-env", "--output", "json", "--no-cache")
 CONTAINER = "run"
 TRANSIENT_EXIT_CODE = 75  # jobs.reconcile.steps.EX_TEMPFAIL
 
@@ -100,4 +107,5 @@ def _pod_spec(rule: PRReconciliationRule, options: CompileOptions) -> dict[str, 
         "securityContext": conventions.pod_security_context(options),
         "containers": [container],
         "volumes": [conventions.tmp_volume(options)],
+        **conventions.pod_placement(options),
     }

@@ -4,8 +4,9 @@
 limits); the functions below turn a rule and those options into the pieces both targets share:
 bounded resource names, labels and annotations, the environment (the rule travels base64-encoded
 in ``AI_OPERATOR_RULE``; tokens only as ``secretKeyRef``), security contexts, resources and the
-``/tmp`` volume. Everything is returned as Kubernetes-shaped dictionaries so that the Argo and the
-CronJob builders cannot drift apart.
+``/tmp`` volume, image pull secrets and placement (node selector, tolerations, affinity). Everything
+is returned as Kubernetes-shaped dictionaries so that the Argo and the CronJob builders cannot
+drift apart.
 
 Errors: :class:`CompileError` (options that cannot work, or a manifest that fails its own checks);
 it is for the operator running ``compile``, never retryable.
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -47,12 +48,31 @@ MAX_LABEL_VALUE = 63
 MAX_CONFIG_MAP_NAME = 63
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
+# Go's time.ParseDuration, which Argo uses for memoize.maxAge and podGC.deleteDelayDuration.
+_GO_DURATION = re.compile(r"^([0-9]+(\.[0-9]+)?(ns|us|\u00b5s|ms|s|m|h))+$")
 _NOT_NAME_CHAR = re.compile(r"[^a-z0-9-]+")
 _HASH_CHARS = 8
 
 
 class CompileError(Exception):
-    """Options that cannot work, or a compiled manifest that failed its checks; says which."""
+    """Options that cannot work, or a compiled manifest that failed its checks; says which.
+
+    ``problems`` lists ``(option, what is wrong)`` pairs when options are the cause.
+    """
+
+    def __init__(self, message: str, problems: Sequence[tuple[str, str]] = ()) -> None:
+        super().__init__(message)
+        self.problems = list(problems)
+
+
+@dataclass(frozen=True)
+class SecretKeyRef:
+    """Where a pod reads one token: a key of a Secret in the pod's namespace."""
+
+    name: str
+    key: str
 
 
 @dataclass(frozen=True)
@@ -64,8 +84,13 @@ class CompileOptions:
     namespace: str | None = None
     """Namespace of the compiled objects; default: the rule's namespace."""
     service_account: str = "ai-operator-workflow"
+    image_pull_secrets: tuple[str, ...] = ()
+    """Secrets the pods pull the image with."""
     secret_name: str = "ai-operator-secrets"  # noqa: S105 - a Secret's name
     """Secret with keys ``github-token`` and ``ai-token``."""
+    secret_keys: Mapping[str, SecretKeyRef] = field(default_factory=dict, hash=False)
+    """Per token variable (``GITHUB_TOKEN``, ``AI_TOKEN``), another Secret or key to read it from;
+    a token not named here is read from ``secret_name`` under its usual key."""
     config_map: str | None = "ai-operator-config"
     """Optional ConfigMap loaded with ``envFrom`` (GITHUB_GRAPHQL_URL, AI_ENDPOINT, ...)."""
     parallelism: int = 5
@@ -73,6 +98,14 @@ class CompileOptions:
     token_semaphore: str | None = "ai-operator-sync/github-token"  # noqa: S105 - a key name
     """``configmap/key`` of an Argo semaphore shared by rules acting with the same GitHub token."""
     memo_max_age: str = "24h"
+    """How long Argo replays a pull request's memoized decision while its facts stay the same."""
+    max_decisions_per_run: int = 200
+    """Argo: pull requests one run decides, at most (the rule's ``maxPullRequests`` if lower); the
+    rest wait for the next runs, least recently decided first. A run's Workflow object, which Argo
+    caps at 1 MiB (compressed), must hold every decision it makes (docs/benchmarks.md)."""
+    pod_gc_delete_delay: str | None = "10m"
+    """Argo: how long a succeeded pod is kept, so that ``argo logs`` still shows a finished run;
+    None deletes it at once."""
     timezone: str | None = None
     """Timezone of rules that name none (default: the controller's, usually UTC)."""
     starting_deadline_seconds: int = 60
@@ -90,13 +123,22 @@ class CompileOptions:
     memory_request: str = "128Mi"
     cpu_limit: str | None = None
     memory_limit: str | None = "512Mi"
+    resources: Mapping[str, Mapping[str, str]] | None = field(default=None, hash=False)
+    """The containers' whole ``requests``/``limits``; None: from the four fields above."""
+    node_selector: Mapping[str, str] = field(default_factory=dict, hash=False)
+    tolerations: tuple[Mapping[str, Any], ...] = field(default=(), hash=False)
+    affinity: Mapping[str, Any] = field(default_factory=dict, hash=False)
     tmp_size_limit: str = "64Mi"
     run_as_user: int = 65532
 
     def __post_init__(self) -> None:
         problems = _option_problems(self)
         if problems:
-            raise CompileError("invalid compile options: " + "; ".join(problems))
+            raise CompileError(
+                "invalid compile options: "
+                + "; ".join(f"{name} {problem}" for name, problem in problems),
+                problems,
+            )
 
     @property
     def semaphore_ref(self) -> tuple[str, str] | None:
@@ -106,19 +148,29 @@ class CompileOptions:
         name, _, key = self.token_semaphore.partition("/")
         return name, key
 
+    def token_ref(self, token: str) -> SecretKeyRef:
+        """The Secret and key a pod reads the variable ``token`` from."""
+        return self.secret_keys.get(token) or SecretKeyRef(
+            self.secret_name, TOKEN_SECRET_KEYS[token]
+        )
 
-def _option_problems(options: CompileOptions) -> list[str]:
-    problems = [
-        f"{name} must be positive, not {value}"
+
+def _option_problems(options: CompileOptions) -> list[tuple[str, str]]:
+    problems: list[tuple[str, str]] = []
+    if not options.image.strip() or any(char.isspace() for char in options.image):
+        problems.append(("image", f"must name a container image, not {options.image!r}"))
+    problems += [
+        (name, f"must be positive, not {value}")
         for name, value in (
             ("parallelism", options.parallelism),
+            ("max_decisions_per_run", options.max_decisions_per_run),
             ("active_deadline_seconds", options.active_deadline_seconds),
             ("starting_deadline_seconds", options.starting_deadline_seconds),
         )
         if value < 1
     ]
     problems += [
-        f"{name} must not be negative, not {value}"
+        (name, f"must not be negative, not {value}")
         for name, value in (
             ("successful_history_limit", options.successful_history_limit),
             ("failed_history_limit", options.failed_history_limit),
@@ -131,10 +183,40 @@ def _option_problems(options: CompileOptions) -> list[str]:
     ]
     if options.token_semaphore is not None:
         name, slash, key = options.token_semaphore.partition("/")
-        if not (slash and _DNS_LABEL.match(name) and re.fullmatch(r"[-._a-zA-Z0-9]+", key)):
+        if not (slash and _DNS_LABEL.match(name) and _SECRET_KEY.match(key)):
             problems.append(
-                f"token_semaphore must be 'configmap/key', not {options.token_semaphore!r}"
+                ("token_semaphore", f"must be 'configmap/key', not {options.token_semaphore!r}")
             )
+    problems += _pod_option_problems(options)
+    return problems
+
+
+def _pod_option_problems(options: CompileOptions) -> list[tuple[str, str]]:
+    problems: list[tuple[str, str]] = [
+        ("image_pull_secrets", f"must hold Secret names, not {name!r}")
+        for name in options.image_pull_secrets
+        if not _DNS_SUBDOMAIN.match(name)
+    ]
+    for token, ref in sorted(options.secret_keys.items()):
+        if token not in TOKEN_SECRET_KEYS:
+            known = ", ".join(sorted(TOKEN_SECRET_KEYS))
+            problems.append(("secret_keys", f"names {token!r}; the tokens are {known}"))
+        elif not (_DNS_SUBDOMAIN.match(ref.name) and _SECRET_KEY.match(ref.key)):
+            where = f"{ref.name!r}/{ref.key!r}"
+            problems.append(("secret_keys", f"{token} must name a Secret and a key, not {where}"))
+    problems += [
+        (name, f"must be a duration such as 10m or 24h, not {value!r}")
+        for name, value in (
+            ("memo_max_age", options.memo_max_age),
+            ("pod_gc_delete_delay", options.pod_gc_delete_delay),
+            ("retry_backoff", options.retry_backoff),
+            ("retry_backoff_max", options.retry_backoff_max),
+        )
+        if value is not None and not _GO_DURATION.match(value)
+    ]
+    if options.resources is not None and not set(options.resources) <= {"requests", "limits"}:
+        unknown = sorted(set(options.resources) - {"requests", "limits"})
+        problems.append(("resources", f"may hold requests and limits only, not {unknown}"))
     return problems
 
 
@@ -174,13 +256,24 @@ def object_name(rule: PRReconciliationRule) -> str:
 
 
 def memo_config_map(rule: PRReconciliationRule) -> str:
-    """The ConfigMap that caches a rule's decisions."""
-    return bounded_name(rule.metadata.name, MAX_CONFIG_MAP_NAME, prefix=f"{APP_NAME}-memo-")
+    """The prefix of the ConfigMaps that cache a rule's decisions, one per shard (``-0``..``-f``).
+
+    Argo keeps a memo cache in one ConfigMap (at most 1 MiB); sharding by the key's first hex
+    digit keeps each of the sixteen far below that (docs/benchmarks.md).
+    """
+    shard_suffix = 2  # "-" and one hex digit
+    return bounded_name(
+        rule.metadata.name, MAX_CONFIG_MAP_NAME - shard_suffix, prefix=f"{APP_NAME}-memo-"
+    )
 
 
 def label_value(rule: PRReconciliationRule) -> str:
     """The rule's name as a label value (which allows at most 63 characters)."""
-    name = rule.metadata.name
+    return rule_label_value(rule.metadata.name)
+
+
+def rule_label_value(name: str) -> str:
+    """The value of :data:`RULE_LABEL` for the rule named ``name``."""
     return name if len(name) <= MAX_LABEL_VALUE else bounded_name(name, MAX_LABEL_VALUE)
 
 
@@ -222,14 +315,10 @@ def environment(
         {"name": RULE_ENV, "value": encode_rule(rule)},
         {"name": "LOG_FORMAT", "value": "json"},
     ]
+    refs = {token: options.token_ref(token) for token in tokens}
     env += [
-        {
-            "name": token,
-            "valueFrom": {
-                "secretKeyRef": {"name": options.secret_name, "key": TOKEN_SECRET_KEYS[token]}
-            },
-        }
-        for token in tokens
+        {"name": token, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}}
+        for token, ref in refs.items()
     ]
     return env
 
@@ -265,6 +354,8 @@ def container_security_context() -> dict[str, Any]:
 
 def resources(options: CompileOptions) -> dict[str, dict[str, str]]:
     """The container's requests and limits."""
+    if options.resources is not None:
+        return {kind: dict(values) for kind, values in options.resources.items() if values}
     limits = {
         key: value
         for key, value in (("cpu", options.cpu_limit), ("memory", options.memory_limit))
@@ -282,3 +373,18 @@ def tmp_volume(options: CompileOptions) -> dict[str, Any]:
 def tmp_mount() -> dict[str, str]:
     """Where :func:`tmp_volume` is mounted."""
     return {"name": TMP_VOLUME, "mountPath": TMP_PATH}
+
+
+def pod_placement(options: CompileOptions) -> dict[str, Any]:
+    """Image pull secrets, node selector, tolerations and affinity of every pod, when set.
+
+    Keys are the pod spec's (``imagePullSecrets``, ``nodeSelector``, ``tolerations``,
+    ``affinity``); unset ones are left out, so the default adds nothing.
+    """
+    placement: dict[str, Any] = {
+        "imagePullSecrets": [{"name": name} for name in options.image_pull_secrets],
+        "nodeSelector": dict(options.node_selector),
+        "tolerations": [dict(toleration) for toleration in options.tolerations],
+        "affinity": dict(options.affinity),
+    }
+    return {key: value for key, value in placement.items() if value}

@@ -12,17 +12,22 @@ or variable, for anything else it meets; it never guesses.
   ``templates``, ``volumes`` (``emptyDir`` only), ``parallelism``, ``activeDeadlineSeconds``,
   ``synchronization``; accepted without effect: ``podGC``, ``podMetadata``, ``securityContext``,
   ``serviceAccountName``, ``ttlStrategy``. CronWorkflow scheduling fields have no effect on a run.
-- DAG templates: ``tasks`` with ``template``, ``arguments.parameters`` (``name``/``value``),
+- DAG templates: ``tasks`` calling a container or another DAG template, ``arguments.parameters``
+  (``name``/``value``),
   ``depends`` (``X``, ``X.Succeeded|Failed|Errored|Skipped|Omitted|Daemoned|AnySucceeded|AllFailed``,
   ``&&``, ``||``, ``!``, parentheses) or ``dependencies``, ``withParam``; ``parallelism``;
   ``failFast`` must be ``false`` (the stop-scheduling rule of ``failFast: true`` is not modelled).
+  A DAG template called by a task may have ``inputs.parameters``, ``outputs.parameters``
+  (``valueFrom.parameter``/``default``, from any of its tasks: ``getTemplateOutputsFromScope``)
+  and ``memoize``; its tasks' nodes are named ``<its node>.<task>``.
 - Container templates: ``command`` (+ ``args``), ``env`` (``value``, ``valueFrom.secretKeyRef``),
   ``envFrom`` ConfigMap refs, ``volumeMounts`` of ``emptyDir`` volumes, ``inputs.parameters``
   (``default``), ``outputs.parameters`` (``valueFrom.path``/``default``, ``globalName``),
-  ``memoize``, ``retryStrategy``, ``synchronization``; accepted without effect: ``image``,
+  ``memoize``, ``retryStrategy``, ``synchronization`` (semaphores and mutexes held around the
+  pod; a semaphore's limit comes from ``semaphore_limits``, else 1); accepted without effect: ``image``,
   ``imagePullPolicy``, ``resources``, ``securityContext``, ``metadata``.
 - Variables: ``inputs.parameters.X``, ``tasks.T.outputs.parameters.P``, ``item``, ``item.KEY``,
-  ``workflow.name``, ``workflow.status``, ``workflow.failures`` and ``workflow.duration`` (exit
+  ``workflow.name``, ``workflow.namespace``, ``workflow.status``, ``workflow.failures`` and ``workflow.duration`` (exit
   handler only),
   ``workflow.outputs.parameters.G``.
 
@@ -39,6 +44,12 @@ same pass), but a later stage scans what an earlier one put in, as Argo does:
 3. The pod's template (``SubstituteParams``): globals over the whole template, the inputs' values
    included, then ``inputs.parameters.*``. Unknown tags stay as literal text.
 
+Memoization keeps Argo's ConfigMaps (:class:`MemoCache`): per ConfigMap (its name may use the
+template's inputs), per key, Argo's entry ``{"nodeID", "outputs", "creationTimestamp",
+"lastHitTimestamp"}``; a hit younger than ``maxAge`` replays the outputs (and renews
+``lastHitTimestamp``); a save that would take a ConfigMap's data past 1 MiB errors the node, as
+the API server's refusal does.
+
 A fan-out's output, referenced later, aggregates the succeeded children only, in item order
 (``processAggregateNodeOutputs``): a JSON list of the values when each is a JSON object or list,
 else a JSON list of strings, re-marshalled as Go does (keys sorted, ``<>&`` escaped).
@@ -46,7 +57,12 @@ else a JSON list of strings, re-marshalled as Go does (keys sorted, ``<>&`` esca
 Where a local run must differ from a cluster, on purpose:
 
 - A pod is ``command + args`` run as a subprocess; a first element ``ai-operator`` becomes
-  ``command_prefix``. Its environment is ``env`` (standing for the ``envFrom`` ConfigMap) plus the
+  ``command_prefix``. With ``pods=ForkedPods()``, an ``ai-operator`` pod is instead a process
+  forked from one that imported the product once (the same command, environment and exit code,
+  a fraction of the start-up). An argument of 128 KiB or more fails the pod before it starts,
+  as Linux's ``execve`` does (E2BIG).
+- The Kubernetes API a pod's service account would reach is, for the memo ConfigMaps only, a
+  read-only server on loopback whose URL pods get as ``AI_OPERATOR_KUBERNETES_API``. Its environment is ``env`` (standing for the ``envFrom`` ConfigMap) plus the
   container's ``env``; a ``secretKeyRef`` is looked up in ``secrets[(name, key)]``.
 - Each ``emptyDir`` mount gets a fresh temporary directory per pod. A ``command``/``args`` element
   that is the mount path or lies under it *as written in the template* (before substitution), and
@@ -64,23 +80,33 @@ A failing pod is no exception: it is a node's phase, as in Argo.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 SUCCEEDED, FAILED, ERROR, SKIPPED, OMITTED = "Succeeded", "Failed", "Error", "Skipped", "Omitted"
 FAILED_OR_ERROR = frozenset({FAILED, ERROR})
 POD_TIMEOUT_SECONDS = 300.0
 MEMO_KEY = re.compile(r"^[a-zA-Z0-9][-a-zA-Z0-9]*$")  # Argo's cacheKeyRegex
+MAX_ARG_STRLEN = 128 * 1024  # Linux: one argument or environment string, terminator included
+CONFIG_MAP_DATA_LIMIT = 1024 * 1024  # Kubernetes refuses a ConfigMap whose data exceeds 1 MiB
+KUBERNETES_API_VARIABLE = "AI_OPERATOR_KUBERNETES_API"
+CACHE_LABEL = ("workflows.argoproj.io/configmap-type", "Cache")
+_CONFIG_MAP_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _TAG = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)  # fasttemplate: "{{", then the next "}}"
 
 
@@ -100,11 +126,316 @@ class WorkflowStuck(InterpreterError):
     """Argo would wait forever: a reference can never resolve and no deadline ends the run."""
 
 
+class MemoCacheFull(InterpreterError):
+    """Saving an entry would take a memo ConfigMap's data past 1 MiB (Argo then errors the node)."""
+
+
+def _rfc3339(seconds: float) -> str:
+    """A ``metav1.Time`` as Go marshals it: UTC, whole seconds."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+
+
+def _seconds(rfc3339: str) -> float:
+    return datetime.fromisoformat(rfc3339.replace("Z", "+00:00")).timestamp()
+
+
 @dataclass
 class MemoCache:
-    """Stands for the memoization ConfigMaps: ``{configmap: {key: (saved_at, outputs)}}``."""
+    """Stands for the memoization ConfigMaps: ``config_maps[name][key]`` is Argo's entry JSON.
 
-    entries: dict[str, dict[str, tuple[float, dict[str, str]]]] = field(default_factory=dict)
+    An entry is Argo's ``cache.Entry``: ``{"nodeID", "outputs", "creationTimestamp",
+    "lastHitTimestamp"}``, ``outputs`` holding the template's output parameters (name, value,
+    valueFrom) and, for a pod, its ``exitCode``. Sizes measured here are what the cluster stores.
+    """
+
+    config_maps: dict[str, dict[str, str]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    @property
+    def entries(self) -> dict[str, dict[str, tuple[float, dict[str, str]]]]:
+        """A readable view: per ConfigMap, per key, (creation time, outputs by name)."""
+        with self.lock:
+            return {
+                name: {key: _readable(raw) for key, raw in data.items()}
+                for name, data in self.config_maps.items()
+            }
+
+    def data_bytes(self, name: str) -> int:
+        """The size of ConfigMap ``name``'s data (keys and values), which Kubernetes caps at 1 MiB."""
+        with self.lock:
+            data = self.config_maps.get(name, {})
+            return sum(len(key.encode()) + len(raw.encode()) for key, raw in data.items())
+
+    def load(self, name: str, key: str, max_age: float, now: float) -> dict[str, str] | None:
+        """The outputs saved under ``key`` when younger than ``max_age``; renews the hit time."""
+        with self.lock:
+            raw = self.config_maps.get(name, {}).get(key)
+            if raw is None:
+                return None
+            entry = json.loads(raw)
+            entry["lastHitTimestamp"] = _rfc3339(now)  # Argo renews it on every load
+            self.config_maps[name][key] = _go_json_struct(entry)
+        if now - _seconds(entry["creationTimestamp"]) > max_age:  # Argo: older than maxAge misses
+            return None
+        return {str(p["name"]): str(p.get("value", "")) for p in entry["outputs"]["parameters"]}
+
+    def save(
+        self,
+        name: str,
+        key: str,
+        node_id: str,
+        template: Mapping[str, Any],
+        node: NodeRun,
+        now: float,
+    ) -> None:
+        """Save ``node``'s outputs under ``key`` as Argo's ``configMapCache.Save`` does."""
+        parameters = []
+        for parameter in _parameters(template.get("outputs"), "outputs"):
+            if parameter["name"] in node.outputs:
+                saved = {"name": parameter["name"], "value": node.outputs[parameter["name"]]}
+                saved |= {k: parameter[k] for k in ("valueFrom", "globalName") if k in parameter}
+                parameters.append(saved)
+        outputs: dict[str, Any] = {"parameters": parameters}
+        if node.kind == "Pod":
+            outputs["exitCode"] = str(node.exit_code if node.exit_code is not None else 0)
+        entry = {
+            "nodeID": node_id,
+            "outputs": outputs,
+            "creationTimestamp": _rfc3339(now),
+            "lastHitTimestamp": _rfc3339(now),
+        }
+        raw = _go_json_struct(entry)
+        with self.lock:
+            data = dict(self.config_maps.get(name, {}))
+            data[key] = raw
+            size = sum(len(k.encode()) + len(v.encode()) for k, v in data.items())
+            if size > CONFIG_MAP_DATA_LIMIT:
+                raise MemoCacheFull(
+                    f"error creating cache entry: ConfigMap {name!r} is too long: "
+                    f"its data would be {size} bytes, over {CONFIG_MAP_DATA_LIMIT}"
+                )
+            self.config_maps[name] = data
+
+    @contextlib.contextmanager
+    def serve(self, namespace: str) -> Iterator[str]:
+        """A read-only Kubernetes API on loopback serving these ConfigMaps in ``namespace``."""
+        server = ThreadingHTTPServer(("127.0.0.1", 0), _config_map_handler(self, namespace))
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield f"http://127.0.0.1:{server.server_address[1]}"
+        finally:
+            server.shutdown()
+            server.server_close()
+            thread.join(timeout=5)
+
+
+def _readable(raw: str) -> tuple[float, dict[str, str]]:
+    entry = json.loads(raw)
+    outputs = {str(p["name"]): str(p.get("value", "")) for p in entry["outputs"]["parameters"]}
+    return _seconds(entry["creationTimestamp"]), outputs
+
+
+def _go_json_struct(value: object) -> str:
+    """Go's ``json.Marshal`` of a struct: fields in declaration order, compact, HTML escaped."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).translate(_GO_HTML_TABLE)
+
+
+def _config_map_handler(memo: MemoCache, namespace: str) -> type[BaseHTTPRequestHandler]:
+    prefix = f"/api/v1/namespaces/{namespace}/configmaps/"
+
+    class Handler(BaseHTTPRequestHandler):
+        disable_nagle_algorithm = True
+
+        def do_GET(self) -> None:
+            name = self.path.removeprefix(prefix) if self.path.startswith(prefix) else None
+            with memo.lock:
+                data = dict(memo.config_maps[name]) if name in memo.config_maps else None
+            if name is None or data is None:
+                self._reply(404, {"kind": "Status", "status": "Failure", "reason": "NotFound"})
+                return
+            label, value = CACHE_LABEL
+            metadata = {"name": name, "namespace": namespace, "labels": {label: value}}
+            document = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata}
+            self._reply(200, document | {"data": data})
+
+        def _reply(self, status: int, body: Mapping[str, Any]) -> None:
+            payload = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            """Quiet."""
+
+    return Handler
+
+
+class PodRunner(Protocol):
+    """Runs one pod's command: ``(exit code, stderr)``; raises FileNotFoundError, TimeoutExpired."""
+
+    runs_ai_operator: bool
+    """Whether it runs an ``ai-operator ...`` command itself (else it gets ``command_prefix``)."""
+
+    def __call__(
+        self, argv: Sequence[str], env: Mapping[str, str], cwd: str, timeout: float
+    ) -> tuple[int, str]:
+        """Run ``argv`` with exactly ``env`` in ``cwd``."""
+        ...
+
+
+class SubprocessPods:
+    """Each pod a subprocess: the most faithful, about two seconds of start-up per pod."""
+
+    runs_ai_operator = False
+
+    def __call__(
+        self, argv: Sequence[str], env: Mapping[str, str], cwd: str, timeout: float
+    ) -> tuple[int, str]:
+        """Run ``argv`` as a subprocess."""
+        process = subprocess.run(
+            list(argv),
+            env=dict(env),
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        return process.returncode, process.stderr
+
+
+class ForkedPods:
+    """Each ``ai-operator`` pod a process forked from a server that imported the product once.
+
+    The server (``python -m tests.argo_interpreter``) is one single-threaded process started
+    once; for each pod it forks a child that takes exactly the pod's environment, working
+    directory and arguments, runs the console script's ``main`` and leaves its exit code next to
+    its stderr (the pod's log). Forking from a clean server, not from the test process, leaves the
+    test's threads and state behind. Any other command runs as a subprocess. Use as a context
+    manager, or call :meth:`close`.
+    """
+
+    runs_ai_operator = True
+
+    def __init__(self) -> None:
+        self._server = subprocess.Popen(
+            [sys.executable, "-m", "tests.argo_interpreter", "--fork-server"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=Path(__file__).resolve().parents[1],
+        )
+        self._lock = threading.Lock()
+        if self._server.stdout is None or self._server.stdout.readline().strip() != "ready":
+            raise InterpreterError("the pod fork server did not start")
+
+    def __enter__(self) -> ForkedPods:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the server (its children are the pods that already ended)."""
+        for stream in (self._server.stdin, self._server.stdout):
+            if stream is not None:
+                stream.close()
+        self._server.wait(timeout=10)
+
+    def __call__(
+        self, argv: Sequence[str], env: Mapping[str, str], cwd: str, timeout: float
+    ) -> tuple[int, str]:
+        """Run ``ai-operator ARGS`` in a forked child, anything else as a subprocess."""
+        if not argv or argv[0] != "ai-operator":
+            return SubprocessPods()(argv, env, cwd, timeout)
+        request = json.dumps({"args": list(argv[1:]), "env": dict(env), "cwd": cwd})
+        with self._lock:
+            if self._server.stdin is None:
+                raise InterpreterError("the pod fork server is closed")
+            self._server.stdin.write(request + "\n")
+            self._server.stdin.flush()
+        done, deadline = Path(cwd) / ".pod-exit-code", time.monotonic() + timeout
+        while not done.exists():
+            if time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(list(argv), timeout)
+            time.sleep(0.005)
+        log = Path(cwd) / ".pod-stderr"
+        stderr = log.read_text(encoding="utf-8", errors="replace") if log.exists() else ""
+        return int(done.read_text()), stderr
+
+
+def _fork_server() -> None:
+    """The fork server's loop: one request per line on stdin, one forked pod each."""
+    _warm_up()
+    print("ready", flush=True)
+    for line in sys.stdin:
+        request = json.loads(line)
+        if os.fork() == 0:
+            _forked_pod(request["args"], request["env"], request["cwd"])
+        with contextlib.suppress(ChildProcessError):
+            while os.waitpid(-1, os.WNOHANG)[0]:
+                pass  # reap the pods that ended
+
+
+def _warm_up() -> None:
+    """Import the product and what its first use imports lazily (SDKs, typer), once, pre-fork."""
+    from pydantic import SecretStr
+
+    from jobs.clients.ai import make_decision_client
+    from jobs.config import AIConfig
+    from jobs.rules.model import AIProvider
+    from pipelines.cli import main
+
+    for provider in AIProvider:
+        config = AIConfig(provider, "http://127.0.0.1:9", "m", SecretStr("k"), None, 64, 1.0)
+        make_decision_client(config)
+    with (
+        open(os.devnull, "w") as quiet,
+        contextlib.redirect_stdout(quiet),
+        contextlib.suppress(SystemExit),
+    ):
+        main(["--help"])
+    # Typer rebuilds the same command tree from the functions' annotations on every call; build
+    # it once here (each pod still parses its own command line with it).
+    import typer.main
+
+    from jobs.cli import app
+
+    built, build = typer.main.get_command(app), typer.main.get_command
+    typer.main.get_command = lambda typer_instance: (
+        built if typer_instance is app else build(typer_instance)
+    )
+
+
+def _forked_pod(args: list[str], env: dict[str, str], cwd: str) -> None:
+    """The forked child: become the pod (environment, directory, stdio), run ``main``, exit."""
+    code = 1
+    try:
+        os.environ.clear()
+        os.environ.update(env)
+        os.chdir(cwd)
+        stderr = os.open(Path(cwd) / ".pod-stderr", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.dup2(stderr, 2)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+        os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+        from pipelines.cli import main
+
+        try:
+            main(args)
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        written = Path(cwd) / ".pod-exit-code.tmp"
+        written.write_text(str(code))
+        written.rename(Path(cwd) / ".pod-exit-code")
+        os._exit(code)
 
 
 @dataclass
@@ -165,21 +496,35 @@ def run_cron_workflow(
     now: float | None = None,
     command_prefix: Sequence[str] = (sys.executable, "-m", "pipelines"),
     workers: int = 4,
+    pods: PodRunner | None = None,
+    semaphore_limits: Mapping[tuple[str, str], int] | None = None,
 ) -> WorkflowRun:
-    """Run one scheduled run of the CronWorkflow ``document``; see the module docstring."""
+    """Run one scheduled run of the CronWorkflow ``document``; see the module docstring.
+
+    With ``memo``, pods can read its ConfigMaps through a read-only API (their
+    ``AI_OPERATOR_KUBERNETES_API``), as a service account allowed to ``get`` ConfigMaps can.
+    """
     spec = check_cron_workflow(document)
     name = f"{document['metadata']['name']}-{int(now if now is not None else time.time())}"
-    run = _Run(
-        spec,
-        name=name,
-        env=dict(env),
-        secrets=dict(secrets),
-        memo=memo,
-        now=now,
-        command_prefix=tuple(command_prefix),
-        workers=workers,
-    )
-    return run.execute()
+    namespace = str(document["metadata"].get("namespace") or "default")
+    with contextlib.ExitStack() as stack:
+        pod_env = dict(env)
+        if memo is not None:
+            pod_env[KUBERNETES_API_VARIABLE] = stack.enter_context(memo.serve(namespace))
+        run = _Run(
+            spec,
+            name=name,
+            namespace=namespace,
+            env=pod_env,
+            secrets=dict(secrets),
+            memo=memo,
+            now=now,
+            command_prefix=tuple(command_prefix),
+            workers=workers,
+            pods=pods or SubprocessPods(),
+            semaphore_limits=dict(semaphore_limits or {}),
+        )
+        return run.execute()
 
 
 # --- the document: every field is checked before anything runs ---------------------------------
@@ -258,7 +603,7 @@ def check_cron_workflow(document: Mapping[str, Any]) -> Mapping[str, Any]:
         where = f"templates[{name}]"
         _only(template, _TEMPLATE_KEYS, where)
         if "dag" in template:
-            _check_dag(template, templates, where, declared_globals)
+            _check_dag(template, templates, where, declared_globals, entry=name == entry)
         elif "container" in template:
             scope = _Scope(
                 inputs=frozenset(_names(template.get("inputs"), f"{where}.inputs")),
@@ -268,7 +613,26 @@ def check_cron_workflow(document: Mapping[str, Any]) -> Mapping[str, Any]:
             _check_container_template(template, mounts, where, scope)
         else:
             raise UnsupportedFeature(f"{where}: only dag and container templates are interpreted")
+    _check_no_recursion(templates)
     return spec
+
+
+def _check_no_recursion(templates: Mapping[str, Mapping[str, Any]]) -> None:
+    """DAG templates may call DAG templates, but never (through others) themselves."""
+    calls = {
+        name: {str(task.get("template")) for task in template["dag"].get("tasks", [])}
+        for name, template in templates.items()
+        if "dag" in template
+    }
+    for start, callees in calls.items():
+        pending, seen = list(callees), set()
+        while pending:
+            callee = pending.pop()
+            if callee == start:
+                raise UnsupportedFeature(f"templates[{start}] calls itself: recursion")
+            if callee not in seen:
+                seen.add(callee)
+                pending += calls.get(callee, set())
 
 
 def _templates(spec: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
@@ -299,30 +663,47 @@ def _check_dag(
     templates: Mapping[str, Mapping[str, Any]],
     where: str,
     declared_globals: set[str],
+    *,
+    entry: bool,
 ) -> None:
     dag = _only(template["dag"], {"tasks", "failFast"}, f"{where}.dag")
     if dag.get("failFast", True) is not False or template.get("failFast", False) is not False:
         raise UnsupportedFeature(f"{where}.dag.failFast: only failFast: false is interpreted")
-    for key in ("inputs", "outputs", "memoize", "retryStrategy"):
-        if key in template:
-            raise UnsupportedFeature(f"{where}.{key} on a DAG template is not interpreted")
+    if "retryStrategy" in template:
+        raise UnsupportedFeature(f"{where}.retryStrategy on a DAG template is not interpreted")
+    if entry and "inputs" in template:
+        raise UnsupportedFeature(f"{where}.inputs on the entrypoint (workflow arguments)")
+    inputs = frozenset(_names(template.get("inputs"), f"{where}.inputs"))
+    for parameter in _parameters(template.get("inputs"), f"{where}.inputs"):
+        _only(parameter, {"name", "default", "description"}, f"{where}.inputs.parameters")
+    if "memoize" in template:
+        _check_memoize(template["memoize"], f"{where}.memoize")
+        _check_variables(template["memoize"], _Scope(inputs=inputs), f"{where}.memoize")
     tasks = _dag_tasks(template)
     graph = _dependency_graph(tasks, where)
+    task_outputs = {
+        name: frozenset(_names(templates.get(str(task.get("template")), {}).get("outputs"), name))
+        for name, task in tasks.items()
+    }
+    for parameter in _parameters(template.get("outputs"), f"{where}.outputs"):
+        _only(parameter, {"name", "valueFrom", "globalName", "description"}, f"{where}.outputs")
+        found = _only(parameter.get("valueFrom"), {"parameter", "default"}, f"{where}.outputs")
+        if "parameter" not in found:
+            raise UnsupportedFeature(f"{where}.outputs: a DAG's output needs valueFrom.parameter")
+        scope = _Scope(inputs=inputs, tasks=task_outputs, declared_globals=frozenset())
+        _check_variables(found, scope, f"{where}.outputs")
     for name, task in tasks.items():
         task_where = f"{where}.tasks[{name}]"
         _only(task, _TASK_KEYS, task_where)
         target = templates.get(str(task.get("template")))
         if target is None:
             raise InvalidWorkflow(f"{task_where}.template {task.get('template')!r} does not exist")
-        if "container" not in target:
-            raise UnsupportedFeature(f"{task_where}: a task must call a container template")
+        if "container" not in target and "dag" not in target:
+            raise UnsupportedFeature(f"{task_where}: a task must call a container or DAG template")
         _check_arguments(task, target, task_where)
         ancestors = _ancestors(name, graph)
-        outputs = {
-            a: frozenset(_names(templates.get(str(tasks[a].get("template")), {}).get("outputs"), a))
-            for a in ancestors
-        }
-        scope = _Scope(tasks=outputs, declared_globals=frozenset(declared_globals))
+        outputs = {a: task_outputs[a] for a in ancestors}
+        scope = _Scope(inputs=inputs, tasks=outputs, declared_globals=frozenset(declared_globals))
         _check_variables(
             task.get("arguments", {}), scope.with_items("withParam" in task), task_where
         )
@@ -497,7 +878,7 @@ def _check_tag(tag: str, scope: _Scope, where: str) -> None:
     known = (
         (parts[:2] == ["inputs", "parameters"] and len(parts) == 3 and parts[2] in scope.inputs)
         or (parts[0] == "item" and len(parts) <= 2 and scope.items)
-        or tag == "workflow.name"
+        or tag in {"workflow.name", "workflow.namespace"}
         or (tag in _EXIT_HANDLER_GLOBALS and scope.exit_handler)
         or (
             parts[:3] == ["workflow", "outputs", "parameters"]
@@ -915,22 +1296,29 @@ class _Run:
         spec: Mapping[str, Any],
         *,
         name: str,
+        namespace: str,
         env: dict[str, str],
         secrets: dict[tuple[str, str], str],
         memo: MemoCache | None,
         now: float | None,
         command_prefix: tuple[str, ...],
         workers: int,
+        pods: PodRunner,
+        semaphore_limits: Mapping[tuple[str, str], int],
     ) -> None:
         self.spec = spec
         self.templates = _templates(spec)
         self.name = name
+        self.namespace = namespace
         self.env = env
         self.secrets = secrets
         self.memo = memo
         self.now = now
         self.command_prefix = command_prefix
         self.workers = workers
+        self.pods = pods
+        self.semaphore_limits = semaphore_limits
+        self.semaphores: dict[tuple[str, str], threading.Semaphore] = {}
         self.nodes: list[NodeRun] = []
         self.global_outputs: dict[str, str] = {}
         self.exit_globals: dict[str, str] = {}
@@ -942,7 +1330,7 @@ class _Run:
         return self.now if self.now is not None else time.time()
 
     def execute(self) -> WorkflowRun:
-        phase = self._run_dag(self.templates[str(self.spec["entrypoint"])])
+        phase, _ = self._run_dag(self.templates[str(self.spec["entrypoint"])], {}, "")
         message = ""
         if self.stuck is not None:
             deadline = self.spec.get("activeDeadlineSeconds")
@@ -965,19 +1353,26 @@ class _Run:
 
     # the DAG
 
-    def _run_dag(self, template: Mapping[str, Any]) -> str:
+    def _run_dag(
+        self, template: Mapping[str, Any], inputs: Mapping[str, str], prefix: str
+    ) -> tuple[str, dict[str, _TaskState]]:
+        """Run a DAG's tasks; ``prefix`` names its nodes (``settle(0:...).decide``)."""
         where = f"templates[{template['name']}]"
         tasks = _dag_tasks(template)
         graph = _dependency_graph(tasks, where)
         order = _topological_order(graph, where)
         states: dict[str, _TaskState] = {}
         for name in order:
+            if self.stuck is not None:
+                return FAILED, states
             try:
-                states[name] = self._run_task(tasks[name], graph, states, self._pool_size(template))
+                states[name] = self._run_task(
+                    tasks[name], graph, states, self._pool_size(template), inputs, prefix
+                )
             except _Stuck as exc:
-                self.stuck = f"task {name}: {exc}"
-                return FAILED
-        return _dag_phase(graph, order, states)
+                self.stuck = f"task {prefix + name}: {exc}"
+                return FAILED, states
+        return _dag_phase(graph, order, states), states
 
     def _pool_size(self, template: Mapping[str, Any]) -> int:
         sizes = [self.workers]
@@ -992,28 +1387,32 @@ class _Run:
         graph: Mapping[str, list[str]],
         states: Mapping[str, _TaskState],
         pool: int,
+        inputs: Mapping[str, str],
+        prefix: str,
     ) -> _TaskState:
         name, template = str(task["name"]), self.templates[str(task["template"])]
+        node_name = prefix + name
         expression = _task_depends(task, name)
         results = {parent: states[parent].results() for parent in graph[name]}
         if expression is not None and not _evaluate(expression, results):
-            return self._task_node(name, template, OMITTED, "omitted: depends condition not met")
+            return self._task_node(
+                node_name, template, OMITTED, "omitted: depends condition not met"
+            )
         scope = _task_scope(_ancestors(name, graph), states)
+        lookup = self._task_lookup(scope, inputs)
         try:
-            arguments = self._task_arguments(task, template, scope)
+            arguments = self._task_arguments(task, template, lookup)
             with_param = (
-                _substitute(_text(task["withParam"]), self._task_lookup(scope))
-                if "withParam" in task
-                else None
+                _substitute(_text(task["withParam"]), lookup) if "withParam" in task else None
             )
         except _Absent as exc:
             message = f"failed to resolve {{{{{exc.tag}}}}}: its task was skipped, no default"
-            return self._task_node(name, template, ERROR, message)
+            return self._task_node(node_name, template, ERROR, message)
         if with_param is None:
-            node = self._run_node(name, template, arguments)
+            node = self._run_node(node_name, template, arguments)
             self._record(node)
             return _TaskState(node.phase, template, node.outputs)
-        return self._fan_out(name, template, arguments, with_param, pool)
+        return self._fan_out(node_name, template, arguments, with_param, pool)
 
     def _task_node(
         self, name: str, template: Mapping[str, Any], phase: str, message: str
@@ -1023,7 +1422,10 @@ class _Run:
         return _TaskState(phase, template)
 
     def _task_arguments(
-        self, task: Mapping[str, Any], template: Mapping[str, Any], scope: Mapping[str, str | None]
+        self,
+        task: Mapping[str, Any],
+        template: Mapping[str, Any],
+        lookup: Callable[[str], str | None],
     ) -> dict[str, str]:
         """The arguments with task and workflow references resolved (item tags stay for later)."""
         defaulted = {
@@ -1033,7 +1435,7 @@ class _Run:
         for parameter in _parameters(task.get("arguments"), "arguments"):
             name, value = str(parameter["name"]), _text(parameter["value"])
             try:
-                arguments[name] = _substitute(value, self._task_lookup(scope))
+                arguments[name] = _substitute(value, lookup)
             except _Absent:
                 # Argo v4 drops an argument that is exactly one absent reference, so the
                 # consumer's input default applies; anywhere else the consumer fails.
@@ -1041,10 +1443,14 @@ class _Run:
                     raise
         return arguments
 
-    def _task_lookup(self, scope: Mapping[str, str | None]) -> Callable[[str], str | None]:
+    def _task_lookup(
+        self, scope: Mapping[str, str | None], inputs: Mapping[str, str]
+    ) -> Callable[[str], str | None]:
         def lookup(tag: str) -> str | None:
             if tag == "item" or tag.startswith("item."):
                 return None  # resolved when the task is expanded
+            if tag.startswith("inputs.parameters."):
+                return inputs[tag.removeprefix("inputs.parameters.")]  # checked: declared
             if tag.startswith("tasks."):
                 if tag not in scope:
                     raise _Stuck(f"{{{{{tag}}}}} can never resolve")
@@ -1111,6 +1517,8 @@ class _Run:
         def lookup(tag: str) -> str | None:
             if tag == "workflow.name":
                 return self.name
+            if tag == "workflow.namespace":
+                return self.namespace
             if tag.startswith("workflow.outputs.parameters."):
                 with self.lock:
                     return self.global_outputs.get(tag.removeprefix("workflow.outputs.parameters."))
@@ -1118,7 +1526,7 @@ class _Run:
 
         return lookup
 
-    # one node: inputs, memoization, retries
+    # one node: inputs, memoization, then a pod (with retries) or a nested DAG
 
     def _run_node(
         self,
@@ -1140,12 +1548,94 @@ class _Run:
             inputs[key] = _substitute(value, self._global_lookup(exit_handler=exit_handler))
         memoize = template.get("memoize")
         if memoize is None:
-            node = self._run_attempts(name, template, inputs, exit_handler)
+            node = self._run_body(name, template, inputs, exit_handler)
         else:
             node = self._run_memoized(name, template, inputs, exit_handler, memoize)
         if node.phase == SUCCEEDED:
             self._export(template, node)
         return node
+
+    def _run_body(
+        self, name: str, template: Mapping[str, Any], inputs: dict[str, str], exit_handler: bool
+    ) -> NodeRun:
+        with self._synchronized(template):
+            if "dag" in template:
+                return self._run_nested_dag(name, template, inputs)
+            return self._run_attempts(name, template, inputs, exit_handler)
+
+    @contextlib.contextmanager
+    def _synchronized(self, template: Mapping[str, Any]) -> Iterator[None]:
+        """Hold the template's semaphores (their limit: ``semaphore_limits``, else 1) and mutexes."""
+        held: list[threading.Semaphore] = []
+        try:
+            for lock in self._locks(template.get("synchronization") or {}):
+                lock.acquire()
+                held.append(lock)
+            yield
+        finally:
+            for lock in reversed(held):
+                lock.release()
+
+    def _locks(self, synchronization: Mapping[str, Any]) -> list[threading.Semaphore]:
+        names: list[tuple[str, str]] = []
+        for ref in [*synchronization.get("semaphores", []), synchronization.get("semaphore")]:
+            selector = (ref or {}).get("configMapKeyRef")
+            if selector:
+                names.append((str(selector["name"]), str(selector["key"])))
+        for mutex in [*synchronization.get("mutexes", []), synchronization.get("mutex")]:
+            if mutex:
+                names.append(("mutex", str(mutex["name"])))
+        with self.lock:
+            for found in names:
+                limit = 1 if found[0] == "mutex" else self.semaphore_limits.get(found, 1)
+                self.semaphores.setdefault(found, threading.Semaphore(limit))
+            return [self.semaphores[found] for found in sorted(set(names))]
+
+    def _run_nested_dag(
+        self, name: str, template: Mapping[str, Any], inputs: dict[str, str]
+    ) -> NodeRun:
+        """A task calling a DAG template: its tasks run as ``name.task``; then its outputs."""
+        template_name = str(template["name"])
+        phase, states = self._run_dag(template, inputs, f"{name}.")
+        if phase != SUCCEEDED:
+            message = "child failed" if phase in FAILED_OR_ERROR else ""
+            return NodeRun(name, template_name, phase, message=message, inputs=inputs, kind="DAG")
+        try:
+            outputs = self._dag_outputs(template, states, inputs)
+        except _Unresolved as exc:
+            message = f"unable to resolve outputs from scope: {exc}"
+            return NodeRun(name, template_name, ERROR, message=message, inputs=inputs, kind="DAG")
+        return NodeRun(name, template_name, SUCCEEDED, outputs, inputs=inputs, kind="DAG")
+
+    def _dag_outputs(
+        self,
+        template: Mapping[str, Any],
+        states: Mapping[str, _TaskState],
+        inputs: Mapping[str, str],
+    ) -> dict[str, str]:
+        """Argo's ``getTemplateOutputsFromScope``: each ``valueFrom.parameter`` from the DAG's
+        tasks (any of them) and inputs; an output that cannot resolve takes its default."""
+        scope = _task_scope(set(states), states)
+
+        def lookup(tag: str) -> str | None:
+            if tag.startswith("inputs.parameters."):
+                return inputs.get(tag.removeprefix("inputs.parameters."))
+            if tag.startswith("tasks."):
+                return scope.get(tag)
+            return self._global_lookup(exit_handler=False)(tag)
+
+        outputs = {}
+        for parameter in _parameters(template.get("outputs"), "outputs"):
+            value_from = parameter["valueFrom"]
+            try:
+                outputs[str(parameter["name"])] = _substitute(
+                    _text(value_from["parameter"]), _strict(lookup)
+                )
+            except _Unresolved:
+                if "default" not in value_from:
+                    raise
+                outputs[str(parameter["name"])] = _text(value_from["default"])
+        return outputs
 
     def _run_memoized(
         self,
@@ -1155,31 +1645,34 @@ class _Run:
         exit_handler: bool,
         memoize: Mapping[str, Any],
     ) -> NodeRun:
+        template_name = str(template["name"])
+        kind = "DAG" if "dag" in template else "Pod"
         key = self._pod_text(_text(memoize["key"]), inputs, exit_handler)
+        config_map = self._pod_text(
+            str(memoize["cache"]["configMap"]["name"]), inputs, exit_handler
+        )
+        problem = None
         if not MEMO_KEY.match(key):
-            message = f"invalid memoization key {key!r}: it must match {MEMO_KEY.pattern}"
-            return NodeRun(name, str(template["name"]), ERROR, message=message, inputs=inputs)
-        config_map = str(memoize["cache"]["configMap"]["name"])
-        cached = self._memo_load(config_map, key, parse_go_duration(str(memoize["maxAge"])))
+            problem = f"invalid memoization key {key!r}: it must match {MEMO_KEY.pattern}"
+        elif not (_CONFIG_MAP_NAME.match(config_map) and len(config_map) <= 253):
+            problem = f"memoization cache {config_map!r} is no valid ConfigMap name"
+        if problem:
+            return NodeRun(name, template_name, ERROR, message=problem, inputs=inputs, kind=kind)
+        max_age = parse_go_duration(str(memoize["maxAge"]))
+        cached = self.memo.load(config_map, key, max_age, self.clock()) if self.memo else None
         if cached is not None:
-            return NodeRun(name, str(template["name"]), SUCCEEDED, cached, True, inputs=inputs)
-        node = self._run_attempts(name, template, inputs, exit_handler)
+            return NodeRun(name, template_name, SUCCEEDED, cached, True, inputs=inputs, kind=kind)
+        node = self._run_body(name, template, inputs, exit_handler)
         if node.phase == SUCCEEDED and self.memo is not None:  # outputs are saved on success only
-            with self.lock:
-                self.memo.entries.setdefault(config_map, {})[key] = (
-                    self.clock(),
-                    dict(node.outputs),
-                )
+            try:
+                self.memo.save(config_map, key, self._node_id(name), template, node, self.clock())
+            except MemoCacheFull as exc:  # Argo: "Failed to save node outputs to cache"
+                node.phase, node.message = ERROR, str(exc)
         return node
 
-    def _memo_load(self, config_map: str, key: str, max_age: float) -> dict[str, str] | None:
-        if self.memo is None:
-            return None
-        with self.lock:
-            entry = self.memo.entries.get(config_map, {}).get(key)
-        if entry is None or self.clock() - entry[0] > max_age:  # Argo: older than maxAge misses
-            return None
-        return dict(entry[1])
+    def _node_id(self, name: str) -> str:
+        """A node ID shaped like Argo's: the workflow's name and a 10-digit hash of the node's."""
+        return f"{self.name}-{zlib.crc32(name.encode()) % 10**10:010d}"
 
     def _export(self, template: Mapping[str, Any], node: NodeRun) -> None:
         """Outputs with a ``globalName`` become ``workflow.outputs.parameters.*``."""
@@ -1232,29 +1725,25 @@ class _Run:
                 self._pod_text(_rewrite(_text(arg), mounts), inputs, exit_handler)
                 for arg in [*container["command"], *container.get("args", [])]
             ]
-            if argv[0] == "ai-operator":
+            if argv[0] == "ai-operator" and not self.pods.runs_ai_operator:
                 argv = [*self.command_prefix, *argv[1:]]
+            strings = [*argv, *(f"{k}={v}" for k, v in env.items())]
+            too_long = [
+                len(text.encode()) for text in strings if len(text.encode()) >= MAX_ARG_STRLEN
+            ]
+            if too_long:  # Linux refuses the exec: the container never starts
+                message = f"argument list too long: a string of {too_long[0]} bytes (E2BIG)"
+                return _PodResult(FAILED, message=message)
             try:
-                process = subprocess.run(
-                    argv,
-                    env=env,
-                    cwd=root,
-                    capture_output=True,
-                    text=True,
-                    timeout=POD_TIMEOUT_SECONDS,
-                    check=False,
-                )
+                code, stderr = self.pods(argv, env, root, POD_TIMEOUT_SECONDS)
             except FileNotFoundError:
                 return _PodResult(ERROR, message=f"executable {argv[0]!r} not found")
             except subprocess.TimeoutExpired:
                 return _PodResult(FAILED, message=f"killed after {POD_TIMEOUT_SECONDS} s")
-            outputs, problem = _read_outputs(template, mounts, process.returncode == 0)
-        code = process.returncode
+            outputs, problem = _read_outputs(template, mounts, code == 0)
         if code != 0:
-            return _PodResult(FAILED, outputs, code, process.stderr, f"Error (exit code {code})")
-        return _PodResult(
-            ERROR if problem else SUCCEEDED, outputs, code, process.stderr, problem or ""
-        )
+            return _PodResult(FAILED, outputs, code, stderr, f"Error (exit code {code})")
+        return _PodResult(ERROR if problem else SUCCEEDED, outputs, code, stderr, problem or "")
 
     def _pod_env(
         self, container: Mapping[str, Any], inputs: Mapping[str, str], exit_handler: bool
@@ -1401,3 +1890,7 @@ def _read_outputs(
             continue
         outputs[name] = text.removesuffix("\n")
     return outputs, None
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["--fork-server"]:
+    _fork_server()

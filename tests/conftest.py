@@ -7,6 +7,7 @@ import logging
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,12 +16,26 @@ from typing import Any
 import pytest
 import structlog
 
-from tests.fakes.github import FakeGitHub, GitHubWorld
-from tests.fakes.llm import FakeLLM
+from jobs.sandbox.github import FakeGitHub, GitHubWorld
+from jobs.sandbox.llm import FakeLLM
+from tests import services
 
 ROOT = Path(__file__).resolve().parents[1]
+_CACHES = tempfile.TemporaryDirectory(prefix="ai-operator-test-caches-")  # removed at exit
 GITHUB_TOKEN = "ghp-test-token-0123456789"
 AI_TOKEN = "sk-ant-test-token"
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Tests marked ``services`` skip where Prometheus' binaries are missing, except in CI."""
+    if item.get_closest_marker("services") is None:
+        return
+    reason = services.unavailable_reason()
+    if reason is None:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI must run every services test: {reason}")
+    pytest.skip(reason)
 
 
 @pytest.fixture
@@ -36,6 +51,10 @@ def restore_logging() -> Iterator[None]:
         if handler not in root.handlers:
             root.addHandler(handler)
     root.setLevel(level)
+    decisions = logging.getLogger("decision")  # jobs.log gives it a handler of its own
+    for handler in list(decisions.handlers):
+        decisions.removeHandler(handler)
+    decisions.propagate = True
     structlog.reset_defaults()
 
 
@@ -74,7 +93,11 @@ class CliResult:
 def cli_env(
     github: FakeGitHub, llm: FakeLLM, provider: str = "anthropic", **extra: str
 ) -> dict[str, str]:
-    """A clean environment pointing the product at the fakes (no variable of the host leaks in)."""
+    """A clean environment pointing the product at the fakes (no variable of the host leaks in).
+
+    Each environment has its own, empty cache directory: runs with the same environment share
+    their remembered decisions, as two runs on one machine do, and never see the host's.
+    """
     endpoint = llm.anthropic_url if provider == "anthropic" else llm.openai_url
     env = {
         "PATH": os.environ.get("PATH", ""),
@@ -88,17 +111,21 @@ def cli_env(
         "AI_PROVIDER": provider,
         "AI_MODEL": "claude-sonnet-5" if provider == "anthropic" else "gpt-4.1-mini",
         "LOG_FORMAT": "json",
+        "XDG_CACHE_HOME": tempfile.mkdtemp(dir=_CACHES.name),
     }
     env.update(extra)
     return env
 
 
-def run_cli(args: list[str], env: Mapping[str, str], timeout: float = 60) -> CliResult:
-    """Run ``ai-operator ARGS`` as a subprocess, as a user would."""
+def run_cli(
+    args: list[str], env: Mapping[str, str], timeout: float = 60, stdin: str | None = None
+) -> CliResult:
+    """Run ``ai-operator ARGS`` as a subprocess, as a user would (``stdin``: its input)."""
     proc = subprocess.run(
         [sys.executable, "-m", "pipelines", *args],
         env=dict(env),
         cwd=ROOT,
+        input=stdin,
         capture_output=True,
         text=True,
         timeout=timeout,

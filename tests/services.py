@@ -24,6 +24,8 @@ from typing import Any
 
 PUSHGATEWAY_BINARY = "prometheus-pushgateway"
 PROMETHEUS_BINARY = "prometheus"
+PROMTOOL_BINARY = "promtool"
+BINARIES = (PUSHGATEWAY_BINARY, PROMETHEUS_BINARY, PROMTOOL_BINARY)
 READY_DEADLINE_SECONDS = 20.0
 STOP_DEADLINE_SECONDS = 5.0
 
@@ -46,6 +48,19 @@ def find_binary(name: str) -> str:
     if path is None:
         raise ServiceError(f"{name} is not installed: run scripts/install-services")
     return path
+
+
+def missing_binaries() -> list[str]:
+    """The servers and tools of :data:`BINARIES` that are not on ``PATH``."""
+    return [name for name in BINARIES if shutil.which(name) is None]
+
+
+def unavailable_reason() -> str | None:
+    """Why tests that need the servers cannot run here, or None when they can."""
+    missing = missing_binaries()
+    if not missing:
+        return None
+    return f"{', '.join(missing)} not installed: run scripts/install-services"
 
 
 @contextmanager

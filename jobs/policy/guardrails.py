@@ -1,25 +1,33 @@
 """Hard safety rules applied after the AI, whatever it answered. Pure.
 
 Never broken:
-- no merge unless the PR is open, not a draft, mergeable, its checks passed, no change was
-  requested, and its head is the commit that was decided on;
+- nothing is done to a pull request that is no longer open, whose head is not the commit that
+  was decided on, or that no longer meets every condition of the rule's selector;
 - only the actions the rule allows can happen (``wait`` is always possible);
-- nothing is done to a pull request that is no longer open.
+- no merge unless the PR is not a draft, mergeable, GitHub's merge state lets it through, its
+  checks passed, no change was requested, and the repository allows the rule's merge method.
 
-A blocked action becomes ``escalate`` (or ``wait`` while checks are still running or GitHub is
-still computing mergeability), and ``wait`` when the rule does not allow escalation. The name of
-the guardrail that changed the action is kept with the decision.
+Checks are read as GitHub's merge gate reads them: of several runs of one check, the latest
+counts; a head on which no check actually ran (none at all, or each skipped or neutral) has not
+passed unless the rule allows merging without checks.
+
+A blocked action becomes ``escalate``, or ``wait`` when waiting may clear the block (checks or
+required checks still running, mergeability or merge state being computed, the branch behind its
+base) and when the rule does not allow escalation. The name of the guardrail that changed the
+action is kept with the decision.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from jobs.policy.snapshot import CiStatus, Mergeable, PullRequestSnapshot, PullRequestState
+from jobs.policy.selection import selection_problems
+from jobs.policy.snapshot import Check, CiStatus, Mergeable, PullRequestSnapshot, PullRequestState
 from jobs.rules.model import Action, RuleSpec
 
 PASSING_CONCLUSIONS = frozenset({"SUCCESS", "NEUTRAL", "SKIPPED"})
-BLOCKING_MERGE_STATES = frozenset({"BLOCKED", "DIRTY", "DRAFT"})
+RAN_CONCLUSIONS = frozenset({"SUCCESS"})  # NEUTRAL and SKIPPED pass, but nothing was tested
 
 
 @dataclass(frozen=True)
@@ -39,17 +47,19 @@ class Guarded:
     block: Block | None = None
 
 
-def merge_blocks(pr: PullRequestSnapshot, decided_head: str) -> list[Block]:
+def merge_blocks(pr: PullRequestSnapshot, spec: RuleSpec, decided_head: str) -> list[Block]:
     """Every reason ``pr`` must not be merged now; empty when merging is safe."""
     checks = [
         _state_block(pr),
         _head_block(pr, decided_head),
         Block("draft", "the pull request is a draft") if pr.is_draft else None,
-        _checks_block(pr),
+        _checks_block(pr, spec),
         _mergeable_block(pr),
         Block("changes-requested", "a reviewer requested changes")
         if pr.changes_requested
         else None,
+        _merge_method_block(pr, spec),
+        _merge_state_block(pr),
     ]
     return [block for block in checks if block is not None]
 
@@ -58,22 +68,47 @@ def guard(pr: PullRequestSnapshot, spec: RuleSpec, wanted: Action, decided_head:
     """The action that may happen to ``pr`` when ``wanted`` was decided for ``decided_head``."""
     if wanted is Action.WAIT:
         return Guarded(Action.WAIT)
+    stale = _stale_blocks(pr, spec, decided_head)
+    if stale:
+        # Nothing is done to a PR that is closed, moved on, or left the rule; the next pass
+        # decides anew.
+        return Guarded(Action.WAIT, stale[0])
     if wanted not in spec.permitted_actions:
         block = Block("action-not-allowed", f"the rule does not allow {wanted.value}")
-        return Guarded(_blocked_action(spec, block), block)
-    stale = _stale_blocks(pr, decided_head)
-    if stale:
-        # Nothing is done to a closed PR or to a head nobody decided on; the next pass decides anew.
-        return Guarded(Action.WAIT, stale[0])
-    blocks = merge_blocks(pr, decided_head) if wanted is Action.MERGE else []
+        return Guarded(blocked_action(spec, block), block)
+    blocks = merge_blocks(pr, spec, decided_head) if wanted is Action.MERGE else []
     if not blocks:
         return Guarded(wanted)
     block = _most_telling(blocks)
-    return Guarded(_blocked_action(spec, block), block)
+    return Guarded(blocked_action(spec, block), block)
 
 
-def _stale_blocks(pr: PullRequestSnapshot, decided_head: str) -> list[Block]:
-    return [b for b in (_state_block(pr), _head_block(pr, decided_head)) if b is not None]
+def blocked_action(spec: RuleSpec, block: Block) -> Action:
+    """What a blocked action becomes: wait for a transient block, else escalate if allowed."""
+    if block.transient or Action.ESCALATE not in spec.permitted_actions:
+        return Action.WAIT
+    return Action.ESCALATE
+
+
+def latest_checks(checks: Iterable[Check]) -> list[Check]:
+    """One run per check name, the latest (a re-run supersedes the run before it)."""
+    latest: dict[str, tuple[int, Check]] = {}
+    for position, check in enumerate(checks):
+        kept = latest.get(check.name)
+        if kept is None or _newer(check, position, *kept):
+            latest[check.name] = (position, check)
+    return [check for _, check in sorted(latest.values(), key=lambda item: item[0])]
+
+
+def _newer(check: Check, position: int, kept_position: int, kept: Check) -> bool:
+    if check.started_at and kept.started_at and check.started_at != kept.started_at:
+        return check.started_at > kept.started_at
+    return position > kept_position
+
+
+def _stale_blocks(pr: PullRequestSnapshot, spec: RuleSpec, decided_head: str) -> list[Block]:
+    blocks = [_state_block(pr), _head_block(pr, decided_head), _selection_block(pr, spec)]
+    return [b for b in blocks if b is not None]
 
 
 def _state_block(pr: PullRequestSnapshot) -> Block | None:
@@ -92,14 +127,38 @@ def _head_block(pr: PullRequestSnapshot, decided_head: str) -> Block | None:
     )
 
 
-def _checks_block(pr: PullRequestSnapshot) -> Block | None:
-    if pr.ci_status is CiStatus.PENDING:
-        return Block("checks-pending", "checks are still running", transient=True)
-    if pr.ci_status is not CiStatus.SUCCESS:
-        return Block("checks-not-passed", f"checks are {pr.ci_status.value}")
-    failing = [c.name for c in pr.checks if c.conclusion not in PASSING_CONCLUSIONS]
+def _selection_block(pr: PullRequestSnapshot, spec: RuleSpec) -> Block | None:
+    problems = selection_problems(pr, spec.selector)
+    if not problems:
+        return None
+    reason = f"no longer covered by the rule: {'; '.join(problems)}"
+    return Block("not-covered", reason, transient=True)
+
+
+def _checks_block(pr: PullRequestSnapshot, spec: RuleSpec) -> Block | None:
+    checks = latest_checks(pr.checks)
+    pending = [c for c in checks if not c.completed]
+    if pending or pr.ci_status is CiStatus.PENDING:
+        names = f": {', '.join(sorted(c.name for c in pending))}" if pending else ""
+        return Block("checks-pending", f"checks are still running{names}", transient=True)
+    failing = [c.name for c in checks if c.conclusion not in PASSING_CONCLUSIONS]
     if failing:
         return Block("checks-not-passed", f"checks not passed: {', '.join(sorted(failing))}")
+    # GitHub's combined state still counts a failed run that a newer run of the same check
+    # superseded; any other failure it reports stands.
+    superseded = [
+        c for c in pr.checks if c not in checks and c.conclusion not in PASSING_CONCLUSIONS
+    ]
+    if pr.ci_status in {CiStatus.FAILURE, CiStatus.ERROR} and not superseded:
+        return Block("checks-not-passed", f"checks are {pr.ci_status.value}")
+    ran = [c for c in checks if c.conclusion in RAN_CONCLUSIONS]
+    if not ran and not spec.merge.allowWithoutChecks:
+        what = "no check reported" if not checks else "every check was skipped or neutral"
+        return Block(
+            "checks-not-passed",
+            f"no check ran on the head commit ({what}); set merge.allowWithoutChecks to merge such"
+            " pull requests",
+        )
     return None
 
 
@@ -108,18 +167,50 @@ def _mergeable_block(pr: PullRequestSnapshot) -> Block | None:
         return Block("mergeability-unknown", "GitHub is still computing mergeability", True)
     if pr.mergeable is not Mergeable.MERGEABLE:
         return Block("not-mergeable", "the pull request has merge conflicts")
-    if pr.merge_state_status in BLOCKING_MERGE_STATES:
-        return Block("merge-blocked", f"GitHub reports merge state {pr.merge_state_status}")
     return None
+
+
+def _merge_state_block(pr: PullRequestSnapshot) -> Block | None:
+    """GitHub's own merge gate (``mergeStateStatus``), as far as it blocks a merge."""
+    state = pr.merge_state_status
+    if state == "UNKNOWN":
+        return Block("merge-state-unknown", "GitHub is still computing the merge state", True)
+    if state == "BEHIND":
+        reason = "the branch is behind its base branch and must be updated before merging"
+        return Block("branch-behind", reason, transient=True)
+    if state == "BLOCKED":
+        return _blocked_state_block(pr)
+    if state in {"DIRTY", "DRAFT"}:
+        return Block("merge-blocked", f"GitHub reports merge state {state}")
+    return None
+
+
+def _blocked_state_block(pr: PullRequestSnapshot) -> Block:
+    # A required check that has not reported yet blocks the merge until it does: wait for it.
+    pending = [c for c in latest_checks(pr.checks) if not c.completed]
+    waiting = [c for c in pending if c.required is not False]
+    if waiting or pr.ci_status is CiStatus.PENDING:
+        names = f": {', '.join(sorted(c.name for c in waiting))}" if waiting else ""
+        reason = f"branch protection waits for required checks{names}"
+        return Block("required-checks-pending", reason, transient=True)
+    if pr.review_decision == "REVIEW_REQUIRED":
+        return Block("review-required", "branch protection requires an approving review")
+    return Block("merge-blocked", "GitHub reports merge state BLOCKED (branch protection)")
+
+
+def _merge_method_block(pr: PullRequestSnapshot, spec: RuleSpec) -> Block | None:
+    allowed = pr.merge_methods
+    if allowed is None or spec.mergeMethod in allowed:
+        return None
+    others = ", ".join(sorted(m.value for m in allowed)) or "none"
+    reason = (
+        f"the repository does not allow {spec.mergeMethod.value} merges (it allows {others}); "
+        "change the rule's mergeMethod"
+    )
+    return Block("merge-method-not-allowed", reason)
 
 
 def _most_telling(blocks: list[Block]) -> Block:
     """A permanent block outranks a transient one: escalate rather than wait forever."""
     permanent = [b for b in blocks if not b.transient]
     return (permanent or blocks)[0]
-
-
-def _blocked_action(spec: RuleSpec, block: Block) -> Action:
-    if block.transient or Action.ESCALATE not in spec.permitted_actions:
-        return Action.WAIT
-    return Action.ESCALATE

@@ -1,9 +1,13 @@
 """From a decision to a :class:`Plan`: the GitHub operations that carry it out. Pure.
 
-``plan`` re-checks a decision's action on the facts read just before acting and lists the
-operations it takes, leaving out what an earlier pass already did (a comment whose marker is
-there, a label already set): so a rerun changes nothing. Carrying a plan out is
-:mod:`jobs.reconcile.apply`'s job, and only its.
+``plan`` re-checks a decision's action on the facts read just before acting (every guardrail and
+every selector condition, :func:`jobs.policy.guardrails.guard`) and lists the operations it
+takes, leaving out what an earlier pass already did (a comment whose marker is there, a label
+already set): so a rerun changes nothing. People win over the rule: a pull request this rule
+closed and a person reopened is not closed again at the same head (it is escalated, or left
+waiting), and a label this rule added and a person removed is not added again at the same head.
+Carrying a plan out is :mod:`jobs.reconcile.apply`'s job, and only its;
+:func:`already_done` tells it whether an operation that answered an error took effect anyway.
 """
 
 from __future__ import annotations
@@ -11,9 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from jobs.policy.decision import Decision, escalation_labels
-from jobs.policy.guardrails import guard
+from jobs.policy.guardrails import Block, blocked_action, guard
 from jobs.policy.markers import make_marker, render_marker
-from jobs.policy.snapshot import PullRequestSnapshot
+from jobs.policy.snapshot import PullRequestSnapshot, PullRequestState
 from jobs.rules.model import Action, MergeMethod, PRReconciliationRule
 
 MAX_COMMENT_CHARS = 4000
@@ -74,9 +78,15 @@ def plan(rule: PRReconciliationRule, decision: Decision, fresh: PullRequestSnaps
     guarded = guard(fresh, rule.spec, decision.action, decision.head_oid)
     block = guarded.block
     action = guarded.action
+    if action is Action.CLOSE:
+        block = _reopened_block(rule, decision, fresh) or block
+        action = blocked_action(rule.spec, block) if block else action
     labels = decision.labels
     if action is Action.ESCALATE and not labels:
         labels = escalation_labels(rule.spec, ())
+    if action is Action.ESCALATE:
+        labels, kept_out = _labels_people_removed(rule, decision, fresh, labels)
+        block = block or kept_out
     guardrail_reason = block.reason if block else decision.guardrail_reason
     return Plan(
         decision=decision,
@@ -85,6 +95,59 @@ def plan(rule: PRReconciliationRule, decision: Decision, fresh: PullRequestSnaps
         guardrail=block.guardrail if block else decision.guardrail,
         guardrail_reason=guardrail_reason,
     )
+
+
+def already_done(operation: Operation, fresh: PullRequestSnapshot) -> bool:
+    """Whether ``fresh`` shows the effect of ``operation`` (say, after an answer that was lost)."""
+    match operation:
+        case Merge():
+            return fresh.state is PullRequestState.MERGED
+        case Close():
+            return fresh.state is PullRequestState.CLOSED
+        case Comment(marker=marker):
+            return marker in fresh.comment_markers
+        case AddLabels(names=names):
+            present = {label.casefold() for label in fresh.labels}
+            return all(name.casefold() in present for name in names)
+
+
+def _done_here(rule: PRReconciliationRule, action: Action, decision: Decision) -> str:
+    """The marker of this rule's comment for ``action`` at the decided head."""
+    return make_marker(rule.qualified_name, action.value, decision.head_oid)
+
+
+def _reopened_block(
+    rule: PRReconciliationRule, decision: Decision, fresh: PullRequestSnapshot
+) -> Block | None:
+    """A person reopened what this rule closed at this head: not closed again."""
+    closed_here = _done_here(rule, Action.CLOSE, decision) in fresh.comment_markers
+    if fresh.reopened_by is None or not closed_here:
+        return None
+    reason = (
+        f"{fresh.reopened_by} reopened the pull request after this rule closed it at this "
+        "commit; it is not closed again"
+    )
+    return Block("reopened-by-person", reason)
+
+
+def _labels_people_removed(
+    rule: PRReconciliationRule,
+    decision: Decision,
+    fresh: PullRequestSnapshot,
+    labels: tuple[str, ...],
+) -> tuple[tuple[str, ...], Block | None]:
+    """The labels to add, without those a person removed after this rule added them here."""
+    escalated_here = _done_here(rule, Action.ESCALATE, decision) in fresh.comment_markers
+    removed = fresh.labels_removed_by_people if escalated_here else frozenset()
+    kept_out = [name for name in labels if name.casefold() in removed]
+    if not kept_out:
+        return labels, None
+    reason = (
+        f"{', '.join(kept_out)} removed by a person after this rule added it at this commit; "
+        "not added again"
+    )
+    kept = tuple(name for name in labels if name not in kept_out)
+    return kept, Block("label-removed-by-person", reason)
 
 
 def _operations(

@@ -1,10 +1,11 @@
 """The prompt: a rule's instruction rendered in Jinja's sandbox, and the PR's facts as data.
 
 The instruction is the model's instructions (the system prompt). Everything a pull request's author
-controls (title, body, branch names, labels, logins) is untrusted: inside the instruction it renders
-as a quoted JSON string, so it cannot start a line of its own, and the full facts travel in the user
-message as one JSON object between ``<pull_request_data>`` delimiters that the system prompt
-declares to be data. Pure: renders strings, performs no I/O.
+controls (title, body, branch names, labels, logins) is untrusted: inside the instruction it, and
+whatever the template derives from it, renders as a quoted JSON string (see
+:mod:`jobs.rules.template`), so it cannot start a line of its own, and the full facts travel in
+the user message as one JSON object between ``<pull_request_data>`` delimiters that the system
+prompt declares to be data. Pure: renders strings, performs no I/O.
 
 Template variables keep the earlier design's names (``pr.number``, ``pr.title``, ``pr.author``,
 ``pr.labels``, ``pr.ciStatus``, ``pr.mergeable``, ``pr.reviews``, ``repository``, ``environment``,
@@ -23,6 +24,7 @@ from jobs.rules.template import (
     ARGOCD_UNKNOWN,
     TextList,
     Untrusted,
+    UntrustedRecord,
     finalize,
     render_template,
 )
@@ -105,7 +107,7 @@ def template_variables(pr: PullRequestSnapshot, argocd_app: str = "") -> dict[st
 
 
 @dataclass(frozen=True)
-class _Review:
+class _Review(UntrustedRecord):
     author: Untrusted
     state: str
 
@@ -114,7 +116,7 @@ class _Review:
 
 
 @dataclass(frozen=True)
-class _CheckView:
+class _CheckView(UntrustedRecord):
     name: Untrusted
     status: str
     conclusion: str | None

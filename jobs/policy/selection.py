@@ -6,26 +6,23 @@ module is the authority. Pure.
 
 from __future__ import annotations
 
-import re
-
 from jobs.policy.snapshot import PullRequestSnapshot, PullRequestState
+from jobs.rules.matching import canonical_login, title_matches
 from jobs.rules.model import Selector
-
-
-def normalize_login(login: str) -> str:
-    """One spelling for a login: ``app/dependabot`` and ``dependabot[bot]`` are the same bot."""
-    name = login.strip().casefold()
-    if name.startswith("app/"):
-        return f"{name[4:]}[bot]"
-    return name
 
 
 def selection_problems(pr: PullRequestSnapshot, selector: Selector) -> tuple[str, ...]:
     """Why ``selector`` does not cover ``pr``; empty when it does."""
     problems: list[str] = []
-    labels = {label.casefold() for label in pr.labels}
     if pr.state is not PullRequestState.OPEN:
         problems.append(f"state is {pr.state.value}")
+    return (*problems, *condition_problems(pr, selector))
+
+
+def condition_problems(pr: PullRequestSnapshot, selector: Selector) -> tuple[str, ...]:
+    """Why ``pr`` fails the selector's own conditions (labels, base, author, title)."""
+    problems: list[str] = []
+    labels = {label.casefold() for label in pr.labels}
     missing = [name for name in selector.labels.include if name.casefold() not in labels]
     if missing:
         problems.append(f"missing labels {', '.join(missing)}")
@@ -34,11 +31,12 @@ def selection_problems(pr: PullRequestSnapshot, selector: Selector) -> tuple[str
         problems.append(f"carries excluded labels {', '.join(excluded)}")
     if selector.baseBranch is not None and pr.base_branch != selector.baseBranch:
         problems.append(f"base branch is {pr.base_branch}, not {selector.baseBranch}")
-    if selector.author is not None and normalize_login(pr.author) != normalize_login(
+    # ``app/dependabot`` and ``dependabot[bot]`` are the same bot.
+    if selector.author is not None and canonical_login(pr.author) != canonical_login(
         selector.author
     ):
         problems.append(f"author is {pr.author}, not {selector.author}")
-    if selector.titlePattern is not None and not re.match(selector.titlePattern, pr.title):
+    if selector.titlePattern is not None and not title_matches(selector.titlePattern, pr.title):
         problems.append(f"title does not match {selector.titlePattern!r}")
     return tuple(problems)
 

@@ -15,6 +15,8 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from jobs.rules.model import MergeMethod
+
 
 class CiStatus(StrEnum):
     """The head commit's combined check state, as the seed's templates spell it."""
@@ -73,6 +75,13 @@ class Check(_Frozen):
     name: str
     status: str  # COMPLETED, IN_PROGRESS, QUEUED, ... or a StatusState for commit statuses
     conclusion: str | None = None  # SUCCESS, FAILURE, NEUTRAL, SKIPPED, ... when completed
+    started_at: datetime | None = None  # orders runs of the same check: the latest one counts
+    required: bool | None = None  # required by branch protection; None when not read
+
+    @property
+    def completed(self) -> bool:
+        """Whether the check has a conclusion."""
+        return self.status == "COMPLETED"
 
 
 class Review(_Frozen):
@@ -118,6 +127,17 @@ class PullRequestSnapshot(PullRequestKey):
     updated_at: datetime
     comment_markers: frozenset[str] = Field(
         default=frozenset(), description="Markers of this tool's comments already on the PR."
+    )
+    merge_methods: frozenset[MergeMethod] | None = Field(
+        default=None, description="Merge methods the repository allows; None when not read."
+    )
+    reopened_by: str | None = Field(
+        default=None,
+        description="Who reopened the PR after this token last closed it (None: nobody did).",
+    )
+    labels_removed_by_people: frozenset[str] = Field(
+        default=frozenset(),
+        description="Labels this token added that someone else removed afterwards (lower case).",
     )
 
     @property

@@ -1,15 +1,16 @@
 """Act: re-read the pull request, plan on fresh facts, and apply the plan unless a dry run.
 
-The guardrails run again on the facts read just before acting, and the merge itself carries
-``expectedHeadOid``; :mod:`jobs.reconcile.apply` is the only module that changes GitHub.
-A failure becomes the row's error, never an exception.
+The guardrails and the selector run again on the facts read just before acting, and the merge
+itself carries ``expectedHeadOid``; :mod:`jobs.reconcile.apply` is the only module that changes
+GitHub. Any failure, expected or not, becomes the row's error, never an exception: one pull
+request never stops the others.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-from jobs.clients.github.errors import GitHubError
+from jobs.clients.github.errors import GitHubAuthError, GitHubError
 from jobs.policy.decision import Decision
 from jobs.policy.plan import plan
 from jobs.policy.snapshot import PullRequestSnapshot
@@ -35,6 +36,21 @@ def act(
     row = PullRequestResult.of(decision, dry_run=dry_run)
     if decision.action is Action.WAIT:
         return row
+    try:
+        return _act(rule, decision, github, row, dry_run=dry_run, just_read=just_read)
+    except Exception as exc:  # a fault of this pull request's act is its row's error
+        return row.failed(f"acting failed: {type(exc).__name__}: {exc}", "internal")
+
+
+def _act(
+    rule: PRReconciliationRule,
+    decision: Decision,
+    github: GitHubPort,
+    row: PullRequestResult,
+    *,
+    dry_run: bool,
+    just_read: PullRequestSnapshot | None,
+) -> PullRequestResult:
     if just_read is not None:
         settled = plan(rule, decision, just_read)
         if not settled.operations:
@@ -42,11 +58,14 @@ def act(
     try:
         fresh = github.pull_request(decision.repository, decision.number)
     except GitHubError as exc:
-        return row.failed(f"reading fresh state failed: {exc}", "github")
+        kind = "auth" if isinstance(exc, GitHubAuthError) else "github"
+        return row.failed(f"reading fresh state failed: {exc}", kind, retryable=exc.retryable)
     the_plan = plan(rule, decision, fresh)
     row = row.with_action(the_plan.action, the_plan.guardrail, the_plan.guardrail_reason)
     if dry_run or not the_plan.operations:
         return row
     outcome = apply_plan(github, the_plan)
     row = replace(row, operations=outcome.applied, applied=bool(outcome.applied))
-    return row if outcome.ok else row.failed(outcome.error or "", "github")
+    if outcome.ok:
+        return row
+    return row.failed(outcome.error or "", "github", retryable=outcome.error_retryable)

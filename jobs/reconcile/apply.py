@@ -2,15 +2,21 @@
 
 A dry run is "do not call :func:`apply_plan`", nothing more. Operations run in the plan's order and
 stop at the first failure, so a refused merge never gets its comment.
+
+A write can fail after GitHub applied it (a 5xx or a timeout on the way back, or a retry that
+then finds the merge already done). After a failure the pull request is read again: an operation
+whose effect is there counted as done (:func:`jobs.policy.plan.already_done`); a comment that is
+surely not there, after a failure a later try may clear, is posted once more (the client never
+retries a comment itself, as GitHub may have received it).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from jobs.clients.github.errors import GitHubError
-from jobs.policy.plan import AddLabels, Close, Comment, Merge, Operation, Plan
-from jobs.reconcile.ports import GitHubWriter
+from jobs.clients.github.errors import GitHubAuthError, GitHubError, LabelMissing
+from jobs.policy.plan import AddLabels, Close, Comment, Merge, Operation, Plan, already_done
+from jobs.reconcile.ports import GitHubPort, GitHubWriter
 
 
 @dataclass(frozen=True)
@@ -27,16 +33,35 @@ class Outcome:
         return self.error is None
 
 
-def apply_plan(github: GitHubWriter, plan: Plan) -> Outcome:
-    """Run the plan's operations in order; stop at the first GitHub error."""
+def apply_plan(github: GitHubPort, plan: Plan) -> Outcome:
+    """Run the plan's operations in order; stop at the first one that did not take effect."""
     applied: list[str] = []
     for operation in plan.operations:
         try:
             _run(github, operation)
         except GitHubError as exc:
-            return Outcome(tuple(applied), f"{describe(operation)} failed: {exc}", exc.retryable)
+            if not _took_effect(github, plan, operation, exc):
+                error = f"{describe(operation)} failed: {exc}"
+                return Outcome(tuple(applied), error, exc.retryable)
         applied.append(describe(operation))
     return Outcome(tuple(applied))
+
+
+def _took_effect(github: GitHubPort, plan: Plan, operation: Operation, exc: GitHubError) -> bool:
+    """Whether ``operation`` is done after all: read the PR again; retry a lost comment once."""
+    if isinstance(exc, GitHubAuthError | LabelMissing):
+        return False  # GitHub surely did nothing
+    decision = plan.decision
+    try:
+        fresh = github.pull_request(decision.repository, decision.number)
+        if already_done(operation, fresh):
+            return True
+        if isinstance(operation, Comment) and exc.retryable:
+            _run(github, operation)
+            return True
+    except GitHubError:
+        return False
+    return False
 
 
 def describe(operation: Operation) -> str:

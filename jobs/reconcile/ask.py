@@ -1,14 +1,15 @@
 """Ask: render the prompt, ask the model, and pass its answer through the guardrails.
 
-Errors: :class:`~jobs.reconcile.results.PullRequestFailure` when the template cannot render or
-the model cannot be asked at all (unreachable, refused credentials): that is no answer about this
-pull request, and a later pass asks again. An unusable answer is not an error: it becomes an
-``InvalidVerdict`` and so the rule's fallback.
+Errors: :class:`~jobs.reconcile.results.PullRequestFailure` when the template cannot render, the
+model cannot be asked at all (unreachable, refused credentials), or anything else fails while
+rendering, asking, parsing or deciding (an SDK answering an unexpected shape): that is no answer
+about this pull request, and a later pass asks again. An unusable answer is not an error: it
+becomes an ``InvalidVerdict`` and so the rule's fallback.
 """
 
 from __future__ import annotations
 
-from jobs.clients.ai.errors import AIError, AIResponseInvalid
+from jobs.clients.ai.errors import AIAuthError, AIError, AIResponseInvalid
 from jobs.policy.decision import Decision, decide
 from jobs.policy.prompt import build_prompt
 from jobs.policy.snapshot import PullRequestSnapshot
@@ -34,12 +35,22 @@ def ask(
     except AIResponseInvalid as exc:
         return InvalidVerdict(problem=str(exc))
     except AIError as exc:
-        raise PullRequestFailure(f"AI: {exc}", kind="ai", retryable=exc.retryable) from exc
+        kind = "auth" if isinstance(exc, AIAuthError) else "ai"
+        raise PullRequestFailure(f"AI: {exc}", kind=kind, retryable=exc.retryable) from exc
     return parse_verdict(answer, permitted)
 
 
 def decide_pull_request(
     rule: PRReconciliationRule, pr: PullRequestSnapshot, ai: Decider
 ) -> Decision:
-    """Ask the model about ``pr`` and pass its answer through the guardrails."""
-    return decide(rule, pr, ask(rule, pr, ai), pr.fingerprint(own_labels(rule)))
+    """Ask the model about ``pr`` and pass its answer through the guardrails.
+
+    Whatever fails on the way is this pull request's :class:`PullRequestFailure`, never the pass's.
+    """
+    try:
+        return decide(rule, pr, ask(rule, pr, ai), pr.fingerprint(own_labels(rule)))
+    except PullRequestFailure:
+        raise
+    except Exception as exc:  # one PR's fault must not stop the pass
+        message = f"deciding failed: {type(exc).__name__}: {exc}"
+        raise PullRequestFailure(message, kind="internal", retryable=False) from exc

@@ -1,23 +1,25 @@
 """Gather: the open pull requests a rule covers, as snapshots, and the pipeline's references.
 
 GitHub's search is only a first filter (its index lags): every selector condition is checked
-again on the facts read in the same request (:func:`jobs.policy.selection.covers`).
+again on the facts read in the same request (:func:`jobs.policy.selection.covers`). Every matching
+pull request is gathered (up to the 1,000 results a search returns): ``maxPullRequests`` bounds
+the model calls of a pass (:func:`jobs.policy.reuse.triage`), not which pull requests are seen.
 
 Errors: ``GitHubError`` from the reader, unchanged.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from typing import Any
 
+from jobs.policy.reuse import decision_key, memo_shard
 from jobs.policy.selection import covers
 from jobs.policy.snapshot import PullRequestSnapshot
 from jobs.reconcile.ports import GitHubReader
 from jobs.rules.model import PRReconciliationRule
 
-SEARCH_HEADROOM = 50  # candidates beyond the cap, for those the re-check drops
+SEARCH_LIMIT = 1000  # GitHub's search returns at most 1,000 results
 
 
 def own_labels(rule: PRReconciliationRule) -> frozenset[str]:
@@ -29,23 +31,20 @@ def own_labels(rule: PRReconciliationRule) -> frozenset[str]:
 def gather(
     rule: PRReconciliationRule, repositories: Sequence[str], github: GitHubReader
 ) -> list[PullRequestSnapshot]:
-    """The open pull requests the rule covers, re-checked and capped (raises GitHubError)."""
-    cap = rule.spec.maxPullRequests
-    candidates = github.search_pull_requests(
-        repositories, rule.spec.selector, min(1000, cap + SEARCH_HEADROOM)
-    )
+    """Every open pull request the rule covers, re-checked (raises GitHubError)."""
+    candidates = github.search_pull_requests(repositories, rule.spec.selector, SEARCH_LIMIT)
     covered = [pr for pr in candidates if covers(pr, rule.spec.selector)]
-    return sorted(covered, key=lambda pr: (pr.repository, pr.number))[:cap]
+    return sorted(covered, key=lambda pr: (pr.repository, pr.number))
 
 
-def pull_request_ref(rule: PRReconciliationRule, pr: PullRequestSnapshot) -> dict[str, Any]:
-    """The pipeline's reference to ``pr``: small, with a memoization key and a display name.
+def pull_request_ref(
+    rule: PRReconciliationRule, pr: PullRequestSnapshot, model: str = ""
+) -> dict[str, Any]:
+    """The pipeline's reference to ``pr``: small, never its text.
 
-    Shape: ``{"repository", "number", "headOid", "fingerprint", "key", "display"}``; ``key``
-    matches Argo's memoization key pattern ``^[a-zA-Z0-9][-a-zA-Z0-9]*$``.
+    Shape: ``{"display": "owner/name#7", "key": ..., "shard": ...}``. ``key`` is the decision key
+    (:func:`jobs.policy.reuse.decision_key`: rule spec, ``model``, PR, facts), which matches
+    Argo's memoization key pattern; ``shard`` names the memo ConfigMap the key lives in.
     """
-    ref = pr.ref(own_labels(rule))
-    digest = hashlib.sha256(
-        f"{rule.spec_hash()}|{ref.repository}|{ref.number}|{ref.fingerprint}".encode()
-    ).hexdigest()[:24]
-    return {**ref.model_dump(), "key": f"d-{digest}", "display": ref.display}
+    key = decision_key(rule.spec_hash(), model, pr, own_labels(rule))
+    return {"display": pr.display, "key": key, "shard": memo_shard(key)}

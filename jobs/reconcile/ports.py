@@ -1,4 +1,4 @@
-"""What a pass needs from the outside world: GitHub's reads and writes, and a model.
+"""What a pass needs from the outside world: GitHub's reads and writes, a model, a memory.
 
 These protocols are the only way the pass sees its clients: the GitHub client
 (:class:`~jobs.clients.github.GitHubClient`) and the decision clients in :mod:`jobs.clients.ai`
@@ -7,9 +7,11 @@ satisfy them, and so do the tests' fakes. Declarations only: no code runs here.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
+from jobs.clients.ai.usage import ModelUsage
+from jobs.policy.reuse import Remembered
 from jobs.policy.snapshot import PullRequestSnapshot
 from jobs.rules.model import MergeMethod, Selector
 
@@ -60,3 +62,16 @@ class Decider(Protocol):
 
     def ask(self, system: str, user: str, schema: dict[str, Any]) -> object:
         """The model's decoded JSON answer to ``system`` and ``user``, shaped by ``schema``."""
+
+    def thread_usage(self) -> ModelUsage:
+        """Calls and tokens spent so far by the calling thread (what one decision cost)."""
+
+
+class DecisionMemory(Protocol):
+    """Decisions remembered between passes, per rule (``namespace/name``), by ``owner/name#N``."""
+
+    def recall(self, rule: str) -> dict[str, Remembered]:
+        """What is remembered for ``rule``; empty when nothing is (never raises)."""
+
+    def keep(self, rule: str, entries: Mapping[str, Remembered]) -> None:
+        """Remember ``entries`` too (raises ``DecisionCacheError`` when it cannot)."""

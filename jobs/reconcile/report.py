@@ -1,5 +1,8 @@
 """How a pass is shown: a table for people, one JSON document for tools, a metrics summary.
 
+Also the fields of each decision's log line (:func:`decision_fields`) and the entry of a rule's
+status history (:func:`history_entry`, :func:`append_history`).
+
 Pure formatting: it builds strings and summaries, and never writes or pushes anything itself.
 """
 
@@ -8,14 +11,16 @@ from __future__ import annotations
 import io
 import json
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from jobs.clients.metrics import PassSummary
+from jobs.clients.ai.usage import ModelUsage
+from jobs.clients.metrics import ACTIONS, ERROR_TYPES, TOKEN_KINDS, PassSummary
+from jobs.policy.markers import make_marker
 from jobs.reconcile.results import PassReport, PullRequestResult
 
 
@@ -28,6 +33,7 @@ def as_json(reports: Sequence[PassReport], *, dry_run: bool) -> str:
             {
                 "rule": report.rule,
                 "pullRequests": len(report.results),
+                **_pass_counts(report),
                 "failed": len(report.failed),
                 "error": report.error,
                 "durationSeconds": round(report.duration_seconds, 3),
@@ -89,71 +95,207 @@ def _rule_line(report: PassReport) -> str:
     counts = Counter(row.action.value for row in report.results)
     summary = ", ".join(f"{n} {action}" for action, n in sorted(counts.items())) or "nothing"
     failed = f", {len(report.failed)} failed" if report.failed else ""
+    tally = _pass_counts(report)
+    seen = (
+        f"; {tally['matched']} matched: {tally['decided']} decided, {tally['reused']} reused, "
+        f"{tally['deferred']} deferred to a later pass"
+    )
     return (
-        f"{report.rule}: {len(report.results)} pull requests: {summary}{failed} "
+        f"{report.rule}: {len(report.results)} pull requests: {summary}{failed}{seen} "
         f"({report.duration_seconds:.1f}s)"
     )
+
+
+def _pass_counts(report: PassReport) -> dict[str, int]:
+    """How many PRs matched, were decided now, reused an earlier decision, or wait for a pass."""
+    matched = report.matched
+    if matched is None:
+        matched = len(report.results) + report.deferred
+    return {
+        "matched": matched,
+        "decided": report.decided,
+        "reused": report.reused,
+        "deferred": report.deferred,
+    }
 
 
 def summarize(
     report: PassReport,
     *,
-    ai_calls: int,
+    dry_run: bool,
     github_requests: int,
     finished_at: float,
+    github_rate_limit_remaining: int | None = None,
+    interval_seconds: float | None = None,
 ) -> PassSummary:
-    """The metrics of one pass."""
-    tally = counts(report)
-    tally.update(aiCalls=ai_calls, githubRequests=github_requests)
+    """The metrics of one pass of ``ai-operator run``."""
+    tally = counts(report, dry_run=dry_run)
+    tally.update(
+        githubRequests=github_requests, githubRateLimitRemaining=github_rate_limit_remaining
+    )
     return summary_from_counts(
         report.rule,
         tally,
         duration_seconds=report.duration_seconds,
         succeeded=report.ok,
         finished_at=finished_at,
+        interval_seconds=interval_seconds,
     )
 
 
-def counts(report: PassReport) -> dict[str, Any]:
-    """A pass's numbers as JSON, with no PR text: what the act step hands the exit handler."""
+def counts(report: PassReport, *, dry_run: bool = False) -> dict[str, Any]:
+    """A pass's numbers as JSON, with no PR text: what the act step hands the exit handler.
+
+    ``actions`` are the final actions of the rows without error; with ``dry_run`` they are what
+    would have been done, and the metrics keep them apart. Model calls and tokens are those
+    spent in this run (a decision reused from an earlier run's memo cost nothing now).
+    """
     rows = report.results
     errors = Counter(_error_type(row) for row in rows if row.error)
     if report.error:
         errors["github"] += 1
+    usage = sum((row.usage for row in rows), ModelUsage())
     return {
         "prsProcessed": len(rows),
+        "dryRun": dry_run,
         "actions": dict(Counter(row.action.value for row in rows if not row.error)),
+        "failed": len(report.failed),
         "errors": dict(errors),
         "guardrailBlocks": dict(Counter(row.guardrail for row in rows if row.guardrail)),
         "fallbacks": sum(1 for row in rows if row.fallback),
-        "aiCalls": 0,
+        "aiCalls": usage.calls,
+        "aiTokens": usage.tokens(),
+        "decisionsReused": sum(1 for row in rows if row.reused),
         "githubRequests": 0,
+        "githubRateLimitRemaining": None,
     }
 
 
 def summary_from_counts(
     rule: str,
-    tally: dict[str, Any],
+    tally: Mapping[str, Any],
     *,
     duration_seconds: float,
     succeeded: bool,
     finished_at: float,
+    interval_seconds: float | None = None,
 ) -> PassSummary:
-    """The metrics of a pass from :func:`counts` (as the exit handler receives them)."""
+    """The metrics of a pass from :func:`counts` (as the exit handler receives them).
+
+    ``rule`` is ``namespace/name``. Keys outside the fixed label sets (an error type or token
+    kind this version does not know) are dropped rather than failing the report.
+    """
+    namespace, _, name = rule.rpartition("/")
+    remaining = tally.get("githubRateLimitRemaining")
     return PassSummary(
-        rule=rule,
-        prs_processed=int(tally.get("prsProcessed", 0)),
-        actions=dict(tally.get("actions", {})),
-        errors=dict(tally.get("errors", {})),
-        guardrail_blocks=dict(tally.get("guardrailBlocks", {})),
-        fallbacks=int(tally.get("fallbacks", 0)),
-        ai_calls=int(tally.get("aiCalls", 0)),
-        github_requests=int(tally.get("githubRequests", 0)),
+        namespace=namespace or "default",
+        rule=name,
+        prs_processed=_int(tally.get("prsProcessed")),
+        actions=_known(tally.get("actions"), ACTIONS),
+        errors=_known(tally.get("errors"), ERROR_TYPES),
+        guardrail_blocks=_known(tally.get("guardrailBlocks"), None),
+        fallbacks=_int(tally.get("fallbacks")),
+        ai_calls=_int(tally.get("aiCalls")),
+        ai_tokens=_known(tally.get("aiTokens"), TOKEN_KINDS),
+        github_requests=_int(tally.get("githubRequests")),
         duration_seconds=duration_seconds,
         succeeded=succeeded,
         finished_at=finished_at,
+        dry_run=tally.get("dryRun") is True,
+        failed_prs=_int(tally.get("failed")),
+        decisions_reused=_int(tally.get("decisionsReused")),
+        github_rate_limit_remaining=_int(remaining) if remaining is not None else None,
+        interval_seconds=interval_seconds,
     )
 
 
+def decision_fields(row: PullRequestResult) -> dict[str, Any]:
+    """One decision as the fields of its log line: what was decided, why, what it cost.
+
+    ``marker`` is the very key the PR comment carries (rule, action, head): grep it in the logs
+    and on GitHub to find the same decision in both.
+    """
+    return {
+        "rule": row.rule,
+        "pr": f"{row.repository}#{row.number}",
+        "repository": row.repository,
+        "number": row.number,
+        "head": row.head_oid,
+        "proposed": row.proposed.value if row.proposed else None,
+        "action": row.action.value,
+        "guardrail": row.guardrail,
+        "guardrail_reason": row.guardrail_reason,
+        "fallback": row.fallback,
+        "reason": row.reason,
+        "applied": list(row.operations),
+        "dry_run": row.dry_run,
+        "error": row.error,
+        "model": "reused" if row.reused else ("asked" if row.usage.calls else "not asked"),
+        "latency_seconds": round(row.latency_seconds, 3),
+        "model_calls": row.usage.calls,
+        "input_tokens": row.usage.input_tokens,
+        "output_tokens": row.usage.output_tokens,
+        "cached_tokens": row.usage.cached_tokens,
+        "marker": make_marker(row.rule, row.action.value, row.head_oid),
+    }
+
+
+HISTORY_LIMIT = 10
+"""How many runs a rule's status keeps."""
+
+
+def history_entry(
+    tally: Mapping[str, Any], *, finished_at: str, succeeded: bool, workflow: str | None = None
+) -> dict[str, Any]:
+    """One run of a rule as a short, bounded entry of the rule's status history.
+
+    ``tally`` is what :func:`counts` made (the act step's ``summary`` output, read with
+    :func:`jobs.reconcile.steps.parse_counts`); ``finished_at`` is an RFC 3339 time. The entry
+    holds counts only, never PR text, so its size does not grow with the pull requests.
+    """
+    actions = _known(tally.get("actions"), ACTIONS)
+    entry: dict[str, Any] = {
+        "finishedAt": finished_at,
+        "succeeded": succeeded,
+        "dryRun": tally.get("dryRun") is True,
+        "pullRequests": _int(tally.get("prsProcessed")),
+        "actions": {action: n for action, n in sorted(actions.items()) if n},
+        "failed": _int(tally.get("failed")),
+        "errors": sum(_known(tally.get("errors"), None).values()),
+        "guardrailBlocks": sum(_known(tally.get("guardrailBlocks"), None).values()),
+        "aiCalls": _int(tally.get("aiCalls")),
+    }
+    if workflow:
+        entry["workflow"] = workflow
+    return entry
+
+
+def append_history(
+    history: Sequence[Mapping[str, Any]], entry: Mapping[str, Any], limit: int = HISTORY_LIMIT
+) -> list[dict[str, Any]]:
+    """``history`` with ``entry`` appended, keeping the newest ``limit`` entries (oldest first).
+
+    An entry of the same workflow replaces the earlier one, so writing a run twice is harmless.
+    """
+    same = entry.get("workflow")
+    kept = [dict(item) for item in history if not same or item.get("workflow") != same]
+    return [*kept, dict(entry)][-max(1, limit) :]
+
+
+def _known(value: object, allowed: tuple[str, ...] | None) -> dict[str, int]:
+    """A JSON object of counts, keeping the ``allowed`` keys (any when None) with int values."""
+    if not isinstance(value, Mapping):
+        return {}
+    return {str(k): _int(v) for k, v in value.items() if allowed is None or str(k) in allowed}
+
+
+def _int(value: object) -> int:
+    """A count from JSON: a non-negative int (0 for anything else)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return 0
+    return max(0, int(value))
+
+
 def _error_type(row: PullRequestResult) -> str:
-    return "ai" if row.error_kind in {"ai", "template"} else "github"
+    """The metrics' error type of a failed row: its kind when it is one, else ``github``."""
+    return row.error_kind if row.error_kind in ERROR_TYPES else "github"

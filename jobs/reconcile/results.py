@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from jobs.clients.ai.usage import ModelUsage
 from jobs.policy.decision import Decision
 from jobs.rules.model import Action
 
@@ -23,7 +24,7 @@ class PullRequestFailure(Exception):
 
     def __init__(self, message: str, *, kind: str, retryable: bool) -> None:
         super().__init__(message)
-        self.kind = kind  # "github" | "ai" | "template"
+        self.kind = kind  # "github" | "auth" | "ai" | "template" | "internal"
         self.retryable = retryable
 
 
@@ -48,6 +49,10 @@ class PullRequestResult:
     dry_run: bool = False
     error: str | None = None
     error_kind: str | None = None
+    error_retryable: bool = False  # a later try may succeed (GitHub or the model unavailable)
+    reused: bool = False  # the decision came from an earlier run's memo: no model was asked
+    latency_seconds: float = 0.0  # how long deciding took (asking the model, mostly)
+    usage: ModelUsage = field(default_factory=ModelUsage)  # what deciding cost in this run
 
     @classmethod
     def of(cls, decision: Decision, *, dry_run: bool) -> PullRequestResult:
@@ -61,9 +66,15 @@ class PullRequestResult:
         """The row with the action the fresh facts allowed, and the guardrail that decided it."""
         return replace(self, action=action, guardrail=guardrail, guardrail_reason=guardrail_reason)
 
-    def failed(self, message: str, kind: str) -> PullRequestResult:
-        """The row, failed with ``message`` (``kind``: github, ai or template)."""
-        return replace(self, error=message, error_kind=kind)
+    def failed(self, message: str, kind: str, *, retryable: bool = False) -> PullRequestResult:
+        """The row, failed with ``message`` (``kind``: github, auth, ai, template or internal)."""
+        return replace(self, error=message, error_kind=kind, error_retryable=retryable)
+
+    def metered(
+        self, usage: ModelUsage, latency_seconds: float, *, reused: bool
+    ) -> PullRequestResult:
+        """The row with what deciding cost: the model's usage, the time, and whether reused."""
+        return replace(self, usage=usage, latency_seconds=latency_seconds, reused=reused)
 
     def to_json(self) -> dict[str, Any]:
         """The row as a JSON object (``--output json``)."""
@@ -84,6 +95,9 @@ class PullRequestResult:
             "fallback": self.fallback,
             "dryRun": self.dry_run,
             "error": self.error,
+            "reused": self.reused,
+            "latencySeconds": round(self.latency_seconds, 3),
+            "model": self.usage.to_json(),
         }
 
 
@@ -98,6 +112,20 @@ class PassReport:
     results: list[PullRequestResult] = field(default_factory=list)
     error: str | None = None  # the pass itself failed (e.g. the search)
     duration_seconds: float = 0.0
+    matched: int | None = None
+    """Pull requests the rule covered (None: not known to this report, e.g. one pipeline step);
+    those beyond the cap are ``deferred`` and have no row."""
+    deferred: int = 0
+
+    @property
+    def reused(self) -> int:
+        """Rows whose decision was reused from an earlier pass (no model asked)."""
+        return sum(1 for row in self.results if row.reused)
+
+    @property
+    def decided(self) -> int:
+        """Rows decided in this pass (the model asked, or its failure recorded)."""
+        return len(self.results) - self.reused
 
     @property
     def failed(self) -> list[PullRequestResult]:

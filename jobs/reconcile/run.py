@@ -1,12 +1,16 @@
 """One reconciliation pass of one rule: gather, decide, act.
 
     rule -> search (one query per repository group) -> re-check selector -> snapshot
+         -> triage: reuse an unchanged PR's remembered decision; ask about at most the cap,
+            least recently decided first; defer the rest                (jobs.policy.reuse)
          -> prompt -> AI verdict -> guardrails -> decision            (in parallel, bounded)
          -> fresh facts -> plan -> apply                              (serialized)
 
-The same stage functions serve ``ai-operator run`` (all stages in one process, here) and the
-pipeline's steps (one stage per pod, :mod:`jobs.reconcile.steps`), so both reach the same
-decisions. One failing pull request is recorded with its error and the others go on.
+A reused decision is acted on exactly like a fresh one: planned, and its guardrails checked, on
+the facts read in this pass. The same stage functions serve ``ai-operator run`` (all stages in one
+process, here) and the pipeline's steps (one stage per pod, :mod:`jobs.reconcile.steps`), so both
+reach the same decisions. One failing pull request is recorded with its error and the others go
+on; a memory that cannot be written is logged and costs only model calls in a later pass.
 """
 
 from __future__ import annotations
@@ -14,18 +18,37 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
+from jobs.clients.ai.usage import ModelUsage
+from jobs.clients.decision_cache import DecisionCacheError
 from jobs.clients.github.errors import GitHubError
+from jobs.log import get_logger
 from jobs.policy.decision import Decision, leave_alone
+from jobs.policy.reuse import Candidate, Triage, decision_key, remember, triage
 from jobs.policy.snapshot import PullRequestSnapshot
 from jobs.reconcile.act import act
 from jobs.reconcile.ask import decide_pull_request
 from jobs.reconcile.gather import gather, own_labels
-from jobs.reconcile.ports import Decider, GitHubPort
+from jobs.reconcile.ports import Decider, DecisionMemory, GitHubPort
 from jobs.reconcile.results import PassReport, PullRequestFailure, PullRequestResult
 from jobs.rules.model import PRReconciliationRule
 
 Progress = Callable[[str, PullRequestResult | None], None]
+
+DEFAULT_PARALLELISM = 16
+"""Decisions asked at once: 100 PRs at 200 ms of model latency take about 2 s, not 20."""
+
+
+@dataclass(frozen=True)
+class Reuse:
+    """How a pass reuses decisions: where they are remembered, for how long, under which model."""
+
+    memory: DecisionMemory
+    model: str
+    """``provider/model`` (:func:`jobs.config.model_identity`): another model decides anew."""
+    max_age_seconds: float
+    wall_clock: Callable[[], float] = time.time
 
 
 def failure_result(
@@ -33,7 +56,8 @@ def failure_result(
 ) -> PullRequestResult:
     """The row of a pull request whose decision failed: nothing was done to it."""
     no_decision = leave_alone(rule, pr, pr.fingerprint(own_labels(rule)), "no decision")
-    return PullRequestResult.of(no_decision, dry_run=False).failed(str(exc), exc.kind)
+    row = PullRequestResult.of(no_decision, dry_run=False)
+    return row.failed(str(exc), exc.kind, retryable=exc.retryable)
 
 
 def run_pass(
@@ -43,11 +67,17 @@ def run_pass(
     ai: Decider,
     *,
     dry_run: bool,
-    parallelism: int = 4,
+    parallelism: int = DEFAULT_PARALLELISM,
     progress: Progress | None = None,
     clock: Callable[[], float] = time.monotonic,
+    reuse: Reuse | None = None,
 ) -> PassReport:
-    """Gather, decide (``parallelism`` at a time) and act (serialized) for one rule."""
+    """Gather, triage, decide (``parallelism`` at a time) and act (serialized) for one rule.
+
+    Acting starts as soon as the first decision is made, one PR at a time, in the order asked.
+
+    Without ``reuse`` nothing is remembered: every matching PR within the cap is asked about.
+    """
     started = clock()
     report = PassReport(rule=rule.qualified_name)
     try:
@@ -56,20 +86,98 @@ def run_pass(
         report.error = f"searching pull requests failed: {exc}"
         report.duration_seconds = clock() - started
         return report
+    now = reuse.wall_clock() if reuse else time.time()
+    split = _triage(rule, prs, reuse, now)
+    report.matched, report.deferred = split.matched, len(split.deferred)
     if progress:
-        progress(f"{rule.qualified_name}: {len(prs)} pull requests", None)
+        progress(_progress_line(rule, split), None)
+    rows: dict[str, PullRequestResult] = {}
+    outcomes: list[Decision | PullRequestResult] = []
     with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
-        outcomes = list(pool.map(lambda pr: _decide_safely(rule, pr, ai), prs))
-    for pr, outcome in zip(prs, outcomes, strict=True):
-        if isinstance(outcome, Decision):
-            row = act(rule, outcome, github, dry_run=dry_run, just_read=pr)
-        else:
-            row = outcome
-        report.results.append(row)
-        if progress:
-            progress(rule.qualified_name, row)
+        asked = [pool.submit(_decide_metered, rule, c.pr, ai, clock) for c in split.ask]
+        # Acting is serialized, but starts with the first decision: it overlaps the asking.
+        for candidate in split.reuse:
+            decision = candidate.remembered.decision if candidate.remembered else None
+            if decision is not None:
+                row = act(rule, decision, github, dry_run=dry_run, just_read=candidate.pr)
+                rows[candidate.pr.display] = row.metered(ModelUsage(), 0.0, reused=True)
+        for candidate, future in zip(split.ask, asked, strict=True):
+            outcome, usage, latency = future.result()
+            outcomes.append(outcome)
+            row = _act_on(rule, outcome, candidate.pr, github, dry_run)
+            rows[candidate.pr.display] = row.metered(usage, latency, reused=False)
+    _keep(rule, reuse, split, outcomes, now)
+    for pr in prs:  # the report keeps the search's order
+        if pr.display in rows:
+            report.results.append(rows[pr.display])
+            if progress:
+                progress(rule.qualified_name, rows[pr.display])
     report.duration_seconds = clock() - started
     return report
+
+
+def _triage(
+    rule: PRReconciliationRule,
+    prs: Sequence[PullRequestSnapshot],
+    reuse: Reuse | None,
+    now: float,
+) -> Triage:
+    remembered = reuse.memory.recall(rule.qualified_name) if reuse else {}
+    spec_hash, own, model = rule.spec_hash(), own_labels(rule), reuse.model if reuse else ""
+    candidates = [
+        Candidate(pr, decision_key(spec_hash, model, pr, own), remembered.get(pr.display))
+        for pr in prs
+    ]
+    max_age = reuse.max_age_seconds if reuse else -1.0  # nothing is reusable without a memory
+    return triage(candidates, now=now, max_age=max_age, cap=rule.spec.maxPullRequests)
+
+
+def _keep(
+    rule: PRReconciliationRule,
+    reuse: Reuse | None,
+    split: Triage,
+    outcomes: Sequence[Decision | PullRequestResult],
+    now: float,
+) -> None:
+    """Remember the decisions just made (failures are not remembered: they are asked again)."""
+    if reuse is None:
+        return
+    decided = [outcome for outcome in outcomes if isinstance(outcome, Decision)]
+    keys = {candidate.pr.display: candidate.key for candidate in split.ask}
+    try:
+        reuse.memory.keep(rule.qualified_name, remember(decided, keys, now))
+    except DecisionCacheError as exc:
+        get_logger("run", rule=rule.qualified_name).warning(
+            "decisions not remembered", error=str(exc)
+        )
+
+
+def _act_on(
+    rule: PRReconciliationRule,
+    outcome: Decision | PullRequestResult,
+    pr: PullRequestSnapshot,
+    github: GitHubPort,
+    dry_run: bool,
+) -> PullRequestResult:
+    if isinstance(outcome, Decision):
+        return act(rule, outcome, github, dry_run=dry_run, just_read=pr)
+    return outcome
+
+
+def _progress_line(rule: PRReconciliationRule, split: Triage) -> str:
+    return (
+        f"{rule.qualified_name}: {split.matched} pull requests: {len(split.ask)} to decide, "
+        f"{len(split.reuse)} reused, {len(split.deferred)} deferred"
+    )
+
+
+def _decide_metered(
+    rule: PRReconciliationRule, pr: PullRequestSnapshot, ai: Decider, clock: Callable[[], float]
+) -> tuple[Decision | PullRequestResult, ModelUsage, float]:
+    """Decide, and measure what it cost: this thread's model usage and the time taken."""
+    started, before = clock(), ai.thread_usage()
+    outcome = _decide_safely(rule, pr, ai)
+    return outcome, ai.thread_usage() - before, clock() - started
 
 
 def _decide_safely(

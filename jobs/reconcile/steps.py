@@ -1,9 +1,17 @@
-"""The pipeline's steps, one per pod: fetch, decide, act, report.
+"""The pipeline's steps, one per pod: fetch, then per PR decide and act, tally, report.
 
 Each step reads its rule from ``AI_OPERATOR_RULE`` (see :mod:`jobs.rules.encoding`) and shares its
 code with ``ai-operator run`` (:mod:`jobs.reconcile.run`).
 
 Exit codes: 0 done; 75 (EX_TEMPFAIL) a transient failure worth Argo's retry; 1 anything else.
+
+What the run did reaches the exit handler's metrics this way: fetch counts the PRs that matched,
+those Argo's memo will replay (reused) and those deferred (:func:`fetch_run`); each decide node's
+output carries the model calls and tokens it spent and the run that asked (:class:`Decided`);
+each PR's act writes its branch's small outcome (:func:`branch_outcome`); the tally adds them up
+(:func:`tally`), a branch replayed from another run's memo counting as reused; a failing step
+leaves its error type in its termination message (:func:`termination_message`), which the exit
+handler reads back from ``{{workflow.failures}}`` (:func:`failure_errors`).
 """
 
 from __future__ import annotations
@@ -11,22 +19,35 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
+from collections import Counter
 from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from jobs.clients.ai.usage import ModelUsage
+from jobs.clients.argo_memo import MemoUnreadable
 from jobs.clients.github.errors import GitHubError
 from jobs.policy.decision import Decision, leave_alone
+from jobs.policy.plan import plan
+from jobs.policy.reuse import Candidate, decision_key, triage
 from jobs.policy.selection import selection_problems
+from jobs.policy.snapshot import PullRequestSnapshot
 from jobs.reconcile.act import act
 from jobs.reconcile.ask import decide_pull_request
 from jobs.reconcile.gather import gather, own_labels, pull_request_ref
-from jobs.reconcile.ports import Decider, GitHubPort, GitHubReader
+from jobs.reconcile.ports import Decider, DecisionMemory, GitHubPort, GitHubReader
 from jobs.reconcile.results import PullRequestFailure, PullRequestResult
 from jobs.rules.encoding import StepInputError
 from jobs.rules.model import PRReconciliationRule
 
 EX_TEMPFAIL = 75
 NOOP_OUTPUT = "-"  # what the no-op item's decide node outputs
+TERMINATION_LOG = Path("/dev/termination-log")  # Kubernetes' default terminationMessagePath
+TERMINATION_MESSAGE_CHARS = 1024  # Kubernetes keeps at most 4096 bytes
+ERROR_TYPE_MARK = "error-type="
+_ERROR_TYPE = re.compile(re.escape(ERROR_TYPE_MARK) + r"(?P<type>[a-z]+)\b")
 
 
 def dump_for_argo(value: object) -> str:
@@ -48,13 +69,14 @@ def fetch(
     aggregated output of a fan-out unset when every iteration failed, and act would then wait for
     it until the workflow's deadline. Its memo key is fixed per rule, so it starts a pod once.
     """
-    refs = [pull_request_ref(rule, pr) for pr in gather(rule, repositories, github)]
+    prs = gather(rule, repositories, github)[: rule.spec.maxPullRequests]
+    refs = [pull_request_ref(rule, pr) for pr in prs]
     return [*refs, noop_ref(rule)]
 
 
 def noop_ref(rule: PRReconciliationRule) -> dict[str, Any]:
     """The item that decides nothing (see :func:`fetch`)."""
-    return {"display": "(no-op)", "key": f"noop-{rule.spec_hash()}", "noop": True}
+    return {"display": "(no-op)", "key": f"noop-{rule.spec_hash()}", "noop": True, "shard": "0"}
 
 
 def is_noop(ref: Mapping[str, Any]) -> bool:
@@ -62,30 +84,102 @@ def is_noop(ref: Mapping[str, Any]) -> bool:
     return ref.get("noop") is True
 
 
-def decision_output(decision: Decision) -> str:
+@dataclass(frozen=True)
+class Decided:
+    """A decision as the decide step hands it on: what it cost, and which run asked the model.
+
+    ``run`` is the workflow that made it: a memoized decide node replays an earlier run's output,
+    and the act step of another run then knows the decision was reused and cost nothing now.
+    """
+
+    decision: Decision
+    usage: ModelUsage = field(default_factory=ModelUsage)
+    latency_seconds: float = 0.0
+    run: str | None = None
+    settled: bool = False
+    """The facts decide read left nothing to do: act spares its fresh read (doing nothing is
+    always safe; anything else is planned on facts act reads itself)."""
+
+
+def decision_output(
+    decision: Decision,
+    *,
+    usage: ModelUsage | None = None,
+    latency_seconds: float = 0.0,
+    run: str | None = None,
+) -> str:
     """The decide node's output: a line people read in the Argo UI, then the exact decision.
 
+    The line names the action, the PR, the head commit it was decided on and the reason: the same
+    rule, action and head as the PR comment's marker and the act step's decision log line.
     It is deliberately not JSON: Argo re-serializes JSON outputs when it aggregates them (undoing
     any escaping) and would then substitute Argo variables named in PR text; a plain string is
-    passed through as is. The decision itself travels base64-encoded after the last `` | ``.
+    passed through as is. The decision, with what it cost and the run that made it, travels
+    base64-encoded after the last `` | ``.
     """
-    payload = base64.b64encode(decision.model_dump_json().encode()).decode()
+    envelope = {
+        "decision": json.loads(decision.model_dump_json()),
+        "model": (usage or ModelUsage()).to_json(),
+        "latencySeconds": round(latency_seconds, 3),
+        "run": run,
+    }
+    payload = base64.b64encode(json.dumps(envelope, separators=(",", ":")).encode()).decode()
     reason = " ".join(decision.reason.split())[:160].replace("{{", "{ {")
     guard = f" [{decision.guardrail}]" if decision.guardrail else ""
-    return f"{decision.action.value}{guard} {decision.display}: {reason} | {payload}"
+    head = f" at {decision.head_oid[:7]}" if decision.head_oid else ""
+    return f"{decision.action.value}{guard} {decision.display}{head}: {reason} | {payload}"
 
 
 def parse_decision_output(text: str) -> Decision | None:
     """Inverse of :func:`decision_output`; None for the no-op item's output."""
+    decided = parse_decided_output(text)
+    return decided.decision if decided else None
+
+
+def parse_decided_output(text: str) -> Decided | None:
+    """The decision and what it cost from a :func:`decision_output` line; None for the no-op."""
     if text.strip() in {"", NOOP_OUTPUT, "{}", "[]"}:
         return None
     _, sep, payload = text.rpartition(" | ")
     if not sep:
         raise StepInputError(f"--decisions holds an item that is no decision: {text[:80]!r}")
     try:
-        return Decision.model_validate_json(base64.b64decode(payload, validate=True))
-    except (binascii.Error, ValueError) as exc:
+        data = json.loads(base64.b64decode(payload, validate=True))
+        if not (isinstance(data, dict) and isinstance(data.get("decision"), dict)):
+            return Decided(Decision.model_validate(data))  # a bare decision (earlier outputs)
+        return _envelope(data)
+    except (binascii.Error, ValueError, TypeError) as exc:
         raise StepInputError(f"--decisions holds an invalid decision: {exc}") from exc
+
+
+def decided_output(decided: Decided) -> str:
+    """The decide node's output in a PR's own branch: the decision, what it cost, which run.
+
+    JSON with no ``{{`` (:func:`dump_for_argo`): one branch's output goes to its own act and is
+    never aggregated, so Argo passes it on as written, and JSON compresses well in the Workflow
+    object Argo stores (a run's decisions must fit in it).
+    """
+    return dump_for_argo(
+        {
+            "decision": json.loads(decided.decision.model_dump_json()),
+            "model": decided.usage.to_json(),
+            "latencySeconds": round(decided.latency_seconds, 3),
+            "run": decided.run,
+            "settled": decided.settled,
+        }
+    )
+
+
+def _envelope(data: Mapping[str, Any]) -> Decided:
+    """A :class:`Decided` from its JSON form (``decision``, ``model``, ``run``, ...)."""
+    run = data.get("run")
+    return Decided(
+        Decision.model_validate(data["decision"]),
+        usage=ModelUsage.from_json(data.get("model")),
+        latency_seconds=float(data.get("latencySeconds") or 0.0),
+        run=run if isinstance(run, str) else None,
+        settled=data.get("settled") is True,
+    )
 
 
 def decide(
@@ -113,39 +207,73 @@ def act_all(
     return [act(rule, decision, github, dry_run=dry_run) for decision in decisions]
 
 
+def act_decided(
+    rule: PRReconciliationRule,
+    decided: list[Decided],
+    github: GitHubPort,
+    *,
+    dry_run: bool,
+    run: str | None,
+) -> list[PullRequestResult]:
+    """Apply every decision like :func:`act_all`; each row carries what its decision cost.
+
+    A decision made by another run than ``run`` (replayed from the memo) is marked reused and
+    costs nothing in this run.
+    """
+    rows = [
+        PullRequestResult.of(item.decision, dry_run=dry_run)
+        if item.settled
+        else act(rule, item.decision, github, dry_run=dry_run)
+        for item in decided
+    ]
+    metered = []
+    for item, row in zip(decided, rows, strict=True):
+        reused = run is not None and item.run is not None and item.run != run
+        usage = ModelUsage() if reused else item.usage
+        metered.append(row.metered(usage, item.latency_seconds, reused=reused))
+    return metered
+
+
 def parse_decisions(text: str) -> list[Decision]:
     """The decide step's aggregated outputs: a JSON list of :func:`decision_output` strings.
 
     Decision objects are read too (one decide node's output is not aggregated), and the no-op
     item's output is skipped.
     """
+    return [item.decision for item in parse_decided(text)]
+
+
+def parse_decided(text: str) -> list[Decided]:
+    """Like :func:`parse_decisions`, with what each decision cost and the run that made it."""
     try:
         items = json.loads(text) if text.strip() else []
     except json.JSONDecodeError:
         items = [text]  # a single decide node's output, not aggregated
     if not isinstance(items, list):
         items = [items]
-    decisions = []
+    decided = []
     for item in items:
-        decision = _decision_item(item)
-        if decision is not None:
-            decisions.append(decision)
-    return decisions
+        one = _decision_item(item)
+        if one is not None:
+            decided.append(one)
+    return decided
 
 
-def _decision_item(item: object) -> Decision | None:
+def _decision_item(item: object) -> Decided | None:
     if isinstance(item, str) and item.lstrip().startswith("{") and item.strip() != "{}":
         try:
             item = json.loads(item)
         except json.JSONDecodeError as exc:
             raise StepInputError(f"--decisions holds an invalid decision: {exc}") from exc
     if isinstance(item, str):
-        return parse_decision_output(item)
+        return parse_decided_output(item)
     if not item:
         return None
     try:
-        return Decision.model_validate(item)
-    except ValueError as exc:
+        if isinstance(item, Mapping) and isinstance(item.get("decision"), Mapping):
+            return _envelope(item)
+        return Decided(Decision.model_validate(item))
+    except (ValueError, TypeError) as exc:
         raise StepInputError(f"--decisions holds an invalid decision: {exc}") from exc
 
 
@@ -176,13 +304,37 @@ def parse_counts(text: str) -> dict[str, Any]:
 
 def failed_nodes(text: str) -> int:
     """How many nodes ``{{workflow.failures}}`` lists (JSON quoted twice; ``"null"`` for none)."""
+    return len(_failures(text))
+
+
+def termination_message(kind: str, message: str) -> str:
+    """What a failing step writes to its termination log: its error type, then the message.
+
+    Argo puts a failed container's termination message into the node's message, which the exit
+    handler reads back from ``{{workflow.failures}}`` (:func:`failure_errors`).
+    """
+    return f"{ERROR_TYPE_MARK}{kind}: {' '.join(message.split())}"[:TERMINATION_MESSAGE_CHARS]
+
+
+def failure_errors(text: str) -> dict[str, int]:
+    """Errors by type of the failed nodes in ``{{workflow.failures}}``.
+
+    Only the nodes whose message carries a step's :func:`termination_message` count (one per
+    failed attempt): a node failed for another reason (killed, out of memory) makes the run
+    unsuccessful (:func:`failed_nodes`) without a type to count it under.
+    """
+    found = (_ERROR_TYPE.search(str(node.get("message", ""))) for node in _failures(text))
+    return dict(Counter(match.group("type") for match in found if match))
+
+
+def _failures(text: str) -> list[dict[str, Any]]:
     try:
         data = json.loads(text)
         if isinstance(data, str):
             data = json.loads(data)
     except json.JSONDecodeError:
-        return 0
-    return len(data) if isinstance(data, list) else 0
+        return []
+    return [node for node in data if isinstance(node, dict)] if isinstance(data, list) else []
 
 
 def parse_seconds(text: str) -> float:
@@ -193,8 +345,183 @@ def parse_seconds(text: str) -> float:
         return 0.0
 
 
-def _ref_target(ref: Mapping[str, Any]) -> tuple[str, int]:
+def ref_target(ref: Mapping[str, Any]) -> tuple[str, int]:
+    """``(owner/name, number)`` of a reference (raises StepInputError).
+
+    From its ``display`` (``owner/name#7``), or the ``repository`` and ``number`` of earlier
+    references.
+    """
     try:
-        return str(ref["repository"]), int(ref["number"])
+        if "repository" in ref:
+            return str(ref["repository"]), int(ref["number"])
+        repository, _, number = str(ref["display"]).rpartition("#")
+        if "/" not in repository:
+            raise ValueError(repository)
+        return repository, int(number)
     except (KeyError, TypeError, ValueError) as exc:
-        raise StepInputError(f"pull request reference lacks repository/number: {ref!r}") from exc
+        raise StepInputError(f"pull request reference names no owner/name#number: {ref!r}") from exc
+
+
+_ref_target = ref_target
+
+
+# --- a run of the pipeline: fetch with the memo, one outcome per branch, the tally --------------
+
+
+@dataclass(frozen=True)
+class FetchedRun:
+    """What fetch hands the run: the branches to run (then the no-op item) and the counts."""
+
+    refs: list[dict[str, Any]]
+    counts: dict[str, Any]
+    memory_error: str | None = None
+
+
+def fetch_run(
+    rule: PRReconciliationRule,
+    repositories: list[str],
+    github: GitHubReader,
+    memory: DecisionMemory | None,
+    *,
+    model: str,
+    limit: int,
+    max_age: float,
+    now: float,
+) -> FetchedRun:
+    """Every matching PR, minus those Argo will replay from its memo, at most ``limit`` of them.
+
+    Those the memo holds under their current key (younger than ``max_age``) are left out: Argo
+    would replay their branch anyway, and nothing changed for them. The others go least recently
+    decided first (:func:`jobs.policy.reuse.triage`); beyond ``limit`` they wait for a later run.
+    A memo that cannot be read leaves every PR to decide, oldest update first.
+    """
+    prs = gather(rule, repositories, github)
+    problem = None
+    try:
+        remembered = memory.recall(rule.qualified_name) if memory else {}
+    except MemoUnreadable as exc:
+        remembered, problem = {}, str(exc)
+    spec_hash, own = rule.spec_hash(), own_labels(rule)
+    candidates = [
+        Candidate(pr, decision_key(spec_hash, model, pr, own), remembered.get(pr.display))
+        for pr in prs
+    ]
+    split = triage(candidates, now=now, max_age=max_age, cap=limit)
+    refs = [pull_request_ref(rule, c.pr, model) for c in split.ask]
+    reused_actions = Counter(
+        c.remembered.action for c in split.reuse if c.remembered and c.remembered.action
+    )
+    counts: dict[str, Any] = {
+        "matched": split.matched,
+        "reused": len(split.reuse),
+        "toDecide": len(split.ask),
+        "deferred": len(split.deferred),
+        "reusedActions": dict(reused_actions),
+    }
+    return FetchedRun([*refs, noop_ref(rule)], counts, problem)
+
+
+def settled(rule: PRReconciliationRule, decision: Decision, pr: PullRequestSnapshot) -> bool:
+    """Whether the facts just read leave nothing to do (a wait, or an escalation in place)."""
+    return not plan(rule, decision, pr).operations
+
+
+def decide_settled(
+    rule: PRReconciliationRule, ref: Mapping[str, Any], github: GitHubPort, ai: Decider
+) -> tuple[Decision, bool]:
+    """Like :func:`decide`, and whether the facts it read leave act nothing to do."""
+    repository, number = ref_target(ref)
+    try:
+        pr = github.pull_request(repository, number)
+    except GitHubError as exc:
+        raise PullRequestFailure(
+            f"reading {repository}#{number} failed: {exc}", kind="github", retryable=exc.retryable
+        ) from exc
+    problems = selection_problems(pr, rule.spec.selector)
+    if problems:
+        reason = f"no longer covered by the rule: {'; '.join(problems)}"
+        return leave_alone(rule, pr, pr.fingerprint(own_labels(rule)), reason), True
+    decision = decide_pull_request(rule, pr, ai)
+    return decision, settled(rule, decision, pr)
+
+
+def branch_outcome(
+    rows: list[PullRequestResult], tally: Mapping[str, Any], run: str | None
+) -> dict[str, Any]:
+    """A branch's outcome: its counts without the zeros, its PR's name and the run; no PR text.
+
+    It is what Argo memoizes for the branch and what the tally adds up, so it stays small: about
+    150 bytes. ``pr`` lets a later fetch tell when the PR was last decided.
+    """
+    outcome: dict[str, Any] = {k: v for k, v in tally.items() if v not in (0, {}, None, False)}
+    if rows:
+        outcome["pr"] = f"{rows[0].repository}#{rows[0].number}"
+    if run:
+        outcome["run"] = run
+    return outcome
+
+
+def tally(outcomes: str, counts: str, run: str | None) -> dict[str, Any]:
+    """The run's counts (as :func:`jobs.reconcile.report.counts` shapes them), and its PRs' fate.
+
+    Besides the counts: how many PRs matched, were decided, reused or deferred.
+    ``outcomes`` is Argo's aggregate of the branches' outcomes (a JSON list of objects, or of
+    strings when one is not an object). A PR fetch left out because Argo's memo holds its branch
+    is reused, counted under the action it last took; so is a branch replayed from another run's
+    memo, whose model calls are none in this run.
+    """
+    fetched = parse_counts(counts)
+    total: dict[str, Any] = {"prsProcessed": 0, "aiCalls": 0, "fallbacks": 0, "failed": 0}
+    decided = replayed = 0
+    for outcome in _outcomes(outcomes):
+        counted = outcome
+        if run and outcome.get("run") not in (None, run):
+            replayed += 1
+            counted = {k: v for k, v in outcome.items() if k not in {"aiCalls", "aiTokens"}}
+        else:
+            decided += 1
+        _add(total, counted)
+    left_out = _count(fetched.get("reused"))
+    _add(total, {"prsProcessed": left_out, "actions": fetched.get("reusedActions") or {}})
+    total |= {
+        "matched": _count(fetched.get("matched")),
+        "decided": decided,
+        "reused": left_out + replayed,
+        "deferred": _count(fetched.get("deferred")),
+        "decisionsReused": left_out + replayed,
+    }
+    return total
+
+
+def _outcomes(text: str) -> list[dict[str, Any]]:
+    try:
+        items = json.loads(text)
+    except json.JSONDecodeError:
+        return []  # tally never got the branches' outcomes (an unresolved tag)
+    found = []
+    for item in items if isinstance(items, list) else []:
+        try:
+            outcome = json.loads(item) if isinstance(item, str) else item
+        except json.JSONDecodeError:
+            continue
+        if isinstance(outcome, dict) and outcome.get("pr"):
+            found.append(outcome)
+    return found
+
+
+def _add(total: dict[str, Any], outcome: Mapping[str, Any]) -> None:
+    for key, value in outcome.items():
+        if key in {"pr", "run"}:
+            continue
+        if isinstance(value, bool):
+            total[key] = total.get(key, False) or value
+        elif isinstance(value, int | float):
+            total[key] = total.get(key, 0) + value
+        elif isinstance(value, Mapping):
+            merged = Counter(total.get(key) or {})
+            merged.update({str(k): v for k, v in value.items() if isinstance(v, int | float)})
+            total[key] = dict(merged)
+
+
+def _count(value: object) -> int:
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0

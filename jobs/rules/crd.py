@@ -19,7 +19,16 @@ from typing import Any
 
 import yaml
 
-from jobs.rules.model import API_GROUP, API_VERSION, KIND, PLURAL, SHORT_NAMES, SINGULAR, RuleSpec
+from jobs.rules.model import (
+    API_GROUP,
+    API_VERSION,
+    KIND,
+    PLURAL,
+    SHORT_NAMES,
+    SINGULAR,
+    RuleSpec,
+    RuleStatus,
+)
 
 CRD_NAME = f"{PLURAL}.{API_GROUP}"
 CRD_PATH = f"crds/{CRD_NAME}.yaml"
@@ -34,7 +43,7 @@ HEADER = (
 JsonSchema = dict[str, Any]
 
 # Keys that mean nothing to a structural schema, or that pydantic only adds for its own use.
-_DROPPED_KEYS = frozenset({"title", "additionalProperties", "$defs"})
+_DROPPED_KEYS = frozenset({"title", "$defs"})
 
 _KEY_ORDER = (
     "type",
@@ -126,39 +135,30 @@ def spec_schema() -> JsonSchema:
 
 
 def status_schema() -> JsonSchema:
-    """Describe the status the controller writes; fields added later are kept, not pruned."""
-    condition: JsonSchema = {
-        "type": "object",
-        "properties": {
-            "type": {"type": "string", "description": "Condition type, e.g. Ready."},
-            "status": {"type": "string", "enum": ["True", "False", "Unknown"]},
-            "lastTransitionTime": dict(_DATE_TIME),
-            "reason": {"type": "string"},
-            "message": {"type": "string"},
-        },
-    }
+    """``RuleStatus``'s JSON schema as a structural schema, without defaults.
+
+    The controller writes every field it sets, so the API server has nothing to default; fields
+    a newer controller adds are kept, not pruned.
+    """
+    source = RuleStatus.model_json_schema()
+    schema = _without_defaults(to_structural(source, source.get("$defs", {})))
     return {
-        "type": "object",
-        "description": "Runtime status, written by the operator.",
+        **schema,
+        "description": "Runtime status, written by the controller.",
         "x-kubernetes-preserve-unknown-fields": True,
-        "properties": {
-            "lastReconciliationTime": {
-                **_DATE_TIME,
-                "description": "When the last pass of this rule finished.",
-            },
-            "processedPRCount": {
-                "type": "integer",
-                "minimum": 0,
-                "description": "Pull requests decided by this rule.",
-            },
-            "lastError": {"type": "string", "description": "The last pass's error, if any."},
-            "conditions": {
-                "type": "array",
-                "description": "Status conditions.",
-                "items": condition,
-            },
-        },
     }
+
+
+def _without_defaults(node: JsonSchema) -> JsonSchema:
+    result = {key: value for key, value in node.items() if key != "default"}
+    if "properties" in result:
+        result["properties"] = {
+            name: _without_defaults(child) for name, child in result["properties"].items()
+        }
+    for key in ("items", "additionalProperties"):
+        if isinstance(result.get(key), dict):
+            result[key] = _without_defaults(result[key])
+    return result
 
 
 def to_structural(schema: JsonSchema, defs: dict[str, JsonSchema]) -> JsonSchema:
@@ -206,6 +206,9 @@ def _convert_keyword(key: str, value: Any, defs: dict[str, JsonSchema]) -> JsonS
         return {key: {name: to_structural(sub, defs) for name, sub in value.items()}}
     if key == "items":
         return {key: to_structural(value, defs)}
+    if key == "additionalProperties":
+        # A map's value schema is kept; ``true``/``false`` say nothing a structural schema needs.
+        return {key: to_structural(value, defs)} if isinstance(value, dict) else {}
     if key == "exclusiveMinimum":
         return {"minimum": value, "exclusiveMinimum": True}
     if key == "exclusiveMaximum":
@@ -219,18 +222,33 @@ def _convert_keyword(key: str, value: Any, defs: dict[str, JsonSchema]) -> JsonS
 
 
 def _printer_columns() -> list[dict[str, Any]]:
-    def column(name: str, kind: str, path: str, description: str) -> dict[str, Any]:
-        return {"name": name, "type": kind, "jsonPath": path, "description": description}
+    """What ``kubectl get prrules`` shows: only fields the controller or the user writes."""
+
+    def column(
+        name: str, kind: str, path: str, description: str, priority: int = 0
+    ) -> dict[str, Any]:
+        found = {"name": name, "type": kind, "jsonPath": path, "description": description}
+        return found | ({"priority": priority} if priority else {})
 
     return [
-        column("Schedule", "string", ".spec.schedule", "Cron schedule of the passes."),
-        column("Interval", "integer", ".spec.reconciliationInterval", "Seconds between passes."),
-        column("Actions", "string", ".spec.allowedActions", "Actions the rule may take."),
-        column("DryRun", "boolean", ".spec.dryRun", "Decide and report only."),
+        column("Schedule", "string", ".status.schedule", "Cron schedule the passes run on."),
         column("Suspended", "boolean", ".spec.suspend", "Passes are not scheduled."),
         column(
-            "Last Reconciled", "date", ".status.lastReconciliationTime", "End of the last pass."
+            "Ready",
+            "string",
+            '.status.conditions[?(@.type=="Ready")].status',
+            "Compiled and applied.",
         ),
-        column("PR Count", "integer", ".status.processedPRCount", "Pull requests decided."),
+        column("Last Run", "string", ".status.lastRun.phase", "Phase of the newest run."),
+        column("Last Run At", "date", ".status.lastRun.startedAt", "Start of the newest run."),
         column("Age", "date", ".metadata.creationTimestamp", "Time since creation."),
+        column("DryRun", "boolean", ".spec.dryRun", "Decide and report only.", priority=1),
+        column("Actions", "string", ".spec.allowedActions", "Actions the rule may take.", 1),
+        column(
+            "Reason",
+            "string",
+            '.status.conditions[?(@.type=="Ready")].reason',
+            "Why the rule is, or is not, ready.",
+            priority=1,
+        ),
     ]

@@ -1,9 +1,10 @@
 """Reading PRReconciliationRule documents from YAML files, with every problem named.
 
 A file may hold several documents (``---``) and ``kind: List`` documents (their ``items``); empty
-documents are skipped. Each problem names where it is (:class:`RuleSource`), the field's path
-(``spec.selector.labels.include.0``) and what is wrong; loading goes on after a problem so that
-one run reports all of them.
+documents are skipped. ``-`` reads standard input; a directory reads its ``*.yaml`` and ``*.yml``
+files (not its subdirectories), in name order. Each problem names where it is
+(:class:`RuleSource`), the field's path (``spec.selector.labels.include.0``) and what is wrong;
+loading goes on after a problem so that one run reports all of them.
 
 Errors: :class:`RuleFileError` (raised by :func:`load_rules` only) carries the whole list of
 :class:`RuleProblem`; it is for people (the ``validate`` command prints it), never retryable.
@@ -14,6 +15,7 @@ talks to no cluster (semantic checks live in :mod:`jobs.rules.validation`).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +27,9 @@ from pydantic_core import ErrorDetails
 from jobs.rules.model import API_GROUP, API_VERSION, KIND, PRReconciliationRule
 
 RULE_API_VERSION = f"{API_GROUP}/{API_VERSION}"
+STDIN = "-"
+STDIN_NAME = "<stdin>"
+RULE_FILE_SUFFIXES = (".yaml", ".yml")
 
 # Friendlier words for pydantic's most common messages (keyed by error type).
 _MESSAGES = {
@@ -95,13 +100,33 @@ def load_rule_documents(
     """Return the valid rules in ``paths`` and the problems found, in file and document order."""
     rules: list[LoadedRule] = []
     problems: list[RuleProblem] = []
-    for path in paths:
-        for outcome in _load_file(str(path)):
+    for path in expand_paths(paths):
+        for outcome in _load_file(path):
             if isinstance(outcome, LoadedRule):
                 rules.append(outcome)
             else:
                 problems.extend(outcome)
     return rules, problems
+
+
+def expand_paths(paths: Sequence[str | Path]) -> list[str]:
+    """Every file ``paths`` name: ``-`` as is, a directory as its rule files in name order.
+
+    A directory without rule files is kept as is: reading it then reports the problem.
+    """
+    expanded: list[str] = []
+    for path in paths:
+        text = str(path)
+        if text != STDIN and Path(text).is_dir():
+            found = sorted(
+                str(child)
+                for child in Path(text).iterdir()
+                if child.suffix in RULE_FILE_SUFFIXES and child.is_file()
+            )
+            expanded += found or [text]
+        else:
+            expanded.append(text)
+    return expanded
 
 
 def parse_rule_document(doc: object, source: RuleSource) -> LoadedRule | list[RuleProblem]:
@@ -115,13 +140,29 @@ def parse_rule_document(doc: object, source: RuleSource) -> LoadedRule | list[Ru
     try:
         return LoadedRule(source, PRReconciliationRule.model_validate(doc))
     except ValidationError as exc:
-        return [_problem_of(error, source) for error in exc.errors(include_url=False)]
+        return validation_problems(exc, source)
+
+
+def validation_problems(exc: ValidationError, source: RuleSource) -> list[RuleProblem]:
+    """Every error of a model's validation, as problems at ``source`` with their field paths."""
+    return [_problem_of(error, source) for error in exc.errors(include_url=False)]
+
+
+def yaml_problem(exc: yaml.YAMLError, source: RuleSource) -> RuleProblem:
+    """A YAML syntax error as a problem of the whole file, with its line and column."""
+    return RuleProblem(source, "", _yaml_message(exc))
 
 
 def _load_file(path: str) -> Iterator[LoadedRule | list[RuleProblem]]:
+    if path == STDIN:
+        path = STDIN_NAME
     source = RuleSource(path)
+    if Path(path).is_dir():
+        suffixes = " or ".join(f"*{suffix}" for suffix in RULE_FILE_SUFFIXES)
+        yield [RuleProblem(source, "", f"a directory without rule files ({suffixes})")]
+        return
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = sys.stdin.read() if path == STDIN_NAME else Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         yield [RuleProblem(source, "", f"cannot read the file: {_reason(exc)}")]
         return

@@ -11,11 +11,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+
+from jobs.rules.matching import compile_title_pattern, parse_login, search_value_problem
 
 API_GROUP = "aioperator.io"
 API_VERSION = "v1alpha1"
@@ -65,13 +73,24 @@ class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
 
 
+def _searchable(value: str) -> str:
+    problem = search_value_problem(value)
+    if problem is not None:
+        raise ValueError(f"{value!r} {problem}")
+    return value
+
+
+SearchValue = Annotated[str, AfterValidator(_searchable)]
+"""A label or branch name that GitHub's search can express."""
+
+
 class LabelSelector(_Spec):
     """Label conditions on a pull request."""
 
-    include: list[str] = Field(
+    include: list[SearchValue] = Field(
         default_factory=list, description="The pull request must carry ALL of these labels."
     )
-    exclude: list[str] = Field(
+    exclude: list[SearchValue] = Field(
         default_factory=list, description="A pull request carrying ANY of these labels is skipped."
     )
 
@@ -80,28 +99,38 @@ class Selector(_Spec):
     """Which open pull requests a rule covers. Every condition must hold."""
 
     labels: LabelSelector = Field(default_factory=LabelSelector)
-    baseBranch: str | None = Field(
+    baseBranch: SearchValue | None = Field(
         default=None, description="Base branch, e.g. 'main'.", examples=["main"]
     )
     author: str | None = Field(
         default=None,
-        description="Author login; bots as shown by GitHub, e.g. 'dependabot[bot]'.",
+        description=(
+            "Author login: a person as 'octocat', a bot as 'dependabot[bot]' or 'app/dependabot' "
+            "(the same bot)."
+        ),
         examples=["dependabot[bot]"],
     )
     titlePattern: str | None = Field(
         default=None,
-        description="Python regular expression matched at the start of the title, e.g. '^Bump '.",
+        description=(
+            "Regular expression (RE2 syntax: no lookaround, no backreferences) matched at the "
+            "start of the title, e.g. '^Bump '."
+        ),
         examples=["^Bump "],
     )
+
+    @field_validator("author")
+    @classmethod
+    def _login(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_login(value)
+        return value
 
     @field_validator("titlePattern")
     @classmethod
     def _compiles(cls, value: str | None) -> str | None:
         if value is not None:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"not a valid regular expression: {exc}") from exc
+            compile_title_pattern(value)
         return value
 
 
@@ -143,6 +172,18 @@ class EscalationSettings(_Spec):
     )
     createMissingLabels: bool = Field(
         default=True, description="Create escalation labels that do not exist in the repository."
+    )
+
+
+class MergeSettings(_Spec):
+    """When a merge may happen, beyond the safety rules that always hold."""
+
+    allowWithoutChecks: bool = Field(
+        default=False,
+        description=(
+            "Merge a head on which no check actually ran (no check at all, or every check "
+            "skipped or neutral). Off: such a head has not passed."
+        ),
     )
 
 
@@ -209,6 +250,7 @@ class RuleSpec(_Spec):
         default=MergeMethod.SQUASH,
         description="How pull requests are merged: MERGE, SQUASH or REBASE.",
     )
+    merge: MergeSettings = Field(default_factory=MergeSettings)
     dryRun: bool = Field(default=False, description="Decide and report, never change GitHub.")
     allowedActions: list[Action] = Field(
         default_factory=lambda: list(ALL_ACTIONS),
@@ -228,6 +270,13 @@ class RuleSpec(_Spec):
         default=100, ge=1, le=1000, description="Cap on pull requests decided per pass."
     )
     ai: AISettings = Field(default_factory=AISettings)
+
+    @field_validator("instruction")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("the instruction is blank: the model would get no instructions")
+        return value
 
     @field_validator("schedule")
     @classmethod
@@ -283,15 +332,111 @@ class ObjectMeta(BaseModel):
     annotations: dict[str, str] = Field(default_factory=dict)
 
 
-class RuleStatus(BaseModel):
-    """Status written by the controller; kept as the earlier design defined it."""
+_DATE_TIME: dict[str, Any] = {"format": "date-time"}
+CONDITION_TYPES = ("Ready", "Invalid", "ApplyFailed")
+
+
+class _Status(BaseModel):
+    """Base of the status objects: what a newer controller adds is kept, not refused."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
-    lastReconciliationTime: str | None = None
-    processedPRCount: int | None = Field(default=None, ge=0)
-    lastError: str | None = None
-    conditions: list[dict[str, Any]] = Field(default_factory=list)
+
+class Condition(_Status):
+    """One condition, in Kubernetes' ``metav1.Condition`` shape."""
+
+    type: str = Field(description="Ready, Invalid or ApplyFailed.")
+    status: Literal["True", "False", "Unknown"]
+    reason: str = Field(default="", description="One CamelCase word saying why.")
+    message: str = Field(default="", description="What is wrong, for people.")
+    lastTransitionTime: str | None = Field(
+        default=None,
+        description="When the status last changed.",
+        json_schema_extra=_DATE_TIME,
+    )
+    observedGeneration: int | None = Field(
+        default=None, ge=0, description="The rule's generation this condition was set for."
+    )
+
+
+class GeneratedObject(_Status):
+    """The object a rule was compiled into."""
+
+    kind: str = Field(description="CronWorkflow or CronJob.")
+    name: str = Field(description="Its name, in the rule's namespace.")
+
+
+class LastRun(_Status):
+    """The newest run of a rule: an Argo Workflow, or a Job for the cronjob target."""
+
+    name: str
+    phase: str = Field(description="Pending, Running, Succeeded, Failed or Error.")
+    startedAt: str | None = Field(default=None, json_schema_extra=_DATE_TIME)
+    finishedAt: str | None = Field(default=None, json_schema_extra=_DATE_TIME)
+    pullRequests: int | None = Field(
+        default=None, ge=0, description="Pull requests decided (unknown for a CronJob's run)."
+    )
+    actions: dict[str, int] | None = Field(
+        default=None, description="Actions taken, per action (unknown for a CronJob's run)."
+    )
+    dryRun: bool | None = Field(
+        default=None, description="A dry run: its actions were decided, not taken."
+    )
+    message: str | None = Field(default=None, description="Why a failed run failed.")
+
+
+class RunRecord(_Status):
+    """One finished run in a rule's status history: counts only, never pull request text."""
+
+    finishedAt: str = Field(json_schema_extra=_DATE_TIME)
+    succeeded: bool
+    workflow: str | None = Field(default=None, description="The run's Workflow.")
+    dryRun: bool = False
+    pullRequests: int = Field(default=0, ge=0)
+    actions: dict[str, int] = Field(default_factory=dict, description="Actions taken.")
+    failed: int = Field(default=0, ge=0, description="Pull requests that failed.")
+    errors: int = Field(default=0, ge=0)
+    guardrailBlocks: int = Field(default=0, ge=0)
+    aiCalls: int = Field(default=0, ge=0)
+
+
+class RuleStatus(_Status):
+    """What the controller writes about a rule (the status subresource).
+
+    The earlier design's ``lastReconciliationTime``, ``processedPRCount`` and ``lastError`` keep
+    their meaning: the last run's end and pull request count, and the problem of the rule.
+    """
+
+    observedGeneration: int | None = Field(
+        default=None, ge=0, description="The rule's generation the controller last handled."
+    )
+    conditions: list[Condition] = Field(
+        default_factory=list, description="Ready, Invalid and ApplyFailed."
+    )
+    generated: GeneratedObject | None = Field(
+        default=None, description="The CronWorkflow or CronJob the rule is compiled into."
+    )
+    schedule: str | None = Field(
+        default=None,
+        description="The cron schedule passes run on (an interval rounded to whole minutes).",
+    )
+    scheduleNote: str | None = Field(
+        default=None, description="How the schedule differs from what the rule asks, if it does."
+    )
+    lastRun: LastRun | None = Field(default=None, description="The newest run of the rule.")
+    history: list[RunRecord] = Field(
+        default_factory=list,
+        description="The last finished runs (at most ten, oldest first; Argo target only).",
+    )
+    lastReconciliationTime: str | None = Field(
+        default=None, description="When the last run finished.", json_schema_extra=_DATE_TIME
+    )
+    processedPRCount: int | None = Field(
+        default=None, ge=0, description="Pull requests decided by the last run."
+    )
+    lastError: str | None = Field(
+        default=None, description="Why the rule is not applied, if it is not."
+    )
 
 
 class PRReconciliationRule(BaseModel):

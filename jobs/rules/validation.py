@@ -3,8 +3,10 @@
 Semantic checks on a loaded rule (:func:`check_rule`):
 
 - ``instruction`` and ``argocdAppNamePattern`` compile as Jinja templates in the sandbox the
-  prompt is rendered in, and use only known variables (rendering is strict: an unknown variable
-  would fail every pass). Templates are compiled, never rendered.
+  prompt is rendered in, use only known variables and only attributes their values have
+  (``repository.owner`` does not exist: ``repository`` is text), and reach for no internals the
+  sandbox refuses (``__class__``, ``__globals__``, ... at any depth): each would fail every pass.
+  Templates are compiled, never rendered.
 - a ``reconciliationInterval`` that whole-minute schedules cannot honour exactly (warning);
 - a fallback of ``escalate`` that ``allowedActions`` does not permit, so it becomes ``wait``
   (warning);
@@ -26,11 +28,16 @@ from typing import Literal
 
 import jinja2
 from jinja2 import meta, nodes
+from jinja2.sandbox import (
+    UNSAFE_ASYNC_GENERATOR_ATTRIBUTES,
+    UNSAFE_COROUTINE_ATTRIBUTES,
+    UNSAFE_GENERATOR_ATTRIBUTES,
+)
 
 from jobs.rules.files import LoadedRule, RuleProblem, RuleSource, load_rule_documents
 from jobs.rules.model import Action, FallbackAction, RuleSpec
 from jobs.rules.schedule import resolve
-from jobs.rules.template import ARGOCD_UNKNOWN, VARIABLES, make_environment
+from jobs.rules.template import ARGOCD_UNKNOWN, VARIABLE_TYPES, VARIABLES, make_environment
 
 Severity = Literal["error", "warning"]
 
@@ -39,6 +46,13 @@ _KNOWN: dict[str, frozenset[str]] = {
     root: frozenset(name.partition(".")[2] for name in VARIABLES if name.startswith(f"{root}."))
     for root in {name.partition(".")[0] for name in VARIABLES}
 }
+# Attributes the sandbox refuses on any object (besides every name starting with "_").
+_INTERNALS = (
+    UNSAFE_GENERATOR_ATTRIBUTES
+    | UNSAFE_COROUTINE_ATTRIBUTES
+    | UNSAFE_ASYNC_GENERATOR_ATTRIBUTES
+    | {"mro", "func_globals", "func_code", "f_globals", "f_locals", "f_builtins", "tb_frame"}
+)
 
 
 @dataclass(frozen=True)
@@ -110,6 +124,8 @@ def _template_findings(source: RuleSource, field: str, template: str) -> Iterato
             f"{_hint(name)}"
         )
         yield Finding(source, field, message, "error")
+    for line, message in _unsafe_uses(tree):
+        yield Finding(source, field, f"line {line} of the template: {message}", "error")
 
 
 def _unknown_variables(tree: nodes.Template) -> Iterator[tuple[int, str]]:
@@ -122,8 +138,53 @@ def _unknown_variables(tree: nodes.Template) -> Iterator[tuple[int, str]]:
         root = use.node
         if not (isinstance(root, nodes.Name) and root.name in free and _KNOWN.get(root.name)):
             continue
-        if attribute not in _KNOWN[root.name]:
+        if attribute not in _KNOWN[root.name] and not attribute.startswith("_"):
             yield use.lineno, f"{root.name}.{attribute}"
+
+
+def _unsafe_uses(tree: nodes.Template) -> Iterator[tuple[int, str]]:
+    """Internals the sandbox refuses, and attributes a variable's value does not have."""
+    free = meta.find_undeclared_variables(tree)
+    for use, attribute in _attribute_uses(tree):
+        if attribute.startswith("_") or attribute in _INTERNALS:
+            yield (
+                use.lineno,
+                (f"{attribute!r} is refused by the template sandbox, rendering would fail"),
+            )
+            continue
+        variable = _variable_path(use.node, free)
+        kind = VARIABLE_TYPES.get(variable) if variable else None
+        if kind is not None and not hasattr(kind, attribute):
+            yield (
+                use.lineno,
+                (
+                    f"{variable} is {_kind_name(kind)} and has no attribute {attribute!r}, "
+                    "rendering would fail"
+                ),
+            )
+
+
+def _variable_path(node: nodes.Node, free: set[str]) -> str | None:
+    """``pr.title`` for the expression ``pr.title`` (or ``pr['title']``), else None."""
+    if isinstance(node, nodes.Name):
+        return node.name if node.name in free else None
+    if isinstance(node, nodes.Getattr):
+        parent = _variable_path(node.node, free)
+        return f"{parent}.{node.attr}" if parent else None
+    if (
+        isinstance(node, nodes.Getitem)
+        and isinstance(node.arg, nodes.Const)
+        and isinstance(node.arg.value, str)
+    ):
+        parent = _variable_path(node.node, free)
+        return f"{parent}.{node.arg.value}" if parent else None
+    return None
+
+
+def _kind_name(kind: type) -> str:
+    return {str: "text", int: "a number", bool: "true or false", list: "a list"}.get(
+        kind, kind.__name__
+    )
 
 
 def _attribute_uses(tree: nodes.Template) -> Iterator[tuple[nodes.Getattr | nodes.Getitem, str]]:
@@ -133,6 +194,13 @@ def _attribute_uses(tree: nodes.Template) -> Iterator[tuple[nodes.Getattr | node
     for getitem in tree.find_all(nodes.Getitem):
         if isinstance(getitem.arg, nodes.Const) and isinstance(getitem.arg.value, str):
             yield getitem, getitem.arg.value
+    for filtered in tree.find_all(nodes.Filter):  # x|attr('name') is x.name
+        first = filtered.args[0] if filtered.args else None
+        named = isinstance(first, nodes.Const) and isinstance(first.value, str)
+        if filtered.name == "attr" and named and filtered.node is not None:
+            attribute = str(first.value)  # type: ignore[union-attr]
+            use = nodes.Getattr(filtered.node, attribute, "load", lineno=filtered.lineno)
+            yield use, attribute
 
 
 def _hint(name: str) -> str:

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
+from pipelines.controller.server import HEALTHZ_PATH, READY_PATH
 from pipelines.options import TOKEN_SECRET_KEYS, CompileOptions
 from tests.chart.helm import CONFIG_PATH, NAMESPACE, ROOT, VALUE_FILES, Helm, Rendered
 
@@ -87,6 +88,58 @@ def test_controller_reads_the_file_the_chart_writes(helm: Helm, value_file: Path
     (mount,) = [m for m in container["volumeMounts"] if m["name"] == "config"]
     assert f"{mount['mountPath']}/controller.yaml" == CONFIG_PATH
     assert "controller.yaml" in rendered.controller_config_map["data"]
+
+
+def container_port(rendered: Rendered, port: int | str) -> int:
+    """The number of a container port given by name or number."""
+    if isinstance(port, int):
+        return port
+    (number,) = [p["containerPort"] for p in rendered.container["ports"] if p["name"] == port]
+    return int(number)
+
+
+def check_probes_and_ports(rendered: Rendered) -> None:
+    """The probes ask for /healthz and /ready on healthPort; each port is declared once; the
+    metrics Service reaches /metrics on metricsPort (which may be healthPort, where the
+    controller always serves it)."""
+    config = rendered.controller_config()
+    container = rendered.container
+    for probe, path in (("livenessProbe", HEALTHZ_PATH), ("readinessProbe", READY_PATH)):
+        if probe in container:
+            get = container[probe]["httpGet"]
+            assert get["path"] == path
+            assert container_port(rendered, get["port"]) == config["healthPort"]
+    declared = sorted(port["containerPort"] for port in container["ports"])
+    assert declared == sorted({config["healthPort"], config["metricsPort"] or config["healthPort"]})
+    services = rendered.of_kind("Service")
+    assert bool(services) == (config["metricsPort"] is not None)
+    for service in services:
+        (port,) = service["spec"]["ports"]
+        assert container_port(rendered, port["targetPort"]) == config["metricsPort"]
+
+
+@pytest.mark.parametrize("value_file", VALUE_SETS)
+def test_probes_and_ports_are_what_the_controller_serves(
+    helm: Helm, value_file: Path | None
+) -> None:
+    """Probes, ports and the metrics Service match the controller's endpoints
+    (pipelines.controller.server) and its configured ports, for every value set."""
+    check_probes_and_ports(rendered_with(helm, value_file))
+
+
+@pytest.mark.parametrize(
+    ("values", "probes"),
+    [
+        pytest.param(["metrics.port=8080"], True, id="metrics-on-the-health-port"),
+        pytest.param(["healthcheck.enabled=false"], False, id="no-probes"),
+        pytest.param(["metrics.enabled=false"], True, id="no-metrics"),
+    ],
+)
+def test_probes_and_ports_with_other_values(helm: Helm, values: list[str], probes: bool) -> None:
+    """One port for health and metrics is declared once; probes off leave the ports alone."""
+    rendered = helm.template(values=values)
+    assert ("livenessProbe" in rendered.container) == probes
+    check_probes_and_ports(rendered)
 
 
 @pytest.mark.parametrize("value_file", VALUE_SETS)

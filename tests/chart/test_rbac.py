@@ -2,25 +2,33 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from tests.chart.helm import NAMESPACE, ROOT, Helm, allows, controller_rules, permissions
+from tests.chart.helm import (
+    NAMESPACE,
+    ROOT,
+    VALUE_FILES,
+    Helm,
+    Rendered,
+    allows,
+    controller_rules,
+    permissions,
+)
+from tests.controller.rbac_expectations import (
+    CONTROLLER_IMPLICIT_PERMISSIONS,
+    CONTROLLER_REQUESTS,
+)
 
-# Everything the controller may do (docs/cluster.md explains why), in every watch mode.
-CONTROLLER_PERMISSIONS = {
-    ("aioperator.io", "prreconciliationrules", verb) for verb in ("get", "list", "watch", "patch")
-} | {("aioperator.io", "prreconciliationrules/status", verb) for verb in ("get", "patch", "update")}
-CONTROLLER_PERMISSIONS |= {
-    (group, resource, verb)
-    for group, resource in (("argoproj.io", "cronworkflows"), ("batch", "cronjobs"))
-    for verb in ("get", "list", "watch", "create", "patch", "delete")
-}
-CONTROLLER_PERMISSIONS |= {("argoproj.io", "workflows", verb) for verb in ("get", "list", "watch")}
-CONTROLLER_PERMISSIONS |= {
-    ("batch", "jobs", "list"),
-    ("", "events", "create"),
-    ("", "events", "patch"),
-}
+Granted = tuple[str, str, str]  # (API group, resource[/subresource], verb), as RBAC spells it
+
+# What the controller's requests need (its tests record them), plus what the API server checks
+# without a request showing it: the one source of the controller's permissions.
+CONTROLLER_PERMISSIONS: frozenset[Granted] = frozenset(
+    (group, f"{resource}/{subresource}" if subresource else resource, verb)
+    for verb, group, resource, subresource in CONTROLLER_REQUESTS | CONTROLLER_IMPLICIT_PERMISSIONS
+)
 
 WATCH_MODES = [
     pytest.param([], id="release-namespace"),
@@ -28,18 +36,39 @@ WATCH_MODES = [
     pytest.param(["watchNamespaces={*}"], id="all"),
     pytest.param(["executor=cronjob"], id="cronjob"),
 ]
+VALUE_SETS = [pytest.param(None, id="defaults")] + [
+    pytest.param(path, id=path.stem) for path in VALUE_FILES
+]
+
+
+def granted(rendered: Rendered) -> set[Granted]:
+    return set(permissions(controller_rules(rendered)))
 
 
 @pytest.mark.parametrize("values", WATCH_MODES)
-def test_controller_permissions_are_exactly_the_documented_ones(
-    helm: Helm, values: list[str]
-) -> None:
-    """The controller may do exactly what docs/cluster.md lists: no wildcard, no Secrets, no
-    ConfigMaps, no pods, no leases."""
+def test_controller_permissions_are_exactly_its_requests(helm: Helm, values: list[str]) -> None:
+    """The controller may do exactly what it requests (tests/controller/rbac_expectations.py),
+    in every watch mode and with either executor: no wildcard, no Secrets, no ConfigMaps, no
+    pods, no leases."""
     rules = controller_rules(helm.template(values=values))
     assert set(permissions(rules)) == CONTROLLER_PERMISSIONS
     assert not any("*" in rule[field] for rule in rules for field in rule if field != "verbs")
     assert not allows(rules, "", "secrets", "get")
+
+
+@pytest.mark.parametrize("value_file", VALUE_SETS)
+def test_every_value_set_grants_exactly_the_controllers_requests(
+    helm: Helm, value_file: Path | None
+) -> None:
+    """Nothing more and nothing missing, for every value set that creates the permissions."""
+    rendered = helm.template(*((value_file,) if value_file else ()))
+    if not rendered.of_kind("Role", "ClusterRole"):
+        account = rendered.deployment["spec"]["template"]["spec"]["serviceAccountName"]
+        assert rendered.named("ServiceAccount", account) == []  # rbac.create: false
+        return
+    have = granted(rendered)
+    assert have - CONTROLLER_PERMISSIONS == set(), "granted but never requested"
+    assert CONTROLLER_PERMISSIONS - have == set(), "requested but not granted"
 
 
 def test_release_namespace_mode_uses_a_role(helm: Helm) -> None:
@@ -82,8 +111,9 @@ def test_all_namespaces_bind_a_cluster_role_cluster_wide(helm: Helm) -> None:
     ]
 
 
-def test_argo_pipeline_pods_may_only_report_task_results(helm: Helm) -> None:
-    """Argo's emissary executor needs workflowtaskresults create/patch, nothing else."""
+def test_argo_pipeline_pods_may_only_report_task_results_and_read_the_memo(helm: Helm) -> None:
+    """Argo's emissary executor needs workflowtaskresults create/patch; fetch reads the memo
+    ConfigMaps by name (jobs/clients/argo_memo.py), so ``get`` on ConfigMaps: no list, no write."""
     rendered = helm.template()
     account = rendered.controller_config()["compile"]["serviceAccount"]
     role = rendered.one("Role", account, NAMESPACE)
@@ -92,8 +122,16 @@ def test_argo_pipeline_pods_may_only_report_task_results(helm: Helm) -> None:
             "apiGroups": ["argoproj.io"],
             "resources": ["workflowtaskresults"],
             "verbs": ["create", "patch"],
-        }
+        },
+        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]},
     ]
+    assert set(permissions(role["rules"])) == {
+        ("argoproj.io", "workflowtaskresults", "create"),
+        ("argoproj.io", "workflowtaskresults", "patch"),
+        ("", "configmaps", "get"),
+    }
+    assert not allows(role["rules"], "", "configmaps", "list")
+    assert not allows(role["rules"], "", "secrets", "get")
     binding = rendered.one("RoleBinding", account, NAMESPACE)
     assert binding["subjects"][0]["name"] == account
     assert rendered.one("ServiceAccount", account, NAMESPACE)["automountServiceAccountToken"]
@@ -165,6 +203,19 @@ def documented_controller_permissions() -> set[tuple[str, str, str]]:
 
 def test_docs_list_the_controllers_permissions(helm: Helm) -> None:
     """docs/cluster.md's table says exactly what the chart grants."""
-    assert documented_controller_permissions() == set(
-        permissions(controller_rules(helm.template()))
+    assert documented_controller_permissions() == granted(helm.template())
+
+
+def test_docs_list_the_argo_pipeline_pods_permissions(helm: Helm) -> None:
+    """docs/cluster.md's rows for the argo pipeline pods say exactly what their Role grants."""
+    found: set[Granted] = set()
+    for line in (ROOT / "docs" / "cluster.md").read_text().splitlines():
+        cells = [cell.strip().strip("`") for cell in line.strip().strip("|").split("|")]
+        if len(cells) == 5 and cells[0] == "pipeline pods (`argo`)":
+            group = "" if cells[1] == "core" else cells[1]
+            found |= {(group, cells[2], verb.strip()) for verb in cells[3].split(",")}
+    rendered = helm.template()
+    role = rendered.one(
+        "Role", rendered.controller_config()["compile"]["serviceAccount"], NAMESPACE
     )
+    assert found == set(permissions(role["rules"]))

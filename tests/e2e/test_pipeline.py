@@ -18,14 +18,15 @@ from typing import Any
 
 import pytest
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from jobs.rules.files import load_rules
 from jobs.rules.model import PRReconciliationRule
+from jobs.sandbox.github import FakeCheck, FakeGitHub, GitHubWorld
+from jobs.sandbox.llm import FakeLLM, LLMRequest, pull_request_facts
 from pipelines.compile import CompileOptions, compile_rule
 from tests.argo_interpreter import MemoCache, WorkflowRun, run_cron_workflow
 from tests.conftest import AI_TOKEN, GITHUB_TOKEN, ROOT, CliResult, cli_env, run_cli
-from tests.fakes.github import FakeCheck, FakeGitHub, GitHubWorld
-from tests.fakes.llm import FakeLLM, LLMRequest, pull_request_facts
 from tests.services import free_port, pushgateway
 
 pytestmark = pytest.mark.e2e
@@ -176,9 +177,19 @@ def rows(results: list[dict[str, Any]]) -> dict[tuple[str, int], tuple[object, .
 
 
 def act_results(run: WorkflowRun) -> list[dict[str, Any]]:
-    """The act step's results (its output parameter ``results``)."""
-    rows_: list[dict[str, Any]] = json.loads(run.node("act").outputs["results"])
-    return rows_
+    """Every act node's results (its output parameter ``results``), one act per PR's branch."""
+    return [
+        row
+        for node in run.nodes
+        if node.template == "act" and node.phase == "Succeeded"
+        for row in json.loads(node.outputs["results"])
+    ]
+
+
+def fetched_counts(run: WorkflowRun) -> dict[str, Any]:
+    """What fetch counted: matched, reused (left to Argo's memo), to decide, deferred."""
+    counts: dict[str, Any] = json.loads(run.node("fetch").outputs["counts"])
+    return counts
 
 
 def results_by_number(run: WorkflowRun) -> dict[int, dict[str, Any]]:
@@ -268,8 +279,16 @@ def test_later_runs_repeat_nothing_until_a_pr_changes() -> None:
         memoized = run_pipeline(document, env, memo)
         assert_clean(memoized)
         assert (end_state(world), github.mutations, len(llm.requests)) == one_pass
-        assert memoized.pods_of("decide") == 0
-        assert [n.memoized for n in memoized.nodes_named("decide(")] == [True, True, True]
+        assert memoized.pods_of("decide") == 0 and memoized.pods_of("act") == 0
+        assert fetched_counts(memoized) | {"reusedActions": {}} == {
+            "matched": 2,
+            "reused": 2,  # fetch read the memo: both branches would be replayed, so not listed
+            "toDecide": 0,
+            "deferred": 0,
+            "reusedActions": {},
+        }
+        branches = [n for n in memoized.nodes if n.template == "pull-request" and n.kind == "DAG"]
+        assert [(n.kind, n.memoized) for n in branches] == [("DAG", True)]  # the no-op item
 
         plain = run_pipeline(document, env)  # a plain resubmit: no cache, every node again
         assert_clean(plain)
@@ -287,10 +306,11 @@ def test_later_runs_repeat_nothing_until_a_pr_changes() -> None:
 
 
 def test_a_model_outage_fails_the_run_without_hanging_it() -> None:
-    """When every decide pod fails, act still runs, nothing changes, the run ends and reports.
+    """When every decide pod fails, the tally still runs, nothing changes, the run ends and reports.
 
-    The run itself succeeds, as Argo judges a DAG by its leaves (act handles decide's failure);
-    the failed nodes show in the UI and the pushed metrics count the run as unsuccessful.
+    The run itself succeeds, as Argo judges a DAG by its leaves (the tally handles the branches'
+    failure); the failed nodes show in the UI and the pushed metrics count the run as
+    unsuccessful. A failed branch is not memoized: the next run decides it again.
     """
     with fakes(two_open_prs) as (world, github, llm):
         secrets = {**SECRETS, ("ai-operator-secrets", "ai-token"): "sk-ant-wrong-token-000000"}
@@ -298,8 +318,8 @@ def test_a_model_outage_fails_the_run_without_hanging_it() -> None:
         run = run_cron_workflow(document, env=pod_env(github, llm), secrets=secrets)
 
     assert run.phase == "Succeeded"
-    assert [n.phase for n in run.nodes_named("decide(")].count("Failed") == 2
-    assert run.node("act").phase == "Succeeded" and act_results(run) == []
+    assert [n.phase for n in run.nodes if n.template == "decide"].count("Failed") == 2
+    assert run.node("tally").phase == "Succeeded" and act_results(run) == []
     assert run.node(f"{run.name}.onExit").exit_code == 0
     assert github.mutations == [] and all(pr.comments == [] for pr in world.pull_requests)
 
@@ -340,8 +360,60 @@ def test_the_exit_handler_pushes_the_runs_metrics_once(
             lines = answer.read().decode().splitlines()
 
     assert_clean(run)
-    group = 'instance="",job="ai-operator",rule="ai-operator-system/staging-automerge"'
+    group = 'instance="",job="ai-operator",namespace="ai-operator-system",rule="staging-automerge"'
     assert f"ai_operator_prs_processed_total{{{group}}} 1" in lines
     assert f'ai_operator_actions_total{{action="merge",{group}}} 1' in lines
     pushes = [n.name for n in run.nodes if "metrics pushed" in n.stderr]
     assert pushes == [f"{run.name}.onExit"]
+
+
+@pytest.mark.services
+def test_the_pipeline_counts_model_calls_and_tokens_and_memo_hits_cost_nothing() -> None:
+    """decide hands its model usage to act; a second run's memo hits count as reused, not asked."""
+    with fakes(two_open_prs) as (_, github, llm), pushgateway() as gateway:
+        document, memo = compiled(example("staging-automerge")), MemoCache()
+        env = pod_env(github, llm, PUSHGATEWAY_URL=gateway)
+        first = run_pipeline(document, env, memo)
+        after_first = gateway_series(gateway)
+        second = run_pipeline(document, env, memo)
+        after_second = gateway_series(gateway)
+
+    assert_clean(first)
+    assert_clean(second)
+    assert len(llm.requests) == 2, "the second run asked nothing: both decisions were memo hits"
+    calls, reused = "ai_operator_ai_calls_total", "ai_operator_decisions_reused_total"
+    assert (after_first[calls], after_first[reused]) == (2, 0)
+    assert (after_second[calls], after_second[reused]) == (2, 2)
+    assert after_first['ai_operator_ai_tokens_total{kind="input"}'] > 0
+    assert (
+        after_second['ai_operator_ai_tokens_total{kind="output"}']
+        == (after_first['ai_operator_ai_tokens_total{kind="output"}'])
+    )
+    assert after_second["ai_operator_last_run_ai_calls"] == 0
+    assert after_second['ai_operator_actions_total{action="escalate"}'] == 2
+    [line] = [n for n in decision_log_lines(first) if n["number"] == 3]
+    assert (line["action"], line["model"], line["model_calls"]) == ("escalate", "asked", 1)
+    assert decision_log_lines(second) == []  # reused: Argo's memo holds both branches
+
+
+def gateway_series(gateway: str) -> dict[str, float]:
+    """The staging rule's series on the gateway, by name and own labels (as PromQL writes them)."""
+    with urllib.request.urlopen(f"{gateway}/metrics", timeout=5) as answer:
+        text = answer.read().decode()
+    found = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = dict(sample.labels)
+            if labels.pop("rule", None) != "staging-automerge":
+                continue
+            own = {k: v for k, v in labels.items() if k not in {"job", "instance", "namespace"}}
+            inner = ",".join(f'{k}="{v}"' for k, v in sorted(own.items()))
+            found[sample.name + (f"{{{inner}}}" if inner else "")] = sample.value
+    return found
+
+
+def decision_log_lines(run: WorkflowRun) -> list[dict[str, Any]]:
+    """The act step's decision lines (JSON logs on stderr)."""
+    acts = [node for node in run.nodes if node.template == "act"]
+    lines = [json.loads(x) for n in acts for x in n.stderr.splitlines() if x.startswith("{")]
+    return [line for line in lines if line.get("logger") == "decision"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,10 +19,11 @@ from jobs.clients.ai.errors import (
     AIUnavailable,
 )
 from jobs.clients.ai.openai_client import OpenAIDecisionClient, answer_cap_field
+from jobs.clients.ai.usage import ModelUsage
 from jobs.config import AIConfig, Settings, resolve_ai
 from jobs.policy.verdict import verdict_schema
 from jobs.rules.model import Action, AIProvider, AISettings
-from tests.fakes.llm import CutOff, FakeLLM, Refusal
+from jobs.sandbox.llm import OUTPUT_TOKENS, CutOff, FakeLLM, Refusal, cached_tokens
 
 TOKEN = "sk-test-ai"
 MODELS = {AIProvider.ANTHROPIC: "claude-sonnet-4-6", AIProvider.OPENAI: "gpt-4.1-mini"}
@@ -89,6 +91,18 @@ def test_anthropic_forces_the_decision_tool(llm: FakeLLM) -> None:
     assert body["tool_choice"] == {"type": "tool", "name": "record_decision"}
     assert [tool["input_schema"] for tool in body["tools"]] == [SCHEMA]
     assert "anthropic-version" in llm.requests[0].headers
+
+
+def test_anthropic_marks_the_instruction_for_prompt_caching(llm: FakeLLM) -> None:
+    """Anthropic: the system block (one rule's instruction, shared by its PRs) may be cached."""
+    ask(make_client(llm, AIProvider.ANTHROPIC))
+    assert llm.requests[0].body["system"] == [
+        {
+            "type": "text",
+            "text": "You settle pull requests.",
+            "cache_control": {"type": "ephemeral"},
+        }
+    ]
 
 
 def test_openai_asks_for_strict_json_schema(llm: FakeLLM) -> None:
@@ -250,3 +264,45 @@ def test_full_endpoint_url_resolves(
     client = make_decision_client(config)
     assert isinstance(client, kind)
     assert (client.provider, client.model, ask(client)) == (provider, MODELS[provider], ANSWER)
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_tokens_are_counted_from_the_responses_usage(llm: FakeLLM, provider: AIProvider) -> None:
+    """Both wire formats' usage becomes the same counts: input (cached included), output, cached."""
+    client = make_client(llm, provider)
+    ask(client)
+    ask(client)
+    [request, _] = llm.requests
+    cached = cached_tokens(request)
+    per_call = ModelUsage(
+        calls=1,
+        input_tokens=len(request.user) // 4 + cached,
+        output_tokens=OUTPUT_TOKENS,
+        cached_tokens=cached,
+    )
+    assert cached > 0
+    assert client.usage == per_call + per_call
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_a_failed_call_counts_as_a_call_without_tokens(llm: FakeLLM, provider: AIProvider) -> None:
+    """No answer, no usage: the call is counted, the tokens are not."""
+    llm.fail_next(status=400)
+    client = make_client(llm, provider)
+    with pytest.raises(AIRequestRejected):
+        ask(client)
+    assert client.usage == ModelUsage(calls=1)
+
+
+def test_each_thread_sees_what_its_own_calls_cost(llm: FakeLLM) -> None:
+    """Decisions made in parallel through one client are metered per thread."""
+    client = make_client(llm, AIProvider.OPENAI)
+    ask(client)
+    seen: list[ModelUsage] = []
+    worker = threading.Thread(
+        target=lambda: (ask(client), ask(client), seen.append(client.thread_usage()))
+    )
+    worker.start()
+    worker.join()
+    assert client.thread_usage().calls == 1 and seen[0].calls == 2
+    assert client.usage.calls == 3

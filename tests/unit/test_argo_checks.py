@@ -27,7 +27,10 @@ def template(document: Document, name: str) -> Document:
 
 
 def task(document: Document, name: str) -> Document:
-    tasks = template(document, "reconcile")["dag"]["tasks"]
+    """A task of the entrypoint (fetch, settle, tally) or of a PR's branch (decide, act)."""
+    tasks = [
+        t for dag in ("reconcile", "pull-request") for t in template(document, dag)["dag"]["tasks"]
+    ]
     found: Document = next(t for t in tasks if t["name"] == name)
     return found
 
@@ -64,12 +67,12 @@ def command(name: str, *argv: str) -> Callable[[Document], None]:
 
 
 def act_argument(value: str) -> Callable[[Document], None]:
-    return in_task("act", "arguments", {"parameters": [{"name": "decisions", "value": value}]})
+    return in_task("act", "arguments", {"parameters": [{"name": "decision", "value": value}]})
 
 
 def memoize(**fields: Any) -> Callable[[Document], None]:
     def change(document: Document) -> None:
-        memo = template(document, "decide")["memoize"]
+        memo = template(document, "pull-request")["memoize"]
         for key, value in fields.items():
             if value is None:
                 memo.pop(key)
@@ -84,12 +87,12 @@ def duplicate_task(document: Document) -> None:
     tasks.append(copy.deepcopy(tasks[0]))
 
 
-def fetch_depends_on_act(document: Document) -> None:
-    task(document, "fetch")["depends"] = "act"
+def fetch_depends_on_tally(document: Document) -> None:
+    task(document, "fetch")["depends"] = "tally"
 
 
-def drop_key_argument(document: Document) -> None:
-    task(document, "decide")["arguments"]["parameters"].pop()
+def drop_shard_argument(document: Document) -> None:
+    task(document, "settle")["arguments"]["parameters"].pop()
 
 
 BROKEN = [
@@ -108,13 +111,14 @@ BROKEN = [
     pytest.param(in_task("act", "depends", "decide && publish"), "unknown task 'publish'", id="depends-unknown-task"),
     pytest.param(in_task("act", "depends", "decide.Finished"), "'Finished' is not a task result", id="depends-bad-result"),
     pytest.param(in_task("act", "depends", "decide ==> fetch"), "cannot parse", id="depends-unparsable"),
-    pytest.param(fetch_depends_on_act, "dependency cycle", id="cycle"),
+    pytest.param(fetch_depends_on_tally, "dependency cycle", id="cycle"),
     pytest.param(act_argument("{{tasks.decide.outputs.parameters.verdict}}"), "declares no such output", id="undeclared-task-output"),
     pytest.param(act_argument("{{tasks.publish.outputs.parameters.decision}}"), "not one this task depends on", id="unknown-task-output"),
-    pytest.param(in_task("fetch", "arguments", {"parameters": [{"name": "x", "value": "{{tasks.act.outputs.parameters.results}}"}]}), "not one this task depends on", id="reference-to-a-later-task"),
+    pytest.param(in_task("fetch", "arguments", {"parameters": [{"name": "x", "value": "{{tasks.tally.outputs.parameters.summary}}"}]}), "not one this task depends on", id="reference-to-a-later-task"),
     pytest.param(act_argument("{{item}}"), "not fanned out", id="item-outside-fan-out"),
-    pytest.param(drop_key_argument, "input parameter 'key' of template 'decide' is not supplied", id="unsupplied-input"),
-    pytest.param(in_task("decide", "withParam", '["a", "b"]'), "must be one task output reference", id="withparam-literal"),
+    pytest.param(drop_shard_argument, "input parameter 'shard' of template 'pull-request' is not supplied", id="unsupplied-input"),
+    pytest.param(in_task("settle", "withParam", '["a", "b"]'), "must be one task output reference", id="withparam-literal"),
+    pytest.param(in_template("pull-request", "outputs", {"parameters": [{"name": "outcome", "valueFrom": {"parameter": "{{tasks.act.outputs.parameters.verdict}}"}}]}), "no task 'act' of this DAG declares that output", id="branch-output-undeclared"),
     pytest.param(command("decide", "ai-operator", "--pr", "{{inputs.parameters.ref}}"), "no input parameter 'ref'", id="undeclared-input"),
     pytest.param(command("report", "ai-operator", "{{workflow.outputs.parameters.totals}}"), "no template output has globalName 'totals'", id="undeclared-global-output"),
     pytest.param(command("act", "ai-operator", "{{workflow.status}}"), "only set in the exit handler", id="status-outside-exit-handler"),
@@ -127,6 +131,7 @@ BROKEN = [
     pytest.param(memoize(maxAge=None), "maxAge: None is not a duration", id="memo-max-age-missing"),
     pytest.param(memoize(maxAge="1 day"), "is not a duration", id="memo-max-age-not-go-duration"),
     pytest.param(memoize(cache={"configMap": {"name": "Memo_Cache"}}), "not a ConfigMap name", id="memo-bad-config-map"),
+    pytest.param(memoize(cache={"configMap": {"name": "memo-{{inputs.parameters.shard}}_"}}), "not a ConfigMap name", id="memo-templated-name-cannot-be-a-name"),
 ]  # fmt: skip
 
 
@@ -151,7 +156,7 @@ def test_problems_name_where_they_are() -> None:
     document = clean()
     command("decide", "ai-operator", "{{inputs.parameters.ref}}")(document)
     (problem,) = check_cron_workflow(document)
-    assert problem.startswith("spec.workflowSpec.templates[2].container.command[1]: ")
+    assert problem.startswith("spec.workflowSpec.templates[3].container.command[1]: ")
 
 
 def test_expression_tags_are_not_second_guessed() -> None:

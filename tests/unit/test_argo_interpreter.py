@@ -6,6 +6,7 @@ Its pods here are tiny Python commands; their outputs go to an emptyDir mounted 
 from __future__ import annotations
 
 import copy
+import json
 import os
 import sys
 from collections.abc import Callable
@@ -15,6 +16,9 @@ from typing import Any
 import pytest
 
 from tests.argo_interpreter import (
+    CONFIG_MAP_DATA_LIMIT,
+    MAX_ARG_STRLEN,
+    ForkedPods,
     InvalidWorkflow,
     MemoCache,
     UnsupportedFeature,
@@ -707,3 +711,158 @@ def test_documents_argo_would_reject_are_invalid(mutate: Mutation, problem: str 
     mutate(document)
     with pytest.raises((InvalidWorkflow, UnsupportedFeature), match=problem):
         run(document)
+
+
+# --- a task calling a DAG template: inputs, outputs, memoization of the whole branch ------------
+
+
+def branch_document(cache: str = "memo-{{inputs.parameters.shard}}") -> dict[str, Any]:
+    """main fans out over two items into `branch` (a DAG: first -> second), memoized per key."""
+    first = emit("first", "got-{{inputs.parameters.x}}", inputs={"x": None})
+    second = emit("second", "{{inputs.parameters.y}}-done", inputs={"y": None})
+    branch = {
+        "name": "branch",
+        "inputs": {"parameters": [{"name": "x"}, {"name": "key"}, {"name": "shard"}]},
+        "outputs": {
+            "parameters": [
+                {"name": "out", "valueFrom": {"parameter": "{{tasks.second.outputs.parameters.value}}"}}
+            ]
+        },
+        "memoize": {"key": "{{inputs.parameters.key}}", "maxAge": "1h", "cache": {"configMap": {"name": cache}}},
+        "dag": {
+            "failFast": False,
+            "tasks": [
+                task("first", x="{{inputs.parameters.x}}"),
+                task("second", depends="first", y="{{tasks.first.outputs.parameters.value}}"),
+            ],
+        },
+    }  # fmt: skip
+    items = '[{"x": "a", "key": "k-a", "shard": "1"}, {"x": "b", "key": "k-b", "shard": "2"}]'
+    main = dag(
+        task("list", "items"),
+        task("each", "branch", depends="list",
+             with_param="{{tasks.list.outputs.parameters.value}}",
+             x="{{item.x}}", key="{{item.key}}", shard="{{item.shard}}"),
+        task("sum", "collect", depends="each", all="{{tasks.each.outputs.parameters.out}}"),
+    )  # fmt: skip
+    listing = pod("items", f"/out/value={items}", outputs={"value": None})
+    collect = emit("collect", "{{inputs.parameters.all}}", inputs={"all": None})
+    return cron(main, listing, branch, first, second, collect)
+
+
+def test_a_task_may_call_a_dag_template_with_inputs_and_outputs() -> None:
+    """A branch's tasks run as `<node>.<task>`, see its inputs, and its output comes from them."""
+    result = run(branch_document())
+    assert result.phase == "Succeeded"
+    names = sorted(n.name for n in result.nodes if n.template in {"first", "second"})
+    assert names == [
+        "each(0:key:k-a,shard:1,x:a).first",
+        "each(0:key:k-a,shard:1,x:a).second",
+        "each(1:key:k-b,shard:2,x:b).first",
+        "each(1:key:k-b,shard:2,x:b).second",
+    ]
+    assert result.node("sum").outputs["value"] == '["got-a-done","got-b-done"]'
+    assert {n.kind for n in result.nodes if n.template == "branch"} == {"DAG", "TaskGroup"}
+
+
+def test_a_memoized_branch_saves_argos_entries_in_the_configmap_its_inputs_name() -> None:
+    """Entries go to `memo-<shard>` as Argo's cache.Entry; a hit replays the branch, no pod."""
+    memo = MemoCache()
+    run(branch_document(), memo=memo, now=1_000.0)
+    assert sorted(memo.config_maps) == ["memo-1", "memo-2"]
+    entry = json.loads(memo.config_maps["memo-1"]["k-a"])
+    assert list(entry) == ["nodeID", "outputs", "creationTimestamp", "lastHitTimestamp"]
+    assert entry["outputs"]["parameters"][0]["name"] == "out"
+    assert entry["outputs"]["parameters"][0]["value"] == "got-a-done"
+    assert entry["creationTimestamp"] == "1970-01-01T00:16:40Z"
+
+    again = run(branch_document(), memo=memo, now=1_060.0)
+
+    assert again.pods_of("first") == again.pods_of("second") == 0
+    assert [n.memoized for n in again.nodes if n.template == "branch" and n.kind == "DAG"] == [
+        True,
+        True,
+    ]
+    assert again.node("sum").outputs["value"] == '["got-a-done","got-b-done"]'
+    renewed = json.loads(memo.config_maps["memo-1"]["k-a"])
+    assert renewed["lastHitTimestamp"] == "1970-01-01T00:17:40Z"
+
+
+def test_a_memo_configmap_past_one_mebibyte_errors_the_node() -> None:
+    """Kubernetes refuses a ConfigMap over 1 MiB: Argo cannot save, and the node errors."""
+    memo = MemoCache(config_maps={"memo-1": {"filler": "x" * CONFIG_MAP_DATA_LIMIT}})
+    result = run(branch_document(), memo=memo)
+    failed = [n for n in result.nodes if n.template == "branch" and n.kind == "DAG"]
+    assert [n.phase for n in failed] == ["Error", "Succeeded"]
+    assert "too long" in failed[0].message
+
+
+def test_a_configmap_name_its_inputs_cannot_make_valid_errors_the_node() -> None:
+    """A cache name that is no ConfigMap name (after substitution) is Argo's error."""
+    result = run(branch_document(cache="Memo_{{inputs.parameters.shard}}"), memo=MemoCache())
+    assert {n.phase for n in result.nodes if n.template == "branch" and n.kind == "DAG"} == {
+        "Error"
+    }
+
+
+def test_a_dag_template_calling_itself_is_refused() -> None:
+    """Recursion is outside the interpreted subset."""
+    document = branch_document()
+    templates(document)[2]["dag"]["tasks"].append(
+        task("again", "branch", x="1", key="k", shard="1")
+    )
+    with pytest.raises(UnsupportedFeature, match="recursion"):
+        run(document)
+
+
+# --- the platform's limits and the workflow's namespace ----------------------------------------
+
+
+def test_an_argument_of_128_kib_fails_the_pod_before_it_starts() -> None:
+    """Linux refuses to exec a command whose argument reaches MAX_ARG_STRLEN (E2BIG)."""
+    document = cron(dag(task("a", v="x" * MAX_ARG_STRLEN)), emit("a", "{{inputs.parameters.v}}",
+                    inputs={"v": None}))  # fmt: skip
+    result = run(document)
+    assert result.node("a").phase == "Failed" and "E2BIG" in result.node("a").message
+    assert result.pods_of("a") == 1
+
+
+def test_the_workflow_namespace_is_the_cron_workflows() -> None:
+    """`{{workflow.namespace}}` is where the CronWorkflow lives."""
+    document = cron(dag(task("a")), emit("a", "{{workflow.namespace}}"))
+    document["metadata"]["namespace"] = "team-a"
+    assert run(document).node("a").outputs["value"] == "team-a"
+
+
+SLEEP_AND_LOG = (
+    "import os, pathlib, sys, time\n"
+    "log = pathlib.Path(os.environ['LOG'])\n"
+    "with log.open('a') as f: f.write(f'start {time.monotonic()}\\n')\n"
+    "time.sleep(0.2)\n"
+    "with log.open('a') as f: f.write(f'end {time.monotonic()}\\n')\n"
+)
+
+
+def test_a_semaphore_lets_one_pod_at_a_time_hold_it(tmp_path: Path) -> None:
+    """Pods whose template holds a semaphore of limit 1 never overlap, even fanned out."""
+    locked = pod("each", code=SLEEP_AND_LOG, inputs={"item": None}, outputs={"value": "[]"})
+    locked["synchronization"] = {"semaphores": [{"configMapKeyRef": {"name": "sync", "key": "t"}}]}
+    document = fan_out('["a", "b", "c"]', locked)
+    log = tmp_path / "log"
+    env = {"PATH": os.environ.get("PATH", ""), "LOG": str(log)}
+    result = run_cron_workflow(document, env=env, secrets=SECRETS, workers=3)
+    assert result.phase == "Succeeded"
+    events = [line.split()[0] for line in log.read_text().splitlines()]
+    assert events == ["start", "end"] * 3
+
+
+def test_forked_pods_run_the_same_command_with_exactly_the_pods_environment(tmp_path: Path) -> None:
+    """An `ai-operator` pod forked from the server: its exit code and its log, its env alone."""
+    env = {"PATH": os.environ.get("PATH", ""), "LOG_FORMAT": "json"}
+    with ForkedPods() as pods:
+        code, stderr = pods(
+            ["ai-operator", "step", "fetch", "--output", "x"], env, str(tmp_path), 60
+        )
+        plain, _ = pods([sys.executable, "-c", "raise SystemExit(3)"], env, str(tmp_path), 60)
+    assert code == 1 and "AI_OPERATOR_RULE is not set" in stderr
+    assert plain == 3

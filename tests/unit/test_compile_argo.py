@@ -12,7 +12,13 @@ import yaml
 from jobs.rules.encoding import RULE_ENV, decode_rule
 from jobs.rules.files import load_rules
 from jobs.rules.model import PRReconciliationRule
-from pipelines.argo import ACT_COMMAND, DECIDE_COMMAND, FETCH_COMMAND, REPORT_COMMAND
+from pipelines.argo import (
+    ACT_COMMAND,
+    DECIDE_COMMAND,
+    REPORT_COMMAND,
+    TALLY_COMMAND,
+    fetch_command,
+)
 from pipelines.argo_checks import check_cron_workflow
 from pipelines.compile import compile_rule, compile_rules, to_yaml
 from pipelines.options import CompileError, CompileOptions, bounded_name
@@ -60,8 +66,8 @@ def template(document: dict[str, Any], name: str) -> dict[str, Any]:
     return next(t for t in workflow_spec(document)["templates"] if t["name"] == name)
 
 
-def task(document: dict[str, Any], name: str) -> dict[str, Any]:
-    return next(t for t in template(document, "reconcile")["dag"]["tasks"] if t["name"] == name)
+def task(document: dict[str, Any], name: str, dag: str = "reconcile") -> dict[str, Any]:
+    return next(t for t in template(document, dag)["dag"]["tasks"] if t["name"] == name)
 
 
 def containers(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -154,7 +160,7 @@ def test_tokens_come_only_from_the_secret_and_only_where_used() -> None:
     """Tokens are secretKeyRefs (never values); each step gets only the tokens it uses."""
     options = CompileOptions(secret_name="team-secrets")
     wanted = {"fetch": {"GITHUB_TOKEN"}, "decide": {"GITHUB_TOKEN", "AI_TOKEN"}}
-    wanted |= {"act": {"GITHUB_TOKEN"}, "report": set()}
+    wanted |= {"act": {"GITHUB_TOKEN"}, "tally": set(), "report": set()}
     keys = {"GITHUB_TOKEN": "github-token", "AI_TOKEN": "ai-token"}
     for name, container in containers(compiled(make_rule(), options)).items():
         env = env_of(container)
@@ -197,8 +203,9 @@ def test_a_long_rule_name_is_cut_to_argos_limits_with_a_hash() -> None:
     assert len(first["metadata"]["name"]) <= 52
     assert first["metadata"]["name"] != second["metadata"]["name"]
     assert first["metadata"]["name"].startswith("reconcile-every-dependency")
-    memo = template(first, "decide")["memoize"]["cache"]["configMap"]["name"]
-    assert len(memo) <= 63 and memo.startswith("ai-operator-memo-reconcile")
+    memo = template(first, "pull-request")["memoize"]["cache"]["configMap"]["name"]
+    shard = memo.replace("{{inputs.parameters.shard}}", "f")
+    assert len(shard) <= 63 and shard.startswith("ai-operator-memo-reconcile")
     assert len(first["metadata"]["labels"]["aioperator.io/rule"]) <= 63
     assert first["metadata"]["annotations"]["aioperator.io/rule"].endswith("/" + LONG_NAME)
 
@@ -306,7 +313,7 @@ def test_workflow_runs_hardened_and_cleans_up() -> None:
         "fsGroup": 65532,
         "seccompProfile": {"type": "RuntimeDefault"},
     }
-    assert spec["podGC"] == {"strategy": "OnPodSuccess"}
+    assert spec["podGC"] == {"strategy": "OnPodSuccess", "deleteDelayDuration": "10m"}
     assert spec["ttlStrategy"] == {"secondsAfterSuccess": 3600, "secondsAfterFailure": 86400}
     assert spec["activeDeadlineSeconds"] == 1800
     assert spec["volumes"] == [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}]
@@ -325,88 +332,148 @@ def test_step_command_lines_are_the_step_contract() -> None:
     """Each container runs exactly its ``ai-operator step`` command line."""
     commands = {name: c["command"] for name, c in containers(compiled(make_rule())).items()}
     assert commands == {
-        "fetch": ["ai-operator", "step", "fetch", "--output", "/tmp/outputs/prs.json"],
+        "fetch": ["ai-operator", "step", "fetch", "--output", "/tmp/outputs/prs.json",
+                  "--counts-output", "/tmp/outputs/counts.json",
+                  "--namespace", "{{workflow.namespace}}", "--limit", "100",
+                  "--memo", "ai-operator-memo-staging-automerge", "--memo-max-age", "24h"],
         "decide": ["ai-operator", "step", "decide", "--pr", "{{inputs.parameters.pr}}",
-                   "--output", "/tmp/outputs/decision.json"],
-        "act": ["ai-operator", "step", "act", "--decisions", "{{inputs.parameters.decisions}}",
+                   "--output", "/tmp/outputs/decision.json", "--run", "{{workflow.name}}"],
+        "act": ["ai-operator", "step", "act", "--decisions", "{{inputs.parameters.decision}}",
                 "--output", "/tmp/outputs/results.json",
-                "--summary-output", "/tmp/outputs/summary.json"],
+                "--outcome-output", "/tmp/outputs/outcome.json", "--run", "{{workflow.name}}"],
+        "tally": ["ai-operator", "step", "tally", "--outcomes", "{{inputs.parameters.outcomes}}",
+                  "--counts", "{{inputs.parameters.counts}}", "--run", "{{workflow.name}}",
+                  "--summary-output", "/tmp/outputs/summary.json"],
         "report": ["ai-operator", "step", "report", "--summary",
                    "{{workflow.outputs.parameters.summary}}", "--status", "{{workflow.status}}",
                    "--failures", "{{workflow.failures}}", "--duration", "{{workflow.duration}}"],
     }  # fmt: skip
-    in_order = [tuple(commands[n]) for n in ("fetch", "decide", "act", "report")]
-    assert in_order == [FETCH_COMMAND, DECIDE_COMMAND, ACT_COMMAND, REPORT_COMMAND]
+    in_order = [tuple(commands[n]) for n in ("fetch", "decide", "act", "tally", "report")]
+    fetch = fetch_command(make_rule(), OPTIONS)
+    assert in_order == [fetch, DECIDE_COMMAND, ACT_COMMAND, TALLY_COMMAND, REPORT_COMMAND]
 
 
-def test_fetch_outputs_the_pr_list_with_an_empty_default() -> None:
-    """A fetch that wrote nothing yields ``[]``: decide is then skipped, not failed."""
+@pytest.mark.parametrize(
+    ("cap", "per_run", "limit"),
+    [
+        pytest.param(100, 200, "100", id="the-rules-cap"),
+        pytest.param(1000, 200, "200", id="what-one-run-can-hold"),
+        pytest.param(1000, 50, "50", id="a-smaller-run"),
+    ],
+)
+def test_one_run_decides_at_most_the_cap_and_what_a_workflow_can_hold(
+    cap: int, per_run: int, limit: str
+) -> None:
+    """fetch lists at most min(maxPullRequests, max_decisions_per_run) PRs to decide."""
+    options = CompileOptions(max_decisions_per_run=per_run)
+    command = containers(compiled(make_rule(maxPullRequests=cap), options))["fetch"]["command"]
+    assert command[command.index("--limit") + 1] == limit
+
+
+def test_fetch_outputs_the_pr_list_and_the_counts_with_defaults() -> None:
+    """A fetch that wrote nothing yields ``[]`` (the branches are then skipped) and ``{}``."""
     outputs = template(compiled(make_rule()), "fetch")["outputs"]["parameters"]
     assert outputs == [
-        {"name": "prs", "valueFrom": {"path": "/tmp/outputs/prs.json", "default": "[]"}}
+        {"name": "prs", "valueFrom": {"path": "/tmp/outputs/prs.json", "default": "[]"}},
+        {"name": "counts", "valueFrom": {"path": "/tmp/outputs/counts.json", "default": "{}"}},
     ]
 
 
-def test_decide_fans_out_one_bounded_pod_per_pull_request() -> None:
-    """withParam over fetch's list; pr and key from each item; parallelism on the DAG."""
+def test_fetch_runs_with_the_workflow_accounts_token_to_read_the_memo() -> None:
+    """fetch reads the memo ConfigMaps with the pod's service-account token (the chart grants
+    ``get`` on ConfigMaps to that account): nothing turns its mount off or swaps the account."""
+    document = compiled(make_rule())
+    spec, fetch = workflow_spec(document), template(document, "fetch")
+    assert spec["serviceAccountName"] == OPTIONS.service_account
+    assert spec.get("automountServiceAccountToken") is not False
+    assert "serviceAccountName" not in fetch
+    assert fetch.get("automountServiceAccountToken") is not False
+    assert "serviceAccountName" not in spec.get("executor", {})
+
+
+def test_each_pr_gets_its_own_bounded_branch() -> None:
+    """withParam over fetch's list; pr, key and shard from each item; parallelism on the DAG."""
     document = compiled(make_rule(), CompileOptions(parallelism=7))
-    decide = task(document, "decide")
-    assert decide["withParam"] == "{{tasks.fetch.outputs.parameters.prs}}"
-    assert decide["depends"] == "fetch"
-    assert decide["arguments"]["parameters"] == [
+    settle = task(document, "settle")
+    assert settle["template"] == "pull-request"
+    assert settle["withParam"] == "{{tasks.fetch.outputs.parameters.prs}}"
+    assert settle["depends"] == "fetch"
+    assert settle["arguments"]["parameters"] == [
         {"name": "pr", "value": "{{item}}"},
         {"name": "key", "value": "{{item.key}}"},
+        {"name": "shard", "value": "{{item.shard}}"},
     ]
     dag = template(document, "reconcile")
     assert dag["parallelism"] == 7
     assert dag["dag"]["failFast"] is False
 
 
-def test_decide_is_memoized_per_pull_request_facts() -> None:
-    """Memo key from the item's key; maxAge from the options; one cache ConfigMap per rule."""
-    memoize = template(compiled(make_rule(), CompileOptions(memo_max_age="6h")), "decide")[
-        "memoize"
+def test_a_branch_decides_then_acts_on_that_decision_alone() -> None:
+    """decide gets the reference; act gets that one decision, never an aggregate of them."""
+    document = compiled(make_rule())
+    decide, act = task(document, "decide", "pull-request"), task(document, "act", "pull-request")
+    assert decide["arguments"]["parameters"] == [
+        {"name": "pr", "value": "{{inputs.parameters.pr}}"}
     ]
-    assert memoize == {
+    assert act["depends"] == "decide"
+    assert act["arguments"]["parameters"] == [
+        {"name": "decision", "value": "{{tasks.decide.outputs.parameters.decision}}"}
+    ]
+    assert template(document, "pull-request")["outputs"]["parameters"] == [
+        {"name": "outcome", "valueFrom": {"parameter": "{{tasks.act.outputs.parameters.outcome}}"}}
+    ]
+
+
+def test_a_branch_is_memoized_on_its_key_in_its_shard() -> None:
+    """Memo key from the item's key; maxAge from the options; one ConfigMap per key shard."""
+    branch = template(compiled(make_rule(), CompileOptions(memo_max_age="6h")), "pull-request")
+    assert branch["memoize"] == {
         "key": "{{inputs.parameters.key}}",
         "maxAge": "6h",
-        "cache": {"configMap": {"name": "ai-operator-memo-staging-automerge"}},
+        "cache": {
+            "configMap": {"name": "ai-operator-memo-staging-automerge-{{inputs.parameters.shard}}"}
+        },
     }
+    assert "memoize" not in template(compiled(make_rule()), "decide")
 
 
-def test_decide_retries_only_transient_failures() -> None:
+@pytest.mark.parametrize("step", ["fetch", "decide", "act"])
+def test_steps_retry_only_transient_failures(step: str) -> None:
     """Exit code 75 (EX_TEMPFAIL) is retried with backoff; anything else is final."""
-    retry = template(compiled(make_rule()), "decide")["retryStrategy"]
+    retry = template(compiled(make_rule()), step)["retryStrategy"]
     assert retry["expression"] == "asInt(lastRetry.exitCode) == 75"
     assert retry["retryPolicy"] == "OnFailure"
     assert retry["limit"] == 3
     assert retry["backoff"] == {"duration": "15s", "factor": 2, "maxDuration": "2m"}
 
 
-def test_decide_output_defaults_to_an_empty_list() -> None:
-    """The default is also the aggregate of an empty fan-out, so it must be a JSON list."""
-    outputs = template(compiled(make_rule()), "decide")["outputs"]["parameters"]
-    assert outputs[0]["valueFrom"] == {"path": "/tmp/outputs/decision.json", "default": "[]"}
-
-
-def test_act_runs_after_any_decide_outcome_and_exports_its_counts() -> None:
-    """act runs whatever decide's nodes did; its counts (no PR text) go to the exit handler."""
+def test_the_tally_runs_after_any_branch_outcome_and_exports_the_counts() -> None:
+    """The tally runs whatever the branches did; its counts (no PR text) go to the exit handler."""
     document = compiled(make_rule())
-    act = task(document, "act")
-    assert act["depends"] == "decide.Succeeded || decide.Failed || decide.Errored || decide.Skipped"
-    assert act["arguments"]["parameters"] == [
-        {"name": "decisions", "value": "{{tasks.decide.outputs.parameters.decision}}"}
+    tally = task(document, "tally")
+    assert (
+        tally["depends"] == "settle.Succeeded || settle.Failed || settle.Errored || settle.Skipped"
+    )
+    assert tally["arguments"]["parameters"] == [
+        {"name": "outcomes", "value": "{{tasks.settle.outputs.parameters.outcome}}"},
+        {"name": "counts", "value": "{{tasks.fetch.outputs.parameters.counts}}"},
     ]
-    act_template = template(document, "act")
-    assert act_template["inputs"]["parameters"] == [{"name": "decisions", "default": "[]"}]
-    assert act_template["outputs"]["parameters"] == [
-        {"name": "results", "valueFrom": {"path": "/tmp/outputs/results.json", "default": "[]"}},
+    tally_template = template(document, "tally")
+    assert tally_template["inputs"]["parameters"] == [
+        {"name": "outcomes", "default": "[]"},
+        {"name": "counts", "default": "{}"},
+    ]
+    assert tally_template["outputs"]["parameters"] == [
         {
             "name": "summary",
             "globalName": "summary",
             "valueFrom": {"path": "/tmp/outputs/summary.json", "default": "{}"},
         },
     ]
+    assert template(document, "act")["outputs"]["parameters"][1] == {
+        "name": "outcome",
+        "valueFrom": {"path": "/tmp/outputs/outcome.json", "default": "{}"},
+    }
 
 
 def test_act_holds_the_token_semaphore() -> None:

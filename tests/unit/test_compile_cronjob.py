@@ -65,10 +65,13 @@ def test_the_validation_is_strict() -> None:
 
 @pytest.mark.parametrize("rule", ALL_RULES)
 def test_the_pod_runs_the_whole_pass_from_the_encoded_rule(rule: PRReconciliationRule) -> None:
-    """One container runs ``ai-operator run --rule-from-env``; the rule decodes back unchanged."""
+    """One container runs ``ai-operator run --rule-from-env``; the rule decodes back unchanged.
+
+    ``--no-cache``: a CronJob's pod has nowhere to keep decisions between passes.
+    """
     document = compiled(rule)
     assert container(document)["command"] == [
-        "ai-operator", "run", "--rule-from-env", "--output", "json",
+        "ai-operator", "run", "--rule-from-env", "--output", "json", "--no-cache",
     ]  # fmt: skip
     env = {var["name"]: var for var in container(document)["env"]}
     assert decode_rule(env[RULE_ENV]["value"]) == rule.model_copy(update={"status": None})

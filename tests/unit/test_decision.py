@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from jobs.policy.decision import decide
-from jobs.policy.markers import find_markers
-from jobs.policy.plan import AddLabels, Close, Comment, Merge, plan
+from jobs.policy.markers import find_markers, make_marker
+from jobs.policy.plan import AddLabels, Close, Comment, Merge, already_done, plan
 from jobs.policy.snapshot import CiStatus, PullRequestState
 from jobs.policy.verdict import InvalidVerdict, Verdict, parse_verdict
 from jobs.rules.model import Action
@@ -140,3 +140,98 @@ def test_a_guardrails_action_gets_its_own_words_not_the_models():
     assert isinstance(labels, AddLabels) and isinstance(comment, Comment)
     assert "Merging now!" not in comment.body
     assert "Safety rule: the pull request is a draft." in comment.body
+
+
+@pytest.mark.parametrize("action", ["merge", "close", "escalate"])
+def test_a_pr_that_left_the_rule_before_acting_gets_nothing(action):
+    """An exclude label added (or the opt-in label removed) while deciding: no operation at all."""
+    decision = decide(RULE, make_pr(), verdict(action), "fp")
+    for fresh in (make_pr(labels=("auto-merge", "staging", "wip")), make_pr(labels=("staging",))):
+        the_plan = plan(RULE, decision, fresh)
+        assert (the_plan.action, the_plan.operations) == (Action.WAIT, ())
+        assert the_plan.guardrail == "not-covered"
+        assert "no longer covered by the rule" in (the_plan.guardrail_reason or "")
+
+
+def marker_of(action: str, head: str = HEAD) -> str:
+    return make_marker(RULE.qualified_name, action, head)
+
+
+@pytest.mark.parametrize(
+    ("fresh", "expected"),
+    [
+        pytest.param(
+            make_pr(reopened_by="alice", comment_markers=frozenset({marker_of("close")})),
+            Action.ESCALATE,
+            id="reopened-by-a-person-at-the-same-head-is-not-closed-again",
+        ),
+        pytest.param(
+            make_pr(reopened_by="alice"),
+            Action.CLOSE,
+            id="reopened-before-this-rule-ever-closed-it-here",
+        ),
+        pytest.param(
+            make_pr(comment_markers=frozenset({marker_of("close")})),
+            Action.CLOSE,
+            id="close-that-failed-after-its-comment-is-retried",
+        ),
+    ],
+)
+def test_a_person_who_reopened_wins(fresh, expected):
+    """A PR this rule closed and a person reopened is escalated, not closed again at that head."""
+    decision = decide(RULE, make_pr(), verdict("close"), "fp")
+    the_plan = plan(RULE, decision, fresh)
+    assert the_plan.action is expected
+    assert any(isinstance(op, Close) for op in the_plan.operations) is (expected is Action.CLOSE)
+    if expected is Action.ESCALATE:
+        assert the_plan.guardrail == "reopened-by-person"
+        assert "alice reopened" in (the_plan.guardrail_reason or "")
+
+
+@pytest.mark.parametrize(
+    ("markers", "re_added"),
+    [
+        pytest.param({marker_of("escalate")}, False, id="removed-at-the-same-head-stays-removed"),
+        pytest.param({marker_of("escalate", "b" * 40)}, True, id="a-new-head-escalates-anew"),
+    ],
+)
+def test_a_person_who_removed_the_label_wins(markers, re_added):
+    """A label this rule added and a person removed is not added back at the same head."""
+    decision = decide(RULE, make_pr(), verdict("escalate"), "fp")
+    fresh = make_pr(
+        comment_markers=frozenset(markers),
+        labels_removed_by_people=frozenset({"needs-human-approval"}),
+    )
+    the_plan = plan(RULE, decision, fresh)
+    added = [op for op in the_plan.operations if isinstance(op, AddLabels)]
+    assert bool(added) is re_added
+    if not re_added:
+        assert the_plan.guardrail == "label-removed-by-person"
+
+
+@pytest.mark.parametrize(
+    ("operation", "fresh", "done"),
+    [
+        pytest.param(
+            Merge("PR_1", HEAD, RULE.spec.mergeMethod, "x"),
+            make_pr(state=PullRequestState.MERGED),
+            True,
+            id="merged",
+        ),
+        pytest.param(Merge("PR_1", HEAD, RULE.spec.mergeMethod, "x"), make_pr(), False, id="open"),
+        pytest.param(Close("PR_1"), make_pr(state=PullRequestState.CLOSED), True, id="closed"),
+        pytest.param(
+            Comment("PR_1", "hi", "m"), make_pr(comment_markers=frozenset({"m"})), True, id="posted"
+        ),
+        pytest.param(Comment("PR_1", "hi", "m"), make_pr(), False, id="not-posted"),
+        pytest.param(
+            AddLabels("acme/web", "PR_1", ("Staging",), True), make_pr(), True, id="labelled"
+        ),
+        pytest.param(
+            AddLabels("acme/web", "PR_1", ("ci-failed",), True), make_pr(), False, id="unlabelled"
+        ),
+    ],
+)
+def test_fresh_facts_tell_whether_a_write_took_effect(operation, fresh, done):
+    """After an ambiguous failure, the re-read PR shows whether the write was applied."""
+    assert already_done(operation, fresh) is done

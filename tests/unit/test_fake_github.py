@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.fakes.github import FakeCheck, FakeComment, FakeGitHub, GitHubWorld
+from jobs.sandbox.github import FakeCheck, FakeComment, FakeGitHub, GitHubWorld
 
 TOKEN = "ghp-test-token"
 

@@ -18,11 +18,12 @@ from jobs.clients.github import (
     MergeRejected,
     RateLimited,
 )
+from jobs.clients.github.queries import PAGE_SIZE
 from jobs.policy.markers import make_marker, render_marker
-from jobs.policy.snapshot import Check, CiStatus, Mergeable, Review
+from jobs.policy.snapshot import CiStatus, Mergeable, Review
 from jobs.rules.model import LabelSelector, MergeMethod, Selector
+from jobs.sandbox.github import FakeCheck, FakeComment, FakeGitHub, GitHubWorld
 from tests.conftest import GITHUB_TOKEN
-from tests.fakes.github import FakeCheck, FakeComment, FakeGitHub, GitHubWorld
 
 TOKEN = GITHUB_TOKEN
 
@@ -102,13 +103,13 @@ def test_search_finds_bot_authors(world: GitHubWorld, client: GitHubClient) -> N
 def test_search_paginates_up_to_the_limit(
     world: GitHubWorld, github: FakeGitHub, client: GitHubClient
 ) -> None:
-    """Pages are followed until the limit; the oldest pull requests come first."""
-    for _ in range(70):
+    """Pages (of PAGE_SIZE) are followed until the limit; the oldest pull requests come first."""
+    for _ in range(PAGE_SIZE + 20):
         world.add_pull_request("acme/app")
 
-    result = client.search_pull_requests(["acme/app"], selector(), limit=60)
+    result = client.search_pull_requests(["acme/app"], selector(), limit=PAGE_SIZE + 10)
 
-    assert [pr.number for pr in result] == list(range(1, 61))
+    assert [pr.number for pr in result] == list(range(1, PAGE_SIZE + 11))
     assert len(github.requests) == 2
 
 
@@ -141,7 +142,7 @@ def test_pull_request_reads_every_fact(world: GitHubWorld, client: GitHubClient)
         body="Bumps lodash.",
         labels=["deps"],
         checks=[
-            FakeCheck("build", conclusion="SUCCESS"),
+            FakeCheck("build", conclusion="SUCCESS", required=True),
             FakeCheck("lint", conclusion=None, status="IN_PROGRESS"),
             FakeCheck("ci/legacy", conclusion="FAILURE", kind="status"),
         ],
@@ -163,16 +164,91 @@ def test_pull_request_reads_every_fact(world: GitHubWorld, client: GitHubClient)
     assert snapshot.head_oid == pr.head_oid
     assert snapshot.is_draft
     assert snapshot.ci_status is CiStatus.PENDING
-    assert snapshot.checks == (
-        Check(name="build", status="COMPLETED", conclusion="SUCCESS"),
-        Check(name="lint", status="IN_PROGRESS"),
-        Check(name="ci/legacy", status="COMPLETED", conclusion="FAILURE"),
-    )
+    assert [(c.name, c.status, c.conclusion, c.required) for c in snapshot.checks] == [
+        ("build", "COMPLETED", "SUCCESS", True),
+        ("lint", "IN_PROGRESS", None, False),
+        ("ci/legacy", "COMPLETED", "FAILURE", False),
+    ]
+    assert snapshot.merge_methods == set(MergeMethod)
     assert snapshot.reviews == (Review(author="alice", state="APPROVED"),)
     assert snapshot.review_decision == "APPROVED"
     assert snapshot.mergeable is Mergeable.MERGEABLE
     assert (snapshot.additions, snapshot.deletions, snapshot.changed_files) == (3, 2, 1)
     assert snapshot.comment_markers == {marker}
+
+
+MANY = 130  # more than one page of every nested connection (at most 100 a page)
+
+
+@pytest.mark.parametrize("read", ["search", "fresh"])
+def test_every_page_of_a_pull_requests_facts_is_read(
+    world: GitHubWorld, client: GitHubClient, read: str
+) -> None:
+    """Labels, checks, reviews and the marker of an old comment beyond the first pages all count."""
+    marker = make_marker("default/deps", "escalate", "abc")
+    comments = [FakeComment("ai-operator-bot", f"Escalated.\n{render_marker(marker)}")]
+    comments += [FakeComment("alice", f"ping {i}") for i in range(MANY)]
+    pr = world.add_pull_request(
+        "acme/app",
+        labels=[f"label-{i:03}" for i in range(MANY)] + ["deps"],
+        checks=[FakeCheck(f"check-{i:03}") for i in range(MANY)]
+        + [FakeCheck("late", conclusion="FAILURE")],
+        reviews=[(f"reviewer-{i:03}", "APPROVED") for i in range(MANY)]
+        + [("zed", "CHANGES_REQUESTED")],
+        comments=comments,
+    )
+
+    if read == "search":
+        [snapshot] = client.search_pull_requests(["acme/app"], selector(include=["deps"]), 10)
+    else:
+        snapshot = client.pull_request("acme/app", pr.number)
+
+    assert len(snapshot.labels) == MANY + 1 and "deps" in snapshot.labels
+    assert len(snapshot.checks) == MANY + 1 and snapshot.checks[-1].conclusion == "FAILURE"
+    assert len(snapshot.reviews) == MANY + 1 and snapshot.changes_requested
+    assert snapshot.comment_markers == {marker}
+
+
+def test_who_reopened_or_unlabelled_after_this_token_is_read(
+    world: GitHubWorld, client: GitHubClient
+) -> None:
+    """Timeline events say who undid what this token did: a reopen, a removed label."""
+    pr = world.add_pull_request("acme/app", labels=["deps"])
+    world.add_label("acme/app", pr.number, "needs-human-approval", actor=world.viewer_login)
+    world.add_label("acme/app", pr.number, "ci-failed", actor=world.viewer_login)
+    world.remove_label("acme/app", pr.number, "needs-human-approval", actor="alice")
+    world.remove_label("acme/app", pr.number, "ci-failed", actor=world.viewer_login)
+    world.close("acme/app", pr.number, actor=world.viewer_login)
+    world.reopen("acme/app", pr.number, actor="alice")
+
+    snapshot = client.pull_request("acme/app", pr.number)
+
+    assert snapshot.reopened_by == "alice"
+    assert snapshot.labels_removed_by_people == {"needs-human-approval"}
+
+
+def test_a_reopen_after_a_persons_close_is_nobodys_undoing(
+    world: GitHubWorld, client: GitHubClient
+) -> None:
+    """Only a reopen after this token's own close counts."""
+    pr = world.add_pull_request("acme/app")
+    world.close("acme/app", pr.number, actor="alice")
+    world.reopen("acme/app", pr.number, actor="bob")
+    assert client.pull_request("acme/app", pr.number).reopened_by is None
+
+
+def test_the_repositorys_merge_methods_are_read(world: GitHubWorld, client: GitHubClient) -> None:
+    """A repository that allows only merge commits says so."""
+    pr = world.add_pull_request("acme/app")
+    world.repository("acme/app").merge_methods = {"MERGE"}
+    assert client.pull_request("acme/app", pr.number).merge_methods == {MergeMethod.MERGE}
+
+
+def test_the_viewer_login_checks_the_token(github: FakeGitHub, client: GitHubClient) -> None:
+    """The token's own login; a refused token is an auth error."""
+    assert client.viewer_login() == github.world.viewer_login
+    with pytest.raises(GitHubAuthError):
+        make_client(github, RecordedSleep(), token="ghp-wrong-token-000000").viewer_login()
 
 
 def test_pull_request_sees_a_new_head(world: GitHubWorld, client: GitHubClient) -> None:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from jobs.policy.guardrails import guard
-from jobs.policy.snapshot import CiStatus, Mergeable, PullRequestState
-from jobs.rules.model import Action
+from jobs.policy.selection import covers
+from jobs.policy.snapshot import Check, CiStatus, Mergeable, PullRequestState
+from jobs.rules.model import Action, MergeMethod
 from tests.factories import HEAD, make_pr, make_rule, review
 
 RULE = make_rule()
@@ -178,3 +182,180 @@ def test_a_permanent_block_outranks_a_pending_one():
     )
     assert result.action is Action.ESCALATE
     assert result.block is not None and result.block.guardrail == "draft"
+
+
+SELECTIVE = make_rule(
+    selector={
+        "labels": {"include": ["auto-merge"], "exclude": ["do-not-merge"]},
+        "baseBranch": "main",
+        "author": "dependabot[bot]",
+        "titlePattern": "^Bump ",
+    }
+)
+BUMP = {"title": "Bump x", "author": "dependabot[bot]", "labels": ("auto-merge",)}
+
+
+@pytest.mark.parametrize(
+    ("pr", "wanted"),
+    [
+        pytest.param(
+            make_pr(**BUMP | {"labels": ("auto-merge", "do-not-merge")}),
+            Action.MERGE,
+            id="exclude-label-added",
+        ),
+        pytest.param(make_pr(**BUMP | {"labels": ()}), Action.MERGE, id="opt-in-label-removed"),
+        pytest.param(make_pr(**BUMP | {"base_branch": "release"}), Action.CLOSE, id="base-changed"),
+        pytest.param(make_pr(**BUMP | {"author": "mallory"}), Action.MERGE, id="author-changed"),
+        pytest.param(make_pr(**BUMP | {"title": "Revert x"}), Action.ESCALATE, id="retitled"),
+    ],
+)
+def test_a_pr_that_left_the_selector_is_left_alone(pr, wanted):
+    """Whatever was decided, a PR that no longer meets every selector condition gets nothing."""
+    result = guard(pr, SELECTIVE.spec, wanted, HEAD)
+    assert result.action is Action.WAIT
+    assert result.block is not None and result.block.guardrail == "not-covered"
+
+
+@pytest.mark.parametrize(
+    "author",
+    [
+        pytest.param("dependabot[bot]", id="ui-form"),
+        pytest.param("app/dependabot", id="search-form"),
+    ],
+)
+def test_both_spellings_of_a_bot_select_it(author):
+    """`app/dependabot` and `dependabot[bot]` are the same bot to the selector."""
+    rule = make_rule(selector={"labels": {"include": ["auto-merge"]}, "author": author})
+    assert guard(make_pr(**BUMP), rule.spec, Action.MERGE, HEAD).action is Action.MERGE
+
+
+T0 = datetime(2026, 11, 1, tzinfo=UTC)
+ALLOW_NO_CHECKS = make_rule(merge={"allowWithoutChecks": True})
+
+
+def run(name, conclusion="SUCCESS", *, minute=0, status="COMPLETED", required=None):
+    """One run of a check, started ``minute`` minutes after T0."""
+    return Check(
+        name=name,
+        status=status,
+        conclusion=conclusion,
+        started_at=T0 + timedelta(minutes=minute),
+        required=required,
+    )
+
+
+@pytest.mark.parametrize(
+    ("pr", "rule", "expected", "guardrail"),
+    [
+        pytest.param(
+            make_pr(ci_status=CiStatus.FAILURE, checks=(run("ci", "FAILURE"), run("ci", minute=5))),
+            RULE,
+            Action.MERGE,
+            None,
+            id="failed-run-superseded-by-a-passing-one",
+        ),
+        pytest.param(
+            make_pr(ci_status=CiStatus.FAILURE, checks=(run("ci", minute=5), run("ci", "FAILURE"))),
+            RULE,
+            Action.MERGE,
+            None,
+            id="the-newer-run-counts-wherever-listed",
+        ),
+        pytest.param(
+            make_pr(ci_status=CiStatus.FAILURE, checks=(run("ci"), run("ci", "FAILURE", minute=5))),
+            RULE,
+            Action.ESCALATE,
+            "checks-not-passed",
+            id="a-newer-failure-stands",
+        ),
+        pytest.param(
+            make_pr(checks=(run("ci", "SKIPPED"), run("lint", "NEUTRAL"))),
+            RULE,
+            Action.ESCALATE,
+            "checks-not-passed",
+            id="nothing-ran-has-not-passed",
+        ),
+        pytest.param(
+            make_pr(checks=(run("ci", "SKIPPED"),)),
+            ALLOW_NO_CHECKS,
+            Action.MERGE,
+            None,
+            id="nothing-ran-merges-when-the-rule-opts-in",
+        ),
+        pytest.param(
+            make_pr(ci_status=CiStatus.UNKNOWN, checks=()),
+            ALLOW_NO_CHECKS,
+            Action.MERGE,
+            None,
+            id="no-check-at-all-merges-when-the-rule-opts-in",
+        ),
+        pytest.param(
+            make_pr(
+                merge_state_status="BLOCKED",
+                ci_status=CiStatus.PENDING,
+                checks=(run("lint"), run("build", None, status="QUEUED", required=True)),
+            ),
+            RULE,
+            Action.WAIT,
+            "checks-pending",
+            id="required-check-still-running-waits",
+        ),
+        pytest.param(
+            make_pr(
+                merge_state_status="BLOCKED", ci_status=CiStatus.PENDING, checks=(run("lint"),)
+            ),
+            RULE,
+            Action.WAIT,
+            "checks-pending",
+            id="required-check-not-reported-yet-waits",
+        ),
+        pytest.param(
+            make_pr(merge_state_status="BLOCKED", review_decision="REVIEW_REQUIRED"),
+            RULE,
+            Action.ESCALATE,
+            "review-required",
+            id="blocked-for-a-review-escalates",
+        ),
+        pytest.param(
+            make_pr(merge_state_status="BEHIND"),
+            RULE,
+            Action.WAIT,
+            "branch-behind",
+            id="behind-waits",
+        ),
+        pytest.param(
+            make_pr(merge_state_status="UNKNOWN"),
+            RULE,
+            Action.WAIT,
+            "merge-state-unknown",
+            id="merge-state-being-computed-waits",
+        ),
+        pytest.param(
+            make_pr(merge_methods=frozenset({MergeMethod.MERGE, MergeMethod.REBASE})),
+            RULE,
+            Action.ESCALATE,
+            "merge-method-not-allowed",
+            id="merge-method-the-repository-refuses-escalates",
+        ),
+        pytest.param(
+            make_pr(merge_methods=frozenset({MergeMethod.SQUASH})),
+            RULE,
+            Action.MERGE,
+            None,
+            id="merge-method-the-repository-allows",
+        ),
+    ],
+)
+def test_checks_and_merge_state_are_read_like_githubs_merge_gate(pr, rule, expected, guardrail):
+    """Latest run per check; nothing ran is no pass; waiting clears pending, behind and unknown."""
+    result = guard(pr, rule.spec, Action.MERGE, HEAD)
+    assert result.action is expected
+    assert (result.block.guardrail if result.block else None) == guardrail
+
+
+def test_a_title_pattern_cannot_hang_the_pass():
+    """A pattern that backtracks catastrophically in Python runs in linear time (RE2)."""
+    rule = make_rule(selector={"titlePattern": "^(a+)+$"})
+    started = time.monotonic()
+    assert not covers(make_pr(title="a" * 50_000 + "!"), rule.spec.selector)
+    assert time.monotonic() - started < 1

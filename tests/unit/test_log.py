@@ -10,7 +10,7 @@ from datetime import datetime
 
 import pytest
 
-from jobs.log import REDACTED, add_secrets, configure_logging, get_logger
+from jobs.log import REDACTED, add_secrets, configure_logging, decision_logger, get_logger
 
 SECRET = "s3cr3t-value-0f-the-ai-token"
 GITHUB_PAT = "ghp_" + "A1b2C3d4E5" * 4
@@ -265,3 +265,22 @@ def test_bad_settings_are_rejected(kwargs: dict[str, str], message: str) -> None
     """An unknown level or format is a ValueError naming the problem."""
     with pytest.raises(ValueError, match=message):
         configure_logging(stream=io.StringIO(), **kwargs)
+
+
+@pytest.mark.parametrize("level", ["INFO", "WARNING", "ERROR"])
+def test_decision_lines_are_written_whatever_the_level(level: str) -> None:
+    """A quiet level hides other INFO lines, never a decision's; secrets are redacted there too."""
+    stream = configured(level=level)
+    get_logger("run").info("pass finished")
+    decision_logger(rule="ns/name").info("decision", reason=f"the token {SECRET} leaked")
+    [line] = [line for line in json_lines(stream) if line["event"] != "pass finished"]
+    assert (line["logger"], line["level"], line["rule"]) == ("decision", "info", "ns/name")
+    assert SECRET not in json.dumps(line) and REDACTED in str(line["reason"])
+    assert any(x["event"] == "pass finished" for x in json_lines(stream)) is (level == "INFO")
+
+
+def test_decision_lines_follow_a_debug_level_too() -> None:
+    """DEBUG shows everything, the decision lines included, once each."""
+    stream = configured(level="DEBUG")
+    decision_logger().info("decision", number=7)
+    assert [line["number"] for line in json_lines(stream) if line["logger"] == "decision"] == [7]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+from pydantic import ValidationError
 
 from jobs.clients.github.search_query import (
     MAX_OPERATORS,
@@ -68,6 +71,12 @@ def operators(query: str) -> int:
             selector(author="dependabot[bot]"),
             [f"{OPEN} author:app/dependabot repo:acme/app {SORT}"],
             id="bot-author-searched-as-app",
+        ),
+        pytest.param(
+            ["acme/app"],
+            selector(author="app/dependabot"),
+            [f"{OPEN} author:app/dependabot repo:acme/app {SORT}"],
+            id="bot-author-in-searchs-own-form",
         ),
         pytest.param(
             ["acme/app", "acme/api", "acme/app"],
@@ -143,15 +152,24 @@ def test_more_than_five_exclusions_keep_five() -> None:
     ]
 
 
-@pytest.mark.parametrize(
-    "rule_selector",
-    [
-        pytest.param(selector(include=["x" * 250]), id="inclusions-too-long"),
-        pytest.param(selector(include=['say "hi"']), id="double-quote-in-label"),
-        pytest.param(selector(author="not a login"), id="author-not-a-login"),
-    ],
-)
-def test_selectors_github_cannot_search(rule_selector: Selector) -> None:
+def test_a_selector_too_long_to_search_is_an_error() -> None:
     """A selector that cannot become a search string is an error, never a wider search."""
     with pytest.raises(SearchQueryError):
-        build_search_queries(["acme/app"], rule_selector)
+        build_search_queries(["acme/app"], selector(include=["x" * 250]))
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        pytest.param({"include": ['say "hi"']}, id="double-quote-in-label"),
+        pytest.param({"exclude": ["a\nb"]}, id="line-break-in-label"),
+        pytest.param({"include": [" "]}, id="blank-label"),
+        pytest.param({"base": 'release"1'}, id="double-quote-in-base"),
+        pytest.param({"author": "not a login"}, id="author-not-a-login"),
+        pytest.param({"author": "app/"}, id="app-without-name"),
+    ],
+)
+def test_values_github_cannot_search_are_refused_with_the_rule(values: dict[str, Any]) -> None:
+    """A value the search cannot express fails when the rule is read, not on every pass."""
+    with pytest.raises(ValidationError):
+        selector(**values)

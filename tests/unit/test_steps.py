@@ -7,16 +7,22 @@ import json
 
 import pytest
 
+from jobs.clients.ai.usage import ModelUsage
 from jobs.policy.decision import decide
 from jobs.policy.verdict import Verdict
 from jobs.reconcile.steps import (
+    Decided,
     decision_output,
     dump_for_argo,
+    failure_errors,
     noop_ref,
     parse_counts,
+    parse_decided,
     parse_decision_output,
     parse_decisions,
     parse_ref,
+    ref_target,
+    termination_message,
 )
 from jobs.rules.encoding import StepInputError, encode_rule, rule_from_env
 from jobs.rules.model import Action
@@ -96,11 +102,16 @@ def test_malformed_decisions_are_refused(text, message):
         parse_decisions(text)
 
 
-def test_a_reference_needs_repository_and_number():
-    """--pr must name the PR it refers to."""
-    assert parse_ref('{"repository": "acme/web", "number": 3}')["number"] == 3
-    with pytest.raises(StepInputError, match="repository/number"):
-        parse_ref('{"repository": "acme/web"}')
+def test_a_reference_needs_the_pr_it_refers_to():
+    """--pr names its PR as ``owner/name#N`` (or, earlier, by repository and number)."""
+    assert ref_target(parse_ref('{"display": "acme/web#3", "key": "d-1", "shard": "1"}')) == (
+        "acme/web",
+        3,
+    )
+    assert ref_target(parse_ref('{"repository": "acme/web", "number": 3}')) == ("acme/web", 3)
+    for broken in ('{"repository": "acme/web"}', '{"display": "web#3"}', '{"display": "a/b#x"}'):
+        with pytest.raises(StepInputError, match="owner/name#number"):
+            parse_ref(broken)
 
 
 def test_report_tolerates_an_unresolved_argo_tag():
@@ -117,7 +128,7 @@ def test_a_decide_output_is_readable_and_exact():
         "fp",
     )
     line = decision_output(decision)
-    assert line.startswith("merge acme/web#7: green { {x}} | ")
+    assert line.startswith(f"merge acme/web#7 at {decision.head_oid[:7]}: green {{ {{x}}}} | ")
     assert "{{" not in line
     assert parse_decision_output(line) == decision
 
@@ -154,3 +165,53 @@ def test_failed_nodes_are_counted_from_argos_twice_quoted_json(text, count):
     from jobs.reconcile.steps import failed_nodes
 
     assert failed_nodes(text) == count
+
+
+def test_a_decide_output_carries_what_the_decision_cost_and_which_run_asked():
+    """Model calls, tokens, latency and the asking run travel with the decision to act."""
+    decision = decide(RULE, make_pr(), Verdict(action=Action.MERGE, reason="green"), "fp")
+    usage = ModelUsage(calls=1, input_tokens=900, output_tokens=40, cached_tokens=600)
+    line = decision_output(decision, usage=usage, latency_seconds=1.25, run="wf-1700000000")
+    aggregate = json.dumps([line, "-"])
+    assert parse_decided(aggregate) == [Decided(decision, usage, 1.25, "wf-1700000000")]
+
+
+def test_a_bare_decision_of_an_earlier_version_still_reads():
+    """A memo saved before outputs carried their cost reads as a decision that cost nothing."""
+    decision = decide(RULE, make_pr(), Verdict(action=Action.WAIT, reason="pending"), "fp")
+    bare = base64.b64encode(decision.model_dump_json().encode()).decode()
+    assert parse_decided(f"wait acme/web#7: pending | {bare}") == [Decided(decision)]
+
+
+def argo_failures(*messages: str) -> str:
+    nodes = [{"displayName": f"decide({i})", "message": m} for i, m in enumerate(messages)]
+    return json.dumps(json.dumps(nodes))
+
+
+@pytest.mark.parametrize(
+    ("failures", "errors"),
+    [
+        pytest.param(
+            argo_failures(
+                "main: Error (exit code 75): " + termination_message("ai", "AI: HTTP 529"),
+                "main: Error (exit code 1): " + termination_message("ai", "AI: HTTP 401"),
+                "Error (exit code 75): " + termination_message("github", "GitHub: HTTP 502"),
+            ),
+            {"ai": 2, "github": 1},
+            id="typed-by-the-termination-message",
+        ),
+        pytest.param(argo_failures("OOMKilled (exit code 137)"), {}, id="untyped-not-counted"),
+        pytest.param('"null"', {}, id="nothing-failed"),
+        pytest.param("{{workflow.failures}}", {}, id="unresolved"),
+    ],
+)
+def test_failed_steps_are_counted_by_the_type_they_reported(failures, errors):
+    """A step's termination message, in Argo's node message, names the error type to count."""
+    assert failure_errors(failures) == errors
+
+
+def test_a_termination_message_is_one_bounded_line():
+    """Kubernetes keeps 4 KiB of it: one line, cut well below that."""
+    message = termination_message("ai", "line one\nline two " + "x" * 5000)
+    assert message.startswith("error-type=ai: line one line two ")
+    assert "\n" not in message and len(message) <= 1024

@@ -115,11 +115,104 @@ def test_seed_examples_have_no_errors() -> None:
             "(did you mean 'pr.title'?)",
             id="subscript-checked-too",
         ),
+        pytest.param(
+            "{{ repository.owner }}",
+            "line 1 of the template: repository is text and has no attribute 'owner', "
+            "rendering would fail",
+            id="attribute-a-variable-does-not-have",
+        ),
+        pytest.param(
+            "{{ pr.labels.first }}",
+            "line 1 of the template: pr.labels is a list and has no attribute 'first', "
+            "rendering would fail",
+            id="attribute-of-a-list",
+        ),
+        pytest.param(
+            "{{ pr.title.upper().__globals__ }}",
+            "line 1 of the template: '__globals__' is refused by the template sandbox, "
+            "rendering would fail",
+            id="sandbox-escape-deep-in-an-expression",
+        ),
+        pytest.param(
+            "{{ pr|attr('__class__') }}",
+            "line 1 of the template: '__class__' is refused by the template sandbox, "
+            "rendering would fail",
+            id="sandbox-escape-through-attr",
+        ),
     ],
 )
 def test_instruction_template_errors(template: str, message: str) -> None:
     """The instruction compiles in the prompt's sandbox and uses only provided variables."""
     assert reported(instruction=template) == [("error", "spec.instruction", message)]
+
+
+def test_a_sandbox_escape_is_refused_at_every_depth() -> None:
+    """Each internal attribute of ``''.__class__.__mro__`` is an error, not only the first."""
+    findings = reported(instruction="{{ ''.__class__.__mro__ }}")
+    assert [message for _, _, message in findings] == [
+        f"line 1 of the template: '{name}' is refused by the template sandbox, rendering would fail"
+        for name in ("__mro__", "__class__")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("spec", "field", "fragment"),
+    [
+        pytest.param({"instruction": " \n\t"}, "spec.instruction", "blank", id="blank-instruction"),
+        pytest.param(
+            {"selector": {"titlePattern": "^(?!WIP)"}},
+            "spec.selector.titlePattern",
+            "RE2",
+            id="lookahead-pattern",
+        ),
+        pytest.param(
+            {"selector": {"titlePattern": "(a)\\1"}},
+            "spec.selector.titlePattern",
+            "RE2",
+            id="backreference-pattern",
+        ),
+        pytest.param(
+            {"selector": {"labels": {"include": ['say "hi"']}}},
+            "spec.selector.labels.include.0",
+            "double quote",
+            id="label-the-search-cannot-express",
+        ),
+        pytest.param(
+            {"selector": {"baseBranch": "a\nb"}},
+            "spec.selector.baseBranch",
+            "line break",
+            id="branch-the-search-cannot-express",
+        ),
+        pytest.param(
+            {"selector": {"author": "dependabot bot"}},
+            "spec.selector.author",
+            "not a GitHub login",
+            id="author-not-a-login",
+        ),
+    ],
+)
+def test_values_that_would_fail_every_pass_are_errors(
+    spec: dict[str, Any], field: str, fragment: str
+) -> None:
+    """What could only fail on every run is refused when the rule is read."""
+    doc = copy.deepcopy(RULE)
+    doc["spec"].update(spec)
+    problems = parse_rule_document(doc, SOURCE)
+    assert isinstance(problems, list)
+    assert [(problem.field, fragment in problem.message) for problem in problems] == [(field, True)]
+
+
+@pytest.mark.parametrize(
+    "selector",
+    [
+        pytest.param({"author": "dependabot[bot]"}, id="bot-as-github-shows-it"),
+        pytest.param({"author": "app/dependabot"}, id="bot-as-the-search-writes-it"),
+        pytest.param({"titlePattern": "^(a+)+$"}, id="nested-quantifiers-run-in-linear-time"),
+    ],
+)
+def test_documented_selector_forms_are_valid(selector: dict[str, Any]) -> None:
+    """Both bot spellings and any RE2 pattern validate (RE2 never backtracks)."""
+    assert reported(selector=selector) == []
 
 
 def test_each_unknown_variable_is_reported_once_in_line_order() -> None:

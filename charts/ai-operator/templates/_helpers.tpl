@@ -93,6 +93,14 @@ Where one token is read from, as JSON {"name": ..., "key": ...}. Call with
 {{- $names | toJson }}
 {{- end }}
 
+{{/*
+"true" when the controller serves /metrics on a port of its own (metricsPort); on the health
+port it always does.
+*/}}
+{{- define "ai-operator.metricsPortOwn" -}}
+{{- if and .Values.metrics.enabled (ne (int .Values.metrics.port) (int .Values.healthcheck.port)) }}true{{- end }}
+{{- end }}
+
 {{/* "true" when the controller serves every namespace. */}}
 {{- define "ai-operator.allNamespaces" -}}
 {{- if or .Values.watchAllNamespaces (has "*" .Values.watchNamespaces) }}true{{- end }}

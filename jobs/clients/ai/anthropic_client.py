@@ -5,6 +5,11 @@ schema: a forced tool works on every Anthropic-compatible endpoint and model, wh
 ``output_config`` structured output needs a recent model on Anthropic's own API. The tool is not
 marked ``strict`` for the same reason; the answer is validated by ``jobs.policy.verdict`` anyway.
 
+The system block, the rule's rendered instruction (the same for every pull request of the rule's
+pass) is marked ``cache_control: ephemeral``: with the tool before it, it is the prompt prefix
+Anthropic may cache, so later pull requests read it at a tenth of the input price (Anthropic caches
+a prefix of at least 1,024 tokens; OpenAI-compatible providers cache long prefixes by themselves).
+
 ``messages.create`` in this SDK has no ``temperature`` parameter, so the configured temperature is
 not sent. The SDK retries 408/409/429/5xx itself, honouring
 ``retry-after``. This module does not validate the answer's content nor choose a fallback.
@@ -15,7 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 import anthropic
-from anthropic.types import Message
+from anthropic.types import Message, TextBlockParam
 
 from jobs.clients.ai.base import (
     TOOL_NAME,
@@ -25,6 +30,7 @@ from jobs.clients.ai.base import (
     require_object,
 )
 from jobs.clients.ai.errors import AIResponseInvalid
+from jobs.clients.ai.usage import ModelUsage
 from jobs.config import AIConfig
 from jobs.rules.model import AIProvider
 
@@ -50,7 +56,7 @@ class AnthropicDecisionClient(SDKDecisionClient):
             message = self._sdk.messages.create(
                 model=self.model,
                 max_tokens=self._config.max_tokens,
-                system=system,
+                system=[_cached_block(system)],
                 messages=[{"role": "user", "content": user}],
                 tools=[
                     {"name": TOOL_NAME, "description": _TOOL_DESCRIPTION, "input_schema": schema}
@@ -59,7 +65,25 @@ class AnthropicDecisionClient(SDKDecisionClient):
             )
         except anthropic.AnthropicError as exc:
             raise self.failure(exc) from exc
+        self._record(_usage(message))
         return _answer(message)
+
+
+def _cached_block(text: str) -> TextBlockParam:
+    """A system block Anthropic may cache (ephemeral: about five minutes, renewed by each hit)."""
+    return {"type": "text", "text": text, "cache_control": {"type": "ephemeral"}}
+
+
+def _usage(message: Message) -> ModelUsage:
+    """The tokens a message spent; ``input`` includes the cached and cache-writing ones."""
+    usage = message.usage
+    cached = usage.cache_read_input_tokens or 0
+    written = usage.cache_creation_input_tokens or 0
+    return ModelUsage(
+        input_tokens=usage.input_tokens + cached + written,
+        output_tokens=usage.output_tokens,
+        cached_tokens=cached,
+    )
 
 
 def _answer(message: Message) -> dict[str, Any]:

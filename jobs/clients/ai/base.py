@@ -20,6 +20,7 @@ from jobs.clients.ai.errors import (
     AIResponseInvalid,
     AIUnavailable,
 )
+from jobs.clients.ai.usage import ModelUsage
 from jobs.config import AIConfig
 from jobs.rules.model import AIProvider
 
@@ -40,26 +41,57 @@ class DecisionClient(Protocol):
         """Requests made through :meth:`ask` (the SDK's own retries not counted)."""
         ...
 
+    @property
+    def usage(self) -> ModelUsage:
+        """Calls and tokens of every :meth:`ask` so far."""
+        ...
+
+    def thread_usage(self) -> ModelUsage:
+        """Calls and tokens of the :meth:`ask` calls made by the calling thread so far."""
+        ...
+
     def ask(self, system: str, user: str, schema: dict[str, Any]) -> object:
         """Return the decoded JSON answer; raise only :class:`AIError` subclasses."""
         ...
 
 
 class CallCounter:
-    """A thread-safe count of requests, read as :attr:`calls`."""
+    """A thread-safe count of requests and tokens, in total and per calling thread.
+
+    Per thread, because a pass decides pull requests in parallel through one client and each
+    decision is one thread's work: the difference of :meth:`thread_usage` around a decision is
+    what that decision cost.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._calls = 0
+        self._usage = ModelUsage()
+        self._by_thread: dict[int, ModelUsage] = {}
 
     @property
     def calls(self) -> int:
         """Requests made through ``ask`` so far."""
-        return self._calls
+        return self._usage.calls
+
+    @property
+    def usage(self) -> ModelUsage:
+        """Calls and tokens so far."""
+        return self._usage
+
+    def thread_usage(self) -> ModelUsage:
+        """Calls and tokens of the calling thread so far."""
+        with self._lock:
+            return self._by_thread.get(threading.get_ident(), ModelUsage())
 
     def _count_call(self) -> None:
+        self._record(ModelUsage(calls=1))
+
+    def _record(self, usage: ModelUsage) -> None:
+        """Add ``usage`` to the totals and to the calling thread's."""
+        thread = threading.get_ident()
         with self._lock:
-            self._calls += 1
+            self._usage = self._usage + usage
+            self._by_thread[thread] = self._by_thread.get(thread, ModelUsage()) + usage
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from jobs.clients.ai.base import (
     decode_json_object,
 )
 from jobs.clients.ai.errors import AIResponseInvalid
+from jobs.clients.ai.usage import ModelUsage
 from jobs.config import AIConfig
 from jobs.rules.model import AIProvider
 
@@ -61,7 +62,21 @@ class OpenAIDecisionClient(SDKDecisionClient):
             )
         except openai.OpenAIError as exc:
             raise self.failure(exc) from exc
+        self._record(_usage(completion))
         return _answer(completion)
+
+
+def _usage(completion: ChatCompletion) -> ModelUsage:
+    """The tokens a completion spent (none when the server reports no usage)."""
+    usage = completion.usage
+    if usage is None:
+        return ModelUsage()
+    details = usage.prompt_tokens_details
+    return ModelUsage(
+        input_tokens=usage.prompt_tokens,
+        output_tokens=usage.completion_tokens,
+        cached_tokens=(details.cached_tokens or 0) if details else 0,
+    )
 
 
 def answer_cap_field(host: str) -> str:

@@ -1,7 +1,9 @@
 """The GitHub client: reads pull requests into snapshots and performs the few changes a pass makes.
 
 Reads: :meth:`GitHubClient.search_pull_requests` (one search per group of repositories, paginated)
-and :meth:`GitHubClient.pull_request` (fresh facts, one request). Changes: merge (guarded by the
+and :meth:`GitHubClient.pull_request` (fresh facts, one request). Either reads every page of a
+pull request's labels, reviews, checks, comments and timeline events: a fact on a later page is
+read with one more request per page, never dropped. Changes: merge (guarded by the
 expected head commit), close, comment, labels. Mutations are serialized and paced, as GitHub asks
 of clients (no concurrent mutations; at most 80 content-creating requests a minute).
 
@@ -24,7 +26,7 @@ from jobs.clients.github.errors import (
     LabelMissing,
     MergeRejected,
 )
-from jobs.clients.github.mapping import to_snapshot
+from jobs.clients.github.mapping import Connections, first_pages, head_commit, to_snapshot
 from jobs.clients.github.search_query import SearchQueryError, build_search_queries
 from jobs.clients.github.transport import GitHubStats, GraphQLTransport, TransportPolicy
 from jobs.policy.snapshot import PullRequestSnapshot
@@ -34,6 +36,9 @@ __all__ = ["LABEL_COLOR", "GitHubClient", "GitHubStats"]
 
 LABEL_COLOR = "d93f0b"
 """The color of labels this tool creates."""
+
+MAX_NESTED_PAGES = 50
+"""Pages read of one nested connection (5,000 items); a pull request beyond it is an error."""
 
 
 class GitHubClient:
@@ -92,10 +97,12 @@ class GitHubClient:
         while len(found) < limit:
             first = min(queries.PAGE_SIZE, limit - len(found))
             variables = {"query": query, "first": first, "after": after}
-            search = self._query(queries.SEARCH_PULL_REQUESTS, variables).search
+            result = self._query(queries.SEARCH_PULL_REQUESTS, variables)
+            search, viewer = result.search, result.viewer.login
             for node in search.nodes:
-                if node.__typename__ == "PullRequest" and len(found) < limit:
-                    found.setdefault(node.id, to_snapshot(node))
+                fresh = node.__typename__ == "PullRequest" and node.id not in found
+                if fresh and len(found) < limit:
+                    found[node.id] = to_snapshot(node, viewer, self._connections(node))
             if not search.page_info.has_next_page:
                 return
             after = search.page_info.end_cursor
@@ -107,7 +114,65 @@ class GitHubClient:
         result = self._query(queries.PULL_REQUEST, variables)
         if not result.repository or not result.repository.pull_request:
             raise GitHubQueryError(f"{repository}#{number} was not found")
-        return to_snapshot(result.repository.pull_request)
+        pr = result.repository.pull_request
+        return to_snapshot(pr, result.viewer.login, self._connections(pr))
+
+    def viewer_login(self) -> str:
+        """The login of the token's account; GitHubAuthError when GitHub refuses the token."""
+        return str(self._query(queries.VIEWER, {}).viewer.login)
+
+    def _connections(self, pr: Any) -> Connections:
+        """All nodes of ``pr``'s nested connections: the fragment's first pages, then the rest."""
+        nodes = first_pages(pr)
+        where = f"{pr.repository.name_with_owner}#{pr.number}"
+        ids = {"id": pr.id}
+        nodes.labels += self._pages(queries.LABELS_PAGE, ids, pr.labels, f"{where} labels")
+        nodes.reviews += self._pages(
+            queries.REVIEWS_PAGE, ids, pr.latest_reviews, f"{where} reviews"
+        )
+        nodes.comments[:0] = self._pages(
+            queries.COMMENTS_PAGE, ids, pr.comments, f"{where} comments", forward=False
+        )
+        nodes.events[:0] = self._pages(
+            queries.EVENTS_PAGE, ids, pr.timeline_items, f"{where} events", forward=False
+        )
+        commit = head_commit(pr)
+        if commit and commit.status_check_rollup:
+            nodes.contexts += self._pages(
+                queries.CONTEXTS_PAGE,
+                {"commit": commit.id, "pr": pr.id},
+                commit.status_check_rollup.contexts,
+                f"{where} checks",
+            )
+        return nodes
+
+    def _pages(
+        self,
+        operation: Any,
+        variables: Mapping[str, Any],
+        first: Any,
+        what: str,
+        *,
+        forward: bool = True,
+    ) -> list[Any]:
+        """The nodes of the pages after ``first`` (or before it, backwards), in their order."""
+        info = first.page_info
+        more = info.has_next_page if forward else info.has_previous_page
+        cursor = info.end_cursor if forward else info.start_cursor
+        nodes: list[Any] = []
+        for _ in range(MAX_NESTED_PAGES):
+            if not more:
+                return nodes
+            page = _connection_of(self._query(operation, {**variables, "cursor": cursor}))
+            if forward:
+                nodes += page.nodes
+                more, cursor = page.page_info.has_next_page, page.page_info.end_cursor
+            else:
+                nodes[:0] = page.nodes
+                more, cursor = page.page_info.has_previous_page, page.page_info.start_cursor
+        raise GitHubQueryError(
+            f"{what}: more than {MAX_NESTED_PAGES} pages; this pull request is left alone"
+        )
 
     def label_ids(
         self, repository: str, names: Sequence[str], *, create_missing: bool
@@ -209,6 +274,17 @@ class GitHubClient:
         wait = self._mutation_interval - (self._clock() - self._last_mutation)
         if wait > 0:
             self._sleep(wait)
+
+
+def _connection_of(result: Any) -> Any:
+    """The one connection a ``*_PAGE`` operation reads (under ``node``)."""
+    node = result.node
+    if not node:
+        raise GitHubQueryError("the pull request or commit disappeared while it was being read")
+    for name in ("labels", "latest_reviews", "comments", "timeline_items"):
+        if name in node:
+            return getattr(node, name)
+    return node.status_check_rollup.contexts
 
 
 def _split(repository: str) -> tuple[str, str]:

@@ -1,11 +1,17 @@
 """Maps the sgqlc objects of the ``PullRequestFacts`` fragment into :class:`PullRequestSnapshot`.
 
+A pull request's nested connections may span several pages: :class:`Connections` holds all their
+nodes (the client reads the pages after the first). Timeline events become two facts: who
+reopened the pull request after this token closed it, and which labels this token added that
+someone else removed. "This token" is the viewer; bots compare in one spelling.
+
 sgqlc turns a JSON null object into an empty, falsy object, so absent things are tested with
 ``if not x``. Nothing returned from here is an sgqlc type; nothing here sends a request.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 from jobs.policy.markers import find_markers
@@ -17,6 +23,8 @@ from jobs.policy.snapshot import (
     PullRequestState,
     Review,
 )
+from jobs.rules.matching import canonical_login
+from jobs.rules.model import MergeMethod
 
 GHOST = "ghost"
 """GitHub's name for a deleted account."""
@@ -31,10 +39,47 @@ _CI_STATUS = {
 _PENDING_STATUS_STATES = frozenset({"PENDING", "EXPECTED"})
 
 
-def to_snapshot(pr: Any) -> PullRequestSnapshot:
-    """Map one pull request read with the ``PullRequestFacts`` fragment into a snapshot."""
-    head_commit = pr.commits.nodes[0].commit if pr.commits.nodes else None
-    rollup = head_commit.status_check_rollup if head_commit else None
+@dataclass
+class Connections:
+    """Every node of a pull request's nested connections, oldest first, all pages read."""
+
+    labels: list[Any] = field(default_factory=list)
+    reviews: list[Any] = field(default_factory=list)
+    contexts: list[Any] = field(default_factory=list)
+    comments: list[Any] = field(default_factory=list)
+    events: list[Any] = field(default_factory=list)
+
+
+def head_commit(pr: Any) -> Any:
+    """The head commit read with the fragment, or None."""
+    return pr.commits.nodes[0].commit if pr.commits.nodes else None
+
+
+def first_pages(pr: Any) -> Connections:
+    """The nodes the fragment itself read: the first page of each connection."""
+    commit = head_commit(pr)
+    rollup = commit.status_check_rollup if commit else None
+    return Connections(
+        labels=list(pr.labels.nodes),
+        reviews=list(pr.latest_reviews.nodes),
+        contexts=list(rollup.contexts.nodes) if rollup else [],
+        comments=list(pr.comments.nodes),
+        events=list(pr.timeline_items.nodes),
+    )
+
+
+def to_snapshot(
+    pr: Any, viewer: str = "", connections: Connections | None = None
+) -> PullRequestSnapshot:
+    """Map one pull request read with the ``PullRequestFacts`` fragment into a snapshot.
+
+    ``viewer`` is the token's login; ``connections`` all nodes of the nested connections
+    (default: the first pages the fragment read).
+    """
+    nodes = connections or first_pages(pr)
+    commit = head_commit(pr)
+    rollup = commit.status_check_rollup if commit else None
+    state = PullRequestState(pr.state)
     return PullRequestSnapshot(
         id=pr.id,
         repository=pr.repository.name_with_owner,
@@ -43,20 +88,18 @@ def to_snapshot(pr: Any) -> PullRequestSnapshot:
         title=pr.title,
         body=pr.body or "",
         author=author_login(pr.author),
-        labels=tuple(label.name for label in pr.labels.nodes),
+        labels=tuple(label.name for label in nodes.labels),
         base_branch=pr.base_ref_name,
         head_branch=pr.head_ref_name,
         head_oid=pr.head_ref_oid,
-        state=PullRequestState(pr.state),
+        state=state,
         is_draft=pr.is_draft,
         ci_status=_CI_STATUS.get(rollup.state, CiStatus.UNKNOWN) if rollup else CiStatus.UNKNOWN,
-        checks=tuple(_check(context) for context in rollup.contexts.nodes) if rollup else (),
+        checks=tuple(_check(context) for context in nodes.contexts),
         mergeable=Mergeable(pr.mergeable),
         merge_state_status=pr.merge_state_status,
         review_decision=pr.review_decision,
-        reviews=tuple(
-            Review(author=author_login(r.author), state=r.state) for r in pr.latest_reviews.nodes
-        ),
+        reviews=tuple(Review(author=author_login(r.author), state=r.state) for r in nodes.reviews),
         additions=pr.additions,
         deletions=pr.deletions,
         changed_files=pr.changed_files,
@@ -64,9 +107,59 @@ def to_snapshot(pr: Any) -> PullRequestSnapshot:
         updated_at=pr.updated_at,
         # Only this token's own comments count: anyone can paste a marker into a comment.
         comment_markers=frozenset().union(
-            *(find_markers(c.body) for c in pr.comments.nodes if c.viewer_did_author)
+            *(find_markers(c.body) for c in nodes.comments if c.viewer_did_author)
         ),
+        merge_methods=_merge_methods(pr.repository),
+        reopened_by=_reopened_by(nodes.events, viewer) if state is PullRequestState.OPEN else None,
+        labels_removed_by_people=_labels_removed_by_people(nodes.events, viewer),
     )
+
+
+def _merge_methods(repository: Any) -> frozenset[MergeMethod]:
+    allowed = {
+        MergeMethod.MERGE: repository.merge_commit_allowed,
+        MergeMethod.SQUASH: repository.squash_merge_allowed,
+        MergeMethod.REBASE: repository.rebase_merge_allowed,
+    }
+    return frozenset(method for method, on in allowed.items() if on)
+
+
+def _is_viewer(actor: Any, viewer: str) -> bool:
+    return (
+        bool(actor)
+        and bool(viewer)
+        and canonical_login(author_login(actor)) == (canonical_login(viewer))
+    )
+
+
+def _reopened_by(events: list[Any], viewer: str) -> str | None:
+    """Who reopened the pull request after the viewer last closed it, unless the viewer did."""
+    closed_by_viewer, reopened_by = False, None
+    for event in events:
+        if event.__typename__ == "ClosedEvent":
+            closed_by_viewer, reopened_by = _is_viewer(event.actor, viewer), None
+        elif event.__typename__ == "ReopenedEvent":
+            by_person = closed_by_viewer and not _is_viewer(event.actor, viewer)
+            reopened_by = author_login(event.actor) if by_person else None
+    return reopened_by
+
+
+def _labels_removed_by_people(events: list[Any], viewer: str) -> frozenset[str]:
+    """Labels (lower case) the viewer added and someone else removed last."""
+    added_by_viewer: dict[str, bool] = {}
+    removed: set[str] = set()
+    for event in events:
+        if event.__typename__ not in {"LabeledEvent", "UnlabeledEvent"} or not event.label:
+            continue
+        name = event.label.name.casefold()
+        if event.__typename__ == "LabeledEvent":
+            added_by_viewer[name] = _is_viewer(event.actor, viewer)
+            removed.discard(name)
+        elif not _is_viewer(event.actor, viewer) and added_by_viewer.get(name):
+            removed.add(name)
+        else:
+            removed.discard(name)
+    return frozenset(removed)
 
 
 def author_login(actor: Any) -> str:
@@ -80,8 +173,16 @@ def author_login(actor: Any) -> str:
 
 def _check(context: Any) -> Check:
     """Keep a check run as it is; a commit status is COMPLETED with its state, or PENDING."""
+    required = getattr(context, "is_required", None)  # not read by a search
     if context.__typename__ == "StatusContext":
+        started = {"started_at": context.created_at, "required": required}
         if context.state in _PENDING_STATUS_STATES:
-            return Check(name=context.context, status="PENDING")
-        return Check(name=context.context, status="COMPLETED", conclusion=context.state)
-    return Check(name=context.name, status=context.status, conclusion=context.conclusion)
+            return Check(name=context.context, status="PENDING", **started)
+        return Check(name=context.context, status="COMPLETED", conclusion=context.state, **started)
+    return Check(
+        name=context.name,
+        status=context.status,
+        conclusion=context.conclusion,
+        started_at=context.started_at or context.completed_at,
+        required=required,
+    )

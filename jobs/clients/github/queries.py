@@ -1,9 +1,12 @@
 """The GraphQL operations the GitHub client sends, built from the generated sgqlc types.
 
 Every pull request is read through one fragment, ``PullRequestFacts``, so a search and a fresh
-read fetch the same facts in one pass. Values always travel as GraphQL variables, never spliced
-into a document. Operations are built once at import; only the label lookup, whose aliases depend
-on the names asked for, is built per call.
+read fetch the same facts in one pass (a fresh read also asks which checks are required, which a
+search cannot: ``isRequired`` needs the pull request's number). Each nested connection (labels,
+reviews, comments, timeline events, checks) selects its page info: the ``*_PAGE`` operations read
+the pages after the first, so no fact stops at one page. Values always travel as GraphQL
+variables, never spliced into a document. Operations are built once at import; only the label
+lookup, whose aliases depend on the names asked for, is built per call.
 
 This module only describes documents: it sends nothing and maps nothing.
 """
@@ -13,57 +16,110 @@ from __future__ import annotations
 from typing import Any
 
 from sgqlc.operation import Fragment, Operation
-from sgqlc.types import Int, String, Variable, non_null
+from sgqlc.types import ID, Int, String, Variable, non_null
 
 from jobs.clients.github import github_schema as schema
 
-PAGE_SIZE = 50
-"""Pull requests per search page: heavy nested facts keep GitHub's cost per page moderate."""
+PAGE_SIZE = 100
+"""Pull requests per search page, GitHub's maximum: a pass reads N matching PRs in ceil(N/100)
+requests. The rate-limit cost is the same as with smaller pages (it counts the nodes asked for)."""
 
 CONTEXTS_PER_COMMIT = 50
 LABELS_PER_PULL_REQUEST = 50
 REVIEWS_PER_PULL_REQUEST = 50
 COMMENTS_PER_PULL_REQUEST = 100
+EVENTS_PER_PULL_REQUEST = 50
+PAGE_OF_NESTED = 100
+"""Items per follow-up page of a nested connection (GitHub's maximum)."""
+
+TIMELINE_EVENTS = ["CLOSED_EVENT", "REOPENED_EVENT", "LABELED_EVENT", "UNLABELED_EVENT"]
+"""The timeline events that tell who closed, reopened, labelled or unlabelled a pull request."""
 
 
-def _pull_request_facts() -> Any:
+def _pull_request_facts(name: str, *, required_by_number: bool) -> Any:
     """Select every fact a pass reads about a pull request, as one fragment."""
-    pr = Fragment(schema.PullRequest, "PullRequestFacts")
+    pr = Fragment(schema.PullRequest, name)
     pr.__fields__(
         "id", "number", "title", "body", "url", "state", "is_draft", "created_at", "updated_at",
         "additions", "deletions", "changed_files", "base_ref_name", "head_ref_name",
         "head_ref_oid", "mergeable", "merge_state_status", "review_decision",
     )  # fmt: skip
     pr.author.__fields__("login", "__typename__")
-    pr.repository.name_with_owner()
-    pr.labels(first=LABELS_PER_PULL_REQUEST).nodes.name()
-    review = pr.latest_reviews(first=REVIEWS_PER_PULL_REQUEST).nodes
-    review.author.__fields__("login", "__typename__")
-    review.state()
-    _select_rollup(pr.commits(last=1).nodes.commit)
-    comment = pr.comments(last=COMMENTS_PER_PULL_REQUEST).nodes
-    comment.body()
-    comment.viewer_did_author()
+    pr.repository.__fields__(
+        "name_with_owner", "merge_commit_allowed", "squash_merge_allowed", "rebase_merge_allowed"
+    )
+    _select_labels(pr.labels(first=LABELS_PER_PULL_REQUEST))
+    _select_reviews(pr.latest_reviews(first=REVIEWS_PER_PULL_REQUEST))
+    commit = pr.commits(last=1).nodes.commit
+    commit.__fields__("id", "oid")
+    contexts = commit.status_check_rollup.contexts(first=CONTEXTS_PER_COMMIT)
+    commit.status_check_rollup.state()
+    required = {"pull_request_number": Variable("number")} if required_by_number else None
+    _select_contexts(contexts, required)
+    _select_comments(pr.comments(last=COMMENTS_PER_PULL_REQUEST))
+    _select_events(pr.timeline_items(last=EVENTS_PER_PULL_REQUEST, item_types=TIMELINE_EVENTS))
     return pr
 
 
-def _select_rollup(commit: Any) -> None:
-    """Select the head commit's combined state, check runs and commit statuses."""
-    commit.oid()
-    rollup = commit.status_check_rollup
-    rollup.state()
-    context = rollup.contexts(first=CONTEXTS_PER_COMMIT).nodes
+def _forward(connection: Any) -> None:
+    connection.page_info.__fields__("has_next_page", "end_cursor")
+
+
+def _backward(connection: Any) -> None:
+    connection.page_info.__fields__("has_previous_page", "start_cursor")
+
+
+def _select_labels(connection: Any) -> None:
+    _forward(connection)
+    connection.nodes.name()
+
+
+def _select_reviews(connection: Any) -> None:
+    _forward(connection)
+    review = connection.nodes
+    review.author.__fields__("login", "__typename__")
+    review.state()
+
+
+def _select_comments(connection: Any) -> None:
+    """The newest comments first come last: earlier pages are read backwards."""
+    _backward(connection)
+    connection.nodes.__fields__("body", "viewer_did_author")
+
+
+def _select_events(connection: Any) -> None:
+    _backward(connection)
+    event = connection.nodes
+    for kind in (schema.ClosedEvent, schema.ReopenedEvent):
+        happened = event.__as__(kind)
+        happened.actor.__fields__("login", "__typename__")
+        happened.created_at()
+    for kind in (schema.LabeledEvent, schema.UnlabeledEvent):
+        labelled = event.__as__(kind)
+        labelled.actor.__fields__("login", "__typename__")
+        labelled.created_at()
+        labelled.label.name()
+
+
+def _select_contexts(connection: Any, required: dict[str, Any] | None) -> None:
+    """Check runs and commit statuses, with whether branch protection requires each."""
+    _forward(connection)
+    context = connection.nodes
     check_run = context.__as__(schema.CheckRun)
-    check_run.__fields__("name", "status", "conclusion")
+    check_run.__fields__("name", "status", "conclusion", "started_at", "completed_at")
     status = context.__as__(schema.StatusContext)
-    status.__fields__("context", "state")
+    status.__fields__("context", "state", "created_at")
+    if required is not None:
+        check_run.is_required(**required)
+        status.is_required(**required)
 
 
 def _select_rate_limit(operation: Any) -> None:
     operation.rate_limit.__fields__("cost", "remaining", "reset_at")
 
 
-PULL_REQUEST_FACTS = _pull_request_facts()
+PULL_REQUEST_FACTS = _pull_request_facts("PullRequestFacts", required_by_number=False)
+FRESH_PULL_REQUEST_FACTS = _pull_request_facts("FreshPullRequestFacts", required_by_number=True)
 
 
 def _search_operation() -> Any:
@@ -77,6 +133,7 @@ def _search_operation() -> Any:
     )
     search.page_info.__fields__("has_next_page", "end_cursor")
     search.nodes.__fragment__(PULL_REQUEST_FACTS)
+    op.viewer.login()
     _select_rate_limit(op)
     return op
 
@@ -88,7 +145,37 @@ def _pull_request_operation() -> Any:
         variables={"owner": non_null(String), "name": non_null(String), "number": non_null(Int)},
     )
     repository = op.repository(owner=Variable("owner"), name=Variable("name"))
-    repository.pull_request(number=Variable("number")).__fragment__(PULL_REQUEST_FACTS)
+    repository.pull_request(number=Variable("number")).__fragment__(FRESH_PULL_REQUEST_FACTS)
+    op.viewer.login()
+    _select_rate_limit(op)
+    return op
+
+
+def _viewer_operation() -> Any:
+    op = Operation(schema.Query, name="Viewer")
+    op.viewer.login()
+    _select_rate_limit(op)
+    return op
+
+
+def _pull_request_page(name: str, select: Any) -> Any:
+    """A follow-up page of one of a pull request's nested connections, from ``$cursor``."""
+    op = Operation(schema.Query, name=name, variables={"id": non_null(ID), "cursor": String})
+    select(op.node(id=Variable("id")).__as__(schema.PullRequest))
+    _select_rate_limit(op)
+    return op
+
+
+def _contexts_page() -> Any:
+    """A follow-up page of the head commit's checks, with whether the pull request requires each."""
+    op = Operation(
+        schema.Query,
+        name="CheckContextsPage",
+        variables={"commit": non_null(ID), "pr": non_null(ID), "cursor": String},
+    )
+    rollup = op.node(id=Variable("commit")).__as__(schema.Commit).status_check_rollup
+    connection = rollup.contexts(first=PAGE_OF_NESTED, after=Variable("cursor"))
+    _select_contexts(connection, {"pull_request_id": Variable("pr")})
     _select_rate_limit(op)
     return op
 
@@ -132,8 +219,28 @@ def _create_label_operation() -> Any:
     return op
 
 
+_CURSOR = Variable("cursor")
 SEARCH_PULL_REQUESTS = _search_operation()
 PULL_REQUEST = _pull_request_operation()
+VIEWER = _viewer_operation()
+LABELS_PAGE = _pull_request_page(
+    "LabelsPage", lambda pr: _select_labels(pr.labels(first=PAGE_OF_NESTED, after=_CURSOR))
+)
+REVIEWS_PAGE = _pull_request_page(
+    "ReviewsPage",
+    lambda pr: _select_reviews(pr.latest_reviews(first=PAGE_OF_NESTED, after=_CURSOR)),
+)
+COMMENTS_PAGE = _pull_request_page(
+    "CommentsPage",
+    lambda pr: _select_comments(pr.comments(last=PAGE_OF_NESTED, before=_CURSOR)),
+)
+EVENTS_PAGE = _pull_request_page(
+    "EventsPage",
+    lambda pr: _select_events(
+        pr.timeline_items(last=PAGE_OF_NESTED, before=_CURSOR, item_types=TIMELINE_EVENTS)
+    ),
+)
+CONTEXTS_PAGE = _contexts_page()
 MERGE_PULL_REQUEST = _merge_operation()
 CLOSE_PULL_REQUEST = _close_operation()
 ADD_COMMENT = _comment_operation()

@@ -12,16 +12,13 @@ Pure: no I/O. Raises only :class:`SearchQueryError`.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
+from jobs.rules.matching import parse_login, search_value_problem
 from jobs.rules.model import Selector
 
 MAX_QUERY_LENGTH = 256
 MAX_OPERATORS = 5
-
-_LOGIN_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*$")
-_BOT_SUFFIX = "[bot]"
 
 
 class SearchQueryError(ValueError):
@@ -92,15 +89,15 @@ def _fits(terms: list[str], operators: int) -> bool:
 
 
 def _quote(value: str) -> str:
-    if '"' in value:
-        raise SearchQueryError(f"a search value cannot contain a double quote: {value!r}")
+    problem = search_value_problem(value)
+    if problem is not None:
+        raise SearchQueryError(f"the search value {value!r} {problem}")
     return f'"{value}"'
 
 
 def _author(login: str) -> str:
-    """``dependabot[bot]`` (GitHub's UI spelling of a bot) is searched as ``app/dependabot``."""
-    is_bot = login.endswith(_BOT_SUFFIX)
-    name = login.removesuffix(_BOT_SUFFIX)
-    if not _LOGIN_RE.match(name):
-        raise SearchQueryError(f"not a GitHub login: {login!r}")
-    return f"app/{name}" if is_bot else name
+    """A bot (``dependabot[bot]`` or ``app/dependabot``) is searched as ``app/dependabot``."""
+    try:
+        return parse_login(login).search_term
+    except ValueError as exc:
+        raise SearchQueryError(str(exc)) from exc

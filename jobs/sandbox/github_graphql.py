@@ -1,10 +1,11 @@
 """GitHub's real GraphQL schema executed over the fake world (``GitHubWorld``).
 
 ``answer(graph, payload)`` takes a decoded ``{"query", "variables", "operationName"}`` body,
-validates the document against GitHub's pinned schema (``.cache/github-schema/schema.json``,
-built once per process) and executes it with graphql-core's default resolvers over dicts whose
-callables are called as ``fn(info, **args)``. Errors are shaped like GitHub's (``type``, ``path``,
-``locations``, ``message``). ``GitHubGraph`` maps the world into such dicts and holds the mutations.
+validates the document against GitHub's pinned schema (shipped with the package and built once
+per process: :mod:`jobs.sandbox.schema`) and executes it with graphql-core's default resolvers
+over dicts whose callables are called as ``fn(info, **args)``. Errors are shaped like GitHub's
+(``type``, ``path``, ``locations``, ``message``). ``GitHubGraph`` maps the world into such dicts
+and holds the mutations.
 Unmodelled fields resolve to null when nullable and to a plain value of their type otherwise;
 connections require ``first`` or ``last`` (1..100) like GitHub. This module must not know HTTP.
 """
@@ -14,11 +15,9 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
-import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from graphql import (
@@ -35,9 +34,7 @@ from graphql import (
     GraphQLOutputType,
     GraphQLResolveInfo,
     GraphQLScalarType,
-    GraphQLSchema,
     OperationType,
-    build_client_schema,
     execute,
     get_named_type,
     get_operation_ast,
@@ -45,10 +42,11 @@ from graphql import (
     validate,
 )
 
-from tests.fakes.github_search import SearchRejected, parse_search
-from tests.fakes.github_world import (
+from jobs.sandbox.github_search import SearchRejected, parse_search
+from jobs.sandbox.github_world import (
     FakeCheck,
     FakeComment,
+    FakeEvent,
     FakeLabel,
     FakePullRequest,
     FakeRepository,
@@ -57,22 +55,14 @@ from tests.fakes.github_world import (
     stable_digest,
     utc_now,
 )
+from jobs.sandbox.schema import github_schema
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / ".cache/github-schema/schema.json"
 MAX_PAGE = 100
 MAX_SEARCH_RESULTS = 1000
 NODE_TYPES = ("PullRequest", "Repository", "Label")
 
 Node = dict[str, Any]
 Args = dict[str, Any]
-
-
-@functools.cache
-def github_schema() -> GraphQLSchema:
-    """GitHub's schema, built once per process from the pinned introspection result."""
-    with SCHEMA_PATH.open(encoding="utf-8") as schema_file:
-        introspection = json.load(schema_file)
-    return build_client_schema(introspection, assume_valid=True)
 
 
 class GitHubFailure(Exception):
@@ -523,6 +513,9 @@ class GitHubGraph:
         found = self.world.label_by_id(node_id)
         if found is not None:
             return label_node(*found)
+        with_head = [pr for pr in self.world.pull_requests if _commit_id(pr) == node_id]
+        if with_head:
+            return self._commit(with_head[0])
         raise unknown_node(node_id)
 
     def _nodes(self, info: GraphQLResolveInfo, ids: list[str]) -> list[Node | GitHubFailure]:
@@ -563,6 +556,9 @@ class GitHubGraph:
             "isPrivate": False,
             "isFork": False,
             "viewerPermission": "WRITE",
+            "mergeCommitAllowed": "MERGE" in repository.merge_methods,
+            "squashMergeAllowed": "SQUASH" in repository.merge_methods,
+            "rebaseMergeAllowed": "REBASE" in repository.merge_methods,
             "defaultBranchRef": {"__typename": "Ref", "name": "main", "prefix": "refs/heads/"},
             "pullRequest": lambda info, number: self._pull_request_by_number(repository, number),
             "pullRequests": lambda info, **args: self._pull_requests(repository, args),
@@ -649,6 +645,7 @@ class GitHubGraph:
             "commits": lambda info, **args: connection([self._pull_request_commit(pr)], args),
             "comments": lambda info, **args: self._comments(pr, args),
             "totalCommentsCount": len(pr.comments),
+            "timelineItems": lambda info, **args: self._timeline(pr, args),
         }
 
     def _repository_of(self, pr: FakePullRequest) -> Node:
@@ -713,7 +710,7 @@ class GitHubGraph:
     def _commit(self, pr: FakePullRequest) -> Node:
         return {
             "__typename": "Commit",
-            "id": "C_" + pr.head_oid[:16],
+            "id": _commit_id(pr),
             "oid": pr.head_oid,
             "abbreviatedOid": pr.head_oid[:7],
             "message": pr.title,
@@ -748,7 +745,9 @@ class GitHubGraph:
 
     def _context(self, pr: FakePullRequest, index: int, check: FakeCheck) -> Node:
         node_id = stable_digest("context", pr.head_oid, str(index))[:12]
-        started = iso(pr.updated_at)
+        # Checks start in list order unless a test says when: a later run of a check is newer.
+        started = iso(check.started_at or pr.updated_at + timedelta(seconds=index))
+        required = check.required
         if check.kind == "status":
             return {
                 "__typename": "StatusContext",
@@ -758,7 +757,7 @@ class GitHubGraph:
                 "description": None,
                 "targetUrl": None,
                 "createdAt": started,
-                "isRequired": False,
+                "isRequired": lambda info, **_: required,
             }
         url = f"https://github.com/{pr.repository}/runs/{index + 1}"
         return {
@@ -772,12 +771,33 @@ class GitHubGraph:
             "permalink": url,
             "startedAt": started,
             "completedAt": started if check.status == "COMPLETED" else None,
-            "isRequired": False,
+            "isRequired": lambda info, **_: required,
         }
 
     def _comments(self, pr: FakePullRequest, args: Args) -> Node:
         nodes = [self._comment(pr, index, comment) for index, comment in enumerate(pr.comments)]
         return connection(nodes, args)
+
+    def _timeline(self, pr: FakePullRequest, args: Args) -> Node:
+        wanted = {_EVENT_TYPES.get(kind, kind) for kind in args.get("itemTypes") or ()}
+        events = [e for e in pr.events if not wanted or e.kind in wanted]
+        nodes = [self._event(pr, index, event) for index, event in enumerate(events)]
+        return connection(nodes, args, filteredCount=len(nodes), updatedAt=iso(pr.updated_at))
+
+    def _event(self, pr: FakePullRequest, index: int, event: FakeEvent) -> Node:
+        node: Node = {
+            "__typename": event.kind,
+            "id": f"EV_{pr.id[3:]}_{index}",
+            "actor": actor(event.actor),
+            "createdAt": iso(event.created_at),
+        }
+        if event.label is not None:
+            repository = self.world.repository(pr.repository)
+            label = repository.labels.get(event.label.lower()) or FakeLabel(
+                label_id(pr.repository, event.label), event.label
+            )
+            node["label"] = label_node(repository, label)
+        return node
 
     def _comment(self, pr: FakePullRequest, index: int, comment: FakeComment) -> Node:
         return {
@@ -803,30 +823,34 @@ class GitHubGraph:
 
     def _merge(self, given: Args) -> Node:
         pr = self._target_pull_request(given["pullRequestId"])
-        refusal = merge_refusal(pr, given.get("expectedHeadOid"))
+        method = given.get("mergeMethod") or "MERGE"
+        refusal = merge_refusal(pr, given.get("expectedHeadOid")) or self._method_refusal(
+            pr, method
+        )
         if refusal:
             raise GitHubFailure(refusal, "UNPROCESSABLE")
-        pr.state, pr.merge_method = "MERGED", given.get("mergeMethod") or "MERGE"
+        pr.state, pr.merge_method = "MERGED", method
         self.world.touch(pr)
         pr.merged_at = pr.closed_at = pr.updated_at
         return {"pullRequest": self.pull_request(pr), "actor": actor(self.world.viewer_login)}
+
+    def _method_refusal(self, pr: FakePullRequest, method: str) -> str | None:
+        if method in self.world.repository(pr.repository).merge_methods:
+            return None
+        return f"{_METHOD_NAMES.get(method, method)} are not allowed on this repository."
 
     def _close(self, given: Args) -> Node:
         pr = self._target_pull_request(given["pullRequestId"])
         if pr.state == "MERGED":
             raise GitHubFailure("Pull Request is already merged", "UNPROCESSABLE")
-        if pr.state == "OPEN":
-            pr.state = "CLOSED"
-            self.world.touch(pr)
-            pr.closed_at = pr.updated_at
+        self.world.close(pr.repository, pr.number, self.world.viewer_login)
         return {"pullRequest": self.pull_request(pr)}
 
     def _reopen(self, given: Args) -> Node:
         pr = self._target_pull_request(given["pullRequestId"])
         if pr.state == "MERGED":
             raise GitHubFailure("Pull Request is already merged", "UNPROCESSABLE")
-        pr.state, pr.closed_at = "OPEN", None
-        self.world.touch(pr)
+        self.world.reopen(pr.repository, pr.number, self.world.viewer_login)
         return {"pullRequest": self.pull_request(pr)}
 
     def _add_comment(self, given: Args) -> Node:
@@ -846,15 +870,14 @@ class GitHubGraph:
     def _add_labels(self, given: Args) -> Node:
         pr = self._target_pull_request(given["labelableId"])
         for name in self._labels_of_repository(pr, given["labelIds"]):
-            if name.lower() not in {label.lower() for label in pr.labels}:
-                pr.labels.append(name)
+            self.world.add_label(pr.repository, pr.number, name, self.world.viewer_login)
         self.world.touch(pr)
         return {"labelable": self.pull_request(pr)}
 
     def _remove_labels(self, given: Args) -> Node:
         pr = self._target_pull_request(given["labelableId"])
-        removed = {name.lower() for name in self._labels_of_repository(pr, given["labelIds"])}
-        pr.labels[:] = [label for label in pr.labels if label.lower() not in removed]
+        for name in self._labels_of_repository(pr, given["labelIds"]):
+            self.world.remove_label(pr.repository, pr.number, name, self.world.viewer_login)
         self.world.touch(pr)
         return {"labelable": self.pull_request(pr)}
 
@@ -877,6 +900,19 @@ class GitHubGraph:
             raise GitHubFailure("Color is invalid", "UNPROCESSABLE")
         label = repository.ensure_label(given["name"], color, given.get("description"))
         return {"label": label_node(repository, label)}
+
+
+_EVENT_TYPES = {
+    "CLOSED_EVENT": "ClosedEvent",
+    "REOPENED_EVENT": "ReopenedEvent",
+    "LABELED_EVENT": "LabeledEvent",
+    "UNLABELED_EVENT": "UnlabeledEvent",
+}
+_METHOD_NAMES = {"MERGE": "Merge commits", "SQUASH": "Squash merges", "REBASE": "Rebase merges"}
+
+
+def _commit_id(pr: FakePullRequest) -> str:
+    return "C_" + pr.head_oid[:16]
 
 
 def merge_refusal(pr: FakePullRequest, expected_head_oid: str | None) -> str | None:

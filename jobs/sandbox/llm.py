@@ -36,6 +36,7 @@ _ANTHROPIC_ERRORS = {
 _OPENAI_CODES = {401: "invalid_api_key", 404: "model_not_found", 429: "rate_limit_exceeded"}
 
 Reply = tuple[int, dict[str, str], dict[str, Any]]
+OUTPUT_TOKENS = 40  # every answer's output tokens, in the usage both wire formats report
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,13 @@ class Refusal:
     """An answer the model refused to give."""
 
     message: str = "I can't help with that."
+
+
+@dataclass(frozen=True)
+class Malformed:
+    """A whole response body sent as is: an endpoint answering a shape the SDK does not expect."""
+
+    body: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -117,7 +125,9 @@ class FakeLLM:
     """The server; use as a context manager. Queues apply to the next requests, in order."""
 
     def __init__(
-        self, brain: Callable[[LLMRequest], object] | None = None, token: str = "sk-test-ai"
+        self,
+        brain: Callable[[LLMRequest], object] | None = None,
+        token: str = "sk-test-ai",  # noqa: S107 - a loopback stand-in credential
     ) -> None:
         self.brain: Callable[[LLMRequest], object] = brain or default_brain
         self.token = token
@@ -162,7 +172,7 @@ class FakeLLM:
             self._failures.extend([(status, retry_after)] * count)
 
     def answer_next(self, *answers: object) -> None:
-        """Queue raw answers: a dict (the JSON answer), a str (raw text), a Refusal or a CutOff."""
+        """Queue raw answers: a dict (the JSON answer), a str, Refusal, CutOff or Malformed."""
         with self._lock:
             self._answers.extend(answers)
 
@@ -187,6 +197,8 @@ class FakeLLM:
             return _error(provider, status, "the fake is failing on purpose", failure[1])
         queued = _pop(self._answers, self._lock)
         answer = queued if queued is not None else self.brain(request)
+        if isinstance(answer, Malformed):
+            return 200, {}, answer.body
         if provider == "anthropic":
             return 200, {}, _anthropic_reply(request, answer)
         return 200, {}, _openai_reply(request, answer)
@@ -313,7 +325,11 @@ def _anthropic_reply(request: LLMRequest, answer: object) -> dict[str, Any]:
         "content": [block],
         "stop_reason": stop,
         "stop_sequence": None,
-        "usage": {"input_tokens": len(request.user) // 4, "output_tokens": 40},
+        "usage": {
+            "input_tokens": len(request.user) // 4,
+            "cache_read_input_tokens": cached_tokens(request),
+            "output_tokens": OUTPUT_TOKENS,
+        },
     }
 
 
@@ -329,11 +345,21 @@ def _openai_reply(request: LLMRequest, answer: object) -> dict[str, Any]:
         "model": request.model,
         "choices": [{"index": 0, "message": message, "finish_reason": finish}],
         "usage": {
-            "prompt_tokens": len(request.user) // 4,
-            "completion_tokens": 40,
-            "total_tokens": 0,
+            "prompt_tokens": len(request.user) // 4 + cached_tokens(request),
+            "completion_tokens": OUTPUT_TOKENS,
+            "total_tokens": len(request.user) // 4 + cached_tokens(request) + OUTPUT_TOKENS,
+            "prompt_tokens_details": {"cached_tokens": cached_tokens(request)},
         },
     }
+
+
+def cached_tokens(request: LLMRequest) -> int:
+    """The usage's cached input tokens: as if the system prompt (shared by every PR) were cached.
+
+    Input tokens are a quarter of the prompt's characters, the user prompt's being fresh; every
+    answer spends :data:`OUTPUT_TOKENS`.
+    """
+    return len(request.system) // 4
 
 
 def _raw(answer: object, *, refusal: str, cut_off: str, done: str) -> tuple[str, str]:

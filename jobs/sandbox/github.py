@@ -9,7 +9,10 @@
 Every document is validated against GitHub's pinned schema; an invalid one is answered like GitHub
 (HTTP 200, ``{"errors": [...]}``) and recorded in ``invalid_documents``. Faults are queued and
 served in order to the next requests: ``fail_next`` (5xx), ``rate_limit_next`` (primary or
-secondary limit), ``drop_next`` (connection closed without an answer). Authentication accepts
+secondary limit), ``drop_next`` (connection closed without an answer). ``lose_answer_of(field)``
+carries out the next mutation ``field`` and then loses its answer (5xx, or a dropped connection):
+a write GitHub applied although the client saw it fail; ``fail_mutation(field)`` refuses it with
+a 5xx without applying it. Authentication accepts
 ``bearer``/``token`` with the configured token, else 401 "Bad credentials". Recorded requests never
 hold the token. This module is the HTTP face only: the world lives in ``github_world``, the schema
 execution in ``github_graphql``, the search syntax in ``github_search``.
@@ -28,14 +31,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Literal, cast
 
-from tests.fakes.github_graphql import (
+from jobs.sandbox.github_graphql import (
     GitHubGraph,
     GraphQLAnswer,
     RateLimitBudget,
     answer,
     operation_facts,
 )
-from tests.fakes.github_world import FakeCheck, FakeComment, FakePullRequest, GitHubWorld
+from jobs.sandbox.github_world import FakeCheck, FakeComment, FakePullRequest, GitHubWorld
 
 __all__ = [
     "FakeCheck",
@@ -70,12 +73,12 @@ class RecordedRequest:
     is_mutation: bool = False
     mutation_fields: tuple[str, ...] = ()
     errors: list[dict[str, Any]] = field(default_factory=list)
-    fault: Literal["fail", "rate_limit", "drop"] | None = None
+    fault: Literal["fail", "rate_limit", "drop", "lost"] | None = None
 
 
 @dataclass(frozen=True)
 class _Fault:
-    kind: Literal["fail", "rate_limit", "drop"]
+    kind: Literal["fail", "rate_limit", "drop", "lost"]
     status: int = 0
     retry_after: int | None = None
     reset_in: int | None = None
@@ -91,7 +94,11 @@ class _Response:
 class FakeGitHub:
     """GitHub's GraphQL endpoint over ``world``; start with ``with`` or ``start()``/``stop()``."""
 
-    def __init__(self, world: GitHubWorld | None = None, token: str = "ghp-test-token") -> None:
+    def __init__(
+        self,
+        world: GitHubWorld | None = None,
+        token: str = "ghp-test-token",  # noqa: S107 - a loopback stand-in credential
+    ) -> None:
         self.world = world if world is not None else GitHubWorld()
         self.requests: list[RecordedRequest] = []
         self.mutations: list[str] = []
@@ -100,6 +107,8 @@ class FakeGitHub:
         self.budget = RateLimitBudget()
         self._token = token
         self._faults: deque[_Fault] = deque()
+        # mutation field -> (status to answer, whether the mutation is applied first), in order
+        self._lost_answers: dict[str, list[tuple[int, bool]]] = {}
         self._lock = threading.Lock()
         self._request_count = 0
         self._graph = GitHubGraph(self.world, self.budget, self.mutations.append)
@@ -171,6 +180,16 @@ class FakeGitHub:
         """Close the connection of the next ``count`` requests without answering."""
         self._queue(count, _Fault("drop"))
 
+    def lose_answer_of(self, mutation: str, status: int = 502, count: int = 1) -> None:
+        """Apply the next ``count`` mutations ``mutation``, then answer ``status`` (0: drop)."""
+        with self._lock:
+            self._lost_answers.setdefault(mutation, []).extend([(status, True)] * count)
+
+    def fail_mutation(self, mutation: str, status: int = 502, count: int = 1) -> None:
+        """Answer the next ``count`` mutations ``mutation`` with ``status``, applying nothing."""
+        with self._lock:
+            self._lost_answers.setdefault(mutation, []).extend([(status, False)] * count)
+
     def reset_counters(self) -> None:
         """Forget recorded requests, mutations, invalid documents and spent rate limit."""
         with self._lock:
@@ -211,12 +230,36 @@ class FakeGitHub:
         return response
 
     def _execute(self, payload: dict[str, Any], request_id: str) -> _Response:
+        lost, applied = self._lost_answer(payload, request_id)
+        if lost is not None and not applied:
+            self._record(payload, lost, None, _Fault("fail", lost.status))
+            return lost
         with self.world.lock:
             self.budget.spend()
             result = answer(self._graph, payload)
         response = _Response(200, result.body, {"x-github-request-id": request_id})
-        self._record(payload, response, result, None)
-        return response
+        if lost is not None and result.errors:
+            lost = None  # GitHub refused it anyway: its refusal is the answer
+        self._record(payload, lost or response, result, _Fault("lost") if lost else None)
+        return lost or response
+
+    def _lost_answer(
+        self, payload: dict[str, Any], request_id: str
+    ) -> tuple[_Response | None, bool]:
+        query = payload.get("query")
+        name = payload.get("operationName")
+        facts = operation_facts(
+            query if isinstance(query, str) else "", name if isinstance(name, str) else None
+        )
+        with self._lock:
+            for field_name in facts.mutation_fields:
+                planned = self._lost_answers.get(field_name)
+                if planned:
+                    status, applied = planned.pop(0)
+                    message = SERVER_ERROR_MESSAGE.format(request_id=request_id)
+                    body = {"data": None, "errors": [{"message": message}]} if status else None
+                    return _Response(status, body), applied
+        return None, False
 
     def _authorized(self, authorization: str | None) -> bool:
         scheme, _, token = (authorization or "").strip().partition(" ")

@@ -43,6 +43,18 @@ class FakeCheck:
     conclusion: str | None = "SUCCESS"
     status: str = "COMPLETED"
     kind: Literal["check_run", "status"] = "check_run"
+    required: bool = False  # branch protection requires it (``isRequired``)
+    started_at: datetime | None = None  # default: in list order, one second apart
+
+
+@dataclass
+class FakeEvent:
+    """A timeline event: who closed, reopened, labelled or unlabelled a pull request."""
+
+    kind: Literal["ClosedEvent", "ReopenedEvent", "LabeledEvent", "UnlabeledEvent"]
+    actor: str
+    created_at: datetime
+    label: str | None = None
 
 
 @dataclass
@@ -88,6 +100,7 @@ class FakePullRequest:
     created_at: datetime = field(default_factory=utc_now)
     updated_at: datetime = NOT_SET  # defaults to created_at
     comments: list[FakeComment] = field(default_factory=list)
+    events: list[FakeEvent] = field(default_factory=list)
     merge_method: str | None = None
     closed_at: datetime | None = None
     merged_at: datetime | None = None
@@ -119,6 +132,7 @@ class FakeRepository:
 
     full_name: str
     labels: dict[str, FakeLabel] = field(default_factory=dict)
+    merge_methods: set[str] = field(default_factory=lambda: {"MERGE", "SQUASH", "REBASE"})
 
     @property
     def id(self) -> str:
@@ -205,6 +219,46 @@ class GitHubWorld:
         """The names of the labels defined in ``repository``."""
         with self.lock:
             return {label.name for label in self.repository(repository).labels.values()}
+
+    def close(self, repository: str, number: int, actor: str) -> None:
+        """``actor`` (a person in a test, or this token's mutation) closes ``repository#number``."""
+        with self.lock:
+            pr = self.pull_request(repository, number)
+            if pr.state == "OPEN":
+                pr.state = "CLOSED"
+                self.touch(pr)
+                pr.closed_at = pr.updated_at
+                pr.events.append(FakeEvent("ClosedEvent", actor, pr.updated_at))
+
+    def reopen(self, repository: str, number: int, actor: str) -> None:
+        """``actor`` reopens ``repository#number``."""
+        with self.lock:
+            pr = self.pull_request(repository, number)
+            if pr.state == "CLOSED":
+                pr.state, pr.closed_at = "OPEN", None
+                self.touch(pr)
+                pr.events.append(FakeEvent("ReopenedEvent", actor, pr.updated_at))
+
+    def add_label(self, repository: str, number: int, name: str, actor: str) -> None:
+        """``actor`` adds label ``name`` (created in the repository if missing)."""
+        with self.lock:
+            pr = self.pull_request(repository, number)
+            label = self.repository(repository).ensure_label(name)
+            if label.name.lower() not in {present.lower() for present in pr.labels}:
+                pr.labels.append(label.name)
+                self.touch(pr)
+                pr.events.append(FakeEvent("LabeledEvent", actor, pr.updated_at, label.name))
+
+    def remove_label(self, repository: str, number: int, name: str, actor: str) -> None:
+        """``actor`` removes label ``name`` from ``repository#number``."""
+        with self.lock:
+            pr = self.pull_request(repository, number)
+            kept = [present for present in pr.labels if present.lower() != name.lower()]
+            if len(kept) != len(pr.labels):
+                removed = next(p for p in pr.labels if p.lower() == name.lower())
+                pr.labels[:] = kept
+                self.touch(pr)
+                pr.events.append(FakeEvent("UnlabeledEvent", actor, pr.updated_at, removed))
 
     def push_commit(self, repository: str, number: int) -> str:
         """Move the head of ``repository#number`` to a new commit (like a force push); its oid."""

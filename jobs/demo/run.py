@@ -1,0 +1,477 @@
+"""The demo's passes: the product's own pass (or the pipeline's steps) against the sandbox.
+
+:func:`run_demo` starts the sandbox GitHub (and the stand-in model when no ``AI_TOKEN`` is set),
+points each rule at the sandbox's repositories, and runs three passes of every rule: a dry run,
+the real pass, and the same pass again. It returns a :class:`DemoResult` (what each pass decided
+and changed, the pull requests afterwards, each pass's metrics) and stops every server it started,
+whatever happens.
+
+Pull requests are read and changed only through :class:`~jobs.clients.github.GitHubClient`, and
+the model is asked only through :func:`~jobs.clients.ai.make_decision_client`: the demo adds no
+path of its own to GitHub or to a model. Nothing leaves the machine unless ``AI_TOKEN`` is set,
+and then only the model's requests.
+
+Errors: :class:`DemoError`, one line for people (a rule file, the model's configuration, no
+example rules to run).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
+
+from jobs.clients.ai import DecisionClient, make_decision_client
+from jobs.clients.ai.usage import ModelUsage
+from jobs.clients.github import GitHubClient
+from jobs.clients.github.errors import GitHubError
+from jobs.clients.metrics import PassSummary, PushOutcome, push_pass_metrics
+from jobs.config import AIConfig, ConfigError, Settings, resolve_ai
+from jobs.log import configure_logging
+from jobs.reconcile import steps
+from jobs.reconcile.report import summarize
+from jobs.reconcile.results import PassReport, PullRequestFailure, PullRequestResult
+from jobs.reconcile.run import run_pass
+from jobs.rules.encoding import StepInputError
+from jobs.rules.files import RuleFileError, load_rules
+from jobs.rules.model import AISettings, PRReconciliationRule
+from jobs.sandbox import standin
+from jobs.sandbox.github import FakeGitHub
+from jobs.sandbox.github_world import GitHubWorld
+from jobs.sandbox.llm import FakeLLM, pull_request_facts
+from jobs.sandbox.samples import HEAD_MOVES, REPOSITORIES, SAMPLES, build_world, land_commit
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+PASSES = (("dry run", True), ("for real", False), ("again", False))
+REAL_PASS = "for real"  # noqa: S105 - a pass, not a password
+
+Progress = Callable[[str], None]
+
+
+class DemoError(Exception):
+    """The demo cannot start; the message is one line for people."""
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    """What the user asked for."""
+
+    rule_files: tuple[Path, ...] = ()
+    pipeline: bool = False
+    pushgateway: str | None = None
+
+
+@dataclass(frozen=True)
+class DemoRule:
+    """A rule of the demo, the file it came from, and the sandbox repositories it runs on."""
+
+    rule: PRReconciliationRule
+    source: str
+    repositories: tuple[str, ...]
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class PassRun:
+    """One pass of every rule: the reports, the mutations GitHub received, the metrics."""
+
+    name: str
+    dry_run: bool
+    reports: tuple[PassReport, ...]
+    summaries: tuple[PassSummary, ...]
+    mutations: tuple[str, ...]
+    pushes: tuple[PushOutcome, ...] = ()
+
+    @property
+    def mutation_counts(self) -> dict[str, int]:
+        """GitHub mutations of this pass by name (``mergePullRequest``: 2, ...)."""
+        return dict(sorted(Counter(self.mutations).items()))
+
+
+@dataclass(frozen=True)
+class PullRequestAfter:
+    """A sample pull request after the real pass, and what the operator changed on it."""
+
+    repository: str
+    number: int
+    title: str
+    shows: str
+    state: str
+    labels_added: tuple[str, ...]
+    comments: tuple[str, ...]
+    head_moved: bool
+    actions: tuple[str, ...]  # "rule: action" of every rule that decided it in the real pass
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    """Everything the demo did, for :mod:`jobs.demo.view` to show."""
+
+    model: str
+    stand_in: bool
+    pipeline: bool
+    rules: tuple[DemoRule, ...]
+    passes: tuple[PassRun, ...]
+    after: tuple[PullRequestAfter, ...]
+    problems: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        """Whether every pass went through and the last one changed nothing."""
+        return not self.problems
+
+
+def run_demo(
+    options: DemoOptions, settings: Settings, progress: Progress | None = None
+) -> DemoResult:
+    """Run the three passes on a fresh sandbox; :class:`DemoError` when it cannot start."""
+    rules = demo_rules(options.rule_files)
+    world = build_world()
+    before = {
+        (pr.repository, pr.number): (pr.head_oid, tuple(pr.labels)) for pr in world.pull_requests
+    }
+    with _sandbox(world, settings) as sandbox:
+        deciders = {
+            item.rule.qualified_name: _Observed(sandbox.decider(item.rule), sandbox.author)
+            for item in rules
+        }
+        passes: list[PassRun] = []
+        after: tuple[PullRequestAfter, ...] = ()
+        for name, dry_run in PASSES:
+            if progress:
+                progress(name)
+            sandbox.author.armed = name == REAL_PASS
+            passes.append(_pass(name, dry_run, rules, sandbox, deciders, options))
+            if name == REAL_PASS:
+                after = _after(world, before, passes[-1])
+        problems = _problems(passes, sandbox.github_server)
+    return DemoResult(
+        model=sandbox.model_description,
+        stand_in=sandbox.stand_in,
+        pipeline=options.pipeline,
+        rules=tuple(rules),
+        passes=tuple(passes),
+        after=after,
+        problems=problems,
+    )
+
+
+# --- the rules -------------------------------------------------------------------------------
+
+
+def demo_rules(files: Sequence[Path]) -> list[DemoRule]:
+    """The rules to run (``files``, else the examples), each pointed at sandbox repositories."""
+    paths = list(files) or _example_files()
+    try:
+        loaded = load_rules(paths)
+    except RuleFileError as exc:
+        raise DemoError(str(exc)) from exc
+    return [_on_sandbox(item.rule, _shown(item.source.path)) for item in loaded]
+
+
+def _shown(path: str) -> str:
+    """``path`` relative to the working directory, or to the project for the examples."""
+    resolved = Path(path).resolve()
+    for base in (Path.cwd(), EXAMPLES.parent):
+        if resolved.is_relative_to(base):
+            return str(resolved.relative_to(base))
+    return path
+
+
+def _example_files() -> list[Path]:
+    found = sorted(EXAMPLES.glob("*.yaml"))
+    if not found:
+        raise DemoError(
+            "the example rules are not here (they live in the project's examples/ directory): "
+            "pass your own with --rule FILE"
+        )
+    return found
+
+
+def _on_sandbox(rule: PRReconciliationRule, source: str) -> DemoRule:
+    named = tuple(rule.spec.repositories)
+    if named and all(name in REPOSITORIES for name in named):
+        return DemoRule(rule, source, named)
+    if named:
+        note = f"it names {', '.join(named)}: the demo runs it on the sandbox's repositories"
+    else:
+        note = "it names no repositories: the sandbox's stand in for GITHUB_REPOSITORIES"
+    return DemoRule(rule, source, REPOSITORIES, note)
+
+
+# --- the sandbox ------------------------------------------------------------------------------
+
+
+@dataclass
+class _Sandbox:
+    """The running sandbox: GitHub, its client, and how each rule's model is reached."""
+
+    github_server: FakeGitHub
+    github: GitHubClient
+    author: _AuthorPushes
+    settings: Settings
+    stand_in_url: str | None
+    stand_in_token: str
+
+    @property
+    def stand_in(self) -> bool:
+        """Whether the stand-in answers (no ``AI_TOKEN``)."""
+        return self.stand_in_url is not None
+
+    @property
+    def model_description(self) -> str:
+        """Which model answers, in words."""
+        if self.stand_in:
+            return f"{standin.NOTICE} (set AI_TOKEN to ask a real model)"
+        config = self.model_config(None)
+        where = config.base_url or "the provider's default endpoint"
+        return f"{config.provider.value} {config.model} at {where} (AI_TOKEN is set)"
+
+    def model_config(self, rule: PRReconciliationRule | None) -> AIConfig:
+        """The model settings of ``rule``: the stand-in's, else the environment's and the rule's."""
+        if self.stand_in_url is not None:
+            return standin.model_config(self.stand_in_url, self.stand_in_token)
+        try:
+            return resolve_ai(rule.spec.ai if rule else AISettings(), self.settings)
+        except ConfigError as exc:
+            name = f"{rule.qualified_name}: " if rule else ""
+            raise DemoError(f"{name}{exc}") from exc
+
+    def decider(self, rule: PRReconciliationRule) -> DecisionClient:
+        """A decision client for ``rule``, through the real SDK."""
+        return make_decision_client(self.model_config(rule))
+
+
+@contextmanager
+def _sandbox(world: GitHubWorld, settings: Settings) -> Iterator[_Sandbox]:
+    github_token = secrets.token_urlsafe(24)
+    model_token = secrets.token_urlsafe(24)
+    configure_logging(
+        settings.log_level,
+        settings.log_format,
+        secrets=(*settings.secrets(), github_token, model_token),
+    )
+    with ExitStack() as stack:
+        server = stack.enter_context(FakeGitHub(world, token=github_token))
+        stand_in_url = None
+        if settings.ai_token is None:
+            stand_in = stack.enter_context(FakeLLM(brain=standin.standin_brain, token=model_token))
+            stand_in_url = stand_in.anthropic_url
+        github = GitHubClient(
+            server.url,
+            SecretStr(github_token),
+            max_retries=2,
+            backoff_seconds=0.05,
+            mutation_interval_seconds=0.0,
+            timeout_seconds=10.0,
+        )
+        yield _Sandbox(server, github, _AuthorPushes(world), settings, stand_in_url, model_token)
+
+
+# --- a commit lands while the model decides ---------------------------------------------------
+
+
+class _AuthorPushes:
+    """The author of :data:`HEAD_MOVES`, who pushes a commit while the model decides about it.
+
+    Armed for the real pass only, and only once: the dry run shows what would happen, the real
+    pass meets the moved head, and the pass after it decides on the new commit.
+    """
+
+    def __init__(self, world: GitHubWorld) -> None:
+        self.armed = False
+        self._world = world
+        self._lock = threading.Lock()
+
+    def after_answer(self, user: str) -> None:
+        """Push to :data:`HEAD_MOVES` if the model just answered about it."""
+        facts = pull_request_facts(user) or {}
+        pr = facts.get("pr") or {}
+        if (facts.get("repositoryFullName"), pr.get("number")) != HEAD_MOVES:
+            return
+        with self._lock:
+            if not self.armed:
+                return
+            self.armed = False
+        land_commit(self._world, *HEAD_MOVES)
+
+
+class _Observed:
+    """A decision client as the pass sees it, with :class:`_AuthorPushes` watching its answers."""
+
+    def __init__(self, model: DecisionClient, author: _AuthorPushes) -> None:
+        self._model = model
+        self._author = author
+
+    @property
+    def calls(self) -> int:
+        """Requests the model was sent so far."""
+        return self._model.calls
+
+    def thread_usage(self) -> ModelUsage:
+        """Calls and tokens of the calling thread so far."""
+        return self._model.thread_usage()
+
+    def ask(self, system: str, user: str, schema: dict[str, Any]) -> object:
+        """The model's answer; the author may push while it is on its way."""
+        answer = self._model.ask(system, user, schema)
+        self._author.after_answer(user)
+        return answer
+
+
+# --- one pass ---------------------------------------------------------------------------------
+
+
+def _pass(
+    name: str,
+    dry_run: bool,
+    rules: Sequence[DemoRule],
+    sandbox: _Sandbox,
+    deciders: dict[str, _Observed],
+    options: DemoOptions,
+) -> PassRun:
+    mutations_before = len(sandbox.github_server.mutations)
+    reports, summaries, pushes = [], [], []
+    for item in rules:
+        decider = deciders[item.rule.qualified_name]
+        requests = sandbox.github.stats.requests
+        run = pipeline_pass if options.pipeline else _run_pass
+        report = run(item.rule, item.repositories, sandbox.github, decider, dry_run=dry_run)
+        summary = summarize(
+            report,
+            dry_run=dry_run or item.rule.spec.dryRun,
+            github_requests=sandbox.github.stats.requests - requests,
+            github_rate_limit_remaining=sandbox.github.stats.rate_limit_remaining,
+            finished_at=time.time(),
+        )
+        reports.append(report)
+        summaries.append(summary)
+        if options.pushgateway:
+            pushes.append(push_pass_metrics(options.pushgateway, summary))
+    mutations = tuple(sandbox.github_server.mutations[mutations_before:])
+    return PassRun(name, dry_run, tuple(reports), tuple(summaries), mutations, tuple(pushes))
+
+
+def _run_pass(
+    rule: PRReconciliationRule,
+    repositories: Sequence[str],
+    github: GitHubClient,
+    decider: _Observed,
+    *,
+    dry_run: bool,
+) -> PassReport:
+    """``ai-operator run``'s pass."""
+    return run_pass(rule, repositories, github, decider, dry_run=dry_run or rule.spec.dryRun)
+
+
+def pipeline_pass(
+    rule: PRReconciliationRule,
+    repositories: Sequence[str],
+    github: GitHubClient,
+    decider: _Observed,
+    *,
+    dry_run: bool,
+) -> PassReport:
+    """One pass the way the compiled pipeline runs it, its steps in sequence in this process.
+
+    fetch writes the references; each reference is decided on its own, from the reference alone
+    (one decide pod per pull request); act reads the decide outputs aggregated as Argo hands them
+    over and acts on fresh facts. Every hand-over goes through the same text the pods exchange.
+    """
+    started = time.monotonic()
+    report = PassReport(rule=rule.qualified_name)
+    try:
+        fetched = steps.dump_for_argo(steps.fetch(rule, list(repositories), github))
+        outputs, failed = _decide_each(rule, fetched, github, decider)
+        decisions = steps.parse_decisions(json.dumps(outputs))
+        acted = steps.act_all(rule, decisions, github, dry_run=dry_run or rule.spec.dryRun)
+    except GitHubError as exc:
+        report.error = f"fetch failed: {exc}"
+    except StepInputError as exc:
+        report.error = f"a step refused its input: {exc}"
+    else:
+        report.results = sorted([*acted, *failed], key=lambda row: (row.repository, row.number))
+    report.duration_seconds = time.monotonic() - started
+    return report
+
+
+def _decide_each(
+    rule: PRReconciliationRule, fetched: str, github: GitHubClient, decider: _Observed
+) -> tuple[list[str], list[PullRequestResult]]:
+    """The decide step once per fetched item: its outputs, and rows for the nodes that failed."""
+    outputs: list[str] = []
+    failed: list[PullRequestResult] = []
+    for item in json.loads(fetched):
+        ref = steps.parse_ref(json.dumps(item))
+        if steps.is_noop(ref):
+            outputs.append(steps.NOOP_OUTPUT)
+            continue
+        try:
+            outputs.append(steps.decision_output(steps.decide(rule, ref, github, decider)))
+        except PullRequestFailure as exc:
+            row = PullRequestResult(rule.qualified_name, *steps.ref_target(ref))
+            failed.append(row.failed(str(exc), exc.kind))
+    return outputs, failed
+
+
+# --- afterwards -------------------------------------------------------------------------------
+
+
+def _after(
+    world: GitHubWorld, before: dict[tuple[str, int], tuple[str, tuple[str, ...]]], run: PassRun
+) -> tuple[PullRequestAfter, ...]:
+    decided: dict[tuple[str, int], list[str]] = {}
+    for report in run.reports:
+        for row in report.results:
+            name = report.rule.partition("/")[2] or report.rule
+            decided.setdefault((row.repository, row.number), []).append(
+                f"{name}: {row.action.value}"
+            )
+    rows = []
+    with world.lock:
+        for sample in SAMPLES:
+            pr = world.pull_request(sample.repository, sample.number)
+            head, labels = before[(sample.repository, sample.number)]
+            rows.append(
+                PullRequestAfter(
+                    repository=sample.repository,
+                    number=sample.number,
+                    title=sample.title,
+                    shows=sample.shows,
+                    state=pr.state,
+                    labels_added=tuple(label for label in pr.labels if label not in labels),
+                    comments=tuple(c.body for c in pr.comments if c.author == world.viewer_login),
+                    head_moved=pr.head_oid != head,
+                    actions=tuple(decided.get((sample.repository, sample.number), ())),
+                )
+            )
+    return tuple(rows)
+
+
+def _problems(passes: Sequence[PassRun], server: FakeGitHub) -> tuple[str, ...]:
+    problems = []
+    for run in passes:
+        for report in run.reports:
+            if report.error:
+                problems.append(f"{run.name}: {report.rule}: {report.error}")
+            problems.extend(
+                f"{run.name}: {row.repository}#{row.number}: {row.error}" for row in report.failed
+            )
+    last = passes[-1]
+    if last.mutations:
+        changed = ", ".join(f"{n} {name}" for name, n in last.mutation_counts.items())
+        problems.append(f"the second real pass changed GitHub again ({changed})")
+    if server.invalid_documents:
+        problems.append(f"GitHub's schema rejected {len(server.invalid_documents)} documents")
+    if server.unexpected_errors:
+        problems.append(f"the sandbox GitHub failed: {server.unexpected_errors[0]}")
+    return tuple(problems)

@@ -1,0 +1,212 @@
+"""Reusing decisions between passes, and choosing whom a capped pass asks the model about. Pure.
+
+A pass remembers, per pull request, the last decision it made, when, and under which key. The
+key (:func:`decision_key`) names everything the decision depends on: the rule's spec, the model,
+the pull request, and the facts of :meth:`~jobs.policy.snapshot.PullRequestSnapshot.fingerprint`
+(head commit, checks, mergeability, reviews, labels except the rule's own, base, title, body,
+state, draft) plus Argo CD's health (``Unknown`` in this version, so constant). While the key is
+unchanged and the decision is younger than the maximum age, the pass reuses it instead of asking
+the model; a reused decision is then acted on like a fresh one (plan and guardrails on fresh
+facts), so reuse never skips a safety check.
+
+:func:`triage` splits a pass's matching pull requests into those it reuses, those it asks about
+(at most the cap: ``maxPullRequests`` bounds model calls, not what is seen) and those deferred to a
+later pass, least recently decided first, so that every matching pull request is decided within
+``ceil(matching / cap)`` passes. :func:`memory_document` and :func:`read_memory_document` are the
+one on-disk (or in-ConfigMap) shape of the memory, bounded in entries.
+
+No I/O and no clock: ``now`` is passed in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from jobs.policy.decision import Decision
+from jobs.policy.snapshot import PullRequestSnapshot
+
+MEMORY_FORMAT = 1
+ARGOCD_FACTS = "argocd=Unknown"  # this version has no Argo CD client: health is always Unknown
+KEY_PREFIX = "d-"  # memo keys must match Argo's ^[a-zA-Z0-9][-a-zA-Z0-9]*$
+MEMO_SHARDS = "0123456789abcdef"
+"""The pipeline spreads its memo over one ConfigMap per shard, a key's first hex digit."""
+
+
+def decision_key(
+    spec_hash: str, model: str, pr: PullRequestSnapshot, own_labels: frozenset[str]
+) -> str:
+    """The key a decision about ``pr`` is remembered under: it changes when anything it read does.
+
+    ``model`` names the provider and model (``anthropic/claude-sonnet-5``); ``own_labels`` are the
+    rule's escalation labels, left out so that the rule's own escalation is not a change of facts.
+    """
+    facts = "|".join(
+        (spec_hash, model, pr.repository, str(pr.number), pr.fingerprint(own_labels), ARGOCD_FACTS)
+    )
+    return KEY_PREFIX + hashlib.sha256(facts.encode()).hexdigest()[:24]
+
+
+def memo_shard(key: str) -> str:
+    """The shard of a :func:`decision_key` (one of :data:`MEMO_SHARDS`)."""
+    digit = key.removeprefix(KEY_PREFIX)[:1].lower()
+    return digit if digit and digit in MEMO_SHARDS else MEMO_SHARDS[0]
+
+
+@dataclass(frozen=True)
+class Remembered:
+    """What a memory holds about one pull request: its last decision, when, under which key.
+
+    ``decision`` is None where the memory knows only that and when a decision was made (the
+    pipeline's memo cache, whose decisions Argo replays itself).
+    """
+
+    key: str
+    decided_at: float
+    decision: Decision | None = None
+    action: str | None = None
+    """The action taken, where only that is known (the pipeline's memo keeps outcomes)."""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A matching pull request, its current decision key, and what memory says of it."""
+
+    pr: PullRequestSnapshot
+    key: str
+    remembered: Remembered | None = None
+
+    @property
+    def last_decided(self) -> float:
+        """When it was last decided; minus infinity if never (so it comes first)."""
+        return self.remembered.decided_at if self.remembered else -math.inf
+
+
+@dataclass(frozen=True)
+class Triage:
+    """One pass's split of the matching pull requests."""
+
+    reuse: tuple[Candidate, ...]
+    """Unchanged since a decision younger than the maximum age: that decision is reused."""
+    ask: tuple[Candidate, ...]
+    """To be decided by the model now (at most the cap)."""
+    deferred: tuple[Candidate, ...]
+    """Beyond the cap: decided in a later pass, before anyone decided more recently."""
+
+    @property
+    def matched(self) -> int:
+        """How many pull requests matched the rule."""
+        return len(self.reuse) + len(self.ask) + len(self.deferred)
+
+
+def reusable(candidate: Candidate, *, now: float, max_age: float) -> bool:
+    """Whether ``candidate``'s remembered decision still stands: same key, not too old."""
+    found = candidate.remembered
+    if found is None or found.key != candidate.key:
+        return False
+    age = now - found.decided_at
+    return 0 <= age <= max_age  # a timestamp from the future (a skewed clock) is not trusted
+
+
+def triage(candidates: Iterable[Candidate], *, now: float, max_age: float, cap: int) -> Triage:
+    """Reuse what still stands; ask about at most ``cap`` of the rest, least recently decided first.
+
+    Ties (never decided, or decided at the same moment) go to the pull request updated longest
+    ago, then by repository and number, so the order is total and the same on every machine.
+    """
+    reuse: list[Candidate] = []
+    rest: list[Candidate] = []
+    for candidate in candidates:
+        (reuse if reusable(candidate, now=now, max_age=max_age) else rest).append(candidate)
+    rest.sort(key=_fairness)
+    limit = max(0, cap)
+    return Triage(tuple(reuse), tuple(rest[:limit]), tuple(rest[limit:]))
+
+
+def _fairness(candidate: Candidate) -> tuple[float, float, str, int]:
+    pr = candidate.pr
+    return (candidate.last_decided, pr.updated_at.timestamp(), pr.repository, pr.number)
+
+
+# --- the memory's stored shape --------------------------------------------------------------
+
+
+def memory_document(
+    entries: Mapping[str, Remembered], *, rule: str, now: float, max_age: float, max_entries: int
+) -> dict[str, Any]:
+    """The memory as one JSON document: entries past ``max_age`` dropped, the newest kept.
+
+    Entries are keyed by ``owner/name#number``; at most ``max_entries`` stay, the most recently
+    decided, so the document's size is bounded whatever the number of pull requests seen.
+    """
+    fresh = [
+        (name, found)
+        for name, found in entries.items()
+        if found.decision is not None and 0 <= now - found.decided_at <= max_age
+    ]
+    fresh.sort(key=lambda item: item[1].decided_at, reverse=True)
+    return {
+        "format": MEMORY_FORMAT,
+        "rule": rule,
+        "entries": {
+            name: {
+                "key": found.key,
+                "decidedAt": round(found.decided_at, 3),
+                "decision": found.decision.model_dump(mode="json") if found.decision else None,
+            }
+            for name, found in fresh[: max(0, max_entries)]
+        },
+    }
+
+
+def read_memory_document(document: object, *, rule: str) -> dict[str, Remembered]:
+    """The entries of a :func:`memory_document`; anything malformed or of another rule is skipped.
+
+    A memory that cannot be read is an empty memory: the pass then asks the model, which is
+    never wrong, only slower.
+    """
+    if not isinstance(document, Mapping) or document.get("format") != MEMORY_FORMAT:
+        return {}
+    if document.get("rule") != rule or not isinstance(document.get("entries"), Mapping):
+        return {}
+    entries: dict[str, Remembered] = {}
+    for name, raw in document["entries"].items():
+        found = _entry(raw)
+        if found is not None and found.decision is not None and found.decision.display == name:
+            entries[str(name)] = found
+    return entries
+
+
+def _entry(raw: object) -> Remembered | None:
+    if not isinstance(raw, Mapping):
+        return None
+    key, decided_at = raw.get("key"), raw.get("decidedAt")
+    if not isinstance(key, str) or not isinstance(decided_at, int | float):
+        return None
+    try:
+        decision = Decision.model_validate(raw.get("decision"))
+    except ValidationError:
+        return None
+    return Remembered(key, float(decided_at), decision)
+
+
+def merged(*memories: Mapping[str, Remembered]) -> dict[str, Remembered]:
+    """One memory from several (say, two runs saving at once): per pull request, the newest."""
+    result: dict[str, Remembered] = {}
+    for memory in memories:
+        for name, found in memory.items():
+            if name not in result or found.decided_at > result[name].decided_at:
+                result[name] = found
+    return result
+
+
+def remember(
+    decisions: Sequence[Decision], keys: Mapping[str, str], now: float
+) -> dict[str, Remembered]:
+    """Entries for decisions just made, under the keys their pull requests had this pass."""
+    return {d.display: Remembered(keys[d.display], now, d) for d in decisions if d.display in keys}

@@ -1,0 +1,208 @@
+"""The controller's configuration file, as the Helm chart writes it (``controller.yaml``).
+
+::
+
+    namespaces: [team-a, team-b]     # served namespaces; [] means every namespace
+    target: argo                     # argo | cronjob
+    resyncSeconds: 300               # every rule is compiled and checked again this often
+    healthPort: 8080                 # /healthz, /ready and /metrics
+    metricsPort: 9090                # /metrics on a port of its own as well; null: none
+    pushgatewayUrl: ""               # a deleted rule's groups are deleted there; "": none
+    ruleDefaults: {reconciliationInterval: 30, maxPullRequests: 100}
+    compile: {image: ..., secretKeys: {GITHUB_TOKEN: {name: S, key: K}}, ...}
+
+``compile`` holds :class:`pipelines.options.CompileOptions` fields in camelCase
+(``imagePullSecrets``, ``podGCDeleteDelay`` ...), except ``namespace``: compiled objects always
+live in their rule's namespace, since their rule owns them. Every key is optional; a missing one
+keeps its default.
+
+Errors: :class:`ControllerConfigError`, one line naming the file and the field
+(``controller.yaml: compile.parallelism: must be positive, not 0``); never retryable.
+Reads the one file it is given; talks to no cluster.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from pipelines.options import CompileError, CompileOptions, Target
+
+# Options a configuration may not set, and why.
+_FIXED_OPTIONS = {"namespace": "compiled objects live in their rule's namespace (it owns them)"}
+# camelCase spellings that the plain conversion would get wrong.
+_CAMEL_EXCEPTIONS = {"pod_gc_delete_delay": "podGCDeleteDelay"}
+_DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+
+
+class ControllerConfigError(Exception):
+    """The configuration file cannot be used; the message names the file and the field."""
+
+
+@dataclass(frozen=True)
+class RuleDefaults:
+    """Values for rules that leave them out."""
+
+    reconciliation_interval: int | None = None
+    """Used when a rule sets neither ``reconciliationInterval`` nor ``schedule``."""
+    max_pull_requests: int | None = None
+
+    def apply(self, document: Mapping[str, Any]) -> dict[str, Any]:
+        """The rule document with these defaults filled into its spec."""
+        result = dict(document)
+        spec = result.get("spec")
+        if not isinstance(spec, Mapping):
+            return result
+        filled = dict(spec)
+        if (
+            self.reconciliation_interval is not None
+            and filled.get("reconciliationInterval") is None
+            and filled.get("schedule") is None
+        ):
+            filled["reconciliationInterval"] = self.reconciliation_interval
+        if self.max_pull_requests is not None and filled.get("maxPullRequests") is None:
+            filled["maxPullRequests"] = self.max_pull_requests
+        result["spec"] = filled
+        return result
+
+
+@dataclass(frozen=True)
+class ControllerConfig:
+    """What the controller serves and how it compiles."""
+
+    namespaces: tuple[str, ...] = ()
+    """Served namespaces; empty: every namespace."""
+    target: Target = "argo"
+    resync_seconds: int = 300
+    health_port: int = 8080
+    metrics_port: int | None = None
+    pushgateway_url: str = ""
+    rule_defaults: RuleDefaults = field(default_factory=RuleDefaults)
+    compile: CompileOptions = field(default_factory=CompileOptions)
+
+
+class _RuleDefaultsFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reconciliationInterval: int | None = Field(default=None, ge=10, le=86400)
+    maxPullRequests: int | None = Field(default=None, ge=1, le=1000)
+
+
+class _ConfigFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    namespaces: list[Annotated[str, Field(pattern=_DNS_LABEL, max_length=63)]] = Field(
+        default_factory=list
+    )
+    target: Literal["argo", "cronjob"] = "argo"
+    resyncSeconds: int = Field(default=300, ge=10, le=86400)
+    healthPort: int = Field(default=8080, ge=1, le=65535)
+    metricsPort: int | None = Field(default=None, ge=1, le=65535)
+    pushgatewayUrl: str = ""
+    ruleDefaults: _RuleDefaultsFile = Field(default_factory=_RuleDefaultsFile)
+    compile: dict[str, Any] = Field(default_factory=dict)
+
+
+def load_config(path: str | Path) -> ControllerConfig:
+    """Read and check the configuration file at ``path``."""
+    where = Path(path).name
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise ControllerConfigError(f"{path}: cannot read the file: {reason}") from exc
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ControllerConfigError(f"{where}: not valid YAML{at}") from exc
+    return parse_config(document, where)
+
+
+def parse_config(document: object, where: str = "controller.yaml") -> ControllerConfig:
+    """Check a parsed configuration document; ``where`` names it in errors."""
+    if document is None:
+        document = {}
+    if not isinstance(document, dict):
+        found = type(document).__name__
+        raise ControllerConfigError(f"{where}: expected a mapping of settings, found a {found}")
+    try:
+        parsed = _ConfigFile.model_validate(document)
+    except ValidationError as exc:
+        raise ControllerConfigError(f"{where}: {_first_error(exc)}") from exc
+    try:
+        options = compile_options(parsed.compile)
+    except ControllerConfigError as exc:
+        raise ControllerConfigError(f"{where}: {exc}") from exc
+    return ControllerConfig(
+        namespaces=tuple(dict.fromkeys(parsed.namespaces)),
+        target=parsed.target,
+        resync_seconds=parsed.resyncSeconds,
+        health_port=parsed.healthPort,
+        metrics_port=parsed.metricsPort,
+        pushgateway_url=parsed.pushgatewayUrl.strip(),
+        rule_defaults=RuleDefaults(
+            parsed.ruleDefaults.reconciliationInterval, parsed.ruleDefaults.maxPullRequests
+        ),
+        compile=options,
+    )
+
+
+def camel_name(option: str) -> str:
+    """The configuration file's name of a :class:`CompileOptions` field."""
+    if option in _CAMEL_EXCEPTIONS:
+        return _CAMEL_EXCEPTIONS[option]
+    head, *rest = option.split("_")
+    return head + "".join(part.capitalize() for part in rest)
+
+
+def compile_options(section: Mapping[str, Any]) -> CompileOptions:
+    """The ``compile`` section as :class:`CompileOptions`; errors name ``compile.<field>``."""
+    names = {
+        camel_name(f.name): f.name
+        for f in dataclasses.fields(CompileOptions)
+        if f.name not in _FIXED_OPTIONS
+    }
+    for key in section:
+        option = re.sub(r"(?<!^)(?=[A-Z])", "_", str(key)).lower()
+        if option in _FIXED_OPTIONS:
+            raise ControllerConfigError(f"compile.{key}: not allowed: {_FIXED_OPTIONS[option]}")
+        if key not in names:
+            raise ControllerConfigError(f"compile.{key}: unknown field")
+    values = {names[key]: value for key, value in section.items()}
+    try:
+        return TypeAdapter(CompileOptions).validate_python(values)
+    except ValidationError as exc:
+        error = exc.errors(include_url=False)[0]
+        first, *rest = error["loc"]
+        path = ".".join([f"compile.{camel_name(str(first))}", *map(str, rest)])
+        raise ControllerConfigError(f"{path}: {_message(error)}") from exc
+    except CompileError as exc:
+        if not exc.problems:
+            raise ControllerConfigError(f"compile: {exc}") from exc
+        option, problem = exc.problems[0]
+        raise ControllerConfigError(f"compile.{camel_name(option)}: {problem}") from exc
+
+
+def _first_error(exc: ValidationError) -> str:
+    error = exc.errors(include_url=False)[0]
+    path = ".".join(str(part) for part in error["loc"])
+    return f"{path}: {_message(error)}" if path else _message(error)
+
+
+def _message(error: Any) -> str:
+    if error["type"] == "extra_forbidden":
+        return "unknown field"
+    found = error.get("input")
+    message = str(error["msg"])
+    if isinstance(found, str | int | float | bool) and error["type"] != "missing":
+        message += f" (found {found!r})"
+    return message

@@ -1,0 +1,357 @@
+"""Reconciling one rule: validate, compile, apply, clean up, report.
+
+:meth:`RuleReconciler.reconcile` takes a rule as the API server returned it and:
+
+1. validates it with the code behind ``ai-operator validate`` (the model, then
+   :func:`jobs.rules.validation.check_rule`), after filling in the configured rule defaults;
+2. compiles it with the code behind ``ai-operator compile`` (:func:`pipelines.compile.compile_rule`)
+   and adds an owner reference to the rule (``controller``, ``blockOwnerDeletion``), so that
+   deleting the rule deletes what it generated, and the annotation
+   :data:`MANIFEST_HASH_ANNOTATION`, a hash of the whole object;
+3. applies it by server-side apply, unless the live object already carries that hash: a
+   restart, or a resync of an unchanged rule, writes nothing;
+4. deletes what this rule generated that it no longer wants: the other kind after a switch of
+   target, and everything when the rule is invalid (an invalid rule runs nothing);
+5. reads the runs (the newest, and the finished ones for the status history), writes the
+   status when it changed, and posts events.
+
+A rule never stops another: every failure becomes the rule's status (``Invalid`` or
+``ApplyFailed``) and a log line. :meth:`RuleReconciler.forget` runs when a rule is deleted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import socket
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from jobs.log import get_logger
+from jobs.rules.files import RuleSource, parse_rule_document
+from jobs.rules.model import KIND
+from jobs.rules.schedule import Schedule, resolve
+from jobs.rules.validation import check_rule
+from pipelines.compile import CompileError, compile_rule
+from pipelines.controller.config import ControllerConfig
+from pipelines.controller.kube import (
+    CRON_JOBS,
+    CRON_WORKFLOWS,
+    EVENTS,
+    JOBS,
+    RULES,
+    WORKFLOWS,
+    KubeClient,
+    KubeError,
+    NotFound,
+    Resource,
+)
+from pipelines.controller.status import (
+    Generated,
+    Outcome,
+    Runs,
+    event_document,
+    events,
+    job_runs,
+    rule_status,
+    same_status,
+    short,
+    workflow_runs,
+)
+from pipelines.options import RULE_LABEL, CompiledManifest, Target, rule_label_value
+
+FIELD_MANAGER = "ai-operator"
+MANIFEST_HASH_ANNOTATION = "aioperator.io/manifest-hash"
+GENERATED_KINDS: dict[Target, Resource] = {"argo": CRON_WORKFLOWS, "cronjob": CRON_JOBS}
+RUN_KINDS: dict[Target, Resource] = {"argo": WORKFLOWS, "cronjob": JOBS}
+_KEPT_METADATA = ("name", "namespace", "labels")
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """A valid rule's object, owned by the rule, and the schedule it runs on."""
+
+    manifest: CompiledManifest
+    schedule: Schedule
+
+
+@dataclass(frozen=True)
+class Reconciled:
+    """The result of one reconciliation."""
+
+    outcome: Outcome
+    written: dict[str, Any] | None = None
+    """The rule as the status write returned it, when the status was written."""
+
+    @property
+    def status_version(self) -> str | None:
+        """The rule's resourceVersion after the status write, when there was one."""
+        if self.written is None:
+            return None
+        version = (self.written.get("metadata") or {}).get("resourceVersion")
+        return str(version) if version is not None else None
+
+
+class RuleReconciler:
+    """Turns rules into applied CronWorkflows (or CronJobs) and keeps their status."""
+
+    def __init__(
+        self,
+        client: KubeClient,
+        config: ControllerConfig,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        instance: str | None = None,
+    ) -> None:
+        self._client = client
+        self._config = config
+        self._clock = clock
+        self._instance = instance or socket.gethostname()
+        self._log = get_logger("ai_operator.controller")
+
+    async def reconcile(self, rule: Mapping[str, Any]) -> Reconciled:
+        """Bring one rule's generated object, status and events up to date."""
+        metadata = rule["metadata"]
+        where = f"{metadata['namespace']}/{metadata['name']}"
+        log = self._log.bind(rule=where)
+        found = self.evaluate(rule)
+        if isinstance(found, Compiled):
+            outcome = await self._apply(rule, found)
+        else:
+            outcome = await self._remove_generated(rule, found, keep=None)
+        runs = await self._runs(rule, log)
+        written = await self._report(rule, outcome, runs, log)
+        # A line when something changed; a resync of an unchanged rule logs only at debug level.
+        if outcome.applied:
+            log.info("rule applied", kind=outcome.generated.kind if outcome.generated else None)
+        elif outcome.state != "ready" and written is not None:
+            log.warning("rule not applied", state=outcome.state, reason=outcome.message)
+        else:
+            log.debug("rule up to date", state=outcome.state)
+        return Reconciled(outcome, written)
+
+    def evaluate(self, rule: Mapping[str, Any]) -> Compiled | Outcome:
+        """The compiled object for ``rule``, or the ``Invalid`` outcome saying why not."""
+        metadata = rule["metadata"]
+        document = self._config.rule_defaults.apply(
+            {
+                "apiVersion": rule.get("apiVersion"),
+                "kind": rule.get("kind"),
+                "metadata": {k: metadata[k] for k in _KEPT_METADATA if k in metadata},
+                "spec": rule.get("spec"),
+            }
+        )
+        source = RuleSource(f"{metadata['namespace']}/{metadata['name']}")
+        loaded = parse_rule_document(document, source)
+        if isinstance(loaded, list):
+            message = "; ".join(f"{p.field or 'rule'}: {p.message}" for p in loaded)
+            return Outcome("invalid", "ValidationFailed", short(message))
+        errors = [f for f in check_rule(loaded) if f.severity == "error"]
+        if errors:
+            message = "; ".join(f"{f.field}: {f.message}" for f in errors)
+            return Outcome("invalid", "ValidationFailed", short(message))
+        try:
+            manifest = compile_rule(loaded.rule, self._config.target, self._config.compile)
+        except CompileError as exc:
+            return Outcome("invalid", "CompileFailed", short(str(exc)))
+        spec = loaded.rule.spec
+        return Compiled(_owned(manifest, rule), resolve(spec.schedule, spec.reconciliationInterval))
+
+    async def forget(self, rule: Mapping[str, Any]) -> None:
+        """Delete what a deleted rule generated (as the garbage collector would) and its groups."""
+        metadata = rule["metadata"]
+        for resource in GENERATED_KINDS.values():
+            try:
+                await self._delete_owned(resource, rule)
+            except KubeError as exc:
+                self._log.warning(
+                    "could not delete a deleted rule's objects; the garbage collector will",
+                    rule=f"{metadata['namespace']}/{metadata['name']}",
+                    error=str(exc),
+                )
+        await delete_rule_metrics(
+            self._config.pushgateway_url, metadata["namespace"], metadata["name"]
+        )
+
+    # --- apply -----------------------------------------------------------------------------
+
+    async def _apply(self, rule: Mapping[str, Any], compiled: Compiled) -> Outcome:
+        resource = GENERATED_KINDS[self._config.target]
+        manifest, schedule = compiled.manifest, compiled.schedule
+        metadata = manifest.document["metadata"]
+        where = f"{manifest.kind} {metadata['namespace']}/{manifest.name}"
+
+        def failed(reason: str, message: str) -> Outcome:
+            return Outcome("apply_failed", reason, short(message), None, schedule.cron)
+
+        try:
+            live = await self._client.get(resource, metadata["namespace"], manifest.name)
+            if live is not None and not _controlled_by(live, rule):
+                return failed(
+                    "NotOwned",
+                    f"{where} exists and is not controlled by this rule; delete it, or rename "
+                    "the rule",
+                )
+            wanted_hash = metadata["annotations"][MANIFEST_HASH_ANNOTATION]
+            applied = live is None or _hash_of(live) != wanted_hash
+            if applied:
+                await self._client.apply(resource, manifest.document, FIELD_MANAGER)
+        except NotFound as exc:
+            return failed("ApplyFailed", f"the cluster has no {manifest.kind} resource ({exc})")
+        except KubeError as exc:
+            return failed("ApplyFailed", str(exc))
+        outcome = Outcome(
+            "ready",
+            "Applied",
+            f"compiled into {where}",
+            Generated(manifest.kind, manifest.name),
+            schedule.cron,
+            schedule.note,
+            applied,
+        )
+        return await self._remove_generated(rule, outcome, keep=resource)
+
+    async def _remove_generated(
+        self, rule: Mapping[str, Any], outcome: Outcome, keep: Resource | None
+    ) -> Outcome:
+        """Delete this rule's objects of every generated kind but ``keep``."""
+        for resource in GENERATED_KINDS.values():
+            if resource == keep:
+                continue
+            try:
+                await self._delete_owned(resource, rule)
+            except KubeError as exc:
+                if outcome.state != "ready":
+                    return outcome
+                message = f"could not delete the rule's {resource.kind}: {exc}"
+                return Outcome("apply_failed", "ApplyFailed", short(message), outcome.generated)
+        return outcome
+
+    async def _delete_owned(self, resource: Resource, rule: Mapping[str, Any]) -> None:
+        """Delete the objects of ``resource`` labelled for this rule and controlled by it."""
+        metadata = rule["metadata"]
+        try:
+            found = await self._client.list(
+                resource, metadata["namespace"], f"{RULE_LABEL}={_rule_label(rule)}"
+            )
+        except NotFound:
+            return  # the cluster does not have this kind at all
+        for item in found.get("items") or []:
+            name = item["metadata"]["name"]
+            if _controlled_by(item, rule):
+                await self._client.delete(resource, metadata["namespace"], name)
+                self._log.info(
+                    "deleted a generated object the rule no longer wants",
+                    rule=f"{metadata['namespace']}/{metadata['name']}",
+                    kind=resource.kind,
+                    name=name,
+                )
+
+    # --- runs, status, events --------------------------------------------------------------
+
+    async def _runs(self, rule: Mapping[str, Any], log: Any) -> Runs:
+        resource = RUN_KINDS[self._config.target]
+        metadata = rule["metadata"]
+        previous = rule.get("status") or {}
+        try:
+            found = await self._client.list(
+                resource, metadata["namespace"], f"{RULE_LABEL}={_rule_label(rule)}"
+            )
+        except KubeError as exc:
+            log.warning("could not read the rule's runs", error=str(exc))
+            last = previous.get("lastRun")
+            return Runs(dict(last) if isinstance(last, Mapping) else None, None)
+        items = found.get("items") or []
+        return workflow_runs(items, previous) if resource == WORKFLOWS else job_runs(items)
+
+    async def _report(
+        self,
+        rule: Mapping[str, Any],
+        outcome: Outcome,
+        runs: Runs,
+        log: Any,
+    ) -> dict[str, Any] | None:
+        """Write the status when it changed, then post the events it calls for."""
+        metadata = rule["metadata"]
+        previous = rule.get("status") or {}
+        now = self._clock()
+        wanted = rule_status(outcome, metadata.get("generation"), runs, previous, now)
+        written = None
+        if not same_status(wanted, previous):
+            try:
+                written = await self._client.patch_status(
+                    RULES, metadata["namespace"], metadata["name"], wanted
+                )
+            except NotFound:
+                return None  # deleted meanwhile
+            except KubeError as exc:
+                log.warning("could not write the rule's status", error=str(exc))
+                return None
+        for event in events(outcome, previous, runs.last):
+            try:
+                await self._client.create(
+                    EVENTS,
+                    metadata["namespace"],
+                    event_document(event, rule, now, self._instance),
+                )
+            except KubeError as exc:
+                log.warning("could not post an event", reason=event.reason, error=str(exc))
+        return written
+
+
+async def delete_rule_metrics(pushgateway_url: str, namespace: str, rule: str) -> None:
+    """Delete a deleted rule's Pushgateway groups; nothing without a gateway; never raises."""
+    if not pushgateway_url:
+        return
+    from jobs.clients.metrics import delete_rule_groups  # noqa: PLC0415 - only with a gateway
+
+    outcome = await asyncio.to_thread(delete_rule_groups, pushgateway_url, namespace, rule)
+    log = get_logger("ai_operator.controller")
+    if outcome.deleted:
+        log.info("deleted the rule's Pushgateway groups", rule=f"{namespace}/{rule}")
+    else:
+        log.warning(
+            "could not delete the rule's Pushgateway groups",
+            rule=f"{namespace}/{rule}",
+            error=outcome.error,
+        )
+
+
+def _owned(manifest: CompiledManifest, rule: Mapping[str, Any]) -> CompiledManifest:
+    """The manifest with the rule as its controlling owner and the hash of the whole object."""
+    document = json.loads(json.dumps(manifest.document))  # a deep copy, plain JSON
+    metadata = document["metadata"]
+    metadata["ownerReferences"] = [
+        {
+            "apiVersion": rule.get("apiVersion") or RULES.api_version,
+            "kind": rule.get("kind") or KIND,
+            "name": rule["metadata"]["name"],
+            "uid": rule["metadata"]["uid"],
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+    ]
+    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"))
+    digest = hashlib.sha256(canonical.encode()).hexdigest()[:16]
+    metadata.setdefault("annotations", {})[MANIFEST_HASH_ANNOTATION] = digest
+    return CompiledManifest(manifest.rule, manifest.kind, manifest.name, document, manifest.notes)
+
+
+def _hash_of(live: Mapping[str, Any]) -> str | None:
+    annotations = (live.get("metadata") or {}).get("annotations") or {}
+    value = annotations.get(MANIFEST_HASH_ANNOTATION)
+    return str(value) if value is not None else None
+
+
+def _controlled_by(item: Mapping[str, Any], rule: Mapping[str, Any]) -> bool:
+    uid = rule["metadata"].get("uid")
+    references = (item.get("metadata") or {}).get("ownerReferences") or []
+    return any(ref.get("uid") == uid and ref.get("controller") for ref in references)
+
+
+def _rule_label(rule: Mapping[str, Any]) -> str:
+    """The value of :data:`RULE_LABEL` on what this rule generated (even an invalid rule's)."""
+    return rule_label_value(rule["metadata"]["name"])

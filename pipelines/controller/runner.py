@@ -1,0 +1,296 @@
+"""The controller's loops: watch the rules, resync them all periodically, reconcile in workers.
+
+For each served scope (a namespace, or every namespace) one loop lists the rules, queues each
+of them, then watches from the list's resourceVersion; after ``resyncSeconds`` it lists again,
+which reconciles every rule once more (level-triggered: nothing is remembered across restarts,
+and what a missed event would have said, the next list says). A rule gone from a list, or
+reported deleted by the watch, is forgotten (:meth:`RuleReconciler.forget`).
+
+A small work queue hands rules to a few workers. One rule is never reconciled twice at once;
+events about a rule that is being reconciled are folded into one more reconciliation with the
+newest object. Watch events caused by the controller's own status writes are skipped. A rule
+whose object could not be applied is tried again after a backoff (5 s doubling, at most the
+resync period); a rule that raises is logged and the others go on.
+
+What is kept in memory (the newest object of each rule, its state for ``/metrics``) is a cache
+of what the API server says, rebuilt by the first list after a start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from jobs.log import get_logger
+from pipelines.controller.config import ControllerConfig
+from pipelines.controller.kube import RULES, Gone, KubeClient, KubeError
+from pipelines.controller.reconcile import RuleReconciler
+from pipelines.controller.status import State
+
+Key = tuple[str, str]  # (namespace, name)
+FIRST_RETRY_SECONDS = 5.0
+WATCH_PAUSE_SECONDS = 1.0  # between two watches that the server ended at once
+
+
+@dataclass(frozen=True)
+class Work:
+    """What to do about one rule: reconcile its newest object, or forget it."""
+
+    rule: dict[str, Any]
+    deleted: bool = False
+    force: bool = False
+    """Reconcile even a version already handled (a resync or a retry: runs and the API change)."""
+
+
+class WorkQueue:
+    """Rules waiting to be handled, each at most once, never two workers on one rule."""
+
+    def __init__(self) -> None:
+        self._ready: asyncio.Queue[Key] = asyncio.Queue()
+        self._pending: dict[Key, Work] = {}
+        self._active: set[Key] = set()
+
+    def put(self, key: Key, work: Work) -> None:
+        """Queue ``work`` for ``key``, replacing what was waiting for it."""
+        waiting = key in self._pending
+        self._pending[key] = work
+        if not waiting and key not in self._active:
+            self._ready.put_nowait(key)
+
+    async def get(self) -> tuple[Key, Work]:
+        """The next rule to handle; call :meth:`done` when finished."""
+        key = await self._ready.get()
+        self._active.add(key)
+        return key, self._pending.pop(key)
+
+    def done(self, key: Key) -> None:
+        """``key`` is handled; if more work came meanwhile, it is queued now."""
+        self._active.discard(key)
+        if key in self._pending:
+            self._ready.put_nowait(key)
+
+    @property
+    def idle(self) -> bool:
+        """Nothing waits and nothing runs."""
+        return not self._pending and not self._active
+
+
+class Controller:
+    """Serves the configured namespaces until :meth:`run`'s stop event is set."""
+
+    def __init__(
+        self,
+        config: ControllerConfig,
+        client: KubeClient,
+        *,
+        workers: int = 4,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        first_retry_seconds: float = FIRST_RETRY_SECONDS,
+    ) -> None:
+        self._config = config
+        self._client = client
+        self._workers = workers
+        self._first_retry = first_retry_seconds
+        self._reconciler = RuleReconciler(client, config, clock=clock)
+        self._queue = WorkQueue()
+        self._latest: dict[Key, dict[str, Any]] = {}
+        self._seen_versions: dict[Key, str] = {}
+        self._states: dict[Key, State] = {}
+        self._failures: dict[Key, int] = {}
+        self._listed: set[str | None] = set()
+        self._running = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self.reconciled: dict[Key, int] = {}
+        """How many times each rule was reconciled since the start (for tests and logs)."""
+        self._log = get_logger("ai_operator.controller")
+
+    # --- what the endpoints read -----------------------------------------------------------
+
+    @property
+    def scopes(self) -> list[str | None]:
+        """The served namespaces; ``[None]`` for every namespace."""
+        return list(self._config.namespaces) or [None]
+
+    @property
+    def alive(self) -> bool:
+        """The loops run (none of them ended, which only a bug could make them do)."""
+        return self._running and not any(task.done() for task in self._tasks)
+
+    @property
+    def ready(self) -> bool:
+        """Every scope was listed at least once."""
+        return self._running and all(scope in self._listed for scope in self.scopes)
+
+    @property
+    def idle(self) -> bool:
+        """Ready, with no rule waiting or being reconciled."""
+        return self.ready and self._queue.idle
+
+    def rule_states(self) -> list[tuple[str, State]]:
+        """``(namespace, state)`` of each rule reconciled so far."""
+        return [(namespace, state) for (namespace, _), state in sorted(self._states.items())]
+
+    def served_namespaces(self) -> tuple[str, ...]:
+        """The configured namespaces (empty: every namespace)."""
+        return self._config.namespaces
+
+    # --- the loops -------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Serve until ``stop`` is set."""
+        self._running = True
+        self._log.info(
+            "controller started",
+            namespaces=list(self._config.namespaces) or "all",
+            target=self._config.target,
+            resync_seconds=self._config.resync_seconds,
+        )
+        tasks = [asyncio.create_task(self._serve_scope(scope)) for scope in self.scopes]
+        tasks += [asyncio.create_task(self._work()) for _ in range(self._workers)]
+        self._tasks = tasks
+        try:
+            await stop.wait()
+        finally:
+            self._running = False
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            self._log.info("controller stopped")
+
+    async def _serve_scope(self, namespace: str | None) -> None:
+        """Serve one scope for ever; a bug in one round is logged and the next round starts."""
+        while True:
+            try:
+                await self._serve_scope_rounds(namespace)
+            except Exception:
+                self._log.exception("serving rules failed", scope=namespace or "all namespaces")
+                await asyncio.sleep(self._first_retry)
+
+    async def _serve_scope_rounds(self, namespace: str | None) -> None:
+        loop = asyncio.get_running_loop()
+        where = namespace or "all namespaces"
+        failures = 0
+        while True:
+            try:
+                listing = await self._client.list(RULES, namespace)
+            except KubeError as exc:
+                delay = min(self._first_retry * 2**failures, self._config.resync_seconds)
+                failures += 1
+                self._log.warning("could not list rules", scope=where, error=str(exc))
+                await asyncio.sleep(delay)
+                continue
+            failures = 0
+            self._relisted(namespace, listing.get("items") or [])
+            self._listed.add(namespace)
+            version = str((listing.get("metadata") or {}).get("resourceVersion") or "")
+            deadline = loop.time() + self._config.resync_seconds
+            while (remaining := deadline - loop.time()) > 0:
+                started = loop.time()
+                try:
+                    async with asyncio.timeout(remaining):
+                        watch = self._client.watch(RULES, namespace, version, int(remaining) + 1)
+                        async for event in watch:
+                            version = self._on_event(event) or version
+                except TimeoutError:
+                    break  # time to resync
+                except Gone:
+                    break  # the version is too old: list again
+                except KubeError as exc:
+                    self._log.warning("the watch of rules broke", scope=where, error=str(exc))
+                if loop.time() - started < WATCH_PAUSE_SECONDS:
+                    await asyncio.sleep(min(WATCH_PAUSE_SECONDS, max(0.0, remaining)))
+
+    def _relisted(self, namespace: str | None, items: list[dict[str, Any]]) -> None:
+        """A full list: reconcile every rule, forget those that are gone."""
+        present = set()
+        for item in items:
+            key = _key(item)
+            present.add(key)
+            self._take(key, item, force=True)
+        for key in [k for k in self._latest if namespace in (None, k[0]) and k not in present]:
+            self._queue.put(key, Work(self._latest.pop(key), deleted=True))
+            self._seen_versions.pop(key, None)
+
+    def _on_event(self, event: dict[str, Any]) -> str | None:
+        """Handle one watch event; returns the resourceVersion it carries."""
+        kind = event.get("type")
+        item = event.get("object") or {}
+        version = (item.get("metadata") or {}).get("resourceVersion")
+        if kind == "BOOKMARK":
+            return str(version) if version else None
+        if not (item.get("metadata") or {}).get("name"):
+            return None
+        key = _key(item)
+        if kind == "DELETED":
+            self._latest.pop(key, None)
+            self._seen_versions.pop(key, None)
+            self._queue.put(key, Work(item, deleted=True))
+        elif kind in {"ADDED", "MODIFIED"}:
+            self._take(key, item, force=False)
+        return str(version) if version else None
+
+    def _take(self, key: Key, item: dict[str, Any], *, force: bool) -> None:
+        """Remember the newest object and queue it."""
+        if (item.get("metadata") or {}).get("deletionTimestamp"):
+            return  # being deleted: what it owns goes with it
+        self._latest[key] = item
+        self._queue.put(key, Work(item, force=force))
+
+    async def _work(self) -> None:
+        while True:
+            key, work = await self._queue.get()
+            try:
+                await self._handle(key, work)
+            except Exception:  # one rule never stops the others
+                self._log.exception("reconciling a rule failed", rule="/".join(key))
+                self._states[key] = "apply_failed"
+                self._retry_later(key)
+            finally:
+                self._queue.done(key)
+
+    async def _handle(self, key: Key, work: Work) -> None:
+        if work.deleted:
+            self._log.info("rule deleted", rule="/".join(key))
+            self._states.pop(key, None)
+            self._failures.pop(key, None)
+            await self._reconciler.forget(work.rule)
+            return
+        version = (work.rule.get("metadata") or {}).get("resourceVersion")
+        if not work.force and version and self._seen_versions.get(key) == str(version):
+            return  # this version was handled, or written by the controller itself
+        result = await self._reconciler.reconcile(work.rule)
+        self.reconciled[key] = self.reconciled.get(key, 0) + 1
+        if key in self._latest:
+            self._states[key] = result.outcome.state
+        if version:
+            self._seen_versions[key] = str(version)
+        if result.written is not None and result.status_version:
+            # The watch will report this write; it is not a change to reconcile.
+            self._seen_versions[key] = result.status_version
+            if key in self._latest:
+                self._latest[key] = result.written
+        if result.outcome.state == "apply_failed":
+            self._retry_later(key)
+        else:
+            self._failures.pop(key, None)
+
+    def _retry_later(self, key: Key) -> None:
+        failures = self._failures.get(key, 0)
+        self._failures[key] = failures + 1
+        delay = min(self._first_retry * 2**failures, float(self._config.resync_seconds))
+        asyncio.get_running_loop().call_later(delay, self._retry, key)
+
+    def _retry(self, key: Key) -> None:
+        if self._running and key in self._latest:
+            self._queue.put(key, Work(self._latest[key], force=True))
+
+
+def _key(item: dict[str, Any]) -> Key:
+    metadata = item["metadata"]
+    return str(metadata.get("namespace") or ""), str(metadata["name"])

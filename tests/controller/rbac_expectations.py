@@ -1,0 +1,45 @@
+"""Every request the controller sends, as RBAC names it: (verb, API group, resource, subresource).
+
+The controller's tests record each request the emulated API server receives and check that the
+set is exactly :data:`CONTROLLER_REQUESTS` (nothing more, nothing missing). The Helm chart's
+RBAC test compares the controller's Role with it, plus :data:`CONTROLLER_IMPLICIT_PERMISSIONS`,
+which no request shows but the API server checks.
+"""
+
+from __future__ import annotations
+
+Permission = tuple[str, str, str, str]
+
+CONTROLLER_REQUESTS: frozenset[Permission] = frozenset(
+    {
+        # Rules: list and watch them (the status is the only thing written).
+        ("list", "aioperator.io", "prreconciliationrules", ""),
+        ("watch", "aioperator.io", "prreconciliationrules", ""),
+        ("patch", "aioperator.io", "prreconciliationrules", "status"),
+        # The compiled objects: read one, apply it (a PATCH), find and delete a rule's others.
+        ("get", "argoproj.io", "cronworkflows", ""),
+        ("patch", "argoproj.io", "cronworkflows", ""),
+        ("list", "argoproj.io", "cronworkflows", ""),
+        ("delete", "argoproj.io", "cronworkflows", ""),
+        ("get", "batch", "cronjobs", ""),
+        ("patch", "batch", "cronjobs", ""),
+        ("list", "batch", "cronjobs", ""),
+        ("delete", "batch", "cronjobs", ""),
+        # The runs, for status.lastRun.
+        ("list", "argoproj.io", "workflows", ""),
+        ("list", "batch", "jobs", ""),
+        # Events on rules.
+        ("create", "", "events", ""),
+    }
+)
+
+CONTROLLER_IMPLICIT_PERMISSIONS: frozenset[Permission] = frozenset(
+    {
+        # A server-side apply that creates its object is also checked as a create.
+        ("create", "argoproj.io", "cronworkflows", ""),
+        ("create", "batch", "cronjobs", ""),
+        # Setting blockOwnerDeletion on an owner reference to a rule needs this where the
+        # OwnerReferencesPermissionEnforcement admission plugin is on (OpenShift, for example).
+        ("update", "aioperator.io", "prreconciliationrules", "finalizers"),
+    }
+)

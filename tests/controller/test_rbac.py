@@ -1,0 +1,50 @@
+"""The requests the controller sends are exactly CONTROLLER_REQUESTS: nothing more, nothing missing.
+
+Every test of this package checks "nothing more" (the ``api`` fixture); this one runs each kind
+of work once (both targets, a switch each way, an invalid rule, runs, a deletion) and checks that
+each listed request was really needed.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from pipelines.controller.kube import CRON_JOBS, CRON_WORKFLOWS, RULES, WORKFLOWS
+from tests.controller.apiserver import ApiServer, calls_of
+from tests.controller.conftest import NAMESPACE, add_rule, config, eventually, running, settled
+from tests.controller.rbac_expectations import CONTROLLER_REQUESTS
+
+pytestmark = pytest.mark.asyncio
+
+
+@pytest.mark.parametrize(
+    "namespaces",
+    [pytest.param((NAMESPACE,), id="listed-namespaces"), pytest.param((), id="all-namespaces")],
+)
+async def test_every_kind_of_work_sends_exactly_the_expected_requests(
+    api: ApiServer, namespaces: tuple[str, ...]
+) -> None:
+    """The recorded (verb, group, resource, subresource) set equals CONTROLLER_REQUESTS."""
+    api.garbage_collection = False  # the controller deletes what a deleted rule generated
+    add_rule(api, "kept")
+    add_rule(api, "broken", instruction="{{ nope }}")
+    api.put(
+        WORKFLOWS,
+        {
+            "metadata": {
+                "name": "kept-1",
+                "namespace": NAMESPACE,
+                "labels": {"aioperator.io/rule": "kept"},
+            },
+            "status": {"phase": "Failed"},
+        },
+    )
+    for target in ("argo", "cronjob", "argo"):
+        async with running(api, config(namespaces=namespaces, target=target)) as controller:
+            await settled(controller)
+    assert api.stored(CRON_JOBS, NAMESPACE, "kept") is None
+    async with running(api, config(namespaces=namespaces)) as controller:
+        await settled(controller)
+        api.remove(RULES, NAMESPACE, "kept")
+        await eventually(lambda: api.stored(CRON_WORKFLOWS, NAMESPACE, "kept") is None)
+    assert calls_of([api]) == CONTROLLER_REQUESTS

@@ -1,0 +1,106 @@
+"""The compiled pipeline at scale: 200 PRs in one run, every decision applied, nothing oversized.
+
+Run by :mod:`tests.argo_interpreter` with forked pods (the same ``ai-operator step`` commands and
+environments, a fraction of a subprocess's start-up), so that hundreds of pods fit in a test.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from jobs.rules.model import PRReconciliationRule
+from jobs.sandbox.github import FakeCheck, FakeGitHub, GitHubWorld
+from jobs.sandbox.llm import FakeLLM
+from pipelines.compile import CompileOptions, compile_rule
+from tests.argo_interpreter import (
+    CONFIG_MAP_DATA_LIMIT,
+    MAX_ARG_STRLEN,
+    ForkedPods,
+    MemoCache,
+    WorkflowRun,
+    run_cron_workflow,
+)
+from tests.conftest import AI_TOKEN, GITHUB_TOKEN
+from tests.e2e.test_pipeline import SECRETS, STAGING, assert_clean, example, pod_env
+
+pytestmark = pytest.mark.e2e
+
+PRS = 200
+REPOSITORIES = ("acme/web", "acme/api", "acme/db", "acme/ops")
+SITUATIONS: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("merge", {}),
+    ("wait", {"rollup_state": "PENDING", "checks": [FakeCheck("ci", None, "IN_PROGRESS")]}),
+    ("escalate", {"rollup_state": "FAILURE", "checks": [FakeCheck("ci", conclusion="FAILURE")]}),
+    ("escalate", {"mergeable": "CONFLICTING", "merge_state_status": "DIRTY"}),
+    ("close", {"title": "[close] Obsolete experiment"}),
+)
+
+
+def expected_action(index: int) -> str:
+    return SITUATIONS[index % len(SITUATIONS)][0]
+
+
+def populate(world: GitHubWorld) -> None:
+    """PRS covered PRs over four repositories, each situation in turn."""
+    for repository in REPOSITORIES:
+        world.add_repository(repository, labels=[*STAGING, "needs-human-approval"])
+    for index in range(PRS):
+        facts = {"title": f"Change {index}"} | SITUATIONS[index % len(SITUATIONS)][1]
+        world.add_pull_request(
+            REPOSITORIES[index % len(REPOSITORIES)], number=index // 4 + 1, labels=STAGING, **facts
+        )
+
+
+@pytest.fixture(scope="module")
+def pods() -> Iterator[ForkedPods]:
+    with ForkedPods() as runner:
+        yield runner
+
+
+def largest_input(run: WorkflowRun, *, tally: bool) -> int:
+    """The longest input (hence argument) a node was handed, in bytes: the tally's or the others'."""
+    return max(
+        len(value.encode())
+        for node in run.nodes
+        if (node.template == "tally") is tally
+        for value in node.inputs.values()
+    )
+
+
+def test_two_hundred_prs_are_settled_in_one_run_and_none_twice(pods: ForkedPods) -> None:
+    """Each PR's branch decides and acts; the run's Argo objects stay small; a second run asks
+    the model nothing and starts no branch pod."""
+    document = example("staging-automerge").to_document()
+    document["spec"] |= {"maxPullRequests": PRS, "repositories": list(REPOSITORIES)}
+    rule = PRReconciliationRule.model_validate(document)
+    options = CompileOptions(max_decisions_per_run=PRS, parallelism=8)
+    compiled = compile_rule(rule, "argo", options).document
+    world, memo = GitHubWorld(), MemoCache()
+    populate(world)
+    with FakeGitHub(world, token=GITHUB_TOKEN) as github, FakeLLM(token=AI_TOKEN) as llm:
+        env = pod_env(github, llm)
+        run = run_cron_workflow(compiled, env=env, secrets=SECRETS, memo=memo, pods=pods, workers=8)
+        asked = len(llm.requests)
+        again = run_cron_workflow(
+            compiled, env=env, secrets=SECRETS, memo=memo, pods=pods, workers=8
+        )
+
+    assert_clean(run)
+    assert_clean(again)
+    summary = json.loads(run.global_outputs["summary"])
+    assert (summary["matched"], summary["decided"], summary["deferred"]) == (PRS, PRS, 0)
+    assert asked == PRS and len(llm.requests) == PRS
+    for index in range(PRS):
+        pr = world.pull_request(REPOSITORIES[index % len(REPOSITORIES)], index // 4 + 1)
+        state = {"merge": "MERGED", "close": "CLOSED"}.get(expected_action(index), "OPEN")
+        escalated = "needs-human-approval" in pr.labels
+        assert (pr.state, escalated) == (state, expected_action(index) == "escalate"), index
+    assert again.pods_of("decide") == again.pods_of("act") == 0
+    assert json.loads(again.global_outputs["summary"])["reused"] == PRS * 3 // 5  # still open
+    assert largest_input(run, tally=False) < 8 * 1024  # a PR's branch gets its own data only
+    assert largest_input(run, tally=True) < MAX_ARG_STRLEN // 2  # counts, no PR text
+    assert all(memo.data_bytes(name) < CONFIG_MAP_DATA_LIMIT // 8 for name in memo.config_maps)

@@ -1,0 +1,209 @@
+"""The pipeline's memory: fetch reads Argo's memo, each branch hands on a small outcome, the
+tally adds them up. Against the fake GitHub and Argo's memo entries as the interpreter keeps them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+
+import pytest
+from pydantic import SecretStr
+
+from jobs.clients.argo_memo import ArgoMemo, KubernetesAPI, MemoUnreadable
+from jobs.clients.github import GitHubClient
+from jobs.policy.decision import decide
+from jobs.policy.reuse import Remembered
+from jobs.policy.verdict import Verdict
+from jobs.reconcile.results import PullRequestResult
+from jobs.reconcile.steps import (
+    Decided,
+    act_decided,
+    branch_outcome,
+    decided_output,
+    fetch_run,
+    parse_decided,
+    tally,
+)
+from jobs.rules.model import Action
+from jobs.sandbox.github import FakeGitHub, GitHubWorld
+from tests.argo_interpreter import MemoCache, NodeRun
+from tests.conftest import GITHUB_TOKEN
+from tests.factories import make_pr, make_rule
+
+RULE = make_rule(repositories=["acme/web"])
+MODEL = "anthropic/claude-sonnet-5"
+STAGING = ["auto-merge", "staging"]
+DAY = 86400.0
+
+
+class Memory:
+    """A memory that holds what it is given (the Argo memo's read side, as fetch sees it)."""
+
+    def __init__(self, entries: Mapping[str, Remembered] | None = None, broken: bool = False):
+        self.entries = dict(entries or {})
+        self.broken = broken
+
+    def recall(self, rule: str) -> dict[str, Remembered]:
+        if self.broken:
+            raise MemoUnreadable("reading ConfigMap x answered HTTP 403")
+        return dict(self.entries)
+
+    def keep(self, rule: str, entries: Mapping[str, Remembered]) -> None:
+        self.entries |= entries
+
+
+@pytest.fixture
+def client(world: GitHubWorld, github: FakeGitHub) -> GitHubClient:
+    world.add_repository("acme/web", labels=STAGING)
+    for number in range(1, 6):
+        world.add_pull_request("acme/web", number=number, labels=STAGING)
+    return GitHubClient(github.url, SecretStr(GITHUB_TOKEN), mutation_interval_seconds=0)
+
+
+def fetched(client: GitHubClient, memory: Memory | None, limit: int = 10, now: float = 1e9):
+    return fetch_run(
+        RULE, ["acme/web"], client, memory, model=MODEL, limit=limit, max_age=DAY, now=now
+    )
+
+
+def test_fetch_lists_small_references_then_the_noop_item(client):
+    """Each reference names its PR, its decision key and the memo shard; no PR text."""
+    run = fetched(client, Memory())
+    assert [ref["display"] for ref in run.refs[:-1]] == [f"acme/web#{n}" for n in range(1, 6)]
+    assert all(set(ref) == {"display", "key", "shard"} for ref in run.refs[:-1])
+    assert all(ref["shard"] == ref["key"][2] for ref in run.refs[:-1])
+    assert run.refs[-1]["noop"] is True and run.refs[-1]["shard"] == "0"
+    assert run.counts == {
+        "matched": 5,
+        "reused": 0,
+        "toDecide": 5,
+        "deferred": 0,
+        "reusedActions": {},
+    }
+
+
+def test_fetch_leaves_out_what_argo_will_replay_and_caps_the_rest(client):
+    """Unchanged PRs in the memo are reused; of the others, the least recently decided go first."""
+    keys = {ref["display"]: ref["key"] for ref in fetched(client, Memory()).refs[:-1]}
+    now = 1e9
+    memory = Memory(
+        {
+            "acme/web#1": Remembered(keys["acme/web#1"], now - 60, action="escalate"),
+            "acme/web#2": Remembered(keys["acme/web#2"], now - 60, action="wait"),
+            "acme/web#3": Remembered("d-older-facts", now - 30),
+            "acme/web#4": Remembered("d-older-facts", now - 90),
+        }
+    )
+    run = fetched(client, memory, limit=2, now=now)
+    assert [ref["display"] for ref in run.refs[:-1]] == ["acme/web#5", "acme/web#4"]
+    assert run.counts == {
+        "matched": 5,
+        "reused": 2,
+        "toDecide": 2,
+        "deferred": 1,
+        "reusedActions": {"escalate": 1, "wait": 1},
+    }
+
+
+def test_a_memo_that_cannot_be_read_leaves_every_pr_to_decide(client):
+    """No memo (no API, or no permission): nothing is reused, fairness falls back to oldest."""
+    run = fetched(client, Memory(broken=True), limit=3)
+    assert run.memory_error == "reading ConfigMap x answered HTTP 403"
+    assert run.counts["toDecide"] == 3 and run.counts["deferred"] == 2
+
+
+def test_argo_memo_reads_entries_as_argo_writes_them():
+    """Argo's cache entries, in its sixteen ConfigMaps, become (key, when, last action) per PR."""
+    memo = MemoCache()
+    branch = {"name": "pull-request", "outputs": {"parameters": [
+        {"name": "outcome", "valueFrom": {"parameter": "{{tasks.act.outputs.parameters.outcome}}"}}
+    ]}}  # fmt: skip
+    for key, pr, at in (("d-a1", "acme/web#1", 1000.0), ("d-a2", "acme/web#1", 2000.0)):
+        outcome = json.dumps({"pr": pr, "actions": {"escalate": 1}, "run": "wf-1"})
+        node = NodeRun("settle(0)", "pull-request", "Succeeded", {"outcome": outcome}, kind="DAG")
+        memo.save(f"ai-operator-memo-r-{key[2]}", key, "wf-1-1", branch, node, at)
+    noop = NodeRun("settle(1)", "pull-request", "Succeeded", {"outcome": "{}"}, kind="DAG")
+    memo.save("ai-operator-memo-r-0", "noop-1", "wf-1-2", branch, noop, 3000.0)
+
+    with memo.serve("team") as url:
+        found = ArgoMemo(KubernetesAPI(url), "team", "ai-operator-memo-r").recall("team/r")
+        missing = ArgoMemo(KubernetesAPI(url), "elsewhere", "ai-operator-memo-r").recall("x/r")
+
+    assert found == {"acme/web#1": Remembered("d-a2", 2000.0, action="escalate")}
+    assert missing == {}
+
+
+def test_an_unreachable_api_is_a_memo_error_naming_the_config_map():
+    """Refused or unreachable: MemoUnreadable, never a credential in the message."""
+    api = KubernetesAPI("http://127.0.0.1:9", token="secret-token-value")
+    with pytest.raises(MemoUnreadable, match="ConfigMap m-0") as raised:
+        ArgoMemo(api, "team", "m").recall("team/r")
+    assert "secret-token-value" not in str(raised.value)
+
+
+def a_row(**overrides) -> PullRequestResult:
+    decision = decide(RULE, make_pr(title="Use {{x}} " + "t" * 200), Verdict(action=Action.ESCALATE,
+                      reason="r" * 500, comment="c" * 2000), "fp")  # fmt: skip
+    return PullRequestResult.of(decision, dry_run=False)
+
+
+def test_a_branch_outcome_is_small_and_holds_no_pr_text():
+    """Counts, the PR's name and the run: about 150 bytes whatever the PR's text."""
+    counts = {"prsProcessed": 1, "actions": {"escalate": 1}, "errors": {}, "aiCalls": 1,
+              "aiTokens": {"input": 900, "output": 40, "cached": 700}, "dryRun": False,
+              "fallbacks": 0, "githubRequests": 3}  # fmt: skip
+    outcome = branch_outcome([a_row()], counts, "staging-automerge-1796079884")
+    text = json.dumps(outcome, separators=(",", ":"))
+    assert "{{" not in text and "ttt" not in text and "rrr" not in text and len(text) < 200
+    assert outcome["pr"] == "acme/web#7" and "errors" not in outcome
+
+
+def test_the_tally_adds_up_branches_and_what_fetch_left_to_the_memo():
+    """Outcomes of this run count as decided; those replayed from another run and the PRs
+    fetch left out count as reused, under their last action, with no model call."""
+    mine = {"pr": "acme/web#1", "run": "wf-2", "prsProcessed": 1, "actions": {"merge": 1},
+            "aiCalls": 1, "aiTokens": {"input": 100, "output": 10, "cached": 80}}  # fmt: skip
+    replayed = {"pr": "acme/web#2", "run": "wf-1", "prsProcessed": 1,
+                "actions": {"escalate": 1}, "aiCalls": 1, "aiTokens": {"input": 100}}  # fmt: skip
+    noop = {"run": "wf-2"}
+    fetch_counts = {"matched": 9, "reused": 5, "toDecide": 3, "deferred": 1,
+                    "reusedActions": {"escalate": 3, "wait": 2}}  # fmt: skip
+    for aggregate in (
+        [mine, replayed, noop],
+        [json.dumps(mine), json.dumps(replayed), "-"],  # Argo's list of strings
+    ):
+        summary = tally(json.dumps(aggregate), json.dumps(fetch_counts), "wf-2")
+        assert {k: summary[k] for k in ("matched", "decided", "reused", "deferred")} == {
+            "matched": 9,
+            "decided": 1,
+            "reused": 6,
+            "deferred": 1,
+        }
+        assert summary["actions"] == {"merge": 1, "escalate": 4, "wait": 2}
+        assert summary["prsProcessed"] == 7 and summary["aiCalls"] == 1
+        assert summary["aiTokens"] == {"input": 100, "output": 10, "cached": 80}
+
+
+def test_the_tally_of_a_run_whose_branches_never_ended_is_zero():
+    """Argo's unresolved tag instead of outcomes: no counts, not a failure."""
+    summary = tally("{{tasks.settle.outputs.parameters.outcome}}", "{}", "wf")
+    assert (summary["prsProcessed"], summary["decided"], summary["matched"]) == (0, 0, 0)
+
+
+def test_a_branchs_decision_travels_as_json_argo_cannot_read_as_tags():
+    """decide's output: the decision, its cost, its run, whether act has anything to do."""
+    decision = decide(RULE, make_pr(title="Use {{workflow.name}}"),
+                      Verdict(action=Action.WAIT, reason="CI {{runs}}"), "fp")  # fmt: skip
+    text = decided_output(Decided(decision, run="wf-1", settled=True))
+    assert "{{" not in text
+    [back] = parse_decided(text)
+    assert (back.decision, back.run, back.settled) == (decision, "wf-1", True)
+
+
+def test_decisions_of_a_settled_branch_need_no_fresh_read(world, github):
+    """act spares its read when decide's facts left nothing to do; GitHub sees no request."""
+    decision = decide(RULE, make_pr(), Verdict(action=Action.WAIT, reason="later"), "fp")
+    client = GitHubClient(github.url, SecretStr(GITHUB_TOKEN), mutation_interval_seconds=0)
+    rows = act_decided(RULE, [Decided(decision, settled=True)], client, dry_run=False, run="w")
+    assert [row.action for row in rows] == [Action.WAIT] and github.requests == []

@@ -1,0 +1,225 @@
+"""Reusing decisions and sharing a capped pass fairly: which PR is asked about, which waits."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from jobs.policy.decision import decide
+from jobs.policy.reuse import (
+    Candidate,
+    Remembered,
+    decision_key,
+    memory_document,
+    merged,
+    read_memory_document,
+    remember,
+    triage,
+)
+from jobs.policy.snapshot import Check, CiStatus, Mergeable, Review
+from jobs.policy.verdict import Verdict
+from jobs.rules.model import Action
+from tests.factories import make_pr, make_rule
+
+RULE = make_rule()
+OWN = frozenset({"needs-human-approval"})
+MODEL = "anthropic/claude-sonnet-5"
+NOW = 1_800_000_000.0
+DAY = 86400.0
+
+
+def key(pr=None, *, spec_hash: str = "spec", model: str = MODEL) -> str:
+    return decision_key(spec_hash, model, pr or make_pr(), OWN)
+
+
+def a_decision(**pr):
+    return decide(RULE, make_pr(**pr), Verdict(action=Action.MERGE, reason="green"), "fp")
+
+
+# --- the key: what a decision depends on -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param({"head_oid": "b" * 40}, id="new-commit"),
+        pytest.param({"ci_status": CiStatus.FAILURE}, id="checks-state"),
+        pytest.param(
+            {"checks": (Check(name="ci", status="COMPLETED", conclusion="FAILURE"),)},
+            id="one-check",
+        ),
+        pytest.param({"mergeable": Mergeable.CONFLICTING}, id="mergeability"),
+        pytest.param({"merge_state_status": "BLOCKED"}, id="merge-state"),
+        pytest.param({"reviews": (Review(author="ana", state="CHANGES_REQUESTED"),)}, id="review"),
+        pytest.param({"review_decision": "APPROVED"}, id="review-decision"),
+        pytest.param({"labels": ("auto-merge", "staging", "urgent")}, id="a-label"),
+        pytest.param({"base_branch": "release"}, id="base"),
+        pytest.param({"title": "Roll forward"}, id="title"),
+        pytest.param({"body": "Now with a migration."}, id="body"),
+        pytest.param({"is_draft": True}, id="draft"),
+    ],
+)
+def test_a_changed_fact_changes_the_key(change):
+    """Anything the decision read makes a new key: the model is asked again."""
+    assert key(make_pr(**change)) != key()
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param({"labels": ("auto-merge", "staging", "needs-human-approval")}, id="own-label"),
+        pytest.param({"comment_markers": frozenset({"rule=x action=escalate"})}, id="own-comment"),
+        pytest.param({"updated_at": datetime(2026, 11, 30, tzinfo=UTC)}, id="updated-at"),
+        pytest.param({"id": "PR_other"}, id="node-id"),
+    ],
+)
+def test_the_rules_own_traces_keep_the_key(change):
+    """The rule's own escalation (label, comment) is no change of facts: its decision stands."""
+    assert key(make_pr(**change)) == key()
+
+
+def test_another_spec_or_model_changes_the_key():
+    """A new spec (new instruction, actions, ...) or another model decides anew."""
+    assert key(spec_hash="other") != key()
+    assert key(model="openai/gpt-4.1-mini") != key()
+
+
+def test_keys_fit_argos_memoization_key_pattern():
+    """The same key names the pipeline's memo entry, so it must be a valid Argo memo key."""
+    assert key().startswith("d-") and key()[2:].isalnum() and len(key()) == 26
+
+
+# --- triage: reuse, ask, defer -----------------------------------------------------------------
+
+
+def candidate(number=7, *, decided_at=None, same_key=True, updated_day=2):
+    pr = make_pr(number=number, updated_at=datetime(2026, 11, updated_day, tzinfo=UTC))
+    current = key(pr)
+    found = None
+    if decided_at is not None:
+        found = Remembered(current if same_key else "d-old", decided_at, a_decision(number=number))
+    return Candidate(pr, current, found)
+
+
+@pytest.mark.parametrize(
+    ("remembered", "reused"),
+    [
+        pytest.param({"decided_at": NOW - 60}, True, id="unchanged-and-recent"),
+        pytest.param({"decided_at": NOW - DAY}, True, id="exactly-the-max-age"),
+        pytest.param({"decided_at": NOW - DAY - 1}, False, id="older-than-the-max-age"),
+        pytest.param({"decided_at": NOW - 60, "same_key": False}, False, id="facts-changed"),
+        pytest.param({"decided_at": NOW + 3600}, False, id="from-the-future"),
+        pytest.param({}, False, id="never-decided"),
+    ],
+)
+def test_a_decision_is_reused_only_while_it_stands(remembered, reused):
+    """Same key and not older than the max age: reused; anything else is asked again."""
+    split = triage([candidate(**remembered)], now=NOW, max_age=DAY, cap=10)
+    assert (len(split.reuse), len(split.ask)) == ((1, 0) if reused else (0, 1))
+
+
+def test_reused_decisions_do_not_count_against_the_cap():
+    """The cap bounds model calls: 5 reused and 3 changed PRs with a cap of 3 defer nobody."""
+    unchanged = [candidate(n, decided_at=NOW - 60) for n in range(1, 6)]
+    changed = [candidate(n, decided_at=NOW - 60, same_key=False) for n in range(6, 9)]
+    split = triage(unchanged + changed, now=NOW, max_age=DAY, cap=3)
+    assert (len(split.reuse), len(split.ask), len(split.deferred)) == (5, 3, 0)
+    assert split.matched == 8
+
+
+def test_least_recently_decided_first_then_oldest_update():
+    """Never decided comes first, then the longest ago; ties go to the oldest update."""
+    split = triage(
+        [
+            candidate(1, decided_at=NOW - 10, same_key=False),
+            candidate(2, decided_at=NOW - 500, same_key=False),
+            candidate(3, updated_day=20),
+            candidate(4, updated_day=5),
+        ],
+        now=NOW,
+        max_age=DAY,
+        cap=3,
+    )
+    assert [c.pr.number for c in split.ask] == [4, 3, 2]
+    assert [c.pr.number for c in split.deferred] == [1]
+    assert split.deferred[0].last_decided == NOW - 10 and candidate(9).last_decided == -math.inf
+
+
+def test_150_prs_with_a_cap_of_100_are_all_decided_within_two_passes():
+    """Pass 1 asks about 100 and defers 50; pass 2 reuses those 100 and asks about the 50."""
+    prs = [make_pr(number=n, updated_at=datetime(2026, 1, 1, tzinfo=UTC) + timedelta(hours=n))
+           for n in range(1, 151)]  # fmt: skip
+    memory: dict[str, Remembered] = {}
+    decided: set[int] = set()
+    for now in (NOW, NOW + 600):  # two passes, ten minutes apart
+        split = triage(
+            [Candidate(pr, key(pr), memory.get(pr.display)) for pr in prs],
+            now=now,
+            max_age=DAY,
+            cap=100,
+        )
+        assert len(split.ask) <= 100
+        decided |= {c.pr.number for c in split.ask}
+        keys = {c.pr.display: c.key for c in split.ask}
+        memory |= remember([a_decision(number=c.pr.number) for c in split.ask], keys, now)
+    assert decided == set(range(1, 151))
+    assert (len(split.reuse), len(split.ask), len(split.deferred)) == (100, 50, 0)
+
+
+# --- the stored shape ----------------------------------------------------------------------------
+
+
+def test_the_memory_document_round_trips():
+    """What is written is read back as it was."""
+    entries = {"acme/web#7": Remembered(key(), NOW - 5, a_decision())}
+    document = memory_document(entries, rule="ns/r", now=NOW, max_age=DAY, max_entries=10)
+    assert read_memory_document(document, rule="ns/r") == entries
+
+
+def test_the_memory_document_is_bounded():
+    """Expired entries are dropped and at most max_entries stay, the most recently decided."""
+    entries = {
+        f"acme/web#{n}": Remembered(key(make_pr(number=n)), NOW - n, a_decision(number=n))
+        for n in range(1, 8)
+    }
+    entries["acme/web#99"] = Remembered("d-x", NOW - 2 * DAY, a_decision(number=99))
+    document = memory_document(entries, rule="ns/r", now=NOW, max_age=DAY, max_entries=3)
+    assert sorted(read_memory_document(document, rule="ns/r")) == [
+        "acme/web#1",
+        "acme/web#2",
+        "acme/web#3",
+    ]
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        pytest.param(None, id="nothing"),
+        pytest.param({"format": 99, "rule": "ns/r", "entries": {}}, id="another-format"),
+        pytest.param({"format": 1, "rule": "ns/other", "entries": {}}, id="another-rule"),
+        pytest.param(
+            {"format": 1, "rule": "ns/r", "entries": {"acme/web#7": {"key": 3}}}, id="bad-entry"
+        ),
+        pytest.param(
+            {
+                "format": 1,
+                "rule": "ns/r",
+                "entries": {"acme/web#8": {"key": "d-1", "decidedAt": NOW, "decision": {}}},
+            },
+            id="not-a-decision",
+        ),
+    ],
+)
+def test_an_unreadable_memory_is_an_empty_one(document):
+    """Whatever cannot be read is forgotten: the model is asked, which is only slower."""
+    assert read_memory_document(document, rule="ns/r") == {}
+
+
+def test_merging_keeps_the_newest_decision_of_each_pr():
+    """Two runs saving at once: per PR, the later decision wins."""
+    older = {"acme/web#7": Remembered("d-1", NOW - 100, a_decision())}
+    newer = {"acme/web#7": Remembered("d-2", NOW - 10, a_decision())}
+    assert merged(newer, older)["acme/web#7"].key == "d-2"
+    assert merged(older, newer)["acme/web#7"].key == "d-2"
