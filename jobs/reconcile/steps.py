@@ -185,19 +185,9 @@ def _envelope(data: Mapping[str, Any]) -> Decided:
 def decide(
     rule: PRReconciliationRule, ref: Mapping[str, Any], github: GitHubPort, ai: Decider
 ) -> Decision:
-    """Decide one PR on fresh facts (raises PullRequestFailure)."""
-    repository, number = _ref_target(ref)
-    try:
-        pr = github.pull_request(repository, number)
-    except GitHubError as exc:
-        raise PullRequestFailure(
-            f"reading {repository}#{number} failed: {exc}", kind="github", retryable=exc.retryable
-        ) from exc
-    problems = selection_problems(pr, rule.spec.selector)
-    if problems:
-        reason = f"no longer covered by the rule: {'; '.join(problems)}"
-        return leave_alone(rule, pr, pr.fingerprint(own_labels(rule)), reason)
-    return decide_pull_request(rule, pr, ai)
+    """Decide one PR on fresh facts (raises PullRequestFailure); see :func:`decide_settled`."""
+    decision, _ = decide_settled(rule, ref, github, ai)
+    return decision
 
 
 def act_all(
@@ -286,7 +276,7 @@ def parse_ref(text: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise StepInputError("--pr must be a JSON object")
     if not is_noop(data):
-        _ref_target(data)
+        ref_target(data)
     return data
 
 
@@ -360,9 +350,6 @@ def ref_target(ref: Mapping[str, Any]) -> tuple[str, int]:
         return repository, int(number)
     except (KeyError, TypeError, ValueError) as exc:
         raise StepInputError(f"pull request reference names no owner/name#number: {ref!r}") from exc
-
-
-_ref_target = ref_target
 
 
 # --- a run of the pipeline: fetch with the memo, one outcome per branch, the tally --------------
