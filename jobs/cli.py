@@ -46,9 +46,10 @@ from jobs.reconcile.report import (
 from jobs.reconcile.results import PassReport, PullRequestFailure, PullRequestResult
 from jobs.reconcile.run import DEFAULT_PARALLELISM, Reuse, run_pass
 from jobs.rules.encoding import RULE_ENV, StepInputError, rule_from_env
-from jobs.rules.files import RuleFileError, expand_paths, load_rules
+from jobs.rules.files import RuleFileError, expand_paths
 from jobs.rules.model import KIND, PRReconciliationRule
 from jobs.rules.schedule import minutes_between, resolve
+from jobs.rules.validation import load_valid_rules
 
 EXIT_OK, EXIT_CONFIG, EXIT_PARTIAL, EXIT_USAGE = 0, 1, 2, 64
 HELP_OPTIONS = {"help_option_names": ["-h", "--help"]}
@@ -239,7 +240,7 @@ def _rules(files: Sequence[Path], from_env: bool) -> list[PRReconciliationRule]:
     if not files:
         fail("no rule files given (or use --rule-from-env)")
     try:
-        rules = [loaded.rule for loaded in load_rules(files)]
+        rules = [loaded.rule for loaded in load_valid_rules(files)]
     except RuleFileError as exc:
         fail(str(exc))
     if not rules:

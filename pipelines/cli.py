@@ -20,7 +20,8 @@ import typer
 from jobs.cli import EXIT_CONFIG, app, fail, run_app
 from jobs.config import ConfigError, Settings
 from jobs.log import configure_logging
-from jobs.rules.files import RuleFileError, load_rules
+from jobs.rules.files import RuleFileError
+from jobs.rules.validation import load_valid_rules
 
 
 class Target(StrEnum):
@@ -60,7 +61,7 @@ def compile_command(
     from pipelines.compile import CompileError, CompileOptions, compile_rules, to_yaml  # noqa: PLC0415
 
     try:
-        loaded = load_rules(files)
+        loaded = load_valid_rules(files)
     except RuleFileError as exc:
         fail(str(exc))
     if not loaded:

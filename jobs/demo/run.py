@@ -42,8 +42,9 @@ from jobs.reconcile.report import summarize
 from jobs.reconcile.results import PassReport, PullRequestFailure, PullRequestResult
 from jobs.reconcile.run import run_pass
 from jobs.rules.encoding import StepInputError
-from jobs.rules.files import RuleFileError, load_rules
+from jobs.rules.files import RuleFileError
 from jobs.rules.model import AISettings, PRReconciliationRule
+from jobs.rules.validation import load_valid_rules
 from jobs.sandbox import standin
 from jobs.sandbox.github import FakeGitHub
 from jobs.sandbox.github_world import GitHubWorld
@@ -172,7 +173,7 @@ def demo_rules(files: Sequence[Path]) -> list[DemoRule]:
     """The rules to run (``files``, else the examples), each pointed at sandbox repositories."""
     paths = list(files) or _example_files()
     try:
-        loaded = load_rules(paths)
+        loaded = load_valid_rules(paths)
     except RuleFileError as exc:
         raise DemoError(str(exc)) from exc
     return [_on_sandbox(item.rule, _shown(item.source.path)) for item in loaded]
@@ -373,6 +374,9 @@ def _run_pass(
     return run_pass(rule, repositories, github, decider, dry_run=dry_run or rule.spec.dryRun)
 
 
+_DEMO_RUN = "demo"  # the run's name, as Argo's {{workflow.name}}: decisions made now, not replayed
+
+
 def pipeline_pass(
     rule: PRReconciliationRule,
     repositories: Sequence[str],
@@ -392,8 +396,10 @@ def pipeline_pass(
     try:
         fetched = steps.dump_for_argo(steps.fetch(rule, list(repositories), github))
         outputs, failed = _decide_each(rule, fetched, github, decider)
-        decisions = steps.parse_decisions(json.dumps(outputs))
-        acted = steps.act_all(rule, decisions, github, dry_run=dry_run or rule.spec.dryRun)
+        decided = steps.parse_decided(json.dumps(outputs))
+        acted = steps.act_decided(
+            rule, decided, github, dry_run=dry_run or rule.spec.dryRun, run=_DEMO_RUN
+        )
     except GitHubError as exc:
         report.error = f"fetch failed: {exc}"
     except StepInputError as exc:
@@ -415,11 +421,16 @@ def _decide_each(
         if steps.is_noop(ref):
             outputs.append(steps.NOOP_OUTPUT)
             continue
+        started, before = time.monotonic(), decider.thread_usage()
         try:
-            outputs.append(steps.decision_output(steps.decide(rule, ref, github, decider)))
+            decision, settled = steps.decide_settled(rule, ref, github, decider)
         except PullRequestFailure as exc:
             row = PullRequestResult(rule.qualified_name, *steps.ref_target(ref))
             failed.append(row.failed(str(exc), exc.kind))
+            continue
+        usage, latency = decider.thread_usage() - before, time.monotonic() - started
+        decided = steps.Decided(decision, usage, latency, _DEMO_RUN, settled)
+        outputs.append(steps.decided_output(decided))
     return outputs, failed
 
 

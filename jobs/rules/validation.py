@@ -34,7 +34,14 @@ from jinja2.sandbox import (
     UNSAFE_GENERATOR_ATTRIBUTES,
 )
 
-from jobs.rules.files import LoadedRule, RuleProblem, RuleSource, load_rule_documents
+from jobs.rules.files import (
+    LoadedRule,
+    RuleFileError,
+    RuleProblem,
+    RuleSource,
+    load_rule_documents,
+    load_rules,
+)
 from jobs.rules.model import Action, FallbackAction, RuleSpec
 from jobs.rules.schedule import resolve
 from jobs.rules.template import ARGOCD_UNKNOWN, VARIABLE_TYPES, VARIABLES, make_environment
@@ -86,6 +93,24 @@ def validate_files(paths: Sequence[str | Path]) -> list[Finding]:
         every_rule += rules
     findings += _duplicates(every_rule)
     return findings
+
+
+def load_valid_rules(paths: Sequence[str | Path]) -> list[LoadedRule]:
+    """Rules that ``validate`` accepts, for the commands that act on them (``run``, ``demo``).
+
+    Raises :class:`~jobs.rules.files.RuleFileError` listing every error ``validate`` would report
+    (a document the model refuses, a template naming an unknown variable, ...); warnings pass.
+    """
+    loaded = load_rules(paths)
+    errors = [
+        RuleProblem(finding.source, finding.field, finding.message)
+        for item in loaded
+        for finding in check_rule(item)
+        if finding.severity == "error"
+    ]
+    if errors:
+        raise RuleFileError(errors)
+    return loaded
 
 
 def check_rule(loaded: LoadedRule) -> list[Finding]:

@@ -137,6 +137,17 @@ def test_the_pipeline_steps_reach_the_same_end_state():
     assert '"mode": "pipeline"' in as_json(by_pipeline)
 
 
+def test_the_pipeline_counts_the_model_calls_its_decide_steps_made():
+    """Each decide step's calls reach the pass's metrics, as in `run` (never 0 when asked)."""
+    by_run, by_pipeline = demo(), demo(pipeline=True)
+
+    def calls(result):
+        return [[s.ai_calls for s in p.summaries] for p in result.passes]
+
+    assert calls(by_pipeline) == calls(by_run)
+    assert all(sum(per_rule) > 0 for per_rule in calls(by_pipeline)[:2])
+
+
 def test_your_own_rule_runs_on_the_sample_pull_requests(tmp_path: Path):
     """--rule: a rule naming other repositories runs on the sandbox's, and says so."""
     rule = tmp_path / "mine.yaml"

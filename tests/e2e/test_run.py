@@ -255,3 +255,19 @@ def test_a_marker_pasted_by_someone_else_does_not_silence_the_escalation(
 
     assert result.code == 0, result.stderr
     assert [c.author for c in web(world, 3).comments] == ["mallory", world.viewer_login]
+
+
+@pytest.mark.parametrize("command", ["run", "compile", "demo"])
+def test_a_rule_validate_rejects_is_refused_before_anything_runs(
+    world, github, llm, tmp_path, command
+):
+    """A template naming an unknown variable is a one-line error (exit 1), as in ``validate``."""
+    populate(world)
+    path = tmp_path / "typo.yaml"
+    path.write_text(RULE.replace("{{pr.title}}", "{{pr.titel}}"))
+    args = ["demo", "--rule", str(path)] if command == "demo" else [command, str(path)]
+    result = run_cli(args, cli_env(github, llm))
+    assert result.code == 1, result.stdout
+    assert "spec.instruction" in result.stderr and "pr.title" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert github.mutations == []
