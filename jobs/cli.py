@@ -570,14 +570,11 @@ def step_act(
     results = steps.act_decided(rule, parsed, github, dry_run=act_dry_run, run=run)
     report = PassReport(rule=rule.qualified_name, results=results)
     _write(output, steps.dump_for_argo([r.to_json() for r in results]))
+    mine = counts(report, dry_run=act_dry_run) | {"githubRequests": github.stats.requests}
     if summary_output is not None:
-        tally = counts(report, dry_run=act_dry_run) | {
-            "githubRequests": github.stats.requests,
-            "githubRateLimitRemaining": github.stats.rate_limit_remaining,
-        }
+        tally = mine | {"githubRateLimitRemaining": github.stats.rate_limit_remaining}
         _write(summary_output, steps.dump_for_argo(tally))
     if outcome_output is not None:
-        mine = counts(report, dry_run=act_dry_run) | {"githubRequests": github.stats.requests}
         _write(outcome_output, steps.dump_for_argo(steps.branch_outcome(results, mine, run)))
     _log_report(report)
     raise typer.Exit(_act_exit_code(results))

@@ -318,6 +318,11 @@ class _Observed:
         """Requests the model was sent so far."""
         return self._model.calls
 
+    @property
+    def model(self) -> str:
+        """The model's name."""
+        return self._model.model
+
     def thread_usage(self) -> ModelUsage:
         """Calls and tokens of the calling thread so far."""
         return self._model.thread_usage()
@@ -394,7 +399,17 @@ def pipeline_pass(
     started = time.monotonic()
     report = PassReport(rule=rule.qualified_name)
     try:
-        fetched = steps.dump_for_argo(steps.fetch(rule, list(repositories), github))
+        fetched_run = steps.fetch_run(
+            rule,
+            list(repositories),
+            github,
+            None,
+            model=decider.model,
+            limit=rule.spec.maxPullRequests,
+            max_age=0,
+            now=time.time(),
+        )
+        fetched = steps.dump_for_argo(fetched_run.refs)
         outputs, failed = _decide_each(rule, fetched, github, decider)
         decided = steps.parse_decided(json.dumps(outputs))
         acted = steps.act_decided(

@@ -10,10 +10,10 @@ Errors: ``GitHubError`` from the reader, unchanged.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from jobs.policy.reuse import decision_key, memo_shard
+from jobs.policy.reuse import Candidate, Remembered, Triage, decision_key, memo_shard, triage
 from jobs.policy.selection import covers
 from jobs.policy.snapshot import PullRequestSnapshot
 from jobs.reconcile.ports import GitHubReader
@@ -48,3 +48,27 @@ def pull_request_ref(
     """
     key = decision_key(rule.spec_hash(), model, pr, own_labels(rule))
     return {"display": pr.display, "key": key, "shard": memo_shard(key)}
+
+
+def sort_out(
+    rule: PRReconciliationRule,
+    prs: Sequence[PullRequestSnapshot],
+    remembered: Mapping[str, Remembered],
+    *,
+    model: str,
+    now: float,
+    max_age: float,
+    cap: int,
+) -> Triage:
+    """Which of ``prs`` reuse a remembered decision, which to ask about, which wait (cap).
+
+    ``remembered`` maps ``owner/name#number`` to the last decision kept for it; a decision is
+    reused while the PR's key (rule spec, ``model``, facts) is unchanged and younger than
+    ``max_age`` seconds. See :func:`jobs.policy.reuse.triage` for the order under the cap.
+    """
+    spec_hash, own = rule.spec_hash(), own_labels(rule)
+    candidates = [
+        Candidate(pr, decision_key(spec_hash, model, pr, own), remembered.get(pr.display))
+        for pr in prs
+    ]
+    return triage(candidates, now=now, max_age=max_age, cap=cap)

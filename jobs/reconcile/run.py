@@ -25,11 +25,11 @@ from jobs.clients.decision_cache import DecisionCacheError
 from jobs.clients.github.errors import GitHubError
 from jobs.log import get_logger
 from jobs.policy.decision import Decision, leave_alone
-from jobs.policy.reuse import Candidate, Triage, decision_key, remember, triage
+from jobs.policy.reuse import Triage, remember
 from jobs.policy.snapshot import PullRequestSnapshot
 from jobs.reconcile.act import act
 from jobs.reconcile.ask import decide_pull_request
-from jobs.reconcile.gather import gather, own_labels
+from jobs.reconcile.gather import gather, own_labels, sort_out
 from jobs.reconcile.ports import Decider, DecisionMemory, GitHubPort
 from jobs.reconcile.results import PassReport, PullRequestFailure, PullRequestResult
 from jobs.rules.model import PRReconciliationRule
@@ -123,13 +123,15 @@ def _triage(
     now: float,
 ) -> Triage:
     remembered = reuse.memory.recall(rule.qualified_name) if reuse else {}
-    spec_hash, own, model = rule.spec_hash(), own_labels(rule), reuse.model if reuse else ""
-    candidates = [
-        Candidate(pr, decision_key(spec_hash, model, pr, own), remembered.get(pr.display))
-        for pr in prs
-    ]
-    max_age = reuse.max_age_seconds if reuse else -1.0  # nothing is reusable without a memory
-    return triage(candidates, now=now, max_age=max_age, cap=rule.spec.maxPullRequests)
+    return sort_out(
+        rule,
+        prs,
+        remembered,
+        model=reuse.model if reuse else "",
+        now=now,
+        max_age=reuse.max_age_seconds if reuse else -1.0,  # nothing is reusable without memory
+        cap=rule.spec.maxPullRequests,
+    )
 
 
 def _keep(

@@ -31,12 +31,11 @@ from jobs.clients.argo_memo import MemoUnreadable
 from jobs.clients.github.errors import GitHubError
 from jobs.policy.decision import Decision, leave_alone
 from jobs.policy.plan import plan
-from jobs.policy.reuse import Candidate, decision_key, triage
 from jobs.policy.selection import selection_problems
 from jobs.policy.snapshot import PullRequestSnapshot
 from jobs.reconcile.act import act
 from jobs.reconcile.ask import decide_pull_request
-from jobs.reconcile.gather import gather, own_labels, pull_request_ref
+from jobs.reconcile.gather import gather, own_labels, pull_request_ref, sort_out
 from jobs.reconcile.ports import Decider, DecisionMemory, GitHubPort, GitHubReader
 from jobs.reconcile.results import PullRequestFailure, PullRequestResult
 from jobs.rules.encoding import StepInputError
@@ -60,22 +59,13 @@ def dump_for_argo(value: object) -> str:
     return text.replace("{{", "\\u007b\\u007b")
 
 
-def fetch(
-    rule: PRReconciliationRule, repositories: list[str], github: GitHubReader
-) -> list[dict[str, Any]]:
-    """References to the PRs to decide (small, capped), then the rule's no-op item.
-
-    The no-op item gives the decide fan-out one node that always succeeds: Argo leaves the
-    aggregated output of a fan-out unset when every iteration failed, and act would then wait for
-    it until the workflow's deadline. Its memo key is fixed per rule, so it starts a pod once.
-    """
-    prs = gather(rule, repositories, github)[: rule.spec.maxPullRequests]
-    refs = [pull_request_ref(rule, pr) for pr in prs]
-    return [*refs, noop_ref(rule)]
-
-
 def noop_ref(rule: PRReconciliationRule) -> dict[str, Any]:
-    """The item that decides nothing (see :func:`fetch`)."""
+    """The item that decides nothing, last of every fetch.
+
+    It gives the decide fan-out one node that always succeeds: Argo leaves the aggregated output
+    of a fan-out unset when every iteration failed, and what follows would then wait for it until
+    the workflow's deadline. Its memo key is fixed per rule, so it starts a pod once.
+    """
     return {"display": "(no-op)", "key": f"noop-{rule.spec_hash()}", "noop": True, "shard": "0"}
 
 
@@ -182,21 +172,6 @@ def _envelope(data: Mapping[str, Any]) -> Decided:
     )
 
 
-def decide(
-    rule: PRReconciliationRule, ref: Mapping[str, Any], github: GitHubPort, ai: Decider
-) -> Decision:
-    """Decide one PR on fresh facts (raises PullRequestFailure); see :func:`decide_settled`."""
-    decision, _ = decide_settled(rule, ref, github, ai)
-    return decision
-
-
-def act_all(
-    rule: PRReconciliationRule, decisions: list[Decision], github: GitHubPort, *, dry_run: bool
-) -> list[PullRequestResult]:
-    """Apply every decision, serialized, each on fresh facts."""
-    return [act(rule, decision, github, dry_run=dry_run) for decision in decisions]
-
-
 def act_decided(
     rule: PRReconciliationRule,
     decided: list[Decided],
@@ -205,7 +180,7 @@ def act_decided(
     dry_run: bool,
     run: str | None,
 ) -> list[PullRequestResult]:
-    """Apply every decision like :func:`act_all`; each row carries what its decision cost.
+    """Apply every decision, serialized, each on fresh facts; each row carries what it cost.
 
     A decision made by another run than ``run`` (replayed from the memo) is marked reused and
     costs nothing in this run.
@@ -388,12 +363,7 @@ def fetch_run(
         remembered = memory.recall(rule.qualified_name) if memory else {}
     except MemoUnreadable as exc:
         remembered, problem = {}, str(exc)
-    spec_hash, own = rule.spec_hash(), own_labels(rule)
-    candidates = [
-        Candidate(pr, decision_key(spec_hash, model, pr, own), remembered.get(pr.display))
-        for pr in prs
-    ]
-    split = triage(candidates, now=now, max_age=max_age, cap=limit)
+    split = sort_out(rule, prs, remembered, model=model, now=now, max_age=max_age, cap=limit)
     refs = [pull_request_ref(rule, c.pr, model) for c in split.ask]
     reused_actions = Counter(
         c.remembered.action for c in split.reuse if c.remembered and c.remembered.action
@@ -416,7 +386,10 @@ def settled(rule: PRReconciliationRule, decision: Decision, pr: PullRequestSnaps
 def decide_settled(
     rule: PRReconciliationRule, ref: Mapping[str, Any], github: GitHubPort, ai: Decider
 ) -> tuple[Decision, bool]:
-    """Like :func:`decide`, and whether the facts it read leave act nothing to do."""
+    """Decide one PR on fresh facts, and tell whether they leave act nothing to do.
+
+    Raises PullRequestFailure when the PR cannot be read or no answer can be had.
+    """
     repository, number = ref_target(ref)
     try:
         pr = github.pull_request(repository, number)
