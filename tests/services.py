@@ -2,8 +2,9 @@
 
 Each context manager starts one server on 127.0.0.1 on a free port with its state in a temporary
 directory, waits for ``/-/ready`` with a deadline, yields the base URL and stops the server on exit.
-Nothing here installs anything: a missing binary raises :class:`ServiceError` naming
-``scripts/install-services``.
+Binaries are taken from ``.cache/services/bin`` (where ``scripts/install-services`` unpacks
+Debian's packages, installing nothing on the system), else from ``PATH``. Nothing here installs
+anything: a missing binary raises :class:`ServiceError` naming ``scripts/install-services``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ PUSHGATEWAY_BINARY = "prometheus-pushgateway"
 PROMETHEUS_BINARY = "prometheus"
 PROMTOOL_BINARY = "promtool"
 BINARIES = (PUSHGATEWAY_BINARY, PROMETHEUS_BINARY, PROMTOOL_BINARY)
+UNPACKED = Path(__file__).resolve().parents[1] / ".cache" / "services" / "bin"
 READY_DEADLINE_SECONDS = 20.0
 STOP_DEADLINE_SECONDS = 5.0
 
@@ -42,17 +44,22 @@ def free_port() -> int:
         return port
 
 
+def _which(name: str) -> str | None:
+    unpacked = UNPACKED / name
+    return str(unpacked) if unpacked.exists() else shutil.which(name)
+
+
 def find_binary(name: str) -> str:
     """The path of a server binary, or a ServiceError that says how to install it."""
-    path = shutil.which(name)
+    path = _which(name)
     if path is None:
         raise ServiceError(f"{name} is not installed: run scripts/install-services")
     return path
 
 
 def missing_binaries() -> list[str]:
-    """The servers and tools of :data:`BINARIES` that are not on ``PATH``."""
-    return [name for name in BINARIES if shutil.which(name) is None]
+    """The servers and tools of :data:`BINARIES` found neither unpacked nor on ``PATH``."""
+    return [name for name in BINARIES if _which(name) is None]
 
 
 def unavailable_reason() -> str | None:

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from jobs.clients.metrics import METRICS
+from tests.services import PROMTOOL_BINARY, find_binary
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "charts" / "ai-operator" / "alerts" / "ai-operator.rules.yaml"
@@ -25,7 +26,7 @@ ALERTS = {
 
 def promtool(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["promtool", *args], cwd=cwd, capture_output=True, text=True, timeout=60, check=False
+        [find_binary(PROMTOOL_BINARY), *args], cwd=cwd, capture_output=True, text=True, timeout=60, check=False
     )
 
 
