@@ -26,7 +26,12 @@ ALERTS = {
 
 def promtool(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [find_binary(PROMTOOL_BINARY), *args], cwd=cwd, capture_output=True, text=True, timeout=60, check=False
+        [find_binary(PROMTOOL_BINARY), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
 
 
