@@ -1,8 +1,9 @@
 """When a rule's passes run: cron checks and the interval-to-cron mapping.
 
 Scheduled passes run from a five-field cron (Argo's and Kubernetes' one-minute granularity), so
-``reconciliationInterval`` seconds are mapped to whole minutes here, with a note whenever the
-mapping is not exact. Pure: no clock, no I/O.
+``reconciliationInterval`` seconds are mapped to a period cron keeps exactly (a divisor of the hour
+in minutes, a divisor of the day in hours, or the day): the interval itself when it is one, else
+the longest one shorter than it, with a note saying so. Pure: no clock, no I/O.
 """
 
 from __future__ import annotations
@@ -51,30 +52,60 @@ def resolve(schedule: str | None, interval_seconds: int | None) -> Schedule:
     return interval_to_cron(interval_seconds or DEFAULT_INTERVAL_SECONDS)
 
 
+# Periods a five-field cron keeps exactly, in minutes: a step that divides the hour, a step in
+# hours that divides the day, and the day itself. ``*/7`` is not one: it also runs :56 -> :00.
+EXACT_PERIODS_MINUTES = (
+    *(1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30),
+    *(60, 120, 180, 240, 360, 480, 720),
+    1440,
+)
+
+
 def interval_to_cron(seconds: int) -> Schedule:
-    """Map an interval in seconds to the nearest whole-minute cron line."""
-    minutes = max(1, round(seconds / 60))
+    """The cron line that runs at ``seconds``, or at the longest exact period shorter than it.
+
+    Always the same direction (passes are never further apart than asked), said once in the note;
+    sub-minute intervals are the one exception: cron cannot run more often than every minute.
+    """
     if seconds < 60:
         return Schedule(
             "* * * * *",
             f"reconciliationInterval {seconds}s is shorter than a minute; scheduled passes run "
             "every minute",
         )
+    minutes = max(p for p in EXACT_PERIODS_MINUTES if p * 60 <= seconds)
+    note = None
+    if minutes * 60 != seconds:
+        note = (
+            f"reconciliationInterval {seconds}s is not a period cron can keep exactly; passes run "
+            f"{describe_period(minutes)}, the nearest shorter period it keeps"
+        )
+    return Schedule(_cron_every(minutes), note)
+
+
+def _cron_every(minutes: int) -> str:
+    if minutes == 1:
+        return "* * * * *"
     if minutes < 60:
-        cron = "* * * * *" if minutes == 1 else f"*/{minutes} * * * *"
-        exact = seconds == minutes * 60 and 60 % minutes == 0
-        note = None if exact else _approx_note(seconds, f"every {minutes} minutes")
-        return Schedule(cron, note)
-    hours = max(1, round(minutes / 60))
-    if hours >= 24:
-        return Schedule("0 0 * * *", None if seconds == 86400 else _approx_note(seconds, "daily"))
-    cron = "0 * * * *" if hours == 1 else f"0 */{hours} * * *"
-    exact = seconds == hours * 3600 and 24 % hours == 0
-    return Schedule(cron, None if exact else _approx_note(seconds, f"every {hours} hours"))
+        return f"*/{minutes} * * * *"
+    if minutes == 60:
+        return "0 * * * *"
+    if minutes < 1440:
+        return f"0 */{minutes // 60} * * *"
+    return "0 0 * * *"
 
 
-def _approx_note(seconds: int, what: str) -> str:
-    return f"reconciliationInterval {seconds}s is not a whole schedule step; passes run {what}"
+def describe_period(minutes: int) -> str:
+    """Say an exact period in words: ``every 6 minutes``, ``every hour``, ``once a day``."""
+    if minutes == 1:
+        return "every minute"
+    if minutes < 60:
+        return f"every {minutes} minutes"
+    if minutes == 60:
+        return "every hour"
+    if minutes < 1440:
+        return f"every {minutes // 60} hours"
+    return "once a day"
 
 
 def minutes_between(schedule: Schedule) -> int:

@@ -259,7 +259,10 @@ def test_argocd_app_name_pattern_is_a_template_too() -> None:
         ),
         pytest.param(
             {"reconciliationInterval": 90},
-            ["reconciliationInterval 90s is not a whole schedule step; passes run every 2 minutes"],
+            [
+                "reconciliationInterval 90s is not a period cron can keep exactly; passes run "
+                "every minute, the nearest shorter period it keeps"
+            ],
             id="inexact-minutes",
         ),
         pytest.param({"reconciliationInterval": 300}, [], id="exact-minutes"),
