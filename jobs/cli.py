@@ -32,6 +32,7 @@ from jobs.clients.decision_cache import DecisionFile, cache_directory
 from jobs.clients.github import GitHubClient
 from jobs.clients.github.errors import GitHubAuthError, GitHubError
 from jobs.clients.metrics import PassSummary, push_pass_metrics
+from jobs.clients.network import safe_url
 from jobs.config import ConfigError, Settings, model_identity, resolve_ai, rule_repositories
 from jobs.log import configure_logging, decision_logger, get_logger, redact
 from jobs.reconcile import steps
@@ -175,9 +176,11 @@ def run(
     github = _github(settings)
     # Every rule's configuration and the token are checked before any rule acts.
     setups = [_setup(rule, settings) for rule in rules]
+    progress = _progress(output)
+    if progress is not None:
+        typer.echo(f"… checking the GitHub token at {safe_url(settings.github_url)}", err=True)
     _check_token(github)
     log = get_logger("run")
-    progress = _progress(output)
     memory = None if no_cache else _memory(settings)
     reports: list[PassReport] = []
     for setup in setups:
@@ -219,8 +222,10 @@ def _check_token(github: GitHubClient) -> None:
         github.viewer_login()
     except GitHubAuthError as exc:
         fail(str(exc))
-    except GitHubError:
-        pass  # GitHub unavailable: each pass reports it
+    except GitHubError as exc:
+        if not exc.retryable:
+            fail(str(exc))  # host not found, certificate refused: no pass can do better
+        # otherwise GitHub is unavailable for now: each pass reports it
 
 
 def _refused_credentials(reports: Sequence[PassReport]) -> str | None:

@@ -212,6 +212,7 @@ def _leading_keys_first(_logger: WrappedLogger, _method: str, event_dict: EventD
 
 
 CHATTY_LIBRARIES = ("httpx", "httpx2", "httpcore", "anthropic", "openai", "urllib3")
+SDK_RETRY_LOGGERS = ("anthropic._base_client", "openai._base_client")
 
 
 def _install_decision_handler(stream: TextIO, level: int, formatter: logging.Formatter) -> None:
@@ -245,6 +246,9 @@ def _install_handler(stream: TextIO, level: int, formatter: logging.Formatter) -
     # HTTP clients log every request at INFO; that is DEBUG detail here (one line per decision).
     for name in CHATTY_LIBRARIES:
         logging.getLogger(name).setLevel(level if level <= logging.DEBUG else logging.WARNING)
+    # ... except the SDKs' retry lines ("Retrying request ... in 0.8 seconds"), their only INFO.
+    for name in SDK_RETRY_LOGGERS:
+        logging.getLogger(name).setLevel(level)
 
 
 def _level_number(level: str) -> int:

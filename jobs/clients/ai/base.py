@@ -19,8 +19,11 @@ from jobs.clients.ai.errors import (
     AIRequestRejected,
     AIResponseInvalid,
     AIUnavailable,
+    AIUnreachable,
 )
+from jobs.clients.ai.fail_fast import NotRetried, fail_fast_client
 from jobs.clients.ai.usage import ModelUsage
+from jobs.clients.network import describe_failure, safe_url
 from jobs.config import AIConfig
 from jobs.rules.model import AIProvider
 
@@ -111,6 +114,8 @@ class SDKErrors:
     timeout: type[Exception]
     connection: type[Exception]
     response_validation: type[Exception]
+    base: type[Exception] = Exception
+    """The SDK's root error, which it never retries when raised inside its HTTP client."""
 
     @classmethod
     def of(cls, sdk_module: ModuleType, sdk: str, api: str) -> SDKErrors:
@@ -122,6 +127,7 @@ class SDKErrors:
             timeout=sdk_module.APITimeoutError,
             connection=sdk_module.APIConnectionError,
             response_validation=sdk_module.APIResponseValidationError,
+            base=getattr(sdk_module, f"{sdk}Error"),
         )
 
 
@@ -142,36 +148,56 @@ class SDKDecisionClient(CallCounter):
             "base_url": self._config.base_url,
             "max_retries": max_retries,
             "timeout": self._config.timeout_seconds,
+            "http_client": fail_fast_client(self.errors.base, self._config.timeout_seconds),
         }
 
     def failure(self, exc: Exception) -> AIError:
         """Our error for the SDK's exception ``exc`` (see :func:`translate_sdk_error`)."""
         token = self._config.token.get_secret_value()
         timeout = self._config.timeout_seconds
-        return translate_sdk_error(exc, self.errors, token=token, timeout_seconds=timeout)
+        url = self._config.base_url or _default_url(exc)
+        return translate_sdk_error(exc, self.errors, token=token, timeout_seconds=timeout, url=url)
+
+
+def _default_url(exc: Exception) -> str:
+    """The URL of the failed request, when the SDK's exception carries it."""
+    request = getattr(exc, "request", None)
+    return str(getattr(request, "url", "") or "")
 
 
 def translate_sdk_error(
-    exc: Exception, errors: SDKErrors, *, token: str, timeout_seconds: float
+    exc: Exception, errors: SDKErrors, *, token: str, timeout_seconds: float, url: str = ""
 ) -> AIError:
-    """Our :class:`AIError` for an SDK exception, with the token redacted from its text."""
+    """Our :class:`AIError` for an SDK exception, with the token redacted from its text.
+
+    A failed connection is named in plain words (:mod:`jobs.clients.network`) with the
+    endpoint's URL; a host that does not resolve or a refused certificate was not retried.
+    """
+    where = f"the model endpoint at {safe_url(url)}" if url else "the model endpoint"
     if isinstance(exc, errors.status):
-        return status_error(getattr(exc, "status_code", 0), getattr(exc, "body", None), token)
+        status = getattr(exc, "status_code", 0)
+        return status_error(status, getattr(exc, "body", None), token, where=where)
     if isinstance(exc, errors.timeout):
-        return AIUnavailable(f"no answer within {timeout_seconds:g} s")
+        return AIUnavailable(f"{where}: timeout: no answer within {timeout_seconds:g} s")
+    if isinstance(exc, NotRetried):
+        return AIUnreachable(f"could not reach {where}: {exc.words}")
     if isinstance(exc, errors.connection):
-        return AIUnavailable(f"could not reach the model endpoint: {redact(str(exc), token)}")
+        failure = describe_failure(exc, url, timeout_seconds)
+        return AIUnavailable(f"could not reach {where}: {redact(failure.words, token)}")
     if isinstance(exc, errors.response_validation):
         return AIResponseInvalid(f"the endpoint's answer is not a {errors.api} response")
     return AIUnavailable(f"the {errors.sdk} SDK failed: {type(exc).__name__}")
 
 
-def status_error(status: int, body: object, token: str) -> AIError:
+def status_error(
+    status: int, body: object, token: str, *, where: str = "the model endpoint"
+) -> AIError:
     """Map an HTTP status the SDK gave up on (after retrying 408/409/429/5xx) to our error."""
     detail = redact(error_detail(body), token)
-    message = f"the model endpoint answered HTTP {status}" + (f": {detail}" if detail else "")
+    suffix = f": {detail}" if detail else ""
     if status in {401, 403}:
-        return AIAuthError(message)
+        return AIAuthError(f"{where} refused the token (HTTP {status}){suffix}")
+    message = f"{where} answered HTTP {status}{suffix}"
     if status in {408, 409, 429} or status >= 500:
         return AIUnavailable(message)
     return AIRequestRejected(message)

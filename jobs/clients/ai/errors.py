@@ -2,6 +2,7 @@
 
     AIError                  base; ``retryable`` says whether a later attempt may succeed
     ├── AIUnavailable        timeout, connection, 429 or 5xx after the SDK's retries (retryable)
+    │   └── AIUnreachable    host not found or certificate refused: not retried, a setting to fix
     ├── AIAuthError          the endpoint refused the token (401/403)
     ├── AIRequestRejected    the endpoint refused the request (400/404/422: model, parameters)
     └── AIResponseInvalid    an answer came, but it is not the JSON object that was asked for
@@ -23,6 +24,12 @@ class AIUnavailable(AIError):
     """The model could not be reached or was overloaded."""
 
     retryable = True
+
+
+class AIUnreachable(AIUnavailable):
+    """The endpoint's host does not resolve, or its TLS certificate is refused (not retried)."""
+
+    retryable = False
 
 
 class AIAuthError(AIError):

@@ -2,6 +2,7 @@
 
     GitHubError              base; ``retryable`` says whether a later attempt may succeed
     ├── GitHubUnavailable    5xx or connection failure, after the client's retries (retryable)
+    │   └── GitHubUnreachable  host not found or TLS refused: not retried, a setting to fix
     ├── RateLimited          primary or secondary rate limit; ``retry_after`` seconds (retryable)
     ├── GitHubAuthError      401, or a 403 that is not a rate limit: token wrong or lacking scopes
     ├── GitHubQueryError     GraphQL ``errors`` in the answer (NOT_FOUND, invalid document, ...)
@@ -25,6 +26,15 @@ class GitHubUnavailable(GitHubError):
     """GitHub answered 5xx or could not be reached, after the client's retries."""
 
     retryable = True
+
+
+class GitHubUnreachable(GitHubUnavailable):
+    """GitHub's host name does not resolve, its TLS certificate is refused, or its URL is invalid.
+
+    Retrying does not help until the URL, DNS or CA settings change, so it is not retried.
+    """
+
+    retryable = False
 
 
 class RateLimited(GitHubError):

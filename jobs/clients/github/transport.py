@@ -7,8 +7,13 @@ What an answer means:
 - 403/429 with ``retry-after`` or ``x-ratelimit-remaining: 0``: wait (``retry-after``, else until
   ``x-ratelimit-reset``, else a minute with backoff) and retry while the wait is at most
   ``max_wait_seconds``; otherwise :class:`RateLimited`.
-- 5xx, connection failures, timeouts: exponential backoff with jitter, then
+- 5xx, a refused or dropped connection, a timeout: exponential backoff with jitter, then
   :class:`GitHubUnavailable`.
+- A host name that does not resolve, a TLS certificate that is refused: at once
+  :class:`GitHubUnreachable`, not retried (:mod:`jobs.clients.network` names each failure).
+
+Every message names the failure in plain words and the URL (without credentials); every retry is
+logged at INFO with its reason and wait, so a run that is waiting says so.
 
 A request that is not idempotent (a comment) is retried only when GitHub surely did not act on it
 (a refused connection, a rate limit), never after it may have been received.
@@ -22,7 +27,6 @@ from __future__ import annotations
 import http.client
 import json
 import random
-import socket
 import threading
 import urllib.error
 import urllib.request
@@ -39,8 +43,11 @@ from jobs.clients.github.errors import (
     GitHubError,
     GitHubQueryError,
     GitHubUnavailable,
+    GitHubUnreachable,
     RateLimited,
 )
+from jobs.clients.network import describe_failure, safe_url
+from jobs.log import get_logger
 
 DEFAULT_RATE_LIMIT_WAIT = 60.0
 
@@ -105,6 +112,7 @@ class GraphQLTransport:
         clock: Callable[[], float],
     ) -> None:
         self._url = url
+        self._where = f"GitHub at {safe_url(url)}"
         self._token = token
         self._policy = policy
         self._sleep = sleep
@@ -146,8 +154,15 @@ class GraphQLTransport:
                 ):
                     raise retry.error from retry.__cause__
                 wait = self._wait_for(retry, attempt)
+                reason = str(retry.error)
             attempt += 1
             self.count(retries=1)
+            get_logger("github").info(
+                f"{reason}; retrying in {wait:.1f} s",
+                attempt=attempt + 1,
+                attempts=self._policy.max_retries + 1,
+                wait_seconds=round(wait, 1),
+            )
             self._sleep(wait)
 
     def _wait_for(self, retry: _Retry, attempt: int) -> float:
@@ -155,7 +170,7 @@ class GraphQLTransport:
         delay = retry.delay * (2**attempt if retry.grows else 1)
         if isinstance(retry.error, RateLimited):
             if delay > self._policy.max_wait_seconds:
-                message = f"GitHub rate limit hit; retry in {delay:.0f} s"
+                message = f"{self._where}: rate limit hit; retry in {delay:.0f} s"
                 raise RateLimited(message, retry_after=delay) from retry.__cause__
             return delay
         jitter = random.uniform(0, self._policy.backoff_seconds)  # noqa: S311 - not cryptographic
@@ -195,13 +210,15 @@ class GraphQLTransport:
     def _http_error(self, status: int, headers: Message, payload: bytes) -> Exception:
         """Translate an HTTP error status into an error (or :class:`_Retry`)."""
         if status in (403, 429) and _is_rate_limit(status, headers):
-            return self._rate_limited(headers, f"GitHub rate limit hit (HTTP {status})")
+            return self._rate_limited(headers, f"{self._where}: rate limit hit (HTTP {status})")
         if status in (401, 403):
-            return GitHubAuthError(f"GitHub refused the token (HTTP {status}): {_reason(payload)}")
+            return GitHubAuthError(
+                f"{self._where} refused the token (HTTP {status}): {_reason(payload)}"
+            )
         if status >= 500:
-            error = GitHubUnavailable(f"GitHub answered HTTP {status}")
+            error = GitHubUnavailable(f"{self._where} answered HTTP {status}")
             return self._backoff(error, surely_unprocessed=False)
-        return GitHubQueryError(f"GitHub answered HTTP {status}: {_reason(payload)}")
+        return GitHubQueryError(f"{self._where} answered HTTP {status}: {_reason(payload)}")
 
     def _rate_limited(self, headers: Message, message: str) -> _Retry:
         """Wait ``retry-after``, else until ``x-ratelimit-reset``, else a minute with backoff."""
@@ -221,23 +238,27 @@ class GraphQLTransport:
             error, self._policy.backoff_seconds, grows=True, surely_unprocessed=surely_unprocessed
         )
 
-    def _connection_error(self, exc: BaseException) -> _Retry:
-        """Retry a failed connection; only a refused one surely never reached GitHub."""
-        reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
-        refused = isinstance(reason, ConnectionRefusedError | socket.gaierror)
-        error = GitHubUnavailable(f"GitHub could not be reached: {type(reason).__name__}")
-        return self._backoff(error, surely_unprocessed=refused)
+    def _connection_error(self, exc: BaseException) -> Exception:
+        """A failed connection: :class:`_Retry` when a later attempt may pass, else final.
+
+        It is resent after a write only when GitHub surely never saw it (refused, not resolved).
+        """
+        failure = describe_failure(exc, self._url, self._policy.timeout_seconds)
+        if not failure.transient:
+            return GitHubUnreachable(f"{self._where}: {failure.words}")
+        error = GitHubUnavailable(f"{self._where}: {failure.words}")
+        return self._backoff(error, surely_unprocessed=failure.surely_unsent)
 
     def _data(self, headers: Message, payload: bytes) -> dict[str, Any]:
         """Return the ``data`` of a 200 answer, or raise the error its ``errors`` mean."""
         try:
             answer = json.loads(payload)
         except ValueError as exc:
-            error = GitHubUnavailable("GitHub answered with a body that is not JSON")
+            error = GitHubUnavailable(f"{self._where} answered with a body that is not JSON")
             raise self._backoff(error, surely_unprocessed=False) from exc
         errors = answer.get("errors") or []
         if any(e.get("type") == "RATE_LIMITED" for e in errors):
-            raise self._rate_limited(headers, "GitHub GraphQL rate limit hit")
+            raise self._rate_limited(headers, f"{self._where}: GraphQL rate limit hit")
         if errors:
             messages = "; ".join(str(e.get("message", e)) for e in errors)
             raise GitHubQueryError(f"GitHub refused the query: {messages}", errors)
