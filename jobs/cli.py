@@ -22,9 +22,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 from importlib import metadata
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
+from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from jobs.clients.ai import DecisionClient, make_decision_client
 from jobs.clients.argo_memo import ArgoMemo, KubernetesAPI, MemoUnreadable
@@ -682,8 +683,13 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 def run_app(command: typer.Typer, argv: Sequence[str] | None = None) -> int:
     """Run ``command`` on ``argv``; its exit code, a usage error's being :data:`EXIT_USAGE`."""
+    cli = readable_help(typer.main.get_command(command))  # type: ignore[arg-type]
     try:
-        code = command(args=list(argv) if argv is not None else None, standalone_mode=False)
+        code = cli.main(
+            args=list(argv) if argv is not None else None,
+            prog_name="ai-operator",
+            standalone_mode=False,
+        )
     except typer.TyperException as exc:  # the command line itself (typer's own usage errors)
         show = getattr(exc, "show", None)
         if callable(show):
@@ -698,3 +704,83 @@ def run_app(command: typer.Typer, argv: Sequence[str] | None = None) -> int:
 
 
 _TYPER_USAGE_EXIT = 2  # typer's (click's) exit code for usage errors, which 2 already means here
+
+
+# --- help that reads like a CLI ------------------------------------------------------------------
+# Typer shows Python types (<bool>, <list[Path]>, <int range> [1<=x<=64]) and the usage line
+# {files}...; docstrings carry RST (``--limit``). Metavars and plain words instead: FILE...,
+# --parallelism N (1 to 64), flags without a type.
+
+_RST_LITERAL = re.compile(r"``([^`]+)``")
+_RST_ROLE = re.compile(r":[a-z]+:`~?([^`]+)`")
+
+
+def readable_help(command: TyperGroup | TyperCommand) -> TyperGroup | TyperCommand:
+    """``command`` (and its subcommands) with help texts in CLI words, changed in place."""
+    command.help = _plain(command.help)
+    command.short_help = _plain(command.short_help)
+    help_option = command.get_help_option(
+        typer.Context(command, help_option_names=HELP_OPTIONS["help_option_names"])
+    )
+    if help_option is not None:
+        help_option.metavar = ""  # a flag: no type to show
+    for param in command.params:
+        if isinstance(param, TyperArgument):
+            param.__class__ = _ReadableArgument
+            param.metavar = param.metavar or _metavar(param)
+        elif isinstance(param, TyperOption):
+            _readable_option(param)
+    if isinstance(command, TyperGroup):
+        for sub in command.commands.values():
+            if isinstance(sub, TyperGroup | TyperCommand):
+                readable_help(sub)
+    return command
+
+
+def _plain(text: str | None) -> str | None:
+    return _RST_ROLE.sub(r"\1", _RST_LITERAL.sub(r"\1", text)) if text else text
+
+
+def _readable_option(option: TyperOption) -> None:
+    option.help = _plain(option.help)
+    if option.type_descriptor.is_ranged:
+        low, high = getattr(option, "min", None), getattr(option, "max", None)
+        bounds = f"{low} to {high}" if high is not None else f"at least {low}"
+        option.help = f"{option.help or ''} ({bounds})".strip()
+        option.__class__ = _UnrangedOption
+    if option.metavar is None:
+        option.metavar = "" if option.is_flag else _metavar(option)
+
+
+def _metavar(param: TyperArgument | TyperOption) -> str:
+    described = param.type_descriptor
+    if described.is_choice:
+        return "|".join(str(choice) for choice in described.choices or ())
+    if "Path" in param.bare_type():
+        return "FILE" if isinstance(param, TyperArgument) else "PATH"
+    if param.bare_type() in ("int", "float"):
+        return "N"
+    if "(JSON)" in (param.help or ""):
+        return "JSON"
+    return (param.name or "value").upper().replace("_", "-")
+
+
+class _ReadableArgument(TyperArgument):
+    """An argument shown as ``FILE...`` in the usage line, and with no Python type."""
+
+    def _usage_display_name(self) -> str:
+        name = self.display_name_raw if self.required else f"[{self.display_name_raw}]"
+        return name + ("..." if self.nargs != 1 else "")
+
+    def _rich_display_name(self) -> str:
+        return self.display_name_raw + ("..." if self.nargs != 1 else "")
+
+    def display_type_rich(self, ctx: Any) -> str | None:
+        return None
+
+
+class _UnrangedOption(TyperOption):
+    """A number option whose range is said in its help text, not as ``1<=x<=64``."""
+
+    def _get_number_range_help_str(self) -> str | None:
+        return None

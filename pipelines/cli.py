@@ -59,6 +59,11 @@ def compile_command(
 ) -> None:
     """Compile rules into Argo CronWorkflows (or CronJobs), without a cluster."""
     from pipelines.compile import CompileError, CompileOptions, compile_rules, to_yaml  # noqa: PLC0415
+    from pipelines.names import namespace_problem  # noqa: PLC0415
+
+    refused = namespace_problem(namespace) if namespace is not None else None
+    if refused is not None:
+        fail(f"--{refused}")
 
     try:
         loaded = load_valid_rules(files)

@@ -6,8 +6,9 @@ shorter than a minute run every minute, with a note), builds the document (:mod:
 (:mod:`pipelines.argo_checks`). ``to_yaml`` writes manifests as deterministic multi-document YAML:
 the same rules and options give the same bytes.
 
-Errors: :class:`pipelines.options.CompileError` (bad options, a manifest failing its checks, two
-rules compiling to the same object). This module reads no file and talks to no cluster.
+Errors: :class:`pipelines.options.CompileError` (bad options, a manifest failing its checks, a
+name Kubernetes would refuse (:mod:`pipelines.names`), two rules compiling to the same object).
+This module reads no file and talks to no cluster.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from jobs.rules.schedule import resolve
 from pipelines.argo import build_cron_workflow
 from pipelines.argo_checks import check_cron_workflow
 from pipelines.cronjob import build_cron_job
+from pipelines.names import manifest_name_problems
 from pipelines.options import CompiledManifest, CompileError, CompileOptions, Target
 
 __all__ = [
@@ -51,6 +53,9 @@ def compile_rule(
         document = build_cron_job(rule, schedule, options)
     else:
         raise CompileError(f"unknown target {target!r}: use argo or cronjob")
+    refused = manifest_name_problems(document)
+    if refused:
+        raise CompileError(f"{rule.qualified_name}: " + "; ".join(refused))
     return CompiledManifest(
         rule=rule.qualified_name,
         kind=str(document["kind"]),
