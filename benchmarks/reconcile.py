@@ -11,9 +11,12 @@ GitHub), model calls and tokens by kind (counted by the decision client), wall t
 
 1. ai-operator: ``jobs.reconcile.run.run_pass`` with the real GitHub client, the real Anthropic
    SDK client, ``run``'s default parallelism and its decision cache (in a fresh directory).
-2. naive, the baseline: one listing query per repository, labels filtered client-side, each
+2. naive, the earlier design: one listing query per repository, labels filtered client-side, each
    covered pull request's facts read in its own request, one model call per pull request, one at
    a time, no memory between passes; then the same ``act`` as ai-operator.
+3. naive-parallel: the same naive design, reading and deciding ``--parallelism`` pull requests at
+   once (ai-operator's), so that what parallelism alone gains is visible: the rest of the gap to
+   ai-operator is the search (pass 1) and the reuse of decisions (passes 2 and 3).
 
 Each contender runs in a process of its own (so that its peak resident memory is its own), twice:
 once for the wall time, once under tracemalloc (for the peak of Python allocations of each pass),
@@ -34,6 +37,7 @@ import time
 import tracemalloc
 import urllib.request
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -67,6 +71,7 @@ from jobs.rules.model import AIProvider, PRReconciliationRule
 MiB = 1024 * 1024
 MODEL = "claude-sonnet-5"
 PASSES = ("1 first", "2 nothing changed", "3 after changes")
+CONTENDERS = ("ai-operator", "naive", "naive-parallel")
 
 
 # --- the fakes, in a child process -------------------------------------------------------------
@@ -351,6 +356,34 @@ def naive_pass(
         act(rule, decision, writer, dry_run=False)
 
 
+def naive_parallel_pass(
+    rule: PRReconciliationRule,
+    graphql: PlainGraphQL,
+    writer: GitHubClient,
+    ai: DecisionClient,
+    parallelism: int,
+) -> None:
+    """The naive pass with ``parallelism`` reads and decisions at once: nothing else changes."""
+    labels = rule.spec.selector.labels
+    covered = [
+        (repository, number)
+        for repository in rule.spec.repositories
+        for number in labelled_numbers(graphql, repository, labels.include, labels.exclude)
+    ]
+
+    def read_and_decide(item: tuple[str, int]) -> Decision | None:
+        pr = read_facts(graphql, *item)
+        try:
+            return decide_pull_request(rule, pr, ai)
+        except PullRequestFailure:
+            return None  # no decision, nothing done
+
+    with ThreadPoolExecutor(max_workers=parallelism) as pool:
+        decisions = [d for d in pool.map(read_and_decide, covered) if d is not None]
+    for decision in decisions:
+        act(rule, decision, writer, dry_run=False)
+
+
 # --- the contenders, each in a process of its own ----------------------------------------------
 
 
@@ -378,6 +411,14 @@ def contender_pass(setup: Setup) -> tuple[Callable[[], int], DecisionClient]:
             return 0  # no memory: nothing is ever reused
 
         return naive, ai
+    if setup.name == "naive-parallel":
+        plain = PlainGraphQL(setup.world_url, GITHUB_TOKEN)
+
+        def naive_parallel() -> int:
+            naive_parallel_pass(rule, plain, github, ai, setup.parallelism)
+            return 0
+
+        return naive_parallel, ai
     cache = DecisionFile(Path(tempfile.mkdtemp(prefix="ai-operator-bench-")), max_age_seconds=86400)
     reuse = Reuse(cache, f"anthropic/{MODEL}", 86400)
 
@@ -519,9 +560,9 @@ def compare(servers: FakeServers, name: str, options: Options) -> list[Figures]:
 
 
 def run_benchmark(options: Options) -> list[Figures]:
-    """Start the fakes, measure both contenders, stop the fakes."""
+    """Start the fakes, measure the three contenders, stop the fakes."""
     with FakeServers(options.ai_latency_ms / 1000) as servers:
-        return [row for name in ("ai-operator", "naive") for row in compare(servers, name, options)]
+        return [row for name in CONTENDERS for row in compare(servers, name, options)]
 
 
 # --- the figures ---------------------------------------------------------------------------------
@@ -539,9 +580,10 @@ def render(options: Options, rows: list[Figures]) -> str:
     lines = [
         f"world: {options.prs} open PRs ({options.world}) in {options.repos} repositories, "
         f"{covered} covered by the rule; model latency {options.ai_latency_ms:g} ms; cap "
-        f"{options.cap}; ai-operator parallelism {options.parallelism}, naive 1",
+        f"{options.cap}; ai-operator parallelism {options.parallelism}, naive 1, naive-parallel "
+        f"{options.parallelism}",
     ]
-    for name in ("ai-operator", "naive"):
+    for name in CONTENDERS:
         lines += ["", name, "  ".join(f"{title:>{width}}" for title, width in COLUMNS)]
         for f in (row for row in rows if row.approach == name):
             cells = (f.label, f.github_reads, f.mutations, f.model_calls, f.reused,
@@ -562,6 +604,43 @@ def render(options: Options, rows: list[Figures]) -> str:
             f"model calls x{_ratio(base.model_calls, mine.model_calls)}, "
             f"tokens x{_ratio(*tokens)}, wall x{_ratio(base.wall_seconds, mine.wall_seconds)}, "
             f"peak memory x{_ratio(base.peak_mib, mine.peak_mib)}"
+        )
+    return "\n".join([*lines, "", render_side_by_side(options, rows)])
+
+
+def render_side_by_side(options: Options, rows: list[Figures]) -> str:
+    """The three contenders pass by pass, and which part of the gain comes from what.
+
+    Wall time: naive / naive-parallel is what parallelism alone gains; naive-parallel /
+    ai-operator is the design: in pass 1 (nothing remembered yet) the search, which reads 100 PRs
+    per request and acts as decisions arrive; in later passes the search and the reuse of
+    unchanged decisions, told apart by their counts (GitHub reads, model calls).
+    """
+    by = {(row.approach, row.label): row for row in rows}
+    labels = [row.label for row in rows if row.approach == "ai-operator"]
+    heads = ("naive, 1 at a time", f"naive, {options.parallelism} at a time", "ai-operator")
+    lines = [
+        "side by side: wall s / GitHub reads / model calls",
+        f"{'pass':>22}  " + "  ".join(f"{head:>24}" for head in heads),
+    ]
+    for label in labels:
+        cells = [by[name, label] for name in ("naive", "naive-parallel", "ai-operator")]
+        lines.append(
+            f"{label:>22}  "
+            + "  ".join(
+                f"{f'{f.wall_seconds:.2f} / {f.github_reads} / {f.model_calls}':>24}" for f in cells
+            )
+        )
+    lines += ["", "where the gain comes from (wall time, naive / ai-operator):"]
+    for label in labels:
+        naive, parallel, ours = (by[n, label] for n in ("naive", "naive-parallel", "ai-operator"))
+        design = "search" if label.startswith("1 ") else "search and reuse"
+        lines.append(
+            f"  {label}: x{_ratio(naive.wall_seconds, ours.wall_seconds)} = parallelism "
+            f"x{_ratio(naive.wall_seconds, parallel.wall_seconds)} * {design} "
+            f"x{_ratio(parallel.wall_seconds, ours.wall_seconds)} (GitHub reads "
+            f"x{_ratio(parallel.github_reads, ours.github_reads)}, model calls "
+            f"x{_ratio(parallel.model_calls, ours.model_calls)})"
         )
     return "\n".join(lines)
 

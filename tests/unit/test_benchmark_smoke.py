@@ -36,3 +36,29 @@ def test_a_tiny_run_prints_figures_that_hold() -> None:
     assert figures(text, "ai-operator", "3 after 6 changed")[2:4] == [6, covered - 6]
     assert figures(text, "naive", "2 nothing changed")[2] == covered
     assert figures(text, "naive", "3 after 6 changed")[2] == covered
+
+
+def test_three_contenders_side_by_side() -> None:
+    """The naive design one at a time, the same at ai-operator's parallelism, and ai-operator.
+
+    The parallel naive pass does the very same work as the naive one (same reads, same calls);
+    only ai-operator's design changes the counts; the gain is split into its parts per pass.
+    """
+    out = io.StringIO()
+    argv = ["--prs", "12", "--repos", "2", "--ai-latency-ms", "20", "--world", "open"]
+    argv += ["--changed", "0.5", "--no-trace", "--parallelism", "4"]
+
+    assert main(argv, out) == 0
+
+    text = out.getvalue()
+    for label in ("1 first", "2 nothing changed", "3 after 6 changed"):
+        naive = figures(text, "naive", label)
+        parallel = figures(text, "naive-parallel", label)
+        assert parallel[:7] == naive[:7]  # reads .. cached tokens: the same work
+    lines = text.splitlines()
+    start = lines.index("side by side: wall s / GitHub reads / model calls")
+    assert "naive, 1 at a time" in lines[start + 1] and "naive, 4 at a time" in lines[start + 1]
+    gains = lines[lines.index("where the gain comes from (wall time, naive / ai-operator):") + 1 :]
+    assert gains[0].startswith("  1 first: x") and "= parallelism x" in gains[0]
+    assert "* search x" in gains[0]
+    assert "* search and reuse x" in gains[1]
