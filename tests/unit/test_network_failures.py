@@ -270,3 +270,16 @@ def test_model_refusing_the_token_is_named_without_it(provider: AIProvider) -> N
     message = str(raised.value)
     assert message.startswith(f"the model endpoint at {url} refused the token (HTTP 401)")
     assert wrong not in message
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_model_requests_still_go_through_the_environments_proxy(
+    provider: AIProvider, closed_port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """HTTP_PROXY still applies: the proxy (a closed port here) is tried, not the endpoint's name."""
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{closed_port}")
+    with pytest.raises(AIUnavailable) as raised:
+        ask(model_at("http://nonexistent.invalid:9/v1", provider))
+    assert not isinstance(raised.value, AIUnreachable)
