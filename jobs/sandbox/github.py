@@ -343,6 +343,7 @@ def _decode(raw_body: bytes) -> dict[str, Any] | None:
 
 class _GitHubServer(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # many clients connect at once (socketserver keeps 5)
 
     def __init__(self, fake: FakeGitHub) -> None:
         super().__init__(("127.0.0.1", 0), _GitHubHandler)

@@ -210,6 +210,8 @@ def _pop(queue: list[_T], lock: threading.Lock) -> _T | None:
 
 
 class _Server(ThreadingHTTPServer):
+    request_queue_size = 128  # many clients connect at once (socketserver keeps 5)
+
     def __init__(self, fake: FakeLLM) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.fake = fake
