@@ -283,3 +283,30 @@ def test_model_requests_still_go_through_the_environments_proxy(
     with pytest.raises(AIUnavailable) as raised:
         ask(model_at("http://nonexistent.invalid:9/v1", provider))
     assert not isinstance(raised.value, AIUnreachable)
+
+
+def test_run_stops_at_once_when_githubs_name_does_not_resolve(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`run` says in one line that GitHub's host is not found, at once (no 40 s of retries)."""
+    from jobs.cli import run_app
+    from pipelines.cli import app
+
+    for name, value in {
+        "GITHUB_TOKEN": GITHUB_TOKEN,
+        "GITHUB_GRAPHQL_URL": "https://nonexistent.invalid/graphql",
+        "AI_TOKEN": AI_TOKEN,
+        "AI_ENDPOINT": "http://127.0.0.1:9",
+        "AI_PROVIDER": "anthropic",
+        "AI_MODEL": "claude-sonnet-5",
+        "LOG_FORMAT": "json",
+        "XDG_CACHE_HOME": str(tmp_path),
+    }.items():
+        monkeypatch.setenv(name, value)
+    code = run_app(app, ["run", "examples/staging-automerge.yaml"])
+    assert code == 1
+    # One line and nothing else: no retry was logged (each retry is an INFO line on stderr).
+    assert capsys.readouterr().err.splitlines() == [
+        "error: GitHub at https://nonexistent.invalid/graphql: host not found "
+        "(nonexistent.invalid does not resolve)"
+    ]
