@@ -154,7 +154,9 @@ def validate(
 def run(
     files: Annotated[list[Path] | None, typer.Argument(help="Rule files to run once.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Decide, change nothing.")] = False,
-    output: Annotated[OutputFormat, typer.Option("--output", "-o")] = OutputFormat.TABLE,
+    output: Annotated[
+        OutputFormat, typer.Option("--output", "-o", help="A table for people, or JSON.")
+    ] = OutputFormat.TABLE,
     parallelism: Annotated[
         int, typer.Option(min=1, max=64, help="Decisions at once.")
     ] = DEFAULT_PARALLELISM,
@@ -357,7 +359,9 @@ def demo(
     pipeline: Annotated[
         bool, typer.Option("--pipeline", help="Run each pass through the pipeline's steps.")
     ] = False,
-    output: Annotated[OutputFormat, typer.Option("--output", "-o")] = OutputFormat.TABLE,
+    output: Annotated[
+        OutputFormat, typer.Option("--output", "-o", help="A table for people, or JSON.")
+    ] = OutputFormat.TABLE,
     pushgateway: Annotated[
         str | None, typer.Option("--pushgateway", help="Push each pass's metrics there.")
     ] = None,
@@ -385,7 +389,9 @@ def demo(
 def test_rule(
     rule_file: Annotated[Path, typer.Argument(help="The rule file.")],
     cases: Annotated[Path, typer.Option("--cases", help="The cases file (YAML).")],
-    output: Annotated[OutputFormat, typer.Option("--output", "-o")] = OutputFormat.TABLE,
+    output: Annotated[
+        OutputFormat, typer.Option("--output", "-o", help="A table for people, or JSON.")
+    ] = OutputFormat.TABLE,
     junit: Annotated[Path | None, typer.Option("--junit", help="Also write JUnit XML.")] = None,
     record: Annotated[
         Path | None, typer.Option("--record", help="Write the model's answers there.")
@@ -432,7 +438,7 @@ def _write(path: Path, text: str) -> None:
 
 @step_app.command("fetch")
 def step_fetch(
-    output: Annotated[Path, typer.Option("--output")],
+    output: Annotated[Path, typer.Option("--output", help="Where to write the PR references.")],
     counts_output: Annotated[
         Path | None, typer.Option("--counts-output", help="Where to write the counts (JSON).")
     ] = None,
@@ -508,7 +514,7 @@ def _go_seconds(duration: str) -> float:
 @step_app.command("decide")
 def step_decide(
     pr: Annotated[str, typer.Option("--pr", help="The PR reference (JSON) from fetch.")],
-    output: Annotated[Path, typer.Option("--output")],
+    output: Annotated[Path, typer.Option("--output", help="Where to write the decision.")],
     run: Annotated[
         str | None, typer.Option("--run", help="The workflow's name, to tell reused decisions.")
     ] = None,
@@ -551,11 +557,11 @@ def step_decide(
 @step_app.command("act")
 def step_act(
     decisions: Annotated[str, typer.Option("--decisions", help="Aggregated decisions (JSON).")],
-    output: Annotated[Path, typer.Option("--output")],
+    output: Annotated[Path, typer.Option("--output", help="Where to write the results.")],
     summary_output: Annotated[
         Path | None, typer.Option("--summary-output", help="Where to write the counts (JSON).")
     ] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Decide, change nothing.")] = False,
     run: Annotated[
         str | None, typer.Option("--run", help="The workflow's name, to tell reused decisions.")
     ] = None,
@@ -746,7 +752,8 @@ def _readable_option(option: TyperOption) -> None:
     if option.type_descriptor.is_ranged:
         low, high = getattr(option, "min", None), getattr(option, "max", None)
         bounds = f"{low} to {high}" if high is not None else f"at least {low}"
-        option.help = f"{option.help or ''} ({bounds})".strip()
+        text = (option.help or "").rstrip()
+        option.help = f"{text[:-1]} ({bounds})." if text.endswith(".") else f"{text} ({bounds})"
         option.__class__ = _UnrangedOption
     if option.metavar is None:
         option.metavar = "" if option.is_flag else _metavar(option)

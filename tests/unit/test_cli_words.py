@@ -6,8 +6,9 @@ import re
 from typing import Any
 
 import pytest
+import typer
 
-from jobs.cli import run_app
+from jobs.cli import readable_help, run_app
 from jobs.rules.model import PRReconciliationRule
 from pipelines.cli import app
 from pipelines.compile import compile_rule
@@ -53,8 +54,20 @@ def test_compile_help_names_its_arguments(capsys: pytest.CaptureFixture[str]) ->
     run_app(app, ["compile", "--help"])
     shown = capsys.readouterr().out
     assert "Usage: ai-operator compile [OPTIONS] FILE..." in shown
-    assert re.search(r"--parallelism\s+N\s+Decide pods at once\. \(1 to 100\)", shown)
+    assert re.search(r"--parallelism\s+N\s+Decide pods at once \(1 to 100\)\.", shown)
     assert re.search(r"--target\s+argo\|cronjob", shown)
+
+
+def test_every_option_says_what_it_is_for() -> None:
+    """No option of any command is listed without a line of help."""
+    command = readable_help(typer.main.get_command(app))
+    silent = []
+    pending = [("ai-operator", command)]
+    while pending:
+        path, current = pending.pop()
+        silent += [f"{path} {p.opts[0]}" for p in current.params if not getattr(p, "help", None)]
+        pending += [(f"{path} {n}", c) for n, c in getattr(current, "commands", {}).items()]
+    assert silent == []
 
 
 @pytest.mark.parametrize(
