@@ -31,7 +31,7 @@ from jobs.clients.ai import DecisionClient, make_decision_client
 from jobs.clients.argo_memo import ArgoMemo, KubernetesAPI, MemoUnreadable
 from jobs.clients.decision_cache import DecisionFile, cache_directory
 from jobs.clients.github import GitHubClient
-from jobs.clients.github.errors import GitHubAuthError, GitHubError
+from jobs.clients.github.errors import GitHubAuthError, GitHubError, GitHubUnreachable
 from jobs.clients.metrics import PassSummary, push_pass_metrics
 from jobs.clients.network import safe_url
 from jobs.config import ConfigError, Settings, model_identity, resolve_ai, rule_repositories
@@ -223,12 +223,10 @@ def _check_token(github: GitHubClient) -> None:
     """Refused credentials are a configuration error, found before anything is done."""
     try:
         github.viewer_login()
-    except GitHubAuthError as exc:
-        fail(str(exc))
-    except GitHubError as exc:
-        if not exc.retryable:
-            fail(str(exc))  # host not found, certificate refused: no pass can do better
-        # otherwise GitHub is unavailable for now: each pass reports it
+    except (GitHubAuthError, GitHubUnreachable) as exc:
+        fail(str(exc))  # refused token, host not found, certificate refused: no pass can do better
+    except GitHubError:
+        pass  # GitHub unavailable for now: each pass reports it
 
 
 def _refused_credentials(reports: Sequence[PassReport]) -> str | None:
