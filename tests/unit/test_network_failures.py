@@ -310,3 +310,62 @@ def test_run_stops_at_once_when_githubs_name_does_not_resolve(
         "error: GitHub at https://nonexistent.invalid/graphql: host not found "
         "(nonexistent.invalid does not resolve)"
     ]
+
+
+@pytest.fixture
+def untrusted_tls(tmp_path: Any) -> Iterator[int]:
+    """An HTTPS server on 127.0.0.1 whose certificate (self-signed) no client trusts."""
+    import http.server
+    import shutil
+    import ssl
+    import subprocess
+
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl is needed to make a self-signed certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    server = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        yield int(server.server_address[1])
+    finally:
+        server.shutdown()
+        thread.join()
+        server.server_close()
+
+
+def test_github_with_a_refused_certificate_is_named_and_not_retried(untrusted_tls: int) -> None:
+    """A certificate the client does not trust: 'TLS failed', once, no retry."""
+    sleep = RecordedSleep()
+    url = f"https://127.0.0.1:{untrusted_tls}/graphql"
+    with pytest.raises(GitHubUnreachable) as raised:
+        github_at(url, sleep).viewer_login()
+    assert str(raised.value).startswith(
+        f"GitHub at {url}: TLS failed: 127.0.0.1's certificate is refused ("
+    )
+    assert "self-signed" in str(raised.value)
+    assert sleep.waits == []
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_model_with_a_refused_certificate_is_named_and_not_retried(
+    provider: AIProvider, untrusted_tls: int, log_lines: Callable[[], list[dict[str, Any]]]
+) -> None:
+    """The same for the model's endpoint: named at once, and the SDK does not retry it."""
+    url = f"https://127.0.0.1:{untrusted_tls}/v1"
+    with pytest.raises(AIUnreachable) as raised:
+        ask(model_at(url, provider))
+    assert str(raised.value).startswith(
+        f"could not reach the model endpoint at {url}: TLS failed: 127.0.0.1's certificate is "
+        "refused ("
+    )
+    assert [line for line in log_lines() if "Retrying" in line["event"]] == []
