@@ -18,13 +18,14 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from importlib import metadata
 from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
+import yaml
 
 from jobs.clients.ai import DecisionClient, make_decision_client
 from jobs.clients.argo_memo import ArgoMemo, KubernetesAPI, MemoUnreadable
@@ -32,8 +33,16 @@ from jobs.clients.decision_cache import DecisionFile, cache_directory
 from jobs.clients.github import GitHubClient
 from jobs.clients.github.errors import GitHubAuthError, GitHubError
 from jobs.clients.metrics import PassSummary, push_pass_metrics
-from jobs.config import ConfigError, Settings, model_identity, resolve_ai, rule_repositories
+from jobs.config import (
+    ConfigError,
+    Settings,
+    check_limits,
+    model_identity,
+    resolve_ai,
+    rule_repositories,
+)
 from jobs.log import configure_logging, decision_logger, get_logger, redact
+from jobs.policy.admission import Scope
 from jobs.reconcile import steps
 from jobs.reconcile.report import (
     as_json,
@@ -45,8 +54,15 @@ from jobs.reconcile.report import (
 )
 from jobs.reconcile.results import PassReport, PullRequestFailure, PullRequestResult
 from jobs.reconcile.run import DEFAULT_PARALLELISM, Reuse, run_pass
-from jobs.rules.encoding import RULE_ENV, StepInputError, rule_from_env
+from jobs.rules.encoding import (
+    LIMITS_ENV,
+    RULE_ENV,
+    StepInputError,
+    limits_document,
+    rule_from_env,
+)
 from jobs.rules.files import RuleFileError, expand_paths
+from jobs.rules.limits import LimitsSpec
 from jobs.rules.model import KIND, PRReconciliationRule
 from jobs.rules.schedule import minutes_between, resolve
 from jobs.rules.validation import load_valid_rules
@@ -163,6 +179,13 @@ def run(
         bool,
         typer.Option("--no-cache", help="Ask the model about every PR; remember no decision."),
     ] = False,
+    limits_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--limits",
+            help=f"Limits the rules must stay within (YAML or JSON; default: {LIMITS_ENV}).",
+        ),
+    ] = None,
 ) -> None:
     """Run one reconciliation pass of each rule, locally.
 
@@ -172,6 +195,8 @@ def run(
     """
     rules = _rules(files or [], rule_from_env)
     settings = _settings()
+    if limits_file is not None:
+        settings = replace(settings, limits=_limits(limits_file))
     github = _github(settings)
     # Every rule's configuration and the token are checked before any rule acts.
     setups = [_setup(rule, settings) for rule in rules]
@@ -203,7 +228,28 @@ class _RuleSetup:
     model: str
 
 
+def _limits(path: Path) -> LimitsSpec:
+    """The ``--limits`` file: a PRReconciliationLimits object, or its bare spec."""
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        fail(f"--limits {path}: {' '.join(str(exc).split())}")
+    try:
+        return limits_document(document, f"--limits {path}")
+    except StepInputError as exc:
+        fail(str(exc))
+
+
+def _within_limits(rule: PRReconciliationRule, settings: Settings, step: str | None = None) -> None:
+    """Refuse, before anything is read or written, a rule that exceeds its limits."""
+    try:
+        check_limits(rule.spec, settings)
+    except ConfigError as exc:
+        fail(f"{step + ': ' if step else ''}{rule.qualified_name}: {exc}")
+
+
 def _setup(rule: PRReconciliationRule, settings: Settings) -> _RuleSetup:
+    _within_limits(rule, settings)
     try:
         repositories = rule_repositories(rule.spec, settings)
         ai = make_decision_client(resolve_ai(rule.spec.ai, settings))
@@ -450,6 +496,7 @@ def step_fetch(
     """
     rule = _step_rule()
     settings = _settings()
+    _within_limits(rule, settings, "fetch")
     github = _github(settings)
     memory = _argo_memo(namespace or rule.metadata.namespace, memo)
     try:
@@ -510,6 +557,7 @@ def step_decide(
     """Decide one PR; write the decision, what it cost and whether act has anything to do."""
     rule = _step_rule()
     settings = _settings()
+    _within_limits(rule, settings, "decide")
     try:
         ref = steps.parse_ref(pr)
     except StepInputError as exc:
@@ -561,13 +609,15 @@ def step_act(
     """Apply the decisions on fresh facts, serialized; write the results and their counts."""
     rule = _step_rule()
     settings = _settings()
+    _within_limits(rule, settings, "act")
     github = _github(settings)
     try:
         parsed = steps.parse_decided(decisions)
     except StepInputError as exc:
         fail(str(exc))
     act_dry_run = dry_run or rule.spec.dryRun
-    results = steps.act_decided(rule, parsed, github, dry_run=act_dry_run, run=run)
+    scope = Scope(rule_repositories(rule.spec, settings), settings.limits)
+    results = steps.act_decided(rule, parsed, github, dry_run=act_dry_run, run=run, scope=scope)
     report = PassReport(rule=rule.qualified_name, results=results)
     _write(output, steps.dump_for_argo([r.to_json() for r in results]))
     mine = counts(report, dry_run=act_dry_run) | {"githubRequests": github.stats.requests}

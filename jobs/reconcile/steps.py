@@ -29,6 +29,7 @@ from typing import Any
 from jobs.clients.ai.usage import ModelUsage
 from jobs.clients.argo_memo import MemoUnreadable
 from jobs.clients.github.errors import GitHubError
+from jobs.policy.admission import Scope
 from jobs.policy.decision import Decision, leave_alone
 from jobs.policy.plan import plan
 from jobs.policy.selection import selection_problems
@@ -179,16 +180,17 @@ def act_decided(
     *,
     dry_run: bool,
     run: str | None,
+    scope: Scope | None = None,
 ) -> list[PullRequestResult]:
     """Apply every decision, serialized, each on fresh facts; each row carries what it cost.
 
     A decision made by another run than ``run`` (replayed from the memo) is marked reused and
-    costs nothing in this run.
+    costs nothing in this run. ``scope``: what the rule may touch (:mod:`jobs.policy.admission`).
     """
     rows = [
         PullRequestResult.of(item.decision, dry_run=dry_run)
         if item.settled
-        else act(rule, item.decision, github, dry_run=dry_run)
+        else act(rule, item.decision, github, dry_run=dry_run, scope=scope)
         for item in decided
     ]
     metered = []
