@@ -22,13 +22,14 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from importlib import metadata
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 import yaml
 
 from jobs.clients.ai import DecisionClient, make_decision_client
-from jobs.clients.argo_memo import ArgoMemo, KubernetesAPI, MemoUnreadable
+from jobs.clients.argo_memo import APIUnreadable, ArgoMemo, KubernetesAPI, MemoUnreadable
+from jobs.clients.argo_workflow import FailedNode, failed_nodes
 from jobs.clients.decision_cache import DecisionFile, cache_directory
 from jobs.clients.github import GitHubClient
 from jobs.clients.github.errors import GitHubAuthError, GitHubError
@@ -44,6 +45,7 @@ from jobs.config import (
 from jobs.log import configure_logging, decision_logger, get_logger, redact
 from jobs.policy.admission import Scope
 from jobs.reconcile import steps
+from jobs.reconcile.failures import FailureSummary, summarize_failures
 from jobs.reconcile.report import (
     as_json,
     as_table,
@@ -673,34 +675,70 @@ def _act_exit_code(results: Sequence[PullRequestResult]) -> int:
 
 @step_app.command("report")
 def step_report(
-    summary: Annotated[str, typer.Option("--summary", help="The act step's counts (JSON).")] = "{}",
+    summary: Annotated[str, typer.Option("--summary", help="The run's counts (JSON).")] = "{}",
     status: Annotated[str, typer.Option("--status", help="The workflow's status.")] = "Unknown",
+    workflow: Annotated[
+        str | None, typer.Option("--workflow", help="The workflow's name: its failed nodes.")
+    ] = None,
+    namespace: Annotated[
+        str | None, typer.Option("--namespace", help="The workflow's namespace.")
+    ] = None,
     failures: Annotated[
-        str, typer.Option("--failures", help="Argo's {{workflow.failures}}.")
+        str, typer.Option("--failures", help="Argo's {{workflow.failures}} (earlier workflows).")
     ] = "null",
     duration: Annotated[str, typer.Option("--duration", help="Seconds the run took.")] = "0",
 ) -> None:
     """Push the run's metrics once to the Pushgateway; never fails the run.
 
-    The run counts as successful when Argo says so and no node failed: a failed decide node is
-    handled by act (so Argo calls the run Succeeded), but the metrics must show it.
+    The run counts as successful when Argo says so and no node failed: a failed branch is handled
+    by the tally (so Argo calls the run Succeeded), but the metrics must show it. The failed
+    nodes, with the error type each left, are read from the Workflow itself (``--workflow``):
+    no argument of this step grows with the number of pull requests or retries.
     """
     rule = _step_rule()
     settings = _settings()
+    tally = steps.parse_counts(summary)
+    failed = _run_failures(workflow, namespace or rule.metadata.namespace, failures, tally)
+    log = get_logger("step", rule=rule.qualified_name)
+    for node in failed.first:
+        log.warning("failed node", node=node.name, template=node.template, message=node.message)
     if not settings.pushgateway_url:
         get_logger("metrics").info("PUSHGATEWAY_URL is not set; no metrics pushed")
         return
-    tally = steps.parse_counts(summary)
-    errors = Counter(tally.get("errors") or {}) + Counter(steps.failure_errors(failures))
+    errors = Counter(tally.get("errors") or {}) + Counter(failed.errors)
+    branches_failed = int(tally.get("branchesFailed") or 0)
     pushed = summary_from_counts(
         rule.qualified_name,
         tally | {"errors": dict(errors)},
         duration_seconds=steps.parse_seconds(duration),
-        succeeded=status == "Succeeded" and steps.failed_nodes(failures) == 0,
+        succeeded=status == "Succeeded" and failed.nodes == 0 and branches_failed == 0,
         finished_at=time.time(),
         interval_seconds=_interval_seconds(rule),
     )
     _push(settings.pushgateway_url, pushed)
+
+
+def _run_failures(
+    workflow: str | None, namespace: str, failures: str, tally: dict[str, Any]
+) -> FailureSummary:
+    """The run's failed nodes, counted, from its Workflow object (else what is known)."""
+    if workflow is None:  # a workflow compiled before --workflow: its own failures argument
+        listed = [
+            FailedNode(str(n.get("displayName", "")), "Pod", "", str(n.get("message", "")))
+            for n in steps.failed_node_list(failures)
+        ]
+        return summarize_failures(listed)
+    try:
+        api = KubernetesAPI.from_environment(os.environ)
+        if api is None:
+            raise APIUnreadable("no Kubernetes API in this pod")
+        return summarize_failures(failed_nodes(api, namespace, workflow))
+    except APIUnreadable as exc:
+        lost = int(tally.get("branchesFailed") or 0)
+        get_logger("step").warning(
+            "failed nodes not read: failed branches counted as step errors", error=str(exc)
+        )
+        return FailureSummary(nodes=lost, errors={"step": lost} if lost else {})
 
 
 def _step_error(step: str, exc: Exception, kind: str = "github") -> NoReturn:
@@ -712,12 +750,20 @@ def _step_error(step: str, exc: Exception, kind: str = "github") -> NoReturn:
     raise typer.Exit(steps.EX_TEMPFAIL if retryable else EXIT_CONFIG)
 
 
+TERMINATION_LOG_ENV = "AI_OPERATOR_TERMINATION_LOG"
+
+
 def _write_termination_message(text: str) -> None:
-    """Write Kubernetes' termination message, when the container has the file (in a pod)."""
-    if steps.TERMINATION_LOG.exists():
+    """Write Kubernetes' termination message, when the container has the file (in a pod).
+
+    ``AI_OPERATOR_TERMINATION_LOG`` names another file, for a local run of the pipeline.
+    """
+    elsewhere = os.environ.get(TERMINATION_LOG_ENV, "").strip()  # a local run of the pipeline
+    path = Path(elsewhere) if elsewhere else steps.TERMINATION_LOG
+    if elsewhere or path.exists():
         # Not writable here: the message is a nicety, the exit code is what counts.
         with contextlib.suppress(OSError):
-            steps.TERMINATION_LOG.write_text(text)
+            path.write_text(text)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

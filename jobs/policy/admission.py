@@ -37,10 +37,11 @@ def admission_problems(
 ) -> list[str]:
     """Why ``decision`` is no decision ``rule`` could make; empty when it may be acted on.
 
-    Without ``scope`` the repositories are the rule's own list (none listed: not checked).
+    Without ``scope`` the repository is not checked: a pass that gathered the pull requests
+    itself (``run``, the demo on its sandbox) decided only about those.
     """
     spec = rule.spec
-    repositories = scope.repositories if scope else spec.repositories
+    repositories = scope.repositories if scope else ()
     limits = scope.limits if scope else BUILT_IN
     problems = []
     if decision.rule != rule.qualified_name:

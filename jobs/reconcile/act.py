@@ -38,7 +38,8 @@ def act(
 
     ``just_read`` are facts read moments ago in the same pass: when they already leave nothing
     to do (say, an escalation whose labels and comment are there), the fresh read is spared.
-    ``scope`` is what the rule may touch (default: the repositories the rule lists).
+    ``scope`` is what the rule may touch; without it the repository is not checked (the pass
+    gathered the pull request itself).
     """
     row = PullRequestResult.of(decision, dry_run=dry_run)
     refused = admission_problems(rule, decision, scope)

@@ -294,6 +294,11 @@ def failure_errors(text: str) -> dict[str, int]:
     return dict(Counter(match.group("type") for match in found if match))
 
 
+def failed_node_list(text: str) -> list[dict[str, Any]]:
+    """The nodes ``{{workflow.failures}}`` lists (workflows compiled before ``--workflow``)."""
+    return _failures(text)
+
+
 def _failures(text: str) -> list[dict[str, Any]]:
     try:
         data = json.loads(text)
@@ -451,6 +456,8 @@ def tally(outcomes: str, counts: str, run: str | None) -> dict[str, Any]:
         "reused": left_out + replayed,
         "deferred": _count(fetched.get("deferred")),
         "decisionsReused": left_out + replayed,
+        # Branches fetch listed that handed no outcome: they failed (bounded by the run's cap).
+        "branchesFailed": max(0, _count(fetched.get("toDecide")) - decided - replayed),
     }
     return total
 

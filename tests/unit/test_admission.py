@@ -40,7 +40,10 @@ def make_decision(**overrides: Any) -> Decision:
     [
         pytest.param(make_decision(), None, [], id="ordinary-merge-admitted"),
         pytest.param(
-            make_decision(repository="ACME/Web"), None, [], id="repository-case-insensitive"
+            make_decision(repository="ACME/Web"),
+            Scope(["acme/web"]),
+            [],
+            id="repository-case-insensitive",
         ),
         pytest.param(
             make_decision(action=Action.WAIT, repository="acme/api"), None, [], id="wait-always"
@@ -53,9 +56,15 @@ def make_decision(**overrides: Any) -> Decision:
         ),
         pytest.param(
             make_decision(repository="other/payments"),
-            None,
+            Scope(RULE.spec.repositories),
             ["other/payments is not among the rule's repositories (acme/web, acme/api)"],
             id="repository-outside-the-rule",
+        ),
+        pytest.param(
+            make_decision(repository="other/payments"),
+            None,
+            [],
+            id="a-pass-that-gathered-the-pr-itself-names-no-scope",
         ),
         pytest.param(
             make_decision(action=Action.CLOSE),
