@@ -8,7 +8,8 @@ rest, as that pull request's error (counted, never written):
 - the decision is this rule's (its ``rule`` names it);
 - its repository is one of the rule's resolved repositories, within the namespace's limits;
 - its action is one the rule allows (``wait`` always is), within the namespace's limits;
-- its labels are among the rule's escalation and optional labels.
+- its labels are among the rule's escalation and optional labels;
+- its head is a commit id (it is written into the comment's marker and footer).
 
 The guardrails and the plan still check the decision on fresh facts afterwards; admission only
 refuses what no decision of this rule could be. This module performs no I/O.
@@ -16,12 +17,15 @@ refuses what no decision of this rule could be. This module performs no I/O.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from jobs.policy.decision import Decision
 from jobs.rules.limits import BUILT_IN, LimitsSpec
 from jobs.rules.model import Action, PRReconciliationRule
+
+_COMMIT_ID = re.compile(r"^[0-9a-f]{40}(?:[0-9a-f]{24})?$")  # SHA-1, or SHA-256
 
 
 @dataclass(frozen=True)
@@ -60,4 +64,6 @@ def admission_problems(
     stray = [name for name in decision.labels if name.casefold() not in labels]
     if stray:
         problems.append(f"the labels {', '.join(stray)} are not the rule's escalation labels")
+    if not _COMMIT_ID.match(decision.head_oid):
+        problems.append(f"the head {decision.head_oid[:80]!r} is no commit id")
     return problems

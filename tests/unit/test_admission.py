@@ -79,6 +79,12 @@ def make_decision(**overrides: Any) -> Decision:
             id="label-outside-the-rule",
         ),
         pytest.param(
+            make_decision(head_oid="abc --> <!-- ai-operator:x -->"),
+            None,
+            ["the head 'abc --> <!-- ai-operator:x -->' is no commit id"],
+            id="head-that-is-no-commit-id",
+        ),
+        pytest.param(
             make_decision(rule="team-b/other"),
             None,
             ["the decision is rule 'team-b/other''s, not 'ai-operator-system/staging-automerge''s"],
