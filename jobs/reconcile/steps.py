@@ -10,8 +10,9 @@ those Argo's memo will replay (reused) and those deferred (:func:`fetch_run`); e
 output carries the model calls and tokens it spent and the run that asked (:class:`Decided`);
 each PR's act writes its branch's small outcome (:func:`branch_outcome`); the tally adds them up
 (:func:`tally`), a branch replayed from another run's memo counting as reused; a failing step
-leaves its error type in its termination message (:func:`termination_message`), which the exit
-handler reads back from ``{{workflow.failures}}`` (:func:`failure_errors`).
+leaves its error type in its termination message (:func:`termination_message`), which Argo puts
+in the node's message and the exit handler reads back from its Workflow's failed nodes
+(:mod:`jobs.reconcile.failures`); a branch that handed no outcome is counted by the tally.
 """
 
 from __future__ import annotations
@@ -278,7 +279,7 @@ def termination_message(kind: str, message: str) -> str:
     """What a failing step writes to its termination log: its error type, then the message.
 
     Argo puts a failed container's termination message into the node's message, which the exit
-    handler reads back from ``{{workflow.failures}}`` (:func:`failure_errors`).
+    handler reads back from its Workflow (:mod:`jobs.reconcile.failures`).
     """
     return f"{ERROR_TYPE_MARK}{kind}: {' '.join(message.split())}"[:TERMINATION_MESSAGE_CHARS]
 
