@@ -261,3 +261,31 @@ def test_the_compiled_pipeline_carries_the_limits_and_refuses_before_reading(
     assert fetch.phase == "Failed" and "spec.ai.endpoint" in fetch.stderr
     assert run.pods_of("decide") == 0
     assert attacker.requests == [] and llm.requests == [] and github.requests == []
+
+
+def test_run_refuses_a_remembered_decision_its_rule_could_not_make(
+    world: GitHubWorld, github: FakeGitHub, llm: FakeLLM, tmp_path: Path
+) -> None:
+    """A decision file edited to add a label outside the rule: `run` refuses it, adds nothing."""
+    world.add_repository("acme/web", labels=[*STAGING, "approved-by-bot"])
+    world.add_pull_request("acme/web", number=2, labels=STAGING, rollup_state="PENDING")
+    rule_file = tmp_path / "rule.yaml"
+    rule_file.write_text(json.dumps(make_rule().to_document()))
+    env = cli_env(github, llm)
+    assert run_cli(["run", str(rule_file)], env).code == 0  # acme/web#2 waits: remembered
+    [memory] = Path(env["XDG_CACHE_HOME"]).rglob("*.json")
+    document = json.loads(memory.read_text())
+    for entry in document["entries"].values():
+        entry["decision"] |= {"action": "escalate", "labels": ["approved-by-bot"]}
+    memory.write_text(json.dumps(document))
+    mutations = list(github.mutations)
+
+    result = run_cli(["run", str(rule_file), "--output", "json"], env)
+
+    assert result.code == 2
+    [row] = result.json()["results"]
+    assert row["reused"] and row["error"] == (
+        "refused: the labels approved-by-bot are not the rule's escalation labels"
+    )
+    assert github.mutations == mutations
+    assert "approved-by-bot" not in world.pull_request("acme/web", 2).labels
