@@ -33,14 +33,14 @@ class FailureSummary:
 def summarize_failures(nodes: Iterable[FailedNode], first: int = FIRST_FAILURES) -> FailureSummary:
     """Count ``nodes`` (each failed attempt is a node) and keep the first ``first`` failed pods.
 
-    A node counts under an error type only when its message carries a step's type: a node
-    failed for another reason (killed, out of memory, a retry or DAG node above a failed pod)
-    makes the run unsuccessful without a type to count it under.
+    A pod counts under an error type only when its message carries a step's type: a pod failed
+    for another reason (killed, out of memory) and the nodes above failed pods (Argo's Retry and
+    DAG nodes, which may repeat a child's message) make the run unsuccessful without a type.
     """
     listed = list(nodes)
-    found = (_ERROR_TYPE.search(node.message) for node in listed)
-    errors = Counter(match.group("type") for match in found if match)
     pods = [node for node in listed if node.kind == "Pod"]
+    found = (_ERROR_TYPE.search(node.message) for node in pods)
+    errors = Counter(match.group("type") for match in found if match)
     shown = tuple(
         FailedNode(node.name, node.kind, node.template, node.message[:MESSAGE_CHARS])
         for node in pods[:first]

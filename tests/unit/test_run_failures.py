@@ -38,6 +38,10 @@ def pod(name: str, kind: str = "ai", message: str | None = None) -> FailedNode:
             2, {}, 1, id="untyped-and-non-pod-nodes-count-without-a-type",
         ),
         pytest.param(
+            [pod("a"), FailedNode("a-retry", "Retry", "decide", pod("a").message)],
+            2, {"ai": 1}, 1, id="a-retry-node-repeating-its-pods-message-counts-once",
+        ),
+        pytest.param(
             [pod(f"n{i}") for i in range(1000)], 1000, {"ai": 1000}, FIRST_FAILURES,
             id="a-thousand-keep-ten",
         ),
