@@ -18,25 +18,36 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from importlib import metadata
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
+import yaml
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from jobs.clients.ai import DecisionClient, make_decision_client
-from jobs.clients.argo_memo import ArgoMemo, KubernetesAPI, MemoUnreadable
+from jobs.clients.argo_memo import APIUnreadable, ArgoMemo, KubernetesAPI, MemoUnreadable
+from jobs.clients.argo_workflow import FailedNode, failed_nodes
 from jobs.clients.decision_cache import DecisionFile, cache_directory
 from jobs.clients.github import GitHubClient
 from jobs.clients.github.errors import GitHubAuthError, GitHubError, GitHubUnreachable
 from jobs.clients.metrics import PassSummary, push_pass_metrics
 from jobs.clients.network import safe_url
-from jobs.config import ConfigError, Settings, model_identity, resolve_ai, rule_repositories
+from jobs.config import (
+    ConfigError,
+    Settings,
+    check_limits,
+    model_identity,
+    resolve_ai,
+    rule_repositories,
+)
 from jobs.log import configure_logging, decision_logger, get_logger, redact
+from jobs.policy.admission import Scope
 from jobs.reconcile import steps
+from jobs.reconcile.failures import FailureSummary, summarize_failures
 from jobs.reconcile.report import (
     as_json,
     as_table,
@@ -47,8 +58,15 @@ from jobs.reconcile.report import (
 )
 from jobs.reconcile.results import PassReport, PullRequestFailure, PullRequestResult
 from jobs.reconcile.run import DEFAULT_PARALLELISM, Reuse, run_pass
-from jobs.rules.encoding import RULE_ENV, StepInputError, rule_from_env
+from jobs.rules.encoding import (
+    LIMITS_ENV,
+    RULE_ENV,
+    StepInputError,
+    limits_document,
+    rule_from_env,
+)
 from jobs.rules.files import RuleFileError, expand_paths
+from jobs.rules.limits import LimitsSpec
 from jobs.rules.model import KIND, PRReconciliationRule
 from jobs.rules.schedule import minutes_between, resolve
 from jobs.rules.validation import load_valid_rules
@@ -167,6 +185,13 @@ def run(
         bool,
         typer.Option("--no-cache", help="Ask the model about every PR; remember no decision."),
     ] = False,
+    limits_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--limits",
+            help=f"Limits the rules must stay within (YAML or JSON; default: {LIMITS_ENV}).",
+        ),
+    ] = None,
 ) -> None:
     """Run one reconciliation pass of each rule, locally.
 
@@ -176,6 +201,8 @@ def run(
     """
     rules = _rules(files or [], rule_from_env)
     settings = _settings()
+    if limits_file is not None:
+        settings = replace(settings, limits=_limits(limits_file))
     github = _github(settings)
     # Every rule's configuration and the token are checked before any rule acts.
     setups = [_setup(rule, settings) for rule in rules]
@@ -209,7 +236,28 @@ class _RuleSetup:
     model: str
 
 
+def _limits(path: Path) -> LimitsSpec:
+    """The ``--limits`` file: a PRReconciliationLimits object, or its bare spec."""
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        fail(f"--limits {path}: {' '.join(str(exc).split())}")
+    try:
+        return limits_document(document, f"--limits {path}")
+    except StepInputError as exc:
+        fail(str(exc))
+
+
+def _within_limits(rule: PRReconciliationRule, settings: Settings, step: str | None = None) -> None:
+    """Refuse, before anything is read or written, a rule that exceeds its limits."""
+    try:
+        check_limits(rule.spec, settings)
+    except ConfigError as exc:
+        fail(f"{step + ': ' if step else ''}{rule.qualified_name}: {exc}")
+
+
 def _setup(rule: PRReconciliationRule, settings: Settings) -> _RuleSetup:
+    _within_limits(rule, settings)
     try:
         repositories = rule_repositories(rule.spec, settings)
         ai = make_decision_client(resolve_ai(rule.spec.ai, settings))
@@ -460,6 +508,7 @@ def step_fetch(
     """
     rule = _step_rule()
     settings = _settings()
+    _within_limits(rule, settings, "fetch")
     github = _github(settings)
     memory = _argo_memo(namespace or rule.metadata.namespace, memo)
     try:
@@ -520,6 +569,7 @@ def step_decide(
     """Decide one PR; write the decision, what it cost and whether act has anything to do."""
     rule = _step_rule()
     settings = _settings()
+    _within_limits(rule, settings, "decide")
     try:
         ref = steps.parse_ref(pr)
     except StepInputError as exc:
@@ -571,13 +621,15 @@ def step_act(
     """Apply the decisions on fresh facts, serialized; write the results and their counts."""
     rule = _step_rule()
     settings = _settings()
+    _within_limits(rule, settings, "act")
     github = _github(settings)
     try:
         parsed = steps.parse_decided(decisions)
     except StepInputError as exc:
         fail(str(exc))
     act_dry_run = dry_run or rule.spec.dryRun
-    results = steps.act_decided(rule, parsed, github, dry_run=act_dry_run, run=run)
+    scope = Scope(rule_repositories(rule.spec, settings), settings.limits)
+    results = steps.act_decided(rule, parsed, github, dry_run=act_dry_run, run=run, scope=scope)
     report = PassReport(rule=rule.qualified_name, results=results)
     _write(output, steps.dump_for_argo([r.to_json() for r in results]))
     mine = counts(report, dry_run=act_dry_run) | {"githubRequests": github.stats.requests}
@@ -633,34 +685,70 @@ def _act_exit_code(results: Sequence[PullRequestResult]) -> int:
 
 @step_app.command("report")
 def step_report(
-    summary: Annotated[str, typer.Option("--summary", help="The act step's counts (JSON).")] = "{}",
+    summary: Annotated[str, typer.Option("--summary", help="The run's counts (JSON).")] = "{}",
     status: Annotated[str, typer.Option("--status", help="The workflow's status.")] = "Unknown",
+    workflow: Annotated[
+        str | None, typer.Option("--workflow", help="The workflow's name: its failed nodes.")
+    ] = None,
+    namespace: Annotated[
+        str | None, typer.Option("--namespace", help="The workflow's namespace.")
+    ] = None,
     failures: Annotated[
-        str, typer.Option("--failures", help="Argo's {{workflow.failures}}.")
+        str, typer.Option("--failures", help="Argo's {{workflow.failures}} (earlier workflows).")
     ] = "null",
     duration: Annotated[str, typer.Option("--duration", help="Seconds the run took.")] = "0",
 ) -> None:
     """Push the run's metrics once to the Pushgateway; never fails the run.
 
-    The run counts as successful when Argo says so and no node failed: a failed decide node is
-    handled by act (so Argo calls the run Succeeded), but the metrics must show it.
+    The run counts as successful when Argo says so and no node failed: a failed branch is handled
+    by the tally (so Argo calls the run Succeeded), but the metrics must show it. The failed
+    nodes, with the error type each left, are read from the Workflow itself (``--workflow``):
+    no argument of this step grows with the number of pull requests or retries.
     """
     rule = _step_rule()
     settings = _settings()
+    tally = steps.parse_counts(summary)
+    failed = _run_failures(workflow, namespace or rule.metadata.namespace, failures, tally)
+    log = get_logger("step", rule=rule.qualified_name)
+    for node in failed.first:
+        log.warning("failed node", node=node.name, template=node.template, message=node.message)
     if not settings.pushgateway_url:
         get_logger("metrics").info("PUSHGATEWAY_URL is not set; no metrics pushed")
         return
-    tally = steps.parse_counts(summary)
-    errors = Counter(tally.get("errors") or {}) + Counter(steps.failure_errors(failures))
+    errors = Counter(tally.get("errors") or {}) + Counter(failed.errors)
+    branches_failed = int(tally.get("branchesFailed") or 0)
     pushed = summary_from_counts(
         rule.qualified_name,
         tally | {"errors": dict(errors)},
         duration_seconds=steps.parse_seconds(duration),
-        succeeded=status == "Succeeded" and steps.failed_nodes(failures) == 0,
+        succeeded=status == "Succeeded" and failed.nodes == 0 and branches_failed == 0,
         finished_at=time.time(),
         interval_seconds=_interval_seconds(rule),
     )
     _push(settings.pushgateway_url, pushed)
+
+
+def _run_failures(
+    workflow: str | None, namespace: str, failures: str, tally: dict[str, Any]
+) -> FailureSummary:
+    """The run's failed nodes, counted, from its Workflow object (else what is known)."""
+    if workflow is None:  # a workflow compiled before --workflow: its own failures argument
+        listed = [
+            FailedNode(str(n.get("displayName", "")), "Pod", "", str(n.get("message", "")))
+            for n in steps.failed_node_list(failures)
+        ]
+        return summarize_failures(listed)
+    try:
+        api = KubernetesAPI.from_environment(os.environ)
+        if api is None:
+            raise APIUnreadable("no Kubernetes API in this pod")
+        return summarize_failures(failed_nodes(api, namespace, workflow))
+    except APIUnreadable as exc:
+        lost = int(tally.get("branchesFailed") or 0)
+        get_logger("step").warning(
+            "failed nodes not read: failed branches counted as step errors", error=str(exc)
+        )
+        return FailureSummary(nodes=lost, errors={"step": lost} if lost else {})
 
 
 def _step_error(step: str, exc: Exception, kind: str = "github") -> NoReturn:
@@ -672,12 +760,20 @@ def _step_error(step: str, exc: Exception, kind: str = "github") -> NoReturn:
     raise typer.Exit(steps.EX_TEMPFAIL if retryable else EXIT_CONFIG)
 
 
+TERMINATION_LOG_ENV = "AI_OPERATOR_TERMINATION_LOG"
+
+
 def _write_termination_message(text: str) -> None:
-    """Write Kubernetes' termination message, when the container has the file (in a pod)."""
-    if steps.TERMINATION_LOG.exists():
+    """Write Kubernetes' termination message, when the container has the file (in a pod).
+
+    ``AI_OPERATOR_TERMINATION_LOG`` names another file, for a local run of the pipeline.
+    """
+    elsewhere = os.environ.get(TERMINATION_LOG_ENV, "").strip()  # a local run of the pipeline
+    path = Path(elsewhere) if elsewhere else steps.TERMINATION_LOG
+    if elsewhere or path.exists():
         # Not writable here: the message is a nicety, the exit code is what counts.
         with contextlib.suppress(OSError):
-            steps.TERMINATION_LOG.write_text(text)
+            path.write_text(text)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

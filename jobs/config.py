@@ -21,6 +21,12 @@
 | LOG_FORMAT          | json or console (default: console on a terminal, else json)     |
 | DECISION_CACHE_MAX_AGE_SECONDS | how long a decision is reused while its facts stay (86400) |
 | XDG_CACHE_HOME      | where ``run`` keeps its decisions (default ~/.cache)             |
+| AI_OPERATOR_LIMITS  | the namespace's limits (JSON; the compiler sets it)             |
+
+Limits (:mod:`jobs.rules.limits`): with ``AI_OPERATOR_LIMITS`` unset, the built-in ones apply
+(every repository and action, and only the installation's own model endpoint, ``AI_ENDPOINT``).
+:func:`check_limits` refuses a rule that exceeds them and :func:`resolve_ai` refuses to hand the
+AI token to an endpoint they do not allow, before any client exists.
 
 Tokens are kept as :class:`pydantic.SecretStr` so that no repr, log line or dump shows them.
 Reading the environment happens once, in :meth:`Settings.from_env`; everything else is pure.
@@ -35,6 +41,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import SecretStr
 
+from jobs.rules.encoding import StepInputError, limits_from_env
+from jobs.rules.limits import BUILT_IN, LimitsSpec, endpoint_problem, limit_problems
 from jobs.rules.model import AIProvider, AISettings, RuleSpec
 
 _N = TypeVar("_N", int, float)
@@ -90,6 +98,8 @@ class Settings:
     """``XDG_CACHE_HOME``."""
     home: str | None = None
     """``HOME``."""
+    limits: LimitsSpec = BUILT_IN
+    """``AI_OPERATOR_LIMITS``: what the rules run here may reach."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -119,6 +129,10 @@ class Settings:
             raise ConfigError(
                 f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, not {text('LOG_LEVEL')!r}"
             )
+        try:
+            limits = limits_from_env(env)
+        except StepInputError as exc:
+            raise ConfigError(str(exc)) from exc
         return cls(
             github_token=secret("GITHUB_TOKEN"),
             github_url=text("GITHUB_GRAPHQL_URL") or DEFAULT_GITHUB_GRAPHQL_URL,
@@ -154,6 +168,7 @@ class Settings:
             decision_max_age_seconds=_max_age(text("DECISION_CACHE_MAX_AGE_SECONDS")),
             cache_home=text("XDG_CACHE_HOME"),
             home=text("HOME"),
+            limits=limits,
         )
 
     def secrets(self) -> tuple[str, ...]:
@@ -192,6 +207,24 @@ def rule_repositories(spec: RuleSpec, settings: Settings) -> tuple[str, ...]:
     return tuple(dict.fromkeys(repos))
 
 
+def check_limits(spec: RuleSpec, settings: Settings) -> None:
+    """Refuse a rule that exceeds ``settings.limits``: a one-line ConfigError naming each field.
+
+    Every step runs it before it reads or writes, so that a rule changed under a running
+    workflow cannot widen what that workflow reaches.
+    """
+    problems = limit_problems(
+        spec,
+        settings.limits,
+        repositories=rule_repositories(spec, settings),
+        installation_endpoint=settings.ai_endpoint,
+    )
+    if problems:
+        raise ConfigError(
+            "the rule exceeds its namespace's limits: " + "; ".join(map(str, problems))
+        )
+
+
 def model_identity(rule_ai: AISettings, settings: Settings) -> str:
     """``provider/model`` of a rule, as :func:`resolve_ai` would choose them (no token needed).
 
@@ -203,7 +236,15 @@ def model_identity(rule_ai: AISettings, settings: Settings) -> str:
 
 
 def resolve_ai(rule_ai: AISettings, settings: Settings) -> AIConfig:
-    """Merge a rule's model settings over the environment's into one :class:`AIConfig`."""
+    """Merge a rule's model settings over the environment's into one :class:`AIConfig`.
+
+    A rule's own endpoint must be one ``settings.limits`` allows (:func:`endpoint_problem`):
+    else a ConfigError, and no client is ever built to send the AI token there.
+    """
+    if rule_ai.endpoint is not None:
+        refused = endpoint_problem(rule_ai.endpoint, settings.limits.ai, settings.ai_endpoint)
+        if refused is not None:
+            raise ConfigError(f"spec.ai.endpoint: {refused}")
     endpoint = rule_ai.endpoint or settings.ai_endpoint
     provider = rule_ai.provider or settings.ai_provider or infer_provider(endpoint)
     token = settings.ai_token

@@ -22,9 +22,14 @@ The workflow, entrypoint ``reconcile`` (a DAG), exit handler ``report``::
   ``memo_max_age``, and a branch whose act failed is not remembered (the next run tries again).
   Nothing is aggregated but the outcomes: no argument grows with the number of PRs' text.
 - ``tally`` adds the outcomes to fetch's counts, exported as the global output ``summary``.
-- ``report`` always runs. When ``tally`` never ran, ``{{workflow.outputs.parameters.summary}}``
-  stays unresolved: Argo leaves unknown tags of a pod template as they are, and the report step
-  reads that text as "no counts" and still exits 0.
+- ``report`` always runs. Its arguments are bounded whatever the number of PRs or retries: the
+  tally's counts (which include the branches that handed no outcome), the run's status, duration
+  and name. It reads the failed nodes, and the error type each left, from its own Workflow
+  through the API (``get`` on Workflows), never from ``{{workflow.failures}}``, which lists every
+  failed node and retry and passes Linux's 128 KiB limit for one argument at a few hundred
+  failing PRs. When ``tally`` never ran, ``{{workflow.outputs.parameters.summary}}`` stays
+  unresolved: Argo leaves unknown tags of a pod template as they are, and the report step reads
+  that text as "no counts" and still exits 0.
 
 The step command lines (:func:`fetch_command`, :data:`DECIDE_COMMAND` ...) are the contract with
 ``ai-operator step``. This module builds data only: it talks to no cluster (Hera's ``build()``
@@ -86,8 +91,9 @@ REPORT_COMMAND = (
     "ai-operator", "step", "report",
     "--summary", "{{workflow.outputs.parameters.summary}}",
     "--status", "{{workflow.status}}",
-    "--failures", "{{workflow.failures}}",
     "--duration", "{{workflow.duration}}",
+    "--workflow", "{{workflow.name}}",
+    "--namespace", "{{workflow.namespace}}",
 )  # fmt: skip
 
 # tally runs after the branches whatever they did; Skipped is an empty fan-out.

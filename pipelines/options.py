@@ -3,10 +3,10 @@
 :class:`CompileOptions` holds the cluster's choices (image, namespace, Secret and ConfigMap names,
 limits); the functions below turn a rule and those options into the pieces both targets share:
 bounded resource names, labels and annotations, the environment (the rule travels base64-encoded
-in ``AI_OPERATOR_RULE``; tokens only as ``secretKeyRef``), security contexts, resources and the
-``/tmp`` volume, image pull secrets and placement (node selector, tolerations, affinity). Everything
-is returned as Kubernetes-shaped dictionaries so that the Argo and the CronJob builders cannot
-drift apart.
+in ``AI_OPERATOR_RULE``, the namespace's limits as JSON in ``AI_OPERATOR_LIMITS``; tokens only as
+``secretKeyRef``), security contexts, resources and the ``/tmp`` volume, image pull secrets and
+placement (node selector, tolerations, affinity). Everything is returned as Kubernetes-shaped
+dictionaries so that the Argo and the CronJob builders cannot drift apart.
 
 Errors: :class:`CompileError` (options that cannot work, or a manifest that fails its own checks);
 it is for the operator running ``compile``, never retryable.
@@ -23,7 +23,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from jobs.rules.encoding import RULE_ENV, encode_rule
+from jobs.rules.encoding import LIMITS_ENV, RULE_ENV, encode_limits, encode_rule
+from jobs.rules.limits import BUILT_IN, LimitsSpec
 from jobs.rules.model import PRReconciliationRule
 
 Target = Literal["argo", "cronjob"]
@@ -130,6 +131,8 @@ class CompileOptions:
     affinity: Mapping[str, Any] = field(default_factory=dict, hash=False)
     tmp_size_limit: str = "64Mi"
     run_as_user: int = 65532
+    limits: LimitsSpec = BUILT_IN
+    """The administrator's limits for the rule's namespace; every pod checks them again."""
 
     def __post_init__(self) -> None:
         problems = _option_problems(self)
@@ -310,9 +313,10 @@ def rule_annotations(rule: PRReconciliationRule, note: str | None) -> dict[str, 
 def environment(
     rule: PRReconciliationRule, options: CompileOptions, tokens: Sequence[str]
 ) -> list[dict[str, Any]]:
-    """The container's ``env``: the rule, JSON logs, and the named tokens from the Secret."""
+    """The container's ``env``: the rule and its limits, JSON logs, the named tokens."""
     env: list[dict[str, Any]] = [
         {"name": RULE_ENV, "value": encode_rule(rule)},
+        {"name": LIMITS_ENV, "value": encode_limits(options.limits)},
         {"name": "LOG_FORMAT", "value": "json"},
     ]
     refs = {token: options.token_ref(token) for token in tokens}

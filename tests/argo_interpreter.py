@@ -61,9 +61,14 @@ Where a local run must differ from a cluster, on purpose:
   forked from one that imported the product once (the same command, environment and exit code,
   a fraction of the start-up). An argument of 128 KiB or more fails the pod before it starts,
   as Linux's ``execve`` does (E2BIG).
-- The Kubernetes API a pod's service account would reach is, for the memo ConfigMaps only, a
-  read-only server on loopback whose URL pods get as ``AI_OPERATOR_KUBERNETES_API``. Its environment is ``env`` (standing for the ``envFrom`` ConfigMap) plus the
+- The Kubernetes API a pod's service account would reach is, for the memo ConfigMaps and the
+  run's own Workflow (its ``status.nodes``: each node's name, type, template, phase and message,
+  as the run stands when the pod asks), a read-only server on loopback whose URL pods get as
+  ``AI_OPERATOR_KUBERNETES_API``. Its environment is ``env`` (standing for the ``envFrom`` ConfigMap) plus the
   container's ``env``; a ``secretKeyRef`` is looked up in ``secrets[(name, key)]``.
+- A container's termination log (``/dev/termination-log``) is a file in the pod's temporary
+  directory named by ``AI_OPERATOR_TERMINATION_LOG``; a failed pod's node message is Argo's
+  ``Error (exit code N)`` followed by what the container left there.
 - Each ``emptyDir`` mount gets a fresh temporary directory per pod. A ``command``/``args`` element
   that is the mount path or lies under it *as written in the template* (before substitution), and
   each output's ``valueFrom.path``, are rewritten into that directory.
@@ -105,6 +110,8 @@ MEMO_KEY = re.compile(r"^[a-zA-Z0-9][-a-zA-Z0-9]*$")  # Argo's cacheKeyRegex
 MAX_ARG_STRLEN = 128 * 1024  # Linux: one argument or environment string, terminator included
 CONFIG_MAP_DATA_LIMIT = 1024 * 1024  # Kubernetes refuses a ConfigMap whose data exceeds 1 MiB
 KUBERNETES_API_VARIABLE = "AI_OPERATOR_KUBERNETES_API"
+TERMINATION_LOG_VARIABLE = "AI_OPERATOR_TERMINATION_LOG"  # stands for /dev/termination-log
+TERMINATION_MESSAGE_BYTES = 4096
 CACHE_LABEL = ("workflows.argoproj.io/configmap-type", "Cache")
 _CONFIG_MAP_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _TAG = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)  # fasttemplate: "{{", then the next "}}"
@@ -217,9 +224,13 @@ class MemoCache:
             self.config_maps[name] = data
 
     @contextlib.contextmanager
-    def serve(self, namespace: str) -> Iterator[str]:
-        """A read-only Kubernetes API on loopback serving these ConfigMaps in ``namespace``."""
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _config_map_handler(self, namespace))
+    def serve(self, namespace: str, workflows: WorkflowSource | None = None) -> Iterator[str]:
+        """A read-only Kubernetes API on loopback serving these ConfigMaps in ``namespace``.
+
+        With ``workflows``, it also serves the Workflows of ``namespace`` that it knows by name.
+        """
+        handler = _config_map_handler(self, namespace, workflows or (lambda _: None))
+        server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()
         try:
@@ -241,13 +252,27 @@ def _go_json_struct(value: object) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":")).translate(_GO_HTML_TABLE)
 
 
-def _config_map_handler(memo: MemoCache, namespace: str) -> type[BaseHTTPRequestHandler]:
+WorkflowSource = Callable[[str], Mapping[str, Any] | None]
+"""The Workflow object named so, as the API would return it; None when there is none."""
+
+
+def _config_map_handler(
+    memo: MemoCache, namespace: str, workflows: WorkflowSource
+) -> type[BaseHTTPRequestHandler]:
     prefix = f"/api/v1/namespaces/{namespace}/configmaps/"
+    workflow_prefix = f"/apis/argoproj.io/v1alpha1/namespaces/{namespace}/workflows/"
 
     class Handler(BaseHTTPRequestHandler):
         disable_nagle_algorithm = True
 
         def do_GET(self) -> None:
+            if self.path.startswith(workflow_prefix):
+                workflow = workflows(self.path.removeprefix(workflow_prefix))
+                if workflow is None:
+                    self._reply(404, {"kind": "Status", "status": "Failure", "reason": "NotFound"})
+                else:
+                    self._reply(200, workflow)
+                return
             name = self.path.removeprefix(prefix) if self.path.startswith(prefix) else None
             with memo.lock:
                 data = dict(memo.config_maps[name]) if name in memo.config_maps else None
@@ -501,16 +526,15 @@ def run_cron_workflow(
 ) -> WorkflowRun:
     """Run one scheduled run of the CronWorkflow ``document``; see the module docstring.
 
-    With ``memo``, pods can read its ConfigMaps through a read-only API (their
-    ``AI_OPERATOR_KUBERNETES_API``), as a service account allowed to ``get`` ConfigMaps can.
+    Pods reach a read-only API (their ``AI_OPERATOR_KUBERNETES_API``) as a service account allowed
+    to ``get`` ConfigMaps and Workflows can: it serves the run's own Workflow and, with ``memo``,
+    the memo's ConfigMaps.
     """
     spec = check_cron_workflow(document)
     name = f"{document['metadata']['name']}-{int(now if now is not None else time.time())}"
     namespace = str(document["metadata"].get("namespace") or "default")
     with contextlib.ExitStack() as stack:
         pod_env = dict(env)
-        if memo is not None:
-            pod_env[KUBERNETES_API_VARIABLE] = stack.enter_context(memo.serve(namespace))
         run = _Run(
             spec,
             name=name,
@@ -524,6 +548,11 @@ def run_cron_workflow(
             pods=pods or SubprocessPods(),
             semaphore_limits=dict(semaphore_limits or {}),
         )
+        # As in a cluster, every pod can reach the API (the run's env is the pods': they learn
+        # where it is); without ``memo`` it serves no ConfigMap and nothing is memoized.
+        served = memo if memo is not None else MemoCache()
+        api = stack.enter_context(served.serve(namespace, run.workflow_document))
+        pod_env[KUBERNETES_API_VARIABLE] = api
         return run.execute()
 
 
@@ -1351,6 +1380,32 @@ class _Run:
         with self.lock:
             self.nodes.extend(nodes)
 
+    def workflow_document(self, name: str) -> dict[str, Any] | None:
+        """This run's Workflow as the API returns it, its nodes as they stand; else None.
+
+        Each finished node becomes one entry of ``status.nodes`` (Argo's ``NodeStatus`` fields
+        ``id``, ``name``, ``displayName``, ``type``, ``templateName``, ``phase``, ``message``).
+        """
+        if name != self.name:
+            return None
+        with self.lock:
+            finished = list(self.nodes)
+        nodes = {
+            f"{self.name}-{index}": {
+                "id": f"{self.name}-{index}",
+                "name": node.name,
+                "displayName": node.name,
+                "type": node.kind,
+                "templateName": node.template,
+                "phase": node.phase,
+                "message": node.message,
+            }
+            for index, node in enumerate(finished)
+        }
+        metadata = {"name": self.name, "namespace": self.namespace}
+        kind = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow"}
+        return kind | {"metadata": metadata, "status": {"phase": "Running", "nodes": nodes}}
+
     # the DAG
 
     def _run_dag(
@@ -1734,6 +1789,8 @@ class _Run:
             if too_long:  # Linux refuses the exec: the container never starts
                 message = f"argument list too long: a string of {too_long[0]} bytes (E2BIG)"
                 return _PodResult(FAILED, message=message)
+            termination_log = Path(root) / "termination-log"
+            env[TERMINATION_LOG_VARIABLE] = str(termination_log)
             try:
                 code, stderr = self.pods(argv, env, root, POD_TIMEOUT_SECONDS)
             except FileNotFoundError:
@@ -1741,8 +1798,10 @@ class _Run:
             except subprocess.TimeoutExpired:
                 return _PodResult(FAILED, message=f"killed after {POD_TIMEOUT_SECONDS} s")
             outputs, problem = _read_outputs(template, mounts, code == 0)
+            terminated = _termination_message(termination_log)
         if code != 0:
-            return _PodResult(FAILED, outputs, code, stderr, f"Error (exit code {code})")
+            message = f"Error (exit code {code})" + (f": {terminated}" if terminated else "")
+            return _PodResult(FAILED, outputs, code, stderr, message)
         return _PodResult(ERROR if problem else SUCCEEDED, outputs, code, stderr, problem or "")
 
     def _pod_env(
@@ -1849,6 +1908,14 @@ def _dag_phase(
         failing = [phase for phase in (FAILED, ERROR) if phase in branches[leaf]]
         result = failing[0] if failing else result
     return result
+
+
+def _termination_message(path: Path) -> str:
+    """What the container left in its termination log (Kubernetes keeps at most 4096 bytes)."""
+    try:
+        return path.read_bytes()[:TERMINATION_MESSAGE_BYTES].decode("utf-8", "replace").strip()
+    except OSError:
+        return ""
 
 
 def _mount_dirs(container: Mapping[str, Any], root: Path) -> dict[str, Path]:

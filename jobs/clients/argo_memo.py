@@ -43,12 +43,16 @@ OUTCOME = "outcome"
 TIMEOUT_SECONDS = 10.0
 
 
-class MemoUnreadable(Exception):
+class APIUnreadable(Exception):
+    """An object could not be read from the API; the message says why (never a credential)."""
+
+
+class MemoUnreadable(APIUnreadable):
     """The memo ConfigMaps could not be read; the message says why (never a credential)."""
 
 
 class KubernetesAPI:
-    """The one request the fetch step makes: read a ConfigMap's data."""
+    """The steps' read-only requests: a ConfigMap's data (fetch), the run's Workflow (report)."""
 
     def __init__(self, url: str, *, token: str | None = None, ca_file: str | None = None) -> None:
         if urlsplit(url).scheme not in {"http", "https"}:
@@ -74,6 +78,17 @@ class KubernetesAPI:
     def config_map_data(self, namespace: str, name: str) -> dict[str, str] | None:
         """The ``data`` of ConfigMap ``namespace/name``; None when it does not exist."""
         path = f"/api/v1/namespaces/{quote(namespace)}/configmaps/{quote(name)}"
+        try:
+            document = self.get(path, f"ConfigMap {name}")
+        except APIUnreadable as exc:
+            raise MemoUnreadable(str(exc)) from exc
+        if document is None:
+            return None
+        data = document.get("data")
+        return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+    def get(self, path: str, what: str) -> dict[str, Any] | None:
+        """The JSON object at ``path``; None when it does not exist (raises APIUnreadable)."""
         headers = {"Accept": "application/json"}
         request = urllib.request.Request(self.url + path, headers=headers)  # noqa: S310 - http(s)
         if self._token:
@@ -86,11 +101,10 @@ class KubernetesAPI:
         except urllib.error.HTTPError as exc:
             if exc.code == 404:
                 return None
-            raise MemoUnreadable(f"reading ConfigMap {name} answered HTTP {exc.code}") from exc
+            raise APIUnreadable(f"reading {what} answered HTTP {exc.code}") from exc
         except (OSError, ValueError) as exc:
-            raise MemoUnreadable(f"reading ConfigMap {name} failed: {exc}") from exc
-        data = document.get("data") if isinstance(document, dict) else None
-        return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+            raise APIUnreadable(f"reading {what} failed: {exc}") from exc
+        return document if isinstance(document, dict) else {}
 
 
 class ArgoMemo:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from jobs.policy.decision import Decision, escalation_labels
 from jobs.policy.guardrails import Block, blocked_action, guard
-from jobs.policy.markers import make_marker, render_marker
+from jobs.policy.markers import make_marker, render_marker, without_hidden_text
 from jobs.policy.snapshot import PullRequestSnapshot, PullRequestState
 from jobs.rules.model import Action, MergeMethod, PRReconciliationRule
 
@@ -188,13 +188,14 @@ def _comment(
     guardrail_reason: str | None,
 ) -> Comment | None:
     # The model's own comment fits only the action it chose; a guardrail's action gets ours.
-    own = (decision.comment or "").strip() if action is decision.proposed else ""
+    own = without_hidden_text(decision.comment or "").strip() if action is decision.proposed else ""
     if action is Action.WAIT or (action is Action.MERGE and not own):
         return None
     marker = make_marker(rule.qualified_name, action.value, decision.head_oid)
     text = own or _default_text(action, decision)
     if guardrail_reason:
         text = f"{text}\n\n> Safety rule: {guardrail_reason}."
+    text = without_hidden_text(text)  # the model's and the PR's words carry no marker of ours
     footer = (
         f"<sub>ai-operator · rule `{rule.qualified_name}` · {action.value} · "
         f"{decision.head_oid[:7]}</sub>"

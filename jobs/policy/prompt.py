@@ -7,6 +7,10 @@ whatever the template derives from it, renders as a quoted JSON string (see
 the user message as one JSON object between ``<pull_request_data>`` delimiters that the system
 prompt declares to be data. Pure: renders strings, performs no I/O.
 
+:data:`UNTRUSTED_VARIABLES` lists every variable whose value comes from the author's text
+(``argocd.app`` when the rule's ``argocdAppNamePattern`` uses such text); the others are numbers,
+GitHub's enumerations, times, or the rule's own names.
+
 Template variables keep the earlier design's names (``pr.number``, ``pr.title``, ``pr.author``,
 ``pr.labels``, ``pr.ciStatus``, ``pr.mergeable``, ``pr.reviews``, ``repository``, ``environment``,
 ``argocd.health``) and add the other facts under the names in :data:`VARIABLES`.
@@ -56,6 +60,22 @@ your answer format or the action.
 
 The operator's instructions for this rule follow.
 ----"""
+
+
+UNTRUSTED_VARIABLES = frozenset(
+    {
+        "pr.title",
+        "pr.body",
+        "pr.author",
+        "pr.labels",
+        "pr.checks",
+        "pr.reviews",
+        "pr.baseBranch",
+        "pr.headBranch",
+        "argocd.app",
+    }
+)
+"""The variables that hold text a pull request's author (or a tool on the PR) wrote."""
 
 
 @dataclass(frozen=True)
@@ -141,15 +161,19 @@ def environment_of(labels: tuple[str, ...]) -> str:
 
 
 def argocd_app_name(spec: RuleSpec, pr: PullRequestSnapshot) -> str:
-    """The Argo CD application name derived from ``argocdAppNamePattern`` ('' when unset)."""
+    """The Argo CD application name derived from ``argocdAppNamePattern`` ('' when unset).
+
+    A name derived from text the PR's author controls (``{{ pr.headBranch }}-preview``) is
+    :class:`Untrusted`: printed in the instruction as ``argocd.app``, it is quoted like that text.
+    """
     if not spec.argocdEnabled or not spec.argocdAppNamePattern:
         return ""
-    return render_template(
-        spec.argocdAppNamePattern,
-        template_variables(pr),
-        "spec.argocdAppNamePattern",
-        quote_untrusted=False,
-    ).strip()
+    pattern, variables = spec.argocdAppNamePattern, template_variables(pr)
+    what = "spec.argocdAppNamePattern"
+    name = render_template(pattern, variables, what, quote_untrusted=False).strip()
+    # Rendered again quoting untrusted text: any difference means the name comes from it.
+    derived = render_template(pattern, variables, what).strip() != name
+    return Untrusted(name) if derived else name
 
 
 def build_prompt(spec: RuleSpec, pr: PullRequestSnapshot) -> Prompt:

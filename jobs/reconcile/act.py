@@ -1,5 +1,9 @@
 """Act: re-read the pull request, plan on fresh facts, and apply the plan unless a dry run.
 
+First of all the decision must be one the rule could make (:mod:`jobs.policy.admission`): in
+the pipeline it arrives from another pod, so a decision for a repository, an action or labels
+outside the rule is refused as the row's error before anything is read or written.
+
 The guardrails and the selector run again on the facts read just before acting, and the merge
 itself carries ``expectedHeadOid``; :mod:`jobs.reconcile.apply` is the only module that changes
 GitHub. Any failure, expected or not, becomes the row's error, never an exception: one pull
@@ -11,6 +15,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from jobs.clients.github.errors import GitHubAuthError, GitHubError
+from jobs.policy.admission import Scope, admission_problems
 from jobs.policy.decision import Decision
 from jobs.policy.plan import plan
 from jobs.policy.snapshot import PullRequestSnapshot
@@ -27,13 +32,19 @@ def act(
     *,
     dry_run: bool,
     just_read: PullRequestSnapshot | None = None,
+    scope: Scope | None = None,
 ) -> PullRequestResult:
     """Re-read the PR, plan on fresh facts, and apply unless ``dry_run``.
 
     ``just_read`` are facts read moments ago in the same pass: when they already leave nothing
     to do (say, an escalation whose labels and comment are there), the fresh read is spared.
+    ``scope`` is what the rule may touch; without it the repository is not checked (the pass
+    gathered the pull request itself).
     """
     row = PullRequestResult.of(decision, dry_run=dry_run)
+    refused = admission_problems(rule, decision, scope)
+    if refused:
+        return row.failed(f"refused: {'; '.join(refused)}", "guardrail")
     if decision.action is Action.WAIT:
         return row
     try:

@@ -24,6 +24,7 @@ from jobs.clients.ai.usage import ModelUsage
 from jobs.clients.decision_cache import DecisionCacheError
 from jobs.clients.github.errors import GitHubError
 from jobs.log import get_logger
+from jobs.policy.admission import Scope
 from jobs.policy.decision import Decision, leave_alone
 from jobs.policy.reuse import Triage, remember
 from jobs.policy.snapshot import PullRequestSnapshot
@@ -93,18 +94,21 @@ def run_pass(
         progress(_progress_line(rule, split), None)
     rows: dict[str, PullRequestResult] = {}
     outcomes: list[Decision | PullRequestResult] = []
+    scope = Scope(tuple(repositories))  # act admits only decisions about these
     with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
         asked = [pool.submit(_decide_metered, rule, c.pr, ai, clock) for c in split.ask]
         # Acting is serialized, but starts with the first decision: it overlaps the asking.
         for candidate in split.reuse:
             decision = candidate.remembered.decision if candidate.remembered else None
             if decision is not None:
-                row = act(rule, decision, github, dry_run=dry_run, just_read=candidate.pr)
+                row = act(
+                    rule, decision, github, dry_run=dry_run, just_read=candidate.pr, scope=scope
+                )
                 rows[candidate.pr.display] = row.metered(ModelUsage(), 0.0, reused=True)
         for candidate, future in zip(split.ask, asked, strict=True):
             outcome, usage, latency = future.result()
             outcomes.append(outcome)
-            row = _act_on(rule, outcome, candidate.pr, github, dry_run)
+            row = _act_on(rule, outcome, candidate.pr, github, dry_run, scope)
             rows[candidate.pr.display] = row.metered(usage, latency, reused=False)
     _keep(rule, reuse, split, outcomes, now)
     for pr in prs:  # the report keeps the search's order
@@ -160,9 +164,10 @@ def _act_on(
     pr: PullRequestSnapshot,
     github: GitHubPort,
     dry_run: bool,
+    scope: Scope,
 ) -> PullRequestResult:
     if isinstance(outcome, Decision):
-        return act(rule, outcome, github, dry_run=dry_run, just_read=pr)
+        return act(rule, outcome, github, dry_run=dry_run, just_read=pr, scope=scope)
     return outcome
 
 

@@ -10,8 +10,9 @@ those Argo's memo will replay (reused) and those deferred (:func:`fetch_run`); e
 output carries the model calls and tokens it spent and the run that asked (:class:`Decided`);
 each PR's act writes its branch's small outcome (:func:`branch_outcome`); the tally adds them up
 (:func:`tally`), a branch replayed from another run's memo counting as reused; a failing step
-leaves its error type in its termination message (:func:`termination_message`), which the exit
-handler reads back from ``{{workflow.failures}}`` (:func:`failure_errors`).
+leaves its error type in its termination message (:func:`termination_message`), which Argo puts
+in the node's message and the exit handler reads back from its Workflow's failed nodes
+(:mod:`jobs.reconcile.failures`); a branch that handed no outcome is counted by the tally.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from typing import Any
 from jobs.clients.ai.usage import ModelUsage
 from jobs.clients.argo_memo import MemoUnreadable
 from jobs.clients.github.errors import GitHubError
+from jobs.policy.admission import Scope
 from jobs.policy.decision import Decision, leave_alone
 from jobs.policy.plan import plan
 from jobs.policy.selection import selection_problems
@@ -179,16 +181,17 @@ def act_decided(
     *,
     dry_run: bool,
     run: str | None,
+    scope: Scope | None = None,
 ) -> list[PullRequestResult]:
     """Apply every decision, serialized, each on fresh facts; each row carries what it cost.
 
     A decision made by another run than ``run`` (replayed from the memo) is marked reused and
-    costs nothing in this run.
+    costs nothing in this run. ``scope``: what the rule may touch (:mod:`jobs.policy.admission`).
     """
     rows = [
         PullRequestResult.of(item.decision, dry_run=dry_run)
         if item.settled
-        else act(rule, item.decision, github, dry_run=dry_run)
+        else act(rule, item.decision, github, dry_run=dry_run, scope=scope)
         for item in decided
     ]
     metered = []
@@ -276,7 +279,7 @@ def termination_message(kind: str, message: str) -> str:
     """What a failing step writes to its termination log: its error type, then the message.
 
     Argo puts a failed container's termination message into the node's message, which the exit
-    handler reads back from ``{{workflow.failures}}`` (:func:`failure_errors`).
+    handler reads back from its Workflow (:mod:`jobs.reconcile.failures`).
     """
     return f"{ERROR_TYPE_MARK}{kind}: {' '.join(message.split())}"[:TERMINATION_MESSAGE_CHARS]
 
@@ -290,6 +293,11 @@ def failure_errors(text: str) -> dict[str, int]:
     """
     found = (_ERROR_TYPE.search(str(node.get("message", ""))) for node in _failures(text))
     return dict(Counter(match.group("type") for match in found if match))
+
+
+def failed_node_list(text: str) -> list[dict[str, Any]]:
+    """The nodes ``{{workflow.failures}}`` lists (workflows compiled before ``--workflow``)."""
+    return _failures(text)
 
 
 def _failures(text: str) -> list[dict[str, Any]]:
@@ -449,6 +457,8 @@ def tally(outcomes: str, counts: str, run: str | None) -> dict[str, Any]:
         "reused": left_out + replayed,
         "deferred": _count(fetched.get("deferred")),
         "decisionsReused": left_out + replayed,
+        # Branches fetch listed that handed no outcome: they failed (bounded by the run's cap).
+        "branchesFailed": max(0, _count(fetched.get("toDecide")) - decided - replayed),
     }
     return total
 

@@ -113,7 +113,8 @@ def test_all_namespaces_bind_a_cluster_role_cluster_wide(helm: Helm) -> None:
 
 def test_argo_pipeline_pods_may_only_report_task_results_and_read_the_memo(helm: Helm) -> None:
     """Argo's emissary executor needs workflowtaskresults create/patch; fetch reads the memo
-    ConfigMaps by name (jobs/clients/argo_memo.py), so ``get`` on ConfigMaps: no list, no write."""
+    ConfigMaps by name (jobs/clients/argo_memo.py), so ``get`` on ConfigMaps: no list, no write;
+    the exit handler reads its own Workflow's failed nodes (jobs/clients/argo_workflow.py)."""
     rendered = helm.template()
     account = rendered.controller_config()["compile"]["serviceAccount"]
     role = rendered.one("Role", account, NAMESPACE)
@@ -123,13 +124,16 @@ def test_argo_pipeline_pods_may_only_report_task_results_and_read_the_memo(helm:
             "resources": ["workflowtaskresults"],
             "verbs": ["create", "patch"],
         },
+        {"apiGroups": ["argoproj.io"], "resources": ["workflows"], "verbs": ["get"]},
         {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]},
     ]
     assert set(permissions(role["rules"])) == {
         ("argoproj.io", "workflowtaskresults", "create"),
         ("argoproj.io", "workflowtaskresults", "patch"),
+        ("argoproj.io", "workflows", "get"),
         ("", "configmaps", "get"),
     }
+    assert not allows(role["rules"], "argoproj.io", "workflows", "list")
     assert not allows(role["rules"], "", "configmaps", "list")
     assert not allows(role["rules"], "", "secrets", "get")
     binding = rendered.one("RoleBinding", account, NAMESPACE)

@@ -25,7 +25,15 @@ from tests.argo_interpreter import (
     run_cron_workflow,
 )
 from tests.conftest import AI_TOKEN, GITHUB_TOKEN
-from tests.e2e.test_pipeline import SECRETS, STAGING, assert_clean, example, pod_env
+from tests.e2e.test_pipeline import (
+    SECRETS,
+    STAGING,
+    assert_clean,
+    example,
+    gateway_series,
+    pod_env,
+)
+from tests.services import pushgateway
 
 pytestmark = pytest.mark.e2e
 
@@ -104,3 +112,58 @@ def test_two_hundred_prs_are_settled_in_one_run_and_none_twice(pods: ForkedPods)
     assert largest_input(run, tally=False) < 8 * 1024  # a PR's branch gets its own data only
     assert largest_input(run, tally=True) < MAX_ARG_STRLEN // 2  # counts, no PR text
     assert all(memo.data_bytes(name) < CONFIG_MAP_DATA_LIMIT // 8 for name in memo.config_maps)
+
+
+FAILING = 300
+
+
+@pytest.mark.services
+def test_at_three_hundred_failing_prs_the_report_starts_and_pushes(pods: ForkedPods) -> None:
+    """A model outage fails every decide pod: the exit handler still starts, with arguments of a
+    few hundred bytes, reads the failed nodes from its Workflow and pushes the run's metrics.
+
+    ``{{workflow.failures}}``, which the report step was once handed, would be over Linux's
+    128 KiB limit for one argument here, and the report could not have started.
+    """
+    document = example("staging-automerge").to_document()
+    document["spec"] |= {"maxPullRequests": FAILING, "repositories": list(REPOSITORIES)}
+    rule = PRReconciliationRule.model_validate(document)
+    options = CompileOptions(max_decisions_per_run=FAILING, parallelism=8)
+    compiled = compile_rule(rule, "argo", options).document
+    world = GitHubWorld()
+    for repository in REPOSITORIES:
+        world.add_repository(repository, labels=[*STAGING, "needs-human-approval"])
+    for index in range(FAILING):
+        repository = REPOSITORIES[index % len(REPOSITORIES)]
+        world.add_pull_request(repository, number=index // 4 + 1, labels=STAGING)
+    with (
+        FakeGitHub(world, token=GITHUB_TOKEN) as github,
+        FakeLLM(token=AI_TOKEN) as llm,
+        pushgateway() as gateway,
+    ):
+        llm.fail_next(FAILING, status=400)  # the endpoint refuses every request: not retried
+        env = pod_env(github, llm, PUSHGATEWAY_URL=gateway)
+        run = run_cron_workflow(compiled, env=env, secrets=SECRETS, pods=pods, workers=8)
+        series = gateway_series(gateway)
+
+    failed = [n for n in run.nodes if n.phase in {"Failed", "Error"}]
+    assert [n.template for n in failed].count("decide") == FAILING
+    assert len(argo_failures(failed).encode()) > MAX_ARG_STRLEN  # what the report once got
+    report = run.node(f"{run.name}.onExit")
+    assert (report.phase, report.exit_code) == ("Succeeded", 0)
+    assert max(len(arg.encode()) for arg in report.inputs.values() or [""]) < 1024
+    assert "metrics pushed" in report.stderr
+    assert report.stderr.count('"failed node"') == 10  # the first failures, for people
+    assert series['ai_operator_last_run_errors{type="ai"}'] == FAILING
+    assert series["ai_operator_run_success"] == 0
+    assert github.mutations == []
+
+
+def argo_failures(nodes: list[Any]) -> str:
+    """``{{workflow.failures}}`` for ``nodes``, as Argo writes it (JSON, then quoted)."""
+    listed = [
+        {"displayName": n.name, "message": n.message, "templateName": n.template,
+         "phase": n.phase, "podName": n.name, "finishedAt": "2026-12-06T20:00:00Z"}
+        for n in nodes
+    ]  # fmt: skip
+    return json.dumps(json.dumps(listed, separators=(",", ":")))

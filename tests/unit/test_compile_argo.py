@@ -346,7 +346,8 @@ def test_step_command_lines_are_the_step_contract() -> None:
                   "--summary-output", "/tmp/outputs/summary.json"],
         "report": ["ai-operator", "step", "report", "--summary",
                    "{{workflow.outputs.parameters.summary}}", "--status", "{{workflow.status}}",
-                   "--failures", "{{workflow.failures}}", "--duration", "{{workflow.duration}}"],
+                   "--duration", "{{workflow.duration}}", "--workflow", "{{workflow.name}}",
+                   "--namespace", "{{workflow.namespace}}"],
     }  # fmt: skip
     in_order = [tuple(commands[n]) for n in ("fetch", "decide", "act", "tally", "report")]
     fetch = fetch_command(make_rule(), OPTIONS)
