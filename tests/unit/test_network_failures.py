@@ -11,7 +11,6 @@ import io
 import json
 import socket
 import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -128,10 +127,8 @@ def test_github_host_not_found_is_named_at_once_and_not_retried(
     """A name that does not resolve: one attempt, no wait, the host and URL named."""
     sleep = RecordedSleep()
     client = github_at(UNRESOLVABLE, sleep)
-    started = time.monotonic()
     with pytest.raises(GitHubUnreachable) as raised:
         client.viewer_login()
-    assert time.monotonic() - started < 2
     assert str(raised.value) == (
         "GitHub at http://nonexistent.invalid:8080/graphql: host not found "
         "(nonexistent.invalid does not resolve)"
@@ -222,11 +219,9 @@ def test_model_host_not_found_is_not_retried(
 ) -> None:
     """A name that does not resolve is named at once; the SDK does not retry it."""
     client = model_at("http://nonexistent.invalid:9/v1", provider)
-    started = time.monotonic()
     with pytest.raises(AIUnreachable) as raised:
         ask(client)
-    assert time.monotonic() - started < 1  # the SDK's two retries would wait about 1.5 s
-    assert [line for line in log_lines() if "Retrying" in line["event"]] == []
+    assert [line for line in log_lines() if "Retrying" in line["event"]] == []  # no SDK retry
     assert str(raised.value) == (
         "could not reach the model endpoint at http://nonexistent.invalid:9/v1: host not found "
         "(nonexistent.invalid does not resolve)"
