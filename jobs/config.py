@@ -42,7 +42,13 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import SecretStr
 
 from jobs.rules.encoding import StepInputError, limits_from_env
-from jobs.rules.limits import BUILT_IN, LimitsSpec, endpoint_problem, limit_problems
+from jobs.rules.limits import (
+    BUILT_IN,
+    LimitsSpec,
+    effective_endpoint,
+    endpoint_problem,
+    limit_problems,
+)
 from jobs.rules.model import AIProvider, AISettings, RuleSpec
 
 _N = TypeVar("_N", int, float)
@@ -218,6 +224,7 @@ def check_limits(spec: RuleSpec, settings: Settings) -> None:
         settings.limits,
         repositories=rule_repositories(spec, settings),
         installation_endpoint=settings.ai_endpoint,
+        installation_provider=installation_provider(settings),
     )
     if problems:
         raise ConfigError(
@@ -238,13 +245,18 @@ def model_identity(rule_ai: AISettings, settings: Settings) -> str:
 def resolve_ai(rule_ai: AISettings, settings: Settings) -> AIConfig:
     """Merge a rule's model settings over the environment's into one :class:`AIConfig`.
 
-    A rule's own endpoint must be one ``settings.limits`` allows (:func:`endpoint_problem`):
-    else a ConfigError, and no client is ever built to send the AI token there.
+    Where a rule's own endpoint or provider sends the token (:func:`effective_endpoint`) must be
+    a place ``settings.limits`` allows (:func:`endpoint_problem`): else a ConfigError, and no
+    client is ever built to send the AI token there.
     """
-    if rule_ai.endpoint is not None:
-        refused = endpoint_problem(rule_ai.endpoint, settings.limits.ai, settings.ai_endpoint)
+    if rule_ai.endpoint is not None or rule_ai.provider is not None:
+        target = effective_endpoint(rule_ai.endpoint, rule_ai.provider, settings.ai_endpoint)
+        refused = endpoint_problem(
+            target, settings.limits.ai, settings.ai_endpoint, installation_provider(settings)
+        )
         if refused is not None:
-            raise ConfigError(f"spec.ai.endpoint: {refused}")
+            field = "spec.ai.endpoint" if rule_ai.endpoint is not None else "spec.ai.provider"
+            raise ConfigError(f"{field}: {refused}")
     endpoint = rule_ai.endpoint or settings.ai_endpoint
     provider = rule_ai.provider or settings.ai_provider or infer_provider(endpoint)
     token = settings.ai_token
@@ -263,6 +275,11 @@ def resolve_ai(rule_ai: AISettings, settings: Settings) -> AIConfig:
         or settings.ai_timeout_seconds
         or DEFAULT_AI_TIMEOUT_SECONDS,
     )
+
+
+def installation_provider(settings: Settings) -> AIProvider:
+    """The provider the installation's own settings choose (``AI_PROVIDER``, else inferred)."""
+    return settings.ai_provider or infer_provider(settings.ai_endpoint)
 
 
 def infer_provider(endpoint: str | None) -> AIProvider:

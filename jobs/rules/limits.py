@@ -36,7 +36,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from jobs.rules.model import API_GROUP, API_VERSION, Action, AIProvider, RuleSpec
+from jobs.rules.model import Action, AIProvider, RuleSpec
 
 KIND = "PRReconciliationLimits"
 PLURAL = "prreconciliationlimits"
@@ -46,6 +46,12 @@ DEFAULT_NAME = "default"
 """The limits object that governs every namespace no other object names."""
 
 REPOSITORY_GLOB_PATTERN = r"^[A-Za-z0-9_.*?\[\]-]+/[A-Za-z0-9_.*?\[\]-]+$"
+
+PUBLIC_ENDPOINTS = {
+    AIProvider.ANTHROPIC: "https://api.anthropic.com",
+    AIProvider.OPENAI: "https://api.openai.com/v1",
+}
+"""Where each SDK sends requests when no endpoint is set (the SDKs' own default base URLs)."""
 
 
 class _Spec(BaseModel):
@@ -155,12 +161,13 @@ def limit_problems(
     *,
     repositories: Sequence[str],
     installation_endpoint: str | None,
+    installation_provider: AIProvider | None = None,
 ) -> list[LimitProblem]:
     """Every way ``spec`` exceeds ``limits``; empty when the rule stays within them.
 
     ``repositories`` are the rule's resolved repositories (its own, or the installation's
     defaults); ``installation_endpoint`` is the administrator's ``AI_ENDPOINT`` (None: the
-    provider's public API).
+    public API of ``installation_provider``, Anthropic's when that is None too).
     """
     problems = [
         LimitProblem(
@@ -181,12 +188,15 @@ def limit_problems(
         for index, action in enumerate(spec.allowedActions)
         if action not in ceiling
     ]
-    problems += _ai_problems(spec, limits, installation_endpoint)
+    problems += _ai_problems(spec, limits, installation_endpoint, installation_provider)
     return problems
 
 
 def _ai_problems(
-    spec: RuleSpec, limits: LimitsSpec, installation_endpoint: str | None
+    spec: RuleSpec,
+    limits: LimitsSpec,
+    installation_endpoint: str | None,
+    installation_provider: AIProvider | None,
 ) -> list[LimitProblem]:
     problems: list[LimitProblem] = []
     provider = spec.ai.provider
@@ -198,21 +208,42 @@ def _ai_problems(
                 f"(allowed: {', '.join(p.value for p in limits.ai.providers)})",
             )
         )
-    endpoint = spec.ai.endpoint
-    if endpoint is not None:
-        reason = endpoint_problem(endpoint, limits.ai, installation_endpoint)
+    if spec.ai.endpoint is not None or provider is not None:
+        endpoint = effective_endpoint(spec.ai.endpoint, provider, installation_endpoint)
+        reason = endpoint_problem(endpoint, limits.ai, installation_endpoint, installation_provider)
         if reason is not None:
-            problems.append(LimitProblem("spec.ai.endpoint", reason))
+            field = "spec.ai.endpoint" if spec.ai.endpoint is not None else "spec.ai.provider"
+            problems.append(LimitProblem(field, reason))
     return problems
 
 
+def effective_endpoint(
+    rule_endpoint: str | None, rule_provider: AIProvider | None, installation_endpoint: str | None
+) -> str:
+    """Where a rule's requests, and so the AI token, go.
+
+    The rule's endpoint; else the installation's; else the public API of the rule's provider
+    (a rule that only switches the provider sends the token to that provider's API).
+    """
+    if rule_endpoint is not None:
+        return rule_endpoint
+    if installation_endpoint is not None:
+        return installation_endpoint
+    return PUBLIC_ENDPOINTS[rule_provider or AIProvider.ANTHROPIC]
+
+
 def endpoint_problem(
-    endpoint: str, limits: AILimits, installation_endpoint: str | None
+    endpoint: str,
+    limits: AILimits,
+    installation_endpoint: str | None,
+    installation_provider: AIProvider | None = None,
 ) -> str | None:
     """Why the installation's AI token may not be sent to ``endpoint``; None when it may.
 
     The check every holder of the token runs before a request: the controller when it admits a
-    rule, the decide step before it builds a client.
+    rule, the decide step before it builds a client. With no endpoint listed in ``limits``, only
+    the installation's own endpoint is allowed: ``installation_endpoint``, or when that is None the
+    public API of ``installation_provider`` (Anthropic's when None).
     """
     parts = urlsplit(endpoint)
     if parts.scheme not in {"http", "https"} or not parts.hostname:
@@ -224,10 +255,11 @@ def endpoint_problem(
             f"{endpoint!r} is plain http to a host that is not loopback "
             "(the administrator may allow it with ai.allowInsecureHttp)"
         )
-    allowed = list(limits.endpoints) or ([installation_endpoint] if installation_endpoint else [])
+    own = installation_endpoint or PUBLIC_ENDPOINTS[installation_provider or AIProvider.ANTHROPIC]
+    allowed = list(limits.endpoints) or [own]
     if any(_below(endpoint, base) for base in allowed):
         return None
-    shown = ", ".join(allowed) if allowed else "the provider's public API only"
+    shown = ", ".join(allowed)
     return f"{endpoint!r} is not an allowed model endpoint in this namespace (allowed: {shown})"
 
 
@@ -250,6 +282,3 @@ def _below(endpoint: str, base: str) -> bool:
     prefix = want.path.rstrip("/")
     path = got.path.rstrip("/")
     return path == prefix or path.startswith(prefix + "/")
-
-
-API = f"{API_GROUP}/{API_VERSION}"
