@@ -16,6 +16,8 @@ from tests.chart.helm import CHART, ROOT, VALUE_FILES, Helm
 
 KUBERNETES_VERSIONS = ["1.28.0", kubernetes_validate.latest_version()]
 CRD_FILE = "prreconciliationrules.aioperator.io.yaml"
+LIMITS_CRD_FILE = "prreconciliationlimits.aioperator.io.yaml"
+CRD_FILES = (CRD_FILE, LIMITS_CRD_FILE)
 
 # (values file or None for the defaults, --set values)
 VALUE_SETS = [pytest.param(None, id="defaults")] + [
@@ -126,20 +128,23 @@ def test_rendered_rules_pass_the_cli_validator(helm: Helm, tmp_path: Path) -> No
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_chart_crd_is_the_project_crd() -> None:
-    """The chart installs exactly crds/'s CRD, byte for byte."""
-    copy, source = CHART / "crds" / CRD_FILE, ROOT / "crds" / CRD_FILE
+@pytest.mark.parametrize("name", CRD_FILES)
+def test_chart_crd_is_the_project_crd(name: str) -> None:
+    """The chart installs exactly crds/'s CRDs, byte for byte."""
+    copy, source = CHART / "crds" / name, ROOT / "crds" / name
     assert copy.read_bytes() == source.read_bytes(), (
         f"{copy.relative_to(ROOT)} differs from {source.relative_to(ROOT)}: "
-        f"scripts/generate-crd --file {copy.relative_to(ROOT)}"
+        "python scripts/generate-crd"
     )
-    assert sorted(path.name for path in (CHART / "crds").iterdir()) == [CRD_FILE]
+    assert sorted(path.name for path in (CHART / "crds").iterdir()) == sorted(CRD_FILES)
 
 
-def test_crd_is_rendered_once(helm: Helm) -> None:
-    """`helm template --include-crds` gives the CRD once, unchanged."""
-    (crd,) = helm.template().of_kind("CustomResourceDefinition")
-    assert crd == yaml.safe_load((ROOT / "crds" / CRD_FILE).read_text())
+def test_crds_are_rendered_once(helm: Helm) -> None:
+    """`helm template --include-crds` gives each CRD once, unchanged."""
+    crds = helm.template().of_kind("CustomResourceDefinition")
+    assert sorted(crds, key=lambda crd: crd["metadata"]["name"]) == [
+        yaml.safe_load((ROOT / "crds" / name).read_text()) for name in sorted(CRD_FILES)
+    ]
 
 
 def test_default_install_creates_no_cluster_wide_permissions(helm: Helm) -> None:
