@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from jobs.rules.encoding import RULE_ENV, encode_rule
+from jobs.rules.limits import BUILT_IN, LimitsSpec
 from jobs.rules.model import PRReconciliationRule
 
 Target = Literal["argo", "cronjob"]
@@ -130,6 +131,9 @@ class CompileOptions:
     affinity: Mapping[str, Any] = field(default_factory=dict, hash=False)
     tmp_size_limit: str = "64Mi"
     run_as_user: int = 65532
+    limits: LimitsSpec = field(default=BUILT_IN, hash=False)
+    """What the administrator allows the rule's namespace (its PRReconciliationLimits); every step
+    checks its rule against them again before it reads or writes."""
 
     def __post_init__(self) -> None:
         problems = _option_problems(self)

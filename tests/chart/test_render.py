@@ -62,8 +62,8 @@ def test_every_object_is_valid_kubernetes(
     """Every rendered object passes Kubernetes' own schema, unknown fields included."""
     rendered = helm.template(*render_args(value_file))
     for doc in rendered.docs:
-        if doc["kind"] == "PRReconciliationRule":
-            continue
+        if doc["kind"] in {"PRReconciliationRule", "PRReconciliationLimits"}:
+            continue  # our own kinds: checked against their CRDs below
         kubernetes_validate.validate(doc, version, strict=True)
 
 
@@ -76,7 +76,7 @@ def test_every_object_names_its_namespace(helm: Helm, value_file: Path | None) -
         metadata = doc["metadata"]
         if doc["kind"] in {"ClusterRole", "ClusterRoleBinding"}:
             assert metadata["name"].startswith(f"{rendered.release_namespace}-")
-        elif doc["kind"] != "CustomResourceDefinition":
+        elif doc["kind"] not in {"CustomResourceDefinition", "PRReconciliationLimits"}:
             assert metadata.get("namespace"), f"{doc['kind']} {metadata['name']}"
 
 
@@ -147,10 +147,17 @@ def test_crds_are_rendered_once(helm: Helm) -> None:
     ]
 
 
-def test_default_install_creates_no_cluster_wide_permissions(helm: Helm) -> None:
-    """Serving only the release namespace needs only a Role and a RoleBinding there."""
-    kinds = {doc["kind"] for doc in helm.template().docs}
-    assert not kinds & {"ClusterRole", "ClusterRoleBinding"}
+def test_default_install_reads_only_the_limits_cluster_wide(helm: Helm) -> None:
+    """Serving only the release namespace: the one cluster-wide permission is reading the
+    (cluster-scoped) PRReconciliationLimits."""
+    (role,) = helm.template().of_kind("ClusterRole")
+    assert role["rules"] == [
+        {
+            "apiGroups": ["aioperator.io"],
+            "resources": ["prreconciliationlimits"],
+            "verbs": ["list", "watch"],
+        }
+    ]
 
 
 def test_release_name_prefixes_every_name(helm: Helm) -> None:
@@ -162,8 +169,11 @@ def test_release_name_prefixes_every_name(helm: Helm) -> None:
         return {
             (doc["kind"], doc["metadata"]["name"])
             for doc in rendered.docs
-            if doc["kind"] != "CustomResourceDefinition"
+            if doc["kind"] not in {"CustomResourceDefinition", "PRReconciliationLimits"}
         }
 
     assert names(ours).isdisjoint(names(theirs))
-    assert all(name.startswith("team-prs-ai-operator") for _, name in names(theirs))
+    assert all(
+        name.removeprefix(f"{theirs.release_namespace}-").startswith("team-prs-ai-operator")
+        for _, name in names(theirs)
+    )

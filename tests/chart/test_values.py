@@ -19,7 +19,7 @@ EARLIER = VALUES / "earlier-design.yaml"
     [
         pytest.param(["executor=foo"], "- executor: executor must be one of", id="executor"),
         pytest.param(["replicaCount=x"], "- replicaCount: Invalid type", id="replicas-type"),
-        pytest.param(["replicaCount=2"], "- replicaCount: Must be less than", id="replicas-max"),
+        pytest.param(["replicaCount=3"], "- replicaCount: Must be less than", id="replicas-max"),
         pytest.param(["workflow.parallelism=0"], "- workflow.parallelism:", id="parallelism"),
         pytest.param(["workflow.memoMaxAge=1 day"], "- workflow.memoMaxAge:", id="duration"),
         pytest.param(["workflow.podGCDeleteDelay=10"], "- workflow.podGCDeleteDelay:", id="gc"),
