@@ -190,6 +190,6 @@ class Checker:
         return self._pool
 
     def _abandon(self, pool: concurrent.futures.ThreadPoolExecutor) -> None:
-        pool.shutdown(wait=False, cancel_futures=True)
+        pool.shutdown(wait=False)  # what was queued there still runs, then its threads end
         if self._pool is pool:
             self._pool = None

@@ -118,6 +118,8 @@ class LeaderElection:
     lease_seconds: float = 15.0
     renew_seconds: float = 10.0
     retry_seconds: float = 2.0
+    release_on_stop: bool = True
+    """Give the Lease up on a graceful stop, so that another replica takes over at once."""
 
 
 @dataclass(frozen=True)

@@ -87,7 +87,8 @@ class LeaderElector:
         finally:
             if leading is not None:
                 await self._stop_leading(leading, lost)
-                await self._release()
+                if settings.release_on_stop:
+                    await self._release()
 
     async def _stop_leading(self, task: asyncio.Task[None], lost: asyncio.Event) -> None:
         self.leading = False
