@@ -311,6 +311,17 @@ class KubeClient:
             content_type=MERGE_PATCH,
         )
 
+    async def patch(
+        self, resource: Resource, namespace: str, name: str, change: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Merge ``change`` into the object (RFC 7386 merge patch)."""
+        return await self._request(
+            "PATCH",
+            resource.path(namespace, name),
+            body=json.dumps(change),
+            content_type=MERGE_PATCH,
+        )
+
     async def update(
         self, resource: Resource, namespace: str, document: Mapping[str, Any]
     ) -> dict[str, Any]:

@@ -29,6 +29,7 @@ A rule never stops another: every failure becomes the rule's status (``Invalid``
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -239,10 +240,33 @@ class RuleReconciler:
                 await self._delete_owned(resource, rule)
             except KubeError as exc:
                 if outcome.state != "ready":
-                    return outcome
+                    # An invalid rule must run nothing: suspend what could not be deleted, and
+                    # try the deletion again soon.
+                    await self._suspend_owned(resource, rule)
+                    return dataclasses.replace(outcome, pending=True)
                 message = f"could not delete the rule's {resource.kind}: {exc}"
                 return Outcome("apply_failed", "ApplyFailed", short(message), outcome.generated)
         return outcome
+
+    async def _suspend_owned(self, resource: Resource, rule: Mapping[str, Any]) -> None:
+        """Suspend this rule's objects of ``resource`` (when they cannot be deleted)."""
+        metadata = rule["metadata"]
+        try:
+            found = await self._client.list(
+                resource, metadata["namespace"], f"{RULE_LABEL}={_rule_label(rule)}"
+            )
+            for item in found.get("items") or []:
+                if _controlled_by(item, rule):
+                    name = item["metadata"]["name"]
+                    await self._client.patch(
+                        resource, metadata["namespace"], name, {"spec": {"suspend": True}}
+                    )
+        except KubeError as exc:
+            self._log.warning(
+                "could not suspend an invalid rule's objects",
+                rule=f"{metadata['namespace']}/{metadata['name']}",
+                error=str(exc),
+            )
 
     async def _delete_owned(self, resource: Resource, rule: Mapping[str, Any]) -> None:
         """Delete the objects of ``resource`` labelled for this rule and controlled by it."""

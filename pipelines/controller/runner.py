@@ -429,7 +429,7 @@ class Controller:
             self._seen_versions[key] = result.status_version
             if key in self._latest:
                 self._latest[key] = result.written
-        if result.outcome.state == "apply_failed":
+        if result.outcome.state == "apply_failed" or result.outcome.pending:
             self._retry_later(key)
         else:
             self._failures.pop(key, None)

@@ -60,6 +60,9 @@ class Outcome:
     """The object was written by this reconciliation (not merely found up to date)."""
     told: tuple[Event, ...] = ()
     """More events to post (an object put back after a hand edit, an old object adopted)."""
+    pending: bool = False
+    """Something the outcome calls for is not done yet (an invalid rule's object could not be
+    deleted): the rule is reconciled again soon."""
 
 
 @dataclass(frozen=True)

@@ -170,3 +170,28 @@ async def test_an_invalid_new_generation_removes_the_old_workflow_first(api: Api
         2,
     )
     assert "unknown timezone 'America'" in status(api, "staging-automerge")["lastError"]
+
+
+async def test_an_invalid_rules_workflow_that_cannot_be_deleted_is_suspended(
+    api: ApiServer,
+) -> None:
+    """The deletion refused: the CronWorkflow is suspended at once, and deleted on a retry."""
+    add_rule(api)
+    async with running(api) as controller:
+        await settled(controller)
+        api.fail("DELETE", "cronworkflows", 500, times=4)  # one deletion's every attempt
+        put_raw_rule(api, "staging-automerge", timezone="America")
+        await eventually(
+            lambda: (
+                (api.stored(CRON_WORKFLOWS, NAMESPACE, "staging-automerge") or {})
+                .get("spec", {})
+                .get("suspend")
+                is True
+                or api.stored(CRON_WORKFLOWS, NAMESPACE, "staging-automerge") is None
+            )
+        )
+        await eventually(lambda: api.stored(CRON_WORKFLOWS, NAMESPACE, "staging-automerge") is None)
+        await settled(controller)
+    suspends = [c for c in api.calls if (c.verb, c.resource) == ("patch", "cronworkflows")]
+    assert len(suspends) == 2  # the first apply, then the suspension
+    assert condition(api, "staging-automerge", "Invalid")["status"] == "True"
