@@ -42,7 +42,7 @@ from pipelines.controller.kube import LIMITS, RULES, Gone, KubeClient, KubeError
 from pipelines.controller.leader import LeaderElector
 from pipelines.controller.reconcile import RuleReconciler
 from pipelines.controller.status import State
-from pipelines.controller.sweep import sweep
+from pipelines.controller.sweep import own_memo, sweep
 from pipelines.controller.tenancy import LimitsCache
 
 Key = tuple[str, str]  # (namespace, name)
@@ -335,6 +335,7 @@ class Controller:
             items = listing.get("items") or []
             if namespace not in self._listed:
                 await sweep(self._client, self._config, namespace, items)
+            await own_memo(self._client, self._config, namespace, items)
             self._relisted(namespace, items)
             self._listed.add(namespace)
             version = str((listing.get("metadata") or {}).get("resourceVersion") or "")

@@ -6,7 +6,9 @@ Run once per served scope after the first list of its rules (by the leader only)
   collector removes them too, in its own time; an object of a rule re-created under the same
   name is left to that rule, which adopts it);
 - Argo's memoization caches (ConfigMaps labelled as such and named ``ai-operator-memo-...``)
-  of rules that no longer exist;
+  of rules that no longer exist; and :func:`own_memo` (at every full list) makes each living
+  rule the owner of its caches, which Argo's workflow controller creates without an owner, so
+  that Kubernetes deletes them with their rule;
 - Pushgateway groups of rules that no longer exist, so that no alert fires for a rule that is
   gone.
 
@@ -56,6 +58,41 @@ async def sweep(
         log.warning("the start-up sweep could not finish", error=str(exc))
     if config.pushgateway_url:
         await _groups(config.pushgateway_url, scope, present, log)
+
+
+async def own_memo(
+    client: KubeClient,
+    config: ControllerConfig,
+    scope: str | None,
+    rules: Iterable[Mapping[str, Any]],
+) -> None:
+    """Give each rule's memo ConfigMaps an owner reference to the rule (when they lack one)."""
+    if config.target != "argo":
+        return
+    owners = {
+        (str(rule["metadata"].get("namespace") or ""), memo_prefix(rule["metadata"]["name"])): rule
+        for rule in rules
+        if rule["metadata"].get("uid")
+    }
+    log = get_logger("ai_operator.controller").bind(scope=scope or "all namespaces")
+    try:
+        found = await client.list(CONFIG_MAPS, scope, MEMO_CACHE_LABEL)
+        for item in found.get("items") or []:
+            metadata = item["metadata"]
+            namespace, name = str(metadata.get("namespace") or ""), str(metadata["name"])
+            rule = owners.get((namespace, name[:-2]))
+            if rule is None or metadata.get("ownerReferences"):
+                continue
+            reference = {
+                "apiVersion": rule.get("apiVersion") or "aioperator.io/v1alpha1",
+                "kind": rule.get("kind") or KIND,
+                "name": rule["metadata"]["name"],
+                "uid": rule["metadata"]["uid"],
+            }
+            change = {"metadata": {"ownerReferences": [reference]}}
+            await client.patch(CONFIG_MAPS, namespace, name, change)
+    except KubeError as exc:
+        log.warning("could not own the rules' memo ConfigMaps", error=str(exc))
 
 
 async def _generated(

@@ -208,3 +208,38 @@ async def test_a_retry_waiting_for_a_deleted_rule_is_cancelled(api: ApiServer) -
         api.remove(RULES, NAMESPACE, RULE)
         await eventually(lambda: controller.pending_retries == 0)
         await settled(controller)
+
+
+async def test_memo_config_maps_are_owned_by_their_rule(api: ApiServer) -> None:
+    """Argo creates a rule's memo caches without an owner: the controller makes the rule their
+    owner, so that Kubernetes deletes them with it; a cache that has an owner is left alone."""
+    rule = add_rule(api)
+    ours = memo(api, RULE)
+    api.put(
+        CONFIG_MAPS,
+        {
+            "metadata": {
+                "name": f"{memo_prefix(RULE)}-1",
+                "namespace": NAMESPACE,
+                "labels": CACHE_LABEL,
+                "ownerReferences": [{"apiVersion": "v1", "kind": "Other", "name": "x", "uid": "u"}],
+            }
+        },
+    )
+    async with running(api) as controller:
+        await settled(controller)
+    owned = api.stored(CONFIG_MAPS, NAMESPACE, ours)
+    assert owned is not None
+    assert owned["metadata"]["ownerReferences"] == [
+        {
+            "apiVersion": "aioperator.io/v1alpha1",
+            "kind": "PRReconciliationRule",
+            "name": RULE,
+            "uid": rule["metadata"]["uid"],
+        }
+    ]
+    other = api.stored(CONFIG_MAPS, NAMESPACE, f"{memo_prefix(RULE)}-1")
+    assert other is not None
+    assert other["metadata"]["ownerReferences"][0]["kind"] == "Other"
+    api.remove(RULES, NAMESPACE, RULE)  # the garbage collector follows the reference
+    assert api.stored(CONFIG_MAPS, NAMESPACE, ours) is None

@@ -41,6 +41,11 @@ async def test_every_kind_of_work_sends_exactly_the_expected_requests(
             "status": {"phase": "Failed"},
         },
     )
+    cache = {"workflows.argoproj.io/configmap-type": "Cache"}
+    api.put(  # Argo's memo cache of "kept": the controller makes the rule its owner
+        CONFIG_MAPS,
+        {"metadata": {"name": f"{memo_prefix('kept')}-1", "namespace": NAMESPACE, "labels": cache}},
+    )
     for target in ("argo", "cronjob", "argo"):
         async with running(api, config(namespaces=namespaces, target=target)) as controller:
             await settled(controller)
