@@ -251,11 +251,13 @@ class Controller:
     async def _serve_limits_rounds(self) -> None:
         loop = asyncio.get_running_loop()
         failures = 0
+        warned = False
         while True:
             try:
                 listing = await self._client.list(LIMITS)
             except NotFound:
-                if failures == 0:
+                if not warned:
+                    warned = True
                     self._log.warning(
                         "the cluster has no PRReconciliationLimits resource: the built-in "
                         "limits apply (install the chart's CRDs)"
@@ -267,7 +269,7 @@ class Controller:
                 self._log.warning("could not list the limits; no rule is checked", error=str(exc))
                 await asyncio.sleep(delay)
                 continue
-            failures += 1
+            failures = 0
             assert self._limits_listed is not None
             if self._limits.replace(listing.get("items") or []) and self._limits_listed.is_set():
                 self._limits_changed()

@@ -54,6 +54,11 @@ def test_schema_refuses_wrong_values_naming_their_path(
             id="token-without-secret",
         ),
         pytest.param(
+            ["replicaCount=2", "controller.leaderElection.enabled=false"],
+            "replicaCount: more than one replica needs controller.leaderElection.enabled",
+            id="two-replicas-without-election",
+        ),
+        pytest.param(
             ["secret.create=true", "github.token=ghp-x"],
             "secret.create is true: ai.token is required",
             id="secret-without-token",

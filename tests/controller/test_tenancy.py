@@ -186,3 +186,18 @@ async def test_no_rule_is_admitted_before_the_limits_are_read(api: ApiServer) ->
         await eventually(lambda: invalid(api))
         await settled(controller)
     assert [c for c in api.calls if c.resource == "cronworkflows" and c.verb == "patch"] == []
+
+
+async def test_without_the_limits_crd_the_built_in_limits_apply(
+    api: ApiServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No PRReconciliationLimits resource in the cluster (404): the built-in limits, a warning."""
+    api.fail("GET", "prreconciliationlimits", 404)
+    add_rule(api, ai={"endpoint": "https://collector.example.net"})
+    add_rule(api, "plain")
+    async with running(api) as controller:
+        await settled(controller)
+    assert ready(api, "plain")
+    assert "is not an allowed model endpoint" in condition(api, "Invalid")["message"]
+    assert "(the built-in limits)" in condition(api, "Invalid")["message"]
+    assert "the built-in limits apply" in capsys.readouterr().out

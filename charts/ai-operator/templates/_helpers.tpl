@@ -168,6 +168,9 @@ ConfigMap.
 {{- fail (printf "secret.create is true: %s.token is required (or read it from an existing Secret with %s.tokenSecretName)" $name $name) }}
 {{- end }}
 {{- end }}
+{{- if and (gt (int .Values.replicaCount) 1) (not .Values.controller.leaderElection.enabled) }}
+{{- fail "replicaCount: more than one replica needs controller.leaderElection.enabled" }}
+{{- end }}
 {{- if and (not .Values.rbac.create) (not .Values.rbac.serviceAccountName) }}
 {{- fail "rbac.create is false: rbac.serviceAccountName must name an existing ServiceAccount" }}
 {{- end }}
