@@ -69,8 +69,16 @@ class WorkQueue:
         self._active: set[Key] = set()
 
     def put(self, key: Key, work: Work) -> None:
-        """Queue ``work`` for ``key``, replacing what was waiting for it."""
+        """Queue ``work`` for ``key``, replacing what was waiting for it.
+
+        A forced reconciliation stays forced: a newer object (the watch reporting the
+        controller's own status write, say) does not cancel a resync, a retry or a change of
+        limits.
+        """
         waiting = key in self._pending
+        previous = self._pending.get(key)
+        if previous is not None and previous.force and not work.force and not work.deleted:
+            work = Work(work.rule, force=True)
         self._pending[key] = work
         if not waiting and key not in self._active:
             self._ready.put_nowait(key)
