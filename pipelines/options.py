@@ -131,8 +131,9 @@ class CompileOptions:
     affinity: Mapping[str, Any] = field(default_factory=dict, hash=False)
     tmp_size_limit: str = "64Mi"
     run_as_user: int = 65532
-    limits: LimitsSpec = BUILT_IN
-    """The administrator's limits for the rule's namespace; every pod checks them again."""
+    limits: LimitsSpec = field(default=BUILT_IN, hash=False)
+    """What the administrator allows the rule's namespace (its PRReconciliationLimits); every step
+    checks its rule against them again before it reads or writes."""
 
     def __post_init__(self) -> None:
         problems = _option_problems(self)

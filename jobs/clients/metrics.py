@@ -495,3 +495,24 @@ def _describe(exc: Exception, gateway_url: str) -> str:
     except ValueError:
         password = None
     return text.replace(password, "[REDACTED]") if password else text
+
+
+def list_groups(gateway_url: str, timeout: float = 5.0) -> list[dict[str, str]]:
+    """The grouping labels (``job`` included) of every group the gateway holds.
+
+    Raises :class:`GatewayError`.
+    """
+    url = f"{_base_url(gateway_url)}/api/v1/metrics"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as answer:  # noqa: S310 - configured
+            body = json.load(answer)
+    except (OSError, ValueError, HTTPException) as exc:
+        raise GatewayError(_describe(exc, gateway_url)) from exc
+    groups = body.get("data") if isinstance(body, dict) else None
+    if not isinstance(groups, list):
+        raise GatewayError("the gateway's answer holds no list of groups")
+    return [
+        {str(k): str(v) for k, v in group["labels"].items()}
+        for group in groups
+        if isinstance(group, dict) and isinstance(group.get("labels"), dict)
+    ]

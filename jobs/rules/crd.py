@@ -1,4 +1,8 @@
-"""The PRReconciliationRule CustomResourceDefinition, generated from the rule model.
+"""The CustomResourceDefinitions, generated from the models: rules and the administrator's limits.
+
+Two CRDs: PRReconciliationRule (namespaced, from :mod:`jobs.rules.model`) and
+PRReconciliationLimits (cluster-scoped, from :mod:`jobs.rules.limits`), each written to its file
+in ``crds/`` (:data:`CRDS` maps each path to its document).
 
 :func:`crd_document` turns ``RuleSpec.model_json_schema()`` into a Kubernetes *structural* schema
 (apiextensions.k8s.io/v1): every ``$ref`` is inlined, ``anyOf [X, null]`` becomes ``X`` (the API
@@ -19,6 +23,7 @@ from typing import Any
 
 import yaml
 
+from jobs.rules import limits
 from jobs.rules.model import (
     API_GROUP,
     API_VERSION,
@@ -32,10 +37,13 @@ from jobs.rules.model import (
 
 CRD_NAME = f"{PLURAL}.{API_GROUP}"
 CRD_PATH = f"crds/{CRD_NAME}.yaml"
+LIMITS_CRD_NAME = f"{limits.PLURAL}.{API_GROUP}"
+LIMITS_CRD_PATH = f"crds/{LIMITS_CRD_NAME}.yaml"
 CATEGORIES = ("ai-operator",)
 
 HEADER = (
-    "# Generated from the rule model (jobs/rules/model.py) by scripts/generate-crd: do not edit.\n"
+    "# Generated from the models (jobs/rules/model.py, jobs/rules/limits.py) by\n"
+    "# scripts/generate-crd: do not edit.\n"
     "# Regenerate with `python scripts/generate-crd`; `python scripts/generate-crd --check`\n"
     "# fails when this file differs from the model.\n"
 )
@@ -92,9 +100,63 @@ def crd_document() -> dict[str, Any]:
     }
 
 
-def render_crd_yaml() -> str:
-    """Render the CRD as the YAML text kept in :data:`CRD_PATH`, header comment included."""
-    body = yaml.safe_dump(crd_document(), sort_keys=False, width=100, allow_unicode=True)
+def limits_crd_document() -> dict[str, Any]:
+    """The cluster-scoped PRReconciliationLimits CRD: only cluster roles can write its objects."""
+    source = limits.LimitsSpec.model_json_schema()
+    spec = to_structural(source, source.get("$defs", {}))
+    schema = {
+        "type": "object",
+        "description": (
+            "What the rules of some namespaces may reach (repositories, actions, model "
+            "endpoints) and which Secret holds their tokens; written by cluster administrators."
+        ),
+        "properties": {
+            "apiVersion": {"type": "string"},
+            "kind": {"type": "string"},
+            "metadata": {"type": "object"},
+            "spec": spec,
+        },
+    }
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": LIMITS_CRD_NAME},
+        "spec": {
+            "group": API_GROUP,
+            "names": {
+                "kind": limits.KIND,
+                "listKind": f"{limits.KIND}List",
+                "plural": limits.PLURAL,
+                "singular": limits.SINGULAR,
+                "shortNames": list(limits.SHORT_NAMES),
+                "categories": list(CATEGORIES),
+            },
+            "scope": "Cluster",
+            "versions": [
+                {
+                    "name": API_VERSION,
+                    "served": True,
+                    "storage": True,
+                    "schema": {"openAPIV3Schema": schema},
+                    "additionalPrinterColumns": _limits_printer_columns(),
+                }
+            ],
+        },
+    }
+
+
+CRDS = {CRD_PATH: crd_document, LIMITS_CRD_PATH: limits_crd_document}
+"""Each CRD file (relative to the checkout) and the function building its document."""
+
+
+def render_crd_yaml(document: dict[str, Any] | None = None) -> str:
+    """Render a CRD (default: the rules') as the YAML text kept in ``crds/``, with its header."""
+    body = yaml.safe_dump(
+        document if document is not None else crd_document(),
+        sort_keys=False,
+        width=100,
+        allow_unicode=True,
+    )
     return HEADER + body
 
 
@@ -219,6 +281,23 @@ def _convert_keyword(key: str, value: Any, defs: dict[str, JsonSchema]) -> JsonS
         # Structural schemas forbid uniqueItems: true; a set-typed list says the same thing.
         return {"x-kubernetes-list-type": "set"} if value else {}
     return {key: copy.deepcopy(value)}
+
+
+def _column(name: str, kind: str, path: str, description: str, priority: int = 0) -> JsonSchema:
+    found = {"name": name, "type": kind, "jsonPath": path, "description": description}
+    return found | ({"priority": priority} if priority else {})
+
+
+def _limits_printer_columns() -> list[dict[str, Any]]:
+    """What ``kubectl get prlimits`` shows."""
+    return [
+        _column("Namespaces", "string", ".spec.namespaces", "Namespaces governed."),
+        _column("Repositories", "string", ".spec.repositories", "Repositories rules may cover."),
+        _column("Actions", "string", ".spec.allowedActions", "The most a rule may allow."),
+        _column("Endpoints", "string", ".spec.ai.endpoints", "Model endpoints rules may name."),
+        _column("Secret", "string", ".spec.secretName", "The namespace's token Secret.", 1),
+        _column("Age", "date", ".metadata.creationTimestamp", "Time since creation."),
+    ]
 
 
 def _printer_columns() -> list[dict[str, Any]]:

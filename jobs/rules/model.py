@@ -35,6 +35,27 @@ SHORT_NAMES = ("prrule",)
 DEFAULT_ESCALATION_LABEL = "needs-human-approval"
 REPOSITORY_PATTERN = r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$"
 
+# Bounds on every string and list of a rule, so that checking one costs a bounded time. Each is
+# far above what real rules use (the longest example instruction is about 1 KB).
+MAX_INSTRUCTION = 16384
+"""Characters of ``instruction`` (16 KiB; templates are checked in well under a second)."""
+MAX_TEMPLATE = 253
+"""Characters of ``argocdAppNamePattern`` (an application name is at most 253)."""
+MAX_LABEL = 100
+"""Characters of a label name (GitHub allows 50)."""
+MAX_LABELS = 20
+"""Labels in one list of a selector or of escalation settings."""
+MAX_BRANCH = 255
+MAX_LOGIN = 100
+MAX_TITLE_PATTERN = 500
+MAX_REPOSITORY = 140
+"""Characters of ``owner/name`` (GitHub: 39 for an owner, 100 for a name)."""
+MAX_REPOSITORIES = 100
+MAX_URL = 2048
+MAX_MODEL_NAME = 200
+MAX_SCHEDULE = 100
+MAX_TIMEZONE = 64
+
 
 class Action(StrEnum):
     """What a rule's pass may do to one pull request."""
@@ -80,18 +101,28 @@ def _searchable(value: str) -> str:
     return value
 
 
-SearchValue = Annotated[str, AfterValidator(_searchable)]
+SearchValue = Annotated[str, Field(max_length=MAX_BRANCH), AfterValidator(_searchable)]
+LabelName = Annotated[str, Field(max_length=MAX_LABEL), AfterValidator(_searchable)]
 """A label or branch name that GitHub's search can express."""
 
 
 class LabelSelector(_Spec):
     """Label conditions on a pull request."""
 
-    include: list[SearchValue] = Field(
-        default_factory=list, description="The pull request must carry ALL of these labels."
+    include: list[LabelName] = Field(
+        default_factory=list,
+        max_length=MAX_LABELS,
+        description=(
+            f"The pull request must carry ALL of these labels (at most {MAX_LABELS}, each at "
+            f"most {MAX_LABEL} characters)."
+        ),
     )
-    exclude: list[SearchValue] = Field(
-        default_factory=list, description="A pull request carrying ANY of these labels is skipped."
+    exclude: list[LabelName] = Field(
+        default_factory=list,
+        max_length=MAX_LABELS,
+        description=(
+            f"A pull request carrying ANY of these labels is skipped (at most {MAX_LABELS})."
+        ),
     )
 
 
@@ -100,10 +131,13 @@ class Selector(_Spec):
 
     labels: LabelSelector = Field(default_factory=LabelSelector)
     baseBranch: SearchValue | None = Field(
-        default=None, description="Base branch, e.g. 'main'.", examples=["main"]
+        default=None,
+        description=f"Base branch, e.g. 'main' (at most {MAX_BRANCH} characters).",
+        examples=["main"],
     )
     author: str | None = Field(
         default=None,
+        max_length=MAX_LOGIN,
         description=(
             "Author login: a person as 'octocat', a bot as 'dependabot[bot]' or 'app/dependabot' "
             "(the same bot)."
@@ -112,9 +146,10 @@ class Selector(_Spec):
     )
     titlePattern: str | None = Field(
         default=None,
+        max_length=MAX_TITLE_PATTERN,
         description=(
             "Regular expression (RE2 syntax: no lookaround, no backreferences) matched at the "
-            "start of the title, e.g. '^Bump '."
+            f"start of the title, e.g. '^Bump ' (at most {MAX_TITLE_PATTERN} characters)."
         ),
         examples=["^Bump "],
     )
@@ -141,9 +176,16 @@ class AISettings(_Spec):
         default=None, description="anthropic or openai (any OpenAI-compatible server)."
     )
     endpoint: str | None = Field(
-        default=None, description="Base URL, or a full Messages/Chat Completions URL."
+        default=None,
+        max_length=MAX_URL,
+        description=(
+            "Base URL, or a full Messages/Chat Completions URL; only endpoints the namespace's "
+            "PRReconciliationLimits allow (by default: the installation's own)."
+        ),
     )
-    model: str | None = Field(default=None, description="Model name, e.g. claude-sonnet-5.")
+    model: str | None = Field(
+        default=None, max_length=MAX_MODEL_NAME, description="Model name, e.g. claude-sonnet-5."
+    )
     temperature: float | None = Field(
         default=None,
         ge=0,
@@ -159,12 +201,14 @@ class AISettings(_Spec):
 class EscalationSettings(_Spec):
     """How escalation marks a pull request for a human."""
 
-    labels: list[str] = Field(
+    labels: list[Annotated[str, Field(max_length=MAX_LABEL)]] = Field(
         default_factory=lambda: [DEFAULT_ESCALATION_LABEL],
-        description="Labels added on escalation.",
+        max_length=MAX_LABELS,
+        description=f"Labels added on escalation (at most {MAX_LABELS}).",
     )
-    optionalLabels: list[str] = Field(
+    optionalLabels: list[Annotated[str, Field(max_length=MAX_LABEL)]] = Field(
         default_factory=list,
+        max_length=MAX_LABELS,
         description=(
             "Labels the model may choose to add when it escalates; any other label it names is "
             "ignored."
@@ -208,23 +252,31 @@ class RuleSpec(_Spec):
     selector: Selector
     instruction: str = Field(
         min_length=1,
+        max_length=MAX_INSTRUCTION,
         description=(
             "Natural-language instructions for the model, a Jinja template. Variables: pr.number, "
             "pr.title, pr.author, pr.labels, pr.ciStatus, pr.mergeable, pr.reviews, repository, "
-            "environment, argocd.health and the other pr.* facts documented in the README."
+            "environment, argocd.health and the other pr.* facts documented in the README. At "
+            f"most {MAX_INSTRUCTION} characters."
         ),
     )
-    repositories: list[Annotated[str, Field(pattern=REPOSITORY_PATTERN)]] = Field(
+    repositories: list[
+        Annotated[str, Field(max_length=MAX_REPOSITORY, pattern=REPOSITORY_PATTERN)]
+    ] = Field(
         default_factory=list,
+        max_length=MAX_REPOSITORIES,
         description=(
-            "Repositories covered, as owner/name. Default: GITHUB_ORGANIZATION with each of "
-            "GITHUB_REPOSITORIES."
+            "Repositories covered, as owner/name (at most "
+            f"{MAX_REPOSITORIES}). Default: GITHUB_ORGANIZATION with each of "
+            "GITHUB_REPOSITORIES. Only repositories the namespace's PRReconciliationLimits "
+            "allow."
         ),
         examples=[["acme/web"]],
     )
     argocdEnabled: bool = Field(default=False, description="Ask Argo CD for application health.")
     argocdAppNamePattern: str | None = Field(
         default=None,
+        max_length=MAX_TEMPLATE,
         description="Template of the Argo CD application name, e.g. '{{repository}}-staging'.",
         examples=["{{repository}}-staging"],
     )
@@ -239,11 +291,15 @@ class RuleSpec(_Spec):
     )
     schedule: str | None = Field(
         default=None,
+        max_length=MAX_SCHEDULE,
         description="Five-field cron schedule; an alternative to reconciliationInterval.",
         examples=["*/5 * * * *"],
     )
     timezone: str | None = Field(
-        default=None, description="IANA timezone of the schedule.", examples=["Europe/Paris"]
+        default=None,
+        max_length=MAX_TIMEZONE,
+        description="IANA timezone of the schedule.",
+        examples=["Europe/Paris"],
     )
     suspend: bool = Field(default=False, description="Stop scheduling passes.")
     mergeMethod: MergeMethod = Field(
@@ -255,6 +311,7 @@ class RuleSpec(_Spec):
     allowedActions: list[Action] = Field(
         default_factory=lambda: list(ALL_ACTIONS),
         min_length=1,
+        max_length=len(ALL_ACTIONS),
         description="Actions this rule may take; 'wait' is always possible.",
         # Each action at most once; the CRD states it as a set-typed list.
         json_schema_extra={"uniqueItems": True},

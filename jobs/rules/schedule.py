@@ -9,6 +9,7 @@ the longest one shorter than it, with a note saying so. Pure: no clock, no I/O.
 from __future__ import annotations
 
 import math
+import re
 import zoneinfo
 from dataclasses import dataclass
 
@@ -33,16 +34,31 @@ def check_cron(expression: str) -> None:
             f"cron schedule {expression!r} has {len(fields)} fields; five are needed "
             "(minute hour day-of-month month day-of-week)"
         )
-    if not croniter.is_valid(expression):
+    try:
+        valid = croniter.is_valid(expression)
+    except Exception:  # whatever the library does with odd input, the schedule is invalid
+        valid = False
+    if not valid:
         raise ValueError(f"cron schedule {expression!r} is not valid")
 
 
+_TIMEZONE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+){0,3}$")
+_MAX_TIMEZONE = 64
+
+
 def check_timezone(name: str) -> None:
-    """Raise ValueError unless ``name`` is an IANA timezone known to this machine."""
+    """Raise ValueError unless ``name`` is an IANA timezone known to this machine.
+
+    Whatever the name, only ValueError comes out: a directory of the database (``America``), a
+    name too long for a file name, or one with odd characters is an unknown timezone too.
+    """
+    shown = name if len(name) <= _MAX_TIMEZONE else name[:_MAX_TIMEZONE] + "..."
+    if len(name) > _MAX_TIMEZONE or not _TIMEZONE_NAME.match(name):
+        raise ValueError(f"unknown timezone {shown!r}")
     try:
         zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValueError(f"unknown timezone {name!r}") from exc
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError) as exc:
+        raise ValueError(f"unknown timezone {shown!r}") from exc
 
 
 def resolve(schedule: str | None, interval_seconds: int | None) -> Schedule:

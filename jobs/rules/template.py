@@ -38,9 +38,87 @@ from jinja2.sandbox import SandboxedEnvironment
 ARGOCD_UNKNOWN = "Unknown"
 _MAX_DEPTH = 6  # how deep containers are searched for untrusted text
 
+MAX_TEMPLATE_LENGTH = 16384
+"""Characters of one template (the rule model's bound on ``instruction``)."""
+MAX_NESTING = 20
+"""Blocks (``{% if %}``, ``{% for %}``, ...) and brackets nested in one another, at most."""
+MAX_RANGE = 1000
+"""Items of one ``range(...)`` in a template (Jinja's own sandbox allows 100,000)."""
+MAX_SEQUENCE = 100_000
+"""Characters or items a ``*`` or ``**`` in a template may produce."""
+_BLOCK_TAGS = frozenset(
+    {"if", "for", "macro", "call", "filter", "with", "block", "autoescape", "trans", "set"}
+)
+_OPENING = frozenset("([{")
+_CLOSING = frozenset(")]}")
+
 
 class TemplateError(Exception):
     """A template could not be rendered; the message names the template and the problem."""
+
+
+def size_problem(source: str) -> str | None:
+    """Why ``source`` is too large or too deeply nested to check or render; None when it is not.
+
+    Runs on Jinja's lexer only (linear, no recursion), before anything parses the template:
+    Jinja's parser and Python's compiler recurse once per nesting level.
+    """
+    if len(source) > MAX_TEMPLATE_LENGTH:
+        return (
+            f"the template has {len(source)} characters; at most {MAX_TEMPLATE_LENGTH} are allowed"
+        )
+    depth = deepest = 0
+    try:
+        lexed = make_environment(quote_untrusted=False).lex(source)
+        tokens = [token for token in lexed if token[1] != "whitespace"]
+    except jinja2.TemplateSyntaxError:
+        return None  # parsing reports it, with its line
+    for index, (line, kind, value) in enumerate(tokens):
+        if kind == "name" and index > 0 and tokens[index - 1][1] == "block_begin":
+            if value in _BLOCK_TAGS and not (value == "set" and _is_assignment(tokens, index)):
+                depth += 1
+            elif value.startswith("end"):
+                depth -= 1
+        elif kind == "operator" and value in _OPENING:
+            depth += 1
+        elif kind == "operator" and value in _CLOSING:
+            depth -= 1
+        deepest = max(deepest, depth)
+        if deepest > MAX_NESTING:
+            return (
+                f"line {line} of the template: blocks and brackets are nested more than "
+                f"{MAX_NESTING} deep"
+            )
+    return None
+
+
+def _is_assignment(tokens: list[tuple[int, str, str]], start: int) -> bool:
+    """Whether the ``{% set ... %}`` at ``start`` assigns in place (``=``), opening no block."""
+    for _, kind, value in tokens[start:]:
+        if kind == "block_end":
+            return False
+        if kind == "assign" or (kind == "operator" and value == "="):
+            return True
+    return False
+
+
+def bounded_range(*args: int) -> range:
+    """``range`` for templates: at most :data:`MAX_RANGE` items."""
+    found = range(*args)
+    if len(found) > MAX_RANGE:
+        raise OverflowError(f"range of {len(found)} items: at most {MAX_RANGE} are allowed")
+    return found
+
+
+def _bounded_binop(operator: str, left: Any, right: Any) -> None:
+    """Refuse ``*`` and ``**`` whose result would be huge, before computing it."""
+    if operator == "**" and isinstance(right, int | float) and abs(right) > 64:
+        raise OverflowError(f"exponent {right} is too large (at most 64)")
+    if operator == "*":
+        sized = [v for v in (left, right) if isinstance(v, str | list | tuple)]
+        count = next((v for v in (left, right) if isinstance(v, int)), None)
+        if sized and count is not None and len(sized[0]) * count > MAX_SEQUENCE:
+            raise OverflowError(f"repetition of more than {MAX_SEQUENCE} items")
 
 
 class Untrusted(str):
@@ -232,7 +310,8 @@ class QuotingSandbox(SandboxedEnvironment):
         return Untrusted(text) if any(is_tainted(p) for p in pieces) else text
 
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
-        """``+``, ``%``, ...: untrusted if an operand is."""
+        """``+``, ``%``, ...: untrusted if an operand is; huge ``*`` and ``**`` are refused."""
+        _bounded_binop(operator, left, right)
         result = super().call_binop(context, operator, left, right)
         return taint(result) if is_tainted(left) or is_tainted(right) else result
 
@@ -269,7 +348,9 @@ def make_environment(*, quote_untrusted: bool = True) -> SandboxedEnvironment:
         "autoescape": False,
         "keep_trailing_newline": True,
     }
-    return QuotingSandbox(**options) if quote_untrusted else SandboxedEnvironment(**options)
+    env = QuotingSandbox(**options) if quote_untrusted else SandboxedEnvironment(**options)
+    env.globals["range"] = bounded_range
+    return env
 
 
 def render_template(
@@ -281,6 +362,9 @@ def render_template(
     facts or a method of a value that raises are the template's errors too.
     """
     env = make_environment(quote_untrusted=quote_untrusted)
+    problem = size_problem(source)
+    if problem is not None:
+        raise TemplateError(f"{what}: {problem}")
     try:
         rendered = env.from_string(source).render(variables)
     except jinja2.TemplateSyntaxError as exc:

@@ -44,9 +44,17 @@ from jobs.rules.files import (
 )
 from jobs.rules.model import Action, FallbackAction, RuleSpec
 from jobs.rules.schedule import resolve
-from jobs.rules.template import ARGOCD_UNKNOWN, VARIABLE_TYPES, VARIABLES, make_environment
+from jobs.rules.template import (
+    ARGOCD_UNKNOWN,
+    MAX_RANGE,
+    VARIABLE_TYPES,
+    VARIABLES,
+    make_environment,
+    size_problem,
+)
 
 Severity = Literal["error", "warning"]
+_TOO_DEEP = "the document is nested too deeply to be read"
 
 # "pr" -> {"number", "title", ...}; plain variables ("repository") map to an empty set.
 _KNOWN: dict[str, frozenset[str]] = {
@@ -86,7 +94,15 @@ def validate_files(paths: Sequence[str | Path]) -> list[Finding]:
     findings: list[Finding] = []
     every_rule: list[LoadedRule] = []
     for path in paths:
-        rules, problems = load_rule_documents([path])
+        try:
+            rules, problems = load_rule_documents([path])
+        except RecursionError:
+            findings.append(Finding(RuleSource(str(path)), "", _TOO_DEEP, "error"))
+            continue
+        except Exception as exc:  # one line per file, never a traceback
+            message = f"could not be read as rules: {one_line(exc)}"
+            findings.append(Finding(RuleSource(str(path)), "", message, "error"))
+            continue
         findings += [_from_problem(problem) for problem in problems]
         for loaded in rules:
             findings += check_rule(loaded)
@@ -114,7 +130,27 @@ def load_valid_rules(paths: Sequence[str | Path]) -> list[LoadedRule]:
 
 
 def check_rule(loaded: LoadedRule) -> list[Finding]:
-    """Return the semantic findings on one rule that the model accepted."""
+    """Return the semantic findings on one rule that the model accepted.
+
+    Never raises: whatever goes wrong while checking (a template too deep for Python's parser,
+    an error of a library) is one error finding, with a one-line reason.
+    """
+    try:
+        return _checked(loaded)
+    except RecursionError:
+        message = "the rule is nested too deeply to be checked"
+    except Exception as exc:  # any failure to check is the rule's error, never a traceback
+        message = f"the rule could not be checked: {one_line(exc)}"
+    return [Finding(loaded.source, "spec", message, "error")]
+
+
+def one_line(exc: BaseException, limit: int = 200) -> str:
+    """``Type: message`` on one line, cut to ``limit`` characters."""
+    text = " ".join(f"{type(exc).__name__}: {exc}".split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _checked(loaded: LoadedRule) -> list[Finding]:
     spec = loaded.rule.spec
     found = list(_template_findings(loaded.source, "spec.instruction", spec.instruction))
     if spec.argocdAppNamePattern is not None:
@@ -132,6 +168,10 @@ def _from_problem(problem: RuleProblem) -> Finding:
 
 
 def _template_findings(source: RuleSource, field: str, template: str) -> Iterator[Finding]:
+    problem = size_problem(template)
+    if problem is not None:
+        yield Finding(source, field, problem, "error")
+        return
     env = make_environment()
     try:
         tree = env.parse(template)
@@ -151,6 +191,54 @@ def _template_findings(source: RuleSource, field: str, template: str) -> Iterato
         yield Finding(source, field, message, "error")
     for line, message in _unsafe_uses(tree):
         yield Finding(source, field, f"line {line} of the template: {message}", "error")
+    for line, message in _huge_ranges(tree):
+        yield Finding(source, field, f"line {line} of the template: {message}", "error")
+
+
+def _huge_ranges(tree: nodes.Template) -> Iterator[tuple[int, str]]:
+    """``range(...)`` of constants longer than the sandbox allows."""
+    for call in tree.find_all(nodes.Call):
+        if not (isinstance(call.node, nodes.Name) and call.node.name == "range"):
+            continue
+        values = [_constant(arg) for arg in call.args]
+        if not values or any(value is None for value in values):
+            continue
+        try:
+            size = len(range(*values))  # type: ignore[arg-type]
+        except (TypeError, ValueError, OverflowError):
+            size = MAX_RANGE + 1
+        if size > MAX_RANGE:
+            refused = f"range(...) of more than {MAX_RANGE} items is refused by the sandbox"
+            yield call.lineno, f"{refused}, rendering would fail"
+
+
+def _constant(node: nodes.Node) -> int | None:
+    """The value of an integer made of constants (``10**9``, ``-5``), else None; never huge."""
+    if isinstance(node, nodes.Const) and isinstance(node.value, int):
+        return int(node.value)
+    if isinstance(node, nodes.Neg):
+        inner = _constant(node.node)
+        return -inner if inner is not None else None
+    if isinstance(node, nodes.Pow | nodes.Mul | nodes.Add | nodes.Sub):
+        left, right = _constant(node.left), _constant(node.right)
+        if left is None or right is None:
+            return None
+        if isinstance(node, nodes.Pow):
+            if right < 0:
+                return 0
+            huge = abs(left) > 1 and right * abs(left).bit_length() > _HUGE.bit_length()
+            return _HUGE if huge else _clamped(left**right)
+        if isinstance(node, nodes.Mul):
+            return _clamped(left * right)
+        return _clamped(left + right if isinstance(node, nodes.Add) else left - right)
+    return None
+
+
+_HUGE = 10**12
+
+
+def _clamped(value: int) -> int:
+    return max(-_HUGE, min(_HUGE, value))
 
 
 def _unknown_variables(tree: nodes.Template) -> Iterator[tuple[int, str]]:

@@ -4,11 +4,15 @@ The controller watches PRReconciliationRules in the configured namespaces (or al
 for each rule, runs what ``ai-operator validate`` and ``ai-operator compile`` run, then applies
 the CronWorkflow (or CronJob) by server-side apply, owned by the rule, and writes the rule's
 status and events. It keeps no state of its own: a restart lists the rules and finds everything
-already in place. It takes no lock and runs one replica (no leader election, no finalizers).
+already in place. Every rule is checked against the administrator's PRReconciliationLimits for
+its namespace. Replicas elect one leader with a Lease; it adds no finalizers.
 
 Modules: :mod:`~pipelines.controller.config` (the configuration file),
 :mod:`~pipelines.controller.kube` (the API client), :mod:`~pipelines.controller.reconcile` (one
-rule), :mod:`~pipelines.controller.status` (status, events, runs; pure),
+rule), :mod:`~pipelines.controller.checking` (checking a rule off the event loop, in time),
+:mod:`~pipelines.controller.tenancy` (the limits; pure), :mod:`~pipelines.controller.sweep`
+(what deleted rules left), :mod:`~pipelines.controller.leader` (the Lease),
+:mod:`~pipelines.controller.status` (status, events, runs; pure),
 :mod:`~pipelines.controller.runner` (watch, resync, work queue),
 :mod:`~pipelines.controller.server` and :mod:`~pipelines.controller.metrics` (``/healthz``,
 ``/ready``, ``/metrics``).

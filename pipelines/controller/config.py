@@ -9,6 +9,18 @@
     metricsPort: 9090                # /metrics on a port of its own as well; null: none
     pushgatewayUrl: ""               # a deleted rule's groups are deleted there; "": none
     ruleDefaults: {reconciliationInterval: 30, maxPullRequests: 100}
+    installation:                    # what rules without their own use; checked against limits
+      organization: acme             # GITHUB_ORGANIZATION
+      repositories: [web, api]       # GITHUB_REPOSITORIES
+      aiEndpoint: ""                 # AI_ENDPOINT; "": the provider's public API
+    checkSeconds: 10                 # the time limit of checking one rule
+    leaderElection:                  # a coordination.k8s.io Lease; off: one replica only
+      enabled: true
+      namespace: ai-operator-system  # where the Lease lives (the release namespace)
+      leaseName: ai-operator-controller
+      leaseSeconds: 15               # client-go's defaults
+      renewSeconds: 10
+      retrySeconds: 2
     compile: {image: ..., secretKeys: {GITHUB_TOKEN: {name: S, key: K}}, ...}
 
 ``compile`` holds :class:`pipelines.options.CompileOptions` fields in camelCase
@@ -25,7 +37,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -36,7 +48,10 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from pipelines.options import CompileError, CompileOptions, Target
 
 # Options a configuration may not set, and why.
-_FIXED_OPTIONS = {"namespace": "compiled objects live in their rule's namespace (it owns them)"}
+_FIXED_OPTIONS = {
+    "namespace": "compiled objects live in their rule's namespace (it owns them)",
+    "limits": "the PRReconciliationLimits objects in the cluster set them, per namespace",
+}
 # camelCase spellings that the plain conversion would get wrong.
 _CAMEL_EXCEPTIONS = {"pod_gc_delete_delay": "podGCDeleteDelay"}
 _DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
@@ -74,6 +89,40 @@ class RuleDefaults:
 
 
 @dataclass(frozen=True)
+class Installation:
+    """The installation's own settings that rules fall back on, as the pods get them."""
+
+    organization: str = ""
+    repositories: tuple[str, ...] = ()
+    ai_endpoint: str | None = None
+
+    def rule_repositories(self, own: Sequence[str]) -> list[str]:
+        """A rule's repositories: its own, else the installation's (``owner/name`` only)."""
+        if own:
+            return list(dict.fromkeys(own))
+        names = [
+            name if "/" in name else f"{self.organization}/{name}"
+            for name in self.repositories
+            if "/" in name or self.organization
+        ]
+        return list(dict.fromkeys(names))
+
+
+@dataclass(frozen=True)
+class LeaderElection:
+    """Whether and how replicas elect the one that serves (client-go's defaults)."""
+
+    enabled: bool = False
+    namespace: str = "default"
+    lease_name: str = "ai-operator-controller"
+    lease_seconds: float = 15.0
+    renew_seconds: float = 10.0
+    retry_seconds: float = 2.0
+    release_on_stop: bool = True
+    """Give the Lease up on a graceful stop, so that another replica takes over at once."""
+
+
+@dataclass(frozen=True)
 class ControllerConfig:
     """What the controller serves and how it compiles."""
 
@@ -86,6 +135,10 @@ class ControllerConfig:
     pushgateway_url: str = ""
     rule_defaults: RuleDefaults = field(default_factory=RuleDefaults)
     compile: CompileOptions = field(default_factory=CompileOptions)
+    installation: Installation = field(default_factory=Installation)
+    check_seconds: float = 10.0
+    """How long checking one rule may take; longer makes it Invalid."""
+    leader_election: LeaderElection = field(default_factory=LeaderElection)
 
 
 class _RuleDefaultsFile(BaseModel):
@@ -93,6 +146,25 @@ class _RuleDefaultsFile(BaseModel):
 
     reconciliationInterval: int | None = Field(default=None, ge=10, le=86400)
     maxPullRequests: int | None = Field(default=None, ge=1, le=1000)
+
+
+class _InstallationFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    organization: str = Field(default="", max_length=100)
+    repositories: list[Annotated[str, Field(max_length=140)]] = Field(default_factory=list)
+    aiEndpoint: str = Field(default="", max_length=2048)
+
+
+class _LeaderElectionFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = False
+    namespace: str = Field(default="default", pattern=_DNS_LABEL, max_length=63)
+    leaseName: str = Field(default="ai-operator-controller", pattern=_DNS_LABEL, max_length=63)
+    leaseSeconds: float = Field(default=15.0, gt=0, le=3600)
+    renewSeconds: float = Field(default=10.0, gt=0, le=3600)
+    retrySeconds: float = Field(default=2.0, gt=0, le=3600)
 
 
 class _ConfigFile(BaseModel):
@@ -107,6 +179,9 @@ class _ConfigFile(BaseModel):
     metricsPort: int | None = Field(default=None, ge=1, le=65535)
     pushgatewayUrl: str = ""
     ruleDefaults: _RuleDefaultsFile = Field(default_factory=_RuleDefaultsFile)
+    installation: _InstallationFile = Field(default_factory=_InstallationFile)
+    checkSeconds: float = Field(default=10.0, gt=0, le=600)
+    leaderElection: _LeaderElectionFile = Field(default_factory=_LeaderElectionFile)
     compile: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -142,6 +217,12 @@ def parse_config(document: object, where: str = "controller.yaml") -> Controller
         options = compile_options(parsed.compile)
     except ControllerConfigError as exc:
         raise ControllerConfigError(f"{where}: {exc}") from exc
+    election = parsed.leaderElection
+    if not election.retrySeconds < election.renewSeconds < election.leaseSeconds:
+        raise ControllerConfigError(
+            f"{where}: leaderElection: retrySeconds < renewSeconds < leaseSeconds is needed "
+            f"(found {election.retrySeconds}, {election.renewSeconds}, {election.leaseSeconds})"
+        )
     return ControllerConfig(
         namespaces=tuple(dict.fromkeys(parsed.namespaces)),
         target=parsed.target,
@@ -153,6 +234,20 @@ def parse_config(document: object, where: str = "controller.yaml") -> Controller
             parsed.ruleDefaults.reconciliationInterval, parsed.ruleDefaults.maxPullRequests
         ),
         compile=options,
+        installation=Installation(
+            parsed.installation.organization.strip(),
+            tuple(name.strip() for name in parsed.installation.repositories if name.strip()),
+            parsed.installation.aiEndpoint.strip() or None,
+        ),
+        check_seconds=parsed.checkSeconds,
+        leader_election=LeaderElection(
+            election.enabled,
+            election.namespace,
+            election.leaseName,
+            election.leaseSeconds,
+            election.renewSeconds,
+            election.retrySeconds,
+        ),
     )
 
 

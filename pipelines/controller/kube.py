@@ -76,6 +76,10 @@ WORKFLOWS = Resource("argoproj.io", "v1alpha1", "workflows", "Workflow")
 CRON_JOBS = Resource("batch", "v1", "cronjobs", "CronJob")
 JOBS = Resource("batch", "v1", "jobs", "Job")
 EVENTS = Resource("", "v1", "events", "Event")
+CONFIG_MAPS = Resource("", "v1", "configmaps", "ConfigMap")
+LIMITS = Resource("aioperator.io", "v1alpha1", "prreconciliationlimits", "PRReconciliationLimits")
+"""Cluster-scoped: list and watch them with ``namespace=None``."""
+LEASES = Resource("coordination.k8s.io", "v1", "leases", "Lease")
 
 
 class KubeError(Exception):
@@ -307,15 +311,48 @@ class KubeClient:
             content_type=MERGE_PATCH,
         )
 
-    async def create(
+    async def patch(
+        self, resource: Resource, namespace: str, name: str, change: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Merge ``change`` into the object (RFC 7386 merge patch)."""
+        return await self._request(
+            "PATCH",
+            resource.path(namespace, name),
+            body=json.dumps(change),
+            content_type=MERGE_PATCH,
+        )
+
+    async def update(
         self, resource: Resource, namespace: str, document: Mapping[str, Any]
     ) -> dict[str, Any]:
-        """Create ``document`` in ``namespace``."""
+        """Replace ``document`` (a PUT); 409 when its ``resourceVersion`` is no longer current.
+
+        A conflict is the answer, not a passing trouble: it is not retried.
+        """
+        name = document["metadata"]["name"]
+        return await self._request(
+            "PUT",
+            resource.path(namespace, name),
+            body=json.dumps(document),
+            content_type="application/json",
+            retried=RETRIED_STATUSES - {409},
+        )
+
+    async def create(
+        self,
+        resource: Resource,
+        namespace: str,
+        document: Mapping[str, Any],
+        *,
+        exists_is_final: bool = False,
+    ) -> dict[str, Any]:
+        """Create ``document`` in ``namespace``; with ``exists_is_final``, 409 is not retried."""
         return await self._request(
             "POST",
             resource.path(namespace),
             body=json.dumps(document),
             content_type="application/json",
+            retried=RETRIED_STATUSES - {409} if exists_is_final else RETRIED_STATUSES,
         )
 
     async def delete(self, resource: Resource, namespace: str, name: str) -> bool:
@@ -342,6 +379,7 @@ class KubeClient:
         params: Mapping[str, str] | None = None,
         body: str | None = None,
         content_type: str | None = None,
+        retried: frozenset[int] = RETRIED_STATUSES,
     ) -> dict[str, Any]:
         session = self._open_session()
         timeout = aiohttp.ClientTimeout(total=self._retry.timeout_seconds)
@@ -359,7 +397,7 @@ class KubeClient:
                     if response.status < 400:
                         return payload if isinstance(payload, dict) else {}
                     last = _error_of(response.status, payload, f"{method} {path}")
-                    if response.status not in RETRIED_STATUSES:
+                    if response.status not in retried:
                         raise last
                     retry_after = response.headers.get("Retry-After")
             except (aiohttp.ClientError, TimeoutError) as exc:

@@ -3,15 +3,22 @@
 :meth:`RuleReconciler.reconcile` takes a rule as the API server returned it and:
 
 1. validates it with the code behind ``ai-operator validate`` (the model, then
-   :func:`jobs.rules.validation.check_rule`), after filling in the configured rule defaults;
-2. compiles it with the code behind ``ai-operator compile`` (:func:`pipelines.compile.compile_rule`)
+   :func:`jobs.rules.validation.check_rule`), after filling in the configured rule defaults, and
+   checks it against its namespace's PRReconciliationLimits (a refused rule is ``Invalid`` with
+   the field and the limit); all in a worker thread with a time limit
+   (:mod:`~pipelines.controller.checking`);
+2. compiles it with the code behind ``ai-operator compile``
+   (:func:`pipelines.compile.compile_rule`), with the namespace's Secret and limits,
    and adds an owner reference to the rule (``controller``, ``blockOwnerDeletion``), so that
    deleting the rule deletes what it generated, and the annotation
    :data:`MANIFEST_HASH_ANNOTATION`, a hash of the whole object;
-3. applies it by server-side apply, unless the live object already carries that hash: a
-   restart, or a resync of an unchanged rule, writes nothing;
+3. applies it by server-side apply, unless the live object already carries that hash and every
+   field the rule sets (a hand edit is put back at the next resync, with a ``DriftRepaired``
+   event): a restart, or a resync of an unchanged rule, writes nothing; an object left by an
+   earlier rule of the same name (deleted and created again) is adopted at once;
 4. deletes what this rule generated that it no longer wants: the other kind after a switch of
-   target, and everything when the rule is invalid (an invalid rule runs nothing);
+   target, and everything when the rule is invalid (an invalid rule runs nothing), before it
+   writes anything else;
 5. reads the runs (the newest, and the finished ones for the status history), writes the
    status when it changed, and posts events.
 
@@ -22,8 +29,7 @@ A rule never stops another: every failure becomes the rule's status (``Invalid``
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
+import dataclasses
 import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -31,13 +37,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 from jobs.log import get_logger
-from jobs.rules.files import RuleSource, parse_rule_document
 from jobs.rules.model import KIND
-from jobs.rules.schedule import Schedule, resolve
-from jobs.rules.validation import check_rule
-from pipelines.compile import CompileError, compile_rule
+from pipelines.controller.checking import (
+    MANIFEST_HASH_ANNOTATION,
+    Checker,
+    Compiled,
+    Governing,
+    evaluate_rule,
+)
 from pipelines.controller.config import ControllerConfig
 from pipelines.controller.kube import (
+    CONFIG_MAPS,
     CRON_JOBS,
     CRON_WORKFLOWS,
     EVENTS,
@@ -50,6 +60,7 @@ from pipelines.controller.kube import (
     Resource,
 )
 from pipelines.controller.status import (
+    Event,
     Generated,
     Outcome,
     Runs,
@@ -61,21 +72,17 @@ from pipelines.controller.status import (
     short,
     workflow_runs,
 )
-from pipelines.options import RULE_LABEL, CompiledManifest, Target, rule_label_value
+from pipelines.options import APP_NAME, RULE_LABEL, Target, bounded_name, rule_label_value
+
+__all__ = ["MANIFEST_HASH_ANNOTATION", "Compiled", "Reconciled", "RuleReconciler"]
 
 FIELD_MANAGER = "ai-operator"
-MANIFEST_HASH_ANNOTATION = "aioperator.io/manifest-hash"
 GENERATED_KINDS: dict[Target, Resource] = {"argo": CRON_WORKFLOWS, "cronjob": CRON_JOBS}
 RUN_KINDS: dict[Target, Resource] = {"argo": WORKFLOWS, "cronjob": JOBS}
-_KEPT_METADATA = ("name", "namespace", "labels")
-
-
-@dataclass(frozen=True)
-class Compiled:
-    """A valid rule's object, owned by the rule, and the schedule it runs on."""
-
-    manifest: CompiledManifest
-    schedule: Schedule
+MEMO_SHARDS = "0123456789abcdef"
+MEMO_PREFIX = f"{APP_NAME}-memo-"
+MEMO_CACHE_LABEL = "workflows.argoproj.io/configmap-type=Cache"
+"""The label Argo's workflow controller puts on (and requires of) its memoization caches."""
 
 
 @dataclass(frozen=True)
@@ -105,11 +112,15 @@ class RuleReconciler:
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         instance: str | None = None,
+        checker: Checker | None = None,
+        governing: Callable[[str], Governing] = lambda _: Governing(None, problem="no limits"),
     ) -> None:
         self._client = client
         self._config = config
         self._clock = clock
         self._instance = instance or socket.gethostname()
+        self._checker = checker
+        self._governing = governing
         self._log = get_logger("ai_operator.controller")
 
     async def reconcile(self, rule: Mapping[str, Any]) -> Reconciled:
@@ -117,7 +128,7 @@ class RuleReconciler:
         metadata = rule["metadata"]
         where = f"{metadata['namespace']}/{metadata['name']}"
         log = self._log.bind(rule=where)
-        found = self.evaluate(rule)
+        found = await self.check(rule)
         if isinstance(found, Compiled):
             outcome = await self._apply(rule, found)
         else:
@@ -133,32 +144,12 @@ class RuleReconciler:
             log.debug("rule up to date", state=outcome.state)
         return Reconciled(outcome, written)
 
-    def evaluate(self, rule: Mapping[str, Any]) -> Compiled | Outcome:
+    async def check(self, rule: Mapping[str, Any]) -> Compiled | Outcome:
         """The compiled object for ``rule``, or the ``Invalid`` outcome saying why not."""
-        metadata = rule["metadata"]
-        document = self._config.rule_defaults.apply(
-            {
-                "apiVersion": rule.get("apiVersion"),
-                "kind": rule.get("kind"),
-                "metadata": {k: metadata[k] for k in _KEPT_METADATA if k in metadata},
-                "spec": rule.get("spec"),
-            }
-        )
-        source = RuleSource(f"{metadata['namespace']}/{metadata['name']}")
-        loaded = parse_rule_document(document, source)
-        if isinstance(loaded, list):
-            message = "; ".join(f"{p.field or 'rule'}: {p.message}" for p in loaded)
-            return Outcome("invalid", "ValidationFailed", short(message))
-        errors = [f for f in check_rule(loaded) if f.severity == "error"]
-        if errors:
-            message = "; ".join(f"{f.field}: {f.message}" for f in errors)
-            return Outcome("invalid", "ValidationFailed", short(message))
-        try:
-            manifest = compile_rule(loaded.rule, self._config.target, self._config.compile)
-        except CompileError as exc:
-            return Outcome("invalid", "CompileFailed", short(str(exc)))
-        spec = loaded.rule.spec
-        return Compiled(_owned(manifest, rule), resolve(spec.schedule, spec.reconciliationInterval))
+        governing = self._governing(str(rule["metadata"]["namespace"]))
+        if self._checker is None:
+            return evaluate_rule(rule, self._config, governing)
+        return await self._checker.check(rule, self._config, governing)
 
     async def forget(self, rule: Mapping[str, Any]) -> None:
         """Delete what a deleted rule generated (as the garbage collector would) and its groups."""
@@ -172,9 +163,24 @@ class RuleReconciler:
                     rule=f"{metadata['namespace']}/{metadata['name']}",
                     error=str(exc),
                 )
+        await self.delete_memo(metadata["namespace"], metadata["name"])
         await delete_rule_metrics(
             self._config.pushgateway_url, metadata["namespace"], metadata["name"]
         )
+
+    async def delete_memo(self, namespace: str, name: str) -> None:
+        """Delete the memoization caches of the rule ``name`` (Argo creates them, not its rule)."""
+        if self._config.target != "argo":
+            return
+        prefix = memo_prefix(name)
+        for shard in MEMO_SHARDS:
+            try:
+                await self._client.delete(CONFIG_MAPS, namespace, f"{prefix}-{shard}")
+            except KubeError as exc:
+                self._log.warning(
+                    "could not delete a memo ConfigMap", rule=f"{namespace}/{name}", error=str(exc)
+                )
+                return
 
     # --- apply -----------------------------------------------------------------------------
 
@@ -187,16 +193,24 @@ class RuleReconciler:
         def failed(reason: str, message: str) -> Outcome:
             return Outcome("apply_failed", reason, short(message), None, schedule.cron)
 
+        told: list[Event] = []
         try:
             live = await self._client.get(resource, metadata["namespace"], manifest.name)
             if live is not None and not _controlled_by(live, rule):
-                return failed(
-                    "NotOwned",
-                    f"{where} exists and is not controlled by this rule; delete it, or rename "
-                    "the rule",
-                )
+                if not _left_by_earlier_rule(live, rule):
+                    return failed(
+                        "NotOwned",
+                        f"{where} exists and is not controlled by this rule; delete it, or "
+                        "rename the rule",
+                    )
+                message = f"adopted {where}, left by an earlier rule of the same name"
+                told.append(Event("Adopted", short(message)))
             wanted_hash = metadata["annotations"][MANIFEST_HASH_ANNOTATION]
-            applied = live is None or _hash_of(live) != wanted_hash
+            applied = live is None or bool(told) or _hash_of(live) != wanted_hash
+            if not applied and live is not None and not _contains(live, manifest.document):
+                applied = True
+                message = f"put back {where} as its rule says: it was changed outside the rule"
+                told.append(Event("DriftRepaired", short(message), "Warning"))
             if applied:
                 await self._client.apply(resource, manifest.document, FIELD_MANAGER)
         except NotFound as exc:
@@ -211,6 +225,7 @@ class RuleReconciler:
             schedule.cron,
             schedule.note,
             applied,
+            tuple(told),
         )
         return await self._remove_generated(rule, outcome, keep=resource)
 
@@ -225,10 +240,33 @@ class RuleReconciler:
                 await self._delete_owned(resource, rule)
             except KubeError as exc:
                 if outcome.state != "ready":
-                    return outcome
+                    # An invalid rule must run nothing: suspend what could not be deleted, and
+                    # try the deletion again soon.
+                    await self._suspend_owned(resource, rule)
+                    return dataclasses.replace(outcome, pending=True)
                 message = f"could not delete the rule's {resource.kind}: {exc}"
                 return Outcome("apply_failed", "ApplyFailed", short(message), outcome.generated)
         return outcome
+
+    async def _suspend_owned(self, resource: Resource, rule: Mapping[str, Any]) -> None:
+        """Suspend this rule's objects of ``resource`` (when they cannot be deleted)."""
+        metadata = rule["metadata"]
+        try:
+            found = await self._client.list(
+                resource, metadata["namespace"], f"{RULE_LABEL}={_rule_label(rule)}"
+            )
+            for item in found.get("items") or []:
+                if _controlled_by(item, rule):
+                    name = item["metadata"]["name"]
+                    await self._client.patch(
+                        resource, metadata["namespace"], name, {"spec": {"suspend": True}}
+                    )
+        except KubeError as exc:
+            self._log.warning(
+                "could not suspend an invalid rule's objects",
+                rule=f"{metadata['namespace']}/{metadata['name']}",
+                error=str(exc),
+            )
 
     async def _delete_owned(self, resource: Resource, rule: Mapping[str, Any]) -> None:
         """Delete the objects of ``resource`` labelled for this rule and controlled by it."""
@@ -320,30 +358,46 @@ async def delete_rule_metrics(pushgateway_url: str, namespace: str, rule: str) -
         )
 
 
-def _owned(manifest: CompiledManifest, rule: Mapping[str, Any]) -> CompiledManifest:
-    """The manifest with the rule as its controlling owner and the hash of the whole object."""
-    document = json.loads(json.dumps(manifest.document))  # a deep copy, plain JSON
-    metadata = document["metadata"]
-    metadata["ownerReferences"] = [
-        {
-            "apiVersion": rule.get("apiVersion") or RULES.api_version,
-            "kind": rule.get("kind") or KIND,
-            "name": rule["metadata"]["name"],
-            "uid": rule["metadata"]["uid"],
-            "controller": True,
-            "blockOwnerDeletion": True,
-        }
-    ]
-    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"))
-    digest = hashlib.sha256(canonical.encode()).hexdigest()[:16]
-    metadata.setdefault("annotations", {})[MANIFEST_HASH_ANNOTATION] = digest
-    return CompiledManifest(manifest.rule, manifest.kind, manifest.name, document, manifest.notes)
-
-
 def _hash_of(live: Mapping[str, Any]) -> str | None:
     annotations = (live.get("metadata") or {}).get("annotations") or {}
     value = annotations.get(MANIFEST_HASH_ANNOTATION)
     return str(value) if value is not None else None
+
+
+def _contains(live: Any, wanted: Any) -> bool:
+    """Whether ``live`` holds every field of ``wanted`` with its value (defaults may add more)."""
+    if isinstance(wanted, Mapping):
+        return isinstance(live, Mapping) and all(
+            key in live and _contains(live[key], value) for key, value in wanted.items()
+        )
+    if isinstance(wanted, list):
+        return (
+            isinstance(live, list)
+            and len(live) == len(wanted)
+            and all(_contains(have, want) for have, want in zip(live, wanted, strict=True))
+        )
+    return bool(live == wanted)
+
+
+def _left_by_earlier_rule(item: Mapping[str, Any], rule: Mapping[str, Any]) -> bool:
+    """Whether ``item``'s controller is a rule of this name that no longer exists (another uid)."""
+    references = (item.get("metadata") or {}).get("ownerReferences") or []
+    name, uid = rule["metadata"]["name"], rule["metadata"].get("uid")
+    return any(
+        ref.get("controller")
+        and ref.get("kind") == (rule.get("kind") or KIND)
+        and ref.get("name") == name
+        and ref.get("uid") != uid
+        for ref in references
+    )
+
+
+def memo_prefix(rule: str) -> str:
+    """The prefix of the rule's memo ConfigMaps (``<prefix>-0`` .. ``-f``).
+
+    As the compiler names them (:func:`pipelines.options.memo_config_map`).
+    """
+    return bounded_name(rule, 63 - 2, prefix=MEMO_PREFIX)
 
 
 def _controlled_by(item: Mapping[str, Any], rule: Mapping[str, Any]) -> bool:

@@ -12,6 +12,15 @@ newest object. Watch events caused by the controller's own status writes are ski
 whose object could not be applied is tried again after a backoff (5 s doubling, at most the
 resync period); a rule that raises is logged and the others go on.
 
+Before any rule is checked, the PRReconciliationLimits objects are listed (and then watched):
+no rule is admitted under limits the controller has not read. When they change, every rule is
+checked again. After the first list of a scope, :func:`~pipelines.controller.sweep.sweep` removes
+what deleted rules left behind. A retry waiting for a rule is cancelled when the rule changes or
+is deleted.
+
+With leader election on, all of this runs only in the replica holding the Lease
+(:mod:`~pipelines.controller.leader`); the others answer ``/healthz`` and ``/ready`` and wait.
+
 What is kept in memory (the newest object of each rule, its state for ``/metrics``) is a cache
 of what the API server says, rebuilt by the first list after a start.
 """
@@ -20,16 +29,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from jobs.log import get_logger
+from pipelines.controller.checking import Checker, Governing
 from pipelines.controller.config import ControllerConfig
-from pipelines.controller.kube import RULES, Gone, KubeClient, KubeError
+from pipelines.controller.kube import LIMITS, RULES, Gone, KubeClient, KubeError, NotFound
+from pipelines.controller.leader import LeaderElector
 from pipelines.controller.reconcile import RuleReconciler
 from pipelines.controller.status import State
+from pipelines.controller.sweep import own_memo, sweep
+from pipelines.controller.tenancy import LimitsCache
 
 Key = tuple[str, str]  # (namespace, name)
 FIRST_RETRY_SECONDS = 5.0
@@ -55,8 +69,16 @@ class WorkQueue:
         self._active: set[Key] = set()
 
     def put(self, key: Key, work: Work) -> None:
-        """Queue ``work`` for ``key``, replacing what was waiting for it."""
+        """Queue ``work`` for ``key``, replacing what was waiting for it.
+
+        A forced reconciliation stays forced: a newer object (the watch reporting the
+        controller's own status write, say) does not cancel a resync, a retry or a change of
+        limits.
+        """
         waiting = key in self._pending
+        previous = self._pending.get(key)
+        if previous is not None and previous.force and not work.force and not work.deleted:
+            work = Work(work.rule, force=True)
         self._pending[key] = work
         if not waiting and key not in self._active:
             self._ready.put_nowait(key)
@@ -90,19 +112,35 @@ class Controller:
         workers: int = 4,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         first_retry_seconds: float = FIRST_RETRY_SECONDS,
+        identity: str | None = None,
+        checker: Checker | None = None,
     ) -> None:
         self._config = config
         self._client = client
         self._workers = workers
         self._first_retry = first_retry_seconds
-        self._reconciler = RuleReconciler(client, config, clock=clock)
+        self._clock = clock
+        self.identity = identity or socket.gethostname()
+        self._checker = checker or Checker(config.check_seconds)
+        self._limits = LimitsCache()
+        self._reconciler = RuleReconciler(
+            client,
+            config,
+            clock=clock,
+            instance=self.identity,
+            checker=self._checker,
+            governing=self.governing,
+        )
         self._queue = WorkQueue()
         self._latest: dict[Key, dict[str, Any]] = {}
         self._seen_versions: dict[Key, str] = {}
         self._states: dict[Key, State] = {}
         self._failures: dict[Key, int] = {}
+        self._timers: dict[Key, asyncio.TimerHandle] = {}
         self._listed: set[str | None] = set()
+        self._limits_listed: asyncio.Event | None = None
         self._running = False
+        self._leading = False
         self._tasks: list[asyncio.Task[None]] = []
         self.reconciled: dict[Key, int] = {}
         """How many times each rule was reconciled since the start (for tests and logs)."""
@@ -121,9 +159,20 @@ class Controller:
         return self._running and not any(task.done() for task in self._tasks)
 
     @property
+    def leading(self) -> bool:
+        """Whether this replica serves the rules (always, without leader election)."""
+        return self._leading
+
+    @property
     def ready(self) -> bool:
-        """Every scope was listed at least once."""
+        """Every scope was listed at least once; a replica waiting for the Lease is ready too."""
+        if self._running and self._config.leader_election.enabled and not self._leading:
+            return True
         return self._running and all(scope in self._listed for scope in self.scopes)
+
+    def governing(self, namespace: str) -> Governing:
+        """The limits the rules of ``namespace`` are checked against."""
+        return self._limits.governing(namespace)
 
     @property
     def idle(self) -> bool:
@@ -141,27 +190,132 @@ class Controller:
     # --- the loops -------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Serve until ``stop`` is set."""
+        """Serve until ``stop`` is set (with leader election: while holding the Lease)."""
         self._running = True
+        election = self._config.leader_election
         self._log.info(
             "controller started",
             namespaces=list(self._config.namespaces) or "all",
             target=self._config.target,
             resync_seconds=self._config.resync_seconds,
+            leader_election=election.enabled,
         )
-        tasks = [asyncio.create_task(self._serve_scope(scope)) for scope in self.scopes]
+        try:
+            if election.enabled:
+                elector = LeaderElector(self._client, election, self.identity, clock=self._clock)
+                await elector.run(self._lead, stop)
+            else:
+                await self._lead(stop)
+        finally:
+            self._running = False
+            self._checker.close()
+            self._log.info("controller stopped")
+
+    async def _lead(self, done: asyncio.Event) -> None:
+        """Serve every scope until ``done`` is set; then forget everything in memory."""
+        self._forget_all()
+        self._leading = True
+        self._limits_listed = asyncio.Event()
+        tasks = [asyncio.create_task(self._serve_limits())]
+        tasks += [asyncio.create_task(self._serve_scope(scope)) for scope in self.scopes]
         tasks += [asyncio.create_task(self._work()) for _ in range(self._workers)]
         self._tasks = tasks
         try:
-            await stop.wait()
+            await done.wait()
         finally:
-            self._running = False
+            self._leading = False
             for task in tasks:
                 task.cancel()
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-            self._log.info("controller stopped")
+            self._tasks = []
+            if self._config.leader_election.enabled:
+                self._forget_all()  # another replica serves now; its view is the one to trust
+
+    def _forget_all(self) -> None:
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+        self._queue = WorkQueue()
+        self._latest.clear()
+        self._seen_versions.clear()
+        self._states.clear()
+        self._failures.clear()
+        self._listed.clear()
+        self._limits = LimitsCache()
+
+    # --- the administrator's limits ----------------------------------------------------------
+
+    async def _serve_limits(self) -> None:
+        """List and watch the PRReconciliationLimits; every rule is checked again on a change."""
+        while True:
+            try:
+                await self._serve_limits_rounds()
+            except Exception:
+                self._log.exception("serving the limits failed")
+                await asyncio.sleep(self._first_retry)
+
+    async def _serve_limits_rounds(self) -> None:
+        loop = asyncio.get_running_loop()
+        failures = 0
+        warned = False
+        while True:
+            try:
+                listing = await self._client.list(LIMITS)
+            except NotFound:
+                if not warned:
+                    warned = True
+                    self._log.warning(
+                        "the cluster has no PRReconciliationLimits resource: the built-in "
+                        "limits apply (install the chart's CRDs)"
+                    )
+                listing = {"items": [], "metadata": {}}
+            except KubeError as exc:
+                delay = min(self._first_retry * 2**failures, self._config.resync_seconds)
+                failures += 1
+                self._log.warning("could not list the limits; no rule is checked", error=str(exc))
+                await asyncio.sleep(delay)
+                continue
+            failures = 0
+            assert self._limits_listed is not None
+            if self._limits.replace(listing.get("items") or []) and self._limits_listed.is_set():
+                self._limits_changed()
+            self._limits_listed.set()
+            version = str((listing.get("metadata") or {}).get("resourceVersion") or "")
+            deadline = loop.time() + self._config.resync_seconds
+            while version and (remaining := deadline - loop.time()) > 0:
+                try:
+                    async with asyncio.timeout(remaining):
+                        watch = self._client.watch(LIMITS, None, version, int(remaining) + 1)
+                        async for event in watch:
+                            version = self._on_limits_event(event) or version
+                except (TimeoutError, Gone):
+                    break
+                except KubeError as exc:
+                    self._log.warning("the watch of limits broke", error=str(exc))
+                    await asyncio.sleep(min(WATCH_PAUSE_SECONDS, max(0.0, remaining)))
+            if not version:
+                await asyncio.sleep(self._config.resync_seconds)
+
+    def _on_limits_event(self, event: dict[str, Any]) -> str | None:
+        kind = event.get("type")
+        item = event.get("object") or {}
+        version = (item.get("metadata") or {}).get("resourceVersion")
+        if kind == "DELETED":
+            changed = self._limits.remove(str(item["metadata"]["name"]))
+        elif kind in {"ADDED", "MODIFIED"}:
+            changed = self._limits.put(item)
+        else:
+            changed = False
+        if changed:
+            self._limits_changed()
+        return str(version) if version else None
+
+    def _limits_changed(self) -> None:
+        self._log.info("the limits changed: every rule is checked again")
+        for key, rule in self._latest.items():
+            self._queue.put(key, Work(rule, force=True))
 
     async def _serve_scope(self, namespace: str | None) -> None:
         """Serve one scope for ever; a bug in one round is logged and the next round starts."""
@@ -176,6 +330,8 @@ class Controller:
         loop = asyncio.get_running_loop()
         where = namespace or "all namespaces"
         failures = 0
+        assert self._limits_listed is not None
+        await self._limits_listed.wait()  # no rule is admitted before the limits are known
         while True:
             try:
                 listing = await self._client.list(RULES, namespace)
@@ -186,7 +342,11 @@ class Controller:
                 await asyncio.sleep(delay)
                 continue
             failures = 0
-            self._relisted(namespace, listing.get("items") or [])
+            items = listing.get("items") or []
+            if namespace not in self._listed:
+                await sweep(self._client, self._config, namespace, items)
+            await own_memo(self._client, self._config, namespace, items)
+            self._relisted(namespace, items)
             self._listed.add(namespace)
             version = str((listing.get("metadata") or {}).get("resourceVersion") or "")
             deadline = loop.time() + self._config.resync_seconds
@@ -214,6 +374,7 @@ class Controller:
             present.add(key)
             self._take(key, item, force=True)
         for key in [k for k in self._latest if namespace in (None, k[0]) and k not in present]:
+            self._cancel_retry(key)
             self._queue.put(key, Work(self._latest.pop(key), deleted=True))
             self._seen_versions.pop(key, None)
 
@@ -228,10 +389,13 @@ class Controller:
             return None
         key = _key(item)
         if kind == "DELETED":
+            self._cancel_retry(key)
             self._latest.pop(key, None)
             self._seen_versions.pop(key, None)
             self._queue.put(key, Work(item, deleted=True))
         elif kind in {"ADDED", "MODIFIED"}:
+            if str(version) != self._seen_versions.get(key):
+                self._cancel_retry(key)  # a change is reconciled now, not at the old retry
             self._take(key, item, force=False)
         return str(version) if version else None
 
@@ -257,6 +421,7 @@ class Controller:
     async def _handle(self, key: Key, work: Work) -> None:
         if work.deleted:
             self._log.info("rule deleted", rule="/".join(key))
+            self._cancel_retry(key)
             self._states.pop(key, None)
             self._failures.pop(key, None)
             await self._reconciler.forget(work.rule)
@@ -275,7 +440,7 @@ class Controller:
             self._seen_versions[key] = result.status_version
             if key in self._latest:
                 self._latest[key] = result.written
-        if result.outcome.state == "apply_failed":
+        if result.outcome.state == "apply_failed" or result.outcome.pending:
             self._retry_later(key)
         else:
             self._failures.pop(key, None)
@@ -284,10 +449,22 @@ class Controller:
         failures = self._failures.get(key, 0)
         self._failures[key] = failures + 1
         delay = min(self._first_retry * 2**failures, float(self._config.resync_seconds))
-        asyncio.get_running_loop().call_later(delay, self._retry, key)
+        self._cancel_retry(key)
+        self._timers[key] = asyncio.get_running_loop().call_later(delay, self._retry, key)
+
+    def _cancel_retry(self, key: Key) -> None:
+        timer = self._timers.pop(key, None)
+        if timer is not None:
+            timer.cancel()
+
+    @property
+    def pending_retries(self) -> int:
+        """Retries waiting for their time (for tests and logs)."""
+        return len(self._timers)
 
     def _retry(self, key: Key) -> None:
-        if self._running and key in self._latest:
+        self._timers.pop(key, None)
+        if self._running and self._leading and key in self._latest:
             self._queue.put(key, Work(self._latest[key], force=True))
 
 

@@ -58,6 +58,11 @@ class Outcome:
     schedule_note: str | None = None
     applied: bool = False
     """The object was written by this reconciliation (not merely found up to date)."""
+    told: tuple[Event, ...] = ()
+    """More events to post (an object put back after a hand edit, an old object adopted)."""
+    pending: bool = False
+    """Something the outcome calls for is not done yet (an invalid rule's object could not be
+    deleted): the rule is reconciled again soon."""
 
 
 @dataclass(frozen=True)
@@ -189,7 +194,7 @@ def events(
     outcome: Outcome, previous: Mapping[str, Any] | None, last_run: Mapping[str, Any] | None
 ) -> list[Event]:
     """What to tell people: an apply, a new problem, a newly failed run (once per run)."""
-    found: list[Event] = []
+    found: list[Event] = list(outcome.told)
     before = _by_type((previous or {}).get("conditions"))
     if outcome.applied and outcome.generated:
         what = f"{outcome.generated.kind} {outcome.generated.name}"

@@ -160,19 +160,20 @@ class Rendered:
 
 
 def controller_rules(rendered: Rendered) -> list[dict[str, Any]]:
-    """The PolicyRules granted to the controller's ServiceAccount (the same in every mode)."""
+    """The PolicyRules granted to the controller's ServiceAccount, by every role bound to it.
+
+    The rules for its namespaces are the same in every one of them (one role); reading the limits
+    (cluster-wide) and the leader's Lease (release namespace) are roles of their own.
+    """
     account = rendered.deployment["spec"]["template"]["spec"]["serviceAccountName"]
-    rules: list[dict[str, Any]] = []
+    roles: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for binding in rendered.of_kind("RoleBinding", "ClusterRoleBinding"):
         if not any(subject["name"] == account for subject in binding["subjects"]):
             continue
         ref = binding["roleRef"]
         where = None if ref["kind"] == "ClusterRole" else binding["metadata"]["namespace"]
-        role = rendered.one(ref["kind"], ref["name"], where)
-        if role["rules"] not in rules:
-            rules.append(role["rules"])
-    assert len(rules) == 1, f"the controller's bindings grant different rules: {rules}"
-    return rules[0]
+        roles[(ref["kind"], ref["name"])] = rendered.one(ref["kind"], ref["name"], where)["rules"]
+    return [rule for rules in roles.values() for rule in rules]
 
 
 def allows(rules: Iterable[Mapping[str, Any]], group: str, resource: str, verb: str) -> bool:

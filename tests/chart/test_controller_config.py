@@ -17,6 +17,9 @@ VALUE_SETS = [pytest.param(None, id="defaults")] + [
     pytest.param(path, id=path.stem) for path in VALUE_FILES
 ]
 TOP_KEYS = {
+    "installation",
+    "checkSeconds",
+    "leaderElection",
     "namespaces",
     "target",
     "resyncSeconds",
@@ -159,7 +162,8 @@ def test_pipeline_names_are_objects_the_chart_creates(helm: Helm, value_file: Pa
             semaphore = rendered.one("ConfigMap", name, namespace)
             assert int(semaphore["data"][key]) >= 1
         for ref in compile_["secretKeys"].values():
-            if ref["name"] == compile_["secretName"] and rendered.of_kind("Secret"):
+            copied = rendered.names("Secret", namespace)
+            if ref["name"] == compile_["secretName"] and copied:
                 assert ref["key"] in rendered.one("Secret", ref["name"], namespace)["data"]
 
 

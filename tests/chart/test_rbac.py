@@ -79,14 +79,17 @@ def test_release_namespace_mode_uses_a_role(helm: Helm) -> None:
     ]
     assert binding["metadata"]["namespace"] == NAMESPACE
     assert binding["roleRef"]["kind"] == "Role"
-    assert rendered.of_kind("ClusterRole", "ClusterRoleBinding") == []
+    cluster_wide = rendered.of_kind("ClusterRole", "ClusterRoleBinding")
+    assert {doc["metadata"]["name"] for doc in cluster_wide} == {f"{NAMESPACE}-ai-operator-limits"}
 
 
 def test_listed_namespaces_bind_a_cluster_role_in_each_only(helm: Helm) -> None:
     """Listed namespaces: one ClusterRole, bound by a RoleBinding in each listed namespace and
     nowhere else (no ClusterRoleBinding)."""
     rendered = helm.template(values=["watchNamespaces={team-a,team-b}"])
-    (role,) = rendered.of_kind("ClusterRole")
+    (role,) = [
+        r for r in rendered.of_kind("ClusterRole") if r["metadata"]["name"].endswith("-controller")
+    ]
     bound = {
         b["metadata"]["namespace"]
         for b in rendered.of_kind("RoleBinding")
@@ -98,13 +101,19 @@ def test_listed_namespaces_bind_a_cluster_role_in_each_only(helm: Helm) -> None:
         }
     }
     assert bound == {"team-a", "team-b"}
-    assert rendered.of_kind("ClusterRoleBinding") == []
+    assert [b["roleRef"]["name"] for b in rendered.of_kind("ClusterRoleBinding")] == [
+        f"{NAMESPACE}-ai-operator-limits"
+    ]
 
 
 def test_all_namespaces_bind_a_cluster_role_cluster_wide(helm: Helm) -> None:
     """Every namespace: a ClusterRole and a ClusterRoleBinding to the controller's account."""
     rendered = helm.template(values=["watchAllNamespaces=true"])
-    (binding,) = rendered.of_kind("ClusterRoleBinding")
+    (binding,) = [
+        b
+        for b in rendered.of_kind("ClusterRoleBinding")
+        if b["roleRef"]["name"].endswith("-controller")
+    ]
     account = rendered.deployment["spec"]["template"]["spec"]["serviceAccountName"]
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": account, "namespace": NAMESPACE}
@@ -154,7 +163,30 @@ def test_cronjob_pipeline_pods_get_no_api_access(helm: Helm) -> None:
 
 def test_listed_namespaces_each_get_the_pipeline_objects(helm: Helm) -> None:
     """Compiled objects live in their rule's namespace, so each served namespace gets the
-    pipelines' ServiceAccount, Role, ConfigMaps and (when the chart keeps it) the Secret."""
+    pipelines' ServiceAccount, Role and ConfigMaps; the chart's tokens only where the
+    administrator asks (limits.namespaces.<ns>.copyTokens)."""
+    rendered = helm.template(
+        values=[
+            "watchNamespaces={team-a,team-b}",
+            "secret.create=true",
+            "github.token=ghp-x",
+            "ai.token=sk-x",
+            "limits.namespaces.team-a.copyTokens=true",
+        ]
+    )
+    compile_ = rendered.controller_config()["compile"]
+    for namespace in ("team-a", "team-b"):
+        assert compile_["serviceAccount"] in rendered.names("ServiceAccount", namespace)
+        assert compile_["serviceAccount"] in rendered.names("Role", namespace)
+        assert {compile_["configMap"], compile_["tokenSemaphore"].split("/")[0]} <= rendered.names(
+            "ConfigMap", namespace
+        )
+    assert compile_["secretName"] in rendered.names("Secret", "team-a")
+    assert rendered.names("Secret", "team-b") == set()
+
+
+def test_no_token_is_copied_into_a_namespace_unless_asked(helm: Helm) -> None:
+    """With listed namespaces and secret.create, the tokens stay in the release namespace."""
     rendered = helm.template(
         values=[
             "watchNamespaces={team-a,team-b}",
@@ -163,14 +195,29 @@ def test_listed_namespaces_each_get_the_pipeline_objects(helm: Helm) -> None:
             "ai.token=sk-x",
         ]
     )
-    compile_ = rendered.controller_config()["compile"]
-    for namespace in ("team-a", "team-b"):
-        assert compile_["serviceAccount"] in rendered.names("ServiceAccount", namespace)
-        assert compile_["serviceAccount"] in rendered.names("Role", namespace)
-        assert compile_["secretName"] in rendered.names("Secret", namespace)
-        assert {compile_["configMap"], compile_["tokenSemaphore"].split("/")[0]} <= rendered.names(
-            "ConfigMap", namespace
-        )
+    assert {secret["metadata"]["namespace"] for secret in rendered.of_kind("Secret")} == {NAMESPACE}
+
+
+def test_leader_election_may_use_only_its_lease(helm: Helm) -> None:
+    """The Lease: create (which cannot name it), and get/update of the one named in the
+    controller's configuration, in the release namespace."""
+    rendered = helm.template(values=["replicaCount=2"])
+    election = rendered.controller_config()["leaderElection"]
+    assert election["enabled"] is True
+    assert election["namespace"] == NAMESPACE
+    role = rendered.one("Role", f"{election['leaseName']}-lease", NAMESPACE)
+    assert role["rules"] == [
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+        {
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "resourceNames": [election["leaseName"]],
+            "verbs": ["get", "update"],
+        },
+    ]
+    deployment = rendered.deployment
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["strategy"] == {"type": "RollingUpdate"}
 
 
 def test_rbac_create_false_creates_no_account_and_no_permission(helm: Helm) -> None:

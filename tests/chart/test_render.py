@@ -16,6 +16,8 @@ from tests.chart.helm import CHART, ROOT, VALUE_FILES, Helm
 
 KUBERNETES_VERSIONS = ["1.28.0", kubernetes_validate.latest_version()]
 CRD_FILE = "prreconciliationrules.aioperator.io.yaml"
+LIMITS_CRD_FILE = "prreconciliationlimits.aioperator.io.yaml"
+CRD_FILES = (CRD_FILE, LIMITS_CRD_FILE)
 
 # (values file or None for the defaults, --set values)
 VALUE_SETS = [pytest.param(None, id="defaults")] + [
@@ -60,8 +62,8 @@ def test_every_object_is_valid_kubernetes(
     """Every rendered object passes Kubernetes' own schema, unknown fields included."""
     rendered = helm.template(*render_args(value_file))
     for doc in rendered.docs:
-        if doc["kind"] == "PRReconciliationRule":
-            continue
+        if doc["kind"] in {"PRReconciliationRule", "PRReconciliationLimits"}:
+            continue  # our own kinds: checked against their CRDs below
         kubernetes_validate.validate(doc, version, strict=True)
 
 
@@ -74,7 +76,7 @@ def test_every_object_names_its_namespace(helm: Helm, value_file: Path | None) -
         metadata = doc["metadata"]
         if doc["kind"] in {"ClusterRole", "ClusterRoleBinding"}:
             assert metadata["name"].startswith(f"{rendered.release_namespace}-")
-        elif doc["kind"] != "CustomResourceDefinition":
+        elif doc["kind"] not in {"CustomResourceDefinition", "PRReconciliationLimits"}:
             assert metadata.get("namespace"), f"{doc['kind']} {metadata['name']}"
 
 
@@ -126,26 +128,36 @@ def test_rendered_rules_pass_the_cli_validator(helm: Helm, tmp_path: Path) -> No
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_chart_crd_is_the_project_crd() -> None:
-    """The chart installs exactly crds/'s CRD, byte for byte."""
-    copy, source = CHART / "crds" / CRD_FILE, ROOT / "crds" / CRD_FILE
+@pytest.mark.parametrize("name", CRD_FILES)
+def test_chart_crd_is_the_project_crd(name: str) -> None:
+    """The chart installs exactly crds/'s CRDs, byte for byte."""
+    copy, source = CHART / "crds" / name, ROOT / "crds" / name
     assert copy.read_bytes() == source.read_bytes(), (
         f"{copy.relative_to(ROOT)} differs from {source.relative_to(ROOT)}: "
-        f"scripts/generate-crd --file {copy.relative_to(ROOT)}"
+        "python scripts/generate-crd"
     )
-    assert sorted(path.name for path in (CHART / "crds").iterdir()) == [CRD_FILE]
+    assert sorted(path.name for path in (CHART / "crds").iterdir()) == sorted(CRD_FILES)
 
 
-def test_crd_is_rendered_once(helm: Helm) -> None:
-    """`helm template --include-crds` gives the CRD once, unchanged."""
-    (crd,) = helm.template().of_kind("CustomResourceDefinition")
-    assert crd == yaml.safe_load((ROOT / "crds" / CRD_FILE).read_text())
+def test_crds_are_rendered_once(helm: Helm) -> None:
+    """`helm template --include-crds` gives each CRD once, unchanged."""
+    crds = helm.template().of_kind("CustomResourceDefinition")
+    assert sorted(crds, key=lambda crd: crd["metadata"]["name"]) == [
+        yaml.safe_load((ROOT / "crds" / name).read_text()) for name in sorted(CRD_FILES)
+    ]
 
 
-def test_default_install_creates_no_cluster_wide_permissions(helm: Helm) -> None:
-    """Serving only the release namespace needs only a Role and a RoleBinding there."""
-    kinds = {doc["kind"] for doc in helm.template().docs}
-    assert not kinds & {"ClusterRole", "ClusterRoleBinding"}
+def test_default_install_reads_only_the_limits_cluster_wide(helm: Helm) -> None:
+    """Serving only the release namespace: the one cluster-wide permission is reading the
+    (cluster-scoped) PRReconciliationLimits."""
+    (role,) = helm.template().of_kind("ClusterRole")
+    assert role["rules"] == [
+        {
+            "apiGroups": ["aioperator.io"],
+            "resources": ["prreconciliationlimits"],
+            "verbs": ["list", "watch"],
+        }
+    ]
 
 
 def test_release_name_prefixes_every_name(helm: Helm) -> None:
@@ -157,8 +169,11 @@ def test_release_name_prefixes_every_name(helm: Helm) -> None:
         return {
             (doc["kind"], doc["metadata"]["name"])
             for doc in rendered.docs
-            if doc["kind"] != "CustomResourceDefinition"
+            if doc["kind"] not in {"CustomResourceDefinition", "PRReconciliationLimits"}
         }
 
     assert names(ours).isdisjoint(names(theirs))
-    assert all(name.startswith("team-prs-ai-operator") for _, name in names(theirs))
+    assert all(
+        name.removeprefix(f"{theirs.release_namespace}-").startswith("team-prs-ai-operator")
+        for _, name in names(theirs)
+    )

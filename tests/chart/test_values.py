@@ -19,7 +19,7 @@ EARLIER = VALUES / "earlier-design.yaml"
     [
         pytest.param(["executor=foo"], "- executor: executor must be one of", id="executor"),
         pytest.param(["replicaCount=x"], "- replicaCount: Invalid type", id="replicas-type"),
-        pytest.param(["replicaCount=2"], "- replicaCount: Must be less than", id="replicas-max"),
+        pytest.param(["replicaCount=3"], "- replicaCount: Must be less than", id="replicas-max"),
         pytest.param(["workflow.parallelism=0"], "- workflow.parallelism:", id="parallelism"),
         pytest.param(["workflow.memoMaxAge=1 day"], "- workflow.memoMaxAge:", id="duration"),
         pytest.param(["workflow.podGCDeleteDelay=10"], "- workflow.podGCDeleteDelay:", id="gc"),
@@ -52,6 +52,11 @@ def test_schema_refuses_wrong_values_naming_their_path(
             ["github.token=ghp-x"],
             "github.token is set but secret.create is false",
             id="token-without-secret",
+        ),
+        pytest.param(
+            ["replicaCount=2", "controller.leaderElection.enabled=false"],
+            "replicaCount: more than one replica needs controller.leaderElection.enabled",
+            id="two-replicas-without-election",
         ),
         pytest.param(
             ["secret.create=true", "github.token=ghp-x"],

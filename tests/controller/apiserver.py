@@ -8,6 +8,9 @@ on, as the real API server has it:
   creates the object when it is absent, and changes nothing (not even the resourceVersion) when
   the applied fields are already there;
 - merge patches (RFC 7386); other patch types are refused (415);
+- replace (PUT) with optimistic concurrency: 409 Conflict unless the body's resourceVersion is the
+  stored one;
+- cluster-scoped objects (stored with the namespace ``""``);
 - the status subresource: ``.../status`` changes only ``status``, the main resource never does;
 - metadata: ``uid``, ``resourceVersion`` (one counter for the whole server), ``generation``
   (raised when anything but metadata and status changes), ``creationTimestamp``,
@@ -98,13 +101,13 @@ class ApiServer(kmock.KubernetesEmulator):
         """Create or replace an object directly, as another client would."""
         self._groups[resource.plural] = resource.group
         meta = document["metadata"]
-        key = (resource.plural, meta["namespace"], meta["name"])
+        key = (resource.plural, meta.get("namespace", ""), meta["name"])
         old = self._store.get(key)
         new = copy.deepcopy(document)
         new.setdefault("apiVersion", resource.api_version)
         new.setdefault("kind", resource.kind)
         if old is None:
-            self._created(new, meta["namespace"])
+            self._created(new, key[1])
         else:
             new["metadata"] = old["metadata"] | new["metadata"]
             self._bump(old, new)
@@ -165,6 +168,8 @@ class ApiServer(kmock.KubernetesEmulator):
                 return _json(self._create(request, plural), 201)
             if method == "PATCH":
                 return _json(self._patch(request, plural))
+            if method == "PUT" and request.name:
+                return _json(self._replace(request, plural))
             if method == "DELETE" and request.name:
                 gone = self._delete((plural, request.namespace or "", request.name))
                 return _json(gone)
@@ -275,6 +280,29 @@ class ApiServer(kmock.KubernetesEmulator):
             self._record("MODIFIED", plural, new)
         return copy.deepcopy(self._store[key])
 
+    def _replace(self, request: kmock.Request, plural: str) -> dict[str, Any]:
+        key = (plural, request.namespace or "", request.name or "")
+        body = _body(request)
+        live = self._store.get(key)
+        if live is None:
+            raise _ApiProblem(404, "NotFound", f'{plural} "{key[2]}" not found')
+        sent = str(body.get("metadata", {}).get("resourceVersion") or "")
+        if sent != live["metadata"]["resourceVersion"]:
+            message = (
+                f'Operation cannot be fulfilled on {plural} "{key[2]}": the object has been '
+                "modified; please apply your changes to the latest version and try again"
+            )
+            raise _ApiProblem(409, "Conflict", message)
+        new = copy.deepcopy(body)
+        kept = ("uid", "creationTimestamp", "generation", "namespace", "name")
+        new["metadata"] = new.get("metadata", {}) | {k: live["metadata"][k] for k in kept}
+        if plural in WITH_STATUS_SUBRESOURCE:
+            new["status"] = live.get("status")
+        self._bump(live, new)
+        self._store[key] = new
+        self._record("MODIFIED", plural, new)
+        return copy.deepcopy(new)
+
     def _apply(self, key: Key, body: dict[str, Any], manager: str) -> dict[str, Any]:
         plural, namespace, name = key
         meta = body.get("metadata", {})
@@ -320,7 +348,10 @@ class ApiServer(kmock.KubernetesEmulator):
 
     def _created(self, obj: dict[str, Any], namespace: str) -> None:
         meta = obj.setdefault("metadata", {})
-        meta["namespace"] = namespace
+        if namespace:
+            meta["namespace"] = namespace
+        else:
+            meta.pop("namespace", None)  # cluster-scoped
         meta["uid"] = str(uuid.uuid4())
         meta["generation"] = 1
         meta.setdefault("creationTimestamp", _now())

@@ -40,12 +40,16 @@ def config(**changes: Any) -> ControllerConfig:
 
 @asynccontextmanager
 async def running(
-    api: ApiServer, settings: ControllerConfig | None = None, token: str | None = None
+    api: ApiServer,
+    settings: ControllerConfig | None = None,
+    token: str | None = None,
+    **options: Any,
 ) -> AsyncIterator[Controller]:
-    """A controller serving ``api`` until the block ends."""
+    """A controller serving ``api`` until the block ends (``options``: the Controller's)."""
     connection = Connection(server=str(api.url).rstrip("/"), token=token)
     async with KubeClient(connection, retry=FAST_RETRY) as client:
-        controller = Controller(settings or config(), client, first_retry_seconds=0.05)
+        options.setdefault("first_retry_seconds", 0.05)
+        controller = Controller(settings or config(), client, **options)
         stop = asyncio.Event()
         task = asyncio.create_task(controller.run(stop))
         try:

@@ -30,6 +30,18 @@ CONTROLLER_REQUESTS: frozenset[Permission] = frozenset(
         ("list", "batch", "jobs", ""),
         # Events on rules.
         ("create", "", "events", ""),
+        # The administrator's limits (cluster-scoped): list and watch them, nothing else.
+        ("list", "aioperator.io", "prreconciliationlimits", ""),
+        ("watch", "aioperator.io", "prreconciliationlimits", ""),
+        # Argo's memoization caches of rules: found by label, owned by their rule (an owner
+        # reference, so that Kubernetes deletes them with it), deleted by the sweep.
+        ("list", "", "configmaps", ""),
+        ("patch", "", "configmaps", ""),
+        ("delete", "", "configmaps", ""),
+        # Leader election: one Lease in the release namespace.
+        ("get", "coordination.k8s.io", "leases", ""),
+        ("create", "coordination.k8s.io", "leases", ""),
+        ("update", "coordination.k8s.io", "leases", ""),
     }
 )
 

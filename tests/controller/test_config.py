@@ -137,6 +137,22 @@ def test_an_empty_file_means_the_defaults() -> None:
             "compile.resources: may hold requests and limits only",
             id="resources",
         ),
+        pytest.param(
+            {"compile": {"limits": {}}},
+            "compile.limits: not allowed: the PRReconciliationLimits objects",
+            id="limits-are-the-administrators",
+        ),
+        pytest.param(
+            {"leaderElection": {"renewSeconds": 20}},
+            "leaderElection: retrySeconds < renewSeconds < leaseSeconds is needed",
+            id="renew-after-expiry",
+        ),
+        pytest.param(
+            {"checkSeconds": 0}, "checkSeconds: Input should be greater than 0", id="check"
+        ),
+        pytest.param(
+            {"installation": {"repos": []}}, "installation.repos: unknown field", id="installation"
+        ),
     ],
 )
 def test_a_bad_value_is_one_line_naming_the_field(change: dict[str, Any], message: str) -> None:

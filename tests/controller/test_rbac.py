@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import pytest
 
-from pipelines.controller.kube import CRON_JOBS, CRON_WORKFLOWS, RULES, WORKFLOWS
+from pipelines.controller.config import LeaderElection
+from pipelines.controller.kube import CONFIG_MAPS, CRON_JOBS, CRON_WORKFLOWS, RULES, WORKFLOWS
+from pipelines.controller.reconcile import memo_prefix
 from tests.controller.apiserver import ApiServer, calls_of
 from tests.controller.conftest import NAMESPACE, add_rule, config, eventually, running, settled
 from tests.controller.rbac_expectations import CONTROLLER_REQUESTS
@@ -39,12 +41,26 @@ async def test_every_kind_of_work_sends_exactly_the_expected_requests(
             "status": {"phase": "Failed"},
         },
     )
+    cache = {"workflows.argoproj.io/configmap-type": "Cache"}
+    api.put(  # Argo's memo cache of "kept": the controller makes the rule its owner
+        CONFIG_MAPS,
+        {"metadata": {"name": f"{memo_prefix('kept')}-1", "namespace": NAMESPACE, "labels": cache}},
+    )
     for target in ("argo", "cronjob", "argo"):
         async with running(api, config(namespaces=namespaces, target=target)) as controller:
             await settled(controller)
     assert api.stored(CRON_JOBS, NAMESPACE, "kept") is None
-    async with running(api, config(namespaces=namespaces)) as controller:
+    election = LeaderElection(enabled=True, namespace=NAMESPACE, retry_seconds=0.05)
+    settings = config(namespaces=namespaces, leader_election=election)
+    async with running(api, settings) as controller:
+        await eventually(lambda: controller.leading)
         await settled(controller)
+    async with running(api, settings) as controller:  # takes the released lease over, renews it
+        await eventually(lambda: controller.leading)
+        await settled(controller)
+        memo = f"{memo_prefix('kept')}-0"
+        api.put(CONFIG_MAPS, {"metadata": {"name": memo, "namespace": NAMESPACE}})
         api.remove(RULES, NAMESPACE, "kept")
         await eventually(lambda: api.stored(CRON_WORKFLOWS, NAMESPACE, "kept") is None)
+        await eventually(lambda: api.stored(CONFIG_MAPS, NAMESPACE, memo) is None)
     assert calls_of([api]) == CONTROLLER_REQUESTS

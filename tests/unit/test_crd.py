@@ -13,7 +13,14 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from jobs.rules.crd import CRD_PATH, HEADER, crd_document, render_crd_yaml
+from jobs.rules.crd import (
+    CRD_PATH,
+    CRDS,
+    HEADER,
+    crd_document,
+    limits_crd_document,
+    render_crd_yaml,
+)
 from jobs.rules.files import load_rules
 from jobs.rules.model import RuleStatus
 
@@ -198,3 +205,59 @@ def test_seed_examples_load_unchanged(name: str) -> None:
     assert loaded.rule.metadata.name.startswith(name)
     for doc in seed_documents(path.name):
         jsonschema.Draft4Validator(SCHEMA).validate(doc)
+
+
+# --- the administrator's limits --------------------------------------------------------------
+
+
+def test_limits_crd_is_cluster_scoped_and_valid() -> None:
+    """PRReconciliationLimits: cluster-scoped (no namespaced role can write one), short name."""
+    crd = limits_crd_document()
+    kubernetes_validate.validate(crd, "1.33.0", strict=True)
+    spec = crd["spec"]
+    assert crd["metadata"]["name"] == "prreconciliationlimits.aioperator.io"
+    assert spec["scope"] == "Cluster"
+    assert spec["names"]["kind"] == "PRReconciliationLimits"
+    assert spec["names"]["shortNames"] == ["prlimits"]
+    for path, node in walk(open_api_schema(crd)):
+        assert node.get("type"), path
+        assert not {"$ref", "anyOf", "title"} & node.keys(), path
+
+
+def test_kubectl_get_prlimits_shows_what_is_allowed() -> None:
+    """Printer columns: namespaces, repositories, actions, endpoints; each a described field."""
+    version = limits_crd_document()["spec"]["versions"][0]
+    columns = {c["name"]: c["jsonPath"] for c in version["additionalPrinterColumns"]}
+    assert columns["Namespaces"] == ".spec.namespaces"
+    assert columns["Repositories"] == ".spec.repositories"
+    assert columns["Actions"] == ".spec.allowedActions"
+    assert columns["Endpoints"] == ".spec.ai.endpoints"
+    schema = open_api_schema(limits_crd_document())
+    described = {f".{path}" for path, _ in walk(schema)}
+    for path in columns.values():
+        assert path in described or path.startswith(".metadata"), path
+
+
+@pytest.mark.parametrize("path", sorted(CRDS))
+def test_every_saved_crd_matches_its_model(path: str) -> None:
+    """crds/ holds every CRD, each as its model says (python scripts/generate-crd)."""
+    assert yaml.safe_load((ROOT / path).read_text()) == CRDS[path]()
+
+
+# --- bounds: checking a rule costs a bounded time --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "node"),
+    [
+        pytest.param(path, node, id=path)
+        for path, node in walk(SCHEMA["properties"]["spec"])
+        if node.get("type") in {"string", "array"} and "enum" not in node
+    ],
+)
+def test_every_string_and_list_of_a_rule_is_bounded(path: str, node: dict[str, Any]) -> None:
+    """maxLength on every string, maxItems on every list of the spec."""
+    if node["type"] == "string":
+        assert isinstance(node.get("maxLength"), int), path
+    else:
+        assert isinstance(node.get("maxItems"), int), path

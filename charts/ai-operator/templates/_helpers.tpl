@@ -168,10 +168,55 @@ ConfigMap.
 {{- fail (printf "secret.create is true: %s.token is required (or read it from an existing Secret with %s.tokenSecretName)" $name $name) }}
 {{- end }}
 {{- end }}
+{{- if and (gt (int .Values.replicaCount) 1) (not .Values.controller.leaderElection.enabled) }}
+{{- fail "replicaCount: more than one replica needs controller.leaderElection.enabled" }}
+{{- end }}
 {{- if and (not .Values.rbac.create) (not .Values.rbac.serviceAccountName) }}
 {{- fail "rbac.create is false: rbac.serviceAccountName must name an existing ServiceAccount" }}
 {{- end }}
 {{- if and (not .Values.rbac.create) (not .Values.workflow.serviceAccountName) }}
 {{- fail "rbac.create is false: workflow.serviceAccountName must name an existing ServiceAccount" }}
 {{- end }}
+{{- end }}
+
+{{/* The Lease the controller's replicas elect their leader with (in the release namespace). */}}
+{{- define "ai-operator.leaseName" -}}
+{{- include "ai-operator.suffixed" (dict "root" . "suffix" "controller") }}
+{{- end }}
+
+{{/* The ClusterRole reading the cluster's PRReconciliationLimits. */}}
+{{- define "ai-operator.limitsRoleName" -}}
+{{- printf "%s-%s-limits" .Release.Namespace (include "ai-operator.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+The spec of a PRReconciliationLimits from a values entry: (dict "spec" <entry> "repositories"
+<the repositories to write>).
+*/}}
+{{- define "ai-operator.limitsSpec" -}}
+{{- $spec := .spec }}
+repositories: {{ .repositories | toJson }}
+allowedActions: {{ $spec.allowedActions | default (list "merge" "close" "escalate" "wait") | toJson }}
+ai:
+  endpoints: {{ (($spec.ai | default dict).endpoints | default list) | toJson }}
+  providers: {{ (($spec.ai | default dict).providers | default list) | toJson }}
+  allowInsecureHttp: {{ (($spec.ai | default dict).allowInsecureHttp | default false) }}
+{{- with $spec.secretName }}
+secretName: {{ . | toJson }}
+{{- end }}
+{{- end }}
+
+{{/*
+Namespaces that get a copy of the chart's tokens (secret.create), as JSON: the release namespace
+(the default when it is served), and each namespace whose limits entry sets copyTokens. No other
+namespace gets the installation's tokens: give it a Secret of its own (limits.<ns>.secretName).
+*/}}
+{{- define "ai-operator.tokenNamespaces" -}}
+{{- $found := list .Release.Namespace }}
+{{- range $namespace, $spec := .Values.limits.namespaces }}
+{{- if $spec.copyTokens }}
+{{- $found = append $found $namespace }}
+{{- end }}
+{{- end }}
+{{- $found | uniq | toJson }}
 {{- end }}

@@ -1,0 +1,195 @@
+"""Checking one rule: within its namespace's limits, valid, compiled; off the event loop, in time.
+
+:func:`evaluate_rule` is what the controller runs for a rule before it applies anything: the
+rule's defaults, the model, ``ai-operator validate``'s checks, the namespace's limits
+(:func:`jobs.rules.limits.limit_problems`) and ``ai-operator compile``, with the namespace's
+Secret and limits. It is pure and never raises: any exception while checking makes the rule
+``Invalid`` with a one-line reason (never a traceback, never a retry).
+
+:class:`Checker` runs it in worker threads with a time limit per rule, so that no rule, however
+large or nested, keeps the controller's event loop (and ``/healthz``) from answering: a check
+that takes longer than the limit makes its rule ``Invalid`` and the other rules go on.
+
+Errors: none escape; every failure is an :class:`~pipelines.controller.status.Outcome`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import dataclasses
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from jobs.rules.files import RuleSource, parse_rule_document
+from jobs.rules.limits import KIND as LIMITS_KIND
+from jobs.rules.limits import LimitsSpec, limit_problems
+from jobs.rules.model import KIND
+from jobs.rules.schedule import Schedule, resolve
+from jobs.rules.validation import check_rule, one_line
+from pipelines.compile import CompileError, compile_rule
+from pipelines.controller.config import ControllerConfig
+from pipelines.controller.kube import RULES
+from pipelines.controller.status import Outcome, short
+from pipelines.options import CompiledManifest
+
+MANIFEST_HASH_ANNOTATION = "aioperator.io/manifest-hash"
+_KEPT_METADATA = ("name", "namespace", "labels")
+_WORKERS = 2
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """A valid rule's object, owned by the rule, and the schedule it runs on."""
+
+    manifest: CompiledManifest
+    schedule: Schedule
+
+
+@dataclass(frozen=True)
+class Governing:
+    """The limits governing a namespace: an object's (or the built-in ones), or why none apply."""
+
+    spec: LimitsSpec | None
+    name: str | None = None
+    """The PRReconciliationLimits object; None: no object governs (the built-in limits)."""
+    problem: str | None = None
+    """Why no limits can be chosen (two objects name the namespace): every rule is refused."""
+
+    @property
+    def shown(self) -> str:
+        """How a message names these limits."""
+        return f"{LIMITS_KIND} {self.name}" if self.name else "the built-in limits"
+
+
+def evaluate_rule(
+    rule: Mapping[str, Any], config: ControllerConfig, governing: Governing
+) -> Compiled | Outcome:
+    """The compiled object for ``rule``, or the ``Invalid`` outcome saying why not; never raises."""
+    try:
+        return _evaluate(rule, config, governing)
+    except RecursionError:
+        return Outcome("invalid", "CheckFailed", "the rule is nested too deeply to be checked")
+    except Exception as exc:  # any failure to check a rule is that rule's problem, on one line
+        return Outcome("invalid", "CheckFailed", f"the rule could not be checked: {one_line(exc)}")
+
+
+def _evaluate(
+    rule: Mapping[str, Any], config: ControllerConfig, governing: Governing
+) -> Compiled | Outcome:
+    metadata = rule["metadata"]
+    document = config.rule_defaults.apply(
+        {
+            "apiVersion": rule.get("apiVersion"),
+            "kind": rule.get("kind"),
+            "metadata": {k: metadata[k] for k in _KEPT_METADATA if k in metadata},
+            "spec": rule.get("spec"),
+        }
+    )
+    source = RuleSource(f"{metadata['namespace']}/{metadata['name']}")
+    loaded = parse_rule_document(document, source)
+    if isinstance(loaded, list):
+        message = "; ".join(f"{p.field or 'rule'}: {p.message}" for p in loaded)
+        return Outcome("invalid", "ValidationFailed", short(message))
+    errors = [f for f in check_rule(loaded) if f.severity == "error"]
+    if errors:
+        message = "; ".join(f"{f.field}: {f.message}" for f in errors)
+        return Outcome("invalid", "ValidationFailed", short(message))
+    if governing.problem is not None or governing.spec is None:
+        return Outcome("invalid", "OutsideLimits", short(governing.problem or "no limits"))
+    spec = loaded.rule.spec
+    problems = limit_problems(
+        spec,
+        governing.spec,
+        repositories=config.installation.rule_repositories(spec.repositories),
+        installation_endpoint=config.installation.ai_endpoint,
+    )
+    if problems:
+        message = "; ".join(str(problem) for problem in problems)
+        return Outcome("invalid", "OutsideLimits", short(f"{message} ({governing.shown})"))
+    options = dataclasses.replace(config.compile, limits=governing.spec)
+    if governing.spec.secretName:
+        options = dataclasses.replace(
+            options, secret_name=governing.spec.secretName, secret_keys={}
+        )
+    try:
+        manifest = compile_rule(loaded.rule, config.target, options)
+    except CompileError as exc:
+        return Outcome("invalid", "CompileFailed", short(str(exc)))
+    return Compiled(owned(manifest, rule), resolve(spec.schedule, spec.reconciliationInterval))
+
+
+def owned(manifest: CompiledManifest, rule: Mapping[str, Any]) -> CompiledManifest:
+    """The manifest with the rule as its controlling owner and the hash of the whole object."""
+    document = json.loads(json.dumps(manifest.document))  # a deep copy, plain JSON
+    metadata = document["metadata"]
+    metadata["ownerReferences"] = [
+        {
+            "apiVersion": rule.get("apiVersion") or RULES.api_version,
+            "kind": rule.get("kind") or KIND,
+            "name": rule["metadata"]["name"],
+            "uid": rule["metadata"]["uid"],
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+    ]
+    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"))
+    digest = hashlib.sha256(canonical.encode()).hexdigest()[:16]
+    metadata.setdefault("annotations", {})[MANIFEST_HASH_ANNOTATION] = digest
+    return CompiledManifest(manifest.rule, manifest.kind, manifest.name, document, manifest.notes)
+
+
+Evaluate = Callable[[Mapping[str, Any], ControllerConfig, Governing], "Compiled | Outcome"]
+
+
+class Checker:
+    """Runs :func:`evaluate_rule` in worker threads, each rule within ``time_limit`` seconds.
+
+    The rule's bounds (:mod:`jobs.rules.model`, :func:`jobs.rules.template.size_problem`) keep
+    every check well under a second; the time limit is the last guard. A check that outlives it
+    makes its rule ``Invalid``; its thread is left to end on its own, out of a fresh pool, so the
+    other rules go on at once.
+    """
+
+    def __init__(
+        self, time_limit: float, *, workers: int = _WORKERS, evaluate: Evaluate = evaluate_rule
+    ) -> None:
+        self._time_limit = time_limit
+        self._workers = workers
+        self._evaluate = evaluate
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+
+    async def check(
+        self, rule: Mapping[str, Any], config: ControllerConfig, governing: Governing
+    ) -> Compiled | Outcome:
+        """The outcome of checking ``rule``: compiled, or ``Invalid`` with a one-line reason."""
+        plain = json.loads(json.dumps(rule))  # the worker gets its own copy, plain data only
+        pool = self._open()
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(pool, self._evaluate, plain, config, governing)
+        try:
+            return await asyncio.wait_for(future, self._time_limit)
+        except TimeoutError:
+            self._abandon(pool)
+            message = f"checking the rule took longer than {self._time_limit:g} s"
+            return Outcome("invalid", "CheckTimedOut", message)
+
+    def close(self) -> None:
+        """Stop the workers (a check still running ends on its own)."""
+        if self._pool is not None:
+            self._abandon(self._pool)
+
+    def _open(self) -> concurrent.futures.ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = concurrent.futures.ThreadPoolExecutor(
+                self._workers, thread_name_prefix="rule-check"
+            )
+        return self._pool
+
+    def _abandon(self, pool: concurrent.futures.ThreadPoolExecutor) -> None:
+        pool.shutdown(wait=False)  # what was queued there still runs, then its threads end
+        if self._pool is pool:
+            self._pool = None

@@ -1,0 +1,164 @@
+"""The start-up sweep: what rules deleted while no controller watched have left behind.
+
+Run once per served scope after the first list of its rules (by the leader only):
+
+- generated CronWorkflows and CronJobs whose controlling rule no longer exists (the garbage
+  collector removes them too, in its own time; an object of a rule re-created under the same
+  name is left to that rule, which adopts it);
+- Argo's memoization caches (ConfigMaps labelled as such and named ``ai-operator-memo-...``)
+  of rules that no longer exist; and :func:`own_memo` (at every full list) makes each living
+  rule the owner of its caches, which Argo's workflow controller creates without an owner, so
+  that Kubernetes deletes them with their rule;
+- Pushgateway groups of rules that no longer exist, so that no alert fires for a rule that is
+  gone.
+
+Nothing here raises: a failure is logged and the next sweep (the next start, the next
+leadership) tries again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from jobs.log import get_logger
+from jobs.rules.model import KIND
+from pipelines.controller.config import ControllerConfig
+from pipelines.controller.kube import CONFIG_MAPS, KubeClient, KubeError, NotFound
+from pipelines.controller.reconcile import (
+    GENERATED_KINDS,
+    MEMO_CACHE_LABEL,
+    MEMO_PREFIX,
+    delete_rule_metrics,
+    memo_prefix,
+)
+from pipelines.options import APP_NAME
+
+MANAGED = f"app.kubernetes.io/managed-by={APP_NAME}"
+
+
+async def sweep(
+    client: KubeClient,
+    config: ControllerConfig,
+    scope: str | None,
+    rules: Iterable[Mapping[str, Any]],
+) -> None:
+    """Remove what rules that are not in ``rules`` (the scope's full list) left behind."""
+    present = {
+        (str(rule["metadata"].get("namespace") or ""), str(rule["metadata"]["name"]))
+        for rule in rules
+    }
+    log = get_logger("ai_operator.controller").bind(scope=scope or "all namespaces")
+    try:
+        await _generated(client, scope, present, log)
+        if config.target == "argo":
+            await _memo(client, scope, present, log)
+    except KubeError as exc:
+        log.warning("the start-up sweep could not finish", error=str(exc))
+    if config.pushgateway_url:
+        await _groups(config.pushgateway_url, scope, present, log)
+
+
+async def own_memo(
+    client: KubeClient,
+    config: ControllerConfig,
+    scope: str | None,
+    rules: Iterable[Mapping[str, Any]],
+) -> None:
+    """Give each rule's memo ConfigMaps an owner reference to the rule (when they lack one)."""
+    if config.target != "argo":
+        return
+    owners = {
+        (str(rule["metadata"].get("namespace") or ""), memo_prefix(rule["metadata"]["name"])): rule
+        for rule in rules
+        if rule["metadata"].get("uid")
+    }
+    log = get_logger("ai_operator.controller").bind(scope=scope or "all namespaces")
+    try:
+        found = await client.list(CONFIG_MAPS, scope, MEMO_CACHE_LABEL)
+        for item in found.get("items") or []:
+            metadata = item["metadata"]
+            namespace, name = str(metadata.get("namespace") or ""), str(metadata["name"])
+            rule = owners.get((namespace, name[:-2]))
+            if rule is None or metadata.get("ownerReferences"):
+                continue
+            reference = {
+                "apiVersion": rule.get("apiVersion") or "aioperator.io/v1alpha1",
+                "kind": rule.get("kind") or KIND,
+                "name": rule["metadata"]["name"],
+                "uid": rule["metadata"]["uid"],
+            }
+            change = {"metadata": {"ownerReferences": [reference]}}
+            await client.patch(CONFIG_MAPS, namespace, name, change)
+    except KubeError as exc:
+        log.warning("could not own the rules' memo ConfigMaps", error=str(exc))
+
+
+async def _generated(
+    client: KubeClient, scope: str | None, present: set[tuple[str, str]], log: Any
+) -> None:
+    for resource in GENERATED_KINDS.values():
+        try:
+            found = await client.list(resource, scope, MANAGED)
+        except NotFound:
+            continue  # the cluster does not have this kind
+        for item in found.get("items") or []:
+            metadata = item["metadata"]
+            owner = _controlling_rule(metadata)
+            namespace = str(metadata.get("namespace") or "")
+            if owner is None or (namespace, owner) in present:
+                continue
+            await client.delete(resource, namespace, metadata["name"])
+            log.info(
+                "deleted an object of a rule that no longer exists",
+                kind=resource.kind,
+                name=f"{namespace}/{metadata['name']}",
+            )
+
+
+async def _memo(
+    client: KubeClient, scope: str | None, present: set[tuple[str, str]], log: Any
+) -> None:
+    wanted = {(namespace, memo_prefix(name)) for namespace, name in present}
+    found = await client.list(CONFIG_MAPS, scope, MEMO_CACHE_LABEL)
+    for item in found.get("items") or []:
+        metadata = item["metadata"]
+        name, namespace = str(metadata["name"]), str(metadata.get("namespace") or "")
+        if not name.startswith(MEMO_PREFIX) or (namespace, name[:-2]) in wanted:
+            continue
+        await client.delete(CONFIG_MAPS, namespace, name)
+        log.info("deleted the memo ConfigMap of a rule that no longer exists", name=name)
+
+
+async def _groups(
+    gateway_url: str, scope: str | None, present: set[tuple[str, str]], log: Any
+) -> None:
+    from jobs.clients.metrics import JOB, GatewayError, list_groups  # noqa: PLC0415
+
+    try:
+        groups = await asyncio.to_thread(list_groups, gateway_url)
+    except GatewayError as exc:
+        log.warning("could not read the Pushgateway's groups", error=str(exc))
+        return
+    gone: set[tuple[str, str]] = set()
+    for labels in groups:
+        if labels.get("job") != JOB or not labels.get("rule"):
+            continue
+        rule = labels["rule"]
+        namespace = labels.get("namespace")
+        if namespace is None and "/" in rule:  # the earlier design's {rule="namespace/name"}
+            namespace, rule = rule.split("/", 1)
+        if namespace is None or scope not in (None, namespace):
+            continue
+        if (namespace, rule) not in present:
+            gone.add((namespace, rule))
+    for namespace, rule in sorted(gone):
+        await delete_rule_metrics(gateway_url, namespace, rule)
+
+
+def _controlling_rule(metadata: Mapping[str, Any]) -> str | None:
+    for reference in metadata.get("ownerReferences") or []:
+        if reference.get("controller") and reference.get("kind") == KIND:
+            return str(reference.get("name"))
+    return None
