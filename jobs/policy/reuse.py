@@ -3,11 +3,11 @@
 A pass remembers, per pull request, the last decision it made, when, and under which key. The
 key (:func:`decision_key`) names everything the decision depends on: the rule's spec, the model,
 the pull request, and the facts of :meth:`~jobs.policy.snapshot.PullRequestSnapshot.fingerprint`
-(head commit, checks, mergeability, reviews, labels except the rule's own, base, title, body,
-state, draft) plus Argo CD's health (``Unknown`` in this version, so constant). While the key is
-unchanged and the decision is younger than the maximum age, the pass reuses it instead of asking
-the model; a reused decision is then acted on like a fresh one (plan and guardrails on fresh
-facts), so reuse never skips a safety check.
+(head commit, checks, mergeability, reviews, labels except those the operator's token added,
+base, title, body, state, draft) plus Argo CD's health (``Unknown`` in this version, so
+constant). While the key is unchanged and the decision is younger than the maximum age, the
+pass reuses it instead of asking the model; a reused decision is then acted on like a fresh one
+(plan and guardrails on fresh facts), so reuse never skips a safety check.
 
 :func:`triage` splits a pass's matching pull requests into those it reuses, those it asks about
 (at most the cap: ``maxPullRequests`` bounds model calls, not what is seen) and those deferred to a
@@ -38,16 +38,15 @@ MEMO_SHARDS = "0123456789abcdef"
 """The pipeline spreads its memo over one ConfigMap per shard, a key's first hex digit."""
 
 
-def decision_key(
-    spec_hash: str, model: str, pr: PullRequestSnapshot, own_labels: frozenset[str]
-) -> str:
+def decision_key(spec_hash: str, model: str, pr: PullRequestSnapshot) -> str:
     """The key a decision about ``pr`` is remembered under: it changes when anything it read does.
 
-    ``model`` names the provider and model (``anthropic/claude-sonnet-5``); ``own_labels`` are the
-    rule's escalation labels, left out so that the rule's own escalation is not a change of facts.
+    ``model`` names the provider and model (``anthropic/claude-sonnet-5``). Of the labels, only
+    those the operator's token added are left out (read from the timeline, case-insensitively):
+    the operator's own escalation is no change of facts, a person adding any label is.
     """
     facts = "|".join(
-        (spec_hash, model, pr.repository, str(pr.number), pr.fingerprint(own_labels), ARGOCD_FACTS)
+        (spec_hash, model, pr.repository, str(pr.number), pr.fingerprint(), ARGOCD_FACTS)
     )
     return KEY_PREFIX + hashlib.sha256(facts.encode()).hexdigest()[:24]
 

@@ -22,12 +22,6 @@ from jobs.rules.model import PRReconciliationRule
 SEARCH_LIMIT = 1000  # GitHub's search returns at most 1,000 results
 
 
-def own_labels(rule: PRReconciliationRule) -> frozenset[str]:
-    """Labels left out of fingerprints: the ones this rule's own escalation adds."""
-    escalation = rule.spec.escalation
-    return frozenset([*escalation.labels, *escalation.optionalLabels])
-
-
 def gather(
     rule: PRReconciliationRule, repositories: Sequence[str], github: GitHubReader
 ) -> list[PullRequestSnapshot]:
@@ -46,7 +40,7 @@ def pull_request_ref(
     (:func:`jobs.policy.reuse.decision_key`: rule spec, ``model``, PR, facts), which matches
     Argo's memoization key pattern; ``shard`` names the memo ConfigMap the key lives in.
     """
-    key = decision_key(rule.spec_hash(), model, pr, own_labels(rule))
+    key = decision_key(rule.spec_hash(), model, pr)
     return {"display": pr.display, "key": key, "shard": memo_shard(key)}
 
 
@@ -66,9 +60,8 @@ def sort_out(
     reused while the PR's key (rule spec, ``model``, facts) is unchanged and younger than
     ``max_age`` seconds. See :func:`jobs.policy.reuse.triage` for the order under the cap.
     """
-    spec_hash, own = rule.spec_hash(), own_labels(rule)
+    spec_hash = rule.spec_hash()
     candidates = [
-        Candidate(pr, decision_key(spec_hash, model, pr, own), remembered.get(pr.display))
-        for pr in prs
+        Candidate(pr, decision_key(spec_hash, model, pr), remembered.get(pr.display)) for pr in prs
     ]
     return triage(candidates, now=now, max_age=max_age, cap=cap)

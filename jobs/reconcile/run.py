@@ -29,7 +29,7 @@ from jobs.policy.reuse import Triage, remember
 from jobs.policy.snapshot import PullRequestSnapshot
 from jobs.reconcile.act import act
 from jobs.reconcile.ask import decide_pull_request
-from jobs.reconcile.gather import gather, own_labels, sort_out
+from jobs.reconcile.gather import gather, sort_out
 from jobs.reconcile.ports import Decider, DecisionMemory, GitHubPort
 from jobs.reconcile.results import PassReport, PullRequestFailure, PullRequestResult
 from jobs.rules.model import PRReconciliationRule
@@ -55,7 +55,7 @@ def failure_result(
     rule: PRReconciliationRule, pr: PullRequestSnapshot, exc: PullRequestFailure
 ) -> PullRequestResult:
     """The row of a pull request whose decision failed: nothing was done to it."""
-    no_decision = leave_alone(rule, pr, pr.fingerprint(own_labels(rule)), "no decision")
+    no_decision = leave_alone(rule, pr, pr.fingerprint(), "no decision")
     row = PullRequestResult.of(no_decision, dry_run=False)
     return row.failed(str(exc), exc.kind, retryable=exc.retryable)
 

@@ -35,7 +35,7 @@ from jobs.policy.selection import selection_problems
 from jobs.policy.snapshot import PullRequestSnapshot
 from jobs.reconcile.act import act
 from jobs.reconcile.ask import decide_pull_request
-from jobs.reconcile.gather import gather, own_labels, pull_request_ref, sort_out
+from jobs.reconcile.gather import gather, pull_request_ref, sort_out
 from jobs.reconcile.ports import Decider, DecisionMemory, GitHubPort, GitHubReader
 from jobs.reconcile.results import PullRequestFailure, PullRequestResult
 from jobs.rules.encoding import StepInputError
@@ -400,7 +400,7 @@ def decide_settled(
     problems = selection_problems(pr, rule.spec.selector)
     if problems:
         reason = f"no longer covered by the rule: {'; '.join(problems)}"
-        return leave_alone(rule, pr, pr.fingerprint(own_labels(rule)), reason), True
+        return leave_alone(rule, pr, pr.fingerprint(), reason), True
     decision = decide_pull_request(rule, pr, ai)
     return decision, settled(rule, decision, pr)
 

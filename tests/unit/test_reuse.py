@@ -31,7 +31,7 @@ DAY = 86400.0
 
 
 def key(pr=None, *, spec_hash: str = "spec", model: str = MODEL) -> str:
-    return decision_key(spec_hash, model, pr or make_pr(), OWN)
+    return decision_key(spec_hash, model, pr or make_pr())
 
 
 def a_decision(**pr):
@@ -69,15 +69,37 @@ def test_a_changed_fact_changes_the_key(change):
 @pytest.mark.parametrize(
     "change",
     [
-        pytest.param({"labels": ("auto-merge", "staging", "needs-human-approval")}, id="own-label"),
+        pytest.param(
+            {
+                "labels": ("auto-merge", "staging", "needs-human-approval"),
+                "labels_added_by_operator": OWN,
+            },
+            id="operator-label",
+        ),
+        pytest.param(
+            {
+                "labels": ("auto-merge", "staging", "Needs-Human-Approval"),
+                "labels_added_by_operator": OWN,
+            },
+            id="operator-label-other-case",
+        ),
         pytest.param({"comment_markers": frozenset({"rule=x action=escalate"})}, id="own-comment"),
         pytest.param({"updated_at": datetime(2026, 11, 30, tzinfo=UTC)}, id="updated-at"),
         pytest.param({"id": "PR_other"}, id="node-id"),
     ],
 )
 def test_the_rules_own_traces_keep_the_key(change):
-    """The rule's own escalation (label, comment) is no change of facts: its decision stands."""
+    """The operator's own escalation (label, comment) is no change of facts: its decision stands.
+
+    A label counts as the operator's when its token added it (the timeline), in any case.
+    """
     assert key(make_pr(**change)) == key()
+
+
+def test_a_person_adding_the_rules_escalation_label_changes_the_key():
+    """The rule's own label, added by a person, is a change: the decision is not reused."""
+    by_person = make_pr(labels=("auto-merge", "staging", "needs-human-approval"))
+    assert key(by_person) != key()
 
 
 def test_another_spec_or_model_changes_the_key():
