@@ -521,13 +521,14 @@ def step_decide(
     started = time.monotonic()
     try:
         ai = make_decision_client(resolve_ai(rule.spec.ai, settings))
-        decision, settled = steps.decide_settled(rule, ref, github, ai)
+        model = model_identity(rule.spec.ai, settings)
+        decision, settled, facts = steps.decide_seeing(rule, ref, github, ai, model=model)
     except (StepInputError, ConfigError) as exc:
         fail(str(exc))
     except PullRequestFailure as exc:
         _step_error("decide", exc, kind=exc.kind)
     latency = time.monotonic() - started
-    decided = steps.Decided(decision, ai.usage, latency, run, settled)
+    decided = steps.Decided(decision, ai.usage, latency, run, settled, facts)
     _write(output, steps.decided_output(decided))
     # The decision line itself is the act step's, once the decision is applied.
     get_logger("step", rule=rule.qualified_name).info(
@@ -567,7 +568,13 @@ def step_act(
     except StepInputError as exc:
         fail(str(exc))
     act_dry_run = dry_run or rule.spec.dryRun
-    results = steps.act_decided(rule, parsed, github, dry_run=act_dry_run, run=run)
+    try:
+        model = model_identity(rule.spec.ai, settings)
+    except ConfigError as exc:
+        fail(str(exc))
+    results, facts = steps.act_branch(
+        rule, parsed, github, dry_run=act_dry_run, run=run, model=model
+    )
     report = PassReport(rule=rule.qualified_name, results=results)
     _write(output, steps.dump_for_argo([r.to_json() for r in results]))
     mine = counts(report, dry_run=act_dry_run) | {"githubRequests": github.stats.requests}
@@ -575,7 +582,8 @@ def step_act(
         tally = mine | {"githubRateLimitRemaining": github.stats.rate_limit_remaining}
         _write(summary_output, steps.dump_for_argo(tally))
     if outcome_output is not None:
-        _write(outcome_output, steps.dump_for_argo(steps.branch_outcome(results, mine, run)))
+        outcome = steps.branch_outcome(results, mine, run, facts)
+        _write(outcome_output, steps.dump_for_argo(outcome))
     _log_report(report)
     raise typer.Exit(_act_exit_code(results))
 

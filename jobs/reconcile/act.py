@@ -33,13 +33,27 @@ def act(
     ``just_read`` are facts read moments ago in the same pass: when they already leave nothing
     to do (say, an escalation whose labels and comment are there), the fresh read is spared.
     """
+    return act_seeing(rule, decision, github, dry_run=dry_run, just_read=just_read)[0]
+
+
+def act_seeing(
+    rule: PRReconciliationRule,
+    decision: Decision,
+    github: GitHubPort,
+    *,
+    dry_run: bool,
+    just_read: PullRequestSnapshot | None = None,
+) -> tuple[PullRequestResult, PullRequestSnapshot | None]:
+    """Like :func:`act`, and the facts it planned on (None when it read none: a wait)."""
     row = PullRequestResult.of(decision, dry_run=dry_run)
     if decision.action is Action.WAIT:
-        return row
+        return row, just_read
+    seen: list[PullRequestSnapshot] = []
     try:
-        return _act(rule, decision, github, row, dry_run=dry_run, just_read=just_read)
+        row = _act(rule, decision, github, row, dry_run=dry_run, just_read=just_read, seen=seen)
     except Exception as exc:  # a fault of this pull request's act is its row's error
-        return row.failed(f"acting failed: {type(exc).__name__}: {exc}", "internal")
+        row = row.failed(f"acting failed: {type(exc).__name__}: {exc}", "internal")
+    return row, seen[-1] if seen else None
 
 
 def _act(
@@ -50,16 +64,19 @@ def _act(
     *,
     dry_run: bool,
     just_read: PullRequestSnapshot | None,
+    seen: list[PullRequestSnapshot],
 ) -> PullRequestResult:
     if just_read is not None:
         settled = plan(rule, decision, just_read)
         if not settled.operations:
+            seen.append(just_read)
             return row.with_action(settled.action, settled.guardrail, settled.guardrail_reason)
     try:
         fresh = github.pull_request(decision.repository, decision.number)
     except GitHubError as exc:
         kind = "auth" if isinstance(exc, GitHubAuthError) else "github"
         return row.failed(f"reading fresh state failed: {exc}", kind, retryable=exc.retryable)
+    seen.append(fresh)
     the_plan = plan(rule, decision, fresh)
     row = row.with_action(the_plan.action, the_plan.guardrail, the_plan.guardrail_reason)
     if dry_run or not the_plan.operations:

@@ -64,6 +64,7 @@ class GitHubClient:
         self._last_mutation: float | None = None
         self._sleep = sleep
         self._clock = clock
+        self._viewer: str | None = None
 
     @property
     def stats(self) -> GitHubStats:
@@ -99,6 +100,7 @@ class GitHubClient:
             variables = {"query": query, "first": first, "after": after}
             result = self._query(queries.SEARCH_PULL_REQUESTS, variables)
             search, viewer = result.search, result.viewer.login
+            self._viewer = viewer
             for node in search.nodes:
                 fresh = node.__typename__ == "PullRequest" and node.id not in found
                 if fresh and len(found) < limit:
@@ -115,11 +117,18 @@ class GitHubClient:
         if not result.repository or not result.repository.pull_request:
             raise GitHubQueryError(f"{repository}#{number} was not found")
         pr = result.repository.pull_request
+        self._viewer = result.viewer.login
         return to_snapshot(pr, result.viewer.login, self._connections(pr))
 
     def viewer_login(self) -> str:
-        """The login of the token's account; GitHubAuthError when GitHub refuses the token."""
-        return str(self._query(queries.VIEWER, {}).viewer.login)
+        """The login of the token's account; GitHubAuthError when GitHub refuses the token.
+
+        The operator's identity (people win by it). Every read asks for it along the way, so
+        after a search or a read this costs no request.
+        """
+        if self._viewer is None:
+            self._viewer = str(self._query(queries.VIEWER, {}).viewer.login)
+        return self._viewer
 
     def _connections(self, pr: Any) -> Connections:
         """All nodes of ``pr``'s nested connections: the fragment's first pages, then the rest."""

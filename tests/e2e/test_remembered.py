@@ -1,0 +1,91 @@
+"""A remembered decision stays true: fallbacks are never remembered, the memo is keyed on the
+facts its steps saw, and pull requests beyond the cap take turns without any memory.
+
+`ai-operator run` and the compiled workflow (run pod by pod by the Argo interpreter).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.argo_interpreter import MemoCache, run_cron_workflow
+from tests.conftest import cli_env, run_cli
+from tests.e2e.test_people_win import one_pr, rows
+from tests.e2e.test_pipeline_act import SECRETS, PersonBeforeAct, staging
+from tests.e2e.test_run import RULE
+
+pytestmark = pytest.mark.e2e
+
+FORBIDDEN = {"action": "dance", "reason": "no such action", "comment": None, "labels": []}
+
+
+@pytest.fixture
+def waiting_rule(tmp_path: Path) -> Path:
+    path = tmp_path / "rule.yaml"
+    path.write_text(RULE + "  fallbackAction: wait\n")
+    return path
+
+
+# --- 8: fallbacks are not remembered --------------------------------------------------------
+
+
+def test_run_asks_again_after_a_fallback(world, github, llm, waiting_rule):
+    """An unusable answer falls back to wait; the next pass asks again (and merges)."""
+    one_pr(world, title="Green")
+    llm.answer_next(FORBIDDEN)
+    env = cli_env(github, llm)
+    [first] = rows(run_cli(["run", str(waiting_rule), "--output", "json"], env))
+
+    [second] = rows(run_cli(["run", str(waiting_rule), "--output", "json"], env))
+
+    assert (first["action"], first["fallback"]) == ("wait", True)
+    assert (second["action"], second["reused"]) == ("merge", False)
+    assert world.pull_request("acme/web", 1).state == "MERGED"
+
+
+def test_the_pipeline_decides_again_after_a_fallback() -> None:
+    """Run 1 falls back (escalate); run 2 decides the PR again instead of replaying the memo."""
+    with staging(title="Green") as (world, github, llm):
+        llm.answer_next(FORBIDDEN)
+        memo = MemoCache()
+        first = run_staging_memo(github, llm, memo)
+        asked = len(llm.requests)
+        second = run_staging_memo(github, llm, memo)
+
+    assert first.phase == second.phase == "Succeeded"
+    assert len(llm.requests) == asked + 1
+    assert world.pull_request("acme/web", 1).state == "MERGED"
+
+
+# --- 7: the memo is keyed on the facts the steps saw -------------------------------------------
+
+
+def test_a_pr_whose_facts_flapped_before_act_is_decided_again() -> None:
+    """Mergeability goes UNKNOWN just before act (so act waits) and back afterwards: the next
+    run decides again and merges, instead of replaying the wait for the memo's lifetime."""
+    with staging(title="Green") as (world, github, llm):
+        pr = world.pull_request("acme/web", 1)
+        flap = PersonBeforeAct(lambda: setattr(pr, "mergeable", "UNKNOWN"))
+        memo = MemoCache()
+        first = run_staging_memo(github, llm, memo, flap)
+        assert pr.state == "OPEN"
+        pr.mergeable = "MERGEABLE"
+        second = run_staging_memo(github, llm, memo)
+
+    assert first.phase == second.phase == "Succeeded"
+    assert pr.state == "MERGED"
+
+
+def run_staging_memo(github, llm, memo: MemoCache, pods=None):
+    """The staging example's workflow, with a memo kept between runs."""
+    from jobs.rules.files import load_rules
+    from pipelines.compile import CompileOptions, compile_rule
+    from tests.conftest import ROOT
+
+    rule = load_rules([ROOT / "examples" / "staging-automerge.yaml"])[0].rule
+    document = compile_rule(rule, "argo", CompileOptions()).document
+    env = cli_env(github, llm)
+    del env["GITHUB_TOKEN"], env["AI_TOKEN"]
+    return run_cron_workflow(document, env=env, secrets=SECRETS, pods=pods, memo=memo)
