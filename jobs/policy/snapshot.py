@@ -150,6 +150,9 @@ class PullRequestSnapshot(PullRequestKey):
     head_committed_at: datetime | None = Field(
         default=None, description="When the head commit was made; None when not read."
     )
+    read_at: datetime | None = Field(
+        default=None, description="When these facts were read; None when not known."
+    )
 
     @property
     def changes_requested(self) -> bool:

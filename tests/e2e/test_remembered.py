@@ -6,6 +6,7 @@ facts its steps saw, and pull requests beyond the cap take turns without any mem
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ import pytest
 from tests.argo_interpreter import MemoCache, run_cron_workflow
 from tests.conftest import cli_env, run_cli
 from tests.e2e.test_people_win import one_pr, rows
-from tests.e2e.test_pipeline_act import SECRETS, PersonBeforeAct, staging
+from tests.e2e.test_pipeline_act import SECRETS, PersonBeforeAct, run_staging, staging
 from tests.e2e.test_run import RULE
 
 pytestmark = pytest.mark.e2e
@@ -89,3 +90,35 @@ def run_staging_memo(github, llm, memo: MemoCache, pods=None):
     env = cli_env(github, llm)
     del env["GITHUB_TOKEN"], env["AI_TOKEN"]
     return run_cron_workflow(document, env=env, secrets=SECRETS, pods=pods, memo=memo)
+
+
+# --- 13: a required check not reported yet is a reason to wait --------------------------------
+
+
+@pytest.mark.parametrize(
+    ("hours_ago", "action", "guardrail"),
+    [
+        pytest.param(0, "wait", "required-checks-not-reported", id="fresh-head-waits"),
+        pytest.param(2, "escalate", "merge-blocked", id="after-the-grace-escalates"),
+    ],
+)
+def test_run_waits_for_a_required_check_not_reported_yet(
+    world, github, llm, waiting_rule, hours_ago, action, guardrail
+):
+    """GitHub says BLOCKED though every reported check passed: wait an hour from the head."""
+    committed = datetime.now(UTC) - timedelta(hours=hours_ago)
+    one_pr(world, title="Green", merge_state_status="BLOCKED", committed_at=committed)
+
+    [row] = rows(run_cli(["run", str(waiting_rule), "--output", "json"], cli_env(github, llm)))
+
+    assert (row["proposedAction"], row["action"], row["guardrail"]) == ("merge", action, guardrail)
+
+
+def test_the_pipeline_waits_for_a_required_check_not_reported_yet() -> None:
+    """The same in the compiled workflow: no label, no comment, the PR stays open."""
+    with staging(title="Green", merge_state_status="BLOCKED") as (world, github, llm):
+        run = run_staging(github, llm)
+
+    pr = world.pull_request("acme/web", 1)
+    assert run.phase == "Succeeded" and pr.state == "OPEN"
+    assert pr.labels == ["auto-merge", "staging"] and pr.comments == []

@@ -12,6 +12,7 @@ sgqlc turns a JSON null object into an empty, falsy object, so absent things are
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from jobs.policy.markers import find_markers
@@ -70,7 +71,10 @@ def first_pages(pr: Any) -> Connections:
 
 
 def to_snapshot(
-    pr: Any, viewer: str = "", connections: Connections | None = None
+    pr: Any,
+    viewer: str = "",
+    connections: Connections | None = None,
+    read_at: datetime | None = None,
 ) -> PullRequestSnapshot:
     """Map one pull request read with the ``PullRequestFacts`` fragment into a snapshot.
 
@@ -123,6 +127,7 @@ def to_snapshot(
         labels_added_by_operator=people.labels_added_by_operator,
         comment_deleted_by=people.comment_deleted_by,
         head_committed_at=commit.committed_date if commit else None,
+        read_at=read_at or datetime.now(UTC),
     )
 
 
