@@ -32,6 +32,7 @@ from jobs.clients.decision_cache import DecisionFile, cache_directory
 from jobs.clients.github import GitHubClient
 from jobs.clients.github.errors import GitHubAuthError, GitHubError
 from jobs.clients.metrics import PassSummary, push_pass_metrics
+from jobs.clients.rule_lock import RuleLock, RuleLockError, lock_directory
 from jobs.config import ConfigError, Settings, model_identity, resolve_ai, rule_repositories
 from jobs.log import configure_logging, decision_logger, get_logger, redact
 from jobs.reconcile import steps
@@ -248,6 +249,11 @@ def _rules(files: Sequence[Path], from_env: bool) -> list[PRReconciliationRule]:
     return rules
 
 
+def _rule_lock(settings: Settings) -> RuleLock:
+    directory = lock_directory(cache_directory(settings.cache_home, settings.home))
+    return RuleLock(directory, wait_seconds=settings.run_lock_wait_seconds)
+
+
 def _memory(settings: Settings) -> DecisionFile:
     directory = cache_directory(settings.cache_home, settings.home)
     return DecisionFile(directory, max_age_seconds=settings.decision_max_age_seconds)
@@ -267,17 +273,22 @@ def _run_rule(
     requests_before = github.stats.requests
     pass_dry_run = dry_run or rule.spec.dryRun
     started = time.monotonic()
+    lock = _rule_lock(settings)
     try:
-        report = run_pass(
-            rule,
-            setup.repositories,
-            github,
-            ai,
-            dry_run=pass_dry_run,
-            parallelism=parallelism,
-            progress=progress,
-            reuse=reuse,
-        )
+        with lock.held(rule.qualified_name):
+            report = run_pass(
+                rule,
+                setup.repositories,
+                github,
+                ai,
+                dry_run=pass_dry_run,
+                parallelism=parallelism,
+                progress=progress,
+                reuse=reuse,
+            )
+    except RuleLockError as exc:  # another pass of this rule is running: this one did nothing
+        report = PassReport(rule=rule.qualified_name, error=str(exc))
+        report.duration_seconds = time.monotonic() - started
     except Exception as exc:  # one rule's failed pass never stops the next rule
         report = PassReport(rule=rule.qualified_name, error=f"{type(exc).__name__}: {exc}")
         report.duration_seconds = time.monotonic() - started

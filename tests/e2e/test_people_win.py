@@ -7,10 +7,13 @@ comment markers; and a remembered decision ignores only labels the operator's to
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
+from jobs.clients.decision_cache import cache_directory
+from jobs.clients.rule_lock import RuleLock, lock_directory
 from jobs.sandbox.github import FakeCheck, GitHubWorld
 from tests.conftest import cli_env, run_cli
 from tests.e2e.test_pipeline_act import run_staging, staging
@@ -206,3 +209,34 @@ def test_the_pipeline_does_not_add_back_a_label_people_removed() -> None:
 
     assert second.phase == "Succeeded"
     assert LABEL not in world.pull_request("acme/web", 1).labels
+
+
+# --- 9: one pass per rule at a time ----------------------------------------------------------
+
+
+def test_two_concurrent_runs_of_one_rule_comment_and_close_once(world, github, llm, rule_file):
+    """Two terminals run the same rule at once: the second waits for the first, then finds
+    nothing left to do. One comment, one close."""
+    one_pr(world, title="[close] Old experiment")
+    llm.delay_next(1.5)
+    llm.delay_next(1.5)
+    env = cli_env(github, llm)
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda _: run_cli(["run", str(rule_file)], env), range(2)))
+
+    pr = world.pull_request("acme/web", 1)
+    assert [r.code for r in results] == [0, 0], [r.stderr for r in results]
+    assert pr.state == "CLOSED" and len(pr.comments) == 1
+    assert github.mutations.count("closePullRequest") == 1
+
+
+def test_a_run_that_cannot_get_the_rules_lock_says_so(world, github, llm, rule_file):
+    """The lock is held elsewhere: the pass stops with a one-line message and changes nothing."""
+    one_pr(world, title="[close] Old experiment")
+    env = cli_env(github, llm, RUN_LOCK_WAIT_SECONDS="0")
+    lock = RuleLock(lock_directory(cache_directory(env["XDG_CACHE_HOME"], None)), wait_seconds=0)
+    with lock.held("ai-operator-system/staging-automerge"):
+        result = run_cli(["run", str(rule_file)], env)
+
+    assert result.code == 2 and github.mutations == []
+    assert "another pass of ai-operator-system/staging-automerge is running" in result.stdout
