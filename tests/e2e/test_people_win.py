@@ -240,3 +240,25 @@ def test_a_run_that_cannot_get_the_rules_lock_says_so(world, github, llm, rule_f
 
     assert result.code == 2 and github.mutations == []
     assert "another pass of ai-operator-system/staging-automerge is running" in result.stdout
+
+
+# --- 6: people win across rules sharing the token --------------------------------------------
+
+
+def test_a_second_rule_does_not_redo_what_a_person_undid_of_the_first(world, github, llm, tmp_path):
+    """Rule A closes; a person reopens; rule B (same token, same PRs) does not close it again."""
+    one_pr(world, title="[close] Old experiment")
+    first, second = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    first.write_text(RULE)
+    second.write_text(RULE.replace("name: staging-automerge", "name: staging-cleanup"))
+    env = cli_env(github, llm)
+    assert run_cli(["run", str(first)], env).code == 0
+    world.reopen("acme/web", 1, actor="alice")
+
+    [row] = rows(run_cli(["run", str(second), "--output", "json"], env))
+
+    assert world.pull_request("acme/web", 1).state == "OPEN"
+    assert (row["rule"], row["guardrail"]) == (
+        "ai-operator-system/staging-cleanup",
+        "reopened-by-person",
+    )
