@@ -32,6 +32,7 @@ from jobs.clients.decision_cache import DecisionFile, cache_directory
 from jobs.clients.github import GitHubClient
 from jobs.clients.github.errors import GitHubAuthError, GitHubError
 from jobs.clients.metrics import PassSummary, push_pass_metrics
+from jobs.clients.rule_lease import LeaseHeld, RuleLease
 from jobs.clients.rule_lock import RuleLock, RuleLockError, lock_directory
 from jobs.config import ConfigError, Settings, model_identity, resolve_ai, rule_repositories
 from jobs.log import configure_logging, decision_logger, get_logger, redact
@@ -501,6 +502,34 @@ def _argo_memo(namespace: str, prefix: str | None) -> ArgoMemo | None:
     return ArgoMemo(api, namespace, prefix)
 
 
+def _take_lease(namespace: str, name: str, holder: str) -> RuleLease | None:
+    """Take the rule's Lease before acting: exit 75 (Argo retries) while another run holds it.
+
+    Without a reachable API the act goes on without it (and says so): the CronWorkflow's
+    ``concurrencyPolicy: Forbid`` still keeps scheduled runs apart.
+    """
+    log = get_logger("step")
+    try:
+        api = KubernetesAPI.from_environment(os.environ)
+        if api is None:
+            log.warning("no Kubernetes API: acting without the rule's lease", lease=name)
+            return None
+        lease = RuleLease(api, namespace, name, holder)
+        lease.acquire()
+        return lease
+    except LeaseHeld as exc:
+        _step_error("act", exc, kind="step")
+    except MemoUnreadable as exc:
+        log.warning("the rule's lease could not be taken: acting without it", error=str(exc))
+    return None
+
+
+def _release_lease(lease: RuleLease | None) -> None:
+    if lease is not None:
+        with contextlib.suppress(MemoUnreadable):
+            lease.release()
+
+
 def _go_seconds(duration: str) -> float:
     """Seconds in a Go duration as Argo's ``maxAge`` takes it (``24h``, ``90m``, ``1h30m``)."""
     units = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -569,6 +598,12 @@ def step_act(
         Path | None,
         typer.Option("--outcome-output", help="Where to write one PR's outcome (JSON, no text)."),
     ] = None,
+    lease: Annotated[
+        str | None, typer.Option("--lease", help="The rule's Lease: one run acts at a time.")
+    ] = None,
+    namespace: Annotated[
+        str | None, typer.Option("--namespace", help="Where the rule's Lease is.")
+    ] = None,
 ) -> None:
     """Apply the decisions on fresh facts, serialized; write the results and their counts."""
     rule = _step_rule()
@@ -578,14 +613,22 @@ def step_act(
         parsed = steps.parse_decided(decisions)
     except StepInputError as exc:
         fail(str(exc))
+    held = (
+        _take_lease(namespace or rule.metadata.namespace, lease, run or "act")
+        if lease and parsed
+        else None
+    )
     act_dry_run = dry_run or rule.spec.dryRun
     try:
         model = model_identity(rule.spec.ai, settings)
     except ConfigError as exc:
         fail(str(exc))
-    results, facts = steps.act_branch(
-        rule, parsed, github, dry_run=act_dry_run, run=run, model=model
-    )
+    try:
+        results, facts = steps.act_branch(
+            rule, parsed, github, dry_run=act_dry_run, run=run, model=model
+        )
+    finally:
+        _release_lease(held)
     report = PassReport(rule=rule.qualified_name, results=results)
     _write(output, steps.dump_for_argo([r.to_json() for r in results]))
     mine = counts(report, dry_run=act_dry_run) | {"githubRequests": github.stats.requests}

@@ -97,6 +97,33 @@ class KubernetesAPI:
         data = document.get("data") if isinstance(document, dict) else None
         return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
 
+    def request(
+        self, method: str, path: str, body: dict[str, Any] | None = None
+    ) -> tuple[int, dict[str, Any]]:
+        """One request: ``(status, JSON body)``; 404 and 409 are answers, not errors.
+
+        Raises MemoUnreadable when the API cannot be reached or refuses otherwise.
+        """
+        data = json.dumps(body).encode() if body is not None else None
+        headers = {"Accept": "application/json", "Content-Type": "application/json"}
+        request = urllib.request.Request(  # noqa: S310 - http(s) only
+            self.url + path, data=data, method=method, headers=headers
+        )
+        if self._token:
+            request.add_header("Authorization", f"Bearer {self._token}")
+        try:
+            with urllib.request.urlopen(  # noqa: S310 - the API server's URL, http(s) only
+                request, timeout=TIMEOUT_SECONDS, context=self._context
+            ) as answer:
+                document = json.load(answer)
+                return answer.status, document if isinstance(document, dict) else {}
+        except urllib.error.HTTPError as exc:
+            if exc.code in (404, 409):
+                return exc.code, {}
+            raise MemoUnreadable(f"{method} {path} answered HTTP {exc.code}") from exc
+        except (OSError, ValueError) as exc:
+            raise MemoUnreadable(f"{method} {path} failed: {exc}") from exc
+
 
 class ArgoMemo:
     """A :class:`~jobs.reconcile.ports.DecisionMemory` over Argo's memo ConfigMaps (read-only)."""

@@ -122,3 +122,44 @@ def test_the_pipeline_waits_for_a_required_check_not_reported_yet() -> None:
     pr = world.pull_request("acme/web", 1)
     assert run.phase == "Succeeded" and pr.state == "OPEN"
     assert pr.labels == ["auto-merge", "staging"] and pr.comments == []
+
+
+# --- 9: one run acts at a time per rule in the cluster -----------------------------------------
+
+
+def held_lease(holder: str, renewed: datetime) -> dict:
+    return {
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": {"name": "staging-automerge-act", "resourceVersion": "7"},
+        "spec": {
+            "holderIdentity": holder,
+            "leaseDurationSeconds": 120,
+            "renewTime": renewed.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        },
+    }
+
+
+def test_a_run_does_not_act_while_another_run_holds_the_rules_lease() -> None:
+    """A scheduled run is acting (it holds the Lease): a resubmitted run's act changes nothing."""
+    with staging(title="[close] Old experiment") as (world, github, llm):
+        memo = MemoCache()
+        memo.leases["staging-automerge-act"] = held_lease("scheduled-run", datetime.now(UTC))
+        run = run_staging_memo(github, llm, memo)
+
+    assert world.pull_request("acme/web", 1).state == "OPEN" and github.mutations == []
+    acts = [n for n in run.nodes if n.template == "act" and "acme/web#1" in n.name]
+    assert acts and all(n.phase != "Succeeded" for n in acts)
+    assert memo.leases["staging-automerge-act"]["spec"]["holderIdentity"] == "scheduled-run"
+
+
+def test_an_expired_lease_is_taken_over() -> None:
+    """The holder died two minutes ago: this run takes the Lease and acts."""
+    with staging(title="[close] Old experiment") as (world, github, llm):
+        memo = MemoCache()
+        old = datetime.now(UTC) - timedelta(minutes=5)
+        memo.leases["staging-automerge-act"] = held_lease("dead-run", old)
+        run = run_staging_memo(github, llm, memo)
+
+    assert run.phase == "Succeeded" and world.pull_request("acme/web", 1).state == "CLOSED"
+    assert memo.leases["staging-automerge-act"]["spec"]["holderIdentity"] != "dead-run"
