@@ -15,6 +15,7 @@ import pytest
 from jobs.clients.decision_cache import cache_directory
 from jobs.clients.rule_lock import RuleLock, lock_directory
 from jobs.sandbox.github import FakeCheck, GitHubWorld
+from tests.argo_interpreter import MemoCache
 from tests.conftest import cli_env, run_cli
 from tests.e2e.test_pipeline_act import run_staging, staging
 from tests.e2e.test_run import COVERED, RULE
@@ -262,3 +263,19 @@ def test_a_second_rule_does_not_redo_what_a_person_undid_of_the_first(world, git
         "ai-operator-system/staging-cleanup",
         "reopened-by-person",
     )
+
+
+def test_the_pipeline_knows_its_own_label_in_another_case() -> None:
+    """The repository spells it Needs-Human-Approval: run 2 replays nothing and asks nothing."""
+    from tests.e2e.test_remembered import run_staging_memo
+
+    with staging(**FAILED) as (world, github, llm):
+        world.add_repository("acme/web", labels=["Needs-Human-Approval"])
+        memo = MemoCache()
+        run_staging_memo(github, llm, memo)
+        asked, mutations = len(llm.requests), list(github.mutations)
+        second = run_staging_memo(github, llm, memo)
+
+    assert second.phase == "Succeeded" and second.pods_of("decide") <= 1  # the no-op item at most
+    assert len(llm.requests) == asked and github.mutations == mutations
+    assert world.pull_request("acme/web", 1).labels.count("Needs-Human-Approval") == 1
