@@ -36,6 +36,8 @@ from jobs.clients.github import GitHubClient
 from jobs.clients.github.errors import GitHubAuthError, GitHubError, GitHubUnreachable
 from jobs.clients.metrics import PassSummary, push_pass_metrics
 from jobs.clients.network import safe_url
+from jobs.clients.rule_lease import LeaseHeld, RuleLease
+from jobs.clients.rule_lock import RuleLock, RuleLockError, lock_directory
 from jobs.config import (
     ConfigError,
     Settings,
@@ -302,6 +304,11 @@ def _rules(files: Sequence[Path], from_env: bool) -> list[PRReconciliationRule]:
     return rules
 
 
+def _rule_lock(settings: Settings) -> RuleLock:
+    directory = lock_directory(cache_directory(settings.cache_home, settings.home))
+    return RuleLock(directory, wait_seconds=settings.run_lock_wait_seconds)
+
+
 def _memory(settings: Settings) -> DecisionFile:
     directory = cache_directory(settings.cache_home, settings.home)
     return DecisionFile(directory, max_age_seconds=settings.decision_max_age_seconds)
@@ -321,17 +328,22 @@ def _run_rule(
     requests_before = github.stats.requests
     pass_dry_run = dry_run or rule.spec.dryRun
     started = time.monotonic()
+    lock = _rule_lock(settings)
     try:
-        report = run_pass(
-            rule,
-            setup.repositories,
-            github,
-            ai,
-            dry_run=pass_dry_run,
-            parallelism=parallelism,
-            progress=progress,
-            reuse=reuse,
-        )
+        with lock.held(rule.qualified_name):
+            report = run_pass(
+                rule,
+                setup.repositories,
+                github,
+                ai,
+                dry_run=pass_dry_run,
+                parallelism=parallelism,
+                progress=progress,
+                reuse=reuse,
+            )
+    except RuleLockError as exc:  # another pass of this rule is running: this one did nothing
+        report = PassReport(rule=rule.qualified_name, error=str(exc))
+        report.duration_seconds = time.monotonic() - started
     except Exception as exc:  # one rule's failed pass never stops the next rule
         report = PassReport(rule=rule.qualified_name, error=f"{type(exc).__name__}: {exc}")
         report.duration_seconds = time.monotonic() - started
@@ -549,6 +561,34 @@ def _argo_memo(namespace: str, prefix: str | None) -> ArgoMemo | None:
     return ArgoMemo(api, namespace, prefix)
 
 
+def _take_lease(namespace: str, name: str, holder: str) -> RuleLease | None:
+    """Take the rule's Lease before acting: exit 75 (Argo retries) while another run holds it.
+
+    Without a reachable API the act goes on without it (and says so): the CronWorkflow's
+    ``concurrencyPolicy: Forbid`` still keeps scheduled runs apart.
+    """
+    log = get_logger("step")
+    try:
+        api = KubernetesAPI.from_environment(os.environ)
+        if api is None:
+            log.warning("no Kubernetes API: acting without the rule's lease", lease=name)
+            return None
+        lease = RuleLease(api, namespace, name, holder)
+        lease.acquire()
+        return lease
+    except LeaseHeld as exc:
+        _step_error("act", exc, kind="step")
+    except MemoUnreadable as exc:
+        log.warning("the rule's lease could not be taken: acting without it", error=str(exc))
+    return None
+
+
+def _release_lease(lease: RuleLease | None) -> None:
+    if lease is not None:
+        with contextlib.suppress(MemoUnreadable):
+            lease.release()
+
+
 def _go_seconds(duration: str) -> float:
     """Seconds in a Go duration as Argo's ``maxAge`` takes it (``24h``, ``90m``, ``1h30m``)."""
     units = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -581,13 +621,14 @@ def step_decide(
     started = time.monotonic()
     try:
         ai = make_decision_client(resolve_ai(rule.spec.ai, settings))
-        decision, settled = steps.decide_settled(rule, ref, github, ai)
+        model = model_identity(rule.spec.ai, settings)
+        decision, settled, facts = steps.decide_seeing(rule, ref, github, ai, model=model)
     except (StepInputError, ConfigError) as exc:
         fail(str(exc))
     except PullRequestFailure as exc:
         _step_error("decide", exc, kind=exc.kind)
     latency = time.monotonic() - started
-    decided = steps.Decided(decision, ai.usage, latency, run, settled)
+    decided = steps.Decided(decision, ai.usage, latency, run, settled, facts)
     _write(output, steps.decided_output(decided))
     # The decision line itself is the act step's, once the decision is applied.
     get_logger("step", rule=rule.qualified_name).info(
@@ -617,6 +658,12 @@ def step_act(
         Path | None,
         typer.Option("--outcome-output", help="Where to write one PR's outcome (JSON, no text)."),
     ] = None,
+    lease: Annotated[
+        str | None, typer.Option("--lease", help="The rule's Lease: one run acts at a time.")
+    ] = None,
+    namespace: Annotated[
+        str | None, typer.Option("--namespace", help="Where the rule's Lease is.")
+    ] = None,
 ) -> None:
     """Apply the decisions on fresh facts, serialized; write the results and their counts."""
     rule = _step_rule()
@@ -627,9 +674,23 @@ def step_act(
         parsed = steps.parse_decided(decisions)
     except StepInputError as exc:
         fail(str(exc))
+    held = (
+        _take_lease(namespace or rule.metadata.namespace, lease, run or "act")
+        if lease and parsed
+        else None
+    )
     act_dry_run = dry_run or rule.spec.dryRun
     scope = Scope(rule_repositories(rule.spec, settings), settings.limits)
-    results = steps.act_decided(rule, parsed, github, dry_run=act_dry_run, run=run, scope=scope)
+    try:
+        model = model_identity(rule.spec.ai, settings)
+    except ConfigError as exc:
+        fail(str(exc))
+    try:
+        results, facts = steps.act_branch(
+            rule, parsed, github, dry_run=act_dry_run, run=run, model=model, scope=scope
+        )
+    finally:
+        _release_lease(held)
     report = PassReport(rule=rule.qualified_name, results=results)
     _write(output, steps.dump_for_argo([r.to_json() for r in results]))
     mine = counts(report, dry_run=act_dry_run) | {"githubRequests": github.stats.requests}
@@ -637,7 +698,8 @@ def step_act(
         tally = mine | {"githubRateLimitRemaining": github.stats.rate_limit_remaining}
         _write(summary_output, steps.dump_for_argo(tally))
     if outcome_output is not None:
-        _write(outcome_output, steps.dump_for_argo(steps.branch_outcome(results, mine, run)))
+        outcome = steps.branch_outcome(results, mine, run, facts)
+        _write(outcome_output, steps.dump_for_argo(outcome))
     _log_report(report)
     raise typer.Exit(_act_exit_code(results))
 

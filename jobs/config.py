@@ -102,6 +102,8 @@ class Settings:
     decision_max_age_seconds: float = DEFAULT_DECISION_MAX_AGE_SECONDS
     cache_home: str | None = None
     """``XDG_CACHE_HOME``."""
+    run_lock_wait_seconds: float = 60.0
+    """``RUN_LOCK_WAIT_SECONDS``: how long ``run`` waits for another pass of the same rule."""
     home: str | None = None
     """``HOME``."""
     limits: LimitsSpec = BUILT_IN
@@ -173,6 +175,7 @@ class Settings:
             log_format="console" if log_format == "text" else log_format,
             decision_max_age_seconds=_max_age(text("DECISION_CACHE_MAX_AGE_SECONDS")),
             cache_home=text("XDG_CACHE_HOME"),
+            run_lock_wait_seconds=_lock_wait(text("RUN_LOCK_WAIT_SECONDS")),
             home=text("HOME"),
             limits=limits,
         )
@@ -319,6 +322,15 @@ def _max_age(value: str | None) -> float:
         return DEFAULT_DECISION_MAX_AGE_SECONDS
     if seconds < 0:
         raise ConfigError(f"DECISION_CACHE_MAX_AGE_SECONDS must not be negative, not {value!r}")
+    return seconds
+
+
+def _lock_wait(value: str | None) -> float:
+    seconds = _number(value, "RUN_LOCK_WAIT_SECONDS", float)
+    if seconds is None:
+        return 60.0
+    if seconds < 0:
+        raise ConfigError(f"RUN_LOCK_WAIT_SECONDS must not be negative, not {value!r}")
     return seconds
 
 

@@ -20,6 +20,8 @@ The workflow, entrypoint ``reconcile`` (a DAG), exit handler ``report``::
   ``key`` (rule spec, model, PR, facts) in the ConfigMap of the key's shard
   (``ai-operator-memo-<rule>-<0..f>``), so that an unchanged PR starts no pod within
   ``memo_max_age``, and a branch whose act failed is not remembered (the next run tries again).
+  Each act pod first takes the rule's Lease (``<name>-act``, :func:`act_lease`) with the run as
+  holder, so that a resubmitted workflow never acts beside a scheduled one.
   Nothing is aggregated but the outcomes: no argument grows with the number of PRs' text.
 - ``tally`` adds the outcomes to fetch's counts, exported as the global output ``summary``.
 - ``report`` always runs. Its arguments are bounded whatever the number of PRs or retries: the
@@ -79,6 +81,7 @@ ACT_COMMAND = (
     "--output", RESULTS_PATH,
     "--outcome-output", OUTCOME_PATH,
     "--run", "{{workflow.name}}",
+    "--namespace", "{{workflow.namespace}}",
 )  # fmt: skip
 TALLY_COMMAND = (
     "ai-operator", "step", "tally",
@@ -199,6 +202,16 @@ def fetch_command(rule: PRReconciliationRule, options: CompileOptions) -> tuple[
     )  # fmt: skip
 
 
+def act_lease(rule: PRReconciliationRule) -> str:
+    """The rule's Lease, which one run's act pods hold at a time (``<object name>-act``)."""
+    return f"{conventions.object_name(rule)}-act"
+
+
+def act_command(rule: PRReconciliationRule) -> tuple[str, ...]:
+    """Act's command line: the decisions, where its outputs go, and the rule's Lease."""
+    return (*ACT_COMMAND, "--lease", act_lease(rule))
+
+
 def _tasks(fetch: Container, branch: DAG, tally: Container) -> list[Task | m.DAGTask]:
     return [
         Task(name="fetch", template=fetch),
@@ -289,7 +302,7 @@ def _steps(
     )
     act = _container(
         "act",
-        ACT_COMMAND,
+        act_command(rule),
         rule,
         options,
         tokens=(GITHUB_TOKEN_ENV,),

@@ -156,6 +156,8 @@ class MemoCache:
     """
 
     config_maps: dict[str, dict[str, str]] = field(default_factory=dict)
+    leases: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """``coordination.k8s.io/v1`` Leases by name, as the API server keeps them."""
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @property
@@ -261,9 +263,51 @@ def _config_map_handler(
 ) -> type[BaseHTTPRequestHandler]:
     prefix = f"/api/v1/namespaces/{namespace}/configmaps/"
     workflow_prefix = f"/apis/argoproj.io/v1alpha1/namespaces/{namespace}/workflows/"
+    leases = f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"
+    not_found = {"kind": "Status", "status": "Failure", "reason": "NotFound"}
+    conflict = {"kind": "Status", "status": "Failure", "reason": "Conflict"}
 
     class Handler(BaseHTTPRequestHandler):
         disable_nagle_algorithm = True
+
+        def _body(self) -> dict[str, Any]:
+            length = int(self.headers.get("content-length") or 0)
+            return json.loads(self.rfile.read(length)) if length else {}
+
+        def do_POST(self) -> None:
+            """Create a Lease (409 when it exists)."""
+            if self.path != leases:
+                self._reply(404, not_found)
+                return
+            lease = self._body()
+            name = lease["metadata"]["name"]
+            with memo.lock:
+                if name in memo.leases:
+                    self._reply(409, conflict)
+                    return
+                lease["metadata"] |= {"namespace": namespace, "resourceVersion": "1"}
+                memo.leases[name] = lease
+            self._reply(201, lease)
+
+        def do_PUT(self) -> None:
+            """Update a Lease; 409 when its resourceVersion is not the stored one."""
+            name = self.path.removeprefix(leases + "/")
+            lease = self._body()
+            with memo.lock:
+                stored = memo.leases.get(name)
+                if stored is None:
+                    self._reply(404, not_found)
+                    return
+                version = stored["metadata"]["resourceVersion"]
+                if lease.get("metadata", {}).get("resourceVersion") != version:
+                    self._reply(409, conflict)
+                    return
+                lease["metadata"] |= {
+                    "namespace": namespace,
+                    "resourceVersion": str(int(version) + 1),
+                }
+                memo.leases[name] = lease
+            self._reply(200, lease)
 
         def do_GET(self) -> None:
             if self.path.startswith(workflow_prefix):
@@ -272,6 +316,11 @@ def _config_map_handler(
                     self._reply(404, {"kind": "Status", "status": "Failure", "reason": "NotFound"})
                 else:
                     self._reply(200, workflow)
+                return
+            if self.path.startswith(leases + "/"):
+                with memo.lock:
+                    found = memo.leases.get(self.path.removeprefix(leases + "/"))
+                self._reply(200, found) if found else self._reply(404, not_found)
                 return
             name = self.path.removeprefix(prefix) if self.path.startswith(prefix) else None
             with memo.lock:

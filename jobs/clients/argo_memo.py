@@ -9,9 +9,13 @@ single ConfigMap nears its 1 MiB limit. Argo writes each entry as::
      "creationTimestamp": "2026-11-30T12:00:00Z", "lastHitTimestamp": ...}
 
 The fetch step reads them (read-only: ``get`` on ConfigMaps, in the workflow's namespace) to learn
-which pull requests Argo will replay (their current key is there, younger than the memo's max age)
-and when each was last decided, so that the run's cap goes to the least recently decided. The
-outcome names its pull request (``"pr": "owner/name#7"``); entries without one are skipped.
+which pull requests were settled on the facts they have now and when each was last decided, so
+that the run's cap goes to the least recently decided. The outcome names its pull request
+(``"pr": "owner/name#7"``; entries without one are skipped) and the key of the facts its decide
+and act steps both saw (``"facts"``): an entry is remembered under that key, not under the key
+Argo saved it under, so a branch whose facts changed between fetch and act, or that fell back,
+is decided again. Keys holding such an entry are reported as ``held``, so that fetch never
+sends a branch under a key Argo would replay it from.
 
 Where the API is: inside a pod, the service account's (``KUBERNETES_SERVICE_HOST``/``_PORT``,
 its token and CA); else ``AI_OPERATOR_KUBERNETES_API`` (a URL such as ``kubectl proxy``'s
@@ -29,6 +33,7 @@ import ssl
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -106,6 +111,33 @@ class KubernetesAPI:
             raise APIUnreadable(f"reading {what} failed: {exc}") from exc
         return document if isinstance(document, dict) else {}
 
+    def request(
+        self, method: str, path: str, body: dict[str, Any] | None = None
+    ) -> tuple[int, dict[str, Any]]:
+        """One request: ``(status, JSON body)``; 404 and 409 are answers, not errors.
+
+        Raises MemoUnreadable when the API cannot be reached or refuses otherwise.
+        """
+        data = json.dumps(body).encode() if body is not None else None
+        headers = {"Accept": "application/json", "Content-Type": "application/json"}
+        request = urllib.request.Request(  # noqa: S310 - http(s) only
+            self.url + path, data=data, method=method, headers=headers
+        )
+        if self._token:
+            request.add_header("Authorization", f"Bearer {self._token}")
+        try:
+            with urllib.request.urlopen(  # noqa: S310 - the API server's URL, http(s) only
+                request, timeout=TIMEOUT_SECONDS, context=self._context
+            ) as answer:
+                document = json.load(answer)
+                return answer.status, document if isinstance(document, dict) else {}
+        except urllib.error.HTTPError as exc:
+            if exc.code in (404, 409):
+                return exc.code, {}
+            raise MemoUnreadable(f"{method} {path} answered HTTP {exc.code}") from exc
+        except (OSError, ValueError) as exc:
+            raise MemoUnreadable(f"{method} {path} failed: {exc}") from exc
+
 
 class ArgoMemo:
     """A :class:`~jobs.reconcile.ports.DecisionMemory` over Argo's memo ConfigMaps (read-only)."""
@@ -125,14 +157,21 @@ class ArgoMemo:
         ``rule`` is not needed: the ConfigMaps are the rule's own.
         """
         found: dict[str, Remembered] = {}
+        held: dict[str, set[str]] = {}
         for name in self.config_maps():
             for key, raw in (self._api.config_map_data(self._namespace, name) or {}).items():
                 entry = _entry(key, raw)
-                if entry is not None:
-                    pr, remembered = entry
-                    if pr not in found or remembered.decided_at > found[pr].decided_at:
-                        found[pr] = remembered
-        return found
+                if entry is None:
+                    continue
+                pr, remembered = entry
+                if remembered.key != key.split("-r")[0] or not remembered.key:
+                    held.setdefault(pr, set()).add(key)  # never to be replayed under its key
+                if pr not in found or remembered.decided_at > found[pr].decided_at:
+                    found[pr] = remembered
+        return {
+            pr: replace(remembered, held=frozenset(held.get(pr, ())))
+            for pr, remembered in found.items()
+        }
 
     def keep(self, rule: str, entries: Mapping[str, Remembered]) -> None:
         """Nothing to do: Argo saves each branch's outcome itself when the branch succeeds."""
@@ -153,4 +192,9 @@ def _entry(key: str, raw: str) -> tuple[str, Remembered] | None:
         return None
     actions = outcome.get("actions")
     action = next(iter(actions), None) if isinstance(actions, dict) and len(actions) == 1 else None
-    return pr, Remembered(key, created.timestamp(), action=action)
+    # The key of the facts both decide and act saw; none for a fallback or for facts that
+    # changed between the steps: such an outcome is never reused.
+    facts = outcome.get("facts")
+    return pr, Remembered(
+        facts if isinstance(facts, str) else "", created.timestamp(), action=action
+    )

@@ -59,7 +59,7 @@ def merge_blocks(pr: PullRequestSnapshot, spec: RuleSpec, decided_head: str) -> 
         if pr.changes_requested
         else None,
         _merge_method_block(pr, spec),
-        _merge_state_block(pr),
+        _merge_state_block(pr, spec),
     ]
     return [block for block in checks if block is not None]
 
@@ -170,7 +170,7 @@ def _mergeable_block(pr: PullRequestSnapshot) -> Block | None:
     return None
 
 
-def _merge_state_block(pr: PullRequestSnapshot) -> Block | None:
+def _merge_state_block(pr: PullRequestSnapshot, spec: RuleSpec) -> Block | None:
     """GitHub's own merge gate (``mergeStateStatus``), as far as it blocks a merge."""
     state = pr.merge_state_status
     if state == "UNKNOWN":
@@ -179,13 +179,13 @@ def _merge_state_block(pr: PullRequestSnapshot) -> Block | None:
         reason = "the branch is behind its base branch and must be updated before merging"
         return Block("branch-behind", reason, transient=True)
     if state == "BLOCKED":
-        return _blocked_state_block(pr)
+        return _blocked_state_block(pr, spec)
     if state in {"DIRTY", "DRAFT"}:
         return Block("merge-blocked", f"GitHub reports merge state {state}")
     return None
 
 
-def _blocked_state_block(pr: PullRequestSnapshot) -> Block:
+def _blocked_state_block(pr: PullRequestSnapshot, spec: RuleSpec) -> Block:
     # A required check that has not reported yet blocks the merge until it does: wait for it.
     pending = [c for c in latest_checks(pr.checks) if not c.completed]
     waiting = [c for c in pending if c.required is not False]
@@ -193,9 +193,30 @@ def _blocked_state_block(pr: PullRequestSnapshot) -> Block:
         names = f": {', '.join(sorted(c.name for c in waiting))}" if waiting else ""
         reason = f"branch protection waits for required checks{names}"
         return Block("required-checks-pending", reason, transient=True)
-    if pr.review_decision == "REVIEW_REQUIRED":
+    if pr.review_decision in {"REVIEW_REQUIRED", "CHANGES_REQUESTED"}:
         return Block("review-required", "branch protection requires an approving review")
-    return Block("merge-blocked", "GitHub reports merge state BLOCKED (branch protection)")
+    # Every reported check passed and no review is missing: what GitHub still waits for is a
+    # required check that has not reported yet. Wait for it, up to the rule's grace period.
+    grace = spec.merge.requiredChecksGraceSeconds
+    age = _head_age_seconds(pr)
+    if age is not None and age < grace:
+        reason = (
+            "branch protection waits for a required check that has not reported yet "
+            f"(escalated if it has not {grace // 60} minutes after the head commit)"
+        )
+        return Block("required-checks-not-reported", reason, transient=True)
+    late = f" {grace // 60} minutes after the head commit" if age is not None else ""
+    return Block(
+        "merge-blocked",
+        f"GitHub reports merge state BLOCKED (branch protection){late}: a person must look",
+    )
+
+
+def _head_age_seconds(pr: PullRequestSnapshot) -> float | None:
+    """Seconds from the head commit to when the facts were read; None when either is unknown."""
+    if pr.head_committed_at is None or pr.read_at is None:
+        return None
+    return (pr.read_at - pr.head_committed_at).total_seconds()
 
 
 def _merge_method_block(pr: PullRequestSnapshot, spec: RuleSpec) -> Block | None:

@@ -3,9 +3,11 @@
 ``plan`` re-checks a decision's action on the facts read just before acting (every guardrail and
 every selector condition, :func:`jobs.policy.guardrails.guard`) and lists the operations it
 takes, leaving out what an earlier pass already did (a comment whose marker is there, a label
-already set): so a rerun changes nothing. People win over the rule: a pull request this rule
-closed and a person reopened is not closed again at the same head (it is escalated, or left
-waiting), and a label this rule added and a person removed is not added again at the same head.
+already set): so a rerun changes nothing. People win over the operator, as the timeline tells
+(:mod:`jobs.policy.people`, whichever rule acted): a pull request the operator closed and a person
+reopened is not closed again at the same head (it is escalated, or left waiting), a label the
+operator added and a person removed is not added again at the same head, and a comment of the
+operator's that a person deleted is not posted again at the same head.
 Carrying a plan out is :mod:`jobs.reconcile.apply`'s job, and only its;
 :func:`already_done` tells it whether an operation that answered an error took effect anyway.
 """
@@ -111,20 +113,18 @@ def already_done(operation: Operation, fresh: PullRequestSnapshot) -> bool:
             return all(name.casefold() in present for name in names)
 
 
-def _done_here(rule: PRReconciliationRule, action: Action, decision: Decision) -> str:
-    """The marker of this rule's comment for ``action`` at the decided head."""
-    return make_marker(rule.qualified_name, action.value, decision.head_oid)
-
-
 def _reopened_block(
     rule: PRReconciliationRule, decision: Decision, fresh: PullRequestSnapshot
 ) -> Block | None:
-    """A person reopened what this rule closed at this head: not closed again."""
-    closed_here = _done_here(rule, Action.CLOSE, decision) in fresh.comment_markers
-    if fresh.reopened_by is None or not closed_here:
+    """A person reopened what the operator closed at this head: not closed again.
+
+    Read from the timeline (:mod:`jobs.policy.people`): the operator is the token, whichever
+    rule closed it, with or without a comment.
+    """
+    if fresh.reopened_by is None:
         return None
     reason = (
-        f"{fresh.reopened_by} reopened the pull request after this rule closed it at this "
+        f"{fresh.reopened_by} reopened the pull request after the operator closed it at this "
         "commit; it is not closed again"
     )
     return Block("reopened-by-person", reason)
@@ -136,17 +136,16 @@ def _labels_people_removed(
     fresh: PullRequestSnapshot,
     labels: tuple[str, ...],
 ) -> tuple[tuple[str, ...], Block | None]:
-    """The labels to add, without those a person removed after this rule added them here."""
-    escalated_here = _done_here(rule, Action.ESCALATE, decision) in fresh.comment_markers
-    removed = fresh.labels_removed_by_people if escalated_here else frozenset()
+    """The labels to add, without those a person removed after the operator added them here."""
+    removed = fresh.labels_removed_by_people
     kept_out = [name for name in labels if name.casefold() in removed]
     if not kept_out:
         return labels, None
     reason = (
-        f"{', '.join(kept_out)} removed by a person after this rule added it at this commit; "
+        f"{', '.join(kept_out)} removed by a person after the operator added it at this commit; "
         "not added again"
     )
-    kept = tuple(name for name in labels if name not in kept_out)
+    kept = tuple(name for name in labels if name.casefold() not in removed)
     return kept, Block("label-removed-by-person", reason)
 
 
@@ -163,6 +162,8 @@ def _operations(
     comment = _comment(rule, decision, fresh, action, guardrail_reason)
     if comment is not None and comment.marker in fresh.comment_markers:
         comment = None  # posted by an earlier pass
+    if comment is not None and fresh.comment_deleted_by is not None:
+        comment = None  # a person deleted the operator's comment at this head: not posted again
     if action is Action.MERGE:
         headline = f"{fresh.title} (#{fresh.number})"
         ops.append(Merge(fresh.id, decision.head_oid, spec.mergeMethod, headline))

@@ -3,11 +3,11 @@
 A pass remembers, per pull request, the last decision it made, when, and under which key. The
 key (:func:`decision_key`) names everything the decision depends on: the rule's spec, the model,
 the pull request, and the facts of :meth:`~jobs.policy.snapshot.PullRequestSnapshot.fingerprint`
-(head commit, checks, mergeability, reviews, labels except the rule's own, base, title, body,
-state, draft) plus Argo CD's health (``Unknown`` in this version, so constant). While the key is
-unchanged and the decision is younger than the maximum age, the pass reuses it instead of asking
-the model; a reused decision is then acted on like a fresh one (plan and guardrails on fresh
-facts), so reuse never skips a safety check.
+(head commit, checks, mergeability, reviews, labels except those the operator's token added,
+base, title, body, state, draft) plus Argo CD's health (``Unknown`` in this version, so
+constant). While the key is unchanged and the decision is younger than the maximum age, the
+pass reuses it instead of asking the model; a reused decision is then acted on like a fresh one
+(plan and guardrails on fresh facts), so reuse never skips a safety check.
 
 :func:`triage` splits a pass's matching pull requests into those it reuses, those it asks about
 (at most the cap: ``maxPullRequests`` bounds model calls, not what is seen) and those deferred to a
@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
@@ -38,16 +38,15 @@ MEMO_SHARDS = "0123456789abcdef"
 """The pipeline spreads its memo over one ConfigMap per shard, a key's first hex digit."""
 
 
-def decision_key(
-    spec_hash: str, model: str, pr: PullRequestSnapshot, own_labels: frozenset[str]
-) -> str:
+def decision_key(spec_hash: str, model: str, pr: PullRequestSnapshot) -> str:
     """The key a decision about ``pr`` is remembered under: it changes when anything it read does.
 
-    ``model`` names the provider and model (``anthropic/claude-sonnet-5``); ``own_labels`` are the
-    rule's escalation labels, left out so that the rule's own escalation is not a change of facts.
+    ``model`` names the provider and model (``anthropic/claude-sonnet-5``). Of the labels, only
+    those the operator's token added are left out (read from the timeline, case-insensitively):
+    the operator's own escalation is no change of facts, a person adding any label is.
     """
     facts = "|".join(
-        (spec_hash, model, pr.repository, str(pr.number), pr.fingerprint(own_labels), ARGOCD_FACTS)
+        (spec_hash, model, pr.repository, str(pr.number), pr.fingerprint(), ARGOCD_FACTS)
     )
     return KEY_PREFIX + hashlib.sha256(facts.encode()).hexdigest()[:24]
 
@@ -71,6 +70,15 @@ class Remembered:
     decision: Decision | None = None
     action: str | None = None
     """The action taken, where only that is known (the pipeline's memo keeps outcomes)."""
+    applied: tuple[str, ...] = ()
+    """The operations GitHub confirmed (:mod:`jobs.policy.outcome`)."""
+    actor: str | None = None
+    """The login of the token that applied them."""
+    head: str | None = None
+    """The head commit the decision was made at."""
+    held: frozenset[str] = frozenset()
+    """Memo keys that hold an entry for this pull request that must not be replayed (the
+    pipeline's memo: a fallback, or an outcome made on other facts than its key)."""
 
 
 @dataclass(frozen=True)
@@ -97,6 +105,8 @@ class Triage:
     """To be decided by the model now (at most the cap)."""
     deferred: tuple[Candidate, ...]
     """Beyond the cap: decided in a later pass, before anyone decided more recently."""
+    declined: Mapping[str, str] = field(default_factory=dict)
+    """Why a remembered decision was not reused, by ``owner/name#number`` (see :func:`declined`)."""
 
     @property
     def matched(self) -> int:
@@ -104,28 +114,66 @@ class Triage:
         return len(self.reuse) + len(self.ask) + len(self.deferred)
 
 
+def declined(candidate: Candidate, *, now: float, max_age: float) -> str | None:
+    """Why ``candidate``'s remembered decision cannot be reused; None when it still stands.
+
+    The one place where reuse is decided, from the rule generation, instruction and model and
+    the pull request's facts (all in the key), and the outcome record. What people did since is
+    read from the timeline when acting (the plan), so reuse never skips a safety check.
+    """
+    found = candidate.remembered
+    if found is None:
+        return "never decided"
+    if found.decision is not None and found.decision.fallback:
+        return "a fallback is never reused"
+    if found.key != candidate.key:
+        return "the facts, the rule or the model changed"
+    age = now - found.decided_at
+    if age < 0:
+        return "decided in the future (a skewed clock): not trusted"
+    if age > max_age:
+        return "decided too long ago"
+    return None
+
+
 def reusable(candidate: Candidate, *, now: float, max_age: float) -> bool:
     """Whether ``candidate``'s remembered decision still stands: same key, not too old."""
-    found = candidate.remembered
-    if found is None or found.key != candidate.key:
-        return False
-    age = now - found.decided_at
-    return 0 <= age <= max_age  # a timestamp from the future (a skewed clock) is not trusted
+    return declined(candidate, now=now, max_age=max_age) is None
 
 
-def triage(candidates: Iterable[Candidate], *, now: float, max_age: float, cap: int) -> Triage:
+def triage(
+    candidates: Iterable[Candidate], *, now: float, max_age: float, cap: int, rotate: int = 0
+) -> Triage:
     """Reuse what still stands; ask about at most ``cap`` of the rest, least recently decided first.
 
     Ties (never decided, or decided at the same moment) go to the pull request updated longest
     ago, then by repository and number, so the order is total and the same on every machine.
+    ``rotate`` starts the order that many places further (wrapping): a pass that cannot read its
+    memory gives each pass a different offset (:func:`rotation`), so the pull requests beyond the
+    cap still take their turn instead of the same first ``cap`` every time.
     """
     reuse: list[Candidate] = []
     rest: list[Candidate] = []
+    reasons: dict[str, str] = {}
     for candidate in candidates:
-        (reuse if reusable(candidate, now=now, max_age=max_age) else rest).append(candidate)
+        why = declined(candidate, now=now, max_age=max_age)
+        if why is None:
+            reuse.append(candidate)
+        else:
+            rest.append(candidate)
+            if candidate.remembered is not None:
+                reasons[candidate.pr.display] = why
     rest.sort(key=_fairness)
+    if rest and rotate:
+        start = rotate % len(rest)
+        rest = rest[start:] + rest[:start]
     limit = max(0, cap)
-    return Triage(tuple(reuse), tuple(rest[:limit]), tuple(rest[limit:]))
+    return Triage(tuple(reuse), tuple(rest[:limit]), tuple(rest[limit:]), reasons)
+
+
+def rotation(now: float, interval_seconds: float, cap: int) -> int:
+    """The offset of a pass without memory: ``cap`` further on at every scheduled pass."""
+    return int(now // max(1.0, interval_seconds)) * max(0, cap)
 
 
 def _fairness(candidate: Candidate) -> tuple[float, float, str, int]:
@@ -147,7 +195,9 @@ def memory_document(
     fresh = [
         (name, found)
         for name, found in entries.items()
-        if found.decision is not None and 0 <= now - found.decided_at <= max_age
+        if found.decision is not None
+        and not found.decision.fallback
+        and 0 <= now - found.decided_at <= max_age
     ]
     fresh.sort(key=lambda item: item[1].decided_at, reverse=True)
     return {
@@ -158,6 +208,9 @@ def memory_document(
                 "key": found.key,
                 "decidedAt": round(found.decided_at, 3),
                 "decision": found.decision.model_dump(mode="json") if found.decision else None,
+                "applied": list(found.applied),
+                "actor": found.actor,
+                "head": found.head,
             }
             for name, found in fresh[: max(0, max_entries)]
         },
@@ -192,7 +245,17 @@ def _entry(raw: object) -> Remembered | None:
         decision = Decision.model_validate(raw.get("decision"))
     except ValidationError:
         return None
-    return Remembered(key, float(decided_at), decision)
+    if decision.fallback:
+        return None  # never reused, whoever wrote it
+    applied, actor, head = raw.get("applied"), raw.get("actor"), raw.get("head")
+    return Remembered(
+        key,
+        float(decided_at),
+        decision,
+        applied=tuple(str(a) for a in applied) if isinstance(applied, list) else (),
+        actor=actor if isinstance(actor, str) else None,
+        head=head if isinstance(head, str) else None,
+    )
 
 
 def merged(*memories: Mapping[str, Remembered]) -> dict[str, Remembered]:
@@ -208,5 +271,12 @@ def merged(*memories: Mapping[str, Remembered]) -> dict[str, Remembered]:
 def remember(
     decisions: Sequence[Decision], keys: Mapping[str, str], now: float
 ) -> dict[str, Remembered]:
-    """Entries for decisions just made, under the keys their pull requests had this pass."""
-    return {d.display: Remembered(keys[d.display], now, d) for d in decisions if d.display in keys}
+    """Entries for decisions just made, under the keys their pull requests had this pass.
+
+    A fallback is left out: it is never remembered (:mod:`jobs.policy.outcome`).
+    """
+    return {
+        d.display: Remembered(keys[d.display], now, d, head=d.head_oid)
+        for d in decisions
+        if d.display in keys and not d.fallback
+    }

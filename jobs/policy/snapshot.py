@@ -133,11 +133,25 @@ class PullRequestSnapshot(PullRequestKey):
     )
     reopened_by: str | None = Field(
         default=None,
-        description="Who reopened the PR after this token last closed it (None: nobody did).",
+        description="Who reopened the PR after this token closed it at this head (None: nobody).",
     )
     labels_removed_by_people: frozenset[str] = Field(
         default=frozenset(),
-        description="Labels this token added that someone else removed afterwards (lower case).",
+        description="Labels this token added at this head that someone else removed (lower case).",
+    )
+    labels_added_by_operator: frozenset[str] = Field(
+        default=frozenset(),
+        description="Labels present whose last addition was this token's (lower case).",
+    )
+    comment_deleted_by: str | None = Field(
+        default=None,
+        description="Who deleted a comment of this token at this head (None: nobody).",
+    )
+    head_committed_at: datetime | None = Field(
+        default=None, description="When the head commit was made; None when not read."
+    )
+    read_at: datetime | None = Field(
+        default=None, description="When these facts were read; None when not known."
     )
 
     @property
@@ -154,17 +168,19 @@ class PullRequestSnapshot(PullRequestKey):
     def fingerprint(self, ignore_labels: frozenset[str] = frozenset()) -> str:
         """Digest of the facts a decision depends on.
 
-        ``ignore_labels`` are left out (the rule's own escalation labels), so that the pipeline's
-        own escalation does not count as a change of facts. Comments are left out for the same
-        reason.
+        Labels the operator's token added (:attr:`labels_added_by_operator`, read from the
+        timeline) are left out, so that the operator's own escalation does not count as a change
+        of facts, and so are ``ignore_labels``; both compare case-insensitively. A label a person
+        added counts, even one of the rule's escalation labels. Comments are left out too.
         """
+        ignored = {name.casefold() for name in ignore_labels} | self.labels_added_by_operator
         facts = {
             "head": self.head_oid,
             "state": self.state,
             "draft": self.is_draft,
             "title": self.title,
             "body": self.body,
-            "labels": sorted(set(self.labels) - ignore_labels),
+            "labels": sorted({n for n in self.labels if n.casefold() not in ignored}),
             "base": self.base_branch,
             "ci": self.ci_status,
             "checks": sorted((c.name, c.status, c.conclusion or "") for c in self.checks),

@@ -41,16 +41,31 @@ def act(
     ``scope`` is what the rule may touch; without it the repository is not checked (the pass
     gathered the pull request itself).
     """
+    return act_seeing(rule, decision, github, dry_run=dry_run, just_read=just_read, scope=scope)[0]
+
+
+def act_seeing(
+    rule: PRReconciliationRule,
+    decision: Decision,
+    github: GitHubPort,
+    *,
+    dry_run: bool,
+    just_read: PullRequestSnapshot | None = None,
+    scope: Scope | None = None,
+) -> tuple[PullRequestResult, PullRequestSnapshot | None]:
+    """Like :func:`act`, and the facts it planned on (None when it read none: a wait)."""
     row = PullRequestResult.of(decision, dry_run=dry_run)
     refused = admission_problems(rule, decision, scope)
     if refused:
-        return row.failed(f"refused: {'; '.join(refused)}", "guardrail")
+        return row.failed(f"refused: {'; '.join(refused)}", "guardrail"), None
     if decision.action is Action.WAIT:
-        return row
+        return row, just_read
+    seen: list[PullRequestSnapshot] = []
     try:
-        return _act(rule, decision, github, row, dry_run=dry_run, just_read=just_read)
+        row = _act(rule, decision, github, row, dry_run=dry_run, just_read=just_read, seen=seen)
     except Exception as exc:  # a fault of this pull request's act is its row's error
-        return row.failed(f"acting failed: {type(exc).__name__}: {exc}", "internal")
+        row = row.failed(f"acting failed: {type(exc).__name__}: {exc}", "internal")
+    return row, seen[-1] if seen else None
 
 
 def _act(
@@ -61,16 +76,19 @@ def _act(
     *,
     dry_run: bool,
     just_read: PullRequestSnapshot | None,
+    seen: list[PullRequestSnapshot],
 ) -> PullRequestResult:
     if just_read is not None:
         settled = plan(rule, decision, just_read)
         if not settled.operations:
+            seen.append(just_read)
             return row.with_action(settled.action, settled.guardrail, settled.guardrail_reason)
     try:
         fresh = github.pull_request(decision.repository, decision.number)
     except GitHubError as exc:
         kind = "auth" if isinstance(exc, GitHubAuthError) else "github"
         return row.failed(f"reading fresh state failed: {exc}", kind, retryable=exc.retryable)
+    seen.append(fresh)
     the_plan = plan(rule, decision, fresh)
     row = row.with_action(the_plan.action, the_plan.guardrail, the_plan.guardrail_reason)
     if dry_run or not the_plan.operations:

@@ -5,9 +5,9 @@ stop at the first failure, so a refused merge never gets its comment.
 
 A write can fail after GitHub applied it (a 5xx or a timeout on the way back, or a retry that
 then finds the merge already done). After a failure the pull request is read again: an operation
-whose effect is there counted as done (:func:`jobs.policy.plan.already_done`); a comment that is
-surely not there, after a failure a later try may clear, is posted once more (the client never
-retries a comment itself, as GitHub may have received it).
+whose effect is there counted as done (:func:`jobs.policy.plan.already_done`); one that is surely
+not there, after a failure a later try may clear, is sent once more (the client never retries a
+mutation itself, as GitHub may have received it).
 """
 
 from __future__ import annotations
@@ -48,7 +48,11 @@ def apply_plan(github: GitHubPort, plan: Plan) -> Outcome:
 
 
 def _took_effect(github: GitHubPort, plan: Plan, operation: Operation, exc: GitHubError) -> bool:
-    """Whether ``operation`` is done after all: read the PR again; retry a lost comment once."""
+    """Whether ``operation`` is done after all: read the PR back; if surely not, try once more.
+
+    The client never retries a mutation whose answer may have been lost; this read-back decides
+    instead, so a write GitHub applied is never sent twice.
+    """
     if isinstance(exc, GitHubAuthError | LabelMissing):
         return False  # GitHub surely did nothing
     decision = plan.decision
@@ -56,7 +60,7 @@ def _took_effect(github: GitHubPort, plan: Plan, operation: Operation, exc: GitH
         fresh = github.pull_request(decision.repository, decision.number)
         if already_done(operation, fresh):
             return True
-        if isinstance(operation, Comment) and exc.retryable:
+        if exc.retryable:
             _run(github, operation)
             return True
     except GitHubError:

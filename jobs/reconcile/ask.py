@@ -14,7 +14,6 @@ from jobs.policy.decision import Decision, decide
 from jobs.policy.prompt import build_prompt
 from jobs.policy.snapshot import PullRequestSnapshot
 from jobs.policy.verdict import InvalidVerdict, Verdict, parse_verdict, verdict_schema
-from jobs.reconcile.gather import own_labels
 from jobs.reconcile.ports import Decider
 from jobs.reconcile.results import PullRequestFailure
 from jobs.rules.model import PRReconciliationRule
@@ -48,7 +47,7 @@ def decide_pull_request(
     Whatever fails on the way is this pull request's :class:`PullRequestFailure`, never the pass's.
     """
     try:
-        return decide(rule, pr, ask(rule, pr, ai), pr.fingerprint(own_labels(rule)))
+        return decide(rule, pr, ask(rule, pr, ai), pr.fingerprint())
     except PullRequestFailure:
         raise
     except Exception as exc:  # one PR's fault must not stop the pass

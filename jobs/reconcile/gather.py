@@ -13,19 +13,22 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from jobs.policy.reuse import Candidate, Remembered, Triage, decision_key, memo_shard, triage
+from jobs.policy.reuse import (
+    Candidate,
+    Remembered,
+    Triage,
+    decision_key,
+    memo_shard,
+    rotation,
+    triage,
+)
 from jobs.policy.selection import covers
 from jobs.policy.snapshot import PullRequestSnapshot
 from jobs.reconcile.ports import GitHubReader
 from jobs.rules.model import PRReconciliationRule
+from jobs.rules.schedule import minutes_between, resolve
 
 SEARCH_LIMIT = 1000  # GitHub's search returns at most 1,000 results
-
-
-def own_labels(rule: PRReconciliationRule) -> frozenset[str]:
-    """Labels left out of fingerprints: the ones this rule's own escalation adds."""
-    escalation = rule.spec.escalation
-    return frozenset([*escalation.labels, *escalation.optionalLabels])
 
 
 def gather(
@@ -46,7 +49,7 @@ def pull_request_ref(
     (:func:`jobs.policy.reuse.decision_key`: rule spec, ``model``, PR, facts), which matches
     Argo's memoization key pattern; ``shard`` names the memo ConfigMap the key lives in.
     """
-    key = decision_key(rule.spec_hash(), model, pr, own_labels(rule))
+    key = decision_key(rule.spec_hash(), model, pr)
     return {"display": pr.display, "key": key, "shard": memo_shard(key)}
 
 
@@ -59,16 +62,23 @@ def sort_out(
     now: float,
     max_age: float,
     cap: int,
+    memory_ok: bool = True,
 ) -> Triage:
     """Which of ``prs`` reuse a remembered decision, which to ask about, which wait (cap).
 
     ``remembered`` maps ``owner/name#number`` to the last decision kept for it; a decision is
     reused while the PR's key (rule spec, ``model``, facts) is unchanged and younger than
     ``max_age`` seconds. See :func:`jobs.policy.reuse.triage` for the order under the cap.
+    Without a memory (``memory_ok`` false: none, or one that could not be read), each scheduled
+    pass starts the order further on, so the pull requests beyond the cap still take turns.
     """
-    spec_hash, own = rule.spec_hash(), own_labels(rule)
+    spec_hash = rule.spec_hash()
     candidates = [
-        Candidate(pr, decision_key(spec_hash, model, pr, own), remembered.get(pr.display))
-        for pr in prs
+        Candidate(pr, decision_key(spec_hash, model, pr), remembered.get(pr.display)) for pr in prs
     ]
-    return triage(candidates, now=now, max_age=max_age, cap=cap)
+    rotate = 0 if memory_ok else rotation(now, _interval_seconds(rule), cap)
+    return triage(candidates, now=now, max_age=max_age, cap=cap, rotate=rotate)
+
+
+def _interval_seconds(rule: PRReconciliationRule) -> float:
+    return 60.0 * minutes_between(resolve(rule.spec.schedule, rule.spec.reconciliationInterval))

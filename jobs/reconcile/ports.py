@@ -27,6 +27,9 @@ class GitHubReader(Protocol):
     def pull_request(self, repository: str, number: int) -> PullRequestSnapshot:
         """Fresh facts of one pull request."""
 
+    def viewer_login(self) -> str:
+        """The token's login: the operator's identity."""
+
 
 class GitHubWriter(Protocol):
     """The GitHub client's mutations, as :func:`jobs.reconcile.apply.apply_plan` uses them."""

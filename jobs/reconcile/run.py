@@ -16,7 +16,7 @@ on; a memory that cannot be written is logged and costs only model calls in a la
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -26,11 +26,12 @@ from jobs.clients.github.errors import GitHubError
 from jobs.log import get_logger
 from jobs.policy.admission import Scope
 from jobs.policy.decision import Decision, leave_alone
-from jobs.policy.reuse import Triage, remember
+from jobs.policy.outcome import outcome_records
+from jobs.policy.reuse import Triage
 from jobs.policy.snapshot import PullRequestSnapshot
 from jobs.reconcile.act import act
 from jobs.reconcile.ask import decide_pull_request
-from jobs.reconcile.gather import gather, own_labels, sort_out
+from jobs.reconcile.gather import gather, sort_out
 from jobs.reconcile.ports import Decider, DecisionMemory, GitHubPort
 from jobs.reconcile.results import PassReport, PullRequestFailure, PullRequestResult
 from jobs.rules.model import PRReconciliationRule
@@ -56,7 +57,7 @@ def failure_result(
     rule: PRReconciliationRule, pr: PullRequestSnapshot, exc: PullRequestFailure
 ) -> PullRequestResult:
     """The row of a pull request whose decision failed: nothing was done to it."""
-    no_decision = leave_alone(rule, pr, pr.fingerprint(own_labels(rule)), "no decision")
+    no_decision = leave_alone(rule, pr, pr.fingerprint(), "no decision")
     row = PullRequestResult.of(no_decision, dry_run=False)
     return row.failed(str(exc), exc.kind, retryable=exc.retryable)
 
@@ -110,7 +111,7 @@ def run_pass(
             outcomes.append(outcome)
             row = _act_on(rule, outcome, candidate.pr, github, dry_run, scope)
             rows[candidate.pr.display] = row.metered(usage, latency, reused=False)
-    _keep(rule, reuse, split, outcomes, now)
+    _keep(rule, reuse, split, outcomes, rows, github, now)
     for pr in prs:  # the report keeps the search's order
         if pr.display in rows:
             report.results.append(rows[pr.display])
@@ -135,6 +136,7 @@ def _triage(
         now=now,
         max_age=reuse.max_age_seconds if reuse else -1.0,  # nothing is reusable without memory
         cap=rule.spec.maxPullRequests,
+        memory_ok=reuse is not None,
     )
 
 
@@ -143,15 +145,27 @@ def _keep(
     reuse: Reuse | None,
     split: Triage,
     outcomes: Sequence[Decision | PullRequestResult],
+    rows: Mapping[str, PullRequestResult],
+    github: GitHubPort,
     now: float,
 ) -> None:
-    """Remember the decisions just made (failures are not remembered: they are asked again)."""
+    """Record the decisions just made and what was applied (:mod:`jobs.policy.outcome`).
+
+    Failures and fallbacks are not recorded: they are asked again. A decision whose act failed
+    is recorded with what was applied: the next pass acts on it again, on fresh facts.
+    """
     if reuse is None:
         return
     decided = [outcome for outcome in outcomes if isinstance(outcome, Decision)]
     keys = {candidate.pr.display: candidate.key for candidate in split.ask}
+    applied = {name: row.operations for name, row in rows.items()}
     try:
-        reuse.memory.keep(rule.qualified_name, remember(decided, keys, now))
+        actor: str | None = github.viewer_login()
+    except GitHubError:
+        actor = None
+    try:
+        records = outcome_records(decided, keys, applied, actor=actor, now=now)
+        reuse.memory.keep(rule.qualified_name, records)
     except DecisionCacheError as exc:
         get_logger("run", rule=rule.qualified_name).warning(
             "decisions not remembered", error=str(exc)

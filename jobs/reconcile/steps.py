@@ -32,12 +32,14 @@ from jobs.clients.argo_memo import MemoUnreadable
 from jobs.clients.github.errors import GitHubError
 from jobs.policy.admission import Scope
 from jobs.policy.decision import Decision, leave_alone
+from jobs.policy.outcome import not_recorded
 from jobs.policy.plan import plan
+from jobs.policy.reuse import Remembered, decision_key
 from jobs.policy.selection import selection_problems
 from jobs.policy.snapshot import PullRequestSnapshot
-from jobs.reconcile.act import act
+from jobs.reconcile.act import act, act_seeing
 from jobs.reconcile.ask import decide_pull_request
-from jobs.reconcile.gather import gather, own_labels, pull_request_ref, sort_out
+from jobs.reconcile.gather import gather, pull_request_ref, sort_out
 from jobs.reconcile.ports import Decider, DecisionMemory, GitHubPort, GitHubReader
 from jobs.reconcile.results import PullRequestFailure, PullRequestResult
 from jobs.rules.encoding import StepInputError
@@ -91,6 +93,8 @@ class Decided:
     settled: bool = False
     """The facts decide read left nothing to do: act spares its fresh read (doing nothing is
     always safe; anything else is planned on facts act reads itself)."""
+    facts: str | None = None
+    """The decision key of the facts decide read (:func:`jobs.policy.reuse.decision_key`)."""
 
 
 def decision_output(
@@ -158,19 +162,21 @@ def decided_output(decided: Decided) -> str:
             "latencySeconds": round(decided.latency_seconds, 3),
             "run": decided.run,
             "settled": decided.settled,
+            "facts": decided.facts,
         }
     )
 
 
 def _envelope(data: Mapping[str, Any]) -> Decided:
     """A :class:`Decided` from its JSON form (``decision``, ``model``, ``run``, ...)."""
-    run = data.get("run")
+    run, facts = data.get("run"), data.get("facts")
     return Decided(
         Decision.model_validate(data["decision"]),
         usage=ModelUsage.from_json(data.get("model")),
         latency_seconds=float(data.get("latencySeconds") or 0.0),
         run=run if isinstance(run, str) else None,
         settled=data.get("settled") is True,
+        facts=facts if isinstance(facts, str) else None,
     )
 
 
@@ -200,6 +206,49 @@ def act_decided(
         usage = ModelUsage() if reused else item.usage
         metered.append(row.metered(usage, item.latency_seconds, reused=reused))
     return metered
+
+
+def act_branch(
+    rule: PRReconciliationRule,
+    decided: list[Decided],
+    github: GitHubPort,
+    *,
+    dry_run: bool,
+    run: str | None,
+    model: str,
+    scope: Scope | None = None,
+) -> tuple[list[PullRequestResult], str | None]:
+    """Like :func:`act_decided`, and the key of the facts the branch's outcome may be kept under.
+
+    The key is that of the facts decide read, and only when act planned on the same facts (or
+    spared its read) and the decision is no fallback: a branch whose facts changed between its
+    steps, or that fell back, is remembered under no facts, so the next run decides it again
+    (:func:`jobs.policy.reuse.declined`). None for the no-op branch.
+    """
+    rows: list[PullRequestResult] = []
+    keys: list[str | None] = []
+    for item in decided:
+        if item.settled:
+            row, seen_key = PullRequestResult.of(item.decision, dry_run=dry_run), item.facts
+        else:
+            row, seen = act_seeing(rule, item.decision, github, dry_run=dry_run, scope=scope)
+            seen_key = decision_key(rule.spec_hash(), model, seen) if seen else None
+        rows.append(row)
+        same = seen_key is not None and seen_key == item.facts
+        keys.append(item.facts if same and not_recorded(item.decision) is None else None)
+    metered = [
+        row.metered(
+            ModelUsage() if _replayed(item, run) else item.usage,
+            item.latency_seconds,
+            reused=_replayed(item, run),
+        )
+        for item, row in zip(decided, rows, strict=True)
+    ]
+    return metered, keys[0] if len(keys) == 1 else None
+
+
+def _replayed(item: Decided, run: str | None) -> bool:
+    return run is not None and item.run is not None and item.run != run
 
 
 def parse_decisions(text: str) -> list[Decision]:
@@ -371,8 +420,17 @@ def fetch_run(
         remembered = memory.recall(rule.qualified_name) if memory else {}
     except MemoUnreadable as exc:
         remembered, problem = {}, str(exc)
-    split = sort_out(rule, prs, remembered, model=model, now=now, max_age=max_age, cap=limit)
-    refs = [pull_request_ref(rule, c.pr, model) for c in split.ask]
+    split = sort_out(
+        rule,
+        prs,
+        remembered,
+        model=model,
+        now=now,
+        max_age=max_age,
+        cap=limit,
+        memory_ok=memory is not None and problem is None,
+    )
+    refs = [_unheld(pull_request_ref(rule, c.pr, model), c.remembered) for c in split.ask]
     reused_actions = Counter(
         c.remembered.action for c in split.reuse if c.remembered and c.remembered.action
     )
@@ -384,6 +442,21 @@ def fetch_run(
         "reusedActions": dict(reused_actions),
     }
     return FetchedRun([*refs, noop_ref(rule)], counts, problem)
+
+
+def _unheld(ref: dict[str, Any], remembered: Remembered | None) -> dict[str, Any]:
+    """``ref`` under a key Argo's memo holds nothing to replay for.
+
+    A memo entry that must not be reused (a fallback, or an outcome made on other facts than
+    its key) would be replayed by Argo if the branch ran under its key again: such a branch
+    runs under the next free key instead (``<key>-r1``, ``-r2``, ...), in the same shard.
+    """
+    held = remembered.held if remembered else frozenset()
+    key, attempt = ref["key"], 0
+    while key in held:
+        attempt += 1
+        key = f"{ref['key']}-r{attempt}"
+    return {**ref, "key": key}
 
 
 def settled(rule: PRReconciliationRule, decision: Decision, pr: PullRequestSnapshot) -> bool:
@@ -398,6 +471,30 @@ def decide_settled(
 
     Raises PullRequestFailure when the PR cannot be read or no answer can be had.
     """
+    decision, settled_now, _ = decide_seeing(rule, ref, github, ai, model="")
+    return decision, settled_now
+
+
+def decide_seeing(
+    rule: PRReconciliationRule,
+    ref: Mapping[str, Any],
+    github: GitHubPort,
+    ai: Decider,
+    *,
+    model: str,
+) -> tuple[Decision, bool, str]:
+    """Like :func:`decide_settled`, and the decision key of the facts decided on."""
+    pr = _read(ref, github)
+    facts = decision_key(rule.spec_hash(), model, pr)
+    problems = selection_problems(pr, rule.spec.selector)
+    if problems:
+        reason = f"no longer covered by the rule: {'; '.join(problems)}"
+        return leave_alone(rule, pr, pr.fingerprint(), reason), True, facts
+    decision = decide_pull_request(rule, pr, ai)
+    return decision, settled(rule, decision, pr), facts
+
+
+def _read(ref: Mapping[str, Any], github: GitHubPort) -> PullRequestSnapshot:
     repository, number = ref_target(ref)
     try:
         pr = github.pull_request(repository, number)
@@ -405,27 +502,29 @@ def decide_settled(
         raise PullRequestFailure(
             f"reading {repository}#{number} failed: {exc}", kind="github", retryable=exc.retryable
         ) from exc
-    problems = selection_problems(pr, rule.spec.selector)
-    if problems:
-        reason = f"no longer covered by the rule: {'; '.join(problems)}"
-        return leave_alone(rule, pr, pr.fingerprint(own_labels(rule)), reason), True
-    decision = decide_pull_request(rule, pr, ai)
-    return decision, settled(rule, decision, pr)
+    return pr
 
 
 def branch_outcome(
-    rows: list[PullRequestResult], tally: Mapping[str, Any], run: str | None
+    rows: list[PullRequestResult],
+    tally: Mapping[str, Any],
+    run: str | None,
+    facts: str | None = None,
 ) -> dict[str, Any]:
     """A branch's outcome: its counts without the zeros, its PR's name and the run; no PR text.
 
     It is what Argo memoizes for the branch and what the tally adds up, so it stays small: about
-    150 bytes. ``pr`` lets a later fetch tell when the PR was last decided.
+    200 bytes. ``pr`` lets a later fetch tell when the PR was last decided; ``facts`` is the key
+    of the facts both decide and act saw (:func:`act_branch`): a later fetch reuses the branch
+    only while the PR's facts have that key, whatever key Argo saved it under.
     """
     outcome: dict[str, Any] = {k: v for k, v in tally.items() if v not in (0, {}, None, False)}
     if rows:
         outcome["pr"] = f"{rows[0].repository}#{rows[0].number}"
     if run:
         outcome["run"] = run
+    if facts:
+        outcome["facts"] = facts
     return outcome
 
 
@@ -481,7 +580,7 @@ def _outcomes(text: str) -> list[dict[str, Any]]:
 
 def _add(total: dict[str, Any], outcome: Mapping[str, Any]) -> None:
     for key, value in outcome.items():
-        if key in {"pr", "run"}:
+        if key in {"pr", "run", "facts"}:
             continue
         if isinstance(value, bool):
             total[key] = total.get(key, False) or value

@@ -126,8 +126,33 @@ class LabelSelector(_Spec):
     )
 
 
+SELECTS_EVERYTHING = (
+    "selects every open pull request of the rule's repositories: narrow it (labels.include, "
+    "baseBranch, author or titlePattern) or set selector.matchAll: true"
+)
+
+
 class Selector(_Spec):
-    """Which open pull requests a rule covers. Every condition must hold."""
+    """Which open pull requests a rule covers. Every condition must hold.
+
+    A selector that narrows nothing (``selector: {}``, or only labels to exclude) covers every
+    open pull request: it needs the explicit ``matchAll: true``.
+    """
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": (
+                        "(has(self.matchAll) && self.matchAll) || (has(self.labels) && "
+                        "has(self.labels.include) && size(self.labels.include) > 0) || "
+                        "has(self.baseBranch) || has(self.author) || has(self.titlePattern)"
+                    ),
+                    "message": SELECTS_EVERYTHING,
+                }
+            ]
+        }
+    )
 
     labels: LabelSelector = Field(default_factory=LabelSelector)
     baseBranch: SearchValue | None = Field(
@@ -153,6 +178,21 @@ class Selector(_Spec):
         ),
         examples=["^Bump "],
     )
+
+    matchAll: bool = Field(
+        default=False,
+        description=(
+            "Cover every open pull request of the rule's repositories. Required when no other "
+            "condition narrows the selector."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _narrows(self) -> Selector:
+        narrowed = self.labels.include or self.baseBranch or self.author or self.titlePattern
+        if not (narrowed or self.matchAll):
+            raise ValueError(SELECTS_EVERYTHING)
+        return self
 
     @field_validator("author")
     @classmethod
@@ -227,6 +267,15 @@ class MergeSettings(_Spec):
         description=(
             "Merge a head on which no check actually ran (no check at all, or every check "
             "skipped or neutral). Off: such a head has not passed."
+        ),
+    )
+    requiredChecksGraceSeconds: int = Field(
+        default=3600,
+        ge=0,
+        le=7 * 86400,
+        description=(
+            "How long after the head commit a merge that GitHub blocks while every reported "
+            "check passed (a required check not reported yet) waits before it is escalated."
         ),
     )
 

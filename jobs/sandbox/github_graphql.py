@@ -716,10 +716,21 @@ class GitHubGraph:
             "message": pr.title,
             "messageHeadline": pr.title,
             "messageBody": "",
-            "committedDate": iso(pr.updated_at),
-            "authoredDate": iso(pr.updated_at),
+            "committedDate": iso(pr.committed_at or pr.created_at),
+            "authoredDate": iso(pr.committed_at or pr.created_at),
             "url": f"https://github.com/{pr.repository}/commit/{pr.head_oid}",
             "statusCheckRollup": self._rollup(pr) if pr.rollup_state is not None else None,
+        }
+
+    def _commit_node(self, oid: str, moment: datetime) -> Node:
+        """A Commit named by ``oid`` (an earlier head or the current one), as events give it."""
+        return {
+            "__typename": "Commit",
+            "id": "C_" + oid[:16],
+            "oid": oid,
+            "abbreviatedOid": oid[:7],
+            "committedDate": iso(moment),
+            "authoredDate": iso(moment),
         }
 
     def _rollup(self, pr: FakePullRequest) -> Node:
@@ -791,6 +802,20 @@ class GitHubGraph:
             "actor": actor(event.actor),
             "createdAt": iso(event.created_at),
         }
+        if event.kind == "PullRequestCommit":
+            return {
+                "__typename": event.kind,
+                "id": node["id"],
+                "commit": self._commit_node(event.oid or pr.head_oid, event.created_at),
+                "url": f"https://github.com/{pr.repository}/pull/{pr.number}/commits/{event.oid}",
+                "resourcePath": f"/{pr.repository}/pull/{pr.number}/commits/{event.oid}",
+            }
+        if event.kind == "HeadRefForcePushedEvent":
+            node["afterCommit"] = self._commit_node(event.oid or pr.head_oid, event.created_at)
+            node["beforeCommit"] = None
+        if event.kind == "CommentDeletedEvent":
+            node["deletedCommentAuthor"] = actor(event.deleted_author or "ghost")
+            node["databaseId"] = index
         if event.label is not None:
             repository = self.world.repository(pr.repository)
             label = repository.labels.get(event.label.lower()) or FakeLabel(
@@ -907,6 +932,9 @@ _EVENT_TYPES = {
     "REOPENED_EVENT": "ReopenedEvent",
     "LABELED_EVENT": "LabeledEvent",
     "UNLABELED_EVENT": "UnlabeledEvent",
+    "COMMENT_DELETED_EVENT": "CommentDeletedEvent",
+    "PULL_REQUEST_COMMIT": "PullRequestCommit",
+    "HEAD_REF_FORCE_PUSHED_EVENT": "HeadRefForcePushedEvent",
 }
 _METHOD_NAMES = {"MERGE": "Merge commits", "SQUASH": "Squash merges", "REBASE": "Rebase merges"}
 

@@ -47,14 +47,30 @@ class FakeCheck:
     started_at: datetime | None = None  # default: in list order, one second apart
 
 
+EventKind = Literal[
+    "ClosedEvent",
+    "ReopenedEvent",
+    "LabeledEvent",
+    "UnlabeledEvent",
+    "CommentDeletedEvent",
+    "PullRequestCommit",
+    "HeadRefForcePushedEvent",
+]
+
+
 @dataclass
 class FakeEvent:
-    """A timeline event: who closed, reopened, labelled or unlabelled a pull request."""
+    """A timeline event: who closed, reopened, labelled or unlabelled a pull request.
 
-    kind: Literal["ClosedEvent", "ReopenedEvent", "LabeledEvent", "UnlabeledEvent"]
+    Also who deleted whose comment, and which commit a push brought (``oid``).
+    """
+
+    kind: EventKind
     actor: str
     created_at: datetime
     label: str | None = None
+    deleted_author: str | None = None  # CommentDeletedEvent: whose comment it was
+    oid: str | None = None  # PullRequestCommit, HeadRefForcePushedEvent: the new head
 
 
 @dataclass
@@ -104,6 +120,7 @@ class FakePullRequest:
     merge_method: str | None = None
     closed_at: datetime | None = None
     merged_at: datetime | None = None
+    committed_at: datetime | None = None  # the head commit's date; default: created_at
     id: str = ""
 
     def __post_init__(self) -> None:
@@ -260,14 +277,36 @@ class GitHubWorld:
                 self.touch(pr)
                 pr.events.append(FakeEvent("UnlabeledEvent", actor, pr.updated_at, removed))
 
-    def push_commit(self, repository: str, number: int) -> str:
-        """Move the head of ``repository#number`` to a new commit (like a force push); its oid."""
+    def push_commit(self, repository: str, number: int, actor: str = "octocat") -> str:
+        """Move the head of ``repository#number`` to a new commit (like a force push); its oid.
+
+        The timeline gets a ``HeadRefForcePushedEvent`` naming the new head, as GitHub's does.
+        """
         with self.lock:
             pr = self.pull_request(repository, number)
             self._pushes += 1
             pr.head_oid = stable_digest("push", pr.head_oid, str(self._pushes))
             self.touch(pr)
+            pr.committed_at = pr.updated_at
+            pr.events.append(
+                FakeEvent("HeadRefForcePushedEvent", actor, pr.updated_at, oid=pr.head_oid)
+            )
             return pr.head_oid
+
+    def delete_comment(self, repository: str, number: int, index: int, actor: str) -> None:
+        """``actor`` deletes the ``index``-th comment (``-1``: the newest) of ``repository#number``.
+
+        GitHub leaves a ``CommentDeletedEvent`` naming who deleted whose comment.
+        """
+        with self.lock:
+            pr = self.pull_request(repository, number)
+            comment = pr.comments.pop(index)
+            self.touch(pr)
+            pr.events.append(
+                FakeEvent(
+                    "CommentDeletedEvent", actor, pr.updated_at, deleted_author=comment.author
+                )
+            )
 
     # Lookups used by the GraphQL resolvers.
 

@@ -123,7 +123,8 @@ def test_all_namespaces_bind_a_cluster_role_cluster_wide(helm: Helm) -> None:
 def test_argo_pipeline_pods_may_only_report_task_results_and_read_the_memo(helm: Helm) -> None:
     """Argo's emissary executor needs workflowtaskresults create/patch; fetch reads the memo
     ConfigMaps by name (jobs/clients/argo_memo.py), so ``get`` on ConfigMaps: no list, no write;
-    the exit handler reads its own Workflow's failed nodes (jobs/clients/argo_workflow.py)."""
+    the exit handler reads its own Workflow's failed nodes (jobs/clients/argo_workflow.py); act
+    takes the rule's Lease (jobs/clients/rule_lease.py): get, create, update on leases."""
     rendered = helm.template()
     account = rendered.controller_config()["compile"]["serviceAccount"]
     role = rendered.one("Role", account, NAMESPACE)
@@ -135,12 +136,20 @@ def test_argo_pipeline_pods_may_only_report_task_results_and_read_the_memo(helm:
         },
         {"apiGroups": ["argoproj.io"], "resources": ["workflows"], "verbs": ["get"]},
         {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]},
+        {
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "verbs": ["get", "create", "update"],
+        },
     ]
     assert set(permissions(role["rules"])) == {
         ("argoproj.io", "workflowtaskresults", "create"),
         ("argoproj.io", "workflowtaskresults", "patch"),
         ("argoproj.io", "workflows", "get"),
         ("", "configmaps", "get"),
+        ("coordination.k8s.io", "leases", "get"),
+        ("coordination.k8s.io", "leases", "create"),
+        ("coordination.k8s.io", "leases", "update"),
     }
     assert not allows(role["rules"], "argoproj.io", "workflows", "list")
     assert not allows(role["rules"], "", "configmaps", "list")

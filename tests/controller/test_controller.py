@@ -189,6 +189,25 @@ async def test_a_rule_the_model_refuses_is_invalid_with_its_field_path(api: ApiS
     assert message.startswith("spec.selector.titlePattern: ")
 
 
+async def test_a_selector_that_covers_everything_is_invalid_without_match_all(
+    api: ApiServer,
+) -> None:
+    """`selector: {}` is reported Invalid at spec.selector; with matchAll it is applied."""
+    empty = rule_document("everything")
+    empty["spec"]["selector"] = {}
+    api.put(RULES, empty)
+    opted = rule_document("opted-in")
+    opted["spec"]["selector"] = {"matchAll": True}
+    api.put(RULES, opted)
+    async with running(api) as controller:
+        await settled(controller)
+    rule = api.stored(RULES, NAMESPACE, "everything")
+    assert rule is not None
+    assert condition(rule, "Invalid")["message"].startswith("spec.selector: ")
+    assert api.stored(CRON_WORKFLOWS, NAMESPACE, "everything") is None
+    assert api.stored(CRON_WORKFLOWS, NAMESPACE, "opted-in") is not None
+
+
 async def test_a_rule_that_becomes_invalid_stops_running(api: ApiServer) -> None:
     """An invalid edit removes the CronWorkflow: nothing runs that the rule does not say."""
     add_rule(api)

@@ -13,10 +13,10 @@ from jobs.rules.encoding import RULE_ENV, decode_rule
 from jobs.rules.files import load_rules
 from jobs.rules.model import PRReconciliationRule
 from pipelines.argo import (
-    ACT_COMMAND,
     DECIDE_COMMAND,
     REPORT_COMMAND,
     TALLY_COMMAND,
+    act_command,
     fetch_command,
 )
 from pipelines.argo_checks import check_cron_workflow
@@ -340,7 +340,8 @@ def test_step_command_lines_are_the_step_contract() -> None:
                    "--output", "/tmp/outputs/decision.json", "--run", "{{workflow.name}}"],
         "act": ["ai-operator", "step", "act", "--decisions", "{{inputs.parameters.decision}}",
                 "--output", "/tmp/outputs/results.json",
-                "--outcome-output", "/tmp/outputs/outcome.json", "--run", "{{workflow.name}}"],
+                "--outcome-output", "/tmp/outputs/outcome.json", "--run", "{{workflow.name}}",
+                "--namespace", "{{workflow.namespace}}", "--lease", "staging-automerge-act"],
         "tally": ["ai-operator", "step", "tally", "--outcomes", "{{inputs.parameters.outcomes}}",
                   "--counts", "{{inputs.parameters.counts}}", "--run", "{{workflow.name}}",
                   "--summary-output", "/tmp/outputs/summary.json"],
@@ -351,7 +352,8 @@ def test_step_command_lines_are_the_step_contract() -> None:
     }  # fmt: skip
     in_order = [tuple(commands[n]) for n in ("fetch", "decide", "act", "tally", "report")]
     fetch = fetch_command(make_rule(), OPTIONS)
-    assert in_order == [fetch, DECIDE_COMMAND, ACT_COMMAND, TALLY_COMMAND, REPORT_COMMAND]
+    act = act_command(make_rule())
+    assert in_order == [fetch, DECIDE_COMMAND, act, TALLY_COMMAND, REPORT_COMMAND]
 
 
 @pytest.mark.parametrize(

@@ -129,6 +129,9 @@ def test_model_only_rules_reach_the_api_server() -> None:
     rules = [v["rule"] for v in spec["x-kubernetes-validations"]]
     assert rules == ["!(has(self.schedule) && has(self.reconciliationInterval))"]
     assert spec["properties"]["allowedActions"]["x-kubernetes-list-type"] == "set"
+    [everything] = spec["properties"]["selector"]["x-kubernetes-validations"]
+    assert "self.matchAll" in everything["rule"] and "has(self.baseBranch)" in everything["rule"]
+    assert everything["message"].startswith("selects every open pull request")
     timeout = spec["properties"]["ai"]["properties"]["timeoutSeconds"]
     assert (timeout["minimum"], timeout["exclusiveMinimum"]) == (0, True)
 

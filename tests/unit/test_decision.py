@@ -167,8 +167,8 @@ def marker_of(action: str, head: str = HEAD) -> str:
         ),
         pytest.param(
             make_pr(reopened_by="alice"),
-            Action.CLOSE,
-            id="reopened-before-this-rule-ever-closed-it-here",
+            Action.ESCALATE,
+            id="reopened-with-no-comment-of-this-rule-is-not-closed-again",
         ),
         pytest.param(
             make_pr(comment_markers=frozenset({marker_of("close")})),
@@ -178,7 +178,10 @@ def marker_of(action: str, head: str = HEAD) -> str:
     ],
 )
 def test_a_person_who_reopened_wins(fresh, expected):
-    """A PR this rule closed and a person reopened is escalated, not closed again at that head."""
+    """A PR the operator closed at this head and a person reopened is escalated, not closed again.
+
+    The timeline says so (``reopened_by``), with or without a comment marker of this rule.
+    """
     decision = decide(RULE, make_pr(), verdict("close"), "fp")
     the_plan = plan(RULE, decision, fresh)
     assert the_plan.action is expected
@@ -189,24 +192,31 @@ def test_a_person_who_reopened_wins(fresh, expected):
 
 
 @pytest.mark.parametrize(
-    ("markers", "re_added"),
+    ("markers", "removed", "re_added"),
     [
-        pytest.param({marker_of("escalate")}, False, id="removed-at-the-same-head-stays-removed"),
-        pytest.param({marker_of("escalate", "b" * 40)}, True, id="a-new-head-escalates-anew"),
+        pytest.param({marker_of("escalate")}, {"needs-human-approval"}, False, id="with-marker"),
+        pytest.param(set(), {"needs-human-approval"}, False, id="no-comment-of-this-rule"),
+        pytest.param(set(), {"Needs-Human-Approval".casefold()}, False, id="other-case"),
+        pytest.param(set(), set(), True, id="nobody-removed-it"),
     ],
 )
-def test_a_person_who_removed_the_label_wins(markers, re_added):
-    """A label this rule added and a person removed is not added back at the same head."""
+def test_a_person_who_removed_the_label_wins(markers, removed, re_added):
+    """A label the operator added and a person removed at this head is not added back."""
     decision = decide(RULE, make_pr(), verdict("escalate"), "fp")
-    fresh = make_pr(
-        comment_markers=frozenset(markers),
-        labels_removed_by_people=frozenset({"needs-human-approval"}),
-    )
+    fresh = make_pr(comment_markers=frozenset(markers), labels_removed_by_people=frozenset(removed))
     the_plan = plan(RULE, decision, fresh)
     added = [op for op in the_plan.operations if isinstance(op, AddLabels)]
     assert bool(added) is re_added
     if not re_added:
         assert the_plan.guardrail == "label-removed-by-person"
+
+
+def test_a_comment_a_person_deleted_is_not_posted_again():
+    """The operator's comment, deleted by a person at this head, stays deleted."""
+    decision = decide(RULE, make_pr(), verdict("escalate"), "fp")
+    the_plan = plan(RULE, decision, make_pr(comment_deleted_by="alice"))
+    assert not [op for op in the_plan.operations if isinstance(op, Comment)]
+    assert [op for op in the_plan.operations if isinstance(op, AddLabels)]
 
 
 @pytest.mark.parametrize(

@@ -64,7 +64,10 @@ def make_client(github: FakeGitHub, sleep: RecordedSleep, **overrides: Any) -> G
 
 def selector(**fields: Any) -> Selector:
     labels = LabelSelector(include=fields.pop("include", []), exclude=fields.pop("exclude", []))
-    return Selector(labels=labels, **fields)
+    narrowed = labels.include or any(
+        fields.get(k) for k in ("baseBranch", "author", "titlePattern")
+    )
+    return Selector(labels=labels, matchAll=not narrowed, **fields)
 
 
 def found(snapshots: list[Any]) -> list[str]:

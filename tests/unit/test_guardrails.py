@@ -359,3 +359,75 @@ def test_a_title_pattern_cannot_hang_the_pass():
     started = time.monotonic()
     assert not covers(make_pr(title="a" * 50_000 + "!"), rule.spec.selector)
     assert time.monotonic() - started < 1
+
+
+READ = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("facts", "spec", "action", "guardrail"),
+    [
+        pytest.param(
+            {"head_committed_at": READ - timedelta(minutes=10)},
+            {},
+            Action.WAIT,
+            "required-checks-not-reported",
+            id="within-the-default-hour-waits",
+        ),
+        pytest.param(
+            {"head_committed_at": READ - timedelta(hours=2)},
+            {},
+            Action.ESCALATE,
+            "merge-blocked",
+            id="after-the-hour-escalates",
+        ),
+        pytest.param(
+            {"head_committed_at": READ - timedelta(minutes=10)},
+            {"merge": {"requiredChecksGraceSeconds": 300}},
+            Action.ESCALATE,
+            "merge-blocked",
+            id="the-rule-sets-a-shorter-grace",
+        ),
+        pytest.param(
+            {
+                "head_committed_at": READ - timedelta(minutes=10),
+                "review_decision": "REVIEW_REQUIRED",
+            },
+            {},
+            Action.ESCALATE,
+            "review-required",
+            id="a-missing-review-escalates-at-once",
+        ),
+        pytest.param(
+            {
+                "head_committed_at": READ - timedelta(minutes=10),
+                "checks": (
+                    Check(name="ci", status="COMPLETED", conclusion="FAILURE", required=True),
+                ),
+                "ci_status": CiStatus.FAILURE,
+            },
+            {},
+            Action.ESCALATE,
+            "checks-not-passed",
+            id="a-failing-required-check-escalates-at-once",
+        ),
+        pytest.param(
+            {
+                "head_committed_at": READ - timedelta(minutes=10),
+                "reviews": (review("ana", "CHANGES_REQUESTED"),),
+            },
+            {},
+            Action.ESCALATE,
+            "changes-requested",
+            id="changes-requested-escalates-at-once",
+        ),
+    ],
+)
+def test_a_required_check_not_reported_yet_waits_for_the_grace_period(
+    facts, spec, action, guardrail
+):
+    """BLOCKED while every reported check passed: wait, from the head commit, up to the grace."""
+    pr = make_pr(merge_state_status="BLOCKED", read_at=READ, **facts)
+    guarded = guard(pr, make_rule(**spec).spec, Action.MERGE, HEAD)
+    assert guarded.action is action
+    assert guarded.block is not None and guarded.block.guardrail == guardrail

@@ -113,6 +113,24 @@ def test_a_memo_that_cannot_be_read_leaves_every_pr_to_decide(client):
     assert run.counts["toDecide"] == 3 and run.counts["deferred"] == 2
 
 
+def test_without_the_memo_the_prs_beyond_the_cap_still_take_turns(client):
+    """An unreadable memo: each scheduled run starts further on, not at the same first N."""
+    listed: set[str] = set()
+    for minute in range(2):
+        run = fetched(client, Memory(broken=True), limit=3, now=1e9 + 60 * minute)
+        listed |= {ref["display"] for ref in run.refs[:-1]}
+    assert listed == {f"acme/web#{n}" for n in range(1, 6)}
+
+
+def test_a_branch_under_a_held_key_runs_under_the_next_free_key(client):
+    """A fallback's or a flapped branch's key is held: fetch lists the PR under key-r1."""
+    keys = {ref["display"]: ref["key"] for ref in fetched(client, Memory()).refs[:-1]}
+    held = frozenset({keys["acme/web#1"]})
+    memory = Memory({"acme/web#1": Remembered("", 1e9 - 60, held=held)})
+    [ref] = [r for r in fetched(client, memory).refs if r.get("display") == "acme/web#1"]
+    assert ref["key"] == keys["acme/web#1"] + "-r1"
+
+
 def test_argo_memo_reads_entries_as_argo_writes_them():
     """Argo's cache entries, in its sixteen ConfigMaps, become (key, when, last action) per PR."""
     memo = MemoCache()
@@ -120,7 +138,7 @@ def test_argo_memo_reads_entries_as_argo_writes_them():
         {"name": "outcome", "valueFrom": {"parameter": "{{tasks.act.outputs.parameters.outcome}}"}}
     ]}}  # fmt: skip
     for key, pr, at in (("d-a1", "acme/web#1", 1000.0), ("d-a2", "acme/web#1", 2000.0)):
-        outcome = json.dumps({"pr": pr, "actions": {"escalate": 1}, "run": "wf-1"})
+        outcome = json.dumps({"pr": pr, "actions": {"escalate": 1}, "run": "wf-1", "facts": key})
         node = NodeRun("settle(0)", "pull-request", "Succeeded", {"outcome": outcome}, kind="DAG")
         memo.save(f"ai-operator-memo-r-{key[2]}", key, "wf-1-1", branch, node, at)
     noop = NodeRun("settle(1)", "pull-request", "Succeeded", {"outcome": "{}"}, kind="DAG")
@@ -132,6 +150,28 @@ def test_argo_memo_reads_entries_as_argo_writes_them():
 
     assert found == {"acme/web#1": Remembered("d-a2", 2000.0, action="escalate")}
     assert missing == {}
+
+
+def test_an_outcome_made_on_other_facts_is_never_replayed():
+    """An entry whose decide and act saw other facts than its key (or that fell back, and so
+    names no facts) is remembered under no key, and its key is held: fetch sends the branch
+    under another key, so Argo cannot replay it."""
+    memo = MemoCache()
+    branch = {"name": "pull-request", "outputs": {"parameters": [
+        {"name": "outcome", "valueFrom": {"parameter": "{{tasks.act.outputs.parameters.outcome}}"}}
+    ]}}  # fmt: skip
+    for key, facts, at in (("d-a1", "d-b9", 1000.0), ("d-c1", None, 2000.0)):
+        outcome = json.dumps(
+            {"pr": "acme/web#1", "run": "wf-1"} | ({"facts": facts} if facts else {})
+        )
+        node = NodeRun("settle(0)", "pull-request", "Succeeded", {"outcome": outcome}, kind="DAG")
+        memo.save(f"ai-operator-memo-r-{key[2]}", key, "wf-1-1", branch, node, at)
+
+    with memo.serve("team") as url:
+        found = ArgoMemo(KubernetesAPI(url), "team", "ai-operator-memo-r").recall("team/r")
+
+    assert found["acme/web#1"].key == ""
+    assert found["acme/web#1"].held == {"d-a1", "d-c1"}
 
 
 def test_an_unreachable_api_is_a_memo_error_naming_the_config_map():

@@ -12,10 +12,12 @@ from jobs.policy.reuse import (
     Candidate,
     Remembered,
     decision_key,
+    declined,
     memory_document,
     merged,
     read_memory_document,
     remember,
+    rotation,
     triage,
 )
 from jobs.policy.snapshot import Check, CiStatus, Mergeable, Review
@@ -31,7 +33,7 @@ DAY = 86400.0
 
 
 def key(pr=None, *, spec_hash: str = "spec", model: str = MODEL) -> str:
-    return decision_key(spec_hash, model, pr or make_pr(), OWN)
+    return decision_key(spec_hash, model, pr or make_pr())
 
 
 def a_decision(**pr):
@@ -69,15 +71,37 @@ def test_a_changed_fact_changes_the_key(change):
 @pytest.mark.parametrize(
     "change",
     [
-        pytest.param({"labels": ("auto-merge", "staging", "needs-human-approval")}, id="own-label"),
+        pytest.param(
+            {
+                "labels": ("auto-merge", "staging", "needs-human-approval"),
+                "labels_added_by_operator": OWN,
+            },
+            id="operator-label",
+        ),
+        pytest.param(
+            {
+                "labels": ("auto-merge", "staging", "Needs-Human-Approval"),
+                "labels_added_by_operator": OWN,
+            },
+            id="operator-label-other-case",
+        ),
         pytest.param({"comment_markers": frozenset({"rule=x action=escalate"})}, id="own-comment"),
         pytest.param({"updated_at": datetime(2026, 11, 30, tzinfo=UTC)}, id="updated-at"),
         pytest.param({"id": "PR_other"}, id="node-id"),
     ],
 )
 def test_the_rules_own_traces_keep_the_key(change):
-    """The rule's own escalation (label, comment) is no change of facts: its decision stands."""
+    """The operator's own escalation (label, comment) is no change of facts: its decision stands.
+
+    A label counts as the operator's when its token added it (the timeline), in any case.
+    """
     assert key(make_pr(**change)) == key()
+
+
+def test_a_person_adding_the_rules_escalation_label_changes_the_key():
+    """The rule's own label, added by a person, is a change: the decision is not reused."""
+    by_person = make_pr(labels=("auto-merge", "staging", "needs-human-approval"))
+    assert key(by_person) != key()
 
 
 def test_another_spec_or_model_changes_the_key():
@@ -172,10 +196,59 @@ def test_150_prs_with_a_cap_of_100_are_all_decided_within_two_passes():
 
 
 def test_the_memory_document_round_trips():
-    """What is written is read back as it was."""
-    entries = {"acme/web#7": Remembered(key(), NOW - 5, a_decision())}
+    """What is written is read back as it was: the outcome record, with what was applied."""
+    decision = a_decision()
+    entries = {
+        "acme/web#7": Remembered(
+            key(),
+            NOW - 5,
+            decision,
+            applied=("merge (squash)",),
+            actor="ai-operator-bot",
+            head=decision.head_oid,
+        )
+    }
     document = memory_document(entries, rule="ns/r", now=NOW, max_age=DAY, max_entries=10)
     assert read_memory_document(document, rule="ns/r") == entries
+
+
+def test_a_fallback_is_never_remembered_nor_reused():
+    """A fallback (no usable answer) is left out of the memory, and never reused if found."""
+    fallback = a_decision().model_copy(update={"fallback": True})
+    entries = {"acme/web#7": Remembered(key(), NOW - 5, fallback)}
+    document = memory_document(entries, rule="ns/r", now=NOW, max_age=DAY, max_entries=10)
+    assert read_memory_document(document, rule="ns/r") == {}
+    assert remember([fallback], {"acme/web#7": key()}, NOW) == {}
+    found = Candidate(make_pr(), key(), Remembered(key(), NOW - 5, fallback))
+    assert triage([found], now=NOW, max_age=DAY, cap=10).declined == {
+        "acme/web#7": "a fallback is never reused"
+    }
+
+
+@pytest.mark.parametrize(
+    ("remembered", "reason"),
+    [
+        pytest.param(Remembered("d-other", NOW - 5), "the facts, the rule or the model changed"),
+        pytest.param(Remembered(key(), NOW - 2 * DAY), "decided too long ago"),
+        pytest.param(
+            Remembered(key(), NOW + 60), "decided in the future (a skewed clock): not trusted"
+        ),
+    ],
+)
+def test_reuse_declines_with_a_reason(remembered, reason):
+    """Reuse is one pure function that says why it declines."""
+    assert declined(Candidate(make_pr(), key(), remembered), now=NOW, max_age=DAY) == reason
+
+
+def test_without_memory_the_pull_requests_beyond_the_cap_take_turns():
+    """No memory: each pass starts further on, so 150 PRs with a cap of 100 all get asked."""
+    prs = [Candidate(make_pr(number=n), key(make_pr(number=n))) for n in range(1, 151)]
+    asked: set[int] = set()
+    for scheduled in range(2):
+        now = NOW + 60 * scheduled
+        split = triage(prs, now=now, max_age=-1, cap=100, rotate=rotation(now, 60, 100))
+        asked |= {c.pr.number for c in split.ask}
+    assert asked == set(range(1, 151))
 
 
 def test_the_memory_document_is_bounded():

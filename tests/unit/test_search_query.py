@@ -29,6 +29,7 @@ def selector(
         labels=LabelSelector(include=include or [], exclude=exclude or []),
         baseBranch=base,
         author=author,
+        matchAll=not (include or base or author),
     )
 
 

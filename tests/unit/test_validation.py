@@ -67,6 +67,12 @@ def test_examples_have_no_errors() -> None:
         ),
         pytest.param("unknown-field.yaml", "spec.selector.branch", "unknown field", id="unknown"),
         pytest.param("bad-schedule.yaml", "spec.schedule", "has 4 fields", id="schedule"),
+        pytest.param(
+            "empty-selector.yaml",
+            "spec.selector",
+            "selects every open pull request",
+            id="empty-selector",
+        ),
     ],
 )
 def test_each_broken_example_reports_its_one_mistake(name: str, field: str, fragment: str) -> None:
@@ -360,3 +366,27 @@ def test_finding_reads_as_file_field_severity_message() -> None:
     finding = Finding(SOURCE, "spec.schedule", "bad cron", "error")
     assert str(finding) == "rule.yaml: spec.schedule: error: bad cron"
     assert str(Finding(SOURCE, "", "not valid YAML", "error")) == "rule.yaml: error: not valid YAML"
+
+
+@pytest.mark.parametrize(
+    ("selector", "valid"),
+    [
+        pytest.param({}, False, id="empty"),
+        pytest.param({"labels": {"exclude": ["wip"]}}, False, id="only-excludes"),
+        pytest.param({"matchAll": True}, True, id="explicit-match-all"),
+        pytest.param({"labels": {"include": ["auto-merge"]}}, True, id="a-label"),
+        pytest.param({"baseBranch": "main"}, True, id="a-base"),
+        pytest.param({"author": "dependabot[bot]"}, True, id="an-author"),
+        pytest.param({"titlePattern": "^Bump "}, True, id="a-title"),
+    ],
+)
+def test_a_selector_that_covers_everything_needs_match_all(selector, valid) -> None:
+    """`selector: {}` is rejected with its field path unless the rule opts in."""
+    doc = copy.deepcopy(RULE)
+    doc["spec"]["selector"] = selector
+    problems = parse_rule_document(doc, SOURCE)
+    if valid:
+        assert not isinstance(problems, list)
+    else:
+        assert isinstance(problems, list)
+        assert [problem.field for problem in problems] == ["spec.selector"]

@@ -23,6 +23,7 @@ from pydantic import SecretStr
 from jobs.clients.github import queries
 from jobs.clients.github.errors import (
     GitHubQueryError,
+    GitHubUnavailable,
     LabelMissing,
     MergeRejected,
 )
@@ -64,6 +65,7 @@ class GitHubClient:
         self._last_mutation: float | None = None
         self._sleep = sleep
         self._clock = clock
+        self._viewer: str | None = None
 
     @property
     def stats(self) -> GitHubStats:
@@ -99,6 +101,7 @@ class GitHubClient:
             variables = {"query": query, "first": first, "after": after}
             result = self._query(queries.SEARCH_PULL_REQUESTS, variables)
             search, viewer = result.search, result.viewer.login
+            self._viewer = viewer
             for node in search.nodes:
                 fresh = node.__typename__ == "PullRequest" and node.id not in found
                 if fresh and len(found) < limit:
@@ -115,11 +118,18 @@ class GitHubClient:
         if not result.repository or not result.repository.pull_request:
             raise GitHubQueryError(f"{repository}#{number} was not found")
         pr = result.repository.pull_request
+        self._viewer = result.viewer.login
         return to_snapshot(pr, result.viewer.login, self._connections(pr))
 
     def viewer_login(self) -> str:
-        """The login of the token's account; GitHubAuthError when GitHub refuses the token."""
-        return str(self._query(queries.VIEWER, {}).viewer.login)
+        """The login of the token's account; GitHubAuthError when GitHub refuses the token.
+
+        The operator's identity (people win by it). Every read asks for it along the way, so
+        after a search or a read this costs no request.
+        """
+        if self._viewer is None:
+            self._viewer = str(self._query(queries.VIEWER, {}).viewer.login)
+        return self._viewer
 
     def _connections(self, pr: Any) -> Connections:
         """All nodes of ``pr``'s nested connections: the fragment's first pages, then the rest."""
@@ -195,7 +205,7 @@ class GitHubClient:
         if missing and not create_missing:
             raise LabelMissing(repository, missing)
         return [
-            str(node.id) if node else self._create_label(result.repository.id, label)
+            str(node.id) if node else self._create_label(repository, result.repository.id, label)
             for label, node in zip(unique, found, strict=True)
         ]
 
@@ -238,10 +248,33 @@ class GitHubClient:
         labels_input = {"labelableId": labelable_id, "labelIds": list(label_ids)}
         self._mutate(queries.ADD_LABELS, labels_input)
 
-    def _create_label(self, repository_id: str, name: str) -> str:
+    def _create_label(self, repository: str, repository_id: str, name: str) -> str:
+        """Create label ``name``; when its answer is lost or the name is taken, read it back.
+
+        "Name has already been taken" means the label exists (an earlier try whose answer was
+        lost, or someone else just created it): its id is read, nothing is written twice.
+        """
         label_input = {"repositoryId": repository_id, "name": name, "color": LABEL_COLOR}
-        result = self._mutate(queries.CREATE_LABEL, label_input)
+        try:
+            result = self._mutate(queries.CREATE_LABEL, label_input)
+        except (GitHubQueryError, GitHubUnavailable) as exc:
+            taken = isinstance(exc, GitHubQueryError) and _name_taken(exc)
+            if not (taken or exc.retryable):
+                raise
+            existing = self._label_id(repository, name)
+            if existing is None:
+                raise
+            return existing
         return str(result.create_label.label.id)
+
+    def _label_id(self, repository: str, name: str) -> str | None:
+        """The id of label ``name`` in ``repository``, or None when it does not exist."""
+        owner, repo = _split(repository)
+        result = self._query(
+            queries.labels_operation(1), {"owner": owner, "name": repo, "name0": name}
+        )
+        label = getattr(result.repository, queries.label_alias(0)) if result.repository else None
+        return str(label.id) if label else None
 
     # Plumbing
 
@@ -254,9 +287,14 @@ class GitHubClient:
         return result
 
     def _mutate(
-        self, operation: Any, mutation_input: Mapping[str, Any], *, idempotent: bool = True
+        self, operation: Any, mutation_input: Mapping[str, Any], *, idempotent: bool = False
     ) -> Any:
-        """Run a mutation, one at a time and at least the mutation interval apart."""
+        """Run a mutation, one at a time and at least the mutation interval apart.
+
+        A mutation is retried only when GitHub surely did not receive it: after an answer that
+        may have been lost, the caller reads the pull request back instead
+        (:mod:`jobs.reconcile.apply`), so nothing is written twice.
+        """
         with self._mutation_lock:
             self._pace()
             try:
@@ -285,6 +323,12 @@ def _connection_of(result: Any) -> Any:
         if name in node:
             return getattr(node, name)
     return node.status_check_rollup.contexts
+
+
+def _name_taken(exc: GitHubQueryError) -> bool:
+    """Whether GitHub refused a label because its name exists already."""
+    messages = [str(error.get("message", "")) for error in exc.errors] + [str(exc)]
+    return any("already been taken" in message for message in messages)
 
 
 def _split(repository: str) -> tuple[str, str]:

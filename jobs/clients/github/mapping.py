@@ -12,9 +12,11 @@ sgqlc turns a JSON null object into an empty, falsy object, so absent things are
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from jobs.policy.markers import find_markers
+from jobs.policy.people import EventKind, TimelineEvent, read_timeline
 from jobs.policy.snapshot import (
     Check,
     CiStatus,
@@ -69,7 +71,10 @@ def first_pages(pr: Any) -> Connections:
 
 
 def to_snapshot(
-    pr: Any, viewer: str = "", connections: Connections | None = None
+    pr: Any,
+    viewer: str = "",
+    connections: Connections | None = None,
+    read_at: datetime | None = None,
 ) -> PullRequestSnapshot:
     """Map one pull request read with the ``PullRequestFacts`` fragment into a snapshot.
 
@@ -80,6 +85,13 @@ def to_snapshot(
     commit = head_commit(pr)
     rollup = commit.status_check_rollup if commit else None
     state = PullRequestState(pr.state)
+    labels = tuple(label.name for label in nodes.labels)
+    people = read_timeline(
+        [e for e in (_event(node, viewer) for node in nodes.events) if e is not None],
+        head_oid=pr.head_ref_oid,
+        is_open=state is PullRequestState.OPEN,
+        labels=labels,
+    )
     return PullRequestSnapshot(
         id=pr.id,
         repository=pr.repository.name_with_owner,
@@ -88,7 +100,7 @@ def to_snapshot(
         title=pr.title,
         body=pr.body or "",
         author=author_login(pr.author),
-        labels=tuple(label.name for label in nodes.labels),
+        labels=labels,
         base_branch=pr.base_ref_name,
         head_branch=pr.head_ref_name,
         head_oid=pr.head_ref_oid,
@@ -110,8 +122,12 @@ def to_snapshot(
             *(find_markers(c.body) for c in nodes.comments if c.viewer_did_author)
         ),
         merge_methods=_merge_methods(pr.repository),
-        reopened_by=_reopened_by(nodes.events, viewer) if state is PullRequestState.OPEN else None,
-        labels_removed_by_people=_labels_removed_by_people(nodes.events, viewer),
+        reopened_by=people.reopened_by,
+        labels_removed_by_people=people.labels_removed_by_people,
+        labels_added_by_operator=people.labels_added_by_operator,
+        comment_deleted_by=people.comment_deleted_by,
+        head_committed_at=commit.committed_date if commit else None,
+        read_at=read_at or datetime.now(UTC),
     )
 
 
@@ -132,34 +148,37 @@ def _is_viewer(actor: Any, viewer: str) -> bool:
     )
 
 
-def _reopened_by(events: list[Any], viewer: str) -> str | None:
-    """Who reopened the pull request after the viewer last closed it, unless the viewer did."""
-    closed_by_viewer, reopened_by = False, None
-    for event in events:
-        if event.__typename__ == "ClosedEvent":
-            closed_by_viewer, reopened_by = _is_viewer(event.actor, viewer), None
-        elif event.__typename__ == "ReopenedEvent":
-            by_person = closed_by_viewer and not _is_viewer(event.actor, viewer)
-            reopened_by = author_login(event.actor) if by_person else None
-    return reopened_by
+_EVENT_KINDS = {
+    "ClosedEvent": EventKind.CLOSED,
+    "ReopenedEvent": EventKind.REOPENED,
+    "LabeledEvent": EventKind.LABELED,
+    "UnlabeledEvent": EventKind.UNLABELED,
+    "CommentDeletedEvent": EventKind.COMMENT_DELETED,
+}
 
 
-def _labels_removed_by_people(events: list[Any], viewer: str) -> frozenset[str]:
-    """Labels (lower case) the viewer added and someone else removed last."""
-    added_by_viewer: dict[str, bool] = {}
-    removed: set[str] = set()
-    for event in events:
-        if event.__typename__ not in {"LabeledEvent", "UnlabeledEvent"} or not event.label:
-            continue
-        name = event.label.name.casefold()
-        if event.__typename__ == "LabeledEvent":
-            added_by_viewer[name] = _is_viewer(event.actor, viewer)
-            removed.discard(name)
-        elif not _is_viewer(event.actor, viewer) and added_by_viewer.get(name):
-            removed.add(name)
-        else:
-            removed.discard(name)
-    return frozenset(removed)
+def _event(node: Any, viewer: str) -> TimelineEvent | None:
+    """One timeline item as a :class:`TimelineEvent`; None for a kind people win by not at all."""
+    typename = node.__typename__
+    if typename == "PullRequestCommit":
+        return TimelineEvent(EventKind.HEAD, oid=node.commit.oid if node.commit else None)
+    if typename == "HeadRefForcePushedEvent":
+        after = node.after_commit
+        return TimelineEvent(EventKind.HEAD, oid=after.oid if after else None)
+    kind = _EVENT_KINDS.get(typename)
+    if kind is None:
+        return None
+    label = (
+        node.label.name if kind in {EventKind.LABELED, EventKind.UNLABELED} and node.label else None
+    )
+    about = kind is EventKind.COMMENT_DELETED and _is_viewer(node.deleted_comment_author, viewer)
+    return TimelineEvent(
+        kind,
+        actor=author_login(node.actor),
+        by_operator=_is_viewer(node.actor, viewer),
+        label=label,
+        about_operator=about,
+    )
 
 
 def author_login(actor: Any) -> str:

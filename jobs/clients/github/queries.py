@@ -32,8 +32,18 @@ EVENTS_PER_PULL_REQUEST = 50
 PAGE_OF_NESTED = 100
 """Items per follow-up page of a nested connection (GitHub's maximum)."""
 
-TIMELINE_EVENTS = ["CLOSED_EVENT", "REOPENED_EVENT", "LABELED_EVENT", "UNLABELED_EVENT"]
-"""The timeline events that tell who closed, reopened, labelled or unlabelled a pull request."""
+TIMELINE_EVENTS = [
+    "CLOSED_EVENT",
+    "REOPENED_EVENT",
+    "LABELED_EVENT",
+    "UNLABELED_EVENT",
+    "COMMENT_DELETED_EVENT",
+    "PULL_REQUEST_COMMIT",
+    "HEAD_REF_FORCE_PUSHED_EVENT",
+]
+"""The timeline events that tell who closed, reopened, labelled or unlabelled a pull request,
+who deleted whose comment, and when the current head commit arrived (a commit or a force push):
+what happened after it happened at this head."""
 
 
 def _pull_request_facts(name: str, *, required_by_number: bool) -> Any:
@@ -51,7 +61,7 @@ def _pull_request_facts(name: str, *, required_by_number: bool) -> Any:
     _select_labels(pr.labels(first=LABELS_PER_PULL_REQUEST))
     _select_reviews(pr.latest_reviews(first=REVIEWS_PER_PULL_REQUEST))
     commit = pr.commits(last=1).nodes.commit
-    commit.__fields__("id", "oid")
+    commit.__fields__("id", "oid", "committed_date")
     contexts = commit.status_check_rollup.contexts(first=CONTEXTS_PER_COMMIT)
     commit.status_check_rollup.state()
     required = {"pull_request_number": Variable("number")} if required_by_number else None
@@ -99,6 +109,14 @@ def _select_events(connection: Any) -> None:
         labelled.actor.__fields__("login", "__typename__")
         labelled.created_at()
         labelled.label.name()
+    deleted = event.__as__(schema.CommentDeletedEvent)
+    deleted.actor.__fields__("login", "__typename__")
+    deleted.deleted_comment_author.__fields__("login", "__typename__")
+    deleted.created_at()
+    event.__as__(schema.PullRequestCommit).commit.oid()
+    pushed = event.__as__(schema.HeadRefForcePushedEvent)
+    pushed.after_commit.oid()
+    pushed.created_at()
 
 
 def _select_contexts(connection: Any, required: dict[str, Any] | None) -> None:

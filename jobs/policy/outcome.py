@@ -1,0 +1,55 @@
+"""The outcome record: what the operator did to one pull request at one head, for one rule. Pure.
+
+One record per (rule, pull request, head commit), written after GitHub answered: the decision,
+the key of the facts it was made on (:func:`jobs.policy.reuse.decision_key`), the operations
+applied, the token's login that applied them, and when. It is the operator's own index of its
+work, stored where the pass runs (:mod:`jobs.clients.decision_cache` for ``run``; in the cluster,
+each branch's memoized outcome, :mod:`jobs.clients.argo_memo`). Losing it loses only savings
+(the model is asked again), never safety: what people did is read from GitHub's timeline
+(:mod:`jobs.policy.people`) on every pass.
+
+What is never recorded: a fallback (an invalid or missing answer, a forbidden action), a
+decision made on facts other than those its record would be keyed on, and a failure. The next
+pass asks again, so a glitch never pins a pull request to ``wait``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from jobs.policy.decision import Decision
+from jobs.policy.reuse import Remembered
+
+
+def not_recorded(decision: Decision) -> str | None:
+    """Why ``decision`` must not be remembered; None when it may be."""
+    if decision.fallback:
+        return "a fallback is never remembered: the next pass asks again"
+    return None
+
+
+def outcome_records(
+    decisions: Sequence[Decision],
+    keys: Mapping[str, str],
+    applied: Mapping[str, Sequence[str]],
+    *,
+    actor: str | None,
+    now: float,
+) -> dict[str, Remembered]:
+    """Records of the decisions just made and acted on, by ``owner/name#number``.
+
+    ``keys`` are the decision keys of the facts each decision was made on; ``applied`` the
+    operations GitHub confirmed, per pull request; ``actor`` the token's login.
+    """
+    return {
+        d.display: Remembered(
+            keys[d.display],
+            now,
+            d,
+            applied=tuple(applied.get(d.display, ())),
+            actor=actor,
+            head=d.head_oid,
+        )
+        for d in decisions
+        if d.display in keys and not_recorded(d) is None
+    }
