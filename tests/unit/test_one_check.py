@@ -17,9 +17,11 @@ import pytest
 import yaml
 
 from jobs.demo.run import DemoError, demo_rules
+from jobs.rules.cases import load_cases
 from jobs.rules.files import RuleFileError, RuleSource
 from jobs.rules.limits import BUILT_IN
 from jobs.rules.validation import check_document, load_valid_rules, validate_files
+from jobs.ruletest.run import RuleTestError, _rule_under_test
 from pipelines.controller.checking import Compiled, Governing, evaluate_rule
 from pipelines.controller.config import ControllerConfig
 from pipelines.controller.status import Outcome
@@ -214,3 +216,19 @@ def test_each_command_refuses_an_empty_file_with_exit_1(tmp_path: Path, command:
     assert result.returncode == 1, result.stdout + result.stderr
     assert f"{path}: no PRReconciliationRule in the file (it is empty)" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(("document", "expected"), CASES[:2])
+def test_rule_tests_refuse_what_validate_refuses(
+    tmp_path: Path, document: dict[str, Any], expected: list[tuple[str, str]]
+) -> None:
+    """`ai-operator test` reads its rule through the same check (an empty file too)."""
+    cases = load_cases(ROOT / "examples" / "cases" / "staging-automerge.cases.yaml")
+    path = tmp_path / "rule.yaml"
+    for text in [yaml.safe_dump(document), ""]:
+        path.write_text(text)
+        with pytest.raises(RuleTestError) as refused:
+            _rule_under_test(path, cases)
+        with pytest.raises(RuleFileError) as by_validate:
+            load_valid_rules([path])
+        assert str(refused.value) == str(by_validate.value)
