@@ -12,18 +12,26 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-MAX_LABEL = 63
+from jobs.rules.names import DNS_LABEL as _DNS_LABEL
+from jobs.rules.names import DNS_LABEL_RULE, MAX_LABEL, namespace_problem
+
+__all__ = [
+    "DNS_LABEL_RULE",
+    "LABEL_VALUE_RULE",
+    "MAX_LABEL",
+    "SUBDOMAIN_RULE",
+    "label_problems",
+    "manifest_name_problems",
+    "namespace_problem",
+    "subdomain_problem",
+]
+
 MAX_SUBDOMAIN = 253
 MAX_CRON_NAME = 52  # a CronJob's (and Argo's CronWorkflow's) name leaves room for a run suffix
 
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _LABEL_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
 
-DNS_LABEL_RULE = (
-    f"at most {MAX_LABEL} lowercase letters, digits and '-', starting and ending with a letter "
-    "or digit"
-)
 SUBDOMAIN_RULE = (
     f"at most {MAX_SUBDOMAIN} lowercase letters, digits, '-' and '.', starting and ending with a "
     "letter or digit"
@@ -38,13 +46,6 @@ _REFERENCE_KEYS = frozenset({"serviceAccountName"})
 _REFERENCE_MAPPINGS = frozenset(
     {"secretKeyRef", "configMapKeyRef", "configMapRef", "secretRef", "configMap", "secret"}
 )
-
-
-def namespace_problem(namespace: str) -> str | None:
-    """Why ``namespace`` is not one Kubernetes accepts, or None."""
-    if len(namespace) <= MAX_LABEL and _DNS_LABEL.match(namespace):
-        return None
-    return f"namespace {namespace!r} is not a valid Kubernetes namespace: {DNS_LABEL_RULE}"
 
 
 def subdomain_problem(what: str, name: str) -> str | None:

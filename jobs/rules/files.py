@@ -56,6 +56,10 @@ class RuleSource:
         return where if self.item is None else f"{where} (items[{self.item}])"
 
 
+Document = tuple[RuleSource, object]
+"""A parsed YAML document, not yet checked, and where it is."""
+
+
 @dataclass(frozen=True)
 class LoadedRule:
     """A rule that passed the model's checks, and where it came from."""
@@ -153,39 +157,54 @@ def yaml_problem(exc: yaml.YAMLError, source: RuleSource) -> RuleProblem:
     return RuleProblem(source, "", _yaml_message(exc))
 
 
-def _load_file(path: str) -> Iterator[LoadedRule | list[RuleProblem]]:
+def read_documents(path: str) -> Iterator[Document | RuleProblem]:
+    """Each document of one file (``List`` items one by one) with its source, or a problem.
+
+    Empty documents are skipped; ``-`` reads standard input. Parsing against the model is left
+    to the caller.
+    """
     if path == STDIN:
         path = STDIN_NAME
     source = RuleSource(path)
     if Path(path).is_dir():
         suffixes = " or ".join(f"*{suffix}" for suffix in RULE_FILE_SUFFIXES)
-        yield [RuleProblem(source, "", f"a directory without rule files ({suffixes})")]
+        yield RuleProblem(source, "", f"a directory without rule files ({suffixes})")
         return
     try:
         text = sys.stdin.read() if path == STDIN_NAME else Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        yield [RuleProblem(source, "", f"cannot read the file: {_reason(exc)}")]
+        yield RuleProblem(source, "", f"cannot read the file: {_reason(exc)}")
         return
     try:
         for index, doc in enumerate(yaml.safe_load_all(text)):
-            yield from _load_document(doc, RuleSource(path, index))
+            yield from _documents(doc, RuleSource(path, index))
     except yaml.YAMLError as exc:
         # The message's line number places the error; documents before it were checked.
-        yield [RuleProblem(source, "", _yaml_message(exc))]
+        yield RuleProblem(source, "", _yaml_message(exc))
 
 
-def _load_document(doc: object, source: RuleSource) -> Iterator[LoadedRule | list[RuleProblem]]:
+def _load_file(path: str) -> Iterator[LoadedRule | list[RuleProblem]]:
+    for found in read_documents(path):
+        if isinstance(found, RuleProblem):
+            yield [found]
+        else:
+            yield parse_rule_document(found[1], found[0])
+
+
+def _documents(
+    doc: object, source: RuleSource
+) -> Iterator[tuple[RuleSource, object] | RuleProblem]:
     if doc is None:
         return
     if isinstance(doc, dict) and doc.get("kind") == "List":
         items = doc.get("items")
         if not isinstance(items, list):
-            yield [RuleProblem(source, "items", "a List needs a list of items")]
+            yield RuleProblem(source, "items", "a List needs a list of items")
             return
         for number, item in enumerate(items):
-            yield parse_rule_document(item, RuleSource(source.path, source.index, number))
+            yield RuleSource(source.path, source.index, number), item
         return
-    yield parse_rule_document(doc, source)
+    yield source, doc
 
 
 def _kind_problem(doc: dict[object, object], source: RuleSource) -> RuleProblem | None:

@@ -24,6 +24,7 @@ from pydantic import (
 )
 
 from jobs.rules.matching import compile_title_pattern, parse_login, search_value_problem
+from jobs.rules.names import namespace_problem
 
 API_GROUP = "aioperator.io"
 API_VERSION = "v1alpha1"
@@ -55,6 +56,7 @@ MAX_URL = 2048
 MAX_MODEL_NAME = 200
 MAX_SCHEDULE = 100
 MAX_TIMEZONE = 64
+ONE_SCHEDULE = "set either schedule or reconciliationInterval, not both"
 
 
 class Action(StrEnum):
@@ -124,6 +126,13 @@ class LabelSelector(_Spec):
             f"A pull request carrying ANY of these labels is skipped (at most {MAX_LABELS})."
         ),
     )
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> LabelSelector:
+        both = [label for label in self.include if label in self.exclude]
+        if both:
+            raise ValueError(f"{both[0]!r} is both included and excluded: no PR could match")
+        return self
 
 
 SELECTS_EVERYTHING = (
@@ -292,7 +301,7 @@ class RuleSpec(_Spec):
             "x-kubernetes-validations": [
                 {
                     "rule": "!(has(self.schedule) && has(self.reconciliationInterval))",
-                    "message": "set either schedule or reconciliationInterval, not both",
+                    "message": ONE_SCHEDULE,
                 }
             ]
         }
@@ -412,7 +421,7 @@ class RuleSpec(_Spec):
     @model_validator(mode="after")
     def _one_schedule(self) -> RuleSpec:
         if self.schedule is not None and self.reconciliationInterval is not None:
-            raise ValueError("set either schedule or reconciliationInterval, not both")
+            raise ValueError(ONE_SCHEDULE)
         return self
 
     @property
@@ -436,6 +445,14 @@ class ObjectMeta(BaseModel):
     namespace: str = "default"
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("namespace")
+    @classmethod
+    def _namespace(cls, value: str) -> str:
+        problem = namespace_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
 
 
 _DATE_TIME: dict[str, Any] = {"format": "date-time"}

@@ -35,14 +35,24 @@ from jinja2.sandbox import (
 )
 
 from jobs.rules.files import (
+    STDIN,
+    STDIN_NAME,
     LoadedRule,
     RuleFileError,
     RuleProblem,
     RuleSource,
-    load_rule_documents,
-    load_rules,
+    expand_paths,
+    parse_rule_document,
+    read_documents,
 )
-from jobs.rules.model import Action, FallbackAction, RuleSpec
+from jobs.rules.model import (
+    KIND,
+    ONE_SCHEDULE,
+    Action,
+    FallbackAction,
+    PRReconciliationRule,
+    RuleSpec,
+)
 from jobs.rules.schedule import resolve
 from jobs.rules.template import (
     ARGOCD_UNKNOWN,
@@ -89,44 +99,127 @@ def has_errors(findings: Iterable[Finding]) -> bool:
     return any(finding.severity == "error" for finding in findings)
 
 
+@dataclass(frozen=True)
+class CheckedRule:
+    """One document, checked: the rule when the model accepted it, and every finding on it."""
+
+    source: RuleSource
+    rule: PRReconciliationRule | None
+    findings: list[Finding]
+
+    @property
+    def errors(self) -> list[Finding]:
+        """The findings that refuse the rule."""
+        return [finding for finding in self.findings if finding.severity == "error"]
+
+
+def check_document(document: object, source: RuleSource) -> CheckedRule:
+    """The one check of a rule document, whoever asks: validate, compile, run, demo, controller.
+
+    Every error of the document at once: the model's (field by field), the checks between
+    fields that the model makes only once the fields are valid, and the semantic checks of
+    :func:`check_rule`. Never raises.
+    """
+    parsed = parse_rule_document(document, source)
+    if isinstance(parsed, LoadedRule):
+        return CheckedRule(source, parsed.rule, check_rule(parsed))
+    findings = [_from_problem(problem) for problem in parsed]
+    try:
+        more = list(_beside_model_errors(document, source, {f.field for f in findings}))
+    except RecursionError:
+        more = [Finding(source, "spec", "the rule is nested too deeply to be checked", "error")]
+    except Exception as exc:  # any failure to check is the rule's error, never a traceback
+        more = [Finding(source, "spec", f"the rule could not be checked: {one_line(exc)}", "error")]
+    known = {(f.field, f.message) for f in findings}
+    return CheckedRule(
+        source, None, findings + [f for f in more if (f.field, f.message) not in known]
+    )
+
+
+def check_files(paths: Sequence[str | Path]) -> tuple[list[LoadedRule], list[Finding]]:
+    """The rules in ``paths`` that have no error, and every finding, in file and document order.
+
+    A file without a rule is an error (an empty file runs nothing), and so are two rules with
+    the same namespace and name.
+    """
+    findings: list[Finding] = []
+    checked: list[CheckedRule] = []
+    for path in expand_paths(paths):
+        in_file = _check_file(path)
+        if isinstance(in_file, Finding):
+            findings.append(in_file)
+            continue
+        for item in in_file:
+            if isinstance(item, CheckedRule):
+                checked.append(item)
+                findings += item.findings
+            else:
+                findings.append(item)
+    every_rule = [LoadedRule(c.source, c.rule) for c in checked if c.rule is not None]
+    findings += _duplicates(every_rule)
+    refused = {f.source for f in findings if f.severity == "error"}
+    return [rule for rule in every_rule if rule.source not in refused], findings
+
+
 def validate_files(paths: Sequence[str | Path]) -> list[Finding]:
     """Load every rule in ``paths`` and check it, file by file; loading problems are errors."""
-    findings: list[Finding] = []
-    every_rule: list[LoadedRule] = []
-    for path in paths:
-        try:
-            rules, problems = load_rule_documents([path])
-        except RecursionError:
-            findings.append(Finding(RuleSource(str(path)), "", _TOO_DEEP, "error"))
-            continue
-        except Exception as exc:  # one line per file, never a traceback
-            message = f"could not be read as rules: {one_line(exc)}"
-            findings.append(Finding(RuleSource(str(path)), "", message, "error"))
-            continue
-        findings += [_from_problem(problem) for problem in problems]
-        for loaded in rules:
-            findings += check_rule(loaded)
-        every_rule += rules
-    findings += _duplicates(every_rule)
-    return findings
+    return check_files(paths)[1]
 
 
 def load_valid_rules(paths: Sequence[str | Path]) -> list[LoadedRule]:
     """Rules that ``validate`` accepts, for the commands that act on them (``run``, ``demo``).
 
     Raises :class:`~jobs.rules.files.RuleFileError` listing every error ``validate`` would report
-    (a document the model refuses, a template naming an unknown variable, ...); warnings pass.
+    (a document the model refuses, a template naming an unknown variable, an empty file, ...);
+    warnings pass.
     """
-    loaded = load_rules(paths)
+    rules, findings = check_files(paths)
     errors = [
         RuleProblem(finding.source, finding.field, finding.message)
-        for item in loaded
-        for finding in check_rule(item)
+        for finding in findings
         if finding.severity == "error"
     ]
     if errors:
         raise RuleFileError(errors)
-    return loaded
+    return rules
+
+
+def _check_file(path: str) -> list[CheckedRule | Finding] | Finding:
+    """Every document of one file checked, or the one error that stops reading it."""
+    try:
+        found: list[CheckedRule | Finding] = [
+            _from_problem(item)
+            if isinstance(item, RuleProblem)
+            else check_document(item[1], item[0])
+            for item in read_documents(path)
+        ]
+    except RecursionError:
+        return Finding(RuleSource(path), "", _TOO_DEEP, "error")
+    except Exception as exc:  # one line per file, never a traceback
+        message = f"could not be read as rules: {one_line(exc)}"
+        return Finding(RuleSource(path), "", message, "error")
+    if not found:
+        shown = STDIN_NAME if path == STDIN else path
+        return Finding(RuleSource(shown), "", f"no {KIND} in the file (it is empty)", "error")
+    return found
+
+
+def _beside_model_errors(
+    document: object, source: RuleSource, refused: set[str]
+) -> Iterator[Finding]:
+    """What the model leaves unchecked while a field is invalid: checks across fields, templates.
+
+    Only fields the model did not refuse are checked, so that each mistake is said once.
+    """
+    spec = document.get("spec") if isinstance(document, dict) else None
+    if not isinstance(spec, dict):
+        return
+    if spec.get("schedule") is not None and spec.get("reconciliationInterval") is not None:
+        yield Finding(source, "spec", ONE_SCHEDULE, "error")
+    for name in ("instruction", "argocdAppNamePattern"):
+        field, template = f"spec.{name}", spec.get(name)
+        if isinstance(template, str) and template.strip() and field not in refused:
+            yield from _template_findings(source, field, template)
 
 
 def check_rule(loaded: LoadedRule) -> list[Finding]:

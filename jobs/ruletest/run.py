@@ -40,9 +40,10 @@ from jobs.reconcile.ask import decide_pull_request
 from jobs.reconcile.ports import Decider
 from jobs.reconcile.results import PullRequestFailure
 from jobs.rules.cases import CaseFile, PullRequestFacts, RuleCase, load_cases
-from jobs.rules.files import RuleFileError, load_rules
+from jobs.rules.files import RuleFileError
 from jobs.rules.model import Action, PRReconciliationRule
 from jobs.rules.template import TemplateError
+from jobs.rules.validation import load_valid_rules
 from jobs.ruletest.recording import (
     Recorder,
     Recording,
@@ -286,7 +287,7 @@ def _cases(path: Path) -> CaseFile:
 
 def _rule_under_test(path: Path, cases: CaseFile) -> PRReconciliationRule:
     try:
-        rules = [loaded.rule for loaded in load_rules([path])]
+        rules = [loaded.rule for loaded in load_valid_rules([path])]
     except RuleFileError as exc:
         raise RuleTestError(str(exc)) from exc
     if cases.rule is not None:

@@ -1,7 +1,8 @@
 """Checking one rule: within its namespace's limits, valid, compiled; off the event loop, in time.
 
 :func:`evaluate_rule` is what the controller runs for a rule before it applies anything: the
-rule's defaults, the model, ``ai-operator validate``'s checks, the namespace's limits
+rule's defaults, the one check ``ai-operator validate`` runs
+(:func:`jobs.rules.validation.check_document`), the namespace's limits
 (:func:`jobs.rules.limits.limit_problems`) and ``ai-operator compile``, with the namespace's
 Secret and limits. It is pure and never raises: any exception while checking makes the rule
 ``Invalid`` with a one-line reason (never a traceback, never a retry).
@@ -24,12 +25,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from jobs.rules.files import RuleSource, parse_rule_document
+from jobs.rules.files import RuleSource
 from jobs.rules.limits import KIND as LIMITS_KIND
 from jobs.rules.limits import LimitsSpec, limit_problems
 from jobs.rules.model import KIND
 from jobs.rules.schedule import Schedule, resolve
-from jobs.rules.validation import check_rule, one_line
+from jobs.rules.validation import check_document, one_line
 from pipelines.compile import CompileError, compile_rule
 from pipelines.controller.config import ControllerConfig
 from pipelines.controller.kube import RULES
@@ -90,17 +91,13 @@ def _evaluate(
         }
     )
     source = RuleSource(f"{metadata['namespace']}/{metadata['name']}")
-    loaded = parse_rule_document(document, source)
-    if isinstance(loaded, list):
-        message = "; ".join(f"{p.field or 'rule'}: {p.message}" for p in loaded)
-        return Outcome("invalid", "ValidationFailed", short(message))
-    errors = [f for f in check_rule(loaded) if f.severity == "error"]
-    if errors:
-        message = "; ".join(f"{f.field}: {f.message}" for f in errors)
+    checked = check_document(document, source)
+    if checked.errors or checked.rule is None:
+        message = "; ".join(f"{f.field or 'rule'}: {f.message}" for f in checked.errors)
         return Outcome("invalid", "ValidationFailed", short(message))
     if governing.problem is not None or governing.spec is None:
         return Outcome("invalid", "OutsideLimits", short(governing.problem or "no limits"))
-    spec = loaded.rule.spec
+    spec = checked.rule.spec
     problems = limit_problems(
         spec,
         governing.spec,
@@ -116,7 +113,7 @@ def _evaluate(
             options, secret_name=governing.spec.secretName, secret_keys={}
         )
     try:
-        manifest = compile_rule(loaded.rule, config.target, options)
+        manifest = compile_rule(checked.rule, config.target, options)
     except CompileError as exc:
         return Outcome("invalid", "CompileFailed", short(str(exc)))
     return Compiled(owned(manifest, rule), resolve(spec.schedule, spec.reconciliationInterval))

@@ -96,16 +96,25 @@ def test_example_rules_are_off_by_default(helm: Helm) -> None:
 
 
 def test_example_rules_install_when_enabled(helm: Helm) -> None:
-    """rules.enabled installs every enabled rule, merged with the values given, plus new ones."""
+    """rules.enabled installs the examples and every enabled rule of the values; a rule of the
+    values named like an example replaces it."""
     example = next(path for path in VALUE_FILES if path.stem == "example-rules")
     rules = {
         rule["metadata"]["name"]: rule["spec"]
         for rule in helm.template(example).of_kind("PRReconciliationRule")
     }
-    assert set(rules) == {"staging-automerge", "dependabot-automerge", "weekend-freeze"}
+    assert set(rules) == {
+        "staging-automerge",
+        "production-approval",
+        "dependabot-automerge",
+        "weekend-freeze",
+    }
     assert rules["dependabot-automerge"]["schedule"] == "*/10 * * * *"
-    assert "reconciliationInterval" not in rules["dependabot-automerge"]
+    assert rules["dependabot-automerge"]["dryRun"] is True
     assert rules["weekend-freeze"]["allowedActions"] == ["wait", "escalate"]
+    without = helm.template(example, values=["rules.examples.enabled=false"])
+    names = {rule["metadata"]["name"] for rule in without.of_kind("PRReconciliationRule")}
+    assert names == {"dependabot-automerge", "weekend-freeze"}
 
 
 def test_rendered_rules_pass_the_cli_validator(helm: Helm, tmp_path: Path) -> None:
@@ -114,7 +123,7 @@ def test_rendered_rules_pass_the_cli_validator(helm: Helm, tmp_path: Path) -> No
     import sys
 
     example = next(path for path in VALUE_FILES if path.stem == "example-rules")
-    rules = helm.template(example, values=["rules.productionApproval.enabled=true"])
+    rules = helm.template(example)
     path = tmp_path / "rules.yaml"
     path.write_text(yaml.safe_dump_all(rules.of_kind("PRReconciliationRule")))
     result = subprocess.run(

@@ -102,10 +102,10 @@ async def test_any_exception_while_checking_is_one_line_and_never_retried(
 ) -> None:
     """RecursionError (or anything) in a check: Invalid, CheckFailed, one line; no retry loop."""
 
-    def too_deep(_: object) -> list[object]:
+    def too_deep(*_: object) -> list[object]:
         raise RecursionError("maximum recursion depth exceeded")
 
-    monkeypatch.setattr(checking, "check_rule", too_deep)
+    monkeypatch.setattr(checking, "check_document", too_deep)
     add_rule(api)
     async with running(api) as controller:
         await settled(controller)
