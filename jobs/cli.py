@@ -583,10 +583,15 @@ def _take_lease(namespace: str, name: str, holder: str) -> RuleLease | None:
     return None
 
 
-def _release_lease(lease: RuleLease | None) -> None:
-    if lease is not None:
-        with contextlib.suppress(MemoUnreadable):
-            lease.release()
+def _release_lease(namespace: str, name: str, holder: str) -> None:
+    """Give the rule's Lease up when this run holds it (best effort: it expires anyway)."""
+    log = get_logger("step")
+    try:
+        api = KubernetesAPI.from_environment(os.environ)
+        if api is not None and RuleLease(api, namespace, name, holder).release():
+            log.info("released the rule's lease", lease=name)
+    except MemoUnreadable as exc:
+        log.warning("the rule's lease was not released: it expires", error=str(exc))
 
 
 def _go_seconds(duration: str) -> float:
@@ -674,23 +679,18 @@ def step_act(
         parsed = steps.parse_decided(decisions)
     except StepInputError as exc:
         fail(str(exc))
-    held = (
+    if lease and parsed:
         _take_lease(namespace or rule.metadata.namespace, lease, run or "act")
-        if lease and parsed
-        else None
-    )
     act_dry_run = dry_run or rule.spec.dryRun
     scope = Scope(rule_repositories(rule.spec, settings), settings.limits)
     try:
         model = model_identity(rule.spec.ai, settings)
     except ConfigError as exc:
         fail(str(exc))
-    try:
-        results, facts = steps.act_branch(
-            rule, parsed, github, dry_run=act_dry_run, run=run, model=model, scope=scope
-        )
-    finally:
-        _release_lease(held)
+    # The lease stays with the run: sibling act pods may still be acting. Report releases it.
+    results, facts = steps.act_branch(
+        rule, parsed, github, dry_run=act_dry_run, run=run, model=model, scope=scope
+    )
     report = PassReport(rule=rule.qualified_name, results=results)
     _write(output, steps.dump_for_argo([r.to_json() for r in results]))
     mine = counts(report, dry_run=act_dry_run) | {"githubRequests": github.stats.requests}
@@ -759,8 +759,12 @@ def step_report(
         str, typer.Option("--failures", help="Argo's {{workflow.failures}} (earlier workflows).")
     ] = "null",
     duration: Annotated[str, typer.Option("--duration", help="Seconds the run took.")] = "0",
+    lease: Annotated[
+        str | None,
+        typer.Option("--lease", help="The rule's Lease, released when this run holds it."),
+    ] = None,
 ) -> None:
-    """Push the run's metrics once to the Pushgateway; never fails the run.
+    """Release the rule's Lease, push the run's metrics once to the Pushgateway; never fails.
 
     The run counts as successful when Argo says so and no node failed: a failed branch is handled
     by the tally (so Argo calls the run Succeeded), but the metrics must show it. The failed
@@ -769,6 +773,8 @@ def step_report(
     """
     rule = _step_rule()
     settings = _settings()
+    if lease and workflow:
+        _release_lease(namespace or rule.metadata.namespace, lease, workflow)
     tally = steps.parse_counts(summary)
     failed = _run_failures(workflow, namespace or rule.metadata.namespace, failures, tally)
     log = get_logger("step", rule=rule.qualified_name)

@@ -20,18 +20,21 @@ The workflow, entrypoint ``reconcile`` (a DAG), exit handler ``report``::
   ``key`` (rule spec, model, PR, facts) in the ConfigMap of the key's shard
   (``ai-operator-memo-<rule>-<0..f>``), so that an unchanged PR starts no pod within
   ``memo_max_age``, and a branch whose act failed is not remembered (the next run tries again).
-  Each act pod first takes the rule's Lease (``<name>-act``, :func:`act_lease`) with the run as
-  holder, so that a resubmitted workflow never acts beside a scheduled one.
+  Each act pod first takes (or renews) the rule's Lease (``<name>-act``, :func:`act_lease`) with
+  the run as holder, so that a resubmitted workflow never acts beside a scheduled one: its act
+  pods exit 75 and are retried while another run holds it. No act pod releases it (a sibling
+  branch of the same run may still be acting); ``report`` does.
   Nothing is aggregated but the outcomes: no argument grows with the number of PRs' text.
 - ``tally`` adds the outcomes to fetch's counts, exported as the global output ``summary``.
-- ``report`` always runs. Its arguments are bounded whatever the number of PRs or retries: the
-  tally's counts (which include the branches that handed no outcome), the run's status, duration
-  and name. It reads the failed nodes, and the error type each left, from its own Workflow
-  through the API (``get`` on Workflows), never from ``{{workflow.failures}}``, which lists every
-  failed node and retry and passes Linux's 128 KiB limit for one argument at a few hundred
-  failing PRs. When ``tally`` never ran, ``{{workflow.outputs.parameters.summary}}`` stays
-  unresolved: Argo leaves unknown tags of a pod template as they are, and the report step reads
-  that text as "no counts" and still exits 0.
+- ``report`` always runs. It first releases the rule's Lease when this run holds it (an expired
+  lease of a run that died is taken over by the next one anyway). Its arguments are bounded
+  whatever the number of PRs or retries: the tally's counts (which include the branches that
+  handed no outcome), the run's status, duration and name. It reads the failed nodes, and the
+  error type each left, from its own Workflow through the API (``get`` on Workflows), never from
+  ``{{workflow.failures}}``, which lists every failed node and retry and passes Linux's 128 KiB
+  limit for one argument at a few hundred failing PRs. When ``tally`` never ran,
+  ``{{workflow.outputs.parameters.summary}}`` stays unresolved: Argo leaves unknown tags of a pod
+  template as they are, and the report step reads that text as "no counts" and still exits 0.
 
 The step command lines (:func:`fetch_command`, :data:`DECIDE_COMMAND` ...) are the contract with
 ``ai-operator step``. This module builds data only: it talks to no cluster (Hera's ``build()``
@@ -212,6 +215,11 @@ def act_command(rule: PRReconciliationRule) -> tuple[str, ...]:
     return (*ACT_COMMAND, "--lease", act_lease(rule))
 
 
+def report_command(rule: PRReconciliationRule) -> tuple[str, ...]:
+    """Report's command line: the run's counts, status and name, and the Lease it releases."""
+    return (*REPORT_COMMAND, "--lease", act_lease(rule))
+
+
 def _tasks(fetch: Container, branch: DAG, tally: Container) -> list[Task | m.DAGTask]:
     return [
         Task(name="fetch", template=fetch),
@@ -326,7 +334,7 @@ def _steps(
         ],
         outputs=[_output("summary", SUMMARY_PATH, global_name="summary", default=EMPTY_OBJECT)],
     )
-    report = _container("report", REPORT_COMMAND, rule, options, tokens=())
+    report = _container("report", report_command(rule), rule, options, tokens=())
     return fetch, decide, act, tally, report
 
 

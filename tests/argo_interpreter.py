@@ -158,6 +158,8 @@ class MemoCache:
     config_maps: dict[str, dict[str, str]] = field(default_factory=dict)
     leases: dict[str, dict[str, Any]] = field(default_factory=dict)
     """``coordination.k8s.io/v1`` Leases by name, as the API server keeps them."""
+    objects: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """ConfigMaps the steps create and update themselves (whole objects, by name)."""
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @property
@@ -227,7 +229,8 @@ class MemoCache:
 
     @contextlib.contextmanager
     def serve(self, namespace: str, workflows: WorkflowSource | None = None) -> Iterator[str]:
-        """A read-only Kubernetes API on loopback serving these ConfigMaps in ``namespace``.
+        """A Kubernetes API on loopback serving these ConfigMaps (and Leases, and the ConfigMaps the
+        steps write themselves, :attr:`objects`) in ``namespace``.
 
         With ``workflows``, it also serves the Workflows of ``namespace`` that it knows by name.
         """
@@ -274,27 +277,35 @@ def _config_map_handler(
             length = int(self.headers.get("content-length") or 0)
             return json.loads(self.rfile.read(length)) if length else {}
 
+        def _kind(self) -> tuple[str, dict[str, dict[str, Any]]]:
+            """The collection a write goes to: Leases, or the steps' own ConfigMaps."""
+            if self.path.startswith(prefix.rstrip("/")):
+                return prefix.rstrip("/"), memo.objects
+            return leases, memo.leases
+
         def do_POST(self) -> None:
-            """Create a Lease (409 when it exists)."""
-            if self.path != leases:
+            """Create a Lease or a ConfigMap (409 when it exists)."""
+            collection, store = self._kind()
+            if self.path != collection:
                 self._reply(404, not_found)
                 return
             lease = self._body()
             name = lease["metadata"]["name"]
             with memo.lock:
-                if name in memo.leases:
+                if name in store or name in memo.config_maps:
                     self._reply(409, conflict)
                     return
                 lease["metadata"] |= {"namespace": namespace, "resourceVersion": "1"}
-                memo.leases[name] = lease
+                store[name] = lease
             self._reply(201, lease)
 
         def do_PUT(self) -> None:
-            """Update a Lease; 409 when its resourceVersion is not the stored one."""
-            name = self.path.removeprefix(leases + "/")
+            """Update a Lease or a ConfigMap; 409 when its resourceVersion is not the stored one."""
+            collection, store = self._kind()
+            name = self.path.removeprefix(collection + "/")
             lease = self._body()
             with memo.lock:
-                stored = memo.leases.get(name)
+                stored = store.get(name)
                 if stored is None:
                     self._reply(404, not_found)
                     return
@@ -306,7 +317,7 @@ def _config_map_handler(
                     "namespace": namespace,
                     "resourceVersion": str(int(version) + 1),
                 }
-                memo.leases[name] = lease
+                store[name] = lease
             self._reply(200, lease)
 
         def do_GET(self) -> None:
@@ -323,6 +334,11 @@ def _config_map_handler(
                 self._reply(200, found) if found else self._reply(404, not_found)
                 return
             name = self.path.removeprefix(prefix) if self.path.startswith(prefix) else None
+            with memo.lock:
+                own = memo.objects.get(name) if name else None
+            if own is not None:
+                self._reply(200, own)
+                return
             with memo.lock:
                 data = dict(memo.config_maps[name]) if name in memo.config_maps else None
             if name is None or data is None:

@@ -2,10 +2,12 @@
 
 The CronWorkflow keeps ``concurrencyPolicy: Forbid``, but a resubmitted or hand-submitted
 workflow runs beside the scheduled one. Every act pod of a rule takes the rule's Lease before it
-changes GitHub, with the run (the workflow's name) as ``holderIdentity``: the pods of one run
-share it, a pod of another run finds it held and exits 75 (Argo retries it later). Each pod
-gives it up when it is done (:meth:`RuleLease.release`), and a lease is taken over once
-``renewTime + leaseDurationSeconds`` has passed, so a run that died holds nothing for long.
+changes GitHub, with the run (the workflow's name) as ``holderIdentity``: the act pods of one
+run share it and each renews it, a pod of another run finds it held and exits 75 (Argo retries it
+later). No act pod gives it up, since sibling act pods of the same run may still be acting: the
+run's exit handler (the report step, which always runs) releases it when the run holds it
+(:meth:`RuleLease.release`). A lease is taken over once ``renewTime + leaseDurationSeconds`` has
+passed, so a run that died holds nothing for long.
 Writes carry the Lease's ``resourceVersion``: of two pods taking it at once, the API server lets
 one through (409 Conflict for the other).
 
@@ -75,17 +77,22 @@ class RuleLease:
         if updated == 409:
             raise LeaseHeld(f"lease {self.name} was just taken by another run")
 
-    def release(self) -> None:
-        """Give the lease up when this holder has it (best effort: it expires anyway)."""
+    def release(self) -> bool:
+        """Give the lease up when this holder has it (best effort: it expires anyway).
+
+        True when it was this holder's and is now free; a lease another run holds (or took
+        over) is left as it is.
+        """
         status, current = self._api.request("GET", self._path)
         spec = current.get("spec") or {}
         if status != 200 or spec.get("holderIdentity") != self.holder:
-            return
+            return False
         released = self._document(
             self._clock(), (current.get("metadata") or {}).get("resourceVersion")
         )
         released["spec"]["holderIdentity"] = ""
-        self._api.request("PUT", self._path, released)
+        updated, _ = self._api.request("PUT", self._path, released)
+        return updated == 200
 
     def _expired(self, spec: dict[str, Any], now: float) -> bool:
         renewed = spec.get("renewTime") or spec.get("acquireTime")

@@ -2,11 +2,11 @@
 
 One record per (rule, pull request, head commit), written after GitHub answered: the decision,
 the key of the facts it was made on (:func:`jobs.policy.reuse.decision_key`), the operations
-applied, the token's login that applied them, and when. It is the operator's own index of its
-work, stored where the pass runs (:mod:`jobs.clients.decision_cache` for ``run``; in the cluster,
-each branch's memoized outcome, :mod:`jobs.clients.argo_memo`). Losing it loses only savings
-(the model is asked again), never safety: what people did is read from GitHub's timeline
-(:mod:`jobs.policy.people`) on every pass.
+applied (with GitHub's ids of what they made: a comment's, the labels'), the token's login that
+applied them, and when. It is the operator's own index of its work, stored where the pass runs
+(:mod:`jobs.clients.decision_cache` for ``run``; in the cluster, each branch's memoized outcome,
+:mod:`jobs.clients.argo_memo`). Losing it loses only savings (the model is asked again), never
+safety: what people did is read from GitHub's timeline (:mod:`jobs.policy.people`) on every pass.
 
 What is never recorded: a fallback (an invalid or missing answer, a forbidden action), a
 decision made on facts other than those its record would be keyed on, and a failure. The next
@@ -35,12 +35,15 @@ def outcome_records(
     *,
     actor: str | None,
     now: float,
+    github_ids: Mapping[str, Mapping[str, Sequence[str]]] | None = None,
 ) -> dict[str, Remembered]:
     """Records of the decisions just made and acted on, by ``owner/name#number``.
 
     ``keys`` are the decision keys of the facts each decision was made on; ``applied`` the
-    operations GitHub confirmed, per pull request; ``actor`` the token's login.
+    operations GitHub confirmed, per pull request; ``actor`` the token's login; ``github_ids``
+    GitHub's ids of what they made or added, per pull request and operation.
     """
+    ids = github_ids or {}
     return {
         d.display: Remembered(
             keys[d.display],
@@ -49,6 +52,7 @@ def outcome_records(
             applied=tuple(applied.get(d.display, ())),
             actor=actor,
             head=d.head_oid,
+            github_ids={op: tuple(made) for op, made in ids.get(d.display, {}).items()},
         )
         for d in decisions
         if d.display in keys and not_recorded(d) is None

@@ -72,6 +72,8 @@ class Remembered:
     """The action taken, where only that is known (the pipeline's memo keeps outcomes)."""
     applied: tuple[str, ...] = ()
     """The operations GitHub confirmed (:mod:`jobs.policy.outcome`)."""
+    github_ids: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """GitHub's ids of what they made or added, by operation (a comment's id, the labels')."""
     actor: str | None = None
     """The login of the token that applied them."""
     head: str | None = None
@@ -209,6 +211,7 @@ def memory_document(
                 "decidedAt": round(found.decided_at, 3),
                 "decision": found.decision.model_dump(mode="json") if found.decision else None,
                 "applied": list(found.applied),
+                "githubIds": {op: list(ids) for op, ids in found.github_ids.items()},
                 "actor": found.actor,
                 "head": found.head,
             }
@@ -248,11 +251,17 @@ def _entry(raw: object) -> Remembered | None:
     if decision.fallback:
         return None  # never reused, whoever wrote it
     applied, actor, head = raw.get("applied"), raw.get("actor"), raw.get("head")
+    made = raw.get("githubIds")
     return Remembered(
         key,
         float(decided_at),
         decision,
         applied=tuple(str(a) for a in applied) if isinstance(applied, list) else (),
+        github_ids={
+            str(op): tuple(str(i) for i in ids)
+            for op, ids in (made.items() if isinstance(made, Mapping) else ())
+            if isinstance(ids, list)
+        },
         actor=actor if isinstance(actor, str) else None,
         head=head if isinstance(head, str) else None,
     )

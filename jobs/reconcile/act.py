@@ -94,7 +94,12 @@ def _act(
     if dry_run or not the_plan.operations:
         return row
     outcome = apply_plan(github, the_plan)
-    row = replace(row, operations=outcome.applied, applied=bool(outcome.applied))
+    row = replace(
+        row,
+        operations=outcome.applied,
+        applied=bool(outcome.applied),
+        github_ids=outcome.github_ids,
+    )
     if outcome.ok:
         return row
     return row.failed(outcome.error or "", "github", retryable=outcome.error_retryable)

@@ -12,7 +12,8 @@ mutation itself, as GitHub may have received it).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from jobs.clients.github.errors import GitHubAuthError, GitHubError, LabelMissing
 from jobs.policy.plan import AddLabels, Close, Comment, Merge, Operation, Plan, already_done
@@ -26,6 +27,9 @@ class Outcome:
     applied: tuple[str, ...]
     error: str | None = None
     error_retryable: bool = False
+    github_ids: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """GitHub's ids of what the operations made or added, by operation (:func:`describe`): the
+    new comment's id, the labels' ids. None for an operation whose answer was lost."""
 
     @property
     def ok(self) -> bool:
@@ -36,36 +40,45 @@ class Outcome:
 def apply_plan(github: GitHubPort, plan: Plan) -> Outcome:
     """Run the plan's operations in order; stop at the first one that did not take effect."""
     applied: list[str] = []
+    ids: dict[str, tuple[str, ...]] = {}
     for operation in plan.operations:
         try:
-            _run(github, operation)
+            made = _run(github, operation)
         except GitHubError as exc:
-            if not _took_effect(github, plan, operation, exc):
+            done = _took_effect(github, plan, operation, exc)
+            if done is None:
                 error = f"{describe(operation)} failed: {exc}"
-                return Outcome(tuple(applied), error, exc.retryable)
+                return Outcome(tuple(applied), error, exc.retryable, ids)
+            made = done
         applied.append(describe(operation))
-    return Outcome(tuple(applied))
+        if made:
+            ids[describe(operation)] = made
+    return Outcome(tuple(applied), github_ids=ids)
 
 
-def _took_effect(github: GitHubPort, plan: Plan, operation: Operation, exc: GitHubError) -> bool:
+def _took_effect(
+    github: GitHubPort, plan: Plan, operation: Operation, exc: GitHubError
+) -> tuple[str, ...] | None:
     """Whether ``operation`` is done after all: read the PR back; if surely not, try once more.
+
+    The ids of what a second try made; ``()`` when the read-back found it done; None when it is
+    not done.
 
     The client never retries a mutation whose answer may have been lost; this read-back decides
     instead, so a write GitHub applied is never sent twice.
     """
     if isinstance(exc, GitHubAuthError | LabelMissing):
-        return False  # GitHub surely did nothing
+        return None  # GitHub surely did nothing
     decision = plan.decision
     try:
         fresh = github.pull_request(decision.repository, decision.number)
         if already_done(operation, fresh):
-            return True
+            return ()
         if exc.retryable:
-            _run(github, operation)
-            return True
+            return _run(github, operation)
     except GitHubError:
-        return False
-    return False
+        return None
+    return None
 
 
 def describe(operation: Operation) -> str:
@@ -81,14 +94,19 @@ def describe(operation: Operation) -> str:
             return f"label {', '.join(names)}"
 
 
-def _run(github: GitHubWriter, operation: Operation) -> None:
+def _run(github: GitHubWriter, operation: Operation) -> tuple[str, ...]:
+    """Carry out one operation; GitHub's ids of what it made or added (none for merge, close)."""
     match operation:
         case Merge(pr_id, head, method, headline):
             github.merge_pull_request(pr_id, head, method, headline)
+            return ()
         case Close(pr_id):
             github.close_pull_request(pr_id)
+            return ()
         case Comment(subject_id, body, _):
-            github.add_comment(subject_id, body)
+            comment = github.add_comment(subject_id, body)
+            return (comment,) if comment else ()
         case AddLabels(repository, pr_id, names, create):
             ids = github.label_ids(repository, list(names), create_missing=create)
             github.add_labels(pr_id, ids)
+            return tuple(ids)

@@ -46,8 +46,8 @@ class GitHubWriter(Protocol):
     def close_pull_request(self, pr_id: str) -> None:
         """Close without merging."""
 
-    def add_comment(self, subject_id: str, body: str) -> None:
-        """Post a comment."""
+    def add_comment(self, subject_id: str, body: str) -> str | None:
+        """Post a comment; its id when GitHub names it."""
 
     def label_ids(self, repository: str, names: list[str], *, create_missing: bool) -> list[str]:
         """Resolve label names to IDs."""

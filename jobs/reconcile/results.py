@@ -11,6 +11,7 @@ into that pull request's row and goes on with the others.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
@@ -43,6 +44,8 @@ class PullRequestResult:
     reason: str = ""
     applied: bool = False
     operations: tuple[str, ...] = ()
+    github_ids: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """GitHub's ids of what the operations made or added, by operation (a comment's, labels')."""
     guardrail: str | None = None
     guardrail_reason: str | None = None
     fallback: bool = False
@@ -90,6 +93,7 @@ class PullRequestResult:
             "reason": self.reason,
             "applied": self.applied,
             "operations": list(self.operations),
+            "githubIds": {name: list(ids) for name, ids in self.github_ids.items()},
             "guardrail": self.guardrail,
             "guardrailReason": self.guardrail_reason,
             "fallback": self.fallback,

@@ -159,12 +159,15 @@ def _keep(
     decided = [outcome for outcome in outcomes if isinstance(outcome, Decision)]
     keys = {candidate.pr.display: candidate.key for candidate in split.ask}
     applied = {name: row.operations for name, row in rows.items()}
+    github_ids = {name: row.github_ids for name, row in rows.items() if row.github_ids}
     try:
         actor: str | None = github.viewer_login()
     except GitHubError:
         actor = None
     try:
-        records = outcome_records(decided, keys, applied, actor=actor, now=now)
+        records = outcome_records(
+            decided, keys, applied, actor=actor, now=now, github_ids=github_ids
+        )
         reuse.memory.keep(rule.qualified_name, records)
     except DecisionCacheError as exc:
         get_logger("run", rule=rule.qualified_name).warning(

@@ -7,6 +7,7 @@ comment markers; and a remembered decision ignores only labels the operator's to
 
 from __future__ import annotations
 
+import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -279,3 +280,27 @@ def test_the_pipeline_knows_its_own_label_in_another_case() -> None:
     assert second.phase == "Succeeded" and second.pods_of("decide") <= 1  # the no-op item at most
     assert len(llm.requests) == asked and github.mutations == mutations
     assert world.pull_request("acme/web", 1).labels.count("Needs-Human-Approval") == 1
+
+
+# --- the outcome record names what GitHub made ------------------------------------------------
+
+
+def test_runs_outcome_record_keeps_githubs_ids_of_what_it_applied(world, github, llm, rule_file):
+    """Closed with a comment: the record holds the comment's id, and the row reports it too."""
+    one_pr(world, title="[close] Old experiment")
+    env = cli_env(github, llm)
+
+    [row] = rows(run_cli(["run", str(rule_file), "--output", "json"], env))
+
+    pr = world.pull_request("acme/web", 1)
+    comment_id = f"IC_{pr.id[3:]}_0"
+    assert pr.state == "CLOSED" and row["githubIds"] == {"comment": [comment_id]}
+    [record] = [
+        entry
+        for path in Path(env["XDG_CACHE_HOME"]).glob("ai-operator/decisions/*.json")
+        for entry in json.loads(path.read_text())["entries"].values()
+    ]
+    assert (record["applied"], record["githubIds"]) == (
+        ["comment", "close"],
+        {"comment": [comment_id]},
+    )

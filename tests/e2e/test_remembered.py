@@ -6,15 +6,22 @@ facts its steps saw, and pull requests beyond the cap take turns without any mem
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from tests.argo_interpreter import MemoCache, run_cron_workflow
+from tests.argo_interpreter import MemoCache, SubprocessPods, run_cron_workflow
 from tests.conftest import cli_env, run_cli
 from tests.e2e.test_people_win import one_pr, rows
-from tests.e2e.test_pipeline_act import SECRETS, PersonBeforeAct, run_staging, staging
+from tests.e2e.test_pipeline_act import (
+    SECRETS,
+    STAGING,
+    PersonBeforeAct,
+    run_staging,
+    staging,
+)
 from tests.e2e.test_run import RULE
 
 pytestmark = pytest.mark.e2e
@@ -150,6 +157,7 @@ def test_a_run_does_not_act_while_another_run_holds_the_rules_lease() -> None:
     assert world.pull_request("acme/web", 1).state == "OPEN" and github.mutations == []
     acts = [n for n in run.nodes if n.template == "act" and "acme/web#1" in n.name]
     assert acts and all(n.phase != "Succeeded" for n in acts)
+    assert all(n.exit_code == 75 and n.attempts > 1 for n in acts)  # it waited, retried by Argo
     assert memo.leases["staging-automerge-act"]["spec"]["holderIdentity"] == "scheduled-run"
 
 
@@ -162,4 +170,62 @@ def test_an_expired_lease_is_taken_over() -> None:
         run = run_staging_memo(github, llm, memo)
 
     assert run.phase == "Succeeded" and world.pull_request("acme/web", 1).state == "CLOSED"
-    assert memo.leases["staging-automerge-act"]["spec"]["holderIdentity"] != "dead-run"
+    assert memo.leases["staging-automerge-act"]["spec"]["holderIdentity"] == ""  # report freed it
+
+
+class AfterAct(SubprocessPods):
+    """Pods as subprocesses; ``then(exit code)`` runs as each PR's act pod ends."""
+
+    def __init__(self, then: Callable[[int], None]) -> None:
+        self.then = then
+
+    def __call__(
+        self, argv: Sequence[str], env: Mapping[str, str], cwd: str, timeout: float
+    ) -> tuple[int, str]:
+        code, stderr = super().__call__(argv, env, cwd, timeout)
+        is_act = "step" in argv and argv[list(argv).index("step") + 1] == "act"
+        if is_act and any("acme/web" in arg for arg in argv):  # not the no-op item's act
+            self.then(code)
+        return code, stderr
+
+
+def test_the_run_holds_the_lease_until_its_last_act_and_report_frees_it() -> None:
+    """Two PRs, two act pods: neither frees the Lease (its sibling may still be acting); the
+    run holds it after every act, and the report step (the exit handler) releases it."""
+    with staging(title="[close] Old experiment") as (world, github, llm):
+        world.add_pull_request("acme/web", number=2, labels=[*STAGING], title="[close] Stale")
+        memo = MemoCache()
+        holders: list[str] = []
+        watch = AfterAct(lambda _: holders.append(lease_holder(memo)))
+        run = run_staging_memo(github, llm, memo, watch)
+
+    assert run.phase == "Succeeded"
+    assert [world.pull_request("acme/web", n).state for n in (1, 2)] == ["CLOSED", "CLOSED"]
+    assert holders == [run.name, run.name]
+    assert lease_holder(memo) == ""
+
+
+def test_a_waiting_run_acts_once_the_other_run_released_the_lease() -> None:
+    """A scheduled run holds the Lease: this run's act exits 75; the scheduled run's report frees
+    the Lease; Argo's retry of the act takes it and closes the PR, once."""
+    with staging(title="[close] Old experiment") as (world, github, llm):
+        memo = MemoCache()
+        memo.leases["staging-automerge-act"] = held_lease("scheduled-run", datetime.now(UTC))
+        codes: list[int] = []
+
+        def scheduled_run_ends(code: int) -> None:
+            codes.append(code)
+            with memo.lock:
+                memo.leases["staging-automerge-act"]["spec"]["holderIdentity"] = ""
+
+        run = run_staging_memo(github, llm, memo, AfterAct(scheduled_run_ends))
+
+    assert run.phase == "Succeeded" and codes == [75, 0]
+    assert world.pull_request("acme/web", 1).state == "CLOSED"
+    assert [m for m in github.mutations if m == "closePullRequest"] == ["closePullRequest"]
+    assert lease_holder(memo) == ""
+
+
+def lease_holder(memo: MemoCache) -> str:
+    with memo.lock:
+        return str(memo.leases["staging-automerge-act"]["spec"]["holderIdentity"])

@@ -14,10 +14,10 @@ from jobs.rules.files import load_rules
 from jobs.rules.model import PRReconciliationRule
 from pipelines.argo import (
     DECIDE_COMMAND,
-    REPORT_COMMAND,
     TALLY_COMMAND,
     act_command,
     fetch_command,
+    report_command,
 )
 from pipelines.argo_checks import check_cron_workflow
 from pipelines.compile import compile_rule, compile_rules, to_yaml
@@ -348,12 +348,13 @@ def test_step_command_lines_are_the_step_contract() -> None:
         "report": ["ai-operator", "step", "report", "--summary",
                    "{{workflow.outputs.parameters.summary}}", "--status", "{{workflow.status}}",
                    "--duration", "{{workflow.duration}}", "--workflow", "{{workflow.name}}",
-                   "--namespace", "{{workflow.namespace}}"],
+                   "--namespace", "{{workflow.namespace}}", "--lease", "staging-automerge-act"],
     }  # fmt: skip
     in_order = [tuple(commands[n]) for n in ("fetch", "decide", "act", "tally", "report")]
     fetch = fetch_command(make_rule(), OPTIONS)
     act = act_command(make_rule())
-    assert in_order == [fetch, DECIDE_COMMAND, act, TALLY_COMMAND, REPORT_COMMAND]
+    report = report_command(make_rule())
+    assert in_order == [fetch, DECIDE_COMMAND, act, TALLY_COMMAND, report]
 
 
 @pytest.mark.parametrize(

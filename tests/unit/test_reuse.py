@@ -203,13 +203,18 @@ def test_the_memory_document_round_trips():
             key(),
             NOW - 5,
             decision,
-            applied=("merge (squash)",),
+            applied=("comment", "label needs-human-approval", "merge (squash)"),
+            github_ids={"comment": ("IC_1",), "label needs-human-approval": ("LA_9",)},
             actor="ai-operator-bot",
             head=decision.head_oid,
         )
     }
     document = memory_document(entries, rule="ns/r", now=NOW, max_age=DAY, max_entries=10)
     assert read_memory_document(document, rule="ns/r") == entries
+    assert document["entries"]["acme/web#7"]["githubIds"] == {
+        "comment": ["IC_1"],
+        "label needs-human-approval": ["LA_9"],
+    }
 
 
 def test_a_fallback_is_never_remembered_nor_reused():

@@ -238,10 +238,16 @@ class GitHubClient:
         """Close ``pr_id`` without merging."""
         self._mutate(queries.CLOSE_PULL_REQUEST, {"pullRequestId": pr_id})
 
-    def add_comment(self, subject_id: str, body: str) -> None:
-        """Comment on ``subject_id``; never retried once GitHub may have received it."""
+    def add_comment(self, subject_id: str, body: str) -> str | None:
+        """Comment on ``subject_id``; never retried once GitHub may have received it.
+
+        Returns the new comment's id (None when GitHub's answer names none).
+        """
         comment_input = {"subjectId": subject_id, "body": body}
-        self._mutate(queries.ADD_COMMENT, comment_input, idempotent=False)
+        result = self._mutate(queries.ADD_COMMENT, comment_input, idempotent=False)
+        edge = result.add_comment.comment_edge if result.add_comment else None
+        node = edge.node if edge else None
+        return str(node.id) if node and node.id else None
 
     def add_labels(self, labelable_id: str, label_ids: Sequence[str]) -> None:
         """Add labels (by id) to a pull request or issue."""

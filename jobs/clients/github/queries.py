@@ -219,7 +219,7 @@ def _close_operation() -> Any:
 
 def _comment_operation() -> Any:
     op, payload = _mutation("AddComment", "add_comment", schema.AddCommentInput)
-    payload.client_mutation_id()
+    payload.comment_edge.node.__fields__("id")
     return op
 
 
