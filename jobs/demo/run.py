@@ -2,9 +2,12 @@
 
 :func:`run_demo` starts the sandbox GitHub (and the stand-in model when no ``AI_TOKEN`` is set),
 points each rule at the sandbox's repositories, and runs three passes of every rule: a dry run,
-the real pass, and the same pass again. It returns a :class:`DemoResult` (what each pass decided
-and changed, the pull requests afterwards, each pass's metrics) and stops every server it started,
-whatever happens.
+the real pass, and the same pass again. The real pass remembers its decisions, as ``run`` does
+(or as the pipeline's memo does), in a temporary directory of the demo's own, never the user's
+cache; the last pass reuses every decision whose pull request did not change and asks the model
+only about what changed. It returns a :class:`DemoResult` (what each pass decided and changed,
+the pull requests afterwards, each pass's metrics) and stops every server it started, whatever
+happens.
 
 Pull requests are read and changed only through :class:`~jobs.clients.github.GitHubClient`, and
 the model is asked only through :func:`~jobs.clients.ai.make_decision_client`: the demo adds no
@@ -19,12 +22,13 @@ from __future__ import annotations
 
 import json
 import secrets
+import tempfile
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +36,7 @@ from pydantic import SecretStr
 
 from jobs.clients.ai import DecisionClient, make_decision_client
 from jobs.clients.ai.usage import ModelUsage
+from jobs.clients.decision_cache import DecisionFile
 from jobs.clients.github import GitHubClient
 from jobs.clients.github.errors import GitHubError
 from jobs.clients.metrics import PassSummary, PushOutcome, push_pass_metrics
@@ -40,7 +45,7 @@ from jobs.log import configure_logging
 from jobs.reconcile import steps
 from jobs.reconcile.report import summarize
 from jobs.reconcile.results import PassReport, PullRequestFailure, PullRequestResult
-from jobs.reconcile.run import run_pass
+from jobs.reconcile.run import Reuse, run_pass
 from jobs.rules.encoding import StepInputError
 from jobs.rules.files import RuleFileError
 from jobs.rules.model import AISettings, PRReconciliationRule
@@ -54,6 +59,10 @@ from jobs.sandbox.samples import HEAD_MOVES, REPOSITORIES, SAMPLES, build_world,
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 PASSES = (("dry run", True), ("for real", False), ("again", False))
 REAL_PASS = "for real"  # noqa: S105 - a pass, not a password
+REMEMBERING = frozenset({"for real", "again"})
+"""The passes that use the demo's memory of decisions: the dry run asks the model afresh, so
+the real pass still meets the author's push; the real pass writes, the last pass reuses."""
+DEMO_DECISION_MAX_AGE_SECONDS = 3600.0
 
 Progress = Callable[[str], None]
 
@@ -96,6 +105,16 @@ class PassRun:
     def mutation_counts(self) -> dict[str, int]:
         """GitHub mutations of this pass by name (``mergePullRequest``: 2, ...)."""
         return dict(sorted(Counter(self.mutations).items()))
+
+    @property
+    def model_calls(self) -> int:
+        """Requests sent to the model in this pass, every rule together."""
+        return sum(summary.ai_calls for summary in self.summaries)
+
+    @property
+    def reused(self) -> int:
+        """Decisions this pass reused from an earlier one (no model asked)."""
+        return sum(report.reused for report in self.reports)
 
 
 @dataclass(frozen=True)
@@ -222,6 +241,9 @@ class _Sandbox:
     settings: Settings
     stand_in_url: str | None
     stand_in_token: str
+    memory: DecisionFile
+    memo: dict[str, dict[str, str]] = field(default_factory=dict)
+    """The pipeline's memo: per rule, each decide node's output under its memo key."""
 
     @property
     def stand_in(self) -> bool:
@@ -275,7 +297,13 @@ def _sandbox(world: GitHubWorld, settings: Settings) -> Iterator[_Sandbox]:
             mutation_interval_seconds=0.0,
             timeout_seconds=10.0,
         )
-        yield _Sandbox(server, github, _AuthorPushes(world), settings, stand_in_url, model_token)
+        directory = Path(
+            stack.enter_context(tempfile.TemporaryDirectory(prefix="ai-operator-demo-"))
+        )
+        memory = DecisionFile(directory, max_age_seconds=DEMO_DECISION_MAX_AGE_SECONDS)
+        yield _Sandbox(
+            server, github, _AuthorPushes(world), settings, stand_in_url, model_token, memory
+        )
 
 
 # --- a commit lands while the model decides ---------------------------------------------------
@@ -350,8 +378,22 @@ def _pass(
     for item in rules:
         decider = deciders[item.rule.qualified_name]
         requests = sandbox.github.stats.requests
-        run = pipeline_pass if options.pipeline else _run_pass
-        report = run(item.rule, item.repositories, sandbox.github, decider, dry_run=dry_run)
+        if options.pipeline:
+            memo = sandbox.memo.setdefault(item.rule.qualified_name, {})
+            report = pipeline_pass(
+                item.rule,
+                item.repositories,
+                sandbox.github,
+                decider,
+                dry_run=dry_run,
+                memo=memo if name in REMEMBERING else None,
+                run=f"{_DEMO_RUN}-{PASSES.index((name, dry_run)) + 1}",
+            )
+        else:
+            reuse = _reuse(sandbox, item.rule) if name in REMEMBERING else None
+            report = _run_pass(
+                item.rule, item.repositories, sandbox.github, decider, dry_run=dry_run, reuse=reuse
+            )
         summary = summarize(
             report,
             dry_run=dry_run or item.rule.spec.dryRun,
@@ -374,9 +416,19 @@ def _run_pass(
     decider: _Observed,
     *,
     dry_run: bool,
+    reuse: Reuse | None = None,
 ) -> PassReport:
-    """``ai-operator run``'s pass."""
-    return run_pass(rule, repositories, github, decider, dry_run=dry_run or rule.spec.dryRun)
+    """``ai-operator run``'s pass, with its memory of decisions when ``reuse`` is given."""
+    return run_pass(
+        rule, repositories, github, decider, dry_run=dry_run or rule.spec.dryRun, reuse=reuse
+    )
+
+
+def _reuse(sandbox: _Sandbox, rule: PRReconciliationRule) -> Reuse:
+    """How ``run`` reuses decisions, kept in the demo's own temporary directory."""
+    config = sandbox.model_config(rule)
+    model = f"{config.provider.value}/{config.model}"
+    return Reuse(sandbox.memory, model, DEMO_DECISION_MAX_AGE_SECONDS)
 
 
 _DEMO_RUN = "demo"  # the run's name, as Argo's {{workflow.name}}: decisions made now, not replayed
@@ -389,12 +441,17 @@ def pipeline_pass(
     decider: _Observed,
     *,
     dry_run: bool,
+    memo: dict[str, str] | None = None,
+    run: str = _DEMO_RUN,
 ) -> PassReport:
     """One pass the way the compiled pipeline runs it, its steps in sequence in this process.
 
     fetch writes the references; each reference is decided on its own, from the reference alone
     (one decide pod per pull request); act reads the decide outputs aggregated as Argo hands them
     over and acts on fresh facts. Every hand-over goes through the same text the pods exchange.
+    ``memo`` stands in for Argo's memoization: a reference whose key it holds replays the output
+    kept there (made by another run, so reused, at no cost) instead of asking the model, and new
+    outputs are kept in it. ``run`` is the run's name, as Argo's ``{{workflow.name}}``.
     """
     started = time.monotonic()
     report = PassReport(rule=rule.qualified_name)
@@ -410,10 +467,10 @@ def pipeline_pass(
             now=time.time(),
         )
         fetched = steps.dump_for_argo(fetched_run.refs)
-        outputs, failed = _decide_each(rule, fetched, github, decider)
+        outputs, failed = _decide_each(rule, fetched, github, decider, memo, run)
         decided = steps.parse_decided(json.dumps(outputs))
         acted = steps.act_decided(
-            rule, decided, github, dry_run=dry_run or rule.spec.dryRun, run=_DEMO_RUN
+            rule, decided, github, dry_run=dry_run or rule.spec.dryRun, run=run
         )
     except GitHubError as exc:
         report.error = f"fetch failed: {exc}"
@@ -426,15 +483,26 @@ def pipeline_pass(
 
 
 def _decide_each(
-    rule: PRReconciliationRule, fetched: str, github: GitHubClient, decider: _Observed
+    rule: PRReconciliationRule,
+    fetched: str,
+    github: GitHubClient,
+    decider: _Observed,
+    memo: dict[str, str] | None,
+    run: str,
 ) -> tuple[list[str], list[PullRequestResult]]:
-    """The decide step once per fetched item: its outputs, and rows for the nodes that failed."""
+    """The decide step once per fetched item: its outputs, and rows for the nodes that failed.
+
+    An item whose memo key ``memo`` holds replays that output, as Argo's memoization does.
+    """
     outputs: list[str] = []
     failed: list[PullRequestResult] = []
     for item in json.loads(fetched):
         ref = steps.parse_ref(json.dumps(item))
         if steps.is_noop(ref):
             outputs.append(steps.NOOP_OUTPUT)
+            continue
+        if memo is not None and ref["key"] in memo:
+            outputs.append(memo[ref["key"]])
             continue
         started, before = time.monotonic(), decider.thread_usage()
         try:
@@ -444,8 +512,10 @@ def _decide_each(
             failed.append(row.failed(str(exc), exc.kind))
             continue
         usage, latency = decider.thread_usage() - before, time.monotonic() - started
-        decided = steps.Decided(decision, usage, latency, _DEMO_RUN, settled)
-        outputs.append(steps.decided_output(decided))
+        output = steps.decided_output(steps.Decided(decision, usage, latency, run, settled))
+        outputs.append(output)
+        if memo is not None and not decision.fallback:  # fetch never replays a fallback
+            memo[ref["key"]] = output
     return outputs, failed
 
 

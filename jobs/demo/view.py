@@ -26,7 +26,7 @@ from jobs.sandbox.standin import NOTICE
 HEADINGS = {
     "dry run": "1. Dry run: decide and report, change nothing",
     "for real": "2. For real",
-    "again": "3. Again: the same pass once more changes nothing",
+    "again": "3. Again: the same pass once more reuses what did not change, and changes nothing",
 }
 _MARKUP = re.compile(r"\n\n<sub>.*", re.DOTALL)  # a comment's footer and hidden marker
 
@@ -108,6 +108,7 @@ def _pass_section(console: Console, result: DemoResult, run: PassRun) -> None:
         console.print(table)
         if report.error:
             console.print(Text(f"{report.rule}: pass failed: {report.error}"))
+    console.print(Text(f"Model calls in this pass: {_model_use(run)}"))
     console.print(Text(f"GitHub mutations in this pass: {_mutations(run)}"))
     for push in run.pushes:
         if not push.pushed:
@@ -174,6 +175,8 @@ def _row_cells(row: PullRequestResult) -> tuple[str, ...]:
     if row.error:
         return (pr, "-", "-", "-", "failed", f"error: {row.error}")
     model = row.proposed.value if row.proposed else "(no usable answer)"
+    if row.reused:
+        model += " (reused)"
     guardrail = f"{row.guardrail}: {row.guardrail_reason}" if row.guardrail else "-"
     return (pr, model, guardrail, row.action.value, _done(row), row.reason)
 
@@ -186,6 +189,12 @@ def _done(row: PullRequestResult) -> str:
 
 def _short(rule: str) -> str:
     return rule.partition("/")[2] or rule
+
+
+def _model_use(run: PassRun) -> str:
+    if not run.reused:
+        return str(run.model_calls)
+    return f"{run.model_calls} ({_count(run.reused, 'decision')} reused from the real pass)"
 
 
 def _mutations(run: PassRun) -> str:
@@ -240,6 +249,8 @@ def _pass_json(run: PassRun) -> dict[str, Any]:
         "dryRun": run.dry_run,
         "results": [row.to_json() for report in run.reports for row in report.results],
         "errors": [report.error for report in run.reports if report.error],
+        "modelCalls": run.model_calls,
+        "decisionsReused": run.reused,
         "mutations": run.mutation_counts,
         "metrics": {s.qualified_name: exposition(s) for s in run.summaries},
         "pushes": [{"pushed": p.pushed, "error": p.error} for p in run.pushes],

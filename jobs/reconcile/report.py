@@ -147,7 +147,8 @@ def counts(report: PassReport, *, dry_run: bool = False) -> dict[str, Any]:
     """A pass's numbers as JSON, with no PR text: what the act step hands the exit handler.
 
     ``actions`` are the final actions of the rows without error; with ``dry_run`` they are what
-    would have been done, and the metrics keep them apart. Model calls and tokens are those
+    would have been done, and the metrics keep them apart. A reused decision that changed nothing
+    was counted by the run that made it, and is not counted again. Model calls and tokens are those
     spent in this run (a decision reused from an earlier run's memo cost nothing now).
     """
     rows = report.results
@@ -158,7 +159,7 @@ def counts(report: PassReport, *, dry_run: bool = False) -> dict[str, Any]:
     return {
         "prsProcessed": len(rows),
         "dryRun": dry_run,
-        "actions": dict(Counter(row.action.value for row in rows if not row.error)),
+        "actions": dict(Counter(row.action.value for row in rows if _settled_now(row))),
         "failed": len(report.failed),
         "errors": dict(errors),
         "guardrailBlocks": dict(Counter(row.guardrail for row in rows if row.guardrail)),
@@ -169,6 +170,11 @@ def counts(report: PassReport, *, dry_run: bool = False) -> dict[str, Any]:
         "githubRequests": 0,
         "githubRateLimitRemaining": None,
     }
+
+
+def _settled_now(row: PullRequestResult) -> bool:
+    """Whether this pass settled the row's action: decided now, or reused and did something."""
+    return not row.error and (not row.reused or bool(row.operations))
 
 
 def summary_from_counts(

@@ -1,7 +1,8 @@
 """`ai-operator demo`: the real product, end to end, with no token, no network and no cluster.
 
 The example rules run over the sandbox's sample pull requests through the real GitHub client and
-the real SDK: a dry run, the real pass, then the same pass again, which changes nothing. The
+the real SDK: a dry run, the real pass, then the same pass again, which reuses every decision
+whose pull request did not change and changes nothing. The
 first two tests run the command as a new user would, with an empty environment; the others call
 the same code in this process, which is quicker.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import os
 import urllib.request
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +109,32 @@ def test_the_dry_run_changes_nothing_and_a_second_pass_changes_nothing(first_run
     assert all(row["dryRun"] for row in passes["dry run"]["results"])
 
 
+def test_the_last_pass_reuses_every_unchanged_decision(first_run):
+    """The last pass asks the model only about the PR whose head moved; the rest are reused."""
+    document = first_run.json()
+    passes = {p["name"]: p for p in document["passes"]}
+    moved = {(pr["repository"], pr["number"]) for pr in document["pullRequests"] if pr["headMoved"]}
+    last = rows(document, "again")
+
+    assert {key for key, row in last.items() if not row["reused"]} == moved == {("acme/api", 3)}
+    assert passes["again"]["decisionsReused"] == len(last) - len(moved)
+    assert passes["again"]["modelCalls"] == len(moved)
+    assert passes["for real"]["decisionsReused"] == passes["dry run"]["decisionsReused"] == 0
+
+
+def test_the_last_pass_asks_a_configured_model_only_about_what_changed(llm: FakeLLM):
+    """With AI_TOKEN set, no request (no token spent) for a PR whose decision is reused."""
+    env = {"AI_TOKEN": AI_TOKEN, "AI_ENDPOINT": llm.anthropic_url, "AI_PROVIDER": "anthropic"}
+
+    result = run_demo(DemoOptions(), Settings.from_env(env))
+
+    dry, real, last = result.passes
+    assert result.ok
+    assert len(llm.requests) == dry.model_calls + real.model_calls + last.model_calls
+    assert last.model_calls == 1 and last.reused == sum(len(r.results) for r in last.reports) - 1
+    assert f"Model calls in this pass: 1 ({last.reused} decisions reused" in as_text(result)
+
+
 def test_every_screen_says_the_stand_in_answered():
     """Without AI_TOKEN the output says, in every pass and in the JSON, whose answers these are."""
     result = run_cli(["demo"], EMPTY_ENV, timeout=120)
@@ -146,6 +174,19 @@ def test_the_pipeline_counts_the_model_calls_its_decide_steps_made():
 
     assert calls(by_pipeline) == calls(by_run)
     assert all(sum(per_rule) > 0 for per_rule in calls(by_pipeline)[:2])
+
+
+def test_the_pipelines_last_pass_replays_its_memo_like_run_reuses_decisions():
+    """The memo replays every unchanged PR's decide output: reused, no model call, as `run`."""
+    by_run, by_pipeline = demo(), demo(pipeline=True)
+
+    def reuse(result):
+        last = result.passes[-1]
+        return last.model_calls, last.reused, [s.decisions_reused for s in last.summaries]
+
+    assert by_pipeline.ok
+    assert reuse(by_pipeline) == reuse(by_run)
+    assert by_pipeline.passes[-1].model_calls == 1  # only the PR whose head moved
 
 
 def test_your_own_rule_runs_on_the_sample_pull_requests(tmp_path: Path):
@@ -191,7 +232,8 @@ def test_with_ai_token_set_the_configured_model_is_asked(llm: FakeLLM):
     result = run_demo(DemoOptions(), Settings.from_env(env))
 
     assert result.ok and not result.stand_in
-    assert len(llm.requests) == sum(len(r.results) for p in result.passes for r in p.reports)
+    asked = sum(1 for p in result.passes for r in p.reports for row in r.results if not row.reused)
+    assert len(llm.requests) == asked
     shown = as_text(result) + as_json(result)
     assert NOTICE not in shown and AI_TOKEN not in shown
 
@@ -207,6 +249,29 @@ def test_pushgateway_receives_each_pass(tmp_path: Path):
     assert result.ok and all(push.pushed for run in result.passes for push in run.pushes)
     for rule in ("staging-automerge", "production-approval", "dependabot-automerge"):
         assert f'rule="{rule}"' in text
+
+
+@pytest.mark.services
+def test_pushed_metrics_count_each_escalated_pull_request_once():
+    """Dry run, real pass, last pass: each PR's escalation is counted once, by the real pass."""
+    with pushgateway() as gateway:
+        result = demo(pushgateway=gateway)
+        with urllib.request.urlopen(f"{gateway}/metrics", timeout=5) as answer:
+            text = answer.read().decode()
+
+    escalated = Counter(rule for rule, action in FINAL.values() if action == "escalate")
+    pushed = {
+        rule: float(value)
+        for line in text.splitlines()
+        if line.startswith('ai_operator_actions_total{action="escalate"')
+        for rule, value in [(_label(line, "rule"), line.rpartition(" ")[2])]
+    }
+    assert result.ok
+    assert pushed == {rule: float(n) for rule, n in escalated.items()}
+
+
+def _label(line: str, name: str) -> str:
+    return line.partition(f'{name}="')[2].partition('"')[0]
 
 
 def test_the_demo_command_is_the_readmes_first():

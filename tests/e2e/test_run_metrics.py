@@ -98,12 +98,14 @@ def test_prometheus_counts_two_runs_per_rule_and_action_and_no_dry_run_action(
 ):
     """After two runs the counters equal both runs' sums; their difference equals the second run.
 
-    A third, dry run adds nothing to ai_operator_actions_total: only to the dry-run counter.
+    A third, dry run adds nothing to ai_operator_actions_total: only to the dry-run counter. A PR
+    that waits in both runs is counted once: the second run reuses the decision, which changed
+    nothing, and the first run counted it.
     """
     rules = tmp_path / "rules.yaml"
     rules.write_text(RULES)
     world.add_pull_request("acme/web", number=1, labels=COVERED)  # merge
-    world.add_pull_request("acme/web", number=2, labels=COVERED, **pending())  # wait, twice
+    world.add_pull_request("acme/web", number=2, labels=COVERED, **pending())  # wait, counted once
     world.add_pull_request("acme/api", number=1, title="[close] Abandoned", labels=COVERED)
 
     with pushgateway() as gateway, prometheus(f"{gateway}/metrics") as prom:
@@ -132,7 +134,7 @@ def test_prometheus_counts_two_runs_per_rule_and_action_and_no_dry_run_action(
 
     assert totals == {
         ("staging-automerge", "merge"): 2,
-        ("staging-automerge", "wait"): 2,
+        ("staging-automerge", "wait"): 1,
         ("staging-automerge", "close"): 0,
         ("staging-automerge", "escalate"): 0,
         ("api-cleanup", "merge"): 1,
@@ -142,7 +144,7 @@ def test_prometheus_counts_two_runs_per_rule_and_action_and_no_dry_run_action(
     }
     assert second_run == {
         ("staging-automerge", "merge"): 1,
-        ("staging-automerge", "wait"): 1,
+        ("staging-automerge", "wait"): 0,
         ("staging-automerge", "close"): 0,
         ("staging-automerge", "escalate"): 0,
         ("api-cleanup", "merge"): 1,
