@@ -90,7 +90,8 @@ PRS_PROCESSED = _counter(
 )
 ACTIONS_TAKEN = _counter(
     "ai_operator_actions_total",
-    "Pull requests by the action each run settled on; dry runs never count here.",
+    "Pull requests by the action a run settled on; a reused decision that changed nothing is "
+    "not counted again, and dry runs never count here.",
     "action",
 )
 DRY_RUN_ACTIONS = _counter(

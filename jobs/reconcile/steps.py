@@ -431,15 +431,11 @@ def fetch_run(
         memory_ok=memory is not None and problem is None,
     )
     refs = [_unheld(pull_request_ref(rule, c.pr, model), c.remembered) for c in split.ask]
-    reused_actions = Counter(
-        c.remembered.action for c in split.reuse if c.remembered and c.remembered.action
-    )
     counts: dict[str, Any] = {
         "matched": split.matched,
         "reused": len(split.reuse),
         "toDecide": len(split.ask),
         "deferred": len(split.deferred),
-        "reusedActions": dict(reused_actions),
     }
     return FetchedRun([*refs, noop_ref(rule)], counts, problem)
 
@@ -534,8 +530,9 @@ def tally(outcomes: str, counts: str, run: str | None) -> dict[str, Any]:
     Besides the counts: how many PRs matched, were decided, reused or deferred.
     ``outcomes`` is Argo's aggregate of the branches' outcomes (a JSON list of objects, or of
     strings when one is not an object). A PR fetch left out because Argo's memo holds its branch
-    is reused, counted under the action it last took; so is a branch replayed from another run's
-    memo, whose model calls are none in this run.
+    is reused, with no action counted (it changed nothing in this run, as ``run`` counts a reused
+    decision); so is a branch replayed from another run's memo, whose model calls and actions are
+    none in this run.
     """
     fetched = parse_counts(counts)
     total: dict[str, Any] = {"prsProcessed": 0, "aiCalls": 0, "fallbacks": 0, "failed": 0}
@@ -544,12 +541,14 @@ def tally(outcomes: str, counts: str, run: str | None) -> dict[str, Any]:
         counted = outcome
         if run and outcome.get("run") not in (None, run):
             replayed += 1
-            counted = {k: v for k, v in outcome.items() if k not in {"aiCalls", "aiTokens"}}
+            counted = {
+                k: v for k, v in outcome.items() if k not in {"aiCalls", "aiTokens", "actions"}
+            }
         else:
             decided += 1
         _add(total, counted)
     left_out = _count(fetched.get("reused"))
-    _add(total, {"prsProcessed": left_out, "actions": fetched.get("reusedActions") or {}})
+    _add(total, {"prsProcessed": left_out})
     total |= {
         "matched": _count(fetched.get("matched")),
         "decided": decided,
