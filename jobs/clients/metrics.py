@@ -330,17 +330,8 @@ def read_group(
 
     Raises :class:`GatewayError`.
     """
-    url = f"{_base_url(gateway_url)}/api/v1/metrics"
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as answer:  # noqa: S310 - configured
-            body = json.load(answer)
-    except (OSError, ValueError, HTTPException) as exc:
-        raise GatewayError(_describe(exc, gateway_url)) from exc
     wanted = {"job": job, **key}
-    groups = body.get("data") if isinstance(body, dict) else None
-    if not isinstance(groups, list):
-        raise GatewayError("the gateway's answer holds no list of groups")
-    for group in groups:
+    for group in _gateway_groups(gateway_url, timeout):
         if isinstance(group, dict) and group.get("labels") == wanted:
             return _group_samples(group)
     return {}
@@ -503,6 +494,15 @@ def list_groups(gateway_url: str, timeout: float = 5.0) -> list[dict[str, str]]:
 
     Raises :class:`GatewayError`.
     """
+    return [
+        {str(k): str(v) for k, v in group["labels"].items()}
+        for group in _gateway_groups(gateway_url, timeout)
+        if isinstance(group, dict) and isinstance(group.get("labels"), dict)
+    ]
+
+
+def _gateway_groups(gateway_url: str, timeout: float) -> list[Any]:
+    """The ``data`` list of the gateway's ``/api/v1/metrics`` (raises :class:`GatewayError`)."""
     url = f"{_base_url(gateway_url)}/api/v1/metrics"
     try:
         with urllib.request.urlopen(url, timeout=timeout) as answer:  # noqa: S310 - configured
@@ -512,8 +512,4 @@ def list_groups(gateway_url: str, timeout: float = 5.0) -> list[dict[str, str]]:
     groups = body.get("data") if isinstance(body, dict) else None
     if not isinstance(groups, list):
         raise GatewayError("the gateway's answer holds no list of groups")
-    return [
-        {str(k): str(v) for k, v in group["labels"].items()}
-        for group in groups
-        if isinstance(group, dict) and isinstance(group.get("labels"), dict)
-    ]
+    return groups
