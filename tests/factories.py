@@ -67,3 +67,16 @@ def make_rule(name: str = "staging-automerge", **spec: Any) -> PRReconciliationR
             "spec": body,
         }
     )
+
+
+RULE_DOCUMENT: dict[str, Any] = {
+    "apiVersion": "aioperator.io/v1alpha1",
+    "kind": "PRReconciliationRule",
+    "metadata": {"name": "staging", "namespace": "ci"},
+    "spec": {
+        "selector": {"labels": {"include": ["auto-merge"]}},
+        "instruction": "Merge #{{ pr.number }} when CI is {{ pr.ciStatus }}.",
+        "repositories": ["acme/web"],
+    },
+}
+"""An ordinary, valid rule as a file holds it (copy it before changing it)."""

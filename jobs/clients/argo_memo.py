@@ -94,15 +94,8 @@ class KubernetesAPI:
 
     def get(self, path: str, what: str) -> dict[str, Any] | None:
         """The JSON object at ``path``; None when it does not exist (raises APIUnreadable)."""
-        headers = {"Accept": "application/json"}
-        request = urllib.request.Request(self.url + path, headers=headers)  # noqa: S310 - http(s)
-        if self._token:
-            request.add_header("Authorization", f"Bearer {self._token}")
         try:
-            with urllib.request.urlopen(  # noqa: S310 - the API server's URL, http(s) only
-                request, timeout=TIMEOUT_SECONDS, context=self._context
-            ) as answer:
-                document = json.load(answer)
+            document = self._send("GET", path)[1]
         except urllib.error.HTTPError as exc:
             if exc.code == 404:
                 return None
@@ -118,25 +111,31 @@ class KubernetesAPI:
 
         Raises MemoUnreadable when the API cannot be reached or refuses otherwise.
         """
-        data = json.dumps(body).encode() if body is not None else None
-        headers = {"Accept": "application/json", "Content-Type": "application/json"}
-        request = urllib.request.Request(  # noqa: S310 - http(s) only
-            self.url + path, data=data, method=method, headers=headers
-        )
-        if self._token:
-            request.add_header("Authorization", f"Bearer {self._token}")
         try:
-            with urllib.request.urlopen(  # noqa: S310 - the API server's URL, http(s) only
-                request, timeout=TIMEOUT_SECONDS, context=self._context
-            ) as answer:
-                document = json.load(answer)
-                return answer.status, document if isinstance(document, dict) else {}
+            status, document = self._send(method, path, body)
+            return status, document if isinstance(document, dict) else {}
         except urllib.error.HTTPError as exc:
             if exc.code in (404, 409):
                 return exc.code, {}
             raise MemoUnreadable(f"{method} {path} answered HTTP {exc.code}") from exc
         except (OSError, ValueError) as exc:
             raise MemoUnreadable(f"{method} {path} failed: {exc}") from exc
+
+    def _send(self, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
+        """``(status, decoded JSON)`` of one request; urllib's errors propagate to the caller."""
+        data = json.dumps(body).encode() if body is not None else None
+        headers = {"Accept": "application/json"}
+        if data is not None:
+            headers["Content-Type"] = "application/json"
+        request = urllib.request.Request(  # noqa: S310 - http(s) only
+            self.url + path, data=data, method=method, headers=headers
+        )
+        if self._token:
+            request.add_header("Authorization", f"Bearer {self._token}")
+        with urllib.request.urlopen(  # noqa: S310 - the API server's URL, http(s) only
+            request, timeout=TIMEOUT_SECONDS, context=self._context
+        ) as answer:
+            return answer.status, json.load(answer)
 
 
 class ArgoMemo:

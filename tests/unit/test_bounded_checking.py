@@ -26,20 +26,12 @@ from jobs.rules.template import (
     size_problem,
 )
 from jobs.rules.validation import check_rule, validate_files
+from tests.factories import RULE_DOCUMENT
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE = RuleSource("rule.yaml")
 NESTED_100 = "{% if true %}" * 100 + "x" + "{% endif %}" * 100
-RULE: dict[str, Any] = {
-    "apiVersion": "aioperator.io/v1alpha1",
-    "kind": "PRReconciliationRule",
-    "metadata": {"name": "staging", "namespace": "ci"},
-    "spec": {
-        "selector": {"labels": {"include": ["auto-merge"]}},
-        "instruction": "Merge #{{ pr.number }} when CI is {{ pr.ciStatus }}.",
-        "repositories": ["acme/web"],
-    },
-}
+RULE: dict[str, Any] = RULE_DOCUMENT
 
 # (id, spec changes, the field named, words of the one-line reason)
 REFUSED = [

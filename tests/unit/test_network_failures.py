@@ -171,7 +171,7 @@ def test_github_that_never_answers_is_a_timeout(silent: SilentServer) -> None:
 def test_github_refusing_the_token_is_named_without_it(github: FakeGitHub) -> None:
     """A 401: the URL and the status, never the token, and no retry."""
     sleep = RecordedSleep()
-    wrong = "ghp_wrongwrongwrongwrongwrongwrong12"
+    wrong = "test-github-token-that-github-refuses"
     client = GitHubClient(github.url, SecretStr(wrong), sleep=sleep, max_retries=2)
     with pytest.raises(GitHubAuthError) as raised:
         client.viewer_login()
@@ -257,7 +257,7 @@ def test_model_that_never_answers_is_a_timeout(provider: AIProvider, silent: Sil
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_model_refusing_the_token_is_named_without_it(provider: AIProvider) -> None:
     """A 401: the endpoint's URL and the status, never the token."""
-    wrong = "sk-ant-wrongwrongwrongwrong0123"
+    wrong = "test-model-key-the-endpoint-refuses"
     with FakeLLM(token=AI_TOKEN) as llm:
         url = llm.anthropic_url if provider is AIProvider.ANTHROPIC else llm.openai_url
         with pytest.raises(AIAuthError) as raised:

@@ -25,19 +25,11 @@ from jobs.ruletest.run import RuleTestError, _rule_under_test
 from pipelines.controller.checking import Compiled, Governing, evaluate_rule
 from pipelines.controller.config import ControllerConfig
 from pipelines.controller.status import Outcome
+from tests.factories import RULE_DOCUMENT
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
-RULE: dict[str, Any] = {
-    "apiVersion": "aioperator.io/v1alpha1",
-    "kind": "PRReconciliationRule",
-    "metadata": {"name": "staging", "namespace": "ci"},
-    "spec": {
-        "selector": {"labels": {"include": ["auto-merge"]}},
-        "instruction": "Merge #{{ pr.number }} when CI is {{ pr.ciStatus }}.",
-        "repositories": ["acme/web"],
-    },
-}
+RULE: dict[str, Any] = RULE_DOCUMENT
 
 
 def rule(metadata: dict[str, Any] | None = None, **spec: Any) -> dict[str, Any]:
