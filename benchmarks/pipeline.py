@@ -1,6 +1,6 @@
 """Benchmark: what the compiled pipeline hands its pods and what Argo stores, at 100 and 1,000 PRs.
 
-    python -m benchmarks.pipeline [--prs 100 1000] [--changed 0.1] [--hours 48] [--rules 100]
+    python -m benchmarks.pipeline [--prs 100 1000] [--rules 100]
 
 For each size, the rule is compiled as ``ai-operator compile`` does and one scheduled run is
 executed by the project's Argo interpreter (``tests.argo_interpreter``: the same pods, forked) on a
@@ -12,9 +12,10 @@ platform's limits:
   parents included; the figures of ``NodeStatus`` that the interpreter does not keep, such as
   timestamps and host names, at their usual sizes), raw and compressed as Argo compresses them
   past 1 MiB (gzip, base64), against Argo's 1 MiB and etcd's 1.5 MiB;
-- the memo: Argo's entries as the run saved them, and the entries alive at steady state (every
-  hour ``--changed`` of the PRs change, so their branch gets a new key; entries live for the
-  memo's max age), per ConfigMap shard and as if there were one ConfigMap, against 1 MiB;
+- the outcome index: the records the run's act pods kept (one per PR, the newest, in the rule's
+  16 ConfigMaps), and at steady state, when every open PR has its record (each PR's record is
+  replaced when it is decided again, so the index grows with the open PRs, not with how often
+  they change): the fullest shard and as if there were one ConfigMap, against 1 MiB;
 - compile time for ``--rules`` rules.
 
 Each limit is reported with its margin; the targets ask for at least 2x.
@@ -25,20 +26,19 @@ from __future__ import annotations
 import argparse
 import base64
 import gzip
-import hashlib
 import json
-import random
 import sys
 import time
 import zlib
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
 from benchmarks.fakes import AI_TOKEN, GITHUB_TOKEN, build_world, repository_names
 from benchmarks.reconcile import benchmark_rule
+from jobs.clients.outcome_index import DATA_KEY, shard_of
 from jobs.log import configure_logging
-from jobs.policy.reuse import MEMO_SHARDS
 from jobs.rules.model import PRReconciliationRule
 from jobs.sandbox.github import FakeGitHub
 from jobs.sandbox.llm import FakeLLM
@@ -50,7 +50,6 @@ from tests.argo_interpreter import (
     MemoCache,
     NodeRun,
     WorkflowRun,
-    parse_go_duration,
     run_cron_workflow,
 )
 
@@ -65,8 +64,18 @@ REPOSITORIES = 10
 
 
 @dataclass(frozen=True)
+class Again:
+    """The next scheduled run on the same world, nothing changed: what it cost."""
+
+    pods: int
+    model_calls: int
+    mutations: int
+    summary: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class Sizes:
-    """The sizes one run produced, in bytes, and the memo's steady state."""
+    """The sizes one run produced, in bytes, and the outcome index's steady state."""
 
     prs: int
     decided: int
@@ -77,10 +86,11 @@ class Sizes:
     largest_env: int
     workflow_raw: int
     workflow_compressed: int
-    memo_entry: int
-    steady_entries: int
+    record: int
+    kept: int
     steady_shard: int
     steady_single: int
+    again: Again
 
 
 def pod_env(github: FakeGitHub, llm: FakeLLM) -> dict[str, str]:
@@ -95,8 +105,8 @@ def pod_env(github: FakeGitHub, llm: FakeLLM) -> dict[str, str]:
     }
 
 
-def measure(prs: int, changed: float, hours: int, pods: ForkedPods) -> Sizes:
-    """One run over ``prs`` open covered PRs, and the memo's steady state."""
+def measure(prs: int, pods: ForkedPods) -> Sizes:
+    """One run over ``prs`` open covered PRs, and the outcome index's steady state."""
     rule = benchmark_rule(repository_names(REPOSITORIES), cap=prs)
     options = CompileOptions()
     document = compile_rule(rule, "argo", options).document
@@ -108,12 +118,22 @@ def measure(prs: int, changed: float, hours: int, pods: ForkedPods) -> Sizes:
             document, env=pod_env(github, llm), secrets=SECRETS, memo=memo, pods=pods, workers=8
         )
         seconds = time.perf_counter() - started
-    if run.phase != "Succeeded":
-        raise RuntimeError(f"the run ended {run.phase}: {run.message}")
+        calls, writes = len(llm.requests), len(github.mutations)
+        record, kept = record_size(memo)
+        again = run_cron_workflow(
+            document, env=pod_env(github, llm), secrets=SECRETS, memo=memo, pods=pods, workers=8
+        )
+        second = Again(
+            pods=again.pods_started,
+            model_calls=len(llm.requests) - calls,
+            mutations=len(github.mutations) - writes,
+            summary=json.loads(again.global_outputs["summary"]),
+        )
+    if run.phase != "Succeeded" or again.phase != "Succeeded":
+        raise RuntimeError(f"a run ended {run.phase}/{again.phase}: {run.message}")
     argument, of = largest_argument(run)
     raw, compressed = workflow_size(run)
-    entry = memo_entry_size(memo)
-    entries, shard, single = steady_state(prs, changed, hours, options.memo_max_age, entry)
+    shard, single = steady_state(world_names(prs), record)
     return Sizes(
         prs=prs,
         decided=json.loads(run.global_outputs["summary"])["decided"],
@@ -124,10 +144,11 @@ def measure(prs: int, changed: float, hours: int, pods: ForkedPods) -> Sizes:
         largest_env=largest_env(document),
         workflow_raw=raw,
         workflow_compressed=compressed,
-        memo_entry=entry,
-        steady_entries=entries,
+        record=record,
+        kept=kept,
         steady_shard=shard,
         steady_single=single,
+        again=second,
     )
 
 
@@ -197,13 +218,6 @@ def node_statuses(workflow: str, node: NodeRun) -> list[dict[str, Any]]:
             "resourcesDuration": {"cpu": 1, "memory": 9},
             "hostNodeName": "ip-10-0-12-34.eu-west-1.compute.internal",
         }
-    if node.memoized or (node.template == "pull-request" and node.kind == "DAG"):
-        cache = "ai-operator-memo-staging-automerge-0"
-        status["memoizationStatus"] = {
-            "hit": node.memoized,
-            "key": "d-" + "0" * 24,
-            "cacheName": cache,
-        }
     status["children"] = [_node_id(workflow, node.name + ".child")]
     retried = node.kind == "Pod" and node.template in {"fetch", "decide", "act"}
     if not retried:
@@ -218,46 +232,33 @@ def _node_id(workflow: str, name: str) -> str:
     return f"{workflow}-{zlib.crc32(name.encode()) % 10**10:010d}"
 
 
-# --- the memo at steady state ----------------------------------------------------------------
+# --- the outcome index at steady state -------------------------------------------------------
 
 
-def memo_entry_size(memo: MemoCache) -> int:
-    """The mean size of a branch's entry (key and Argo's entry JSON), from the run's memo."""
-    sizes = [
-        len(key.encode()) + len(raw.encode())
-        for data in memo.config_maps.values()
-        for key, raw in data.items()
-        if not key.startswith("noop-")
-    ]
-    return round(sum(sizes) / len(sizes)) if sizes else 0
+def record_size(cluster: MemoCache) -> tuple[int, int]:
+    """The mean bytes of one PR's record in the index's JSON, and how many the run kept."""
+    sizes: list[int] = []
+    for config_map in cluster.objects.values():
+        text = (config_map.get("data") or {}).get(DATA_KEY)
+        if not text:
+            continue
+        entries = json.loads(text)["entries"]
+        sizes += [
+            len(json.dumps({k: v}, separators=(",", ":")).encode()) for k, v in entries.items()
+        ]
+    return (round(sum(sizes) / len(sizes)) if sizes else 0), len(sizes)
 
 
-def steady_state(
-    prs: int, changed: float, hours: int, max_age: str, entry: int
-) -> tuple[int, int, int]:
-    """Entries alive after ``hours`` hourly runs, the fullest shard's bytes, one ConfigMap's bytes.
+def world_names(prs: int) -> list[str]:
+    """The names of the world's open PRs, as the index keys them (``owner/name#N``)."""
+    world = build_world(prs, REPOSITORIES, "open")
+    return [f"{pr.repository}#{pr.number}" for pr in world.pull_requests]
 
-    Every hour a share ``changed`` of the PRs gets new facts, hence a new key; each key's entry
-    lives ``max_age`` (Argo replaces an expired entry under the same key, and garbage-collects
-    entries not hit for ``CACHE_GC_AFTER_NOT_HIT_DURATION``, here taken as the max age).
-    """
-    age_hours = parse_go_duration(max_age) / 3600
-    rng = random.Random(7)
-    version = dict.fromkeys(range(prs), 0)
-    created: dict[str, float] = {}
-    for hour in range(hours + 1):
-        if hour:
-            for pr in rng.sample(range(prs), round(changed * prs)):
-                version[pr] += 1
-        for pr in range(prs):
-            key = hashlib.sha256(f"{pr}/{version[pr]}".encode()).hexdigest()[:24]
-            if key not in created or hour - created[key] > age_hours:
-                created[key] = hour
-        created = {k: at for k, at in created.items() if hour - at <= age_hours}
-    per_shard = {shard: 0 for shard in MEMO_SHARDS}
-    for key in created:
-        per_shard[key[0]] += 1
-    return len(created), max(per_shard.values()) * entry, len(created) * entry
+
+def steady_state(names: Sequence[str], record: int) -> tuple[int, int]:
+    """The fullest shard's bytes and one ConfigMap's bytes when every open PR has its record."""
+    per_shard = Counter(shard_of(name) for name in names)
+    return max(per_shard.values()) * record, len(names) * record
 
 
 # --- compile time ----------------------------------------------------------------------------
@@ -282,13 +283,11 @@ def _margin(value: int, limit: int) -> str:
     return f"{value / KiB:.1f} KiB of {limit / KiB:.0f} KiB (margin x{limit / max(value, 1):.1f})"
 
 
-def render(sizes: list[Sizes], changed: float, hours: int, compiled: tuple[int, float]) -> str:
+def render(sizes: list[Sizes], compiled: tuple[int, float]) -> str:
     """The sizes of each run against the platform's limits."""
     lines = []
     for s in sizes:
-        steady = (
-            f"memo, steady state ({changed:.0%}/h changed, {hours} h, {s.steady_entries} entries)"
-        )
+        steady = f"steady state (a record for each of the {s.prs} open PRs)"
         lines += [
             f"{s.prs} PRs: one run decided {s.decided} (min(cap, max_decisions_per_run)), "
             f"{s.pods} pods, {s.seconds:.1f} s in the interpreter",
@@ -297,9 +296,13 @@ def render(sizes: list[Sizes], changed: float, hours: int, compiled: tuple[int, 
             f"  longest environment string: {_margin(s.largest_env, MAX_ARG_STRLEN)}",
             f"  Workflow nodes raw: {s.workflow_raw / KiB:.1f} KiB (Argo compresses past 1 MiB)",
             f"  Workflow nodes compressed: {_margin(s.workflow_compressed, ARGO_WORKFLOW_LIMIT)}",
-            f"  memo entry: {s.memo_entry} bytes; {steady}:",
+            f"  outcome index: {s.kept} records kept by the run, {s.record} bytes each; {steady}:",
             f"    fullest of 16 shards: {_margin(s.steady_shard, CONFIG_MAP_DATA_LIMIT)}",
             f"    as one ConfigMap:     {_margin(s.steady_single, CONFIG_MAP_DATA_LIMIT)}",
+            f"  the next run, nothing changed: {s.again.pods} pods, "
+            f"{s.again.model_calls} model calls, {s.again.mutations} writes; "
+            f"reused {s.again.summary['reused']}, decided {s.again.summary['decided']} "
+            f"(the PRs not yet decided), deferred {s.again.summary['deferred']}",
             "",
         ]
     rules, seconds = compiled
@@ -312,8 +315,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.pipeline", description=__doc__)
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("--prs", type=int, nargs="+", default=[100, 1000], help="sizes")
-    parser.add_argument("--changed", type=float, default=0.1, help="share changed each hour")
-    parser.add_argument("--hours", type=int, default=48, help="hours simulated for the memo")
     parser.add_argument("--rules", type=int, default=100, help="rules compiled (default 100)")
     return parser.parse_args(argv)
 
@@ -323,9 +324,9 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     args = parse_args(argv)
     configure_logging(level="WARNING")
     with ForkedPods() as pods:
-        sizes = [measure(prs, args.changed, args.hours, pods) for prs in args.prs]
+        sizes = [measure(prs, pods) for prs in args.prs]
     compiled = (args.rules, compile_seconds(args.rules))
-    print(render(sizes, args.changed, args.hours, compiled), file=out or sys.stdout)
+    print(render(sizes, compiled), file=out or sys.stdout)
     return 0
 
 

@@ -29,13 +29,14 @@ import yaml
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from jobs.clients.ai import DecisionClient, make_decision_client
-from jobs.clients.argo_memo import APIUnreadable, ArgoMemo, KubernetesAPI, MemoUnreadable
 from jobs.clients.argo_workflow import FailedNode, failed_nodes
 from jobs.clients.decision_cache import DecisionFile, cache_directory
 from jobs.clients.github import GitHubClient
 from jobs.clients.github.errors import GitHubAuthError, GitHubError, GitHubUnreachable
+from jobs.clients.kubernetes_api import APIRequestError, APIUnreadable, KubernetesAPI
 from jobs.clients.metrics import PassSummary, push_pass_metrics
 from jobs.clients.network import safe_url
+from jobs.clients.outcome_index import OutcomeIndex, OutcomeIndexError
 from jobs.clients.rule_lease import LeaseHeld, RuleLease
 from jobs.clients.rule_lock import RuleLock, RuleLockError, lock_directory
 from jobs.config import (
@@ -501,13 +502,15 @@ def step_fetch(
         Path | None, typer.Option("--counts-output", help="Where to write the counts (JSON).")
     ] = None,
     namespace: Annotated[
-        str | None, typer.Option("--namespace", help="Where the memo ConfigMaps are.")
+        str | None, typer.Option("--namespace", help="Where the outcome index is.")
     ] = None,
-    memo: Annotated[
-        str | None, typer.Option("--memo", help="The memo ConfigMaps' prefix (-0 ... -f).")
+    outcomes: Annotated[
+        str | None,
+        typer.Option("--outcomes", "--memo", help="The outcome index's prefix (-0 ... -f)."),
     ] = None,
-    memo_max_age: Annotated[
-        str, typer.Option("--memo-max-age", help="Argo's memoize maxAge, e.g. 24h.")
+    max_age: Annotated[
+        str,
+        typer.Option("--max-age", "--memo-max-age", help="How long a decision stands, e.g. 24h."),
     ] = "24h",
     limit: Annotated[
         int | None, typer.Option("--limit", min=1, help="PRs to decide at most (default: cap).")
@@ -515,14 +518,14 @@ def step_fetch(
 ) -> None:
     """Write references to the PRs to decide (a JSON list) and the run's counts.
 
-    PRs whose branch Argo's memo will replay (unchanged facts) are left out; the others go least
-    recently decided first, at most ``--limit``.
+    PRs whose recorded decision still stands (unchanged facts, younger than ``--max-age``) are
+    left out; the others go least recently decided first, at most ``--limit``.
     """
     rule = _step_rule()
     settings = _settings()
     _within_limits(rule, settings, "fetch")
     github = _github(settings)
-    memory = _argo_memo(namespace or rule.metadata.namespace, memo)
+    memory = _outcome_index(rule, namespace, outcomes, max_age)
     try:
         fetched = steps.fetch_run(
             rule,
@@ -531,7 +534,7 @@ def step_fetch(
             memory,
             model=model_identity(rule.spec.ai, settings),
             limit=limit or rule.spec.maxPullRequests,
-            max_age=_go_seconds(memo_max_age),
+            max_age=_go_seconds(max_age),
             now=time.time(),
         )
     except ConfigError as exc:
@@ -543,22 +546,30 @@ def step_fetch(
         _write(counts_output, steps.dump_for_argo(fetched.counts))
     log = get_logger("step", rule=rule.qualified_name)
     if fetched.memory_error:
-        log.warning("memo not read: every PR is decided anew", error=fetched.memory_error)
+        log.warning("outcome index not read: every PR is decided anew", error=fetched.memory_error)
     log.info("fetched", **fetched.counts, cap=rule.spec.maxPullRequests)
 
 
-def _argo_memo(namespace: str, prefix: str | None) -> ArgoMemo | None:
-    """Argo's memo of this rule, when fetch knows where it is and can reach the API."""
+def _outcome_index(
+    rule: PRReconciliationRule,
+    namespace: str | None,
+    prefix: str | None,
+    max_age: str,
+) -> OutcomeIndex | None:
+    """The rule's outcome index, when the step knows where it is and can reach the API."""
     if prefix is None:
         return None
+    seconds = _go_seconds(max_age)
     try:
         api = KubernetesAPI.from_environment(os.environ)
-    except MemoUnreadable as exc:
+    except APIRequestError as exc:
         fail(str(exc))
     if api is None:
-        get_logger("step").warning("no Kubernetes API to read the memo from")
+        get_logger("step").warning("no Kubernetes API: no outcome index", outcomes=prefix)
         return None
-    return ArgoMemo(api, namespace, prefix)
+    # The controller makes the rule the index's owner (the steps do not know the rule's uid).
+    where = namespace or rule.metadata.namespace
+    return OutcomeIndex(api, where, prefix, None, max_age_seconds=seconds)
 
 
 def _take_lease(namespace: str, name: str, holder: str) -> RuleLease | None:
@@ -578,7 +589,7 @@ def _take_lease(namespace: str, name: str, holder: str) -> RuleLease | None:
         return lease
     except LeaseHeld as exc:
         _step_error("act", exc, kind="step")
-    except MemoUnreadable as exc:
+    except APIRequestError as exc:
         log.warning("the rule's lease could not be taken: acting without it", error=str(exc))
     return None
 
@@ -590,16 +601,16 @@ def _release_lease(namespace: str, name: str, holder: str) -> None:
         api = KubernetesAPI.from_environment(os.environ)
         if api is not None and RuleLease(api, namespace, name, holder).release():
             log.info("released the rule's lease", lease=name)
-    except MemoUnreadable as exc:
+    except APIRequestError as exc:
         log.warning("the rule's lease was not released: it expires", error=str(exc))
 
 
 def _go_seconds(duration: str) -> float:
-    """Seconds in a Go duration as Argo's ``maxAge`` takes it (``24h``, ``90m``, ``1h30m``)."""
+    """Seconds in a Go duration (``24h``, ``90m``, ``1h30m``), as the chart's values give it."""
     units = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
     parts = re.findall(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)", duration)
     if not parts or "".join(n + u for n, u in parts) != duration:
-        fail(f"--memo-max-age must be a duration such as 24h, not {duration!r}")
+        fail(f"--max-age must be a duration such as 24h, not {duration!r}")
     return sum(float(number) * units[unit] for number, unit in parts)
 
 
@@ -667,10 +678,22 @@ def step_act(
         str | None, typer.Option("--lease", help="The rule's Lease: one run acts at a time.")
     ] = None,
     namespace: Annotated[
-        str | None, typer.Option("--namespace", help="Where the rule's Lease is.")
+        str | None,
+        typer.Option("--namespace", help="Where the rule's Lease and outcome index are."),
     ] = None,
+    outcomes: Annotated[
+        str | None,
+        typer.Option("--outcomes", help="The outcome index's prefix (-0 ... -f) to record in."),
+    ] = None,
+    max_age: Annotated[
+        str, typer.Option("--max-age", help="How long a record is kept, e.g. 24h.")
+    ] = "24h",
 ) -> None:
-    """Apply the decisions on fresh facts, serialized; write the results and their counts."""
+    """Apply the decisions on fresh facts, serialized; write the results and their counts.
+
+    With ``--outcomes``, a decision made and acted on the same facts is recorded in the rule's
+    outcome index, so that later runs leave the PR alone until its facts change.
+    """
     rule = _step_rule()
     settings = _settings()
     _within_limits(rule, settings, "act")
@@ -687,10 +710,12 @@ def step_act(
         model = model_identity(rule.spec.ai, settings)
     except ConfigError as exc:
         fail(str(exc))
+    index = _outcome_index(rule, namespace, outcomes, max_age)
     # The lease stays with the run: sibling act pods may still be acting. Report releases it.
     results, facts = steps.act_branch(
         rule, parsed, github, dry_run=act_dry_run, run=run, model=model, scope=scope
     )
+    _record(rule, parsed, results, facts, github, index)
     report = PassReport(rule=rule.qualified_name, results=results)
     _write(output, steps.dump_for_argo([r.to_json() for r in results]))
     mine = counts(report, dry_run=act_dry_run) | {"githubRequests": github.stats.requests}
@@ -702,6 +727,32 @@ def step_act(
         _write(outcome_output, steps.dump_for_argo(outcome))
     _log_report(report)
     raise typer.Exit(_act_exit_code(results))
+
+
+def _record(
+    rule: PRReconciliationRule,
+    decided: list[steps.Decided],
+    results: list[PullRequestResult],
+    facts: str | None,
+    github: GitHubClient,
+    index: OutcomeIndex | None,
+) -> None:
+    """Keep the branch's outcome record in the rule's index (best effort: savings only)."""
+    if index is None or facts is None:
+        return
+    try:
+        actor: str | None = github.viewer_login()
+    except GitHubError:
+        actor = None
+    records = steps.branch_record(decided, results, facts, actor=actor, now=time.time())
+    if not records:
+        return
+    try:
+        index.keep(rule.qualified_name, records)
+    except OutcomeIndexError as exc:
+        get_logger("step", rule=rule.qualified_name).warning(
+            "outcome not recorded: the next run decides the PR again", error=str(exc)
+        )
 
 
 @step_app.command("tally")

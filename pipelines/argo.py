@@ -2,24 +2,26 @@
 
 The workflow, entrypoint ``reconcile`` (a DAG), exit handler ``report``::
 
-    fetch ──> settle: one ``pull-request`` branch per PR (withParam; memoized) ──> tally ──> report
+    fetch ──> settle: one ``pull-request`` branch per PR (withParam) ──> tally ──> report
                       pull-request = decide ──> act   (a DAG template of its own)
 
-- ``fetch`` finds every matching PR and, from Argo's memo ConfigMaps (read through the API:
-  ``get`` on ConfigMaps), which of them Argo will replay because their facts did not change. It
-  lists the others, at most ``min(maxPullRequests, max_decisions_per_run)``, least recently
-  decided first, as small references (``display``, ``key``, ``shard``; never PR text), then one
-  no-op item; and it writes the run's counts (matched, reused, deferred). The no-op item gives
-  ``settle`` a branch that always succeeds: Argo leaves a fan-out's aggregated output unset when
-  every branch failed (a model outage), and ``tally`` would then wait for it until the deadline.
+- ``fetch`` finds every matching PR and reads the rule's outcome index (ConfigMaps
+  ``ai-operator-memo-<rule>-<0..f>``, :mod:`jobs.clients.outcome_index`, read through the API:
+  ``get`` on ConfigMaps): a PR whose recorded decision still stands (same facts, rule and model,
+  younger than ``memo_max_age``, no fallback) is left out and counted as reused. It lists the
+  others, at most ``min(maxPullRequests, max_decisions_per_run)``, least recently decided
+  first, as small references (``display``, ``key``; never PR text), then one no-op item; and it
+  writes the run's counts (matched, reused, deferred). The no-op item gives ``settle`` a branch
+  that always succeeds: Argo leaves a fan-out's aggregated output unset when every branch failed
+  (a model outage), and ``tally`` would then wait for it until the deadline.
 - ``pull-request`` is one PR's branch: ``decide`` (retried on exit 75) re-reads the PR, asks
   the model and writes the decision (JSON with no ``{{``, so Argo never reads PR text as one of
   its tags); ``act`` re-reads the PR and applies the plan under the token semaphore, so that rules
-  sharing a GitHub token never mutate at the same time, and writes the branch's ``outcome``:
-  counts, the PR's name and the run, no PR text. The whole branch is memoized on the reference's
-  ``key`` (rule spec, model, PR, facts) in the ConfigMap of the key's shard
-  (``ai-operator-memo-<rule>-<0..f>``), so that an unchanged PR starts no pod within
-  ``memo_max_age``, and a branch whose act failed is not remembered (the next run tries again).
+  sharing a GitHub token never mutate at the same time, records the outcome in the rule's index
+  (``create``/``update`` on ConfigMaps, merged with other writers on a 409) when it acted on the
+  facts decide saw, and writes the branch's ``outcome``: counts, the PR's name and the run, no
+  PR text. Nothing is memoized by Argo: its cache would replay a branch on facts fetch no longer
+  sees, and the index is the operator's own, kept only for decisions that still hold.
   Each act pod first takes (or renews) the rule's Lease (``<name>-act``, :func:`act_lease`) with
   the run as holder, so that a resubmitted workflow never acts beside a scheduled one: its act
   pods exit 75 and are retried while another run holds it. No act pod releases it (a sibling
@@ -48,7 +50,6 @@ from typing import Any
 from hera.workflows import DAG, Container, CronWorkflow, Parameter, RetryStrategy, Task
 from hera.workflows import models as m
 
-from jobs.clients.argo_memo import OUTCOME
 from jobs.rules.model import PRReconciliationRule
 from jobs.rules.schedule import Schedule
 from pipelines import options as conventions
@@ -58,6 +59,8 @@ OUTPUTS_DIR = "/tmp/outputs"  # noqa: S108 - inside the pod's own emptyDir
 PRS_PATH = f"{OUTPUTS_DIR}/prs.json"
 COUNTS_PATH = f"{OUTPUTS_DIR}/counts.json"
 OUTCOME_PATH = f"{OUTPUTS_DIR}/outcome.json"
+OUTCOME = "outcome"
+"""A branch's output parameter: its small outcome, aggregated for the tally."""
 DECISION_PATH = f"{OUTPUTS_DIR}/decision.json"
 RESULTS_PATH = f"{OUTPUTS_DIR}/results.json"
 SUMMARY_PATH = f"{OUTPUTS_DIR}/summary.json"
@@ -115,7 +118,7 @@ def build_cron_workflow(
 ) -> dict[str, Any]:
     """The CronWorkflow document for ``rule``, run on ``schedule``."""
     fetch, decide, act, tally, report = _steps(rule, options)
-    branch = _branch(rule, options, decide, act)
+    branch = _branch(decide, act)
     reconcile = DAG(
         name=ENTRYPOINT,
         parallelism=options.parallelism,
@@ -195,13 +198,13 @@ def _placement(options: CompileOptions) -> dict[str, Any]:
 
 
 def fetch_command(rule: PRReconciliationRule, options: CompileOptions) -> tuple[str, ...]:
-    """Fetch's command line: where the memo is, how old an entry may be, how many to decide."""
+    """Fetch's command line: the outcome index, how long a decision stands, how many to decide."""
     limit = min(rule.spec.maxPullRequests, options.max_decisions_per_run)
     return (
         *FETCH_COMMAND,
         "--limit", str(limit),
-        "--memo", conventions.memo_config_map(rule),
-        "--memo-max-age", options.memo_max_age,
+        "--outcomes", conventions.memo_config_map(rule),
+        "--max-age", options.memo_max_age,
     )  # fmt: skip
 
 
@@ -210,9 +213,14 @@ def act_lease(rule: PRReconciliationRule) -> str:
     return f"{conventions.object_name(rule)}-act"
 
 
-def act_command(rule: PRReconciliationRule) -> tuple[str, ...]:
-    """Act's command line: the decisions, where its outputs go, and the rule's Lease."""
-    return (*ACT_COMMAND, "--lease", act_lease(rule))
+def act_command(rule: PRReconciliationRule, options: CompileOptions) -> tuple[str, ...]:
+    """Act's command line: the decisions, its outputs, the rule's Lease and outcome index."""
+    return (
+        *ACT_COMMAND,
+        "--lease", act_lease(rule),
+        "--outcomes", conventions.memo_config_map(rule),
+        "--max-age", options.memo_max_age,
+    )  # fmt: skip
 
 
 def report_command(rule: PRReconciliationRule) -> tuple[str, ...]:
@@ -228,11 +236,7 @@ def _tasks(fetch: Container, branch: DAG, tally: Container) -> list[Task | m.DAG
             template=branch,
             depends="fetch",
             with_param="{{tasks.fetch.outputs.parameters.prs}}",
-            arguments=[
-                Parameter(name="pr", value="{{item}}"),
-                Parameter(name="key", value="{{item.key}}"),
-                Parameter(name="shard", value="{{item.shard}}"),
-            ],
+            arguments=[Parameter(name="pr", value="{{item}}")],
         ),
         Task(
             name="tally",
@@ -248,25 +252,17 @@ def _tasks(fetch: Container, branch: DAG, tally: Container) -> list[Task | m.DAG
     ]
 
 
-def _branch(
-    rule: PRReconciliationRule, options: CompileOptions, decide: Container, act: Container
-) -> DAG:
-    """One PR's branch, decide then act, memoized as a whole in its key's shard of the memo."""
-    cache = f"{conventions.memo_config_map(rule)}-{{{{inputs.parameters.shard}}}}"
+def _branch(decide: Container, act: Container) -> DAG:
+    """One PR's branch: decide, then act; its output is act's small outcome."""
     return DAG(
         name=BRANCH,
-        inputs=[Parameter(name="pr"), Parameter(name="key"), Parameter(name="shard")],
+        inputs=[Parameter(name="pr")],
         outputs=[
             Parameter(
                 name=OUTCOME,
                 value_from=m.ValueFrom(parameter=f"{{{{tasks.act.outputs.parameters.{OUTCOME}}}}}"),
             )
         ],
-        memoize=m.Memoize(
-            key="{{inputs.parameters.key}}",
-            max_age=options.memo_max_age,
-            cache=m.Cache(config_map=m.LocalObjectReference(name=cache)),
-        ),
         fail_fast=False,
         tasks=[
             Task(
@@ -310,7 +306,7 @@ def _steps(
     )
     act = _container(
         "act",
-        act_command(rule),
+        act_command(rule, options),
         rule,
         options,
         tokens=(GITHUB_TOKEN_ENV,),

@@ -99,7 +99,7 @@ class CompileOptions:
     token_semaphore: str | None = "ai-operator-sync/github-token"  # noqa: S105 - a key name
     """``configmap/key`` of an Argo semaphore shared by rules acting with the same GitHub token."""
     memo_max_age: str = "24h"
-    """How long Argo replays a pull request's memoized decision while its facts stay the same."""
+    """How long a pull request's recorded decision stands while its facts stay the same."""
     max_decisions_per_run: int = 200
     """Argo: pull requests one run decides, at most (the rule's ``maxPullRequests`` if lower); the
     rest wait for the next runs, least recently decided first. A run's Workflow object, which Argo
@@ -260,10 +260,10 @@ def object_name(rule: PRReconciliationRule) -> str:
 
 
 def memo_config_map(rule: PRReconciliationRule) -> str:
-    """The prefix of the ConfigMaps that cache a rule's decisions, one per shard (``-0``..``-f``).
+    """The prefix of the rule's outcome index, one ConfigMap per shard (``-0``..``-f``).
 
-    Argo keeps a memo cache in one ConfigMap (at most 1 MiB); sharding by the key's first hex
-    digit keeps each of the sixteen far below that (docs/benchmarks.md).
+    A ConfigMap holds at most 1 MiB; sharding by a digest of the PR's name keeps each of the
+    sixteen far below that (:mod:`jobs.clients.outcome_index`, docs/benchmarks.md).
     """
     shard_suffix = 2  # "-" and one hex digit
     return bounded_name(

@@ -9,8 +9,9 @@ always lives in one shard and no shard nears Kubernetes' 1 MiB limit: each keeps
 :data:`DATA_LIMIT`. It is never Argo's memo: nothing here parses Argo's cache entries.
 
 - Owned by the rule: a ConfigMap is created with an ``ownerReference`` to its
-  ``PRReconciliationRule`` (:class:`RuleOwner`, the rule's uid), so Kubernetes deletes it with
-  the rule.
+  ``PRReconciliationRule`` when the rule's uid is known (:class:`RuleOwner`); otherwise the
+  controller adds that reference at its next full list. An update keeps the references the
+  ConfigMap has, so Kubernetes deletes it with the rule either way.
 - Concurrent writers (two act pods, two runs) never lose each other's records: a write carries the
   ConfigMap's ``resourceVersion``; on 409 Conflict the shard is read again, merged (per pull
   request, the newest wins: :func:`jobs.policy.reuse.merged`) and written again.
@@ -20,7 +21,7 @@ always lives in one shard and no shard nears Kubernetes' 1 MiB limit: each keeps
 Requests: ``get``, ``create`` and ``update`` on ``configmaps`` in the rule's namespace.
 Errors: :class:`OutcomeIndexError` from :meth:`OutcomeIndex.keep` (the API unreachable, refusing,
 or still conflicting after :data:`ATTEMPTS` tries); :meth:`OutcomeIndex.recall` raises
-:class:`~jobs.clients.argo_memo.MemoUnreadable` when the API cannot be reached.
+:class:`~jobs.clients.kubernetes_api.APIRequestError` when the API cannot be reached or refuses.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from jobs.clients.argo_memo import KubernetesAPI, MemoUnreadable
+from jobs.clients.kubernetes_api import APIRequestError, KubernetesAPI
 from jobs.policy.reuse import MEMO_SHARDS, Remembered, memory_document, merged, read_memory_document
 
 DATA_KEY = "outcomes.json"
@@ -96,6 +97,8 @@ class OutcomeIndex:
         self.max_age_seconds = max_age_seconds
         self.max_entries = max_entries
         self._clock = clock
+        self._owners: dict[str, list[Any]] = {}
+        """The owner references each shard had when last read: an update keeps them."""
 
     def config_maps(self) -> list[str]:
         """The ConfigMaps the index is sharded over."""
@@ -106,7 +109,7 @@ class OutcomeIndex:
         return f"{self._prefix}-{shard}"
 
     def recall(self, rule: str) -> dict[str, Remembered]:
-        """Every record of ``rule`` (raises MemoUnreadable when the API cannot be reached)."""
+        """Every record of ``rule`` (raises APIRequestError when the API cannot be reached)."""
         found: dict[str, Remembered] = {}
         for shard in MEMO_SHARDS:
             _, records = self._read(rule, shard)
@@ -127,7 +130,9 @@ class OutcomeIndex:
             for _ in range(ATTEMPTS):
                 version, stored = self._read(rule, shard)
                 document = self._new(
-                    name, {DATA_KEY: self._document(rule, merged(stored, records))}
+                    name,
+                    {DATA_KEY: self._document(rule, merged(stored, records))},
+                    self._owners.get(shard, []),
                 )
                 if version is None:
                     status, _ = self._api.request("POST", self._collection(), document)
@@ -138,7 +143,7 @@ class OutcomeIndex:
                     return
                 if status != 409:
                     raise OutcomeIndexError(f"ConfigMap {name}: the API answered HTTP {status}")
-        except MemoUnreadable as exc:
+        except APIRequestError as exc:
             raise OutcomeIndexError(f"ConfigMap {name} not written: {exc}") from exc
         raise OutcomeIndexError(f"ConfigMap {name} kept changing: {ATTEMPTS} writes conflicted")
 
@@ -146,8 +151,12 @@ class OutcomeIndex:
         """A shard's ``resourceVersion`` (None when it does not exist) and its records."""
         status, document = self._api.request("GET", self._path(self.config_map(shard)))
         if status == 404:
+            self._owners.pop(shard, None)
             return None, {}
-        version = str((document.get("metadata") or {}).get("resourceVersion") or "")
+        metadata = document.get("metadata") or {}
+        owners = metadata.get("ownerReferences")
+        self._owners[shard] = owners if isinstance(owners, list) else []
+        version = str(metadata.get("resourceVersion") or "")
         text = (document.get("data") or {}).get(DATA_KEY)
         try:
             records = read_memory_document(json.loads(text), rule=rule) if text else {}
@@ -171,10 +180,12 @@ class OutcomeIndex:
                 return text
             keep = min(keep, len(document["entries"])) * 9 // 10
 
-    def _new(self, name: str, data: dict[str, str]) -> dict[str, Any]:
+    def _new(self, name: str, data: dict[str, str], owners: list[Any]) -> dict[str, Any]:
         label, value = INDEX_LABEL
         metadata: dict[str, Any] = {"name": name, "labels": {label: value}}
-        if self._owner is not None:
+        if owners:
+            metadata["ownerReferences"] = owners
+        elif self._owner is not None:
             metadata["ownerReferences"] = [self._owner.reference()]
         return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": data}
 

@@ -13,8 +13,8 @@ one through (409 Conflict for the other).
 
 Requests: ``get``, ``create`` and ``update`` on ``leases`` in the workflow's namespace (the
 chart's workflow Role grants them). Errors: :class:`LeaseHeld` (another run holds it);
-:class:`~jobs.clients.argo_memo.MemoUnreadable` when the API cannot be reached (the caller then
-acts without the lease, as before it existed, and says so).
+:class:`~jobs.clients.kubernetes_api.APIRequestError` when the API cannot be reached (the
+caller then acts without the lease, as before it existed, and says so).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from jobs.clients.argo_memo import KubernetesAPI
+from jobs.clients.kubernetes_api import KubernetesAPI
 
 DEFAULT_DURATION_SECONDS = 120
 
@@ -57,7 +57,7 @@ class RuleLease:
         self._clock = clock
 
     def acquire(self) -> None:
-        """Take or renew the lease (raises LeaseHeld, or MemoUnreadable when unreachable)."""
+        """Take or renew the lease (raises LeaseHeld, or APIRequestError when unreachable)."""
         status, current = self._api.request("GET", self._path)
         now = self._clock()
         if status == 404:

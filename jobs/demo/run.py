@@ -28,7 +28,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,7 @@ from jobs.clients.metrics import PassSummary, PushOutcome, push_pass_metrics
 from jobs.config import AIConfig, ConfigError, Settings, resolve_ai
 from jobs.log import configure_logging
 from jobs.reconcile import steps
+from jobs.reconcile.ports import DecisionMemory
 from jobs.reconcile.report import summarize
 from jobs.reconcile.results import PassReport, PullRequestFailure, PullRequestResult
 from jobs.reconcile.run import Reuse, run_pass
@@ -242,8 +243,9 @@ class _Sandbox:
     stand_in_url: str | None
     stand_in_token: str
     memory: DecisionFile
-    memo: dict[str, dict[str, str]] = field(default_factory=dict)
-    """The pipeline's memo: per rule, each decide node's output under its memo key."""
+    """``run``'s memory of decisions."""
+    outcome_index: DecisionFile
+    """The pipeline's outcome index (a ConfigMap per shard in a cluster; a file here)."""
 
     @property
     def stand_in(self) -> bool:
@@ -300,9 +302,10 @@ def _sandbox(world: GitHubWorld, settings: Settings) -> Iterator[_Sandbox]:
         directory = Path(
             stack.enter_context(tempfile.TemporaryDirectory(prefix="ai-operator-demo-"))
         )
-        memory = DecisionFile(directory, max_age_seconds=DEMO_DECISION_MAX_AGE_SECONDS)
+        memory = DecisionFile(directory / "run", max_age_seconds=DEMO_DECISION_MAX_AGE_SECONDS)
+        index = DecisionFile(directory / "pipeline", max_age_seconds=DEMO_DECISION_MAX_AGE_SECONDS)
         yield _Sandbox(
-            server, github, _AuthorPushes(world), settings, stand_in_url, model_token, memory
+            server, github, _AuthorPushes(world), settings, stand_in_url, model_token, memory, index
         )
 
 
@@ -379,14 +382,13 @@ def _pass(
         decider = deciders[item.rule.qualified_name]
         requests = sandbox.github.stats.requests
         if options.pipeline:
-            memo = sandbox.memo.setdefault(item.rule.qualified_name, {})
             report = pipeline_pass(
                 item.rule,
                 item.repositories,
                 sandbox.github,
                 decider,
                 dry_run=dry_run,
-                memo=memo if name in REMEMBERING else None,
+                memory=sandbox.outcome_index if name in REMEMBERING else None,
                 run=f"{_DEMO_RUN}-{PASSES.index((name, dry_run)) + 1}",
             )
         else:
@@ -441,82 +443,81 @@ def pipeline_pass(
     decider: _Observed,
     *,
     dry_run: bool,
-    memo: dict[str, str] | None = None,
+    memory: DecisionMemory | None = None,
     run: str = _DEMO_RUN,
 ) -> PassReport:
     """One pass the way the compiled pipeline runs it, its steps in sequence in this process.
 
-    fetch writes the references; each reference is decided on its own, from the reference alone
-    (one decide pod per pull request); act reads the decide outputs aggregated as Argo hands them
-    over and acts on fresh facts. Every hand-over goes through the same text the pods exchange.
-    ``memo`` stands in for Argo's memoization: a reference whose key it holds replays the output
-    kept there (made by another run, so reused, at no cost) instead of asking the model, and new
-    outputs are kept in it. ``run`` is the run's name, as Argo's ``{{workflow.name}}``.
+    fetch reads the outcome index (``memory``) and writes the references, leaving out the PRs
+    whose recorded decision still stands (their rows say reused; nothing is done to them, as in
+    the pipeline); each reference is one branch: decide from the reference alone, then act on
+    fresh facts, then the branch's outcome record kept in the index. Every hand-over goes through
+    the same text the pods exchange. ``run`` is the run's name, as Argo's ``{{workflow.name}}``.
     """
     started = time.monotonic()
     report = PassReport(rule=rule.qualified_name)
+    act_dry_run = dry_run or rule.spec.dryRun
     try:
-        fetched_run = steps.fetch_run(
+        fetched = steps.fetch_run(
             rule,
             list(repositories),
             github,
-            None,
+            memory,
             model=decider.model,
             limit=rule.spec.maxPullRequests,
-            max_age=0,
+            max_age=DEMO_DECISION_MAX_AGE_SECONDS,
             now=time.time(),
-        )
-        fetched = steps.dump_for_argo(fetched_run.refs)
-        outputs, failed = _decide_each(rule, fetched, github, decider, memo, run)
-        decided = steps.parse_decided(json.dumps(outputs))
-        acted = steps.act_decided(
-            rule, decided, github, dry_run=dry_run or rule.spec.dryRun, run=run
         )
     except GitHubError as exc:
         report.error = f"fetch failed: {exc}"
+        report.duration_seconds = time.monotonic() - started
+        return report
+    rows = [
+        PullRequestResult.of(decision, dry_run=act_dry_run).metered(ModelUsage(), 0.0, reused=True)
+        for decision in fetched.reused
+    ]
+    try:
+        for item in json.loads(steps.dump_for_argo(fetched.refs)):
+            ref = steps.parse_ref(json.dumps(item))
+            if not steps.is_noop(ref):
+                rows += _branch(rule, ref, github, decider, memory, run, dry_run=act_dry_run)
     except StepInputError as exc:
         report.error = f"a step refused its input: {exc}"
-    else:
-        report.results = sorted([*acted, *failed], key=lambda row: (row.repository, row.number))
+    report.results = sorted(rows, key=lambda row: (row.repository, row.number))
+    report.matched, report.deferred = fetched.counts["matched"], fetched.counts["deferred"]
     report.duration_seconds = time.monotonic() - started
     return report
 
 
-def _decide_each(
+def _branch(
     rule: PRReconciliationRule,
-    fetched: str,
+    ref: dict[str, object],
     github: GitHubClient,
     decider: _Observed,
-    memo: dict[str, str] | None,
+    memory: DecisionMemory | None,
     run: str,
-) -> tuple[list[str], list[PullRequestResult]]:
-    """The decide step once per fetched item: its outputs, and rows for the nodes that failed.
-
-    An item whose memo key ``memo`` holds replays that output, as Argo's memoization does.
-    """
-    outputs: list[str] = []
-    failed: list[PullRequestResult] = []
-    for item in json.loads(fetched):
-        ref = steps.parse_ref(json.dumps(item))
-        if steps.is_noop(ref):
-            outputs.append(steps.NOOP_OUTPUT)
-            continue
-        if memo is not None and ref["key"] in memo:
-            outputs.append(memo[ref["key"]])
-            continue
-        started, before = time.monotonic(), decider.thread_usage()
-        try:
-            decision, settled = steps.decide_settled(rule, ref, github, decider)
-        except PullRequestFailure as exc:
-            row = PullRequestResult(rule.qualified_name, *steps.ref_target(ref))
-            failed.append(row.failed(str(exc), exc.kind))
-            continue
-        usage, latency = decider.thread_usage() - before, time.monotonic() - started
-        output = steps.decided_output(steps.Decided(decision, usage, latency, run, settled))
-        outputs.append(output)
-        if memo is not None and not decision.fallback:  # fetch never replays a fallback
-            memo[ref["key"]] = output
-    return outputs, failed
+    *,
+    dry_run: bool,
+) -> list[PullRequestResult]:
+    """One PR's branch, as its decide and act pods run it: the rows, the record kept."""
+    started, before = time.monotonic(), decider.thread_usage()
+    try:
+        decision, settled, facts = steps.decide_seeing(
+            rule, ref, github, decider, model=decider.model
+        )
+    except PullRequestFailure as exc:
+        row = PullRequestResult(rule.qualified_name, *steps.ref_target(ref))
+        return [row.failed(str(exc), exc.kind)]
+    usage, latency = decider.thread_usage() - before, time.monotonic() - started
+    output = steps.decided_output(steps.Decided(decision, usage, latency, run, settled, facts))
+    decided = steps.parse_decided(output)
+    rows, key = steps.act_branch(
+        rule, decided, github, dry_run=dry_run, run=run, model=decider.model
+    )
+    records = steps.branch_record(decided, rows, key, actor=github.viewer_login(), now=time.time())
+    if memory is not None and records:
+        memory.keep(rule.qualified_name, records)
+    return rows
 
 
 # --- afterwards -------------------------------------------------------------------------------

@@ -4,8 +4,8 @@ One record per (rule, pull request, head commit), written after GitHub answered:
 the key of the facts it was made on (:func:`jobs.policy.reuse.decision_key`), the operations
 applied (with GitHub's ids of what they made: a comment's, the labels'), the token's login that
 applied them, and when. It is the operator's own index of its work, stored where the pass runs
-(:mod:`jobs.clients.decision_cache` for ``run``; in the cluster, each branch's memoized outcome,
-:mod:`jobs.clients.argo_memo`). Losing it loses only savings (the model is asked again), never
+(:mod:`jobs.clients.decision_cache` for ``run``; in the cluster, ConfigMaps owned by the rule,
+:mod:`jobs.clients.outcome_index`). Losing it loses only savings (the model is asked again), never
 safety: what people did is read from GitHub's timeline (:mod:`jobs.policy.people`) on every pass.
 
 What is never recorded: a fallback (an invalid or missing answer, a forbidden action), a

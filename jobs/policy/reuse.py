@@ -33,9 +33,10 @@ from jobs.policy.snapshot import PullRequestSnapshot
 
 MEMORY_FORMAT = 1
 ARGOCD_FACTS = "argocd=Unknown"  # this version has no Argo CD client: health is always Unknown
-KEY_PREFIX = "d-"  # memo keys must match Argo's ^[a-zA-Z0-9][-a-zA-Z0-9]*$
+KEY_PREFIX = "d-"
 MEMO_SHARDS = "0123456789abcdef"
-"""The pipeline spreads its memo over one ConfigMap per shard, a key's first hex digit."""
+"""The pipeline spreads its outcome index over one ConfigMap per shard (a digest's first hex
+digit, :func:`jobs.clients.outcome_index.shard_of`)."""
 
 
 def decision_key(spec_hash: str, model: str, pr: PullRequestSnapshot) -> str:
@@ -51,25 +52,16 @@ def decision_key(spec_hash: str, model: str, pr: PullRequestSnapshot) -> str:
     return KEY_PREFIX + hashlib.sha256(facts.encode()).hexdigest()[:24]
 
 
-def memo_shard(key: str) -> str:
-    """The shard of a :func:`decision_key` (one of :data:`MEMO_SHARDS`)."""
-    digit = key.removeprefix(KEY_PREFIX)[:1].lower()
-    return digit if digit and digit in MEMO_SHARDS else MEMO_SHARDS[0]
-
-
 @dataclass(frozen=True)
 class Remembered:
     """What a memory holds about one pull request: its last decision, when, under which key.
 
-    ``decision`` is None where the memory knows only that and when a decision was made (the
-    pipeline's memo cache, whose decisions Argo replays itself).
+    ``decision`` is None where the memory knows only that and when a decision was made.
     """
 
     key: str
     decided_at: float
     decision: Decision | None = None
-    action: str | None = None
-    """The action taken, where only that is known (the pipeline's memo keeps outcomes)."""
     applied: tuple[str, ...] = ()
     """The operations GitHub confirmed (:mod:`jobs.policy.outcome`)."""
     github_ids: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
@@ -78,9 +70,6 @@ class Remembered:
     """The login of the token that applied them."""
     head: str | None = None
     """The head commit the decision was made at."""
-    held: frozenset[str] = frozenset()
-    """Memo keys that hold an entry for this pull request that must not be replayed (the
-    pipeline's memo: a fallback, or an outcome made on other facts than its key)."""
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,6 @@ from jobs.policy.reuse import (
     Remembered,
     Triage,
     decision_key,
-    memo_shard,
     rotation,
     triage,
 )
@@ -45,12 +44,11 @@ def pull_request_ref(
 ) -> dict[str, Any]:
     """The pipeline's reference to ``pr``: small, never its text.
 
-    Shape: ``{"display": "owner/name#7", "key": ..., "shard": ...}``. ``key`` is the decision key
-    (:func:`jobs.policy.reuse.decision_key`: rule spec, ``model``, PR, facts), which matches
-    Argo's memoization key pattern; ``shard`` names the memo ConfigMap the key lives in.
+    Shape: ``{"display": "owner/name#7", "key": ...}``. ``key`` is the decision key of the facts
+    fetch read (:func:`jobs.policy.reuse.decision_key`: rule spec, ``model``, PR, facts), shown
+    in the Argo UI beside the PR's name.
     """
-    key = decision_key(rule.spec_hash(), model, pr)
-    return {"display": pr.display, "key": key, "shard": memo_shard(key)}
+    return {"display": pr.display, "key": decision_key(rule.spec_hash(), model, pr)}
 
 
 def sort_out(

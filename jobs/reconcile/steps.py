@@ -5,11 +5,17 @@ code with ``ai-operator run`` (:mod:`jobs.reconcile.run`).
 
 Exit codes: 0 done; 75 (EX_TEMPFAIL) a transient failure worth Argo's retry; 1 anything else.
 
+What the run remembers: the rule's outcome index (:mod:`jobs.clients.outcome_index`), one record
+per PR that fetch reads (:func:`fetch_run`: an unchanged PR whose decision still stands is left
+out) and each act writes once GitHub answered (:func:`branch_record`), only for a decision made
+and acted on the same facts, never a fallback or a failure.
+
 What the run did reaches the exit handler's metrics this way: fetch counts the PRs that matched,
-those Argo's memo will replay (reused) and those deferred (:func:`fetch_run`); each decide node's
+those whose decision it reuses and those deferred (:func:`fetch_run`); each decide node's
 output carries the model calls and tokens it spent and the run that asked (:class:`Decided`);
 each PR's act writes its branch's small outcome (:func:`branch_outcome`); the tally adds them up
-(:func:`tally`), a branch replayed from another run's memo counting as reused; a failing step
+(:func:`tally`), a branch an earlier run decided (a retried or resubmitted node) counting as
+reused; a failing step
 leaves its error type in its termination message (:func:`termination_message`), which Argo puts
 in the node's message and the exit handler reads back from its Workflow's failed nodes
 (:mod:`jobs.reconcile.failures`); a branch that handed no outcome is counted by the tally.
@@ -28,11 +34,11 @@ from pathlib import Path
 from typing import Any
 
 from jobs.clients.ai.usage import ModelUsage
-from jobs.clients.argo_memo import MemoUnreadable
 from jobs.clients.github.errors import GitHubError
+from jobs.clients.kubernetes_api import APIUnreadable
 from jobs.policy.admission import Scope
 from jobs.policy.decision import Decision, leave_alone
-from jobs.policy.outcome import not_recorded
+from jobs.policy.outcome import not_recorded, outcome_records
 from jobs.policy.plan import plan
 from jobs.policy.reuse import Remembered, decision_key
 from jobs.policy.selection import selection_problems
@@ -68,9 +74,9 @@ def noop_ref(rule: PRReconciliationRule) -> dict[str, Any]:
 
     It gives the decide fan-out one node that always succeeds: Argo leaves the aggregated output
     of a fan-out unset when every iteration failed, and what follows would then wait for it until
-    the workflow's deadline. Its memo key is fixed per rule, so it starts a pod once.
+    the workflow's deadline. Its decide and act pods return at once.
     """
-    return {"display": "(no-op)", "key": f"noop-{rule.spec_hash()}", "noop": True, "shard": "0"}
+    return {"display": "(no-op)", "key": f"noop-{rule.spec_hash()}", "noop": True}
 
 
 def is_noop(ref: Mapping[str, Any]) -> bool:
@@ -82,8 +88,9 @@ def is_noop(ref: Mapping[str, Any]) -> bool:
 class Decided:
     """A decision as the decide step hands it on: what it cost, and which run asked the model.
 
-    ``run`` is the workflow that made it: a memoized decide node replays an earlier run's output,
-    and the act step of another run then knows the decision was reused and cost nothing now.
+    ``run`` is the workflow that made it: a node copied from an earlier run (``argo resubmit
+    --memoized``) hands on that run's output, and the act step then knows the decision was reused
+    and cost nothing now.
     """
 
     decision: Decision
@@ -191,8 +198,9 @@ def act_decided(
 ) -> list[PullRequestResult]:
     """Apply every decision, serialized, each on fresh facts; each row carries what it cost.
 
-    A decision made by another run than ``run`` (replayed from the memo) is marked reused and
-    costs nothing in this run. ``scope``: what the rule may touch (:mod:`jobs.policy.admission`).
+    A decision made by another run than ``run`` (a node copied by a resubmission) is marked
+    reused and costs nothing in this run. ``scope``: what the rule may touch
+    (:mod:`jobs.policy.admission`).
     """
     rows = [
         PullRequestResult.of(item.decision, dry_run=dry_run)
@@ -245,6 +253,35 @@ def act_branch(
         for item, row in zip(decided, rows, strict=True)
     ]
     return metered, keys[0] if len(keys) == 1 else None
+
+
+def branch_record(
+    decided: list[Decided],
+    rows: list[PullRequestResult],
+    key: str | None,
+    *,
+    actor: str | None,
+    now: float,
+) -> dict[str, Remembered]:
+    """The outcome record a branch keeps in the rule's index: ``{owner/name#N: record}``.
+
+    Only for one PR's decision made and acted on the same facts (``key``, from
+    :func:`act_branch`), with no failure: a fallback, a decision act saw other facts for, or a
+    failed act keeps nothing, so the next run decides that PR again. ``actor`` is the token's
+    login; the record carries the operations GitHub confirmed and their ids
+    (:func:`jobs.policy.outcome.outcome_records`).
+    """
+    if key is None or len(decided) != 1 or len(rows) != 1 or rows[0].error:
+        return {}
+    decision, row = decided[0].decision, rows[0]
+    return outcome_records(
+        [decision],
+        {decision.display: key},
+        {decision.display: row.operations},
+        actor=actor,
+        now=now,
+        github_ids={decision.display: row.github_ids},
+    )
 
 
 def _replayed(item: Decided, run: str | None) -> bool:
@@ -394,6 +431,8 @@ class FetchedRun:
     refs: list[dict[str, Any]]
     counts: dict[str, Any]
     memory_error: str | None = None
+    reused: tuple[Decision, ...] = ()
+    """The recorded decisions that still stand: their PRs are left out of the run."""
 
 
 def fetch_run(
@@ -407,18 +446,19 @@ def fetch_run(
     max_age: float,
     now: float,
 ) -> FetchedRun:
-    """Every matching PR, minus those Argo will replay from its memo, at most ``limit`` of them.
+    """Every matching PR, minus those whose remembered decision still stands, at most ``limit``.
 
-    Those the memo holds under their current key (younger than ``max_age``) are left out: Argo
-    would replay their branch anyway, and nothing changed for them. The others go least recently
-    decided first (:func:`jobs.policy.reuse.triage`); beyond ``limit`` they wait for a later run.
-    A memo that cannot be read leaves every PR to decide, oldest update first.
+    Those the outcome index holds under their current key (younger than ``max_age``, no
+    fallback: :func:`jobs.policy.reuse.declined`) are left out: nothing changed for them since
+    their decision was made and acted on. The others go least recently decided first
+    (:func:`jobs.policy.reuse.triage`); beyond ``limit`` they wait for a later run. An index that
+    cannot be read leaves every PR to decide, in an order that rotates from run to run.
     """
     prs = gather(rule, repositories, github)
     problem = None
     try:
         remembered = memory.recall(rule.qualified_name) if memory else {}
-    except MemoUnreadable as exc:
+    except APIUnreadable as exc:
         remembered, problem = {}, str(exc)
     split = sort_out(
         rule,
@@ -430,29 +470,19 @@ def fetch_run(
         cap=limit,
         memory_ok=memory is not None and problem is None,
     )
-    refs = [_unheld(pull_request_ref(rule, c.pr, model), c.remembered) for c in split.ask]
+    refs = [pull_request_ref(rule, c.pr, model) for c in split.ask]
     counts: dict[str, Any] = {
         "matched": split.matched,
         "reused": len(split.reuse),
         "toDecide": len(split.ask),
         "deferred": len(split.deferred),
     }
-    return FetchedRun([*refs, noop_ref(rule)], counts, problem)
-
-
-def _unheld(ref: dict[str, Any], remembered: Remembered | None) -> dict[str, Any]:
-    """``ref`` under a key Argo's memo holds nothing to replay for.
-
-    A memo entry that must not be reused (a fallback, or an outcome made on other facts than
-    its key) would be replayed by Argo if the branch ran under its key again: such a branch
-    runs under the next free key instead (``<key>-r1``, ``-r2``, ...), in the same shard.
-    """
-    held = remembered.held if remembered else frozenset()
-    key, attempt = ref["key"], 0
-    while key in held:
-        attempt += 1
-        key = f"{ref['key']}-r{attempt}"
-    return {**ref, "key": key}
+    reused = tuple(
+        c.remembered.decision
+        for c in split.reuse
+        if c.remembered is not None and c.remembered.decision is not None
+    )
+    return FetchedRun([*refs, noop_ref(rule)], counts, problem, reused)
 
 
 def settled(rule: PRReconciliationRule, decision: Decision, pr: PullRequestSnapshot) -> bool:
@@ -509,10 +539,9 @@ def branch_outcome(
 ) -> dict[str, Any]:
     """A branch's outcome: its counts without the zeros, its PR's name and the run; no PR text.
 
-    It is what Argo memoizes for the branch and what the tally adds up, so it stays small: about
-    200 bytes. ``pr`` lets a later fetch tell when the PR was last decided; ``facts`` is the key
-    of the facts both decide and act saw (:func:`act_branch`): a later fetch reuses the branch
-    only while the PR's facts have that key, whatever key Argo saved it under.
+    It is what the tally adds up, so it stays small: about 200 bytes. ``pr`` names the PR;
+    ``facts`` is the key of the facts both decide and act saw (:func:`act_branch`), the key the
+    branch's outcome record was kept under (none: nothing was kept).
     """
     outcome: dict[str, Any] = {k: v for k, v in tally.items() if v not in (0, {}, None, False)}
     if rows:
@@ -529,10 +558,10 @@ def tally(outcomes: str, counts: str, run: str | None) -> dict[str, Any]:
 
     Besides the counts: how many PRs matched, were decided, reused or deferred.
     ``outcomes`` is Argo's aggregate of the branches' outcomes (a JSON list of objects, or of
-    strings when one is not an object). A PR fetch left out because Argo's memo holds its branch
-    is reused, with no action counted (it changed nothing in this run, as ``run`` counts a reused
-    decision); so is a branch replayed from another run's memo, whose model calls and actions are
-    none in this run.
+    strings when one is not an object). A PR fetch left out because its remembered decision still
+    stands is reused, with no action counted (it changed nothing in this run, as ``run`` counts a
+    reused decision); so is a branch an earlier run decided (a node a resubmission copied), whose
+    model calls and actions are none in this run.
     """
     fetched = parse_counts(counts)
     total: dict[str, Any] = {"prsProcessed": 0, "aiCalls": 0, "fallbacks": 0, "failed": 0}

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from jobs.clients.outcome_index import INDEX_LABEL
 from jobs.log import get_logger
 from jobs.rules.model import KIND
 from pipelines.controller.checking import (
@@ -81,8 +82,8 @@ GENERATED_KINDS: dict[Target, Resource] = {"argo": CRON_WORKFLOWS, "cronjob": CR
 RUN_KINDS: dict[Target, Resource] = {"argo": WORKFLOWS, "cronjob": JOBS}
 MEMO_SHARDS = "0123456789abcdef"
 MEMO_PREFIX = f"{APP_NAME}-memo-"
-MEMO_CACHE_LABEL = "workflows.argoproj.io/configmap-type=Cache"
-"""The label Argo's workflow controller puts on (and requires of) its memoization caches."""
+MEMO_CACHE_LABEL = "=".join(INDEX_LABEL)
+"""The label of a rule's outcome index (:mod:`jobs.clients.outcome_index`)."""
 
 
 @dataclass(frozen=True)
@@ -169,7 +170,7 @@ class RuleReconciler:
         )
 
     async def delete_memo(self, namespace: str, name: str) -> None:
-        """Delete the memoization caches of the rule ``name`` (Argo creates them, not its rule)."""
+        """Delete the outcome index of the rule ``name`` (it may not have its owner yet)."""
         if self._config.target != "argo":
             return
         prefix = memo_prefix(name)
@@ -393,7 +394,7 @@ def _left_by_earlier_rule(item: Mapping[str, Any], rule: Mapping[str, Any]) -> b
 
 
 def memo_prefix(rule: str) -> str:
-    """The prefix of the rule's memo ConfigMaps (``<prefix>-0`` .. ``-f``).
+    """The prefix of the rule's outcome index ConfigMaps (``<prefix>-0`` .. ``-f``).
 
     As the compiler names them (:func:`pipelines.options.memo_config_map`).
     """

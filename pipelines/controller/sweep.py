@@ -5,10 +5,11 @@ Run once per served scope after the first list of its rules (by the leader only)
 - generated CronWorkflows and CronJobs whose controlling rule no longer exists (the garbage
   collector removes them too, in its own time; an object of a rule re-created under the same
   name is left to that rule, which adopts it);
-- Argo's memoization caches (ConfigMaps labelled as such and named ``ai-operator-memo-...``)
-  of rules that no longer exist; and :func:`own_memo` (at every full list) makes each living
-  rule the owner of its caches, which Argo's workflow controller creates without an owner, so
-  that Kubernetes deletes them with their rule;
+- outcome indexes (ConfigMaps labelled ``aioperator.io/outcome-index`` and named
+  ``ai-operator-memo-...``, :mod:`jobs.clients.outcome_index`) of rules that no longer exist;
+  and :func:`own_memo` (at every full list) makes each living rule the owner of its index,
+  which an act step creates without an owner when it does not know the rule's uid (``compile``
+  run outside the cluster), so that Kubernetes deletes it with its rule;
 - Pushgateway groups of rules that no longer exist, so that no alert fires for a rule that is
   gone.
 
@@ -66,7 +67,7 @@ async def own_memo(
     scope: str | None,
     rules: Iterable[Mapping[str, Any]],
 ) -> None:
-    """Give each rule's memo ConfigMaps an owner reference to the rule (when they lack one)."""
+    """Give each rule's outcome index ConfigMaps an owner reference to the rule (when lacking)."""
     if config.target != "argo":
         return
     owners = {

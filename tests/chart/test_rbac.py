@@ -135,7 +135,7 @@ def test_argo_pipeline_pods_may_only_report_task_results_and_read_the_memo(helm:
             "verbs": ["create", "patch"],
         },
         {"apiGroups": ["argoproj.io"], "resources": ["workflows"], "verbs": ["get"]},
-        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]},
+        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "create", "update"]},
         {
             "apiGroups": ["coordination.k8s.io"],
             "resources": ["leases"],
@@ -147,6 +147,8 @@ def test_argo_pipeline_pods_may_only_report_task_results_and_read_the_memo(helm:
         ("argoproj.io", "workflowtaskresults", "patch"),
         ("argoproj.io", "workflows", "get"),
         ("", "configmaps", "get"),
+        ("", "configmaps", "create"),
+        ("", "configmaps", "update"),
         ("coordination.k8s.io", "leases", "get"),
         ("coordination.k8s.io", "leases", "create"),
         ("coordination.k8s.io", "leases", "update"),

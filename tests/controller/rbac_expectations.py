@@ -33,8 +33,8 @@ CONTROLLER_REQUESTS: frozenset[Permission] = frozenset(
         # The administrator's limits (cluster-scoped): list and watch them, nothing else.
         ("list", "aioperator.io", "prreconciliationlimits", ""),
         ("watch", "aioperator.io", "prreconciliationlimits", ""),
-        # Argo's memoization caches of rules: found by label, owned by their rule (an owner
-        # reference, so that Kubernetes deletes them with it), deleted by the sweep.
+        # The rules' outcome indexes: found by label, owned by their rule (an owner reference,
+        # so that Kubernetes deletes them with it), deleted by the sweep.
         ("list", "", "configmaps", ""),
         ("patch", "", "configmaps", ""),
         ("delete", "", "configmaps", ""),

@@ -29,7 +29,7 @@ from tests.controller.conftest import (
 pytestmark = pytest.mark.asyncio
 
 RULE = "staging-automerge"
-CACHE_LABEL = {"workflows.argoproj.io/configmap-type": "Cache"}
+CACHE_LABEL = {"aioperator.io/outcome-index": "true"}
 
 
 def events_of(api: ApiServer, rule: str = RULE) -> list[tuple[str, str]]:
@@ -210,9 +210,10 @@ async def test_a_retry_waiting_for_a_deleted_rule_is_cancelled(api: ApiServer) -
         await settled(controller)
 
 
-async def test_memo_config_maps_are_owned_by_their_rule(api: ApiServer) -> None:
-    """Argo creates a rule's memo caches without an owner: the controller makes the rule their
-    owner, so that Kubernetes deletes them with it; a cache that has an owner is left alone."""
+async def test_outcome_index_config_maps_are_owned_by_their_rule(api: ApiServer) -> None:
+    """An act step that does not know its rule's uid creates the outcome index without an owner:
+    the controller makes the rule its owner, so that Kubernetes deletes it with the rule; a
+    ConfigMap that has an owner is left alone."""
     rule = add_rule(api)
     ours = memo(api, RULE)
     api.put(

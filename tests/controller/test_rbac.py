@@ -41,8 +41,8 @@ async def test_every_kind_of_work_sends_exactly_the_expected_requests(
             "status": {"phase": "Failed"},
         },
     )
-    cache = {"workflows.argoproj.io/configmap-type": "Cache"}
-    api.put(  # Argo's memo cache of "kept": the controller makes the rule its owner
+    cache = {"aioperator.io/outcome-index": "true"}
+    api.put(  # the outcome index of "kept": the controller makes the rule its owner
         CONFIG_MAPS,
         {"metadata": {"name": f"{memo_prefix('kept')}-1", "namespace": NAMESPACE, "labels": cache}},
     )

@@ -266,8 +266,27 @@ def test_a_second_rule_does_not_redo_what_a_person_undid_of_the_first(world, git
     )
 
 
+def test_two_rules_acting_on_one_pr_in_one_pass_do_not_fight(world, github, llm, tmp_path):
+    """Both rules would close the PR in one `run`: the first close stands (one close, one
+    comment); the second rule's pass finds the PR closed, no longer covered, and leaves it."""
+    one_pr(world, title="[close] Old experiment")
+    first, second = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    first.write_text(RULE)
+    second.write_text(RULE.replace("name: staging-automerge", "name: staging-cleanup"))
+    env = cli_env(github, llm)
+
+    found = rows(run_cli(["run", str(first), str(second), "--output", "json"], env))
+
+    pr = world.pull_request("acme/web", 1)
+    assert pr.state == "CLOSED" and len(pr.comments) == 1
+    assert github.mutations.count("closePullRequest") == 1
+    by_rule = {row["rule"].rpartition("/")[2]: row for row in found}
+    assert by_rule["staging-automerge"]["operations"] == ["comment", "close"]
+    assert "staging-cleanup" not in by_rule
+
+
 def test_the_pipeline_knows_its_own_label_in_another_case() -> None:
-    """The repository spells it Needs-Human-Approval: run 2 replays nothing and asks nothing."""
+    """The repository spells it Needs-Human-Approval: run 2 decides nothing and asks nothing."""
     from tests.e2e.test_remembered import run_staging_memo
 
     with staging(**FAILED) as (world, github, llm):

@@ -187,7 +187,7 @@ def act_results(run: WorkflowRun) -> list[dict[str, Any]]:
 
 
 def fetched_counts(run: WorkflowRun) -> dict[str, Any]:
-    """What fetch counted: matched, reused (left to Argo's memo), to decide, deferred."""
+    """What fetch counted: matched, reused (a decision that still stands), to decide, deferred."""
     counts: dict[str, Any] = json.loads(run.node("fetch").outputs["counts"])
     return counts
 
@@ -260,47 +260,49 @@ def test_a_title_naming_an_argo_variable_reaches_act_unchanged() -> None:
     assert results_by_number(run)[1]["title"] == GLOBAL_TAG_TITLE
 
 
-# --- memoization and resubmission ---------------------------------------------------------------
+# --- the outcome index and resubmission ---------------------------------------------------------
 
 
 def test_later_runs_repeat_nothing_until_a_pr_changes() -> None:
-    """Memoized runs and resubmissions leave GitHub as one pass did; a new commit is asked once.
+    """Later runs and resubmissions leave GitHub as one pass did; a new commit is asked once.
 
-    A scheduled run (or `argo resubmit --memoized`) decides no unchanged PR again; a plain
-    `argo resubmit` decides every PR again but changes nothing more on GitHub.
+    A scheduled run (or any `argo resubmit`: the rule's outcome index lives in the cluster, not
+    in the run) decides no unchanged PR again; with its index deleted, a run decides every PR
+    again but changes nothing more on GitHub.
     """
     document = compiled(example("staging-automerge"))
-    memo = MemoCache()
+    cluster = MemoCache()  # the namespace's ConfigMaps, where act keeps the outcome index
     with fakes(two_open_prs) as (world, github, llm):
         env = pod_env(github, llm)
-        assert_clean(run_pipeline(document, env, memo))
+        assert_clean(run_pipeline(document, env, cluster))
         one_pass = (end_state(world), list(github.mutations), len(llm.requests))
+        index = sorted(cluster.objects)
+        assert index and all(n.startswith("ai-operator-memo-staging-automerge-") for n in index)
+        assert cluster.config_maps == {}, "Argo memoizes nothing"
 
-        memoized = run_pipeline(document, env, memo)
-        assert_clean(memoized)
+        again = run_pipeline(document, env, cluster)
+        assert_clean(again)
         assert (end_state(world), github.mutations, len(llm.requests)) == one_pass
-        assert memoized.pods_of("decide") == 0 and memoized.pods_of("act") == 0
-        assert fetched_counts(memoized) == {
+        assert again.pods_of("decide") == 1 and again.pods_of("act") == 1  # the no-op item
+        assert fetched_counts(again) == {
             "matched": 2,
-            "reused": 2,  # fetch read the memo: both branches would be replayed, so not listed
+            "reused": 2,  # both decisions still stand: not listed
             "toDecide": 0,
             "deferred": 0,
         }
-        branches = [n for n in memoized.nodes if n.template == "pull-request" and n.kind == "DAG"]
-        assert [(n.kind, n.memoized) for n in branches] == [("DAG", True)]  # the no-op item
 
-        plain = run_pipeline(document, env)  # a plain resubmit: no cache, every node again
-        assert_clean(plain)
-        assert plain.pods_of("decide") == 3 and len(llm.requests) == one_pass[2] + 2
+        lost = run_pipeline(document, env)  # the index deleted: every PR decided again
+        assert_clean(lost)
+        assert lost.pods_of("decide") == 3 and len(llm.requests) == one_pass[2] + 2
         assert (end_state(world), github.mutations) == one_pass[:2]
 
         asked = len(llm.requests)
         world.push_commit("acme/web", 2)
-        after_push = run_pipeline(document, env, memo)
+        after_push = run_pipeline(document, env, cluster)
 
     assert_clean(after_push)
     assert asked_about(llm.requests[asked:]) == [("acme/web", 2)]
-    assert after_push.pods_of("decide") == 1  # the no-op item is a memo hit too
+    assert after_push.pods_of("decide") == 2  # the new commit and the no-op item
     assert len(world.pull_request("acme/web", 3).comments) == 1
 
 
@@ -309,7 +311,7 @@ def test_a_model_outage_fails_the_run_without_hanging_it() -> None:
 
     The run itself succeeds, as Argo judges a DAG by its leaves (the tally handles the branches'
     failure); the failed nodes show in the UI and the pushed metrics count the run as
-    unsuccessful. A failed branch is not memoized: the next run decides it again.
+    unsuccessful. A failed branch keeps no record: the next run decides it again.
     """
     with fakes(two_open_prs) as (world, github, llm):
         secrets = {**SECRETS, ("ai-operator-secrets", "ai-token"): "sk-ant-wrong-token-000000"}
@@ -367,8 +369,8 @@ def test_the_exit_handler_pushes_the_runs_metrics_once(
 
 
 @pytest.mark.services
-def test_the_pipeline_counts_model_calls_and_tokens_and_memo_hits_cost_nothing() -> None:
-    """decide hands its model usage to act; a second run's memo hits count as reused, not asked."""
+def test_the_pipeline_counts_model_calls_and_tokens_and_reused_decisions_cost_nothing() -> None:
+    """decide hands its model usage to act; a second run's reused decisions are not asked."""
     with fakes(two_open_prs) as (_, github, llm), pushgateway() as gateway:
         document, memo = compiled(example("staging-automerge")), MemoCache()
         env = pod_env(github, llm, PUSHGATEWAY_URL=gateway)
@@ -379,7 +381,7 @@ def test_the_pipeline_counts_model_calls_and_tokens_and_memo_hits_cost_nothing()
 
     assert_clean(first)
     assert_clean(second)
-    assert len(llm.requests) == 2, "the second run asked nothing: both decisions were memo hits"
+    assert len(llm.requests) == 2, "the second run asked nothing: both decisions still stood"
     calls, reused = "ai_operator_ai_calls_total", "ai_operator_decisions_reused_total"
     assert (after_first[calls], after_first[reused]) == (2, 0)
     assert (after_second[calls], after_second[reused]) == (2, 2)
@@ -394,7 +396,7 @@ def test_the_pipeline_counts_model_calls_and_tokens_and_memo_hits_cost_nothing()
     assert after_second[escalated] == 1  # reused and changed nothing: not counted again
     [line] = [n for n in decision_log_lines(first) if n["number"] == 3]
     assert (line["action"], line["model"], line["model_calls"]) == ("escalate", "asked", 1)
-    assert decision_log_lines(second) == []  # reused: Argo's memo holds both branches
+    assert decision_log_lines(second) == []  # reused: the outcome index holds both
 
 
 def gateway_series(gateway: str) -> dict[str, float]:

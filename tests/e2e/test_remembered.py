@@ -54,7 +54,7 @@ def test_run_asks_again_after_a_fallback(world, github, llm, waiting_rule):
 
 
 def test_the_pipeline_decides_again_after_a_fallback() -> None:
-    """Run 1 falls back (escalate); run 2 decides the PR again instead of replaying the memo."""
+    """Run 1 falls back (escalate); run 2 decides the PR again: a fallback is never recorded."""
     with staging(title="Green") as (world, github, llm):
         llm.answer_next(FORBIDDEN)
         memo = MemoCache()
@@ -67,12 +67,12 @@ def test_the_pipeline_decides_again_after_a_fallback() -> None:
     assert world.pull_request("acme/web", 1).state == "MERGED"
 
 
-# --- 7: the memo is keyed on the facts the steps saw -------------------------------------------
+# --- 7: the outcome index is keyed on the facts the steps saw ------------------------------
 
 
 def test_a_pr_whose_facts_flapped_before_act_is_decided_again() -> None:
     """Mergeability goes UNKNOWN just before act (so act waits) and back afterwards: the next
-    run decides again and merges, instead of replaying the wait for the memo's lifetime."""
+    run decides again and merges, instead of reusing the wait for the index's lifetime."""
     with staging(title="Green") as (world, github, llm):
         pr = world.pull_request("acme/web", 1)
         flap = PersonBeforeAct(lambda: setattr(pr, "mergeable", "UNKNOWN"))
@@ -87,7 +87,7 @@ def test_a_pr_whose_facts_flapped_before_act_is_decided_again() -> None:
 
 
 def run_staging_memo(github, llm, memo: MemoCache, pods=None):
-    """The staging example's workflow, with a memo kept between runs."""
+    """The staging example's workflow, with the namespace's ConfigMaps kept between runs."""
     from jobs.rules.files import load_rules
     from pipelines.compile import CompileOptions, compile_rule
     from tests.conftest import ROOT

@@ -71,8 +71,14 @@ def act_argument(value: str) -> Callable[[Document], None]:
 
 
 def memoize(**fields: Any) -> Callable[[Document], None]:
+    """The branch memoized (as a hand edit could), with ``fields`` changed."""
+
     def change(document: Document) -> None:
-        memo = template(document, "pull-request")["memoize"]
+        memo = template(document, "pull-request").setdefault(
+            "memoize",
+            {"key": "d-{{workflow.name}}", "maxAge": "24h",
+             "cache": {"configMap": {"name": "ai-operator-memo-staging-automerge-0"}}},
+        )  # fmt: skip
         for key, value in fields.items():
             if value is None:
                 memo.pop(key)
@@ -91,7 +97,7 @@ def fetch_depends_on_tally(document: Document) -> None:
     task(document, "fetch")["depends"] = "tally"
 
 
-def drop_shard_argument(document: Document) -> None:
+def drop_pr_argument(document: Document) -> None:
     task(document, "settle")["arguments"]["parameters"].pop()
 
 
@@ -116,7 +122,7 @@ BROKEN = [
     pytest.param(act_argument("{{tasks.publish.outputs.parameters.decision}}"), "not one this task depends on", id="unknown-task-output"),
     pytest.param(in_task("fetch", "arguments", {"parameters": [{"name": "x", "value": "{{tasks.tally.outputs.parameters.summary}}"}]}), "not one this task depends on", id="reference-to-a-later-task"),
     pytest.param(act_argument("{{item}}"), "not fanned out", id="item-outside-fan-out"),
-    pytest.param(drop_shard_argument, "input parameter 'shard' of template 'pull-request' is not supplied", id="unsupplied-input"),
+    pytest.param(drop_pr_argument, "input parameter 'pr' of template 'pull-request' is not supplied", id="unsupplied-input"),
     pytest.param(in_task("settle", "withParam", '["a", "b"]'), "must be one task output reference", id="withparam-literal"),
     pytest.param(in_template("pull-request", "outputs", {"parameters": [{"name": "outcome", "valueFrom": {"parameter": "{{tasks.act.outputs.parameters.verdict}}"}}]}), "no task 'act' of this DAG declares that output", id="branch-output-undeclared"),
     pytest.param(command("decide", "ai-operator", "--pr", "{{inputs.parameters.ref}}"), "no input parameter 'ref'", id="undeclared-input"),

@@ -203,8 +203,8 @@ def test_a_long_rule_name_is_cut_to_argos_limits_with_a_hash() -> None:
     assert len(first["metadata"]["name"]) <= 52
     assert first["metadata"]["name"] != second["metadata"]["name"]
     assert first["metadata"]["name"].startswith("reconcile-every-dependency")
-    memo = template(first, "pull-request")["memoize"]["cache"]["configMap"]["name"]
-    shard = memo.replace("{{inputs.parameters.shard}}", "f")
+    command = containers(first)["act"]["command"]
+    shard = command[command.index("--outcomes") + 1] + "-f"
     assert len(shard) <= 63 and shard.startswith("ai-operator-memo-reconcile")
     assert len(first["metadata"]["labels"]["aioperator.io/rule"]) <= 63
     assert first["metadata"]["annotations"]["aioperator.io/rule"].endswith("/" + LONG_NAME)
@@ -335,13 +335,14 @@ def test_step_command_lines_are_the_step_contract() -> None:
         "fetch": ["ai-operator", "step", "fetch", "--output", "/tmp/outputs/prs.json",
                   "--counts-output", "/tmp/outputs/counts.json",
                   "--namespace", "{{workflow.namespace}}", "--limit", "100",
-                  "--memo", "ai-operator-memo-staging-automerge", "--memo-max-age", "24h"],
+                  "--outcomes", "ai-operator-memo-staging-automerge", "--max-age", "24h"],
         "decide": ["ai-operator", "step", "decide", "--pr", "{{inputs.parameters.pr}}",
                    "--output", "/tmp/outputs/decision.json", "--run", "{{workflow.name}}"],
         "act": ["ai-operator", "step", "act", "--decisions", "{{inputs.parameters.decision}}",
                 "--output", "/tmp/outputs/results.json",
                 "--outcome-output", "/tmp/outputs/outcome.json", "--run", "{{workflow.name}}",
-                "--namespace", "{{workflow.namespace}}", "--lease", "staging-automerge-act"],
+                "--namespace", "{{workflow.namespace}}", "--lease", "staging-automerge-act",
+                "--outcomes", "ai-operator-memo-staging-automerge", "--max-age", "24h"],
         "tally": ["ai-operator", "step", "tally", "--outcomes", "{{inputs.parameters.outcomes}}",
                   "--counts", "{{inputs.parameters.counts}}", "--run", "{{workflow.name}}",
                   "--summary-output", "/tmp/outputs/summary.json"],
@@ -352,7 +353,7 @@ def test_step_command_lines_are_the_step_contract() -> None:
     }  # fmt: skip
     in_order = [tuple(commands[n]) for n in ("fetch", "decide", "act", "tally", "report")]
     fetch = fetch_command(make_rule(), OPTIONS)
-    act = act_command(make_rule())
+    act = act_command(make_rule(), OPTIONS)
     report = report_command(make_rule())
     assert in_order == [fetch, DECIDE_COMMAND, act, TALLY_COMMAND, report]
 
@@ -402,11 +403,7 @@ def test_each_pr_gets_its_own_bounded_branch() -> None:
     assert settle["template"] == "pull-request"
     assert settle["withParam"] == "{{tasks.fetch.outputs.parameters.prs}}"
     assert settle["depends"] == "fetch"
-    assert settle["arguments"]["parameters"] == [
-        {"name": "pr", "value": "{{item}}"},
-        {"name": "key", "value": "{{item.key}}"},
-        {"name": "shard", "value": "{{item.shard}}"},
-    ]
+    assert settle["arguments"]["parameters"] == [{"name": "pr", "value": "{{item}}"}]
     dag = template(document, "reconcile")
     assert dag["parallelism"] == 7
     assert dag["dag"]["failFast"] is False
@@ -428,17 +425,15 @@ def test_a_branch_decides_then_acts_on_that_decision_alone() -> None:
     ]
 
 
-def test_a_branch_is_memoized_on_its_key_in_its_shard() -> None:
-    """Memo key from the item's key; maxAge from the options; one ConfigMap per key shard."""
-    branch = template(compiled(make_rule(), CompileOptions(memo_max_age="6h")), "pull-request")
-    assert branch["memoize"] == {
-        "key": "{{inputs.parameters.key}}",
-        "maxAge": "6h",
-        "cache": {
-            "configMap": {"name": "ai-operator-memo-staging-automerge-{{inputs.parameters.shard}}"}
-        },
-    }
-    assert "memoize" not in template(compiled(make_rule()), "decide")
+def test_nothing_is_memoized_by_argo_the_steps_keep_the_outcome_index() -> None:
+    """Argo's cache would replay a branch on facts fetch no longer sees: no template memoizes;
+    fetch reads and act writes the rule's own outcome index, aged by ``memo_max_age``."""
+    document = compiled(make_rule(), CompileOptions(memo_max_age="6h"))
+    assert all("memoize" not in t for t in document["spec"]["workflowSpec"]["templates"])
+    index = ["--outcomes", "ai-operator-memo-staging-automerge", "--max-age", "6h"]
+    for step in ("fetch", "act"):
+        command = containers(document)[step]["command"]
+        assert command[-4:] == index
 
 
 @pytest.mark.parametrize("step", ["fetch", "decide", "act"])

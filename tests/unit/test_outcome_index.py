@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from jobs.clients import outcome_index
-from jobs.clients.argo_memo import KubernetesAPI, MemoUnreadable
+from jobs.clients.kubernetes_api import APIRequestError, KubernetesAPI
 from jobs.clients.outcome_index import (
     DATA_KEY,
     OutcomeIndex,
@@ -187,5 +187,5 @@ def test_without_an_api_keeping_fails_with_the_configmap_named() -> None:
     api = KubernetesAPI("http://127.0.0.1:9")  # nothing listens on the discard port
     with pytest.raises(OutcomeIndexError, match=f"ConfigMap {PREFIX}-"):
         index(api).keep(RULE, record(7))
-    with pytest.raises(MemoUnreadable):
+    with pytest.raises(APIRequestError):
         index(api).recall(RULE)

@@ -1,5 +1,5 @@
-"""The pipeline's memory: fetch reads Argo's memo, each branch hands on a small outcome, the
-tally adds them up. Against the fake GitHub and Argo's memo entries as the interpreter keeps them.
+"""The pipeline's memory: fetch reads the rule's outcome index, each branch keeps its record
+and hands on a small outcome, the tally adds them up. Against the fake GitHub.
 """
 
 from __future__ import annotations
@@ -10,16 +10,17 @@ from collections.abc import Mapping
 import pytest
 from pydantic import SecretStr
 
-from jobs.clients.argo_memo import ArgoMemo, KubernetesAPI, MemoUnreadable
 from jobs.clients.github import GitHubClient
+from jobs.clients.kubernetes_api import APIRequestError
 from jobs.policy.decision import decide
 from jobs.policy.reuse import Remembered
-from jobs.policy.verdict import Verdict
+from jobs.policy.verdict import InvalidVerdict, Verdict
 from jobs.reconcile.results import PullRequestResult
 from jobs.reconcile.steps import (
     Decided,
     act_decided,
     branch_outcome,
+    branch_record,
     decided_output,
     fetch_run,
     parse_decided,
@@ -27,7 +28,6 @@ from jobs.reconcile.steps import (
 )
 from jobs.rules.model import Action
 from jobs.sandbox.github import FakeGitHub, GitHubWorld
-from tests.argo_interpreter import MemoCache, NodeRun
 from tests.conftest import GITHUB_TOKEN
 from tests.factories import make_pr, make_rule
 
@@ -38,7 +38,7 @@ DAY = 86400.0
 
 
 class Memory:
-    """A memory that holds what it is given (the Argo memo's read side, as fetch sees it)."""
+    """A memory that holds what it is given (the outcome index, as fetch and act see it)."""
 
     def __init__(self, entries: Mapping[str, Remembered] | None = None, broken: bool = False):
         self.entries = dict(entries or {})
@@ -46,7 +46,7 @@ class Memory:
 
     def recall(self, rule: str) -> dict[str, Remembered]:
         if self.broken:
-            raise MemoUnreadable("reading ConfigMap x answered HTTP 403")
+            raise APIRequestError("GET ConfigMap x answered HTTP 403")
         return dict(self.entries)
 
     def keep(self, rule: str, entries: Mapping[str, Remembered]) -> None:
@@ -68,12 +68,11 @@ def fetched(client: GitHubClient, memory: Memory | None, limit: int = 10, now: f
 
 
 def test_fetch_lists_small_references_then_the_noop_item(client):
-    """Each reference names its PR, its decision key and the memo shard; no PR text."""
+    """Each reference names its PR and the key of the facts fetch read; no PR text."""
     run = fetched(client, Memory())
     assert [ref["display"] for ref in run.refs[:-1]] == [f"acme/web#{n}" for n in range(1, 6)]
-    assert all(set(ref) == {"display", "key", "shard"} for ref in run.refs[:-1])
-    assert all(ref["shard"] == ref["key"][2] for ref in run.refs[:-1])
-    assert run.refs[-1]["noop"] is True and run.refs[-1]["shard"] == "0"
+    assert all(set(ref) == {"display", "key"} for ref in run.refs[:-1])
+    assert run.refs[-1]["noop"] is True
     assert run.counts == {
         "matched": 5,
         "reused": 0,
@@ -82,16 +81,21 @@ def test_fetch_lists_small_references_then_the_noop_item(client):
     }
 
 
-def test_fetch_leaves_out_what_argo_will_replay_and_caps_the_rest(client):
-    """Unchanged PRs in the memo are reused; of the others, the least recently decided go first."""
+def remembered(key: str, at: float, number: int, action: Action = Action.WAIT) -> Remembered:
+    decision = decide(RULE, make_pr(number=number), Verdict(action=action, reason="r"), "fp")
+    return Remembered(key, at, decision, head=decision.head_oid)
+
+
+def test_fetch_leaves_out_what_still_stands_and_caps_the_rest(client):
+    """Unchanged PRs in the index are reused; of the others, the least recently decided first."""
     keys = {ref["display"]: ref["key"] for ref in fetched(client, Memory()).refs[:-1]}
     now = 1e9
     memory = Memory(
         {
-            "acme/web#1": Remembered(keys["acme/web#1"], now - 60, action="escalate"),
-            "acme/web#2": Remembered(keys["acme/web#2"], now - 60, action="wait"),
-            "acme/web#3": Remembered("d-older-facts", now - 30),
-            "acme/web#4": Remembered("d-older-facts", now - 90),
+            "acme/web#1": remembered(keys["acme/web#1"], now - 60, 1, Action.ESCALATE),
+            "acme/web#2": remembered(keys["acme/web#2"], now - 60, 2),
+            "acme/web#3": remembered("d-older-facts", now - 30, 3),
+            "acme/web#4": remembered("d-older-facts", now - 90, 4),
         }
     )
     run = fetched(client, memory, limit=2, now=now)
@@ -102,12 +106,13 @@ def test_fetch_leaves_out_what_argo_will_replay_and_caps_the_rest(client):
         "toDecide": 2,
         "deferred": 1,
     }
+    assert [d.display for d in run.reused] == ["acme/web#1", "acme/web#2"]
 
 
 def test_a_memo_that_cannot_be_read_leaves_every_pr_to_decide(client):
-    """No memo (no API, or no permission): nothing is reused, fairness falls back to oldest."""
+    """No index (no API, or no permission): nothing is reused, every PR is decided in turn."""
     run = fetched(client, Memory(broken=True), limit=3)
-    assert run.memory_error == "reading ConfigMap x answered HTTP 403"
+    assert run.memory_error == "GET ConfigMap x answered HTTP 403"
     assert run.counts["toDecide"] == 3 and run.counts["deferred"] == 2
 
 
@@ -120,64 +125,30 @@ def test_without_the_memo_the_prs_beyond_the_cap_still_take_turns(client):
     assert listed == {f"acme/web#{n}" for n in range(1, 6)}
 
 
-def test_a_branch_under_a_held_key_runs_under_the_next_free_key(client):
-    """A fallback's or a flapped branch's key is held: fetch lists the PR under key-r1."""
-    keys = {ref["display"]: ref["key"] for ref in fetched(client, Memory()).refs[:-1]}
-    held = frozenset({keys["acme/web#1"]})
-    memory = Memory({"acme/web#1": Remembered("", 1e9 - 60, held=held)})
-    [ref] = [r for r in fetched(client, memory).refs if r.get("display") == "acme/web#1"]
-    assert ref["key"] == keys["acme/web#1"] + "-r1"
+def test_a_branch_keeps_a_record_only_of_what_it_decided_and_acted_on_the_same_facts():
+    """The record carries the decision, the operations GitHub confirmed with their ids and the
+    token's login; a fallback, facts that changed between decide and act, or a failed act keep
+    nothing, so the next run decides the PR again."""
+    decision = decide(RULE, make_pr(), Verdict(action=Action.ESCALATE, reason="r"), "fp")
+    row = PullRequestResult.of(decision, dry_run=False)
+    applied = PullRequestResult(**{**row.__dict__, "operations": ("addComment",),
+                                   "github_ids": {"addComment": ("IC_1",)}})  # fmt: skip
+    [(name, record)] = branch_record(
+        [Decided(decision)], [applied], "d-facts", actor="ai-operator-bot", now=1e9
+    ).items()
+    assert name == "acme/web#7"
+    assert (record.key, record.decided_at, record.decision) == ("d-facts", 1e9, decision)
+    assert record.applied == ("addComment",) and record.github_ids == {"addComment": ("IC_1",)}
+    assert (record.actor, record.head) == ("ai-operator-bot", decision.head_oid)
 
-
-def test_argo_memo_reads_entries_as_argo_writes_them():
-    """Argo's cache entries, in its sixteen ConfigMaps, become (key, when, last action) per PR."""
-    memo = MemoCache()
-    branch = {"name": "pull-request", "outputs": {"parameters": [
-        {"name": "outcome", "valueFrom": {"parameter": "{{tasks.act.outputs.parameters.outcome}}"}}
-    ]}}  # fmt: skip
-    for key, pr, at in (("d-a1", "acme/web#1", 1000.0), ("d-a2", "acme/web#1", 2000.0)):
-        outcome = json.dumps({"pr": pr, "actions": {"escalate": 1}, "run": "wf-1", "facts": key})
-        node = NodeRun("settle(0)", "pull-request", "Succeeded", {"outcome": outcome}, kind="DAG")
-        memo.save(f"ai-operator-memo-r-{key[2]}", key, "wf-1-1", branch, node, at)
-    noop = NodeRun("settle(1)", "pull-request", "Succeeded", {"outcome": "{}"}, kind="DAG")
-    memo.save("ai-operator-memo-r-0", "noop-1", "wf-1-2", branch, noop, 3000.0)
-
-    with memo.serve("team") as url:
-        found = ArgoMemo(KubernetesAPI(url), "team", "ai-operator-memo-r").recall("team/r")
-        missing = ArgoMemo(KubernetesAPI(url), "elsewhere", "ai-operator-memo-r").recall("x/r")
-
-    assert found == {"acme/web#1": Remembered("d-a2", 2000.0, action="escalate")}
-    assert missing == {}
-
-
-def test_an_outcome_made_on_other_facts_is_never_replayed():
-    """An entry whose decide and act saw other facts than its key (or that fell back, and so
-    names no facts) is remembered under no key, and its key is held: fetch sends the branch
-    under another key, so Argo cannot replay it."""
-    memo = MemoCache()
-    branch = {"name": "pull-request", "outputs": {"parameters": [
-        {"name": "outcome", "valueFrom": {"parameter": "{{tasks.act.outputs.parameters.outcome}}"}}
-    ]}}  # fmt: skip
-    for key, facts, at in (("d-a1", "d-b9", 1000.0), ("d-c1", None, 2000.0)):
-        outcome = json.dumps(
-            {"pr": "acme/web#1", "run": "wf-1"} | ({"facts": facts} if facts else {})
-        )
-        node = NodeRun("settle(0)", "pull-request", "Succeeded", {"outcome": outcome}, kind="DAG")
-        memo.save(f"ai-operator-memo-r-{key[2]}", key, "wf-1-1", branch, node, at)
-
-    with memo.serve("team") as url:
-        found = ArgoMemo(KubernetesAPI(url), "team", "ai-operator-memo-r").recall("team/r")
-
-    assert found["acme/web#1"].key == ""
-    assert found["acme/web#1"].held == {"d-a1", "d-c1"}
-
-
-def test_an_unreachable_api_is_a_memo_error_naming_the_config_map():
-    """Refused or unreachable: MemoUnreadable, never a credential in the message."""
-    api = KubernetesAPI("http://127.0.0.1:9", token="secret-token-value")
-    with pytest.raises(MemoUnreadable, match="ConfigMap m-0") as raised:
-        ArgoMemo(api, "team", "m").recall("team/r")
-    assert "secret-token-value" not in str(raised.value)
+    fallback = decide(RULE, make_pr(), InvalidVerdict(problem="the answer was not JSON"), "fp")
+    nothing = {
+        "facts changed": ([Decided(decision)], [applied], None),
+        "fallback": ([Decided(fallback)], [PullRequestResult.of(fallback, dry_run=False)], "d-f"),
+        "act failed": ([Decided(decision)], [applied.failed("HTTP 502", "github")], "d-facts"),
+    }
+    for why, (decided, rows, key) in nothing.items():
+        assert branch_record(decided, rows, key, actor="bot", now=1e9) == {}, why
 
 
 def a_row(**overrides) -> PullRequestResult:
@@ -197,9 +168,9 @@ def test_a_branch_outcome_is_small_and_holds_no_pr_text():
     assert outcome["pr"] == "acme/web#7" and "errors" not in outcome
 
 
-def test_the_tally_adds_up_branches_and_what_fetch_left_to_the_memo():
-    """Outcomes of this run count as decided; those replayed from another run and the PRs
-    fetch left out count as reused, with no model call and no action again."""
+def test_the_tally_adds_up_branches_and_what_fetch_reused():
+    """Outcomes of this run count as decided; those an earlier run made (a node a resubmission
+    copied) and the PRs fetch left out count as reused, with no model call and no action again."""
     mine = {"pr": "acme/web#1", "run": "wf-2", "prsProcessed": 1, "actions": {"merge": 1},
             "aiCalls": 1, "aiTokens": {"input": 100, "output": 10, "cached": 80}}  # fmt: skip
     replayed = {"pr": "acme/web#2", "run": "wf-1", "prsProcessed": 1,
