@@ -108,9 +108,10 @@ class LeaderElector:
                     LEASES,
                     settings.namespace,
                     self._document(None, now, transitions=0, acquired=now),
-                    exists_is_final=True,
                 )
-                self._seen(created, loop.time())
+                if created.object is None:
+                    return False  # another replica created it first
+                self._seen(created.object, loop.time())
                 return True
             spec = lease.get("spec") or {}
             if self._observed is None or spec != (self._observed.get("spec") or {}):

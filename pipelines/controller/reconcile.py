@@ -37,7 +37,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from jobs.log import get_logger
-from jobs.rules.model import KIND
+from jobs.rules.model import GeneratedObject
 from pipelines.controller.checking import (
     MANIFEST_HASH_ANNOTATION,
     Checker,
@@ -59,17 +59,23 @@ from pipelines.controller.kube import (
     NotFound,
     Resource,
 )
+from pipelines.controller.objects import RuleKey, RuleRef
 from pipelines.controller.status import (
     Event,
-    Generated,
+    EventReason,
+    EventType,
     Outcome,
+    Reason,
     Runs,
+    State,
     event_document,
     events,
     job_runs,
+    read_status,
     rule_status,
     same_status,
     short,
+    status_patch,
     workflow_runs,
 )
 from pipelines.options import APP_NAME, RULE_LABEL, Target, bounded_name, rule_label_value
@@ -125,9 +131,7 @@ class RuleReconciler:
 
     async def reconcile(self, rule: Mapping[str, Any]) -> Reconciled:
         """Bring one rule's generated object, status and events up to date."""
-        metadata = rule["metadata"]
-        where = f"{metadata['namespace']}/{metadata['name']}"
-        log = self._log.bind(rule=where)
+        log = self._log.bind(rule=str(RuleKey.of(rule)))
         found = await self.check(rule)
         if isinstance(found, Compiled):
             outcome = await self._apply(rule, found)
@@ -138,7 +142,7 @@ class RuleReconciler:
         # A line when something changed; a resync of an unchanged rule logs only at debug level.
         if outcome.applied:
             log.info("rule applied", kind=outcome.generated.kind if outcome.generated else None)
-        elif outcome.state != "ready" and written is not None:
+        elif outcome.state is not State.READY and written is not None:
             log.warning("rule not applied", state=outcome.state, reason=outcome.message)
         else:
             log.debug("rule up to date", state=outcome.state)
@@ -190,42 +194,45 @@ class RuleReconciler:
         metadata = manifest.document["metadata"]
         where = f"{manifest.kind} {metadata['namespace']}/{manifest.name}"
 
-        def failed(reason: str, message: str) -> Outcome:
-            return Outcome("apply_failed", reason, short(message), None, schedule.cron)
+        def failed(reason: Reason, message: str) -> Outcome:
+            return Outcome.apply_failed(reason, short(message), schedule=schedule.cron)
 
+        owner = RuleRef.of(rule)
         told: list[Event] = []
         try:
             live = await self._client.get(resource, metadata["namespace"], manifest.name)
-            if live is not None and not _controlled_by(live, rule):
-                if not _left_by_earlier_rule(live, rule):
+            if live is not None and not owner.controls(live):
+                if not owner.left_by_earlier(live):
                     return failed(
-                        "NotOwned",
+                        Reason.NOT_OWNED,
                         f"{where} exists and is not controlled by this rule; delete it, or "
                         "rename the rule",
                     )
                 message = f"adopted {where}, left by an earlier rule of the same name"
-                told.append(Event("Adopted", short(message)))
+                told.append(Event(EventReason.ADOPTED, short(message)))
             wanted_hash = metadata["annotations"][MANIFEST_HASH_ANNOTATION]
             applied = live is None or bool(told) or _hash_of(live) != wanted_hash
             if not applied and live is not None and not _contains(live, manifest.document):
                 applied = True
                 message = f"put back {where} as its rule says: it was changed outside the rule"
-                told.append(Event("DriftRepaired", short(message), "Warning"))
+                told.append(Event(EventReason.DRIFT_REPAIRED, short(message), EventType.WARNING))
             if applied:
                 await self._client.apply(resource, manifest.document, FIELD_MANAGER)
         except NotFound as exc:
-            return failed("ApplyFailed", f"the cluster has no {manifest.kind} resource ({exc})")
+            return failed(
+                Reason.APPLY_FAILED, f"the cluster has no {manifest.kind} resource ({exc})"
+            )
         except KubeError as exc:
-            return failed("ApplyFailed", str(exc))
+            return failed(Reason.APPLY_FAILED, str(exc))
         outcome = Outcome(
-            "ready",
-            "Applied",
-            f"compiled into {where}",
-            Generated(manifest.kind, manifest.name),
-            schedule.cron,
-            schedule.note,
-            applied,
-            tuple(told),
+            state=State.READY,
+            reason=Reason.APPLIED,
+            message=f"compiled into {where}",
+            generated=GeneratedObject(kind=manifest.kind, name=manifest.name),
+            schedule=schedule.cron,
+            schedule_note=schedule.note,
+            applied=applied,
+            told=tuple(told),
         )
         return await self._remove_generated(rule, outcome, keep=resource)
 
@@ -239,13 +246,15 @@ class RuleReconciler:
             try:
                 await self._delete_owned(resource, rule)
             except KubeError as exc:
-                if outcome.state != "ready":
+                if outcome.state is not State.READY:
                     # An invalid rule must run nothing: suspend what could not be deleted, and
                     # try the deletion again soon.
                     await self._suspend_owned(resource, rule)
                     return dataclasses.replace(outcome, pending=True)
                 message = f"could not delete the rule's {resource.kind}: {exc}"
-                return Outcome("apply_failed", "ApplyFailed", short(message), outcome.generated)
+                return Outcome.apply_failed(
+                    Reason.APPLY_FAILED, short(message), generated=outcome.generated
+                )
         return outcome
 
     async def _suspend_owned(self, resource: Resource, rule: Mapping[str, Any]) -> None:
@@ -255,8 +264,9 @@ class RuleReconciler:
             found = await self._client.list(
                 resource, metadata["namespace"], f"{RULE_LABEL}={_rule_label(rule)}"
             )
+            owner = RuleRef.of(rule)
             for item in found.get("items") or []:
-                if _controlled_by(item, rule):
+                if owner.controls(item):
                     name = item["metadata"]["name"]
                     await self._client.patch(
                         resource, metadata["namespace"], name, {"spec": {"suspend": True}}
@@ -277,9 +287,10 @@ class RuleReconciler:
             )
         except NotFound:
             return  # the cluster does not have this kind at all
+        owner = RuleRef.of(rule)
         for item in found.get("items") or []:
             name = item["metadata"]["name"]
-            if _controlled_by(item, rule):
+            if owner.controls(item):
                 await self._client.delete(resource, metadata["namespace"], name)
                 self._log.info(
                     "deleted a generated object the rule no longer wants",
@@ -293,15 +304,14 @@ class RuleReconciler:
     async def _runs(self, rule: Mapping[str, Any], log: Any) -> Runs:
         resource = RUN_KINDS[self._config.target]
         metadata = rule["metadata"]
-        previous = rule.get("status") or {}
+        previous = read_status(rule.get("status"))
         try:
             found = await self._client.list(
                 resource, metadata["namespace"], f"{RULE_LABEL}={_rule_label(rule)}"
             )
         except KubeError as exc:
             log.warning("could not read the rule's runs", error=str(exc))
-            last = previous.get("lastRun")
-            return Runs(dict(last) if isinstance(last, Mapping) else None, None)
+            return Runs(previous.lastRun, None)
         items = found.get("items") or []
         return workflow_runs(items, previous) if resource == WORKFLOWS else job_runs(items)
 
@@ -314,11 +324,12 @@ class RuleReconciler:
     ) -> dict[str, Any] | None:
         """Write the status when it changed, then post the events it calls for."""
         metadata = rule["metadata"]
-        previous = rule.get("status") or {}
+        stored = rule.get("status")
+        previous = read_status(stored)
         now = self._clock()
-        wanted = rule_status(outcome, metadata.get("generation"), runs, previous, now)
+        wanted = status_patch(rule_status(outcome, metadata.get("generation"), runs, previous, now))
         written = None
-        if not same_status(wanted, previous):
+        if not same_status(wanted, stored):
             try:
                 written = await self._client.patch_status(
                     RULES, metadata["namespace"], metadata["name"], wanted
@@ -379,31 +390,12 @@ def _contains(live: Any, wanted: Any) -> bool:
     return bool(live == wanted)
 
 
-def _left_by_earlier_rule(item: Mapping[str, Any], rule: Mapping[str, Any]) -> bool:
-    """Whether ``item``'s controller is a rule of this name that no longer exists (another uid)."""
-    references = (item.get("metadata") or {}).get("ownerReferences") or []
-    name, uid = rule["metadata"]["name"], rule["metadata"].get("uid")
-    return any(
-        ref.get("controller")
-        and ref.get("kind") == (rule.get("kind") or KIND)
-        and ref.get("name") == name
-        and ref.get("uid") != uid
-        for ref in references
-    )
-
-
 def memo_prefix(rule: str) -> str:
     """The prefix of the rule's memo ConfigMaps (``<prefix>-0`` .. ``-f``).
 
     As the compiler names them (:func:`pipelines.options.memo_config_map`).
     """
     return bounded_name(rule, 63 - 2, prefix=MEMO_PREFIX)
-
-
-def _controlled_by(item: Mapping[str, Any], rule: Mapping[str, Any]) -> bool:
-    uid = rule["metadata"].get("uid")
-    references = (item.get("metadata") or {}).get("ownerReferences") or []
-    return any(ref.get("uid") == uid and ref.get("controller") for ref in references)
 
 
 def _rule_label(rule: Mapping[str, Any]) -> str:
