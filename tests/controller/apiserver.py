@@ -21,7 +21,8 @@ on, as the real API server has it:
 - the garbage collector: deleting an object deletes what names it in ``ownerReferences``
   (at once; :attr:`ApiServer.garbage_collection` turns it off);
 - failures on demand: :meth:`ApiServer.fail` answers the next matching requests with an error
-  and changes nothing.
+  and changes nothing (or, with ``after_applying``, applies the request and then answers the
+  error, as a proxy that timed out waiting for the answer would).
 """
 
 from __future__ import annotations
@@ -59,6 +60,10 @@ class Fault:
     status: int
     times: int
     subresource: str = ""
+    verb: str = ""
+    """Only requests of this RBAC verb (``watch``, ``list``, ...); empty: any."""
+    after_applying: bool = False
+    """Apply the request, then answer ``status`` (the answer of a change that was made)."""
 
 
 @dataclass(frozen=True)
@@ -92,10 +97,20 @@ class ApiServer(kmock.KubernetesEmulator):
     # --- for tests ---------------------------------------------------------------------------
 
     def fail(
-        self, method: str, plural: str, status: int, times: int = 1, subresource: str = ""
+        self,
+        method: str,
+        plural: str,
+        status: int,
+        times: int = 1,
+        subresource: str = "",
+        *,
+        verb: str = "",
+        after_applying: bool = False,
     ) -> None:
         """Answer the next ``times`` ``method`` requests on ``plural`` with ``status``."""
-        self._faults.append(Fault(method.upper(), plural, status, times, subresource))
+        self._faults.append(
+            Fault(method.upper(), plural, status, times, subresource, verb, after_applying)
+        )
 
     def put(self, resource: Resource, document: dict[str, Any]) -> dict[str, Any]:
         """Create or replace an object directly, as another client would."""
@@ -160,8 +175,14 @@ class ApiServer(kmock.KubernetesEmulator):
         plural = request.resource.plural
         self._groups.setdefault(plural, request.resource.group or "")
         fault = self._take_fault(request)
-        if fault is not None:
+        if fault is not None and not fault.after_applying:
             return _status(fault.status, "InjectedFailure", f"failing on purpose ({fault.status})")
+        if fault is not None:
+            await self._serve(request, plural)  # applied; the answer is lost
+            return _status(fault.status, "InjectedFailure", f"lost the answer ({fault.status})")
+        return await self._serve(request, plural)
+
+    async def _serve(self, request: kmock.Request, plural: str) -> aiohttp.web.StreamResponse:
         method = _method(request)
         try:
             if method == "POST":
@@ -395,6 +416,7 @@ class ApiServer(kmock.KubernetesEmulator):
                 and fault.method == method
                 and fault.plural == plural
                 and fault.subresource == (request.subresource or "")
+                and fault.verb in ("", getattr(rbac_call(request), "verb", ""))
             ):
                 fault.times -= 1
                 return fault
