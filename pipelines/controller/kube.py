@@ -33,6 +33,7 @@ import random
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -217,6 +218,47 @@ class Created:
         return self.object is None
 
 
+class WatchEventType(StrEnum):
+    """What a watch event says happened (``ERROR`` is raised, never yielded)."""
+
+    ADDED = "ADDED"
+    MODIFIED = "MODIFIED"
+    DELETED = "DELETED"
+    BOOKMARK = "BOOKMARK"
+
+
+_WATCH_TYPES = frozenset(kind.value for kind in WatchEventType)
+
+
+@dataclass(frozen=True)
+class WatchEvent:
+    """One change a watch reported: what happened, and the object as it is (or was)."""
+
+    type: WatchEventType
+    object: dict[str, Any]
+
+    @property
+    def resource_version(self) -> str | None:
+        """The object's resourceVersion: where a watch started again goes on from."""
+        version = (self.object.get("metadata") or {}).get("resourceVersion")
+        return str(version) if version else None
+
+
+@dataclass(frozen=True)
+class ObjectList:
+    """A list's objects and the resourceVersion to watch from."""
+
+    items: list[dict[str, Any]]
+    resource_version: str = ""
+
+    @classmethod
+    def of(cls, payload: Mapping[str, Any]) -> ObjectList:
+        """The list the API server answered (a missing ``items`` is an empty list)."""
+        items = payload.get("items") or []
+        version = (payload.get("metadata") or {}).get("resourceVersion")
+        return cls([item for item in items if isinstance(item, dict)], str(version or ""))
+
+
 Sleep = Callable[[float], Awaitable[None]]
 
 
@@ -268,10 +310,11 @@ class KubeClient:
         resource: Resource,
         namespace: str | None = None,
         label_selector: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> ObjectList:
         """The collection in ``namespace`` (None: every namespace), optionally by labels."""
         params = {"labelSelector": label_selector} if label_selector else {}
-        return await self._request(Verb.LIST, "GET", resource.path(namespace), params=params)
+        payload = await self._request(Verb.LIST, "GET", resource.path(namespace), params=params)
+        return ObjectList.of(payload)
 
     async def watch(
         self,
@@ -279,7 +322,7 @@ class KubeClient:
         namespace: str | None,
         resource_version: str,
         timeout_seconds: int,
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> AsyncIterator[WatchEvent]:
         """Changes after ``resource_version``, until the server ends the watch.
 
         Yields ``ADDED``, ``MODIFIED``, ``DELETED`` and ``BOOKMARK`` events; raises :class:`Gone`
@@ -309,11 +352,12 @@ class KubeClient:
                         event = json.loads(line)
                     except json.JSONDecodeError as exc:
                         raise Unavailable(f"watch of {resource.plural}: not JSON: {exc}") from exc
-                    if event.get("type") == "ERROR":
-                        status = event.get("object") or {}
+                    kind, item = event.get("type"), event.get("object") or {}
+                    if kind == "ERROR":
                         what = f"WATCH {resource.path(namespace)}"
-                        raise _error_of(int(status.get("code") or 500), status, what)
-                    yield event
+                        raise _error_of(int(item.get("code") or 500), item, what)
+                    if kind in _WATCH_TYPES and isinstance(item, dict):
+                        yield WatchEvent(WatchEventType(kind), item)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise Unavailable(f"watch of {resource.plural} broke: {_describe(exc)}") from exc
 

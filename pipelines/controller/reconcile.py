@@ -265,7 +265,7 @@ class RuleReconciler:
                 resource, metadata["namespace"], f"{RULE_LABEL}={_rule_label(rule)}"
             )
             owner = RuleRef.of(rule)
-            for item in found.get("items") or []:
+            for item in found.items:
                 if owner.controls(item):
                     name = item["metadata"]["name"]
                     await self._client.patch(
@@ -288,7 +288,7 @@ class RuleReconciler:
         except NotFound:
             return  # the cluster does not have this kind at all
         owner = RuleRef.of(rule)
-        for item in found.get("items") or []:
+        for item in found.items:
             name = item["metadata"]["name"]
             if owner.controls(item):
                 await self._client.delete(resource, metadata["namespace"], name)
@@ -312,7 +312,7 @@ class RuleReconciler:
         except KubeError as exc:
             log.warning("could not read the rule's runs", error=str(exc))
             return Runs(previous.lastRun, None)
-        items = found.get("items") or []
+        items = found.items
         return workflow_runs(items, previous) if resource == WORKFLOWS else job_runs(items)
 
     async def _report(

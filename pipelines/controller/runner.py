@@ -42,7 +42,17 @@ from jobs.clients.kube_retry import Backoff
 from jobs.log import get_logger
 from pipelines.controller.checking import Checker, Governing
 from pipelines.controller.config import ControllerConfig
-from pipelines.controller.kube import LIMITS, RULES, Gone, KubeClient, KubeError, NotFound
+from pipelines.controller.kube import (
+    LIMITS,
+    RULES,
+    Gone,
+    KubeClient,
+    KubeError,
+    NotFound,
+    ObjectList,
+    WatchEvent,
+    WatchEventType,
+)
 from pipelines.controller.leader import LeaderElector
 from pipelines.controller.objects import RuleKey
 from pipelines.controller.reconcile import RuleReconciler
@@ -57,6 +67,7 @@ WATCH_BACKOFF = Backoff(first=1.0, cap=60.0)
 """Waits before opening again a watch that broke: 1 s doubling up to a minute, with jitter."""
 
 Sleep = Callable[[float], Awaitable[None]]
+CHANGES = frozenset({WatchEventType.ADDED, WatchEventType.MODIFIED})
 
 
 @dataclass(frozen=True)
@@ -307,7 +318,7 @@ class Controller:
                         "the cluster has no PRReconciliationLimits resource: the built-in "
                         "limits apply (install the chart's CRDs)"
                     )
-                listing = {"items": [], "metadata": {}}
+                listing = ObjectList([])
             except KubeError as exc:
                 delay = min(self._first_retry * 2**failures, self._config.resync_seconds)
                 failures += 1
@@ -316,10 +327,10 @@ class Controller:
                 continue
             failures = 0
             assert self._limits_listed is not None
-            if self._limits.replace(listing.get("items") or []) and self._limits_listed.is_set():
+            if self._limits.replace(listing.items) and self._limits_listed.is_set():
                 self._limits_changed()
             self._limits_listed.set()
-            version = str((listing.get("metadata") or {}).get("resourceVersion") or "")
+            version = listing.resource_version
             deadline = loop.time() + self._config.resync_seconds
             while version and (remaining := deadline - loop.time()) > 0:
                 started, delivered = loop.time(), 0
@@ -340,19 +351,17 @@ class Controller:
             if not version:
                 await self._sleep(self._config.resync_seconds)
 
-    def _on_limits_event(self, event: dict[str, Any]) -> str | None:
-        kind = event.get("type")
-        item = event.get("object") or {}
-        version = (item.get("metadata") or {}).get("resourceVersion")
-        if kind == "DELETED":
+    def _on_limits_event(self, event: WatchEvent) -> str | None:
+        item = event.object
+        if event.type is WatchEventType.DELETED:
             changed = self._limits.remove(str(item["metadata"]["name"]))
-        elif kind in {"ADDED", "MODIFIED"}:
+        elif event.type in CHANGES:
             changed = self._limits.put(item)
         else:
             changed = False
         if changed:
             self._limits_changed()
-        return str(version) if version else None
+        return event.resource_version
 
     def _limits_changed(self) -> None:
         self._log.info("the limits changed: every rule is checked again")
@@ -385,13 +394,13 @@ class Controller:
                 await self._sleep(delay)
                 continue
             failures = 0
-            items = listing.get("items") or []
+            items = listing.items
             if namespace not in self._listed:
                 await sweep(self._client, self._config, namespace, items)
             await own_memo(self._client, self._config, namespace, items)
             self._relisted(namespace, items)
             self._listed.add(namespace)
-            version = str((listing.get("metadata") or {}).get("resourceVersion") or "")
+            version = listing.resource_version
             deadline = loop.time() + self._config.resync_seconds
             while (remaining := deadline - loop.time()) > 0:
                 started, delivered = loop.time(), 0
@@ -442,26 +451,25 @@ class Controller:
             self._queue.put(Work(key, self._latest.pop(key), deleted=True))
             self._seen_versions.pop(key, None)
 
-    def _on_event(self, event: dict[str, Any]) -> str | None:
+    def _on_event(self, event: WatchEvent) -> str | None:
         """Handle one watch event; returns the resourceVersion it carries."""
-        kind = event.get("type")
-        item = event.get("object") or {}
-        version = (item.get("metadata") or {}).get("resourceVersion")
-        if kind == "BOOKMARK":
-            return str(version) if version else None
+        item = event.object
+        version = event.resource_version
+        if event.type is WatchEventType.BOOKMARK:
+            return version
         if not (item.get("metadata") or {}).get("name"):
             return None
         key = RuleKey.of(item)
-        if kind == "DELETED":
+        if event.type is WatchEventType.DELETED:
             self._cancel_retry(key)
             self._latest.pop(key, None)
             self._seen_versions.pop(key, None)
             self._queue.put(Work(key, item, deleted=True))
-        elif kind in {"ADDED", "MODIFIED"}:
-            if str(version) != self._seen_versions.get(key):
+        elif event.type in CHANGES:
+            if version != self._seen_versions.get(key):
                 self._cancel_retry(key)  # a change is reconciled now, not at the old retry
             self._take(key, item, force=False)
-        return str(version) if version else None
+        return version
 
     def _take(self, key: RuleKey, item: dict[str, Any], *, force: bool) -> None:
         """Remember the newest object and queue it."""

@@ -75,7 +75,7 @@ async def own_memo(
     log = get_logger("ai_operator.controller").bind(scope=scope or "all namespaces")
     try:
         found = await client.list(CONFIG_MAPS, scope, MEMO_CACHE_LABEL)
-        for item in found.get("items") or []:
+        for item in found.items:
             metadata = item["metadata"]
             namespace, name = str(metadata.get("namespace") or ""), str(metadata["name"])
             rule = owners.get(RuleKey(namespace, name[:-2]))
@@ -96,7 +96,7 @@ async def _generated(
             found = await client.list(resource, scope, MANAGED)
         except NotFound:
             continue  # the cluster does not have this kind
-        for item in found.get("items") or []:
+        for item in found.items:
             metadata = item["metadata"]
             owner = controller_of(item)
             namespace = str(metadata.get("namespace") or "")
@@ -113,7 +113,7 @@ async def _generated(
 async def _memo(client: KubeClient, scope: str | None, present: set[RuleKey], log: Any) -> None:
     wanted = {RuleKey(key.namespace, memo_prefix(key.name)) for key in present}
     found = await client.list(CONFIG_MAPS, scope, MEMO_CACHE_LABEL)
-    for item in found.get("items") or []:
+    for item in found.items:
         metadata = item["metadata"]
         name, namespace = str(metadata["name"]), str(metadata.get("namespace") or "")
         if not name.startswith(MEMO_PREFIX) or RuleKey(namespace, name[:-2]) in wanted:
