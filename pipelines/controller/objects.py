@@ -2,6 +2,8 @@
 
 - :class:`RuleKey`: which rule (namespace and name), the key of every per-rule table;
 - :class:`RuleRef`: a rule's identity as its children name it (kind, name, uid);
+- :class:`RuleObject`: a rule as the API server returned it (its identity, generation,
+  resourceVersion and stored status);
 - :class:`OwnerReference`: an entry of ``metadata.ownerReferences``, read from the objects the
   controller lists (its CronWorkflows, CronJobs, memo ConfigMaps) and written onto them.
 
@@ -130,3 +132,38 @@ class RuleRef:
             and ref.uid != self.uid
             for ref in owner_references(item)
         )
+
+
+@dataclass(frozen=True)
+class RuleObject:
+    """A rule as the API server returned it: who it is and which version, typed.
+
+    The document is kept as it came: the checker validates it as ``ai-operator validate``
+    would a file.
+    """
+
+    ref: RuleRef
+    generation: int | None
+    resource_version: str | None
+    status: object
+    """The stored status, as stored (read it with :func:`~.status.read_status`)."""
+    document: Mapping[str, Any]
+
+    @classmethod
+    def of(cls, document: Mapping[str, Any]) -> RuleObject:
+        """The rule the API server returned."""
+        metadata = document["metadata"]
+        generation = metadata.get("generation")
+        version = metadata.get("resourceVersion")
+        return cls(
+            ref=RuleRef.of(document),
+            generation=generation if isinstance(generation, int) else None,
+            resource_version=str(version) if version is not None else None,
+            status=document.get("status"),
+            document=document,
+        )
+
+    @property
+    def key(self) -> RuleKey:
+        """Which rule this is."""
+        return self.ref.key

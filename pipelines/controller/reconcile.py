@@ -59,7 +59,7 @@ from pipelines.controller.kube import (
     NotFound,
     Resource,
 )
-from pipelines.controller.objects import RuleKey, RuleRef
+from pipelines.controller.objects import RuleKey, RuleObject, RuleRef
 from pipelines.controller.status import (
     Event,
     EventReason,
@@ -102,10 +102,7 @@ class Reconciled:
     @property
     def status_version(self) -> str | None:
         """The rule's resourceVersion after the status write, when there was one."""
-        if self.written is None:
-            return None
-        version = (self.written.get("metadata") or {}).get("resourceVersion")
-        return str(version) if version is not None else None
+        return RuleObject.of(self.written).resource_version if self.written else None
 
 
 class RuleReconciler:
@@ -131,14 +128,15 @@ class RuleReconciler:
 
     async def reconcile(self, rule: Mapping[str, Any]) -> Reconciled:
         """Bring one rule's generated object, status and events up to date."""
-        log = self._log.bind(rule=str(RuleKey.of(rule)))
+        this = RuleObject.of(rule)
+        log = self._log.bind(rule=str(this.key))
         found = await self.check(rule)
         if isinstance(found, Compiled):
-            outcome = await self._apply(rule, found)
+            outcome = await self._apply(this, found)
         else:
-            outcome = await self._remove_generated(rule, found, keep=None)
-        runs = await self._runs(rule, log)
-        written = await self._report(rule, outcome, runs, log)
+            outcome = await self._remove_generated(this, found, keep=None)
+        runs = await self._runs(this, log)
+        written = await self._report(this, outcome, runs, log)
         # A line when something changed; a resync of an unchanged rule logs only at debug level.
         if outcome.applied:
             log.info("rule applied", kind=outcome.generated.kind if outcome.generated else None)
@@ -150,27 +148,26 @@ class RuleReconciler:
 
     async def check(self, rule: Mapping[str, Any]) -> Compiled | Outcome:
         """The compiled object for ``rule``, or the ``Invalid`` outcome saying why not."""
-        governing = self._governing(str(rule["metadata"]["namespace"]))
+        governing = self._governing(RuleKey.of(rule).namespace)
         if self._checker is None:
             return evaluate_rule(rule, self._config, governing)
         return await self._checker.check(rule, self._config, governing)
 
     async def forget(self, rule: Mapping[str, Any]) -> None:
         """Delete what a deleted rule generated (as the garbage collector would) and its groups."""
-        metadata = rule["metadata"]
+        this = RuleObject.of(rule)
+        key = this.key
         for resource in GENERATED_KINDS.values():
             try:
-                await self._delete_owned(resource, rule)
+                await self._delete_owned(resource, this)
             except KubeError as exc:
                 self._log.warning(
                     "could not delete a deleted rule's objects; the garbage collector will",
-                    rule=f"{metadata['namespace']}/{metadata['name']}",
+                    rule=str(key),
                     error=str(exc),
                 )
-        await self.delete_memo(metadata["namespace"], metadata["name"])
-        await delete_rule_metrics(
-            self._config.pushgateway_url, metadata["namespace"], metadata["name"]
-        )
+        await self.delete_memo(key.namespace, key.name)
+        await delete_rule_metrics(self._config.pushgateway_url, key.namespace, key.name)
 
     async def delete_memo(self, namespace: str, name: str) -> None:
         """Delete the memoization caches of the rule ``name`` (Argo creates them, not its rule)."""
@@ -188,7 +185,7 @@ class RuleReconciler:
 
     # --- apply -----------------------------------------------------------------------------
 
-    async def _apply(self, rule: Mapping[str, Any], compiled: Compiled) -> Outcome:
+    async def _apply(self, rule: RuleObject, compiled: Compiled) -> Outcome:
         resource = GENERATED_KINDS[self._config.target]
         manifest, schedule = compiled.manifest, compiled.schedule
         metadata = manifest.document["metadata"]
@@ -197,7 +194,7 @@ class RuleReconciler:
         def failed(reason: Reason, message: str) -> Outcome:
             return Outcome.apply_failed(reason, short(message), schedule=schedule.cron)
 
-        owner = RuleRef.of(rule)
+        owner = rule.ref
         told: list[Event] = []
         try:
             live = await self._client.get(resource, metadata["namespace"], manifest.name)
@@ -237,7 +234,7 @@ class RuleReconciler:
         return await self._remove_generated(rule, outcome, keep=resource)
 
     async def _remove_generated(
-        self, rule: Mapping[str, Any], outcome: Outcome, keep: Resource | None
+        self, rule: RuleObject, outcome: Outcome, keep: Resource | None
     ) -> Outcome:
         """Delete this rule's objects of every generated kind but ``keep``."""
         for resource in GENERATED_KINDS.values():
@@ -257,58 +254,47 @@ class RuleReconciler:
                 )
         return outcome
 
-    async def _suspend_owned(self, resource: Resource, rule: Mapping[str, Any]) -> None:
+    async def _suspend_owned(self, resource: Resource, rule: RuleObject) -> None:
         """Suspend this rule's objects of ``resource`` (when they cannot be deleted)."""
-        metadata = rule["metadata"]
+        owner = rule.ref
         try:
-            found = await self._client.list(
-                resource, metadata["namespace"], f"{RULE_LABEL}={_rule_label(rule)}"
-            )
-            owner = RuleRef.of(rule)
+            found = await self._client.list(resource, owner.namespace, _rule_selector(owner))
             for item in found.items:
                 if owner.controls(item):
                     name = item["metadata"]["name"]
                     await self._client.patch(
-                        resource, metadata["namespace"], name, {"spec": {"suspend": True}}
+                        resource, owner.namespace, name, {"spec": {"suspend": True}}
                     )
         except KubeError as exc:
             self._log.warning(
-                "could not suspend an invalid rule's objects",
-                rule=f"{metadata['namespace']}/{metadata['name']}",
-                error=str(exc),
+                "could not suspend an invalid rule's objects", rule=str(owner.key), error=str(exc)
             )
 
-    async def _delete_owned(self, resource: Resource, rule: Mapping[str, Any]) -> None:
+    async def _delete_owned(self, resource: Resource, rule: RuleObject) -> None:
         """Delete the objects of ``resource`` labelled for this rule and controlled by it."""
-        metadata = rule["metadata"]
+        owner = rule.ref
         try:
-            found = await self._client.list(
-                resource, metadata["namespace"], f"{RULE_LABEL}={_rule_label(rule)}"
-            )
+            found = await self._client.list(resource, owner.namespace, _rule_selector(owner))
         except NotFound:
             return  # the cluster does not have this kind at all
-        owner = RuleRef.of(rule)
         for item in found.items:
             name = item["metadata"]["name"]
             if owner.controls(item):
-                await self._client.delete(resource, metadata["namespace"], name)
+                await self._client.delete(resource, owner.namespace, name)
                 self._log.info(
                     "deleted a generated object the rule no longer wants",
-                    rule=f"{metadata['namespace']}/{metadata['name']}",
+                    rule=str(owner.key),
                     kind=resource.kind,
                     name=name,
                 )
 
     # --- runs, status, events --------------------------------------------------------------
 
-    async def _runs(self, rule: Mapping[str, Any], log: Any) -> Runs:
+    async def _runs(self, rule: RuleObject, log: Any) -> Runs:
         resource = RUN_KINDS[self._config.target]
-        metadata = rule["metadata"]
-        previous = read_status(rule.get("status"))
+        previous = read_status(rule.status)
         try:
-            found = await self._client.list(
-                resource, metadata["namespace"], f"{RULE_LABEL}={_rule_label(rule)}"
-            )
+            found = await self._client.list(resource, rule.ref.namespace, _rule_selector(rule.ref))
         except KubeError as exc:
             log.warning("could not read the rule's runs", error=str(exc))
             return Runs(previous.lastRun, None)
@@ -317,23 +303,20 @@ class RuleReconciler:
 
     async def _report(
         self,
-        rule: Mapping[str, Any],
+        rule: RuleObject,
         outcome: Outcome,
         runs: Runs,
         log: Any,
     ) -> dict[str, Any] | None:
         """Write the status when it changed, then post the events it calls for."""
-        metadata = rule["metadata"]
-        stored = rule.get("status")
-        previous = read_status(stored)
+        key = rule.key
+        previous = read_status(rule.status)
         now = self._clock()
-        wanted = status_patch(rule_status(outcome, metadata.get("generation"), runs, previous, now))
+        wanted = status_patch(rule_status(outcome, rule.generation, runs, previous, now))
         written = None
-        if not same_status(wanted, stored):
+        if not same_status(wanted, rule.status):
             try:
-                written = await self._client.patch_status(
-                    RULES, metadata["namespace"], metadata["name"], wanted
-                )
+                written = await self._client.patch_status(RULES, key.namespace, key.name, wanted)
             except NotFound:
                 return None  # deleted meanwhile
             except KubeError as exc:
@@ -342,9 +325,7 @@ class RuleReconciler:
         for event in events(outcome, previous, runs.last):
             try:
                 await self._client.create(
-                    EVENTS,
-                    metadata["namespace"],
-                    event_document(event, rule, now, self._instance),
+                    EVENTS, key.namespace, event_document(event, rule, now, self._instance)
                 )
             except KubeError as exc:
                 log.warning("could not post an event", reason=event.reason, error=str(exc))
@@ -398,6 +379,6 @@ def memo_prefix(rule: str) -> str:
     return bounded_name(rule, 63 - 2, prefix=MEMO_PREFIX)
 
 
-def _rule_label(rule: Mapping[str, Any]) -> str:
-    """The value of :data:`RULE_LABEL` on what this rule generated (even an invalid rule's)."""
-    return rule_label_value(rule["metadata"]["name"])
+def _rule_selector(rule: RuleRef) -> str:
+    """The label selector of what this rule generated (even an invalid rule's) and its runs."""
+    return f"{RULE_LABEL}={rule_label_value(rule.name)}"

@@ -36,6 +36,7 @@ from pydantic import ValidationError
 
 from jobs.reconcile.report import append_history, history_entry
 from jobs.rules.model import Condition, GeneratedObject, LastRun, RuleStatus, RunRecord
+from pipelines.controller.objects import RuleObject
 
 MAX_MESSAGE = 1024  # events are cut at 1 KiB by the API server; conditions are kept as short
 MAX_NAME = 253
@@ -384,26 +385,24 @@ def events(outcome: Outcome, previous: RuleStatus, last_run: LastRun | None) -> 
     return found
 
 
-def event_document(
-    event: Event, rule: Mapping[str, Any], now: datetime, instance: str
-) -> dict[str, Any]:
+def event_document(event: Event, rule: RuleObject, now: datetime, instance: str) -> dict[str, Any]:
     """The ``core/v1`` Event about ``rule``, named by what it says (see :func:`event_name`)."""
-    metadata = rule["metadata"]
+    ref = rule.ref
     moment = timestamp(now)
     return {
         "apiVersion": "v1",
         "kind": "Event",
         "metadata": {
             "name": event_name(event, rule, moment, instance),
-            "namespace": metadata["namespace"],
+            "namespace": ref.namespace,
         },
         "involvedObject": {
-            "apiVersion": rule.get("apiVersion"),
-            "kind": rule.get("kind"),
-            "name": metadata["name"],
-            "namespace": metadata["namespace"],
-            "uid": metadata.get("uid"),
-            "resourceVersion": metadata.get("resourceVersion"),
+            "apiVersion": ref.api_version,
+            "kind": ref.kind,
+            "name": ref.name,
+            "namespace": ref.namespace,
+            "uid": ref.uid,
+            "resourceVersion": rule.resource_version,
         },
         "reason": event.reason.value,
         "message": event.message,
@@ -417,17 +416,16 @@ def event_document(
     }
 
 
-def event_name(event: Event, rule: Mapping[str, Any], moment: str, instance: str) -> str:
+def event_name(event: Event, rule: RuleObject, moment: str, instance: str) -> str:
     """``<rule>.<digest>``: the same event of the same reconciliation always has the same name.
 
     So a create that is repeated after a timeout (it may have been applied) answers 409
     ``AlreadyExists`` rather than posting the event twice.
     """
-    metadata = rule["metadata"]
     said = "\n".join(
         (
-            str(metadata.get("uid") or ""),
-            str(metadata.get("resourceVersion") or ""),
+            rule.ref.uid or "",
+            rule.resource_version or "",
             event.reason,
             event.type,
             event.message,
@@ -436,7 +434,7 @@ def event_name(event: Event, rule: Mapping[str, Any], moment: str, instance: str
         )
     )
     digest = hashlib.sha256(said.encode()).hexdigest()[:16]
-    return f"{str(metadata['name'])[: MAX_NAME - len(digest) - 1]}.{digest}"
+    return f"{rule.ref.name[: MAX_NAME - len(digest) - 1]}.{digest}"
 
 
 # --- runs ------------------------------------------------------------------------------------
