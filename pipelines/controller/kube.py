@@ -6,9 +6,10 @@ server-side apply (``PATCH`` with ``application/apply-patch+yaml``, a field mana
 Lease) and delete. What is tried again depends on the verb, as the table of
 :mod:`jobs.clients.kube_retry` says: reads, applies, patches and deletes on a passing trouble (a
 5xx or 429 answer, a timeout, a lost connection); a create only when it cannot have been
-applied (429; a connection that could not be opened), unless its object is named by the caller,
-in which case a retried create that had been applied answers 409, read as "exists"
-(:class:`Created`). Waits are capped exponential backoff with jitter, honouring ``Retry-After``.
+applied (429, 503 with ``Retry-After``, a connection that could not be opened), unless its object
+is named by the caller, in which case a retried create that had been applied answers 409, read
+as "exists" (:class:`Created`). Waits are capped exponential backoff with jitter, honouring
+``Retry-After``. A watch is not retried here: the caller opens it again after a backoff.
 
 Errors (module-wide tree)::
 

@@ -288,16 +288,16 @@ def conditions(
     """Ready, Invalid and ApplyFailed for ``outcome``, keeping unchanged transition times."""
     before = {condition.type: condition for condition in previous}
     result = []
-    for kind, value, reason, message in _wanted_conditions(outcome):
-        status = ConditionStatus.TRUE if value else ConditionStatus.FALSE
-        old = before.get(kind)
+    for wanted in _wanted_conditions(outcome):
+        status = ConditionStatus.TRUE if wanted.true else ConditionStatus.FALSE
+        old = before.get(wanted.type)
         since = old.lastTransitionTime if old is not None and old.status == status.value else None
         result.append(
             Condition(
-                type=kind,
+                type=wanted.type,
                 status=status.value,
-                reason=reason,
-                message=short(message),
+                reason=wanted.reason,
+                message=short(wanted.message),
                 lastTransitionTime=since or timestamp(now),
                 observedGeneration=generation,
             )
@@ -305,8 +305,18 @@ def conditions(
     return result
 
 
-def _wanted_conditions(outcome: Outcome) -> list[tuple[ConditionType, bool, Reason, str]]:
-    """(type, true, reason, message) of each condition: the state machine's output."""
+@dataclass(frozen=True)
+class _Wanted:
+    """One condition as the outcome sets it (before transition times)."""
+
+    type: ConditionType
+    true: bool
+    reason: Reason
+    message: str
+
+
+def _wanted_conditions(outcome: Outcome) -> list[_Wanted]:
+    """Each condition's truth, reason and message for ``outcome``: the state machine's output."""
     state = outcome.state
     ready, invalid, failed = (
         state is State.READY,
@@ -316,14 +326,14 @@ def _wanted_conditions(outcome: Outcome) -> list[tuple[ConditionType, bool, Reas
     ready_reason = Reason.APPLIED if ready else (Reason.INVALID if invalid else Reason.APPLY_FAILED)
     applied_reason = Reason.NOT_APPLIED if invalid else Reason.APPLIED
     return [
-        (ConditionType.READY, ready, ready_reason, outcome.message),
-        (
+        _Wanted(ConditionType.READY, ready, ready_reason, outcome.message),
+        _Wanted(
             ConditionType.INVALID,
             invalid,
             outcome.reason if invalid else Reason.VALID,
             outcome.message if invalid else "",
         ),
-        (
+        _Wanted(
             ConditionType.APPLY_FAILED,
             failed,
             outcome.reason if failed else applied_reason,
