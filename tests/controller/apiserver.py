@@ -93,6 +93,7 @@ class ApiServer(kmock.KubernetesEmulator):
     _faults: list[Fault] = attrs.field(factory=list, init=False)
     _changed: asyncio.Event | None = attrs.field(default=None, init=False)
     _watch_epoch: int = attrs.field(default=0, init=False)
+    _watch_epochs: dict[str, int] = attrs.field(factory=dict, init=False)
 
     # --- for tests ---------------------------------------------------------------------------
 
@@ -152,9 +153,12 @@ class ApiServer(kmock.KubernetesEmulator):
         """Forget the history so far: watches from an older resourceVersion get 410 Gone."""
         self._compacted = self._version
 
-    def end_watches(self) -> None:
-        """End every open watch now (as an API server restart would)."""
-        self._watch_epoch += 1
+    def end_watches(self, plural: str | None = None) -> None:
+        """End every open watch (of ``plural`` only, when given) now, as a restart would."""
+        if plural is None:
+            self._watch_epoch += 1
+        else:
+            self._watch_epochs[plural] = self._watch_epochs.get(plural, 0) + 1
         self._notify()
 
     @property
@@ -223,8 +227,8 @@ class ApiServer(kmock.KubernetesEmulator):
 
     async def _serve_watch(self, request: rendering.Request) -> AsyncIterator[rendering.Payload]:
         yield b""  # send the headers at once
-        epoch = self._watch_epoch
         plural = _plural(request)
+        epoch = (self._watch_epoch, self._watch_epochs.get(plural, 0))
         since = int(request.params.get("resourceVersion") or 0)
         timeout = float(request.params.get("timeoutSeconds") or 3600)
         deadline = asyncio.get_running_loop().time() + timeout
@@ -236,7 +240,7 @@ class ApiServer(kmock.KubernetesEmulator):
                 if kind == plural and request.namespace in (None, ns):
                     yield {"type": "ADDED", "object": copy.deepcopy(obj)}
             since = self._version
-        while epoch == self._watch_epoch:
+        while epoch == (self._watch_epoch, self._watch_epochs.get(plural, 0)):
             for version, kind, event in list(self._history):
                 namespace = event["object"]["metadata"].get("namespace")
                 if version > since and kind == plural and request.namespace in (None, namespace):

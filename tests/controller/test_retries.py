@@ -25,10 +25,12 @@ from pipelines.controller.kube import (
     KubeError,
     Unavailable,
 )
+from pipelines.controller.objects import RuleKey
 from tests.controller.apiserver import ApiServer
 from tests.controller.conftest import FAST_RETRY, NAMESPACE, add_rule, eventually, running, settled
 
 pytestmark = pytest.mark.asyncio
+RULE = "staging-automerge"
 
 
 class Sleeps:
@@ -176,3 +178,20 @@ async def test_jitter_shortens_a_watch_wait_by_at_most_half(api: ApiServer) -> N
         await eventually(lambda: requests(api, "watch", "prreconciliationrules") >= 4)
         await settled(controller)
     assert [round(wait, 2) for wait in sleeps.waits] == [0.5, 1.0, 2.0]
+
+
+async def test_a_watch_that_worked_starts_the_backoff_over(api: ApiServer) -> None:
+    """Three breaks (1, 2, 4 s), a watch that delivers a change, then two breaks: 1 s, 2 s."""
+    api.fail("GET", "prreconciliationrules", 500, times=3, verb="watch")
+    sleeps = Sleeps()
+    async with running(
+        api, watch_backoff=Backoff(first=1.0, cap=8.0), sleep=sleeps, jitter=lambda: 0.0
+    ) as controller:
+        await eventually(lambda: requests(api, "watch", "prreconciliationrules") >= 4)
+        add_rule(api)  # the open watch delivers it: the watch worked
+        await eventually(lambda: controller.reconciled.get(RuleKey(NAMESPACE, RULE), 0) >= 1)
+        api.fail("GET", "prreconciliationrules", 500, times=2, verb="watch")
+        api.end_watches("prreconciliationrules")
+        await eventually(lambda: requests(api, "watch", "prreconciliationrules") >= 7)
+        await settled(controller)
+    assert sleeps.waits == [1.0, 2.0, 4.0, 1.0, 2.0]
