@@ -28,13 +28,12 @@ from typing import Any
 from jobs.rules.files import RuleSource
 from jobs.rules.limits import KIND as LIMITS_KIND
 from jobs.rules.limits import LimitsSpec, limit_problems
-from jobs.rules.model import KIND
 from jobs.rules.schedule import Schedule, resolve
 from jobs.rules.validation import check_document, one_line
 from pipelines.compile import CompileError, compile_rule
 from pipelines.controller.config import ControllerConfig
-from pipelines.controller.kube import RULES
-from pipelines.controller.status import Outcome, short
+from pipelines.controller.objects import RuleRef
+from pipelines.controller.status import Outcome, Reason, short
 from pipelines.options import CompiledManifest
 
 MANIFEST_HASH_ANNOTATION = "aioperator.io/manifest-hash"
@@ -73,9 +72,10 @@ def evaluate_rule(
     try:
         return _evaluate(rule, config, governing)
     except RecursionError:
-        return Outcome("invalid", "CheckFailed", "the rule is nested too deeply to be checked")
+        return Outcome.invalid(Reason.CHECK_FAILED, "the rule is nested too deeply to be checked")
     except Exception as exc:  # any failure to check a rule is that rule's problem, on one line
-        return Outcome("invalid", "CheckFailed", f"the rule could not be checked: {one_line(exc)}")
+        message = f"the rule could not be checked: {one_line(exc)}"
+        return Outcome.invalid(Reason.CHECK_FAILED, message)
 
 
 def _evaluate(
@@ -94,9 +94,9 @@ def _evaluate(
     checked = check_document(document, source)
     if checked.errors or checked.rule is None:
         message = "; ".join(f"{f.field or 'rule'}: {f.message}" for f in checked.errors)
-        return Outcome("invalid", "ValidationFailed", short(message))
+        return Outcome.invalid(Reason.VALIDATION_FAILED, short(message))
     if governing.problem is not None or governing.spec is None:
-        return Outcome("invalid", "OutsideLimits", short(governing.problem or "no limits"))
+        return Outcome.invalid(Reason.OUTSIDE_LIMITS, short(governing.problem or "no limits"))
     spec = checked.rule.spec
     problems = limit_problems(
         spec,
@@ -106,7 +106,7 @@ def _evaluate(
     )
     if problems:
         message = "; ".join(str(problem) for problem in problems)
-        return Outcome("invalid", "OutsideLimits", short(f"{message} ({governing.shown})"))
+        return Outcome.invalid(Reason.OUTSIDE_LIMITS, short(f"{message} ({governing.shown})"))
     options = dataclasses.replace(config.compile, limits=governing.spec)
     if governing.spec.secretName:
         options = dataclasses.replace(
@@ -115,7 +115,7 @@ def _evaluate(
     try:
         manifest = compile_rule(checked.rule, config.target, options)
     except CompileError as exc:
-        return Outcome("invalid", "CompileFailed", short(str(exc)))
+        return Outcome.invalid(Reason.COMPILE_FAILED, short(str(exc)))
     return Compiled(owned(manifest, rule), resolve(spec.schedule, spec.reconciliationInterval))
 
 
@@ -123,16 +123,7 @@ def owned(manifest: CompiledManifest, rule: Mapping[str, Any]) -> CompiledManife
     """The manifest with the rule as its controlling owner and the hash of the whole object."""
     document = json.loads(json.dumps(manifest.document))  # a deep copy, plain JSON
     metadata = document["metadata"]
-    metadata["ownerReferences"] = [
-        {
-            "apiVersion": rule.get("apiVersion") or RULES.api_version,
-            "kind": rule.get("kind") or KIND,
-            "name": rule["metadata"]["name"],
-            "uid": rule["metadata"]["uid"],
-            "controller": True,
-            "blockOwnerDeletion": True,
-        }
-    ]
+    metadata["ownerReferences"] = [RuleRef.of(rule).owner(controller=True).to_json()]
     canonical = json.dumps(document, sort_keys=True, separators=(",", ":"))
     digest = hashlib.sha256(canonical.encode()).hexdigest()[:16]
     metadata.setdefault("annotations", {})[MANIFEST_HASH_ANNOTATION] = digest
@@ -172,7 +163,7 @@ class Checker:
         except TimeoutError:
             self._abandon(pool)
             message = f"checking the rule took longer than {self._time_limit:g} s"
-            return Outcome("invalid", "CheckTimedOut", message)
+            return Outcome.invalid(Reason.CHECK_TIMED_OUT, message)
 
     def close(self) -> None:
         """Stop the workers (a check still running ends on its own)."""

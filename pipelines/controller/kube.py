@@ -2,16 +2,22 @@
 
 Every request the controller sends goes through :class:`KubeClient`: get, list and watch,
 server-side apply (``PATCH`` with ``application/apply-patch+yaml``, a field manager and
-``force``), merge patches of the status subresource, create (events) and delete. Requests that
-fail for a reason that may pass (a 5xx or 429 answer, a 409 conflict, a timeout, a lost
-connection) are retried with exponential backoff, honouring ``Retry-After``.
+``force``), merge patches of the status subresource, create (events, the Lease), update (the
+Lease) and delete. What is tried again depends on the verb, as the table of
+:mod:`jobs.clients.kube_retry` says: reads, applies, patches and deletes on a passing trouble (a
+5xx or 429 answer, a timeout, a lost connection); a create only when it cannot have been
+applied (429, 503 with ``Retry-After``, a connection that could not be opened), unless its object
+is named by the caller, in which case a retried create that had been applied answers 409, read
+as "exists" (:class:`Created`). Waits are capped exponential backoff with jitter, honouring
+``Retry-After``. A watch is not retried here: the caller opens it again after a backoff.
 
 Errors (module-wide tree)::
 
     KubeError              the API refused the request (status, reason, message); not retried
      ├── NotFound          404
      ├── Gone              410: a watch's resourceVersion is too old; list again
-     └── Unavailable       retries exhausted (5xx, 409, 429, timeouts, connection errors)
+     └── Unavailable       retries exhausted, or a failure not safe to repeat (a create's
+                           timeout after sending)
 
 Messages are the API server's own (``cronworkflows.argoproj.io "x" is forbidden: ...``); they
 never contain the credentials, which are sent only in the ``Authorization`` header and never
@@ -26,19 +32,23 @@ import json
 import os
 import random
 import ssl
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
+from jobs.clients.kube_retry import Backoff, Verb, VerbPolicy, policy_for
+from jobs.clients.kube_retry import retried_answer as _retried_answer
+from jobs.clients.kube_retry import retried_failure as _retried_failure
 from jobs.log import add_secrets
 
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 APPLY_PATCH = "application/apply-patch+yaml"
 MERGE_PATCH = "application/merge-patch+json"
-RETRIED_STATUSES = frozenset({409, 429, 500, 502, 503, 504})
+CONFLICT_STATUS = 409
 
 
 @dataclass(frozen=True)
@@ -185,12 +195,72 @@ class RetryPolicy:
     timeout_seconds: float = 30.0
     """Of one request (a watch: of each read)."""
 
-    def delay(self, attempt: int, retry_after: str | None) -> float:
+    @property
+    def backoff(self) -> Backoff:
+        """The waits between attempts."""
+        return Backoff(first=self.backoff_seconds, cap=self.max_backoff_seconds)
+
+    def delay(self, attempt: int, retry_after: str | None, jitter: float | None = None) -> float:
         """Seconds to wait before attempt ``attempt + 1``."""
-        if retry_after and retry_after.isdigit():
-            return min(float(retry_after), self.max_backoff_seconds)
-        base: float = min(self.backoff_seconds * 2**attempt, self.max_backoff_seconds)
-        return base * (0.5 + random.random() / 2)  # noqa: S311 - jitter, not security
+        share = random.random() if jitter is None else jitter  # noqa: S311 - jitter, not security
+        return self.backoff.delay(attempt, share, retry_after)
+
+
+@dataclass(frozen=True)
+class Created:
+    """What a create found: the object it made, or that one of that name already exists."""
+
+    object: dict[str, Any] | None
+    """The created object as the API server returned it; None when it existed."""
+
+    @property
+    def exists(self) -> bool:
+        """The object was there already (409 AlreadyExists): nothing was created."""
+        return self.object is None
+
+
+class WatchEventType(StrEnum):
+    """What a watch event says happened (``ERROR`` is raised, never yielded)."""
+
+    ADDED = "ADDED"
+    MODIFIED = "MODIFIED"
+    DELETED = "DELETED"
+    BOOKMARK = "BOOKMARK"
+
+
+_WATCH_TYPES = frozenset(kind.value for kind in WatchEventType)
+
+
+@dataclass(frozen=True)
+class WatchEvent:
+    """One change a watch reported: what happened, and the object as it is (or was)."""
+
+    type: WatchEventType
+    object: dict[str, Any]
+
+    @property
+    def resource_version(self) -> str | None:
+        """The object's resourceVersion: where a watch started again goes on from."""
+        version = (self.object.get("metadata") or {}).get("resourceVersion")
+        return str(version) if version else None
+
+
+@dataclass(frozen=True)
+class ObjectList:
+    """A list's objects and the resourceVersion to watch from."""
+
+    items: list[dict[str, Any]]
+    resource_version: str = ""
+
+    @classmethod
+    def of(cls, payload: Mapping[str, Any]) -> ObjectList:
+        """The list the API server answered (a missing ``items`` is an empty list)."""
+        items = payload.get("items") or []
+        version = (payload.get("metadata") or {}).get("resourceVersion")
+        return cls([item for item in items if isinstance(item, dict)], str(version or ""))
+
+
+Sleep = Callable[[float], Awaitable[None]]
 
 
 class KubeClient:
@@ -201,9 +271,14 @@ class KubeClient:
         connection: Connection,
         retry: RetryPolicy | None = None,
         user_agent: str = "ai-operator-controller",
+        *,
+        sleep: Sleep = asyncio.sleep,
+        jitter: Callable[[], float] = random.random,
     ) -> None:
         self._connection = connection
         self._retry = retry or RetryPolicy()
+        self._sleep = sleep
+        self._jitter = jitter
         self._user_agent = user_agent
         self._session: aiohttp.ClientSession | None = None
 
@@ -227,7 +302,7 @@ class KubeClient:
     async def get(self, resource: Resource, namespace: str, name: str) -> dict[str, Any] | None:
         """One object, or None when it does not exist."""
         try:
-            return await self._request("GET", resource.path(namespace, name))
+            return await self._request(Verb.GET, "GET", resource.path(namespace, name))
         except NotFound:
             return None
 
@@ -236,10 +311,11 @@ class KubeClient:
         resource: Resource,
         namespace: str | None = None,
         label_selector: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> ObjectList:
         """The collection in ``namespace`` (None: every namespace), optionally by labels."""
         params = {"labelSelector": label_selector} if label_selector else {}
-        return await self._request("GET", resource.path(namespace), params=params)
+        payload = await self._request(Verb.LIST, "GET", resource.path(namespace), params=params)
+        return ObjectList.of(payload)
 
     async def watch(
         self,
@@ -247,7 +323,7 @@ class KubeClient:
         namespace: str | None,
         resource_version: str,
         timeout_seconds: int,
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> AsyncIterator[WatchEvent]:
         """Changes after ``resource_version``, until the server ends the watch.
 
         Yields ``ADDED``, ``MODIFIED``, ``DELETED`` and ``BOOKMARK`` events; raises :class:`Gone`
@@ -277,11 +353,12 @@ class KubeClient:
                         event = json.loads(line)
                     except json.JSONDecodeError as exc:
                         raise Unavailable(f"watch of {resource.plural}: not JSON: {exc}") from exc
-                    if event.get("type") == "ERROR":
-                        status = event.get("object") or {}
+                    kind, item = event.get("type"), event.get("object") or {}
+                    if kind == "ERROR":
                         what = f"WATCH {resource.path(namespace)}"
-                        raise _error_of(int(status.get("code") or 500), status, what)
-                    yield event
+                        raise _error_of(int(item.get("code") or 500), item, what)
+                    if kind in _WATCH_TYPES and isinstance(item, dict):
+                        yield WatchEvent(WatchEventType(kind), item)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise Unavailable(f"watch of {resource.plural} broke: {_describe(exc)}") from exc
 
@@ -293,6 +370,7 @@ class KubeClient:
         """Server-side apply of ``document`` (created when absent), taking over its fields."""
         metadata = document["metadata"]
         return await self._request(
+            Verb.APPLY,
             "PATCH",
             resource.path(metadata["namespace"], metadata["name"]),
             params={"fieldManager": field_manager, "force": "true"},
@@ -305,6 +383,7 @@ class KubeClient:
     ) -> dict[str, Any]:
         """Merge ``status`` into the object's status subresource (``None`` values remove)."""
         return await self._request(
+            Verb.PATCH,
             "PATCH",
             resource.path(namespace, name, "status"),
             body=json.dumps({"status": status}),
@@ -316,6 +395,7 @@ class KubeClient:
     ) -> dict[str, Any]:
         """Merge ``change`` into the object (RFC 7386 merge patch)."""
         return await self._request(
+            Verb.PATCH,
             "PATCH",
             resource.path(namespace, name),
             body=json.dumps(change),
@@ -331,35 +411,44 @@ class KubeClient:
         """
         name = document["metadata"]["name"]
         return await self._request(
+            Verb.UPDATE,
             "PUT",
             resource.path(namespace, name),
             body=json.dumps(document),
             content_type="application/json",
-            retried=RETRIED_STATUSES - {409},
         )
 
     async def create(
-        self,
-        resource: Resource,
-        namespace: str,
-        document: Mapping[str, Any],
-        *,
-        exists_is_final: bool = False,
-    ) -> dict[str, Any]:
-        """Create ``document`` in ``namespace``; with ``exists_is_final``, 409 is not retried."""
-        return await self._request(
-            "POST",
-            resource.path(namespace),
-            body=json.dumps(document),
-            content_type="application/json",
-            retried=RETRIED_STATUSES - {409} if exists_is_final else RETRIED_STATUSES,
-        )
+        self, resource: Resource, namespace: str, document: Mapping[str, Any]
+    ) -> Created:
+        """Create ``document`` in ``namespace``; 409 AlreadyExists is :attr:`Created.exists`.
+
+        A document with ``metadata.name`` is created at most once however often the request is
+        repeated, so it is retried like a read; one with only ``generateName`` is repeated only
+        when it cannot have been applied (see :mod:`jobs.clients.kube_retry`).
+        """
+        named = bool((document.get("metadata") or {}).get("name"))
+        try:
+            created = await self._request(
+                Verb.CREATE,
+                "POST",
+                resource.path(namespace),
+                body=json.dumps(document),
+                content_type="application/json",
+                policy=policy_for(Verb.CREATE, named=named),
+            )
+        except KubeError as exc:
+            if exc.status == CONFLICT_STATUS:
+                return Created(None)
+            raise
+        return Created(created)
 
     async def delete(self, resource: Resource, namespace: str, name: str) -> bool:
         """Delete an object and, in the background, what it owns; False when already gone."""
         body = {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": "Background"}
         try:
             await self._request(
+                Verb.DELETE,
                 "DELETE",
                 resource.path(namespace, name),
                 body=json.dumps(body),
@@ -373,14 +462,17 @@ class KubeClient:
 
     async def _request(
         self,
+        verb: Verb,
         method: str,
         path: str,
         *,
         params: Mapping[str, str] | None = None,
         body: str | None = None,
         content_type: str | None = None,
-        retried: frozenset[int] = RETRIED_STATUSES,
+        policy: VerbPolicy | None = None,
     ) -> dict[str, Any]:
+        """Send one request, trying it again as the verb's policy allows."""
+        rules = policy or policy_for(verb)
         session = self._open_session()
         timeout = aiohttp.ClientTimeout(total=self._retry.timeout_seconds)
         last: KubeError | None = None
@@ -397,13 +489,15 @@ class KubeClient:
                     if response.status < 400:
                         return payload if isinstance(payload, dict) else {}
                     last = _error_of(response.status, payload, f"{method} {path}")
-                    if response.status not in retried:
-                        raise last
                     retry_after = response.headers.get("Retry-After")
+                    if not _retried_answer(rules, response.status, retry_after):
+                        raise last
             except (aiohttp.ClientError, TimeoutError) as exc:
                 last = Unavailable(f"{method} {path}: {_describe(exc)}")
+                if not _retried_failure(rules, sent=_maybe_sent(exc)):
+                    raise Unavailable(f"{last} (not repeated: it may have been applied)") from exc
             if attempt + 1 < self._retry.attempts:
-                await asyncio.sleep(self._retry.delay(attempt, retry_after))
+                await self._sleep(self._retry.delay(attempt, retry_after, self._jitter()))
         assert last is not None  # the loop ran at least once
         raise Unavailable(
             f"{last} (gave up after {self._retry.attempts} attempts)", last.status, last.reason
@@ -440,6 +534,14 @@ def _error_of(status: int, payload: Any, what: str) -> KubeError:
     if status == 410:
         return Gone(text, status, reason)
     return KubeError(text, status, reason)
+
+
+def _maybe_sent(exc: BaseException) -> bool:
+    """Whether a request that failed with ``exc`` may have reached the API server.
+
+    Only a connection that could not be opened proves that nothing was sent.
+    """
+    return not isinstance(exc, aiohttp.ClientConnectorError)
 
 
 def _describe(exc: BaseException) -> str:

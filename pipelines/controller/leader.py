@@ -18,9 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from jobs.log import get_logger
 from pipelines.controller.config import LeaderElection
@@ -28,6 +31,35 @@ from pipelines.controller.kube import LEASES, KubeClient, KubeError
 
 Lead = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 """Serves until the event is set (leadership lost, or stop)."""
+
+
+class LeaseSpec(BaseModel):
+    """A ``coordination.k8s.io/v1`` Lease's spec, as client-go's leaderelection writes it."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    holderIdentity: str | None = None
+    leaseDurationSeconds: int | None = None
+    acquireTime: str | None = None
+    renewTime: str | None = None
+    leaseTransitions: int | None = None
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A Lease as read: its spec and the resourceVersion a replace must carry."""
+
+    spec: LeaseSpec
+    resource_version: str
+
+    @classmethod
+    def of(cls, item: Mapping[str, Any]) -> Lease:
+        """The Lease the API server returned; a spec the model refuses reads as no holder."""
+        try:
+            spec = LeaseSpec.model_validate(item.get("spec") or {})
+        except ValidationError:
+            spec = LeaseSpec()
+        return cls(spec, str((item.get("metadata") or {}).get("resourceVersion") or ""))
 
 
 def _micro_time(moment: datetime) -> str:
@@ -50,9 +82,8 @@ class LeaderElector:
         self._settings = settings
         self.identity = identity
         self._clock = clock
-        self._observed: dict[str, Any] | None = None
+        self._observed: Lease | None = None
         self._observed_at = 0.0  # the loop's time when the record last changed
-        self._lease: dict[str, Any] | None = None
         self.leading = False
         self._log = get_logger("ai_operator.controller")
 
@@ -102,80 +133,84 @@ class LeaderElector:
         now = self._clock()
         loop = asyncio.get_running_loop()
         try:
-            lease = await self._client.get(LEASES, settings.namespace, settings.lease_name)
-            if lease is None:
+            found = await self._client.get(LEASES, settings.namespace, settings.lease_name)
+            if found is None:
                 created = await self._client.create(
                     LEASES,
                     settings.namespace,
-                    self._document(None, now, transitions=0, acquired=now),
-                    exists_is_final=True,
+                    self._document(None, now, transitions=0, acquired=None),
                 )
-                self._seen(created, loop.time())
+                if created.object is None:
+                    return False  # another replica created it first
+                self._seen(Lease.of(created.object), loop.time())
                 return True
-            spec = lease.get("spec") or {}
-            if self._observed is None or spec != (self._observed.get("spec") or {}):
+            lease = Lease.of(found)
+            if self._observed is None or lease.spec != self._observed.spec:
                 self._seen(lease, loop.time())
-            holder = spec.get("holderIdentity")
-            duration = float(spec.get("leaseDurationSeconds") or settings.lease_seconds)
+            spec = lease.spec
+            holder = spec.holderIdentity
+            duration = float(spec.leaseDurationSeconds or settings.lease_seconds)
             expired = loop.time() > self._observed_at + duration
             if holder and holder != self.identity and not expired:
                 return False
             ours = holder == self.identity
-            transitions = int(spec.get("leaseTransitions") or 0) + (0 if ours else 1)
-            acquired = spec.get("acquireTime") if ours else _micro_time(now)
+            transitions = (spec.leaseTransitions or 0) + (0 if ours else 1)
+            acquired = spec.acquireTime if ours else None
             document = self._document(lease, now, transitions=transitions, acquired=acquired)
             updated = await self._client.update(LEASES, settings.namespace, document)
-            self._seen(updated, loop.time())
+            self._seen(Lease.of(updated), loop.time())
             return True
         except KubeError as exc:
             if exc.status != 409:
                 self._log.warning("could not take or renew the lease", error=str(exc))
             return False
 
-    def _seen(self, lease: dict[str, Any], at: float) -> None:
+    def _seen(self, lease: Lease, at: float) -> None:
         self._observed = lease
         self._observed_at = at
 
     def _document(
         self,
-        lease: dict[str, Any] | None,
+        lease: Lease | None,
         now: datetime,
         *,
         transitions: int,
-        acquired: Any,
+        acquired: str | None,
         holder: str | None = None,
         seconds: float | None = None,
     ) -> dict[str, Any]:
+        """The Lease to write (``acquired`` None: acquired ``now``)."""
         settings = self._settings
-        metadata: dict[str, Any] = {"name": settings.lease_name, "namespace": settings.namespace}
+        metadata = {"name": settings.lease_name, "namespace": settings.namespace}
         if lease is not None:
-            metadata["resourceVersion"] = lease["metadata"]["resourceVersion"]
+            metadata["resourceVersion"] = lease.resource_version
+        spec = LeaseSpec(
+            holderIdentity=self.identity if holder is None else holder,
+            leaseDurationSeconds=max(1, round(seconds or settings.lease_seconds)),
+            acquireTime=acquired or _micro_time(now),
+            renewTime=_micro_time(now),
+            leaseTransitions=transitions,
+        )
         return {
             "apiVersion": LEASES.api_version,
             "kind": LEASES.kind,
             "metadata": metadata,
-            "spec": {
-                "holderIdentity": self.identity if holder is None else holder,
-                "leaseDurationSeconds": max(1, round(seconds or settings.lease_seconds)),
-                "acquireTime": acquired if isinstance(acquired, str) else _micro_time(now),
-                "renewTime": _micro_time(now),
-                "leaseTransitions": transitions,
-            },
+            "spec": spec.model_dump(mode="json"),
         }
 
     async def _release(self) -> None:
         """Give the Lease up: no holder, expiring in a second."""
         settings = self._settings
         try:
-            lease = await self._client.get(LEASES, settings.namespace, settings.lease_name)
-            if lease is None or (lease.get("spec") or {}).get("holderIdentity") != self.identity:
+            found = await self._client.get(LEASES, settings.namespace, settings.lease_name)
+            lease = Lease.of(found) if found is not None else None
+            if lease is None or lease.spec.holderIdentity != self.identity:
                 return
-            spec = lease.get("spec") or {}
             document = self._document(
                 lease,
                 self._clock(),
-                transitions=int(spec.get("leaseTransitions") or 0),
-                acquired=spec.get("acquireTime"),
+                transitions=lease.spec.leaseTransitions or 0,
+                acquired=lease.spec.acquireTime,
                 holder="",
                 seconds=1,
             )

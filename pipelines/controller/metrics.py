@@ -18,15 +18,15 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from pipelines.controller.status import STATES, State
+from pipelines.controller.status import STATES, RuleState
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 RULES_TOTAL = "ai_operator_rules_total"
 
 
-def exposition(states: Iterable[tuple[str, State]], namespaces: Iterable[str] = ()) -> bytes:
-    """The text format for rules given as ``(namespace, state)``; ``namespaces`` always shown."""
-    counts = Counter(states)
+def exposition(states: Iterable[RuleState], namespaces: Iterable[str] = ()) -> bytes:
+    """The text format for the rules' states; ``namespaces`` are always shown."""
+    counts = Counter((rule.namespace, rule.state) for rule in states)
     shown = sorted(set(namespaces) | {namespace for namespace, _ in counts})
     family = GaugeMetricFamily(
         RULES_TOTAL,

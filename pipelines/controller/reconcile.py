@@ -38,7 +38,7 @@ from typing import Any
 
 from jobs.clients.outcome_index import INDEX_LABEL
 from jobs.log import get_logger
-from jobs.rules.model import KIND
+from jobs.rules.model import GeneratedObject
 from pipelines.controller.checking import (
     MANIFEST_HASH_ANNOTATION,
     Checker,
@@ -60,17 +60,23 @@ from pipelines.controller.kube import (
     NotFound,
     Resource,
 )
+from pipelines.controller.objects import RuleKey, RuleObject, RuleRef
 from pipelines.controller.status import (
     Event,
-    Generated,
+    EventReason,
+    EventType,
     Outcome,
+    Reason,
     Runs,
+    State,
     event_document,
     events,
     job_runs,
+    read_status,
     rule_status,
     same_status,
     short,
+    status_patch,
     workflow_runs,
 )
 from pipelines.options import APP_NAME, RULE_LABEL, Target, bounded_name, rule_label_value
@@ -97,10 +103,7 @@ class Reconciled:
     @property
     def status_version(self) -> str | None:
         """The rule's resourceVersion after the status write, when there was one."""
-        if self.written is None:
-            return None
-        version = (self.written.get("metadata") or {}).get("resourceVersion")
-        return str(version) if version is not None else None
+        return RuleObject.of(self.written).resource_version if self.written else None
 
 
 class RuleReconciler:
@@ -126,20 +129,19 @@ class RuleReconciler:
 
     async def reconcile(self, rule: Mapping[str, Any]) -> Reconciled:
         """Bring one rule's generated object, status and events up to date."""
-        metadata = rule["metadata"]
-        where = f"{metadata['namespace']}/{metadata['name']}"
-        log = self._log.bind(rule=where)
+        this = RuleObject.of(rule)
+        log = self._log.bind(rule=str(this.key))
         found = await self.check(rule)
         if isinstance(found, Compiled):
-            outcome = await self._apply(rule, found)
+            outcome = await self._apply(this, found)
         else:
-            outcome = await self._remove_generated(rule, found, keep=None)
-        runs = await self._runs(rule, log)
-        written = await self._report(rule, outcome, runs, log)
+            outcome = await self._remove_generated(this, found, keep=None)
+        runs = await self._runs(this, log)
+        written = await self._report(this, outcome, runs, log)
         # A line when something changed; a resync of an unchanged rule logs only at debug level.
         if outcome.applied:
             log.info("rule applied", kind=outcome.generated.kind if outcome.generated else None)
-        elif outcome.state != "ready" and written is not None:
+        elif outcome.state is not State.READY and written is not None:
             log.warning("rule not applied", state=outcome.state, reason=outcome.message)
         else:
             log.debug("rule up to date", state=outcome.state)
@@ -147,27 +149,26 @@ class RuleReconciler:
 
     async def check(self, rule: Mapping[str, Any]) -> Compiled | Outcome:
         """The compiled object for ``rule``, or the ``Invalid`` outcome saying why not."""
-        governing = self._governing(str(rule["metadata"]["namespace"]))
+        governing = self._governing(RuleKey.of(rule).namespace)
         if self._checker is None:
             return evaluate_rule(rule, self._config, governing)
         return await self._checker.check(rule, self._config, governing)
 
     async def forget(self, rule: Mapping[str, Any]) -> None:
         """Delete what a deleted rule generated (as the garbage collector would) and its groups."""
-        metadata = rule["metadata"]
+        this = RuleObject.of(rule)
+        key = this.key
         for resource in GENERATED_KINDS.values():
             try:
-                await self._delete_owned(resource, rule)
+                await self._delete_owned(resource, this)
             except KubeError as exc:
                 self._log.warning(
                     "could not delete a deleted rule's objects; the garbage collector will",
-                    rule=f"{metadata['namespace']}/{metadata['name']}",
+                    rule=str(key),
                     error=str(exc),
                 )
-        await self.delete_memo(metadata["namespace"], metadata["name"])
-        await delete_rule_metrics(
-            self._config.pushgateway_url, metadata["namespace"], metadata["name"]
-        )
+        await self.delete_memo(key.namespace, key.name)
+        await delete_rule_metrics(self._config.pushgateway_url, key.namespace, key.name)
 
     async def delete_memo(self, namespace: str, name: str) -> None:
         """Delete the outcome index of the rule ``name`` (it may not have its owner yet)."""
@@ -185,53 +186,56 @@ class RuleReconciler:
 
     # --- apply -----------------------------------------------------------------------------
 
-    async def _apply(self, rule: Mapping[str, Any], compiled: Compiled) -> Outcome:
+    async def _apply(self, rule: RuleObject, compiled: Compiled) -> Outcome:
         resource = GENERATED_KINDS[self._config.target]
         manifest, schedule = compiled.manifest, compiled.schedule
         metadata = manifest.document["metadata"]
         where = f"{manifest.kind} {metadata['namespace']}/{manifest.name}"
 
-        def failed(reason: str, message: str) -> Outcome:
-            return Outcome("apply_failed", reason, short(message), None, schedule.cron)
+        def failed(reason: Reason, message: str) -> Outcome:
+            return Outcome.apply_failed(reason, short(message), schedule=schedule.cron)
 
+        owner = rule.ref
         told: list[Event] = []
         try:
             live = await self._client.get(resource, metadata["namespace"], manifest.name)
-            if live is not None and not _controlled_by(live, rule):
-                if not _left_by_earlier_rule(live, rule):
+            if live is not None and not owner.controls(live):
+                if not owner.left_by_earlier(live):
                     return failed(
-                        "NotOwned",
+                        Reason.NOT_OWNED,
                         f"{where} exists and is not controlled by this rule; delete it, or "
                         "rename the rule",
                     )
                 message = f"adopted {where}, left by an earlier rule of the same name"
-                told.append(Event("Adopted", short(message)))
+                told.append(Event(EventReason.ADOPTED, short(message)))
             wanted_hash = metadata["annotations"][MANIFEST_HASH_ANNOTATION]
             applied = live is None or bool(told) or _hash_of(live) != wanted_hash
             if not applied and live is not None and not _contains(live, manifest.document):
                 applied = True
                 message = f"put back {where} as its rule says: it was changed outside the rule"
-                told.append(Event("DriftRepaired", short(message), "Warning"))
+                told.append(Event(EventReason.DRIFT_REPAIRED, short(message), EventType.WARNING))
             if applied:
                 await self._client.apply(resource, manifest.document, FIELD_MANAGER)
         except NotFound as exc:
-            return failed("ApplyFailed", f"the cluster has no {manifest.kind} resource ({exc})")
+            return failed(
+                Reason.APPLY_FAILED, f"the cluster has no {manifest.kind} resource ({exc})"
+            )
         except KubeError as exc:
-            return failed("ApplyFailed", str(exc))
+            return failed(Reason.APPLY_FAILED, str(exc))
         outcome = Outcome(
-            "ready",
-            "Applied",
-            f"compiled into {where}",
-            Generated(manifest.kind, manifest.name),
-            schedule.cron,
-            schedule.note,
-            applied,
-            tuple(told),
+            state=State.READY,
+            reason=Reason.APPLIED,
+            message=f"compiled into {where}",
+            generated=GeneratedObject(kind=manifest.kind, name=manifest.name),
+            schedule=schedule.cron,
+            schedule_note=schedule.note,
+            applied=applied,
+            told=tuple(told),
         )
         return await self._remove_generated(rule, outcome, keep=resource)
 
     async def _remove_generated(
-        self, rule: Mapping[str, Any], outcome: Outcome, keep: Resource | None
+        self, rule: RuleObject, outcome: Outcome, keep: Resource | None
     ) -> Outcome:
         """Delete this rule's objects of every generated kind but ``keep``."""
         for resource in GENERATED_KINDS.values():
@@ -240,90 +244,80 @@ class RuleReconciler:
             try:
                 await self._delete_owned(resource, rule)
             except KubeError as exc:
-                if outcome.state != "ready":
+                if outcome.state is not State.READY:
                     # An invalid rule must run nothing: suspend what could not be deleted, and
                     # try the deletion again soon.
                     await self._suspend_owned(resource, rule)
                     return dataclasses.replace(outcome, pending=True)
                 message = f"could not delete the rule's {resource.kind}: {exc}"
-                return Outcome("apply_failed", "ApplyFailed", short(message), outcome.generated)
+                return Outcome.apply_failed(
+                    Reason.APPLY_FAILED, short(message), generated=outcome.generated
+                )
         return outcome
 
-    async def _suspend_owned(self, resource: Resource, rule: Mapping[str, Any]) -> None:
+    async def _suspend_owned(self, resource: Resource, rule: RuleObject) -> None:
         """Suspend this rule's objects of ``resource`` (when they cannot be deleted)."""
-        metadata = rule["metadata"]
+        owner = rule.ref
         try:
-            found = await self._client.list(
-                resource, metadata["namespace"], f"{RULE_LABEL}={_rule_label(rule)}"
-            )
-            for item in found.get("items") or []:
-                if _controlled_by(item, rule):
+            found = await self._client.list(resource, owner.namespace, _rule_selector(owner))
+            for item in found.items:
+                if owner.controls(item):
                     name = item["metadata"]["name"]
                     await self._client.patch(
-                        resource, metadata["namespace"], name, {"spec": {"suspend": True}}
+                        resource, owner.namespace, name, {"spec": {"suspend": True}}
                     )
         except KubeError as exc:
             self._log.warning(
-                "could not suspend an invalid rule's objects",
-                rule=f"{metadata['namespace']}/{metadata['name']}",
-                error=str(exc),
+                "could not suspend an invalid rule's objects", rule=str(owner.key), error=str(exc)
             )
 
-    async def _delete_owned(self, resource: Resource, rule: Mapping[str, Any]) -> None:
+    async def _delete_owned(self, resource: Resource, rule: RuleObject) -> None:
         """Delete the objects of ``resource`` labelled for this rule and controlled by it."""
-        metadata = rule["metadata"]
+        owner = rule.ref
         try:
-            found = await self._client.list(
-                resource, metadata["namespace"], f"{RULE_LABEL}={_rule_label(rule)}"
-            )
+            found = await self._client.list(resource, owner.namespace, _rule_selector(owner))
         except NotFound:
             return  # the cluster does not have this kind at all
-        for item in found.get("items") or []:
+        for item in found.items:
             name = item["metadata"]["name"]
-            if _controlled_by(item, rule):
-                await self._client.delete(resource, metadata["namespace"], name)
+            if owner.controls(item):
+                await self._client.delete(resource, owner.namespace, name)
                 self._log.info(
                     "deleted a generated object the rule no longer wants",
-                    rule=f"{metadata['namespace']}/{metadata['name']}",
+                    rule=str(owner.key),
                     kind=resource.kind,
                     name=name,
                 )
 
     # --- runs, status, events --------------------------------------------------------------
 
-    async def _runs(self, rule: Mapping[str, Any], log: Any) -> Runs:
+    async def _runs(self, rule: RuleObject, log: Any) -> Runs:
         resource = RUN_KINDS[self._config.target]
-        metadata = rule["metadata"]
-        previous = rule.get("status") or {}
+        previous = read_status(rule.status)
         try:
-            found = await self._client.list(
-                resource, metadata["namespace"], f"{RULE_LABEL}={_rule_label(rule)}"
-            )
+            found = await self._client.list(resource, rule.ref.namespace, _rule_selector(rule.ref))
         except KubeError as exc:
             log.warning("could not read the rule's runs", error=str(exc))
-            last = previous.get("lastRun")
-            return Runs(dict(last) if isinstance(last, Mapping) else None, None)
-        items = found.get("items") or []
+            return Runs(previous.lastRun, None)
+        items = found.items
         return workflow_runs(items, previous) if resource == WORKFLOWS else job_runs(items)
 
     async def _report(
         self,
-        rule: Mapping[str, Any],
+        rule: RuleObject,
         outcome: Outcome,
         runs: Runs,
         log: Any,
     ) -> dict[str, Any] | None:
         """Write the status when it changed, then post the events it calls for."""
-        metadata = rule["metadata"]
-        previous = rule.get("status") or {}
+        key = rule.key
+        previous = read_status(rule.status)
         now = self._clock()
-        wanted = rule_status(outcome, metadata.get("generation"), runs, previous, now)
+        wanted = status_patch(rule_status(outcome, rule.generation, runs, previous, now))
         written = None
-        if not same_status(wanted, previous):
+        if not same_status(wanted, rule.status):
             try:
-                written = await self._client.patch_status(
-                    RULES, metadata["namespace"], metadata["name"], wanted
-                )
+                written = await self._client.patch_status(RULES, key.namespace, key.name, wanted)
             except NotFound:
                 return None  # deleted meanwhile
             except KubeError as exc:
@@ -332,9 +326,7 @@ class RuleReconciler:
         for event in events(outcome, previous, runs.last):
             try:
                 await self._client.create(
-                    EVENTS,
-                    metadata["namespace"],
-                    event_document(event, rule, now, self._instance),
+                    EVENTS, key.namespace, event_document(event, rule, now, self._instance)
                 )
             except KubeError as exc:
                 log.warning("could not post an event", reason=event.reason, error=str(exc))
@@ -380,19 +372,6 @@ def _contains(live: Any, wanted: Any) -> bool:
     return bool(live == wanted)
 
 
-def _left_by_earlier_rule(item: Mapping[str, Any], rule: Mapping[str, Any]) -> bool:
-    """Whether ``item``'s controller is a rule of this name that no longer exists (another uid)."""
-    references = (item.get("metadata") or {}).get("ownerReferences") or []
-    name, uid = rule["metadata"]["name"], rule["metadata"].get("uid")
-    return any(
-        ref.get("controller")
-        and ref.get("kind") == (rule.get("kind") or KIND)
-        and ref.get("name") == name
-        and ref.get("uid") != uid
-        for ref in references
-    )
-
-
 def memo_prefix(rule: str) -> str:
     """The prefix of the rule's outcome index ConfigMaps (``<prefix>-0`` .. ``-f``).
 
@@ -401,12 +380,6 @@ def memo_prefix(rule: str) -> str:
     return bounded_name(rule, 63 - 2, prefix=MEMO_PREFIX)
 
 
-def _controlled_by(item: Mapping[str, Any], rule: Mapping[str, Any]) -> bool:
-    uid = rule["metadata"].get("uid")
-    references = (item.get("metadata") or {}).get("ownerReferences") or []
-    return any(ref.get("uid") == uid and ref.get("controller") for ref in references)
-
-
-def _rule_label(rule: Mapping[str, Any]) -> str:
-    """The value of :data:`RULE_LABEL` on what this rule generated (even an invalid rule's)."""
-    return rule_label_value(rule["metadata"]["name"])
+def _rule_selector(rule: RuleRef) -> str:
+    """The label selector of what this rule generated (even an invalid rule's) and its runs."""
+    return f"{RULE_LABEL}={rule_label_value(rule.name)}"

@@ -10,7 +10,9 @@ A small work queue hands rules to a few workers. One rule is never reconciled tw
 events about a rule that is being reconciled are folded into one more reconciliation with the
 newest object. Watch events caused by the controller's own status writes are skipped. A rule
 whose object could not be applied is tried again after a backoff (5 s doubling, at most the
-resync period); a rule that raises is logged and the others go on.
+resync period); a rule that raises is logged and the others go on. A watch that breaks (an
+error, or an end right after it started) is opened again after a capped exponential backoff
+with jitter (:data:`WATCH_BACKOFF`), reset by a watch that worked.
 
 Before any rule is checked, the PRReconciliationLimits objects are listed (and then watched):
 no rule is admitted under limits the controller has not read. When they change, every rule is
@@ -29,67 +31,106 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import socket
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from jobs.clients.kube_retry import Backoff
 from jobs.log import get_logger
 from pipelines.controller.checking import Checker, Governing
 from pipelines.controller.config import ControllerConfig
-from pipelines.controller.kube import LIMITS, RULES, Gone, KubeClient, KubeError, NotFound
+from pipelines.controller.kube import (
+    LIMITS,
+    RULES,
+    Gone,
+    KubeClient,
+    KubeError,
+    NotFound,
+    ObjectList,
+    WatchEvent,
+    WatchEventType,
+)
 from pipelines.controller.leader import LeaderElector
+from pipelines.controller.objects import RuleKey
 from pipelines.controller.reconcile import RuleReconciler
-from pipelines.controller.status import State
+from pipelines.controller.status import RuleState, State
 from pipelines.controller.sweep import own_memo, sweep
 from pipelines.controller.tenancy import LimitsCache
 
-Key = tuple[str, str]  # (namespace, name)
 FIRST_RETRY_SECONDS = 5.0
-WATCH_PAUSE_SECONDS = 1.0  # between two watches that the server ended at once
+WATCH_HEALTHY_SECONDS = 1.0
+"""A watch that ran at least this long, or delivered an event, worked: the backoff starts over."""
+WATCH_BACKOFF = Backoff(first=1.0, cap=60.0)
+"""Waits before opening again a watch that broke: 1 s doubling up to a minute, with jitter."""
+
+Sleep = Callable[[float], Awaitable[None]]
+CHANGES = frozenset({WatchEventType.ADDED, WatchEventType.MODIFIED})
 
 
 @dataclass(frozen=True)
 class Work:
     """What to do about one rule: reconcile its newest object, or forget it."""
 
+    key: RuleKey
     rule: dict[str, Any]
     deleted: bool = False
     force: bool = False
     """Reconcile even a version already handled (a resync or a retry: runs and the API change)."""
 
 
+class Reconnects:
+    """The backoff of a watch that keeps breaking: how many failures in a row, the next wait."""
+
+    def __init__(self, backoff: Backoff, jitter: Callable[[], float]) -> None:
+        self._backoff = backoff
+        self._jitter = jitter
+        self.failures = 0
+
+    def broke(self) -> float:
+        """One more failure in a row: the wait before the next watch."""
+        delay = self._backoff.delay(self.failures, self._jitter())
+        self.failures += 1
+        return delay
+
+    def worked(self) -> None:
+        """The watch worked: the next failure waits the shortest time again."""
+        self.failures = 0
+
+
 class WorkQueue:
     """Rules waiting to be handled, each at most once, never two workers on one rule."""
 
     def __init__(self) -> None:
-        self._ready: asyncio.Queue[Key] = asyncio.Queue()
-        self._pending: dict[Key, Work] = {}
-        self._active: set[Key] = set()
+        self._ready: asyncio.Queue[RuleKey] = asyncio.Queue()
+        self._pending: dict[RuleKey, Work] = {}
+        self._active: set[RuleKey] = set()
 
-    def put(self, key: Key, work: Work) -> None:
-        """Queue ``work`` for ``key``, replacing what was waiting for it.
+    def put(self, work: Work) -> None:
+        """Queue ``work`` for its rule, replacing what was waiting for it.
 
         A forced reconciliation stays forced: a newer object (the watch reporting the
         controller's own status write, say) does not cancel a resync, a retry or a change of
         limits.
         """
+        key = work.key
         waiting = key in self._pending
         previous = self._pending.get(key)
         if previous is not None and previous.force and not work.force and not work.deleted:
-            work = Work(work.rule, force=True)
+            work = Work(key, work.rule, force=True)
         self._pending[key] = work
         if not waiting and key not in self._active:
             self._ready.put_nowait(key)
 
-    async def get(self) -> tuple[Key, Work]:
-        """The next rule to handle; call :meth:`done` when finished."""
+    async def get(self) -> Work:
+        """The next rule's work; call :meth:`done` with its key when finished."""
         key = await self._ready.get()
         self._active.add(key)
-        return key, self._pending.pop(key)
+        return self._pending.pop(key)
 
-    def done(self, key: Key) -> None:
+    def done(self, key: RuleKey) -> None:
         """``key`` is handled; if more work came meanwhile, it is queued now."""
         self._active.discard(key)
         if key in self._pending:
@@ -114,12 +155,18 @@ class Controller:
         first_retry_seconds: float = FIRST_RETRY_SECONDS,
         identity: str | None = None,
         checker: Checker | None = None,
+        watch_backoff: Backoff = WATCH_BACKOFF,
+        sleep: Sleep = asyncio.sleep,
+        jitter: Callable[[], float] = random.random,
     ) -> None:
         self._config = config
         self._client = client
         self._workers = workers
         self._first_retry = first_retry_seconds
         self._clock = clock
+        self._watch_backoff = watch_backoff
+        self._sleep = sleep
+        self._jitter = jitter
         self.identity = identity or socket.gethostname()
         self._checker = checker or Checker(config.check_seconds)
         self._limits = LimitsCache()
@@ -132,17 +179,17 @@ class Controller:
             governing=self.governing,
         )
         self._queue = WorkQueue()
-        self._latest: dict[Key, dict[str, Any]] = {}
-        self._seen_versions: dict[Key, str] = {}
-        self._states: dict[Key, State] = {}
-        self._failures: dict[Key, int] = {}
-        self._timers: dict[Key, asyncio.TimerHandle] = {}
+        self._latest: dict[RuleKey, dict[str, Any]] = {}
+        self._seen_versions: dict[RuleKey, str] = {}
+        self._states: dict[RuleKey, State] = {}
+        self._failures: dict[RuleKey, int] = {}
+        self._timers: dict[RuleKey, asyncio.TimerHandle] = {}
         self._listed: set[str | None] = set()
         self._limits_listed: asyncio.Event | None = None
         self._running = False
         self._leading = False
         self._tasks: list[asyncio.Task[None]] = []
-        self.reconciled: dict[Key, int] = {}
+        self.reconciled: dict[RuleKey, int] = {}
         """How many times each rule was reconciled since the start (for tests and logs)."""
         self._log = get_logger("ai_operator.controller")
 
@@ -179,9 +226,9 @@ class Controller:
         """Ready, with no rule waiting or being reconciled."""
         return self.ready and self._queue.idle
 
-    def rule_states(self) -> list[tuple[str, State]]:
-        """``(namespace, state)`` of each rule reconciled so far."""
-        return [(namespace, state) for (namespace, _), state in sorted(self._states.items())]
+    def rule_states(self) -> list[RuleState]:
+        """The namespace and state of each rule reconciled so far."""
+        return [RuleState(key.namespace, state) for key, state in sorted(self._states.items())]
 
     def served_namespaces(self) -> tuple[str, ...]:
         """The configured namespaces (empty: every namespace)."""
@@ -254,12 +301,13 @@ class Controller:
                 await self._serve_limits_rounds()
             except Exception:
                 self._log.exception("serving the limits failed")
-                await asyncio.sleep(self._first_retry)
+                await self._sleep(self._first_retry)
 
     async def _serve_limits_rounds(self) -> None:
         loop = asyncio.get_running_loop()
         failures = 0
         warned = False
+        reconnects = Reconnects(self._watch_backoff, self._jitter)
         while True:
             try:
                 listing = await self._client.list(LIMITS)
@@ -270,52 +318,55 @@ class Controller:
                         "the cluster has no PRReconciliationLimits resource: the built-in "
                         "limits apply (install the chart's CRDs)"
                     )
-                listing = {"items": [], "metadata": {}}
+                listing = ObjectList([])
             except KubeError as exc:
                 delay = min(self._first_retry * 2**failures, self._config.resync_seconds)
                 failures += 1
                 self._log.warning("could not list the limits; no rule is checked", error=str(exc))
-                await asyncio.sleep(delay)
+                await self._sleep(delay)
                 continue
             failures = 0
             assert self._limits_listed is not None
-            if self._limits.replace(listing.get("items") or []) and self._limits_listed.is_set():
+            if self._limits.replace(listing.items) and self._limits_listed.is_set():
                 self._limits_changed()
             self._limits_listed.set()
-            version = str((listing.get("metadata") or {}).get("resourceVersion") or "")
+            version = listing.resource_version
             deadline = loop.time() + self._config.resync_seconds
             while version and (remaining := deadline - loop.time()) > 0:
+                started, delivered = loop.time(), 0
                 try:
                     async with asyncio.timeout(remaining):
                         watch = self._client.watch(LIMITS, None, version, int(remaining) + 1)
                         async for event in watch:
+                            delivered += 1
                             version = self._on_limits_event(event) or version
                 except (TimeoutError, Gone):
                     break
                 except KubeError as exc:
-                    self._log.warning("the watch of limits broke", error=str(exc))
-                    await asyncio.sleep(min(WATCH_PAUSE_SECONDS, max(0.0, remaining)))
+                    self._log.warning(
+                        "the watch of limits broke", error=str(exc), failures=reconnects.failures
+                    )
+                    delivered = 0
+                await self._after_watch(reconnects, loop.time() - started, delivered, deadline)
             if not version:
-                await asyncio.sleep(self._config.resync_seconds)
+                await self._sleep(self._config.resync_seconds)
 
-    def _on_limits_event(self, event: dict[str, Any]) -> str | None:
-        kind = event.get("type")
-        item = event.get("object") or {}
-        version = (item.get("metadata") or {}).get("resourceVersion")
-        if kind == "DELETED":
+    def _on_limits_event(self, event: WatchEvent) -> str | None:
+        item = event.object
+        if event.type is WatchEventType.DELETED:
             changed = self._limits.remove(str(item["metadata"]["name"]))
-        elif kind in {"ADDED", "MODIFIED"}:
+        elif event.type in CHANGES:
             changed = self._limits.put(item)
         else:
             changed = False
         if changed:
             self._limits_changed()
-        return str(version) if version else None
+        return event.resource_version
 
     def _limits_changed(self) -> None:
         self._log.info("the limits changed: every rule is checked again")
         for key, rule in self._latest.items():
-            self._queue.put(key, Work(rule, force=True))
+            self._queue.put(Work(key, rule, force=True))
 
     async def _serve_scope(self, namespace: str | None) -> None:
         """Serve one scope for ever; a bug in one round is logged and the next round starts."""
@@ -324,12 +375,13 @@ class Controller:
                 await self._serve_scope_rounds(namespace)
             except Exception:
                 self._log.exception("serving rules failed", scope=namespace or "all namespaces")
-                await asyncio.sleep(self._first_retry)
+                await self._sleep(self._first_retry)
 
     async def _serve_scope_rounds(self, namespace: str | None) -> None:
         loop = asyncio.get_running_loop()
         where = namespace or "all namespaces"
         failures = 0
+        reconnects = Reconnects(self._watch_backoff, self._jitter)
         assert self._limits_listed is not None
         await self._limits_listed.wait()  # no rule is admitted before the limits are known
         while True:
@@ -339,88 +391,110 @@ class Controller:
                 delay = min(self._first_retry * 2**failures, self._config.resync_seconds)
                 failures += 1
                 self._log.warning("could not list rules", scope=where, error=str(exc))
-                await asyncio.sleep(delay)
+                await self._sleep(delay)
                 continue
             failures = 0
-            items = listing.get("items") or []
+            items = listing.items
             if namespace not in self._listed:
                 await sweep(self._client, self._config, namespace, items)
             await own_memo(self._client, self._config, namespace, items)
             self._relisted(namespace, items)
             self._listed.add(namespace)
-            version = str((listing.get("metadata") or {}).get("resourceVersion") or "")
+            version = listing.resource_version
             deadline = loop.time() + self._config.resync_seconds
             while (remaining := deadline - loop.time()) > 0:
-                started = loop.time()
+                started, delivered = loop.time(), 0
                 try:
                     async with asyncio.timeout(remaining):
                         watch = self._client.watch(RULES, namespace, version, int(remaining) + 1)
                         async for event in watch:
+                            delivered += 1
                             version = self._on_event(event) or version
                 except TimeoutError:
                     break  # time to resync
                 except Gone:
                     break  # the version is too old: list again
                 except KubeError as exc:
-                    self._log.warning("the watch of rules broke", scope=where, error=str(exc))
-                if loop.time() - started < WATCH_PAUSE_SECONDS:
-                    await asyncio.sleep(min(WATCH_PAUSE_SECONDS, max(0.0, remaining)))
+                    self._log.warning(
+                        "the watch of rules broke",
+                        scope=where,
+                        error=str(exc),
+                        failures=reconnects.failures,
+                    )
+                    delivered = 0
+                await self._after_watch(reconnects, loop.time() - started, delivered, deadline)
+
+    async def _after_watch(
+        self, reconnects: Reconnects, lasted: float, delivered: int, deadline: float
+    ) -> None:
+        """Wait before the next watch when this one broke; reset the backoff when it worked.
+
+        A watch broke when it raised, or ended by itself at once with nothing delivered.
+        """
+        if delivered or lasted >= WATCH_HEALTHY_SECONDS:
+            reconnects.worked()
+            return
+        delay = reconnects.broke()
+        remaining = deadline - asyncio.get_running_loop().time()
+        await self._sleep(min(delay, max(0.0, remaining)))
 
     def _relisted(self, namespace: str | None, items: list[dict[str, Any]]) -> None:
         """A full list: reconcile every rule, forget those that are gone."""
         present = set()
         for item in items:
-            key = _key(item)
+            key = RuleKey.of(item)
             present.add(key)
             self._take(key, item, force=True)
-        for key in [k for k in self._latest if namespace in (None, k[0]) and k not in present]:
+        gone = [k for k in self._latest if namespace in (None, k.namespace) and k not in present]
+        for key in gone:
             self._cancel_retry(key)
-            self._queue.put(key, Work(self._latest.pop(key), deleted=True))
+            self._queue.put(Work(key, self._latest.pop(key), deleted=True))
             self._seen_versions.pop(key, None)
 
-    def _on_event(self, event: dict[str, Any]) -> str | None:
+    def _on_event(self, event: WatchEvent) -> str | None:
         """Handle one watch event; returns the resourceVersion it carries."""
-        kind = event.get("type")
-        item = event.get("object") or {}
-        version = (item.get("metadata") or {}).get("resourceVersion")
-        if kind == "BOOKMARK":
-            return str(version) if version else None
+        item = event.object
+        version = event.resource_version
+        if event.type is WatchEventType.BOOKMARK:
+            return version
         if not (item.get("metadata") or {}).get("name"):
             return None
-        key = _key(item)
-        if kind == "DELETED":
+        key = RuleKey.of(item)
+        if event.type is WatchEventType.DELETED:
             self._cancel_retry(key)
             self._latest.pop(key, None)
             self._seen_versions.pop(key, None)
-            self._queue.put(key, Work(item, deleted=True))
-        elif kind in {"ADDED", "MODIFIED"}:
-            if str(version) != self._seen_versions.get(key):
+            self._queue.put(Work(key, item, deleted=True))
+        elif event.type in CHANGES:
+            if version != self._seen_versions.get(key):
                 self._cancel_retry(key)  # a change is reconciled now, not at the old retry
             self._take(key, item, force=False)
-        return str(version) if version else None
+        return version
 
-    def _take(self, key: Key, item: dict[str, Any], *, force: bool) -> None:
+    def _take(self, key: RuleKey, item: dict[str, Any], *, force: bool) -> None:
         """Remember the newest object and queue it."""
         if (item.get("metadata") or {}).get("deletionTimestamp"):
             return  # being deleted: what it owns goes with it
         self._latest[key] = item
-        self._queue.put(key, Work(item, force=force))
+        self._queue.put(Work(key, item, force=force))
 
     async def _work(self) -> None:
         while True:
-            key, work = await self._queue.get()
+            work = await self._queue.get()
+            key = work.key
             try:
-                await self._handle(key, work)
+                await self._handle(work)
             except Exception:  # one rule never stops the others
-                self._log.exception("reconciling a rule failed", rule="/".join(key))
-                self._states[key] = "apply_failed"
+                self._log.exception("reconciling a rule failed", rule=str(key))
+                self._states[key] = State.APPLY_FAILED
                 self._retry_later(key)
             finally:
                 self._queue.done(key)
 
-    async def _handle(self, key: Key, work: Work) -> None:
+    async def _handle(self, work: Work) -> None:
+        key = work.key
         if work.deleted:
-            self._log.info("rule deleted", rule="/".join(key))
+            self._log.info("rule deleted", rule=str(key))
             self._cancel_retry(key)
             self._states.pop(key, None)
             self._failures.pop(key, None)
@@ -440,19 +514,19 @@ class Controller:
             self._seen_versions[key] = result.status_version
             if key in self._latest:
                 self._latest[key] = result.written
-        if result.outcome.state == "apply_failed" or result.outcome.pending:
+        if result.outcome.retried:
             self._retry_later(key)
         else:
             self._failures.pop(key, None)
 
-    def _retry_later(self, key: Key) -> None:
+    def _retry_later(self, key: RuleKey) -> None:
         failures = self._failures.get(key, 0)
         self._failures[key] = failures + 1
         delay = min(self._first_retry * 2**failures, float(self._config.resync_seconds))
         self._cancel_retry(key)
         self._timers[key] = asyncio.get_running_loop().call_later(delay, self._retry, key)
 
-    def _cancel_retry(self, key: Key) -> None:
+    def _cancel_retry(self, key: RuleKey) -> None:
         timer = self._timers.pop(key, None)
         if timer is not None:
             timer.cancel()
@@ -462,12 +536,7 @@ class Controller:
         """Retries waiting for their time (for tests and logs)."""
         return len(self._timers)
 
-    def _retry(self, key: Key) -> None:
+    def _retry(self, key: RuleKey) -> None:
         self._timers.pop(key, None)
         if self._running and self._leading and key in self._latest:
-            self._queue.put(key, Work(self._latest[key], force=True))
-
-
-def _key(item: dict[str, Any]) -> Key:
-    metadata = item["metadata"]
-    return str(metadata.get("namespace") or ""), str(metadata["name"])
+            self._queue.put(Work(key, self._latest[key], force=True))

@@ -14,7 +14,7 @@ from typing import Protocol
 from aiohttp import web
 
 from pipelines.controller.metrics import CONTENT_TYPE, exposition
-from pipelines.controller.status import State
+from pipelines.controller.status import RuleState
 
 HEALTHZ_PATH = "/healthz"
 READY_PATH = "/ready"
@@ -34,8 +34,8 @@ class Observed(Protocol):
         """Every served scope has been listed at least once."""
         ...
 
-    def rule_states(self) -> list[tuple[str, State]]:
-        """``(namespace, state)`` of every rule served."""
+    def rule_states(self) -> list[RuleState]:
+        """The namespace and state of every rule served."""
         ...
 
     def served_namespaces(self) -> tuple[str, ...]:

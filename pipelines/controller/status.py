@@ -1,19 +1,22 @@
 """What the controller writes about a rule: its status, and the events worth telling people.
 
 Pure: everything here turns an :class:`Outcome` (what reconciling a rule found), the rule's
-previous status and the newest run into dictionaries. No I/O, no clock (``now`` is passed in).
+previous status and the newest run into a :class:`jobs.rules.model.RuleStatus` (the model the
+CRD's status schema is generated from, so that what is written and what the CRD declares cannot
+disagree) and :class:`Event` values. No I/O, no clock (``now`` is passed in).
 
-The status (see :class:`jobs.rules.model.RuleStatus`) has three conditions in
-``metav1.Condition`` shape, each set for the rule's generation:
+The status has three conditions in ``metav1.Condition`` shape, each set for the rule's
+generation:
 
-========  ==========================  ====================================================
-type      True when                   reason
-========  ==========================  ====================================================
-Ready     compiled and applied        ``Applied``; when False: ``Invalid``, ``ApplyFailed``
-Invalid   the rule fails validation   ``ValidationFailed`` / ``CompileFailed``; else ``Valid``
-ApplyFailed  the API refused the      ``ApplyFailed`` / ``NotOwned``; else ``Applied`` or
-          object or kept failing      ``NotApplied`` (an invalid rule is not applied)
-========  ==========================  ====================================================
+===========  ==========================  ==================================================
+type         True when                   reason
+===========  ==========================  ==================================================
+Ready        compiled and applied        ``Applied``; when False: ``Invalid``, ``ApplyFailed``
+Invalid      the rule is refused         the outcome's reason (:data:`INVALID_REASONS`);
+                                         else ``Valid``
+ApplyFailed  the API refused the object  ``ApplyFailed`` / ``NotOwned``; else ``Applied`` or
+             or kept failing             ``NotApplied`` (an invalid rule is not applied)
+===========  ==========================  ==================================================
 
 A condition's ``lastTransitionTime`` changes only when its status does, so a status computed
 twice from the same facts is identical, and the controller can skip writing it.
@@ -21,39 +24,152 @@ twice from the same facts is identical, and the controller can skip writing it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from enum import StrEnum
+from typing import Any
+
+from pydantic import ValidationError
 
 from jobs.reconcile.report import append_history, history_entry
+from jobs.rules.model import Condition, GeneratedObject, LastRun, RuleStatus, RunRecord
+from pipelines.controller.objects import RuleObject
 
-State = Literal["ready", "invalid", "apply_failed"]
-STATES: tuple[State, ...] = ("ready", "invalid", "apply_failed")
-FAILED_PHASES = frozenset({"Failed", "Error"})
 MAX_MESSAGE = 1024  # events are cut at 1 KiB by the API server; conditions are kept as short
-
+MAX_NAME = 253
 SUMMARY_OUTPUT = "summary"  # the workflow's global output with the run's counts
 
 
+class State(StrEnum):
+    """Where a rule stands after a reconciliation (the ``state`` label of the rules metric)."""
+
+    READY = "ready"
+    INVALID = "invalid"
+    APPLY_FAILED = "apply_failed"
+
+
+STATES: tuple[State, ...] = tuple(State)
+
+
+@dataclass(frozen=True, order=True)
+class RuleState:
+    """A served rule's namespace and state (what ``/metrics`` counts)."""
+
+    namespace: str
+    state: State
+
+
+class ConditionType(StrEnum):
+    """The conditions of a rule's status."""
+
+    READY = "Ready"
+    INVALID = "Invalid"
+    APPLY_FAILED = "ApplyFailed"
+
+
+class ConditionStatus(StrEnum):
+    """A condition's status (the controller never writes ``Unknown``)."""
+
+    TRUE = "True"
+    FALSE = "False"
+
+
+class Reason(StrEnum):
+    """Why a rule is in its state: an outcome's reason, and the reasons of the conditions."""
+
+    APPLIED = "Applied"
+    """Ready: compiled and applied (or found up to date)."""
+    VALIDATION_FAILED = "ValidationFailed"
+    """Invalid: the rule fails the checks of ``ai-operator validate``."""
+    OUTSIDE_LIMITS = "OutsideLimits"
+    """Invalid: the rule asks for more than its namespace's PRReconciliationLimits allow."""
+    COMPILE_FAILED = "CompileFailed"
+    """Invalid: the rule is valid but cannot be compiled."""
+    CHECK_FAILED = "CheckFailed"
+    """Invalid: checking the rule raised (nested too deeply, a bug): never retried."""
+    CHECK_TIMED_OUT = "CheckTimedOut"
+    """Invalid: checking the rule took longer than the time limit."""
+    APPLY_FAILED = "ApplyFailed"
+    """ApplyFailed: the API server refused the object, or kept failing; retried with backoff."""
+    NOT_OWNED = "NotOwned"
+    """ApplyFailed: an object of the generated name exists and is not this rule's."""
+    # Reasons only conditions carry (the other side of a state):
+    VALID = "Valid"
+    """Invalid=False: the rule passed its checks."""
+    NOT_APPLIED = "NotApplied"
+    """ApplyFailed=False for an invalid rule: nothing was applied, nothing failed."""
+    INVALID = "Invalid"
+    """Ready=False for an invalid rule."""
+
+
+INVALID_REASONS = frozenset(
+    {
+        Reason.VALIDATION_FAILED,
+        Reason.OUTSIDE_LIMITS,
+        Reason.COMPILE_FAILED,
+        Reason.CHECK_FAILED,
+        Reason.CHECK_TIMED_OUT,
+    }
+)
+REASONS: Mapping[State, frozenset[Reason]] = {
+    State.READY: frozenset({Reason.APPLIED}),
+    State.INVALID: INVALID_REASONS,
+    State.APPLY_FAILED: frozenset({Reason.APPLY_FAILED, Reason.NOT_OWNED}),
+}
+"""The reasons an outcome of each state may give (an :class:`Outcome` checks it)."""
+
+
+class EventReason(StrEnum):
+    """The reason of an Event the controller posts on a rule."""
+
+    APPLIED = "Applied"
+    ADOPTED = "Adopted"
+    DRIFT_REPAIRED = "DriftRepaired"
+    INVALID = "Invalid"
+    APPLY_FAILED = "ApplyFailed"
+    RUN_FAILED = "RunFailed"
+
+
+class EventType(StrEnum):
+    """An Event's type."""
+
+    NORMAL = "Normal"
+    WARNING = "Warning"
+
+
+class RunPhase(StrEnum):
+    """A run's phase as ``lastRun`` shows it (Argo's phases; a Job's mapped onto them)."""
+
+    PENDING = "Pending"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    ERROR = "Error"
+
+
+FAILED_PHASES = frozenset({RunPhase.FAILED, RunPhase.ERROR})
+
+
 @dataclass(frozen=True)
-class Generated:
-    """The object a rule is compiled into."""
+class Event:
+    """A Kubernetes event to post on the rule."""
 
-    kind: str
-    name: str
+    reason: EventReason
+    message: str
+    type: EventType = EventType.NORMAL
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Outcome:
-    """What reconciling one rule found."""
+    """What reconciling one rule found; its ``reason`` must be one of its ``state``'s."""
 
     state: State
-    reason: str
-    """One CamelCase word: Applied, Unchanged, ValidationFailed, CompileFailed, ..."""
+    reason: Reason
     message: str
-    generated: Generated | None = None
+    generated: GeneratedObject | None = None
     schedule: str | None = None
     schedule_note: str | None = None
     applied: bool = False
@@ -64,14 +180,37 @@ class Outcome:
     """Something the outcome calls for is not done yet (an invalid rule's object could not be
     deleted): the rule is reconciled again soon."""
 
+    def __post_init__(self) -> None:
+        if self.reason not in REASONS[self.state]:
+            raise ValueError(f"{self.reason} is not a reason of the state {self.state}")
 
-@dataclass(frozen=True)
-class Event:
-    """A Kubernetes event to post on the rule."""
+    @classmethod
+    def invalid(cls, reason: Reason, message: str) -> Outcome:
+        """The rule is refused (it runs nothing) for ``reason``."""
+        return cls(state=State.INVALID, reason=reason, message=message)
 
-    reason: str
-    message: str
-    type: Literal["Normal", "Warning"] = "Normal"
+    @classmethod
+    def apply_failed(
+        cls,
+        reason: Reason,
+        message: str,
+        *,
+        generated: GeneratedObject | None = None,
+        schedule: str | None = None,
+    ) -> Outcome:
+        """The rule is valid but its object could not be applied (tried again later)."""
+        return cls(
+            state=State.APPLY_FAILED,
+            reason=reason,
+            message=message,
+            generated=generated,
+            schedule=schedule,
+        )
+
+    @property
+    def retried(self) -> bool:
+        """Whether the controller reconciles the rule again soon, with backoff."""
+        return self.state is State.APPLY_FAILED or self.pending
 
 
 def timestamp(moment: datetime) -> str:
@@ -88,93 +227,124 @@ def short(text: str, limit: int = MAX_MESSAGE) -> str:
 # --- status ----------------------------------------------------------------------------------
 
 
+def read_status(raw: object) -> RuleStatus:
+    """A rule's status as the API server returned it; a status the model refuses reads as none.
+
+    Only the controller writes the status, so a refused one was changed by hand: it is
+    written anew.
+    """
+    if not isinstance(raw, Mapping):
+        return RuleStatus()
+    try:
+        return RuleStatus.model_validate(raw)
+    except ValidationError:
+        return RuleStatus.model_validate({"history": _history_of(raw.get("history"))})
+
+
 def rule_status(
     outcome: Outcome,
     generation: int | None,
     runs: Runs,
-    previous: Mapping[str, Any] | None,
+    previous: RuleStatus,
     now: datetime,
-) -> dict[str, Any]:
-    """The whole status to write; ``None`` values remove a field (merge patch)."""
-    old = previous or {}
-    last_run = runs.last
-    generated = (
-        {"kind": outcome.generated.kind, "name": outcome.generated.name}
-        if outcome.generated
+) -> RuleStatus:
+    """The whole status for ``outcome`` and ``runs``, keeping unchanged transition times."""
+    last = runs.last
+    return RuleStatus(
+        observedGeneration=generation,
+        conditions=conditions(outcome, generation, previous.conditions, now),
+        generated=outcome.generated,
+        schedule=outcome.schedule,
+        scheduleNote=outcome.schedule_note,
+        lastRun=last,
+        history=list(runs.history) if runs.history is not None else list(previous.history),
+        lastReconciliationTime=last.finishedAt if last else None,
+        processedPRCount=last.pullRequests if last else None,
+        lastError=outcome.message if outcome.state is not State.READY else None,
+    )
+
+
+def status_patch(status: RuleStatus) -> dict[str, Any]:
+    """The merge patch that makes the stored status ``status``: every field, ``None`` removing.
+
+    Objects are written whole with ``None`` for their absent fields (a merge patch would
+    otherwise keep, say, the previous run's ``message`` on the next one); list members are
+    stored as they are, so a history entry carries only the fields it has.
+    """
+    dumped = status.model_dump(mode="json")
+    patch: dict[str, Any] = {name: dumped.get(name) for name in RuleStatus.model_fields}
+    history = patch.get("history")
+    patch["history"] = (
+        [{k: v for k, v in entry.items() if v is not None} for entry in history]
+        if history
         else None
     )
-    problem = outcome.message if outcome.state != "ready" else None
-    return {
-        "observedGeneration": generation,
-        "conditions": conditions(outcome, generation, old.get("conditions"), now),
-        "generated": generated,
-        "schedule": outcome.schedule,
-        "scheduleNote": outcome.schedule_note,
-        "lastRun": dict(last_run) if last_run else None,
-        "history": (runs.history or None) if runs.history is not None else old.get("history"),
-        "lastReconciliationTime": (last_run or {}).get("finishedAt"),
-        "processedPRCount": (last_run or {}).get("pullRequests"),
-        "lastError": problem,
-    }
+    return patch
 
 
 def conditions(
-    outcome: Outcome, generation: int | None, previous: object, now: datetime
-) -> list[dict[str, Any]]:
+    outcome: Outcome, generation: int | None, previous: Iterable[Condition], now: datetime
+) -> list[Condition]:
     """Ready, Invalid and ApplyFailed for ``outcome``, keeping unchanged transition times."""
-    ready = outcome.state == "ready"
-    invalid = outcome.state == "invalid"
-    failed = outcome.state == "apply_failed"
-    wanted = [
-        ("Ready", ready, "Applied" if ready else _ready_reason(outcome), outcome.message),
-        ("Invalid", invalid, outcome.reason if invalid else "Valid", _if(invalid, outcome)),
-        (
-            "ApplyFailed",
-            failed,
-            outcome.reason if failed else ("NotApplied" if invalid else "Applied"),
-            _if(failed, outcome),
-        ),
-    ]
-    before = _by_type(previous)
+    before = {condition.type: condition for condition in previous}
     result = []
-    for kind, value, reason, message in wanted:
-        status = "True" if value else "False"
-        old = before.get(kind, {})
-        since = old.get("lastTransitionTime") if old.get("status") == status else None
+    for wanted in _wanted_conditions(outcome):
+        status = ConditionStatus.TRUE if wanted.true else ConditionStatus.FALSE
+        old = before.get(wanted.type)
+        since = old.lastTransitionTime if old is not None and old.status == status.value else None
         result.append(
-            {
-                "type": kind,
-                "status": status,
-                "reason": reason,
-                "message": short(message),
-                "lastTransitionTime": since or timestamp(now),
-                "observedGeneration": generation,
-            }
+            Condition(
+                type=wanted.type,
+                status=status.value,
+                reason=wanted.reason,
+                message=short(wanted.message),
+                lastTransitionTime=since or timestamp(now),
+                observedGeneration=generation,
+            )
         )
     return result
 
 
-def _ready_reason(outcome: Outcome) -> str:
-    return "Invalid" if outcome.state == "invalid" else "ApplyFailed"
+@dataclass(frozen=True)
+class _Wanted:
+    """One condition as the outcome sets it (before transition times)."""
+
+    type: ConditionType
+    true: bool
+    reason: Reason
+    message: str
 
 
-def _if(condition: bool, outcome: Outcome) -> str:
-    return outcome.message if condition else ""
+def _wanted_conditions(outcome: Outcome) -> list[_Wanted]:
+    """Each condition's truth, reason and message for ``outcome``: the state machine's output."""
+    state = outcome.state
+    ready, invalid, failed = (
+        state is State.READY,
+        state is State.INVALID,
+        state is State.APPLY_FAILED,
+    )
+    ready_reason = Reason.APPLIED if ready else (Reason.INVALID if invalid else Reason.APPLY_FAILED)
+    applied_reason = Reason.NOT_APPLIED if invalid else Reason.APPLIED
+    return [
+        _Wanted(ConditionType.READY, ready, ready_reason, outcome.message),
+        _Wanted(
+            ConditionType.INVALID,
+            invalid,
+            outcome.reason if invalid else Reason.VALID,
+            outcome.message if invalid else "",
+        ),
+        _Wanted(
+            ConditionType.APPLY_FAILED,
+            failed,
+            outcome.reason if failed else applied_reason,
+            outcome.message if failed else "",
+        ),
+    ]
 
 
-def _by_type(conditions_: object) -> dict[str, Mapping[str, Any]]:
-    if not isinstance(conditions_, list):
-        return {}
-    return {
-        str(item.get("type")): item
-        for item in conditions_
-        if isinstance(item, Mapping) and item.get("type")
-    }
-
-
-def same_status(wanted: Mapping[str, Any], current: Mapping[str, Any] | None) -> bool:
-    """Whether writing ``wanted`` would change nothing (an absent field equals ``None``)."""
-    now = current or {}
+def same_status(wanted: Mapping[str, Any], current: object) -> bool:
+    """Whether writing the patch ``wanted`` would change nothing (absent equals ``None``)."""
+    now = current if isinstance(current, Mapping) else {}
     return all(_pruned(now.get(key)) == _pruned(value) for key, value in wanted.items())
 
 
@@ -189,53 +359,64 @@ def _pruned(value: Any) -> Any:
 
 # --- events ----------------------------------------------------------------------------------
 
+_CONDITION_EVENTS = (
+    (ConditionType.INVALID, State.INVALID, EventReason.INVALID),
+    (ConditionType.APPLY_FAILED, State.APPLY_FAILED, EventReason.APPLY_FAILED),
+)
 
-def events(
-    outcome: Outcome, previous: Mapping[str, Any] | None, last_run: Mapping[str, Any] | None
-) -> list[Event]:
+
+def events(outcome: Outcome, previous: RuleStatus, last_run: LastRun | None) -> list[Event]:
     """What to tell people: an apply, a new problem, a newly failed run (once per run)."""
     found: list[Event] = list(outcome.told)
-    before = _by_type((previous or {}).get("conditions"))
+    before = {condition.type: condition for condition in previous.conditions}
     if outcome.applied and outcome.generated:
         what = f"{outcome.generated.kind} {outcome.generated.name}"
-        found.append(Event("Applied", short(f"compiled and applied {what} ({outcome.schedule})")))
-    for kind, state in (("Invalid", "invalid"), ("ApplyFailed", "apply_failed")):
-        old = before.get(kind, {})
-        unchanged = old.get("status") == "True" and old.get("message") == short(outcome.message)
-        if outcome.state == state and not unchanged:
-            found.append(Event(kind, short(outcome.message), "Warning"))
-    if last_run and last_run.get("phase") in FAILED_PHASES:
-        old_run = (previous or {}).get("lastRun") or {}
-        seen = old_run.get("name") == last_run["name"] and old_run.get("phase") in FAILED_PHASES
+        message = short(f"compiled and applied {what} ({outcome.schedule})")
+        found.append(Event(EventReason.APPLIED, message))
+    for kind, state, reason in _CONDITION_EVENTS:
+        old = before.get(kind)
+        unchanged = (
+            old is not None
+            and old.status == ConditionStatus.TRUE.value
+            and old.message == short(outcome.message)
+        )
+        if outcome.state is state and not unchanged:
+            found.append(Event(reason, short(outcome.message), EventType.WARNING))
+    if last_run is not None and last_run.phase in FAILED_PHASES:
+        old_run = previous.lastRun
+        seen = (
+            old_run is not None and old_run.name == last_run.name and old_run.phase in FAILED_PHASES
+        )
         if not seen:
-            message = f"run {last_run['name']} ended {last_run['phase']}"
-            if last_run.get("message"):
-                message += f": {last_run['message']}"
-            found.append(Event("RunFailed", short(message), "Warning"))
+            message = f"run {last_run.name} ended {last_run.phase}"
+            if last_run.message:
+                message += f": {last_run.message}"
+            found.append(Event(EventReason.RUN_FAILED, short(message), EventType.WARNING))
     return found
 
 
-def event_document(
-    event: Event, rule: Mapping[str, Any], now: datetime, instance: str
-) -> dict[str, Any]:
-    """The ``core/v1`` Event about ``rule``."""
-    metadata = rule["metadata"]
+def event_document(event: Event, rule: RuleObject, now: datetime, instance: str) -> dict[str, Any]:
+    """The ``core/v1`` Event about ``rule``, named by what it says (see :func:`event_name`)."""
+    ref = rule.ref
     moment = timestamp(now)
     return {
         "apiVersion": "v1",
         "kind": "Event",
-        "metadata": {"generateName": f"{metadata['name']}.", "namespace": metadata["namespace"]},
-        "involvedObject": {
-            "apiVersion": rule.get("apiVersion"),
-            "kind": rule.get("kind"),
-            "name": metadata["name"],
-            "namespace": metadata["namespace"],
-            "uid": metadata.get("uid"),
-            "resourceVersion": metadata.get("resourceVersion"),
+        "metadata": {
+            "name": event_name(event, rule, moment, instance),
+            "namespace": ref.namespace,
         },
-        "reason": event.reason,
+        "involvedObject": {
+            "apiVersion": ref.api_version,
+            "kind": ref.kind,
+            "name": ref.name,
+            "namespace": ref.namespace,
+            "uid": ref.uid,
+            "resourceVersion": rule.resource_version,
+        },
+        "reason": event.reason.value,
         "message": event.message,
-        "type": event.type,
+        "type": event.type.value,
         "source": {"component": "ai-operator"},
         "reportingComponent": "ai-operator",
         "reportingInstance": instance,
@@ -245,6 +426,27 @@ def event_document(
     }
 
 
+def event_name(event: Event, rule: RuleObject, moment: str, instance: str) -> str:
+    """``<rule>.<digest>``: the same event of the same reconciliation always has the same name.
+
+    So a create that is repeated after a timeout (it may have been applied) answers 409
+    ``AlreadyExists`` rather than posting the event twice.
+    """
+    said = "\n".join(
+        (
+            rule.ref.uid or "",
+            rule.resource_version or "",
+            event.reason,
+            event.type,
+            event.message,
+            moment,
+            instance,
+        )
+    )
+    digest = hashlib.sha256(said.encode()).hexdigest()[:16]
+    return f"{rule.ref.name[: MAX_NAME - len(digest) - 1]}.{digest}"
+
+
 # --- runs ------------------------------------------------------------------------------------
 
 
@@ -252,11 +454,11 @@ def event_document(
 class Runs:
     """What the rule's runs say: the newest, and the history (None: leave it as it is)."""
 
-    last: dict[str, Any] | None = None
-    history: list[dict[str, Any]] | None = None
+    last: LastRun | None = None
+    history: tuple[RunRecord, ...] | None = field(default=None)
 
 
-def workflow_runs(workflows: Iterable[Mapping[str, Any]], previous: Mapping[str, Any]) -> Runs:
+def workflow_runs(workflows: Iterable[Mapping[str, Any]], previous: RuleStatus) -> Runs:
     """The newest Workflow as ``lastRun``; every finished one added to the status history.
 
     Entries are made by :func:`jobs.reconcile.report.history_entry` from the run's counts, in the
@@ -264,23 +466,31 @@ def workflow_runs(workflows: Iterable[Mapping[str, Any]], previous: Mapping[str,
     """
     items = list(workflows)
     latest = newest(items)
-    old = previous.get("history")
-    history = (
-        [dict(entry) for entry in old if isinstance(entry, Mapping)]
-        if isinstance(old, list)
-        else []
-    )
+    history = [entry.model_dump(mode="json", exclude_none=True) for entry in previous.history]
     finished = [w for w in items if (w.get("status") or {}).get("finishedAt")]
     for workflow in sorted(finished, key=lambda w: str(w["status"]["finishedAt"])):
         status = workflow["status"]
         entry = history_entry(
             _summary_counts(status) or {},
             finished_at=str(status["finishedAt"]),
-            succeeded=status.get("phase") == "Succeeded",
+            succeeded=status.get("phase") == RunPhase.SUCCEEDED,
             workflow=str(workflow["metadata"]["name"]),
         )
         history = append_history(history, entry)
-    return Runs(workflow_run(latest) if latest else None, history)
+    return Runs(workflow_run(latest) if latest else None, tuple(_history_of(history)))
+
+
+def _history_of(raw: object) -> list[RunRecord]:
+    """The entries of a status history the model accepts (others were changed by hand)."""
+    if not isinstance(raw, list):
+        return []
+    found = []
+    for item in raw:
+        try:
+            found.append(RunRecord.model_validate(item))
+        except ValidationError:
+            continue
+    return found
 
 
 def job_runs(jobs: Iterable[Mapping[str, Any]]) -> Runs:
@@ -301,31 +511,32 @@ def newest(items: Iterable[Mapping[str, Any]]) -> Mapping[str, Any] | None:
     )
 
 
-def workflow_run(workflow: Mapping[str, Any]) -> dict[str, Any]:
+def workflow_run(workflow: Mapping[str, Any]) -> LastRun:
     """``lastRun`` of an Argo Workflow: phase, times, and the run's counts when it has them."""
     status = workflow.get("status") or {}
-    run: dict[str, Any] = {
-        "name": workflow["metadata"]["name"],
-        "phase": str(status.get("phase") or "Pending"),
-        "startedAt": status.get("startedAt"),
-        "finishedAt": status.get("finishedAt"),
-        "pullRequests": None,
-        "actions": None,
-    }
+    phase = str(status.get("phase") or RunPhase.PENDING)
+    pull_requests: int | None = None
+    actions: dict[str, int] | None = None
+    dry_run: bool | None = None
     counts = _summary_counts(status)
     if counts is not None:
         processed = counts.get("prsProcessed")
-        run["pullRequests"] = processed if isinstance(processed, int) and processed >= 0 else None
-        if counts.get("dryRun") is True:
-            run["dryRun"] = True
-        actions = counts.get("actions")
-        if isinstance(actions, dict):
-            run["actions"] = {
-                str(k): v for k, v in sorted(actions.items()) if isinstance(v, int) and v >= 0
-            }
-    if run["phase"] in FAILED_PHASES and status.get("message"):
-        run["message"] = short(str(status["message"]), 200)
-    return run
+        pull_requests = processed if isinstance(processed, int) and processed >= 0 else None
+        dry_run = True if counts.get("dryRun") is True else None
+        found = counts.get("actions")
+        if isinstance(found, dict):
+            actions = {str(k): v for k, v in sorted(found.items()) if isinstance(v, int) and v >= 0}
+    failed = phase in FAILED_PHASES and status.get("message")
+    return LastRun(
+        name=str(workflow["metadata"]["name"]),
+        phase=phase,
+        startedAt=status.get("startedAt"),
+        finishedAt=status.get("finishedAt"),
+        pullRequests=pull_requests,
+        actions=actions,
+        dryRun=dry_run,
+        message=short(str(status["message"]), 200) if failed else None,
+    )
 
 
 def _summary_counts(status: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -340,7 +551,7 @@ def _summary_counts(status: Mapping[str, Any]) -> dict[str, Any] | None:
     return None
 
 
-def job_run(job: Mapping[str, Any]) -> dict[str, Any]:
+def job_run(job: Mapping[str, Any]) -> LastRun:
     """``lastRun`` of a CronJob's Job: phase and times (its counts are only in the pod's log)."""
     status = job.get("status") or {}
     done = {
@@ -348,20 +559,20 @@ def job_run(job: Mapping[str, Any]) -> dict[str, Any]:
         for c in status.get("conditions") or []
         if isinstance(c, Mapping) and c.get("status") == "True"
     }
+    message = None
     if "Complete" in done:
-        phase, finished = "Succeeded", status.get("completionTime")
+        phase, finished = RunPhase.SUCCEEDED, status.get("completionTime")
     elif "Failed" in done:
-        phase, finished = "Failed", done["Failed"].get("lastTransitionTime")
+        phase, finished = RunPhase.FAILED, done["Failed"].get("lastTransitionTime")
+        if done["Failed"].get("message"):
+            message = short(str(done["Failed"]["message"]), 200)
     else:
-        phase, finished = ("Running" if status.get("active") else "Pending"), None
-    run: dict[str, Any] = {
-        "name": job["metadata"]["name"],
-        "phase": phase,
-        "startedAt": status.get("startTime"),
-        "finishedAt": finished,
-        "pullRequests": None,
-        "actions": None,
-    }
-    if phase == "Failed" and done["Failed"].get("message"):
-        run["message"] = short(str(done["Failed"]["message"]), 200)
-    return run
+        phase = RunPhase.RUNNING if status.get("active") else RunPhase.PENDING
+        finished = None
+    return LastRun(
+        name=str(job["metadata"]["name"]),
+        phase=phase.value,
+        startedAt=status.get("startTime"),
+        finishedAt=finished,
+        message=message,
+    )

@@ -27,6 +27,7 @@ from jobs.log import get_logger
 from jobs.rules.model import KIND
 from pipelines.controller.config import ControllerConfig
 from pipelines.controller.kube import CONFIG_MAPS, KubeClient, KubeError, NotFound
+from pipelines.controller.objects import RuleKey, RuleRef, controller_of
 from pipelines.controller.reconcile import (
     GENERATED_KINDS,
     MEMO_CACHE_LABEL,
@@ -46,10 +47,7 @@ async def sweep(
     rules: Iterable[Mapping[str, Any]],
 ) -> None:
     """Remove what rules that are not in ``rules`` (the scope's full list) left behind."""
-    present = {
-        (str(rule["metadata"].get("namespace") or ""), str(rule["metadata"]["name"]))
-        for rule in rules
-    }
+    present = {RuleKey.of(rule) for rule in rules}
     log = get_logger("ai_operator.controller").bind(scope=scope or "all namespaces")
     try:
         await _generated(client, scope, present, log)
@@ -71,25 +69,20 @@ async def own_memo(
     if config.target != "argo":
         return
     owners = {
-        (str(rule["metadata"].get("namespace") or ""), memo_prefix(rule["metadata"]["name"])): rule
-        for rule in rules
-        if rule["metadata"].get("uid")
+        RuleKey(ref.namespace, memo_prefix(ref.name)): ref
+        for ref in (RuleRef.of(rule) for rule in rules)
+        if ref.uid
     }
     log = get_logger("ai_operator.controller").bind(scope=scope or "all namespaces")
     try:
         found = await client.list(CONFIG_MAPS, scope, MEMO_CACHE_LABEL)
-        for item in found.get("items") or []:
+        for item in found.items:
             metadata = item["metadata"]
             namespace, name = str(metadata.get("namespace") or ""), str(metadata["name"])
-            rule = owners.get((namespace, name[:-2]))
+            rule = owners.get(RuleKey(namespace, name[:-2]))
             if rule is None or metadata.get("ownerReferences"):
                 continue
-            reference = {
-                "apiVersion": rule.get("apiVersion") or "aioperator.io/v1alpha1",
-                "kind": rule.get("kind") or KIND,
-                "name": rule["metadata"]["name"],
-                "uid": rule["metadata"]["uid"],
-            }
+            reference = rule.owner(controller=False).to_json()
             change = {"metadata": {"ownerReferences": [reference]}}
             await client.patch(CONFIG_MAPS, namespace, name, change)
     except KubeError as exc:
@@ -97,18 +90,18 @@ async def own_memo(
 
 
 async def _generated(
-    client: KubeClient, scope: str | None, present: set[tuple[str, str]], log: Any
+    client: KubeClient, scope: str | None, present: set[RuleKey], log: Any
 ) -> None:
     for resource in GENERATED_KINDS.values():
         try:
             found = await client.list(resource, scope, MANAGED)
         except NotFound:
             continue  # the cluster does not have this kind
-        for item in found.get("items") or []:
+        for item in found.items:
             metadata = item["metadata"]
-            owner = _controlling_rule(metadata)
+            owner = controller_of(item)
             namespace = str(metadata.get("namespace") or "")
-            if owner is None or (namespace, owner) in present:
+            if owner is None or owner.kind != KIND or RuleKey(namespace, owner.name) in present:
                 continue
             await client.delete(resource, namespace, metadata["name"])
             log.info(
@@ -118,23 +111,19 @@ async def _generated(
             )
 
 
-async def _memo(
-    client: KubeClient, scope: str | None, present: set[tuple[str, str]], log: Any
-) -> None:
-    wanted = {(namespace, memo_prefix(name)) for namespace, name in present}
+async def _memo(client: KubeClient, scope: str | None, present: set[RuleKey], log: Any) -> None:
+    wanted = {RuleKey(key.namespace, memo_prefix(key.name)) for key in present}
     found = await client.list(CONFIG_MAPS, scope, MEMO_CACHE_LABEL)
-    for item in found.get("items") or []:
+    for item in found.items:
         metadata = item["metadata"]
         name, namespace = str(metadata["name"]), str(metadata.get("namespace") or "")
-        if not name.startswith(MEMO_PREFIX) or (namespace, name[:-2]) in wanted:
+        if not name.startswith(MEMO_PREFIX) or RuleKey(namespace, name[:-2]) in wanted:
             continue
         await client.delete(CONFIG_MAPS, namespace, name)
         log.info("deleted the memo ConfigMap of a rule that no longer exists", name=name)
 
 
-async def _groups(
-    gateway_url: str, scope: str | None, present: set[tuple[str, str]], log: Any
-) -> None:
+async def _groups(gateway_url: str, scope: str | None, present: set[RuleKey], log: Any) -> None:
     from jobs.clients.metrics import JOB, GatewayError, list_groups  # noqa: PLC0415
 
     try:
@@ -142,7 +131,7 @@ async def _groups(
     except GatewayError as exc:
         log.warning("could not read the Pushgateway's groups", error=str(exc))
         return
-    gone: set[tuple[str, str]] = set()
+    gone: set[RuleKey] = set()
     for labels in groups:
         if labels.get("job") != JOB or not labels.get("rule"):
             continue
@@ -152,14 +141,7 @@ async def _groups(
             namespace, rule = rule.split("/", 1)
         if namespace is None or scope not in (None, namespace):
             continue
-        if (namespace, rule) not in present:
-            gone.add((namespace, rule))
-    for namespace, rule in sorted(gone):
-        await delete_rule_metrics(gateway_url, namespace, rule)
-
-
-def _controlling_rule(metadata: Mapping[str, Any]) -> str | None:
-    for reference in metadata.get("ownerReferences") or []:
-        if reference.get("controller") and reference.get("kind") == KIND:
-            return str(reference.get("name"))
-    return None
+        if RuleKey(namespace, rule) not in present:
+            gone.add(RuleKey(namespace, rule))
+    for key in sorted(gone):
+        await delete_rule_metrics(gateway_url, key.namespace, key.name)

@@ -21,7 +21,8 @@ on, as the real API server has it:
 - the garbage collector: deleting an object deletes what names it in ``ownerReferences``
   (at once; :attr:`ApiServer.garbage_collection` turns it off);
 - failures on demand: :meth:`ApiServer.fail` answers the next matching requests with an error
-  and changes nothing.
+  and changes nothing (or, with ``after_applying``, applies the request and then answers the
+  error, as a proxy that timed out waiting for the answer would).
 """
 
 from __future__ import annotations
@@ -59,6 +60,10 @@ class Fault:
     status: int
     times: int
     subresource: str = ""
+    verb: str = ""
+    """Only requests of this RBAC verb (``watch``, ``list``, ...); empty: any."""
+    after_applying: bool = False
+    """Apply the request, then answer ``status`` (the answer of a change that was made)."""
 
 
 @dataclass(frozen=True)
@@ -88,14 +93,25 @@ class ApiServer(kmock.KubernetesEmulator):
     _faults: list[Fault] = attrs.field(factory=list, init=False)
     _changed: asyncio.Event | None = attrs.field(default=None, init=False)
     _watch_epoch: int = attrs.field(default=0, init=False)
+    _watch_epochs: dict[str, int] = attrs.field(factory=dict, init=False)
 
     # --- for tests ---------------------------------------------------------------------------
 
     def fail(
-        self, method: str, plural: str, status: int, times: int = 1, subresource: str = ""
+        self,
+        method: str,
+        plural: str,
+        status: int,
+        times: int = 1,
+        subresource: str = "",
+        *,
+        verb: str = "",
+        after_applying: bool = False,
     ) -> None:
         """Answer the next ``times`` ``method`` requests on ``plural`` with ``status``."""
-        self._faults.append(Fault(method.upper(), plural, status, times, subresource))
+        self._faults.append(
+            Fault(method.upper(), plural, status, times, subresource, verb, after_applying)
+        )
 
     def put(self, resource: Resource, document: dict[str, Any]) -> dict[str, Any]:
         """Create or replace an object directly, as another client would."""
@@ -137,9 +153,12 @@ class ApiServer(kmock.KubernetesEmulator):
         """Forget the history so far: watches from an older resourceVersion get 410 Gone."""
         self._compacted = self._version
 
-    def end_watches(self) -> None:
-        """End every open watch now (as an API server restart would)."""
-        self._watch_epoch += 1
+    def end_watches(self, plural: str | None = None) -> None:
+        """End every open watch (of ``plural`` only, when given) now, as a restart would."""
+        if plural is None:
+            self._watch_epoch += 1
+        else:
+            self._watch_epochs[plural] = self._watch_epochs.get(plural, 0) + 1
         self._notify()
 
     @property
@@ -160,8 +179,14 @@ class ApiServer(kmock.KubernetesEmulator):
         plural = request.resource.plural
         self._groups.setdefault(plural, request.resource.group or "")
         fault = self._take_fault(request)
-        if fault is not None:
+        if fault is not None and not fault.after_applying:
             return _status(fault.status, "InjectedFailure", f"failing on purpose ({fault.status})")
+        if fault is not None:
+            await self._serve(request, plural)  # applied; the answer is lost
+            return _status(fault.status, "InjectedFailure", f"lost the answer ({fault.status})")
+        return await self._serve(request, plural)
+
+    async def _serve(self, request: kmock.Request, plural: str) -> aiohttp.web.StreamResponse:
         method = _method(request)
         try:
             if method == "POST":
@@ -202,8 +227,8 @@ class ApiServer(kmock.KubernetesEmulator):
 
     async def _serve_watch(self, request: rendering.Request) -> AsyncIterator[rendering.Payload]:
         yield b""  # send the headers at once
-        epoch = self._watch_epoch
         plural = _plural(request)
+        epoch = (self._watch_epoch, self._watch_epochs.get(plural, 0))
         since = int(request.params.get("resourceVersion") or 0)
         timeout = float(request.params.get("timeoutSeconds") or 3600)
         deadline = asyncio.get_running_loop().time() + timeout
@@ -215,7 +240,7 @@ class ApiServer(kmock.KubernetesEmulator):
                 if kind == plural and request.namespace in (None, ns):
                     yield {"type": "ADDED", "object": copy.deepcopy(obj)}
             since = self._version
-        while epoch == self._watch_epoch:
+        while epoch == (self._watch_epoch, self._watch_epochs.get(plural, 0)):
             for version, kind, event in list(self._history):
                 namespace = event["object"]["metadata"].get("namespace")
                 if version > since and kind == plural and request.namespace in (None, namespace):
@@ -395,6 +420,7 @@ class ApiServer(kmock.KubernetesEmulator):
                 and fault.method == method
                 and fault.plural == plural
                 and fault.subresource == (request.subresource or "")
+                and fault.verb in ("", getattr(rbac_call(request), "verb", ""))
             ):
                 fault.times -= 1
                 return fault

@@ -22,6 +22,7 @@ import pipelines.controller.checking as checking
 from pipelines.controller.checking import Checker, Governing, evaluate_rule
 from pipelines.controller.config import ControllerConfig
 from pipelines.controller.kube import CRON_WORKFLOWS, RULES
+from pipelines.controller.objects import RuleKey
 from pipelines.controller.server import HealthServer
 from pipelines.controller.status import Outcome
 from tests.controller.apiserver import ApiServer
@@ -110,7 +111,7 @@ async def test_any_exception_while_checking_is_one_line_and_never_retried(
     async with running(api) as controller:
         await settled(controller)
         await asyncio.sleep(0.3)  # longer than several retry delays
-        assert controller.reconciled == {(NAMESPACE, "staging-automerge"): 1}
+        assert controller.reconciled == {RuleKey(NAMESPACE, "staging-automerge"): 1}
         assert controller.pending_retries == 0
     refusal = condition(api, "staging-automerge", "Invalid")
     assert (refusal["reason"], refusal["message"]) == (

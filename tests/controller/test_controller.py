@@ -11,6 +11,7 @@ from pipelines.compile import compile_rule
 from pipelines.controller.config import RuleDefaults
 from pipelines.controller.kube import CRON_JOBS, CRON_WORKFLOWS, EVENTS, RULES
 from pipelines.controller.reconcile import FIELD_MANAGER, MANIFEST_HASH_ANNOTATION
+from pipelines.controller.status import RuleState, State
 from pipelines.options import CompileOptions
 from tests.controller.apiserver import APPLY, MERGE, ApiServer
 from tests.controller.conftest import (
@@ -173,7 +174,10 @@ async def test_an_invalid_rule_is_reported_and_the_others_keep_working(api: ApiS
     assert working is not None
     assert condition(working, "Ready")["status"] == "True"
     assert api.stored(CRON_WORKFLOWS, NAMESPACE, "working") is not None
-    assert sorted(controller.rule_states()) == [(NAMESPACE, "invalid"), (NAMESPACE, "ready")]
+    assert sorted(controller.rule_states()) == [
+        RuleState(NAMESPACE, State.INVALID),
+        RuleState(NAMESPACE, State.READY),
+    ]
 
 
 async def test_a_rule_the_model_refuses_is_invalid_with_its_field_path(api: ApiServer) -> None:

@@ -13,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from pipelines.controller.kube import RULES, Connection, KubeClient
 from pipelines.controller.runner import Controller
 from pipelines.controller.server import HealthServer
+from pipelines.controller.status import RuleState, State
 from tests.controller.apiserver import ApiServer
 from tests.controller.conftest import (
     NAMESPACE,
@@ -109,7 +110,7 @@ async def test_the_token_authenticates_and_is_never_logged(
     add_rule(api)
     async with running(api, token=token) as controller:
         await settled(controller)
-        await eventually(lambda: controller.rule_states() == [(NAMESPACE, "ready")])
+        await eventually(lambda: controller.rule_states() == [RuleState(NAMESPACE, State.READY)])
     assert {request.headers.get("Authorization") for request in api.received} == {f"Bearer {token}"}
     out = capsys.readouterr()
     assert "401" in out.out + out.err

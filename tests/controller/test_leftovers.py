@@ -15,6 +15,7 @@ import kmock
 import pytest
 
 from pipelines.controller.kube import CONFIG_MAPS, CRON_WORKFLOWS, EVENTS, RULES
+from pipelines.controller.objects import RuleKey
 from pipelines.controller.reconcile import MANIFEST_HASH_ANNOTATION, memo_prefix
 from tests.controller.apiserver import ApiServer
 from tests.controller.conftest import (
@@ -122,7 +123,7 @@ async def test_an_unchanged_object_is_not_written_at_a_resync(api: ApiServer) ->
         live["spec"]["defaultedByTheServer"] = True
         api.put(CRON_WORKFLOWS, live)
         patches = len([c for c in api.calls if c.resource == "cronworkflows" and c.verb == "patch"])
-        await eventually(lambda: controller.reconciled[(NAMESPACE, RULE)] >= 3)
+        await eventually(lambda: controller.reconciled[RuleKey(NAMESPACE, RULE)] >= 3)
     after = len([c for c in api.calls if c.resource == "cronworkflows" and c.verb == "patch"])
     assert after == patches
     assert ("Warning", "DriftRepaired") not in events_of(api)

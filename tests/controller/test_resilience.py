@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from pipelines.controller.kube import CRON_WORKFLOWS, EVENTS, RULES, WORKFLOWS
+from pipelines.controller.objects import RuleKey
 from tests.controller.apiserver import ApiServer, Call
 from tests.controller.conftest import NAMESPACE, add_rule, config, eventually, running, settled
 
@@ -96,7 +97,10 @@ async def test_a_restart_applies_nothing_twice(api: ApiServer) -> None:
     }
     async with running(api) as controller:
         await settled(controller)
-        assert controller.reconciled == {(NAMESPACE, "first"): 1, (NAMESPACE, "second"): 1}
+        assert controller.reconciled == {
+            RuleKey(NAMESPACE, "first"): 1,
+            RuleKey(NAMESPACE, "second"): 1,
+        }
     assert writes(api)[before:] == []
     assert {i["metadata"]["name"]: i["metadata"]["resourceVersion"] for i in rules(api)} == versions
 
@@ -107,7 +111,9 @@ async def test_a_resync_reconciles_every_rule_again(api: ApiServer) -> None:
     async with running(api, config(resync_seconds=0.3)) as controller:  # type: ignore[arg-type]
         await settled(controller)
         before = len(writes(api))
-        await eventually(lambda: controller.reconciled[(NAMESPACE, "staging-automerge")] >= 3)
+        await eventually(
+            lambda: controller.reconciled[RuleKey(NAMESPACE, "staging-automerge")] >= 3
+        )
     assert writes(api)[before:] == []
 
 

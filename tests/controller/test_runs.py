@@ -205,3 +205,37 @@ async def test_a_cron_job_rules_last_run_is_its_newest_job(
     assert last_run.get("finishedAt") == finished
     assert "pullRequests" not in last_run
     assert len(warnings(api)) == (1 if phase == "Failed" else 0)
+
+
+async def test_the_next_run_keeps_nothing_of_the_last_one(api: ApiServer) -> None:
+    """A failed dry run, then a run that is neither: lastRun has no message and no dryRun left.
+
+    The status is a merge patch: a field absent from the new lastRun must be written as null,
+    or the failed run's message would stay on the next one (and the status be written again at
+    every resync, never matching).
+    """
+    summary = {"prsProcessed": 1, "actions": {}, "errors": {}, "dryRun": True}
+    api.put(
+        WORKFLOWS,
+        workflow(
+            "staging-automerge-100",
+            "2026-11-30T10:00:00Z",
+            "Failed",
+            message="child 'act(0)' failed",
+            outputs={"parameters": [{"name": "summary", "value": json.dumps(summary)}]},
+        ),
+    )
+    add_rule(api)
+    async with running(api) as controller:
+        await settled(controller)
+    first = status_of(api)["lastRun"]
+    assert (first["message"], first["dryRun"]) == ("child 'act(0)' failed", True)
+    api.put(WORKFLOWS, workflow("staging-automerge-200", "2026-11-30T10:05:00Z", "Running"))
+    async with running(api) as controller:
+        await settled(controller)
+    assert status_of(api)["lastRun"] == {"name": "staging-automerge-200", "phase": "Running"}
+    version = (api.stored(RULES, NAMESPACE, "staging-automerge") or {})["metadata"]
+    async with running(api) as controller:
+        await settled(controller)
+    again = (api.stored(RULES, NAMESPACE, "staging-automerge") or {})["metadata"]
+    assert again["resourceVersion"] == version["resourceVersion"]

@@ -1,0 +1,169 @@
+"""The controller's names for the objects it serves and owns. Pure.
+
+- :class:`RuleKey`: which rule (namespace and name), the key of every per-rule table;
+- :class:`RuleRef`: a rule's identity as its children name it (kind, name, uid);
+- :class:`RuleObject`: a rule as the API server returned it (its identity, generation,
+  resourceVersion and stored status);
+- :class:`OwnerReference`: an entry of ``metadata.ownerReferences``, read from the objects the
+  controller lists (its CronWorkflows, CronJobs, memo ConfigMaps) and written onto them.
+
+What the controller reads from the API server stays plain JSON up to here: these are read from
+it leniently (a malformed entry is skipped, as the garbage collector would ignore it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from jobs.rules.model import KIND
+
+RULES_API_VERSION = "aioperator.io/v1alpha1"
+
+
+@dataclass(frozen=True, order=True)
+class RuleKey:
+    """A rule's namespace and name."""
+
+    namespace: str
+    name: str
+
+    @classmethod
+    def of(cls, item: Mapping[str, Any]) -> RuleKey:
+        """The key of an object as the API server returned it."""
+        metadata = item["metadata"]
+        return cls(str(metadata.get("namespace") or ""), str(metadata["name"]))
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+class OwnerReference(BaseModel):
+    """One ``metadata.ownerReferences`` entry."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    apiVersion: str
+    kind: str
+    name: str
+    uid: str
+    controller: bool | None = None
+    blockOwnerDeletion: bool | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The entry as the API server takes it (no ``None`` fields)."""
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+def owner_references(item: Mapping[str, Any]) -> list[OwnerReference]:
+    """The owner references of ``item`` that are well formed."""
+    found = []
+    for raw in (item.get("metadata") or {}).get("ownerReferences") or []:
+        try:
+            found.append(OwnerReference.model_validate(raw))
+        except ValidationError:
+            continue
+    return found
+
+
+def controller_of(item: Mapping[str, Any]) -> OwnerReference | None:
+    """The controlling owner of ``item``, if it has one."""
+    return next((ref for ref in owner_references(item) if ref.controller), None)
+
+
+@dataclass(frozen=True)
+class RuleRef:
+    """A rule as the objects it owns name it."""
+
+    namespace: str
+    name: str
+    uid: str | None
+    api_version: str = RULES_API_VERSION
+    kind: str = KIND
+
+    @classmethod
+    def of(cls, rule: Mapping[str, Any]) -> RuleRef:
+        """The reference of a rule as the API server returned it."""
+        metadata = rule["metadata"]
+        uid = metadata.get("uid")
+        return cls(
+            namespace=str(metadata.get("namespace") or ""),
+            name=str(metadata["name"]),
+            uid=str(uid) if uid is not None else None,
+            api_version=str(rule.get("apiVersion") or RULES_API_VERSION),
+            kind=str(rule.get("kind") or KIND),
+        )
+
+    @property
+    def key(self) -> RuleKey:
+        """Which rule this is."""
+        return RuleKey(self.namespace, self.name)
+
+    def owner(self, *, controller: bool) -> OwnerReference:
+        """The reference to this rule that an object it owns carries.
+
+        ``controller``: the rule controls the object (it generated it; deleting the rule
+        deletes it, blocking the deletion until then); otherwise it only owns it.
+        """
+        if self.uid is None:
+            raise ValueError(f"the rule {self.key} has no uid")
+        return OwnerReference(
+            apiVersion=self.api_version,
+            kind=self.kind,
+            name=self.name,
+            uid=self.uid,
+            controller=True if controller else None,
+            blockOwnerDeletion=True if controller else None,
+        )
+
+    def controls(self, item: Mapping[str, Any]) -> bool:
+        """Whether this rule (this very object, by uid) is ``item``'s controller."""
+        return any(ref.uid == self.uid and ref.controller for ref in owner_references(item))
+
+    def left_by_earlier(self, item: Mapping[str, Any]) -> bool:
+        """Whether ``item``'s controller is a rule of this name that no longer exists."""
+        return any(
+            ref.controller
+            and ref.kind == self.kind
+            and ref.name == self.name
+            and ref.uid != self.uid
+            for ref in owner_references(item)
+        )
+
+
+@dataclass(frozen=True)
+class RuleObject:
+    """A rule as the API server returned it: who it is and which version, typed.
+
+    The document is kept as it came: the checker validates it as ``ai-operator validate``
+    would a file.
+    """
+
+    ref: RuleRef
+    generation: int | None
+    resource_version: str | None
+    status: object
+    """The stored status, as stored (read it with :func:`~.status.read_status`)."""
+    document: Mapping[str, Any]
+
+    @classmethod
+    def of(cls, document: Mapping[str, Any]) -> RuleObject:
+        """The rule the API server returned."""
+        metadata = document["metadata"]
+        generation = metadata.get("generation")
+        version = metadata.get("resourceVersion")
+        return cls(
+            ref=RuleRef.of(document),
+            generation=generation if isinstance(generation, int) else None,
+            resource_version=str(version) if version is not None else None,
+            status=document.get("status"),
+            document=document,
+        )
+
+    @property
+    def key(self) -> RuleKey:
+        """Which rule this is."""
+        return self.ref.key
