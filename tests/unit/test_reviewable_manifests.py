@@ -28,7 +28,7 @@ from jobs.rules.encoding import (
 from jobs.rules.files import load_rules
 from jobs.rules.model import PRReconciliationRule
 from pipelines.compile import compile_rule, to_yaml
-from pipelines.options import CompileOptions
+from pipelines.options import CompileOptions, Target
 from tests.argo_interpreter import run_cron_workflow
 from tests.argo_schema import ROOT
 from tests.factories import make_rule
@@ -57,7 +57,7 @@ def changed_lines(before: str, after: str) -> list[str]:
 @pytest.mark.parametrize("target", ["argo", "cronjob"])
 @pytest.mark.parametrize("name", sorted(EXAMPLES))
 def test_a_one_line_instruction_change_is_a_small_diff_that_shows_the_new_line(
-    name: str, target: str
+    name: str, target: Target
 ) -> None:
     """Changing one word of one line changes that line (as written), the digest and spec hashes.
 
@@ -69,8 +69,8 @@ def test_a_one_line_instruction_change_is_a_small_diff_that_shows_the_new_line(
     index = next(i for i, line in enumerate(lines) if "{{" in line)
     new_line = lines[index] + " (reviewed)"
     instruction = "\n".join([*lines[:index], new_line, *lines[index + 1 :]]) + "\n"
-    before = to_yaml([compile_rule(rule, target, OPTIONS)])  # type: ignore[arg-type]
-    after = to_yaml([compile_rule(with_instruction(rule, instruction), target, OPTIONS)])  # type: ignore[arg-type]
+    before = to_yaml([compile_rule(rule, target, OPTIONS)])
+    after = to_yaml([compile_rule(with_instruction(rule, instruction), target, OPTIONS)])
 
     changed = changed_lines(before, after)
     removed = [line for line in changed if line.startswith("-")]
@@ -91,13 +91,13 @@ def test_the_rule_file_is_the_rule_as_a_person_writes_it() -> None:
 
 
 @pytest.mark.parametrize("target", ["argo", "cronjob"])
-def test_a_longer_instruction_grows_the_output_once(target: str) -> None:
+def test_a_longer_instruction_grows_the_output_once(target: Target) -> None:
     """The rule is written once: 2,000 more bytes of instruction add about 2,000 bytes of output."""
     line = "Escalate when the description mentions a database migration. " * 2
     longer = with_instruction(RULE, RULE.spec.instruction + (line.strip() + "\n") * 16)
     added = len(longer.spec.instruction) - len(RULE.spec.instruction)
-    before = to_yaml([compile_rule(RULE, target, OPTIONS)])  # type: ignore[arg-type]
-    after = to_yaml([compile_rule(longer, target, OPTIONS)])  # type: ignore[arg-type]
+    before = to_yaml([compile_rule(RULE, target, OPTIONS)])
+    after = to_yaml([compile_rule(longer, target, OPTIONS)])
     assert added <= len(after) - len(before) <= added + 16 * 8  # the block's indentation
 
 
