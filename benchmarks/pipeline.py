@@ -109,13 +109,20 @@ def measure(prs: int, pods: ForkedPods) -> Sizes:
     """One run over ``prs`` open covered PRs, and the outcome index's steady state."""
     rule = benchmark_rule(repository_names(REPOSITORIES), cap=prs)
     options = CompileOptions()
-    document = compile_rule(rule, "argo", options).document
+    manifest = compile_rule(rule, "argo", options)
+    document = manifest.document
     memo = MemoCache()
     world = build_world(prs, REPOSITORIES, "open")
     with FakeGitHub(world, token=GITHUB_TOKEN) as github, FakeLLM(token=AI_TOKEN) as llm:
         started = time.perf_counter()
         run = run_cron_workflow(
-            document, env=pod_env(github, llm), secrets=SECRETS, memo=memo, pods=pods, workers=8
+            document,
+            env=pod_env(github, llm),
+            secrets=SECRETS,
+            memo=memo,
+            pods=pods,
+            workers=8,
+            config_maps=[manifest.config_map],
         )
         seconds = time.perf_counter() - started
         calls, writes = len(llm.requests), len(github.mutations)

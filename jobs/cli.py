@@ -64,6 +64,7 @@ from jobs.reconcile.run import DEFAULT_PARALLELISM, Reuse, run_pass
 from jobs.rules.encoding import (
     LIMITS_ENV,
     RULE_ENV,
+    RULE_FILE_ENV,
     StepInputError,
     limits_document,
     rule_from_env,
@@ -182,7 +183,11 @@ def run(
         int, typer.Option(min=1, max=64, help="Decisions at once.")
     ] = DEFAULT_PARALLELISM,
     rule_from_env: Annotated[
-        bool, typer.Option("--rule-from-env", help=f"Read the rule from {RULE_ENV}.")
+        bool,
+        typer.Option(
+            "--rule-from-env",
+            help=f"Read the rule from {RULE_ENV}, else from the file named by {RULE_FILE_ENV}.",
+        ),
     ] = False,
     no_cache: Annotated[
         bool,

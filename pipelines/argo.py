@@ -156,7 +156,10 @@ def _annotations(rule: PRReconciliationRule, schedule: Schedule | None) -> dict[
 
 
 def _workflow_spec(rule: PRReconciliationRule, options: CompileOptions) -> dict[str, Any]:
-    """Workflow-level settings: identity, security, clean-up, deadline, the /tmp volume, placement.
+    """Workflow-level settings: identity, security, clean-up, deadline, volumes, placement.
+
+    The volumes are ``/tmp`` and the rule's ConfigMap; every pod carries the rule file's SHA-256
+    as an annotation, the one place in the CronWorkflow that changes with the rule.
 
     Succeeded pods are deleted ``pod_gc_delete_delay`` after they finish, not at once, so that
     ``argo logs`` and the UI's logs still show a finished run's decisions for that long.
@@ -166,7 +169,9 @@ def _workflow_spec(rule: PRReconciliationRule, options: CompileOptions) -> dict[
         "security_context": m.PodSecurityContext.model_validate(
             conventions.pod_security_context(options)
         ),
-        "pod_metadata": m.Metadata(labels=conventions.rule_labels(rule)),
+        "pod_metadata": m.Metadata(
+            labels=conventions.rule_labels(rule), annotations=conventions.pod_annotations(rule)
+        ),
         "pod_gc": m.PodGC(
             strategy="OnPodSuccess", delete_delay_duration=options.pod_gc_delete_delay
         ),
@@ -175,7 +180,10 @@ def _workflow_spec(rule: PRReconciliationRule, options: CompileOptions) -> dict[
             seconds_after_failure=options.ttl_seconds_after_failure,
         ),
         "active_deadline_seconds": options.active_deadline_seconds,
-        "volumes": [m.Volume.model_validate(conventions.tmp_volume(options))],
+        "volumes": [
+            m.Volume.model_validate(conventions.tmp_volume(options)),
+            m.Volume.model_validate(conventions.rule_volume(rule)),
+        ],
         **_placement(options),
     }
 
@@ -353,7 +361,10 @@ def _container(
         env_from=[m.EnvFromSource.model_validate(s) for s in conventions.environment_from(options)],
         resources=m.ResourceRequirements.model_validate(conventions.resources(options)),
         security_context=m.SecurityContext.model_validate(conventions.container_security_context()),
-        volume_mounts=[m.VolumeMount.model_validate(conventions.tmp_mount())],
+        volume_mounts=[
+            m.VolumeMount.model_validate(conventions.tmp_mount()),
+            m.VolumeMount.model_validate(conventions.rule_mount()),
+        ],
         **template,
     )
 

@@ -1,8 +1,9 @@
 """A rule as a Kubernetes ``batch/v1`` CronJob: one pod runs the whole pass.
 
 For clusters without Argo. The pod runs ``ai-operator run --rule-from-env --output json
---no-cache`` with the same conventions as the workflow's pods (labels, the rule in
-``AI_OPERATOR_RULE``, tokens from the Secret, non-root, read-only root, ``/tmp`` emptyDir). A
+--no-cache`` with the same conventions as the workflow's pods (labels, the rule read from its
+ConfigMap and checked against the pod's annotation, tokens from the Secret, non-root, read-only
+root, ``/tmp`` emptyDir). A
 failed pod is retried only when it exited 75 (a transient failure), through the Job's
 ``podFailurePolicy``; any other failure fails the Job at once, and the next scheduled pass starts
 afresh.
@@ -80,7 +81,10 @@ def _job_spec(rule: PRReconciliationRule, options: CompileOptions) -> dict[str, 
             ]
         },
         "template": {
-            "metadata": {"labels": conventions.rule_labels(rule)},
+            "metadata": {
+                "labels": conventions.rule_labels(rule),
+                "annotations": conventions.pod_annotations(rule),
+            },
             "spec": _pod_spec(rule, options),
         },
     }
@@ -94,7 +98,7 @@ def _pod_spec(rule: PRReconciliationRule, options: CompileOptions) -> dict[str, 
         "env": conventions.environment(rule, options, (GITHUB_TOKEN_ENV, AI_TOKEN_ENV)),
         "resources": conventions.resources(options),
         "securityContext": conventions.container_security_context(),
-        "volumeMounts": [conventions.tmp_mount()],
+        "volumeMounts": [conventions.tmp_mount(), conventions.rule_mount()],
     }
     if options.image_pull_policy:
         container["imagePullPolicy"] = options.image_pull_policy
@@ -106,6 +110,6 @@ def _pod_spec(rule: PRReconciliationRule, options: CompileOptions) -> dict[str, 
         "restartPolicy": "Never",
         "securityContext": conventions.pod_security_context(options),
         "containers": [container],
-        "volumes": [conventions.tmp_volume(options)],
+        "volumes": [conventions.tmp_volume(options), conventions.rule_volume(rule)],
         **conventions.pod_placement(options),
     }

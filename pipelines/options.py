@@ -23,7 +23,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from jobs.rules.encoding import LIMITS_ENV, RULE_ENV, encode_limits, encode_rule
+from jobs.rules.encoding import (
+    LIMITS_ENV,
+    RULE_DIGEST_ENV,
+    RULE_FILE_ENV,
+    encode_limits,
+    rule_digest,
+    rule_text,
+)
 from jobs.rules.limits import BUILT_IN, LimitsSpec
 from jobs.rules.model import PRReconciliationRule
 
@@ -40,6 +47,12 @@ RULE_LABEL = "aioperator.io/rule"
 RULE_ANNOTATION = "aioperator.io/rule"
 SPEC_HASH_ANNOTATION = "aioperator.io/spec-hash"
 SCHEDULE_NOTE_ANNOTATION = "aioperator.io/schedule-note"
+
+RULE_DIGEST_ANNOTATION = "aioperator.io/rule-sha256"
+RULE_VOLUME = "rule"
+RULE_DIR = "/etc/ai-operator/rule"
+RULE_FILE_KEY = "rule.yaml"
+RULE_FILE = f"{RULE_DIR}/{RULE_FILE_KEY}"
 
 TMP_VOLUME = "tmp"
 TMP_PATH = "/tmp"  # noqa: S108 - an emptyDir of the pod's own, not the node's /tmp
@@ -234,6 +247,9 @@ class CompiledManifest:
     name: str
     document: dict[str, Any] = field(hash=False)
     notes: tuple[str, ...] = ()
+    config_map: dict[str, Any] | None = field(default=None, hash=False)
+    """The rule's ConfigMap (:func:`rule_config_map`), which the object's pods read the rule
+    from; it is applied before the object and lives and dies with it."""
 
 
 # --- names -----------------------------------------------------------------------------------
@@ -269,6 +285,11 @@ def memo_config_map(rule: PRReconciliationRule) -> str:
     return bounded_name(
         rule.metadata.name, MAX_CONFIG_MAP_NAME - shard_suffix, prefix=f"{APP_NAME}-memo-"
     )
+
+
+def rule_config_map_name(rule: PRReconciliationRule) -> str:
+    """The name of the ConfigMap that holds the rule (``ai-operator-rule-<rule>``)."""
+    return bounded_name(rule.metadata.name, MAX_CONFIG_MAP_NAME, prefix=f"{APP_NAME}-rule-")
 
 
 def label_value(rule: PRReconciliationRule) -> str:
@@ -308,15 +329,63 @@ def rule_annotations(rule: PRReconciliationRule, note: str | None) -> dict[str, 
     return result
 
 
+# --- the rule, once --------------------------------------------------------------------------
+
+
+def rule_config_map(rule: PRReconciliationRule, options: CompileOptions) -> dict[str, Any]:
+    """The ConfigMap that holds the rule as readable YAML (:func:`jobs.rules.encoding.rule_text`).
+
+    Every pod mounts it read-only at :data:`RULE_DIR` and checks the file against the SHA-256
+    in its own annotation :data:`RULE_DIGEST_ANNOTATION`. A ConfigMap's data is no part of the
+    workflow, so Argo never substitutes a rule's ``{{pr.number}}``; the text stays as written.
+    """
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": rule_config_map_name(rule),
+            "namespace": target_namespace(rule, options),
+            "labels": rule_labels(rule),
+            "annotations": {RULE_ANNOTATION: rule.qualified_name},
+        },
+        "data": {RULE_FILE_KEY: rule_text(rule)},
+    }
+
+
+def pod_annotations(rule: PRReconciliationRule) -> dict[str, str]:
+    """Every pod's annotations: the SHA-256 of the rule file the pod must read."""
+    return {RULE_DIGEST_ANNOTATION: rule_digest(rule_text(rule))}
+
+
+def rule_volume(rule: PRReconciliationRule) -> dict[str, Any]:
+    """The rule's ConfigMap as a volume.
+
+    Optional, so that a missing ConfigMap is the step's clear one-line error: a required one
+    would keep the pod waiting to start until the run's deadline.
+    """
+    source = {"name": rule_config_map_name(rule), "optional": True}
+    return {"name": RULE_VOLUME, "configMap": source}
+
+
+def rule_mount() -> dict[str, Any]:
+    """Where :func:`rule_volume` is mounted, read-only."""
+    return {"name": RULE_VOLUME, "mountPath": RULE_DIR, "readOnly": True}
+
+
 # --- pod conventions -------------------------------------------------------------------------
 
 
 def environment(
     rule: PRReconciliationRule, options: CompileOptions, tokens: Sequence[str]
 ) -> list[dict[str, Any]]:
-    """The container's ``env``: the rule and its limits, JSON logs, the named tokens."""
+    """The container's ``env``: the rule file and its digest, the limits, JSON logs, the tokens.
+
+    Neither rule variable changes with the rule: the digest comes from the pod's annotation.
+    """
+    digest_path = f"metadata.annotations['{RULE_DIGEST_ANNOTATION}']"
     env: list[dict[str, Any]] = [
-        {"name": RULE_ENV, "value": encode_rule(rule)},
+        {"name": RULE_FILE_ENV, "value": RULE_FILE},
+        {"name": RULE_DIGEST_ENV, "valueFrom": {"fieldRef": {"fieldPath": digest_path}}},
         {"name": LIMITS_ENV, "value": encode_limits(options.limits)},
         {"name": "LOG_FORMAT", "value": "json"},
     ]

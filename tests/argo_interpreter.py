@@ -9,9 +9,10 @@ It interprets exactly the features below and raises :class:`UnsupportedFeature`,
 or variable, for anything else it meets; it never guesses.
 
 - ``spec.workflowSpec``: ``entrypoint`` (a DAG template), ``onExit`` (a container template),
-  ``templates``, ``volumes`` (``emptyDir`` only), ``parallelism``, ``activeDeadlineSeconds``,
-  ``synchronization``; accepted without effect: ``podGC``, ``podMetadata``, ``securityContext``,
-  ``serviceAccountName``, ``ttlStrategy``. CronWorkflow scheduling fields have no effect on a run.
+  ``templates``, ``volumes`` (``emptyDir``, and ``configMap`` with ``name``/``optional``),
+  ``parallelism``, ``activeDeadlineSeconds``, ``synchronization``, ``podMetadata`` (its
+  annotations are what a pod's ``fieldRef`` reads); accepted without effect: ``podGC``,
+  ``securityContext``, ``serviceAccountName``, ``ttlStrategy``. CronWorkflow scheduling fields have no effect on a run.
 - DAG templates: ``tasks`` calling a container or another DAG template, ``arguments.parameters``
   (``name``/``value``),
   ``depends`` (``X``, ``X.Succeeded|Failed|Errored|Skipped|Omitted|Daemoned|AnySucceeded|AllFailed``,
@@ -20,8 +21,9 @@ or variable, for anything else it meets; it never guesses.
   A DAG template called by a task may have ``inputs.parameters``, ``outputs.parameters``
   (``valueFrom.parameter``/``default``, from any of its tasks: ``getTemplateOutputsFromScope``)
   and ``memoize``; its tasks' nodes are named ``<its node>.<task>``.
-- Container templates: ``command`` (+ ``args``), ``env`` (``value``, ``valueFrom.secretKeyRef``),
-  ``envFrom`` ConfigMap refs, ``volumeMounts`` of ``emptyDir`` volumes, ``inputs.parameters``
+- Container templates: ``command`` (+ ``args``), ``env`` (``value``, ``valueFrom.secretKeyRef``,
+  ``valueFrom.fieldRef`` of ``metadata.annotations['KEY']``), ``envFrom`` ConfigMap refs,
+  ``volumeMounts`` of ``emptyDir`` and ``configMap`` volumes, ``inputs.parameters``
   (``default``), ``outputs.parameters`` (``valueFrom.path``/``default``, ``globalName``),
   ``memoize``, ``retryStrategy``, ``synchronization`` (semaphores and mutexes held around the
   pod; a semaphore's limit comes from ``semaphore_limits``, else 1); accepted without effect: ``image``,
@@ -65,13 +67,16 @@ Where a local run must differ from a cluster, on purpose:
   run's own Workflow (its ``status.nodes``: each node's name, type, template, phase and message,
   as the run stands when the pod asks), a read-only server on loopback whose URL pods get as
   ``AI_OPERATOR_KUBERNETES_API``. Its environment is ``env`` (standing for the ``envFrom`` ConfigMap) plus the
-  container's ``env``; a ``secretKeyRef`` is looked up in ``secrets[(name, key)]``.
+  container's ``env``; a ``secretKeyRef`` is looked up in ``secrets[(name, key)]``. A
+  ``configMap`` volume's files are the data of the ConfigMap of that name in ``config_maps``
+  (documents, as ``compile`` writes them); a missing one leaves an optional volume empty and
+  errors the pod otherwise, as the kubelet's failed mount does.
 - A container's termination log (``/dev/termination-log``) is a file in the pod's temporary
   directory named by ``AI_OPERATOR_TERMINATION_LOG``; a failed pod's node message is Argo's
   ``Error (exit code N)`` followed by what the container left there.
-- Each ``emptyDir`` mount gets a fresh temporary directory per pod. A ``command``/``args`` element
-  that is the mount path or lies under it *as written in the template* (before substitution), and
-  each output's ``valueFrom.path``, are rewritten into that directory.
+- Each mount gets a fresh temporary directory per pod. A ``command``/``args`` element or an
+  ``env`` value that is the mount path or lies under it *as written in the template* (before
+  substitution), and each output's ``valueFrom.path``, are rewritten into that directory.
 - Time does not pass: retry backoff is recorded, not slept; when Argo would wait forever for a
   reference that can never resolve, the run ends as ``activeDeadlineSeconds`` would end it
   (Failed, then the exit handler), or raises :class:`WorkflowStuck` when no deadline is set.
@@ -588,8 +593,11 @@ def run_cron_workflow(
     workers: int = 4,
     pods: PodRunner | None = None,
     semaphore_limits: Mapping[tuple[str, str], int] | None = None,
+    config_maps: Sequence[Mapping[str, Any] | None] = (),
 ) -> WorkflowRun:
     """Run one scheduled run of the CronWorkflow ``document``; see the module docstring.
+
+    ``config_maps``: the ConfigMaps its volumes mount (``compile``'s ``config_map`` of the rule).
 
     Pods reach a read-only API (their ``AI_OPERATOR_KUBERNETES_API``) as a service account allowed
     to ``get`` ConfigMaps and Workflows can: it serves the run's own Workflow and, with ``memo``,
@@ -612,6 +620,11 @@ def run_cron_workflow(
             workers=workers,
             pods=pods or SubprocessPods(),
             semaphore_limits=dict(semaphore_limits or {}),
+            config_maps={
+                str(found["metadata"]["name"]): dict(found.get("data") or {})
+                for found in config_maps
+                if found is not None
+            },
         )
         # As in a cluster, every pod can reach the API (the run's env is the pods': they learn
         # where it is); without ``memo`` it serves no ConfigMap and nothing is memoized.
@@ -645,6 +658,7 @@ _SYNCHRONIZATION_KEYS = {"semaphores", "mutexes", "semaphore", "mutex"}
 _RESULTS = {
     "Succeeded", "Failed", "Errored", "Skipped", "Omitted", "Daemoned", "AnySucceeded", "AllFailed",
 }  # fmt: skip
+_ANNOTATION_FIELD = re.compile(r"^metadata\.annotations\['(?P<key>[^']+)'\]$")
 _RETRY_EXPRESSION = re.compile(r"^\s*asInt\(lastRetry\.exitCode\)\s*==\s*(-?\d+)\s*$")
 _RETRY_POLICIES = {"OnFailure": {FAILED}, "OnError": {ERROR}, "Always": {FAILED, ERROR}}
 
@@ -678,7 +692,7 @@ def check_cron_workflow(document: Mapping[str, Any]) -> Mapping[str, Any]:
     cron = _only(document.get("spec"), _CRON_SPEC_KEYS, "spec")
     spec = _only(cron.get("workflowSpec"), _WORKFLOW_SPEC_KEYS, "spec.workflowSpec")
     templates = _templates(spec)
-    mounts = _empty_dirs(spec.get("volumes", []))
+    mounts = _volumes(spec.get("volumes", []))
     declared_globals = {
         str(p["globalName"])
         for template in templates.values()
@@ -741,15 +755,22 @@ def _names(section: object, where: str) -> list[str]:
     return [str(p["name"]) for p in _parameters(section, where)]
 
 
-def _empty_dirs(volumes: Sequence[Mapping[str, Any]]) -> set[str]:
-    names = set()
+def _volumes(volumes: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """Each volume's name and kind (``emptyDir`` or ``configMap``)."""
+    kinds = {}
     for i, volume in enumerate(volumes):
         where = f"spec.workflowSpec.volumes[{i}]"
-        _only(volume, {"name", "emptyDir"}, where)
-        if "emptyDir" not in volume:
-            raise UnsupportedFeature(f"{where}: only emptyDir volumes are interpreted")
-        names.add(str(volume["name"]))
-    return names
+        _only(volume, {"name", "emptyDir", "configMap"}, where)
+        if "configMap" in volume:
+            _only(volume["configMap"], {"name", "optional"}, f"{where}.configMap")
+            kinds[str(volume["name"])] = "configMap"
+        elif "emptyDir" in volume:
+            kinds[str(volume["name"])] = "emptyDir"
+        else:
+            raise UnsupportedFeature(
+                f"{where}: only emptyDir and configMap volumes are interpreted"
+            )
+    return kinds
 
 
 def _check_dag(
@@ -818,7 +839,7 @@ def _check_arguments(task: Mapping[str, Any], target: Mapping[str, Any], where: 
 
 
 def _check_container_template(
-    template: Mapping[str, Any], mounts: set[str], where: str, scope: _Scope
+    template: Mapping[str, Any], mounts: Mapping[str, str], where: str, scope: _Scope
 ) -> None:
     for key in ("failFast", "parallelism"):
         if key in template:
@@ -840,13 +861,18 @@ def _check_container_template(
     _check_variables({k: v for k, v in template.items() if k != "name"}, scope, where)
 
 
-def _check_mounts(container: Mapping[str, Any], volumes: set[str], where: str) -> list[str]:
+def _check_mounts(
+    container: Mapping[str, Any], volumes: Mapping[str, str], where: str
+) -> list[str]:
+    """The container's emptyDir mount paths (the only places outputs can be written)."""
     paths = []
     for mount in container.get("volumeMounts", []):
         _only(mount, {"name", "mountPath", "readOnly"}, f"{where}.volumeMounts")
-        if mount.get("name") not in volumes:
-            raise UnsupportedFeature(f"{where}.volumeMounts: {mount.get('name')!r} is no emptyDir")
-        paths.append(str(mount["mountPath"]))
+        kind = volumes.get(str(mount.get("name")))
+        if kind is None:
+            raise UnsupportedFeature(f"{where}.volumeMounts: {mount.get('name')!r} is no volume")
+        if kind == "emptyDir":
+            paths.append(str(mount["mountPath"]))
     return paths
 
 
@@ -854,7 +880,15 @@ def _check_env(container: Mapping[str, Any], where: str) -> None:
     for variable in container.get("env", []):
         _only(variable, {"name", "value", "valueFrom"}, f"{where}.env")
         if "valueFrom" in variable:
-            source = _only(variable["valueFrom"], {"secretKeyRef"}, f"{where}.env.valueFrom")
+            allowed = {"secretKeyRef", "fieldRef"}
+            source = _only(variable["valueFrom"], allowed, f"{where}.env.valueFrom")
+            if "fieldRef" in source:
+                field_ref = _only(source["fieldRef"], {"fieldPath"}, f"{where}.env.fieldRef")
+                if not _ANNOTATION_FIELD.match(str(field_ref.get("fieldPath"))):
+                    raise UnsupportedFeature(
+                        f"{where}.env.fieldRef: only metadata.annotations['KEY'] is interpreted"
+                    )
+                continue
             _only(source["secretKeyRef"], {"name", "key", "optional"}, f"{where}.env.secretKeyRef")
     for source in container.get("envFrom", []):
         ref = _only(source, {"configMapRef"}, f"{where}.envFrom")["configMapRef"]
@@ -1399,8 +1433,15 @@ class _Run:
         workers: int,
         pods: PodRunner,
         semaphore_limits: Mapping[tuple[str, str], int],
+        config_maps: Mapping[str, Mapping[str, str]],
     ) -> None:
         self.spec = spec
+        self.config_maps = config_maps
+        self.volumes = {str(v["name"]): v for v in spec.get("volumes", [])}
+        self.annotations = {
+            str(k): str(v)
+            for k, v in (spec.get("podMetadata", {}).get("annotations") or {}).items()
+        }
         self.templates = _templates(spec)
         self.name = name
         self.namespace = namespace
@@ -1838,7 +1879,8 @@ class _Run:
         with tempfile.TemporaryDirectory(prefix="pod-") as root:
             mounts = _mount_dirs(container, Path(root))
             try:
-                env = self._pod_env(container, inputs, exit_handler)
+                self._fill_config_maps(container, mounts)
+                env = self._pod_env(container, inputs, exit_handler, mounts)
             except _PodError as exc:
                 return _PodResult(ERROR, message=str(exc))
             argv = [
@@ -1869,14 +1911,37 @@ class _Run:
             return _PodResult(FAILED, outputs, code, stderr, message)
         return _PodResult(ERROR if problem else SUCCEEDED, outputs, code, stderr, problem or "")
 
+    def _fill_config_maps(self, container: Mapping[str, Any], mounts: Mapping[str, Path]) -> None:
+        """Write each mounted ConfigMap's data as files, as the kubelet does."""
+        for mount in container.get("volumeMounts", []):
+            source = self.volumes[str(mount["name"])].get("configMap")
+            if source is None:
+                continue
+            data = self.config_maps.get(str(source["name"]))
+            if data is None and not source.get("optional", False):
+                raise _PodError(f'FailedMount: configmap "{source["name"]}" not found')
+            directory = mounts[str(mount["mountPath"]).rstrip("/") or "/"]
+            for key, value in (data or {}).items():
+                (directory / key).write_text(value, encoding="utf-8")
+
     def _pod_env(
-        self, container: Mapping[str, Any], inputs: Mapping[str, str], exit_handler: bool
+        self,
+        container: Mapping[str, Any],
+        inputs: Mapping[str, str],
+        exit_handler: bool,
+        mounts: Mapping[str, Path],
     ) -> dict[str, str]:
         env = dict(self.env)  # stands for the envFrom ConfigMap
         for variable in container.get("env", []):
             name = str(variable["name"])
             if "valueFrom" not in variable:
-                env[name] = self._pod_text(_text(variable.get("value", "")), inputs, exit_handler)
+                value = _rewrite(_text(variable.get("value", "")), mounts)
+                env[name] = self._pod_text(value, inputs, exit_handler)
+                continue
+            if "fieldRef" in variable["valueFrom"]:
+                path = str(variable["valueFrom"]["fieldRef"]["fieldPath"])
+                found = _ANNOTATION_FIELD.match(path)
+                env[name] = self.annotations.get(found["key"], "") if found else ""
                 continue
             ref = variable["valueFrom"]["secretKeyRef"]
             secret = (str(ref["name"]), str(ref["key"]))
@@ -1984,7 +2049,7 @@ def _termination_message(path: Path) -> str:
 
 
 def _mount_dirs(container: Mapping[str, Any], root: Path) -> dict[str, Path]:
-    """A fresh directory for each emptyDir mount of the pod."""
+    """A fresh directory for each mount of the pod."""
     mounts = {}
     for index, mount in enumerate(container.get("volumeMounts", [])):
         local = root / f"volume-{index}"

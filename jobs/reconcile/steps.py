@@ -1,6 +1,7 @@
 """The pipeline's steps, one per pod: fetch, then per PR decide and act, tally, report.
 
-Each step reads its rule from ``AI_OPERATOR_RULE`` (see :mod:`jobs.rules.encoding`) and shares its
+Each step reads its rule from the file its rule's ConfigMap mounts, checked against the digest
+its pod carries (or from ``AI_OPERATOR_RULE``; see :mod:`jobs.rules.encoding`), and shares its
 code with ``ai-operator run`` (:mod:`jobs.reconcile.run`).
 
 Exit codes: 0 done; 75 (EX_TEMPFAIL) a transient failure worth Argo's retry; 1 anything else.

@@ -120,14 +120,27 @@ def _evaluate(
 
 
 def owned(manifest: CompiledManifest, rule: Mapping[str, Any]) -> CompiledManifest:
-    """The manifest with the rule as its controlling owner and the hash of the whole object."""
-    document = json.loads(json.dumps(manifest.document))  # a deep copy, plain JSON
+    """The manifest and its rule ConfigMap, each owned by the rule and with its own hash."""
+    config_map = manifest.config_map
+    return CompiledManifest(
+        manifest.rule,
+        manifest.kind,
+        manifest.name,
+        owned_document(manifest.document, rule),
+        manifest.notes,
+        owned_document(config_map, rule) if config_map is not None else None,
+    )
+
+
+def owned_document(source: Mapping[str, Any], rule: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``source`` with the rule as its controlling owner and the hash of the whole."""
+    document: dict[str, Any] = json.loads(json.dumps(source))  # a deep copy, plain JSON
     metadata = document["metadata"]
     metadata["ownerReferences"] = [RuleRef.of(rule).owner(controller=True).to_json()]
     canonical = json.dumps(document, sort_keys=True, separators=(",", ":"))
     digest = hashlib.sha256(canonical.encode()).hexdigest()[:16]
     metadata.setdefault("annotations", {})[MANIFEST_HASH_ANNOTATION] = digest
-    return CompiledManifest(manifest.rule, manifest.kind, manifest.name, document, manifest.notes)
+    return document
 
 
 Evaluate = Callable[[Mapping[str, Any], ControllerConfig, Governing], "Compiled | Outcome"]

@@ -12,13 +12,15 @@
    and adds an owner reference to the rule (``controller``, ``blockOwnerDeletion``), so that
    deleting the rule deletes what it generated, and the annotation
    :data:`MANIFEST_HASH_ANNOTATION`, a hash of the whole object;
-3. applies it by server-side apply, unless the live object already carries that hash and every
-   field the rule sets (a hand edit is put back at the next resync, with a ``DriftRepaired``
-   event): a restart, or a resync of an unchanged rule, writes nothing; an object left by an
-   earlier rule of the same name (deleted and created again) is adopted at once;
+3. applies the rule's ConfigMap (the rule as readable YAML, which every pod of the object reads),
+   then the object, each by server-side apply, unless the live object already carries that
+   hash and every field the rule sets (a hand edit is put back at the next resync, with a
+   ``DriftRepaired`` event): a restart, or a resync of an unchanged rule, writes nothing; an
+   object left by an earlier rule of the same name (deleted and created again) is adopted at
+   once;
 4. deletes what this rule generated that it no longer wants: the other kind after a switch of
-   target, and everything when the rule is invalid (an invalid rule runs nothing), before it
-   writes anything else;
+   target, and everything, its ConfigMap included, when the rule is invalid (an invalid rule
+   runs nothing), before it writes anything else;
 5. reads the runs (the newest, and the finished ones for the status history), writes the
    status when it changed, and posts events.
 
@@ -158,7 +160,7 @@ class RuleReconciler:
         """Delete what a deleted rule generated (as the garbage collector would) and its groups."""
         this = RuleObject.of(rule)
         key = this.key
-        for resource in GENERATED_KINDS.values():
+        for resource in (*GENERATED_KINDS.values(), CONFIG_MAPS):
             try:
                 await self._delete_owned(resource, this)
             except KubeError as exc:
@@ -198,24 +200,12 @@ class RuleReconciler:
         owner = rule.ref
         told: list[Event] = []
         try:
-            live = await self._client.get(resource, metadata["namespace"], manifest.name)
-            if live is not None and not owner.controls(live):
-                if not owner.left_by_earlier(live):
-                    return failed(
-                        Reason.NOT_OWNED,
-                        f"{where} exists and is not controlled by this rule; delete it, or "
-                        "rename the rule",
-                    )
-                message = f"adopted {where}, left by an earlier rule of the same name"
-                told.append(Event(EventReason.ADOPTED, short(message)))
-            wanted_hash = metadata["annotations"][MANIFEST_HASH_ANNOTATION]
-            applied = live is None or bool(told) or _hash_of(live) != wanted_hash
-            if not applied and live is not None and not _contains(live, manifest.document):
-                applied = True
-                message = f"put back {where} as its rule says: it was changed outside the rule"
-                told.append(Event(EventReason.DRIFT_REPAIRED, short(message), EventType.WARNING))
-            if applied:
-                await self._client.apply(resource, manifest.document, FIELD_MANAGER)
+            applied = False
+            if manifest.config_map is not None:  # first: the object's pods read the rule there
+                applied = await self._put(CONFIG_MAPS, manifest.config_map, owner, told)
+            applied = await self._put(resource, manifest.document, owner, told) or applied
+        except _NotOwned as exc:
+            return failed(Reason.NOT_OWNED, str(exc))
         except NotFound as exc:
             return failed(
                 Reason.APPLY_FAILED, f"the cluster has no {manifest.kind} resource ({exc})"
@@ -234,11 +224,49 @@ class RuleReconciler:
         )
         return await self._remove_generated(rule, outcome, keep=resource)
 
+    async def _put(
+        self,
+        resource: Resource,
+        document: Mapping[str, Any],
+        owner: RuleRef,
+        told: list[Event],
+    ) -> bool:
+        """Apply ``document`` unless the live object already is it; whether it was applied.
+
+        Raises :class:`_NotOwned` for an object of that name the rule does not control.
+        """
+        metadata = document["metadata"]
+        where = f"{document['kind']} {metadata['namespace']}/{metadata['name']}"
+        live = await self._client.get(resource, metadata["namespace"], metadata["name"])
+        adopted = False
+        if live is not None and not owner.controls(live):
+            if not owner.left_by_earlier(live):
+                raise _NotOwned(
+                    f"{where} exists and is not controlled by this rule; delete it, or "
+                    "rename the rule"
+                )
+            message = f"adopted {where}, left by an earlier rule of the same name"
+            told.append(Event(EventReason.ADOPTED, short(message)))
+            adopted = True
+        wanted_hash = metadata["annotations"][MANIFEST_HASH_ANNOTATION]
+        applied = live is None or adopted or _hash_of(live) != wanted_hash
+        if not applied and live is not None and not _contains(live, document):
+            applied = True
+            message = f"put back {where} as its rule says: it was changed outside the rule"
+            told.append(Event(EventReason.DRIFT_REPAIRED, short(message), EventType.WARNING))
+        if applied:
+            await self._client.apply(resource, dict(document), FIELD_MANAGER)
+        return applied
+
     async def _remove_generated(
         self, rule: RuleObject, outcome: Outcome, keep: Resource | None
     ) -> Outcome:
-        """Delete this rule's objects of every generated kind but ``keep``."""
-        for resource in GENERATED_KINDS.values():
+        """Delete this rule's objects of every generated kind but ``keep``.
+
+        Without ``keep`` (an invalid rule) its ConfigMap goes too; the generated objects first.
+        """
+        kinds = [*GENERATED_KINDS.values(), *([CONFIG_MAPS] if keep is None else [])]
+        for resource in kinds:
             if resource == keep:
                 continue
             try:
@@ -247,7 +275,8 @@ class RuleReconciler:
                 if outcome.state is not State.READY:
                     # An invalid rule must run nothing: suspend what could not be deleted, and
                     # try the deletion again soon.
-                    await self._suspend_owned(resource, rule)
+                    if resource != CONFIG_MAPS:  # a ConfigMap runs nothing
+                        await self._suspend_owned(resource, rule)
                     return dataclasses.replace(outcome, pending=True)
                 message = f"could not delete the rule's {resource.kind}: {exc}"
                 return Outcome.apply_failed(
@@ -349,6 +378,10 @@ async def delete_rule_metrics(pushgateway_url: str, namespace: str, rule: str) -
             rule=f"{namespace}/{rule}",
             error=outcome.error,
         )
+
+
+class _NotOwned(Exception):
+    """An object of the wanted name exists and this rule does not control it."""
 
 
 def _hash_of(live: Mapping[str, Any]) -> str | None:

@@ -2,7 +2,8 @@
 
 Run once per served scope after the first list of its rules (by the leader only):
 
-- generated CronWorkflows and CronJobs whose controlling rule no longer exists (the garbage
+- generated CronWorkflows and CronJobs, and the rules' ConfigMaps, whose controlling rule no
+  longer exists (the garbage
   collector removes them too, in its own time; an object of a rule re-created under the same
   name is left to that rule, which adopts it);
 - outcome indexes (ConfigMaps labelled ``aioperator.io/outcome-index`` and named
@@ -92,7 +93,7 @@ async def own_memo(
 async def _generated(
     client: KubeClient, scope: str | None, present: set[RuleKey], log: Any
 ) -> None:
-    for resource in GENERATED_KINDS.values():
+    for resource in (*GENERATED_KINDS.values(), CONFIG_MAPS):
         try:
             found = await client.list(resource, scope, MANAGED)
         except NotFound:

@@ -35,6 +35,9 @@ CONTROLLER_REQUESTS: frozenset[Permission] = frozenset(
         ("watch", "aioperator.io", "prreconciliationlimits", ""),
         # The rules' outcome indexes: found by label, owned by their rule (an owner reference,
         # so that Kubernetes deletes them with it), deleted by the sweep.
+        # Each rule's own ConfigMap (the rule as readable YAML, which its pods read): read,
+        # applied, deleted with an invalid rule and by the sweep, like the compiled objects.
+        ("get", "", "configmaps", ""),
         ("list", "", "configmaps", ""),
         ("patch", "", "configmaps", ""),
         ("delete", "", "configmaps", ""),
@@ -50,6 +53,7 @@ CONTROLLER_IMPLICIT_PERMISSIONS: frozenset[Permission] = frozenset(
         # A server-side apply that creates its object is also checked as a create.
         ("create", "argoproj.io", "cronworkflows", ""),
         ("create", "batch", "cronjobs", ""),
+        ("create", "", "configmaps", ""),
         # Setting blockOwnerDeletion on an owner reference to a rule needs this where the
         # OwnerReferencesPermissionEnforcement admission plugin is on (OpenShift, for example).
         ("update", "aioperator.io", "prreconciliationrules", "finalizers"),

@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
-from jobs.rules.encoding import RULE_ENV, decode_rule
+from jobs.rules.encoding import parse_rule_text, rule_digest
 from pipelines.compile import compile_rule
 from pipelines.controller.config import RuleDefaults
-from pipelines.controller.kube import CRON_JOBS, CRON_WORKFLOWS, EVENTS, RULES
+from pipelines.controller.kube import CONFIG_MAPS, CRON_JOBS, CRON_WORKFLOWS, EVENTS, RULES
 from pipelines.controller.reconcile import FIELD_MANAGER, MANIFEST_HASH_ANNOTATION
 from pipelines.controller.status import RuleState, State
 from pipelines.options import CompileOptions
@@ -26,6 +26,8 @@ from tests.controller.conftest import (
 from tests.factories import make_rule
 
 pytestmark = pytest.mark.asyncio
+
+RULE_CONFIG_MAP = "ai-operator-rule-staging-automerge"
 
 
 def condition(rule: dict[str, Any], kind: str) -> dict[str, Any]:
@@ -71,6 +73,46 @@ async def test_a_new_rule_becomes_a_cron_workflow_owned_by_it(api: ApiServer) ->
     compiled = compile_rule(make_rule(), "argo", CompileOptions()).document
     assert applied["spec"] == compiled["spec"]
     assert MANIFEST_HASH_ANNOTATION in applied["metadata"]["annotations"]
+
+
+async def test_the_rule_is_applied_once_as_its_own_config_map_owned_by_it(api: ApiServer) -> None:
+    """The rule's ConfigMap: what ``compile`` writes, controlled by the rule, the pods' digest."""
+    rule = add_rule(api)
+    async with running(api) as controller:
+        await settled(controller)
+    stored = api.stored(CONFIG_MAPS, NAMESPACE, RULE_CONFIG_MAP)
+    workflow = api.stored(CRON_WORKFLOWS, NAMESPACE, "staging-automerge")
+    assert stored is not None and workflow is not None
+    compiled = compile_rule(make_rule(), "argo", CompileOptions()).config_map
+    assert compiled is not None
+    assert stored["data"] == compiled["data"]
+    assert [ref["uid"] for ref in stored["metadata"]["ownerReferences"]] == [
+        rule["metadata"]["uid"]
+    ]
+    assert MANIFEST_HASH_ANNOTATION in stored["metadata"]["annotations"]
+    annotations = workflow["spec"]["workflowSpec"]["podMetadata"]["annotations"]
+    assert annotations["aioperator.io/rule-sha256"] == rule_digest(stored["data"]["rule.yaml"])
+
+
+async def test_a_hand_edited_rule_config_map_is_put_back(api: ApiServer) -> None:
+    """An edit of the rule's text in the cluster is repaired at the next resync, with an event."""
+    add_rule(api)
+    async with running(api, config(resync_seconds=0.3)) as controller:  # type: ignore[arg-type]
+        await settled(controller)
+        stored = api.stored(CONFIG_MAPS, NAMESPACE, RULE_CONFIG_MAP)
+        assert stored is not None
+        wanted = stored["data"]["rule.yaml"]
+        api.put(CONFIG_MAPS, stored | {"data": {"rule.yaml": wanted.replace("merge", "close")}})
+        await eventually(
+            lambda: (
+                (api.stored(CONFIG_MAPS, NAMESPACE, RULE_CONFIG_MAP) or {})
+                .get("data", {})
+                .get("rule.yaml")
+                == wanted
+            )
+        )
+        await settled(controller)
+    assert ("Warning", "DriftRepaired") in events_of(api, "staging-automerge")
 
 
 async def test_the_status_says_ready_with_the_effective_schedule(api: ApiServer) -> None:
@@ -149,6 +191,7 @@ async def test_a_deleted_rule_takes_its_cron_workflow_with_it(
         assert api.stored(CRON_WORKFLOWS, NAMESPACE, "staging-automerge") is not None
         api.remove(RULES, NAMESPACE, "staging-automerge")
         await eventually(lambda: api.stored(CRON_WORKFLOWS, NAMESPACE, "staging-automerge") is None)
+        await eventually(lambda: api.stored(CONFIG_MAPS, NAMESPACE, RULE_CONFIG_MAP) is None)
         await settled(controller)
     assert controller.rule_states() == []
 
@@ -221,6 +264,7 @@ async def test_a_rule_that_becomes_invalid_stops_running(api: ApiServer) -> None
         add_rule(api, instruction="{{ unknown }}")
         await eventually(lambda: api.stored(CRON_WORKFLOWS, NAMESPACE, "staging-automerge") is None)
         await settled(controller)
+    assert api.stored(CONFIG_MAPS, NAMESPACE, RULE_CONFIG_MAP) is None  # nor its rule text
     rule = api.stored(RULES, NAMESPACE, "staging-automerge")
     assert rule is not None
     assert condition(rule, "Ready")["reason"] == "Invalid"
@@ -303,8 +347,9 @@ async def test_rule_defaults_fill_what_a_rule_leaves_out(api: ApiServer) -> None
     applied = api.stored(CRON_WORKFLOWS, NAMESPACE, "staging-automerge")
     assert applied is not None
     assert applied["spec"]["schedules"] == ["*/2 * * * *"]
-    env = applied["spec"]["workflowSpec"]["templates"][1]["container"]["env"]
-    rule = decode_rule(next(var["value"] for var in env if var["name"] == RULE_ENV))
+    config_map = api.stored(CONFIG_MAPS, NAMESPACE, "ai-operator-rule-staging-automerge")
+    assert config_map is not None
+    rule = parse_rule_text(config_map["data"]["rule.yaml"], "the rule's ConfigMap")
     assert (rule.spec.reconciliationInterval, rule.spec.maxPullRequests) == (120, 7)
     metadata = rule.to_document()["metadata"]
     assert (metadata["name"], metadata["namespace"]) == ("staging-automerge", NAMESPACE)

@@ -51,12 +51,18 @@ def memo(api: ApiServer, rule: str, shard: str = "0") -> str:
 
 
 def orphan(api: ApiServer, rule: str) -> None:
-    """A CronWorkflow generated for ``rule``, whose rule was deleted while nothing watched."""
+    """A CronWorkflow and the rule's ConfigMap generated for ``rule``, whose rule was deleted
+    while nothing watched."""
+    for resource, name in ((CRON_WORKFLOWS, rule), (CONFIG_MAPS, f"ai-operator-rule-{rule}")):
+        _orphan(api, resource, name, rule)
+
+
+def _orphan(api: ApiServer, resource: Any, name: str, rule: str) -> None:
     api.put(
-        CRON_WORKFLOWS,
+        resource,
         {
             "metadata": {
-                "name": rule,
+                "name": name,
                 "namespace": NAMESPACE,
                 "labels": {
                     "app.kubernetes.io/managed-by": "ai-operator",
@@ -130,8 +136,8 @@ async def test_an_unchanged_object_is_not_written_at_a_resync(api: ApiServer) ->
 
 
 async def test_the_start_up_sweep_removes_what_deleted_rules_left(api: ApiServer) -> None:
-    """Started after rules were deleted: their CronWorkflow and memo ConfigMaps go; the living
-    rule's stay."""
+    """Started after rules were deleted: their CronWorkflow, rule ConfigMap and memo ConfigMaps
+    go; the living rule's stay."""
     api.garbage_collection = False
     add_rule(api, "alive")
     orphan(api, "gone")
@@ -145,7 +151,9 @@ async def test_the_start_up_sweep_removes_what_deleted_rules_left(api: ApiServer
     async with running(api) as controller:
         await settled(controller)
     assert api.stored(CRON_WORKFLOWS, NAMESPACE, "gone") is None
+    assert api.stored(CONFIG_MAPS, NAMESPACE, "ai-operator-rule-gone") is None
     assert api.stored(CRON_WORKFLOWS, NAMESPACE, "alive") is not None
+    assert api.stored(CONFIG_MAPS, NAMESPACE, "ai-operator-rule-alive") is not None
     assert [name for name in gone if api.stored(CONFIG_MAPS, NAMESPACE, name)] == []
     assert api.stored(CONFIG_MAPS, NAMESPACE, kept) is not None
     assert api.stored(CONFIG_MAPS, NAMESPACE, unrelated) is not None

@@ -308,8 +308,8 @@ def test_a_directory_reads_its_rule_files(github: FakeGitHub, llm: FakeLLM, tmp_
     result = run_cli(["compile", str(tmp_path)], env)
 
     assert result.code == 0, result.stderr
-    names = [doc["metadata"]["name"] for doc in yaml.safe_load_all(result.stdout) if doc]
-    assert len(names) == 2
+    kinds = [doc["kind"] for doc in yaml.safe_load_all(result.stdout) if doc]
+    assert kinds == ["ConfigMap", "CronWorkflow"] * 2  # each rule's ConfigMap, then its object
     assert run_cli(["validate", str(tmp_path)], env).code == 0
 
 

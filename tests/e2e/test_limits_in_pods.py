@@ -248,14 +248,16 @@ def test_the_compiled_pipeline_carries_the_limits_and_refuses_before_reading(
     one_green_pr(world)
     rule = make_rule(ai={"endpoint": attacker.anthropic_url})
     limits = LimitsSpec(repositories=["acme/*"])
-    document = compile_rule(rule, "argo", CompileOptions(limits=limits)).document
+    manifest = compile_rule(rule, "argo", CompileOptions(limits=limits))
     env = cli_env(github, llm)
     del env["GITHUB_TOKEN"], env["AI_TOKEN"]
     secrets = {
         ("ai-operator-secrets", "github-token"): GITHUB_TOKEN,
         ("ai-operator-secrets", "ai-token"): AI_TOKEN,
     }
-    run = run_cron_workflow(document, env=env, secrets=secrets)
+    run = run_cron_workflow(
+        manifest.document, env=env, secrets=secrets, config_maps=[manifest.config_map]
+    )
 
     fetch = run.node("fetch")
     assert fetch.phase == "Failed" and "spec.ai.endpoint" in fetch.stderr

@@ -24,7 +24,7 @@ from jobs.rules.files import load_rules
 from jobs.rules.model import PRReconciliationRule
 from jobs.sandbox.github import FakeCheck, FakeGitHub, GitHubWorld
 from jobs.sandbox.llm import FakeLLM, LLMRequest, pull_request_facts
-from pipelines.compile import CompileOptions, compile_rule
+from pipelines.compile import CompiledManifest, CompileOptions, compile_rule
 from tests.argo_interpreter import MemoCache, WorkflowRun, run_cron_workflow
 from tests.conftest import AI_TOKEN, GITHUB_TOKEN, ROOT, CliResult, cli_env, run_cli
 from tests.services import free_port, pushgateway
@@ -113,8 +113,8 @@ def covering(rule: PRReconciliationRule, populate: Populate) -> PRReconciliation
     return PRReconciliationRule.model_validate(document)
 
 
-def compiled(rule: PRReconciliationRule) -> dict[str, Any]:
-    return compile_rule(rule, "argo", CompileOptions()).document
+def compiled(rule: PRReconciliationRule) -> CompiledManifest:
+    return compile_rule(rule, "argo", CompileOptions())
 
 
 def pod_env(
@@ -127,9 +127,11 @@ def pod_env(
 
 
 def run_pipeline(
-    document: dict[str, Any], env: dict[str, str], memo: MemoCache | None = None
+    manifest: CompiledManifest, env: dict[str, str], memo: MemoCache | None = None
 ) -> WorkflowRun:
-    return run_cron_workflow(document, env=env, secrets=SECRETS, memo=memo)
+    return run_cron_workflow(
+        manifest.document, env=env, secrets=SECRETS, memo=memo, config_maps=[manifest.config_map]
+    )
 
 
 @contextmanager
@@ -315,8 +317,13 @@ def test_a_model_outage_fails_the_run_without_hanging_it() -> None:
     """
     with fakes(two_open_prs) as (world, github, llm):
         secrets = {**SECRETS, ("ai-operator-secrets", "ai-token"): "sk-ant-wrong-token-000000"}
-        document = compiled(example("staging-automerge"))
-        run = run_cron_workflow(document, env=pod_env(github, llm), secrets=secrets)
+        manifest = compiled(example("staging-automerge"))
+        run = run_cron_workflow(
+            manifest.document,
+            env=pod_env(github, llm),
+            secrets=secrets,
+            config_maps=[manifest.config_map],
+        )
 
     assert run.phase == "Succeeded"
     assert [n.phase for n in run.nodes if n.template == "decide"].count("Failed") == 2

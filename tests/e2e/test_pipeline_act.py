@@ -61,10 +61,13 @@ def run_staging(
     github: FakeGitHub, llm: FakeLLM, pods: SubprocessPods | None = None
 ) -> WorkflowRun:
     rule = load_rules([ROOT / "examples" / "staging-automerge.yaml"])[0].rule
-    document = compile_rule(rule, "argo", CompileOptions()).document
+    manifest = compile_rule(rule, "argo", CompileOptions())
+    document = manifest.document
     env = cli_env(github, llm)
     del env["GITHUB_TOKEN"], env["AI_TOKEN"]  # the pods get them from the Secret
-    return run_cron_workflow(document, env=env, secrets=SECRETS, pods=pods)
+    return run_cron_workflow(
+        document, env=env, secrets=SECRETS, pods=pods, config_maps=[manifest.config_map]
+    )
 
 
 def pr_act(run: WorkflowRun) -> NodeRun:
@@ -141,7 +144,8 @@ def test_a_pr_a_person_reopened_is_not_closed_again() -> None:
 def test_fetch_decide_and_act_are_retried_on_a_transient_failure() -> None:
     """Exit 75 (EX_TEMPFAIL) from fetch, decide or act makes Argo retry that step."""
     rule = load_rules([ROOT / "examples" / "staging-automerge.yaml"])[0].rule
-    document = compile_rule(rule, "argo", CompileOptions()).document
+    manifest = compile_rule(rule, "argo", CompileOptions())
+    document = manifest.document
     templates = {t["name"]: t for t in document["spec"]["workflowSpec"]["templates"]}
     for step in ("fetch", "decide", "act"):
         retry = templates[step]["retryStrategy"]

@@ -86,15 +86,30 @@ def test_two_hundred_prs_are_settled_in_one_run_and_none_twice(pods: ForkedPods)
     document["spec"] |= {"maxPullRequests": PRS, "repositories": list(REPOSITORIES)}
     rule = PRReconciliationRule.model_validate(document)
     options = CompileOptions(max_decisions_per_run=PRS, parallelism=8)
-    compiled = compile_rule(rule, "argo", options).document
+    manifest = compile_rule(rule, "argo", options)
+    compiled = manifest.document
     world, memo = GitHubWorld(), MemoCache()
     populate(world)
     with FakeGitHub(world, token=GITHUB_TOKEN) as github, FakeLLM(token=AI_TOKEN) as llm:
         env = pod_env(github, llm)
-        run = run_cron_workflow(compiled, env=env, secrets=SECRETS, memo=memo, pods=pods, workers=8)
+        run = run_cron_workflow(
+            compiled,
+            env=env,
+            secrets=SECRETS,
+            memo=memo,
+            pods=pods,
+            workers=8,
+            config_maps=[manifest.config_map],
+        )
         asked = len(llm.requests)
         again = run_cron_workflow(
-            compiled, env=env, secrets=SECRETS, memo=memo, pods=pods, workers=8
+            compiled,
+            env=env,
+            secrets=SECRETS,
+            memo=memo,
+            pods=pods,
+            workers=8,
+            config_maps=[manifest.config_map],
         )
 
     assert_clean(run)
@@ -132,7 +147,8 @@ def test_at_three_hundred_failing_prs_the_report_starts_and_pushes(pods: ForkedP
     document["spec"] |= {"maxPullRequests": FAILING, "repositories": list(REPOSITORIES)}
     rule = PRReconciliationRule.model_validate(document)
     options = CompileOptions(max_decisions_per_run=FAILING, parallelism=8)
-    compiled = compile_rule(rule, "argo", options).document
+    manifest = compile_rule(rule, "argo", options)
+    compiled = manifest.document
     world = GitHubWorld()
     for repository in REPOSITORIES:
         world.add_repository(repository, labels=[*STAGING, "needs-human-approval"])
@@ -146,7 +162,14 @@ def test_at_three_hundred_failing_prs_the_report_starts_and_pushes(pods: ForkedP
     ):
         llm.fail_next(FAILING, status=400)  # the endpoint refuses every request: not retried
         env = pod_env(github, llm, PUSHGATEWAY_URL=gateway)
-        run = run_cron_workflow(compiled, env=env, secrets=SECRETS, pods=pods, workers=8)
+        run = run_cron_workflow(
+            compiled,
+            env=env,
+            secrets=SECRETS,
+            pods=pods,
+            workers=8,
+            config_maps=[manifest.config_map],
+        )
         series = gateway_series(gateway)
 
     failed = [n for n in run.nodes if n.phase in {"Failed", "Error"}]

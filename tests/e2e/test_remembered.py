@@ -93,10 +93,17 @@ def run_staging_memo(github, llm, memo: MemoCache, pods=None):
     from tests.conftest import ROOT
 
     rule = load_rules([ROOT / "examples" / "staging-automerge.yaml"])[0].rule
-    document = compile_rule(rule, "argo", CompileOptions()).document
+    manifest = compile_rule(rule, "argo", CompileOptions())
     env = cli_env(github, llm)
     del env["GITHUB_TOKEN"], env["AI_TOKEN"]
-    return run_cron_workflow(document, env=env, secrets=SECRETS, pods=pods, memo=memo)
+    return run_cron_workflow(
+        manifest.document,
+        env=env,
+        secrets=SECRETS,
+        pods=pods,
+        memo=memo,
+        config_maps=[manifest.config_map],
+    )
 
 
 # --- 13: a required check not reported yet is a reason to wait --------------------------------

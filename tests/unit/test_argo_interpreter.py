@@ -864,5 +864,5 @@ def test_forked_pods_run_the_same_command_with_exactly_the_pods_environment(tmp_
             ["ai-operator", "step", "fetch", "--output", "x"], env, str(tmp_path), 60
         )
         plain, _ = pods([sys.executable, "-c", "raise SystemExit(3)"], env, str(tmp_path), 60)
-    assert code == 1 and "AI_OPERATOR_RULE is not set" in stderr
+    assert code == 1 and "AI_OPERATOR_RULE_FILE is set" in stderr
     assert plain == 3

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from jobs.rules.encoding import RULE_ENV, decode_rule
+from jobs.rules.encoding import RULE_DIGEST_ENV, RULE_ENV, RULE_FILE_ENV, read_rule_file
 from jobs.rules.files import load_rules
 from jobs.rules.model import PRReconciliationRule
 from pipelines.argo import (
@@ -21,7 +22,7 @@ from pipelines.argo import (
 )
 from pipelines.argo_checks import check_cron_workflow
 from pipelines.compile import compile_rule, compile_rules, to_yaml
-from pipelines.options import CompileError, CompileOptions, bounded_name
+from pipelines.options import RULE_DIGEST_ANNOTATION, CompileError, CompileOptions, bounded_name
 from tests.argo_schema import ROOT, schema_errors
 from tests.factories import make_rule
 
@@ -122,14 +123,19 @@ def test_compiling_twice_gives_the_same_bytes(rule: PRReconciliationRule) -> Non
 
 
 def test_to_yaml_writes_one_document_per_manifest_with_its_notes() -> None:
-    """Multi-document YAML, each headed by a comment naming the rule and any schedule note."""
+    """Multi-document YAML, each rule's ConfigMap then its object, each headed by a comment."""
     manifests = [
         compile_rule(r, "argo", OPTIONS)
         for r in (make_rule("a"), make_rule("b", reconciliationInterval=20))
     ]
     text = to_yaml(manifests)
     documents = list(yaml.safe_load_all(text))
-    assert [d["metadata"]["name"] for d in documents] == ["a", "b"]
+    assert [(d["kind"], d["metadata"]["name"]) for d in documents] == [
+        ("ConfigMap", "ai-operator-rule-a"),
+        ("CronWorkflow", "a"),
+        ("ConfigMap", "ai-operator-rule-b"),
+        ("CronWorkflow", "b"),
+    ]
     assert "# Note: reconciliationInterval 20s is shorter than a minute" in text
     assert "&id" not in text and "*id" not in text  # no YAML anchors
 
@@ -138,22 +144,43 @@ def test_to_yaml_writes_one_document_per_manifest_with_its_notes() -> None:
 
 
 @pytest.mark.parametrize("rule", ALL_RULES)
-def test_the_rule_text_never_appears_in_clear(rule: PRReconciliationRule) -> None:
-    """The instruction travels base64-encoded: none of its lines, no ``pr.number`` tag in the YAML."""
-    text = to_yaml([compile_rule(rule, "argo", OPTIONS)])
-    assert "pr.number" not in text
+def test_the_rule_appears_once_as_written_and_never_where_argo_substitutes(
+    rule: PRReconciliationRule,
+) -> None:
+    """Each line of the instruction is in the output once (the ConfigMap), none in the workflow."""
+    manifest = compile_rule(rule, "argo", OPTIONS)
+    text = to_yaml([manifest])
+    workflow = json.dumps(manifest.document)
     for line in rule.spec.instruction.splitlines():
         if len(line.strip()) > 12:
-            assert line.strip() not in text
+            assert text.count(line.strip()) == 1
+            assert line.strip() not in workflow
+    assert f'"{RULE_ENV}"' not in workflow
 
 
 @pytest.mark.parametrize("rule", ALL_RULES)
-def test_every_step_carries_the_same_rule_the_steps_decode(rule: PRReconciliationRule) -> None:
-    """``AI_OPERATOR_RULE`` decodes (with the steps' own decoder) to the compiled rule."""
-    for container in containers(compiled(rule)).values():
-        assert decode_rule(env_of(container)[RULE_ENV]["value"]) == rule.model_copy(
-            update={"status": None}
+def test_every_step_reads_the_rules_config_map_checked_against_its_pods_digest(
+    rule: PRReconciliationRule, tmp_path: Path
+) -> None:
+    """Each step mounts the rule's ConfigMap; the file, checked against the digest, is the rule."""
+    manifest = compile_rule(rule, "argo", OPTIONS)
+    assert manifest.config_map is not None
+    spec = workflow_spec(manifest.document)
+    digest = spec["podMetadata"]["annotations"][RULE_DIGEST_ANNOTATION]
+    assert {"name": "rule", "configMap": {"name": manifest.config_map["metadata"]["name"],
+                                          "optional": True}} in spec["volumes"]  # fmt: skip
+    for container in containers(manifest.document).values():
+        env = env_of(container)
+        assert env[RULE_FILE_ENV]["value"] == "/etc/ai-operator/rule/rule.yaml"
+        assert env[RULE_DIGEST_ENV]["valueFrom"] == {
+            "fieldRef": {"fieldPath": f"metadata.annotations['{RULE_DIGEST_ANNOTATION}']"}
+        }
+        assert {"name": "rule", "mountPath": "/etc/ai-operator/rule", "readOnly": True} in (
+            container["volumeMounts"]
         )
+    path = tmp_path / "rule.yaml"
+    path.write_text(manifest.config_map["data"]["rule.yaml"])
+    assert read_rule_file(str(path), digest) == rule.model_copy(update={"status": None})
 
 
 def test_tokens_come_only_from_the_secret_and_only_where_used() -> None:
@@ -316,7 +343,7 @@ def test_workflow_runs_hardened_and_cleans_up() -> None:
     assert spec["podGC"] == {"strategy": "OnPodSuccess", "deleteDelayDuration": "10m"}
     assert spec["ttlStrategy"] == {"secondsAfterSuccess": 3600, "secondsAfterFailure": 86400}
     assert spec["activeDeadlineSeconds"] == 1800
-    assert spec["volumes"] == [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}]
+    assert spec["volumes"][0] == {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}
     for container in containers(compiled(make_rule())).values():
         assert container["securityContext"] == {
             "allowPrivilegeEscalation": False,
@@ -324,7 +351,10 @@ def test_workflow_runs_hardened_and_cleans_up() -> None:
             "runAsNonRoot": True,
             "capabilities": {"drop": ["ALL"]},
         }
-        assert container["volumeMounts"] == [{"name": "tmp", "mountPath": "/tmp"}]
+        assert container["volumeMounts"] == [
+            {"name": "tmp", "mountPath": "/tmp"},
+            {"name": "rule", "mountPath": "/etc/ai-operator/rule", "readOnly": True},
+        ]
         assert container["resources"]["requests"] == {"cpu": "50m", "memory": "128Mi"}
 
 

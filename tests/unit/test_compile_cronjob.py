@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
 import pytest
 
-from jobs.rules.encoding import RULE_ENV, decode_rule
+from jobs.rules.encoding import RULE_ENV, RULE_FILE_ENV, read_rule_file
 from jobs.rules.files import load_rules
 from jobs.rules.model import PRReconciliationRule
 from pipelines.compile import compile_rule, to_yaml
@@ -64,20 +66,31 @@ def test_the_validation_is_strict() -> None:
 
 
 @pytest.mark.parametrize("rule", ALL_RULES)
-def test_the_pod_runs_the_whole_pass_from_the_encoded_rule(rule: PRReconciliationRule) -> None:
-    """One container runs ``ai-operator run --rule-from-env``; the rule decodes back unchanged.
+def test_the_pod_runs_the_whole_pass_from_the_rules_config_map(
+    rule: PRReconciliationRule, tmp_path: Path
+) -> None:
+    """One container runs ``ai-operator run --rule-from-env`` on the rule its ConfigMap holds.
 
+    The file, checked against the digest of the pod's annotation, reads back as the rule.
     ``--no-cache``: a CronJob's pod has nowhere to keep decisions between passes.
     """
-    document = compiled(rule)
+    manifest = compile_rule(rule, "cronjob", OPTIONS)
+    document, config_map = manifest.document, manifest.config_map
+    assert config_map is not None
+    kubernetes_validate.validate(config_map, KUBERNETES, strict=True)
     assert container(document)["command"] == [
         "ai-operator", "run", "--rule-from-env", "--output", "json", "--no-cache",
     ]  # fmt: skip
     env = {var["name"]: var for var in container(document)["env"]}
-    assert decode_rule(env[RULE_ENV]["value"]) == rule.model_copy(update={"status": None})
+    assert RULE_ENV not in env
+    assert env[RULE_FILE_ENV]["value"] == "/etc/ai-operator/rule/rule.yaml"
     assert env["LOG_FORMAT"]["value"] == "json"
-    text = to_yaml([compile_rule(rule, "cronjob", OPTIONS)])
-    assert "pr.number" not in text
+    pod = document["spec"]["jobTemplate"]["spec"]["template"]
+    digest = pod["metadata"]["annotations"]["aioperator.io/rule-sha256"]
+    path = tmp_path / "rule.yaml"
+    path.write_text(config_map["data"]["rule.yaml"])
+    assert read_rule_file(str(path), digest) == rule.model_copy(update={"status": None})
+    assert "pr.number" not in json.dumps(document)
 
 
 def test_tokens_come_only_from_the_secret() -> None:
@@ -135,9 +148,10 @@ def test_the_pod_runs_hardened() -> None:
     assert spec["serviceAccountName"] == "ai-operator-workflow"
     assert spec["securityContext"]["runAsNonRoot"] is True
     assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
-    assert spec["volumes"] == [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}]
+    assert spec["volumes"][0] == {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}
     assert container(document)["securityContext"]["readOnlyRootFilesystem"] is True
-    assert container(document)["volumeMounts"] == [{"name": "tmp", "mountPath": "/tmp"}]
+    assert container(document)["volumeMounts"][0] == {"name": "tmp", "mountPath": "/tmp"}
+    assert container(document)["volumeMounts"][1]["readOnly"] is True
 
 
 def test_labels_mark_the_cron_job_its_jobs_and_pods() -> None:

@@ -54,7 +54,7 @@ def token_refs(containers: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
         var["name"]: var["valueFrom"]["secretKeyRef"]
         for container in containers
         for var in container["env"]
-        if "valueFrom" in var
+        if "secretKeyRef" in var.get("valueFrom", {})
     }
 
 

@@ -46,7 +46,7 @@ def test_the_rule_round_trips_through_the_environment():
 @pytest.mark.parametrize(
     ("value", "message"),
     [
-        pytest.param("", "not set", id="missing"),
+        pytest.param("", "neither AI_OPERATOR_RULE nor AI_OPERATOR_RULE_FILE", id="missing"),
         pytest.param("not base64!", "not base64-encoded JSON", id="not-base64"),
         pytest.param(
             base64.b64encode(b'{"kind": "Pod"}').decode(), "not a valid rule", id="not-a-rule"
