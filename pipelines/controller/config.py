@@ -61,6 +61,56 @@ class ControllerConfigError(Exception):
     """The configuration file cannot be used; the message names the file and the field."""
 
 
+class _RuleDefaultsFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reconciliationInterval: int | None = Field(default=None, ge=10, le=86400)
+    maxPullRequests: int | None = Field(default=None, ge=1, le=1000)
+
+
+class _InstallationFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    organization: str = Field(default="", max_length=100)
+    repositories: list[Annotated[str, Field(max_length=140)]] = Field(default_factory=list)
+    aiEndpoint: str = Field(default="", max_length=2048)
+
+
+class _LeaderElectionFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = False
+    namespace: str = Field(default="default", pattern=_DNS_LABEL, max_length=63)
+    leaseName: str = Field(default="ai-operator-controller", pattern=_DNS_LABEL, max_length=63)
+    leaseSeconds: float = Field(default=15.0, gt=0, le=3600)
+    renewSeconds: float = Field(default=10.0, gt=0, le=3600)
+    retrySeconds: float = Field(default=2.0, gt=0, le=3600)
+
+
+class _ConfigFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    namespaces: list[Annotated[str, Field(pattern=_DNS_LABEL, max_length=63)]] = Field(
+        default_factory=list
+    )
+    target: Literal["argo", "cronjob"] = "argo"
+    resyncSeconds: int = Field(default=300, ge=10, le=86400)
+    healthPort: int = Field(default=8080, ge=1, le=65535)
+    metricsPort: int | None = Field(default=None, ge=1, le=65535)
+    pushgatewayUrl: str = ""
+    ruleDefaults: _RuleDefaultsFile = Field(default_factory=_RuleDefaultsFile)
+    installation: _InstallationFile = Field(default_factory=_InstallationFile)
+    checkSeconds: float = Field(default=10.0, gt=0, le=600)
+    leaderElection: _LeaderElectionFile = Field(default_factory=_LeaderElectionFile)
+    compile: dict[str, Any] = Field(default_factory=dict)
+
+
+# The file's defaults are the only ones: the dataclasses below take theirs from here, and the
+# chart's values are checked against them (tests/chart/test_defaults.py).
+_DEFAULTS = _ConfigFile()
+_ELECTION = _DEFAULTS.leaderElection
+
+
 @dataclass(frozen=True)
 class RuleDefaults:
     """Values for rules that leave them out."""
@@ -112,12 +162,12 @@ class Installation:
 class LeaderElection:
     """Whether and how replicas elect the one that serves (client-go's defaults)."""
 
-    enabled: bool = False
-    namespace: str = "default"
-    lease_name: str = "ai-operator-controller"
-    lease_seconds: float = 15.0
-    renew_seconds: float = 10.0
-    retry_seconds: float = 2.0
+    enabled: bool = _ELECTION.enabled
+    namespace: str = _ELECTION.namespace
+    lease_name: str = _ELECTION.leaseName
+    lease_seconds: float = _ELECTION.leaseSeconds
+    renew_seconds: float = _ELECTION.renewSeconds
+    retry_seconds: float = _ELECTION.retrySeconds
     release_on_stop: bool = True
     """Give the Lease up on a graceful stop, so that another replica takes over at once."""
 
@@ -128,61 +178,17 @@ class ControllerConfig:
 
     namespaces: tuple[str, ...] = ()
     """Served namespaces; empty: every namespace."""
-    target: Target = "argo"
-    resync_seconds: int = 300
-    health_port: int = 8080
-    metrics_port: int | None = None
-    pushgateway_url: str = ""
+    target: Target = _DEFAULTS.target
+    resync_seconds: int = _DEFAULTS.resyncSeconds
+    health_port: int = _DEFAULTS.healthPort
+    metrics_port: int | None = _DEFAULTS.metricsPort
+    pushgateway_url: str = _DEFAULTS.pushgatewayUrl
     rule_defaults: RuleDefaults = field(default_factory=RuleDefaults)
     compile: CompileOptions = field(default_factory=CompileOptions)
     installation: Installation = field(default_factory=Installation)
-    check_seconds: float = 10.0
+    check_seconds: float = _DEFAULTS.checkSeconds
     """How long checking one rule may take; longer makes it Invalid."""
     leader_election: LeaderElection = field(default_factory=LeaderElection)
-
-
-class _RuleDefaultsFile(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    reconciliationInterval: int | None = Field(default=None, ge=10, le=86400)
-    maxPullRequests: int | None = Field(default=None, ge=1, le=1000)
-
-
-class _InstallationFile(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    organization: str = Field(default="", max_length=100)
-    repositories: list[Annotated[str, Field(max_length=140)]] = Field(default_factory=list)
-    aiEndpoint: str = Field(default="", max_length=2048)
-
-
-class _LeaderElectionFile(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    enabled: bool = False
-    namespace: str = Field(default="default", pattern=_DNS_LABEL, max_length=63)
-    leaseName: str = Field(default="ai-operator-controller", pattern=_DNS_LABEL, max_length=63)
-    leaseSeconds: float = Field(default=15.0, gt=0, le=3600)
-    renewSeconds: float = Field(default=10.0, gt=0, le=3600)
-    retrySeconds: float = Field(default=2.0, gt=0, le=3600)
-
-
-class _ConfigFile(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    namespaces: list[Annotated[str, Field(pattern=_DNS_LABEL, max_length=63)]] = Field(
-        default_factory=list
-    )
-    target: Literal["argo", "cronjob"] = "argo"
-    resyncSeconds: int = Field(default=300, ge=10, le=86400)
-    healthPort: int = Field(default=8080, ge=1, le=65535)
-    metricsPort: int | None = Field(default=None, ge=1, le=65535)
-    pushgatewayUrl: str = ""
-    ruleDefaults: _RuleDefaultsFile = Field(default_factory=_RuleDefaultsFile)
-    installation: _InstallationFile = Field(default_factory=_InstallationFile)
-    checkSeconds: float = Field(default=10.0, gt=0, le=600)
-    leaderElection: _LeaderElectionFile = Field(default_factory=_LeaderElectionFile)
-    compile: dict[str, Any] = Field(default_factory=dict)
 
 
 def load_config(path: str | Path) -> ControllerConfig:

@@ -52,7 +52,6 @@ class LeaderElector:
         self._clock = clock
         self._observed: dict[str, Any] | None = None
         self._observed_at = 0.0  # the loop's time when the record last changed
-        self._lease: dict[str, Any] | None = None
         self.leading = False
         self._log = get_logger("ai_operator.controller")
 
