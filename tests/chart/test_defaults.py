@@ -20,9 +20,10 @@ from jobs.rules.model import RuleSpec
 from jobs.rules.schedule import DEFAULT_INTERVAL_SECONDS
 from pipelines.controller.config import ControllerConfig, LeaderElection
 from pipelines.options import CompileOptions, resources
-from tests.chart.helm import CHART
+from tests.chart.helm import CHART, VALUES, Helm
 
-VALUES: dict[str, Any] = yaml.safe_load((CHART / "values.yaml").read_text(encoding="utf-8"))
+DEFAULTS: dict[str, Any] = yaml.safe_load((CHART / "values.yaml").read_text(encoding="utf-8"))
+EARLIER = VALUES / "earlier-design.yaml"
 SETTINGS = {name: field.default for name, field in Settings.model_fields.items()}
 CONTROLLER = ControllerConfig()
 ELECTION = LeaderElection()
@@ -30,7 +31,7 @@ COMPILE = CompileOptions()
 
 
 def value(path: str) -> Any:
-    found: Any = VALUES
+    found: Any = DEFAULTS
     for key in path.split("."):
         found = found[key]
     return found
@@ -92,3 +93,13 @@ def test_the_chart_passes_on_the_program_default(path: str, default: object) -> 
 def test_the_chart_chooses_otherwise_on_purpose(path: str, chosen: object, program: object) -> None:
     """These values differ from the program's default for the reason given with each row."""
     assert value(path) == chosen != program
+
+
+def test_every_variable_the_chart_sets_is_a_setting(helm: Helm) -> None:
+    """Each key of the pods' settings ConfigMap is a variable the settings model reads, and its
+    value passes the model's checks."""
+    settings = helm.template(EARLIER, values=["ai.provider=openai"]).settings()
+    assert set(settings) <= {
+        str(field.validation_alias) for field in Settings.model_fields.values()
+    }
+    Settings.from_env(settings)
