@@ -271,6 +271,15 @@ class Settings(BaseSettings):
             return tuple(name.strip() for name in value.split(",") if name.strip())
         return value
 
+    @field_validator("github_url", "ai_endpoint", "pushgateway_url")
+    @classmethod
+    def _absolute_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            parts = urlsplit(value)
+            if parts.scheme not in {"http", "https"} or not parts.netloc:
+                raise ValueError("must be an absolute http(s) URL")
+        return value
+
     @field_validator("ai_provider", mode="before")
     @classmethod
     def _provider(cls, value: object) -> object:

@@ -130,6 +130,21 @@ def test_a_variable_becomes_its_setting(env: dict[str, str], attribute: str, exp
             {"AI_OPERATOR_LIMITS": "{"}, "AI_OPERATOR_LIMITS is not JSON", id="limits-not-json"
         ),
         pytest.param(
+            {"GITHUB_GRAPHQL_URL": "api.github.com/graphql"},
+            "GITHUB_GRAPHQL_URL must be an absolute http(s) URL, not 'api.github.com/graphql'",
+            id="graphql-url-without-scheme",
+        ),
+        pytest.param(
+            {"AI_ENDPOINT": "ftp://models.example"},
+            "AI_ENDPOINT must be an absolute http(s) URL",
+            id="endpoint-not-http",
+        ),
+        pytest.param(
+            {"PUSHGATEWAY_URL": "pushgateway:9091"},
+            "PUSHGATEWAY_URL must be an absolute http(s) URL",
+            id="pushgateway-without-scheme",
+        ),
+        pytest.param(
             {"RUN_LOCK_WAIT_SECONDS": "soon", "AI_TEMPERATURE": "hot"},
             "AI_TEMPERATURE must be a number, not 'hot'; RUN_LOCK_WAIT_SECONDS must be a number",
             id="every-problem-at-once",
