@@ -45,6 +45,9 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from jobs.config import SHOWN_DEFAULT
+from jobs.rules.model import RuleSpec
+from jobs.rules.schedule import DEFAULT_INTERVAL_SECONDS
 from pipelines.options import CompileError, CompileOptions, Target
 
 # Options a configuration may not set, and why.
@@ -55,6 +58,7 @@ _FIXED_OPTIONS = {
 # camelCase spellings that the plain conversion would get wrong.
 _CAMEL_EXCEPTIONS = {"pod_gc_delete_delay": "podGCDeleteDelay"}
 _DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+_RULE_MAX_PULL_REQUESTS = RuleSpec.model_fields["maxPullRequests"].default
 
 
 class ControllerConfigError(Exception):
@@ -64,45 +68,122 @@ class ControllerConfigError(Exception):
 class _RuleDefaultsFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reconciliationInterval: int | None = Field(default=None, ge=10, le=86400)
-    maxPullRequests: int | None = Field(default=None, ge=1, le=1000)
+    reconciliationInterval: int | None = Field(
+        default=None,
+        ge=10,
+        le=86400,
+        description="seconds between passes of a rule with neither `reconciliationInterval` nor "
+        "`schedule`",
+        json_schema_extra={SHOWN_DEFAULT: f"none: the rule's own (`{DEFAULT_INTERVAL_SECONDS}`)"},
+    )
+    maxPullRequests: int | None = Field(
+        default=None,
+        ge=1,
+        le=1000,
+        description="for rules without `maxPullRequests`",
+        json_schema_extra={SHOWN_DEFAULT: f"none: the rule's own (`{_RULE_MAX_PULL_REQUESTS}`)"},
+    )
 
 
 class _InstallationFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    organization: str = Field(default="", max_length=100)
-    repositories: list[Annotated[str, Field(max_length=140)]] = Field(default_factory=list)
-    aiEndpoint: str = Field(default="", max_length=2048)
+    organization: str = Field(
+        default="",
+        max_length=100,
+        description="`GITHUB_ORGANIZATION` of the pods: owner of the repositories below",
+    )
+    repositories: list[Annotated[str, Field(max_length=140)]] = Field(
+        default_factory=list,
+        description="`GITHUB_REPOSITORIES`: what rules without their own cover, checked against "
+        "the limits like a rule's own",
+    )
+    aiEndpoint: str = Field(
+        default="",
+        max_length=2048,
+        description="`AI_ENDPOINT` of the pods; empty: the provider's public API",
+    )
 
 
 class _LeaderElectionFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    enabled: bool = False
-    namespace: str = Field(default="default", pattern=_DNS_LABEL, max_length=63)
-    leaseName: str = Field(default="ai-operator-controller", pattern=_DNS_LABEL, max_length=63)
-    leaseSeconds: float = Field(default=15.0, gt=0, le=3600)
-    renewSeconds: float = Field(default=10.0, gt=0, le=3600)
-    retrySeconds: float = Field(default=2.0, gt=0, le=3600)
+    enabled: bool = Field(
+        default=False, description="elect one serving replica on a Lease; off: one replica only"
+    )
+    namespace: str = Field(
+        default="default",
+        pattern=_DNS_LABEL,
+        max_length=63,
+        description="where the Lease lives (the chart: the release namespace)",
+    )
+    leaseName: str = Field(
+        default="ai-operator-controller",
+        pattern=_DNS_LABEL,
+        max_length=63,
+        description="the Lease's name",
+    )
+    leaseSeconds: float = Field(
+        default=15.0, gt=0, le=3600, description="how long a Lease is held without renewal"
+    )
+    renewSeconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=3600,
+        description="the leader stops serving when it could not renew for this long",
+    )
+    retrySeconds: float = Field(
+        default=2.0, gt=0, le=3600, description="how often candidates try and the leader renews"
+    )
 
 
 class _ConfigFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     namespaces: list[Annotated[str, Field(pattern=_DNS_LABEL, max_length=63)]] = Field(
-        default_factory=list
+        default_factory=list, description="served namespaces; `[]`: every namespace"
     )
-    target: Literal["argo", "cronjob"] = "argo"
-    resyncSeconds: int = Field(default=300, ge=10, le=86400)
-    healthPort: int = Field(default=8080, ge=1, le=65535)
-    metricsPort: int | None = Field(default=None, ge=1, le=65535)
-    pushgatewayUrl: str = ""
+    target: Literal["argo", "cronjob"] = Field(
+        default="argo", description="`argo` (CronWorkflows) or `cronjob` (batch/v1 CronJobs)"
+    )
+    resyncSeconds: int = Field(
+        default=300,
+        ge=10,
+        le=86400,
+        description="every rule is compiled and checked again this often",
+    )
+    healthPort: int = Field(
+        default=8080, ge=1, le=65535, description="`/healthz`, `/ready` and `/metrics`"
+    )
+    metricsPort: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="`/metrics` on a port of its own as well; null: none",
+        json_schema_extra={SHOWN_DEFAULT: "`null`"},
+    )
+    pushgatewayUrl: str = Field(
+        default="", description="a deleted rule's groups are deleted there; empty: none"
+    )
     ruleDefaults: _RuleDefaultsFile = Field(default_factory=_RuleDefaultsFile)
     installation: _InstallationFile = Field(default_factory=_InstallationFile)
-    checkSeconds: float = Field(default=10.0, gt=0, le=600)
+    checkSeconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=600,
+        description="the time limit of checking one rule; longer makes it `Invalid`",
+    )
     leaderElection: _LeaderElectionFile = Field(default_factory=_LeaderElectionFile)
-    compile: dict[str, Any] = Field(default_factory=dict)
+    compile: dict[str, Any] = Field(
+        default_factory=dict,
+        description="`CompileOptions` fields in camelCase (`pipelines/options.py`), except "
+        "`namespace` and `limits`; each missing one keeps its default",
+    )
+
+
+CONFIG_FILE_MODEL: type[BaseModel] = _ConfigFile
+"""The model of ``controller.yaml``: every key, its default, its bounds and its meaning (the
+table in docs/cluster.md is generated from it)."""
 
 
 # The file's defaults are the only ones: the dataclasses below take theirs from here, and the

@@ -189,8 +189,9 @@ def test_the_model_defaults_reach_the_ai_config() -> None:
     )
 
 
-def test_the_readme_table_is_generated_from_the_model() -> None:
-    """``scripts/generate-settings-docs --check`` passes on the committed README."""
+def test_the_tables_are_generated_from_the_models() -> None:
+    """``scripts/generate-settings-docs --check`` passes on the committed README (environment
+    variables) and docs/cluster.md (the controller's file)."""
     done = subprocess.run(
         [sys.executable, str(GENERATOR), "--check"], capture_output=True, text=True, check=False
     )
