@@ -26,7 +26,9 @@
 ``compile`` holds :class:`pipelines.options.CompileOptions` fields in camelCase
 (``imagePullSecrets``, ``podGCDeleteDelay`` ...), except ``namespace``: compiled objects always
 live in their rule's namespace, since their rule owns them. Every key is optional; a missing one
-keeps its default.
+keeps its default. The file's model below is the one place of the defaults, bounds and meanings:
+:class:`ControllerConfig` takes its defaults from it, and the table of keys in docs/cluster.md is
+generated from it (``scripts/generate-settings-docs``).
 
 Errors: :class:`ControllerConfigError`, one line naming the file and the field
 (``controller.yaml: compile.parallelism: must be positive, not 0``); never retryable.
