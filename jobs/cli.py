@@ -18,7 +18,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import StrEnum
 from importlib import metadata
 from pathlib import Path
@@ -210,7 +210,7 @@ def run(
     rules = _rules(files or [], rule_from_env)
     settings = _settings()
     if limits_file is not None:
-        settings = replace(settings, limits=_limits(limits_file))
+        settings = settings.model_copy(update={"limits": _limits(limits_file)})
     github = _github(settings)
     # Every rule's configuration and the token are checked before any rule acts.
     setups = [_setup(rule, settings) for rule in rules]

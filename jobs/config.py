@@ -1,47 +1,42 @@
 """Configuration from the environment, by the earlier design's variable names.
 
-| variable            | meaning                                                        |
-| ------------------- | -------------------------------------------------------------- |
-| GITHUB_TOKEN        | personal access token (required to read GitHub)                 |
-| GITHUB_ORGANIZATION | owner of GITHUB_REPOSITORIES                                    |
-| GITHUB_REPOSITORIES | comma-separated repository names (or owner/name)               |
-| GITHUB_GRAPHQL_URL  | GraphQL endpoint (GitHub Enterprise: https://HOST/api/graphql)  |
-| GITHUB_MUTATION_INTERVAL_SECONDS | pause between two mutations (default 1; GitHub's limits) |
-| GITHUB_MAX_RETRIES  | retries of a failed GitHub request (5xx, connection) (default 4) |
-| GITHUB_RETRY_BACKOFF_SECONDS | first backoff between retries, doubled each time (default 1) |
-| AI_PROVIDER         | anthropic or openai; inferred from AI_ENDPOINT when unset       |
-| AI_ENDPOINT         | base URL or full Messages / Chat Completions URL                |
-| AI_MODEL            | model name                                                      |
-| AI_TOKEN            | the model endpoint's API key                                    |
-| AI_TEMPERATURE      | sampling temperature (OpenAI-compatible providers)              |
-| AI_MAX_TOKENS       | answer token cap                                                |
-| AI_TIMEOUT_SECONDS  | timeout of one AI request                                       |
-| PUSHGATEWAY_URL     | Pushgateway to push each pass's metrics to                      |
-| LOG_LEVEL           | DEBUG, INFO, WARNING, ERROR                                     |
-| LOG_FORMAT          | json or console (default: console on a terminal, else json)     |
-| DECISION_CACHE_MAX_AGE_SECONDS | how long a decision is reused while its facts stay (86400) |
-| XDG_CACHE_HOME      | where ``run`` keeps its decisions (default ~/.cache)             |
-| AI_OPERATOR_LIMITS  | the namespace's limits (JSON; the compiler sets it)             |
+:class:`Settings` is the one settings model of every process that reconciles pull requests
+(``run``, the pipeline's steps, ``demo``, ``test``; the controller reads its logging variables
+from it too): each field names its environment variable, its default and what it means, and the
+README's table of variables is generated from it (``scripts/generate-settings-docs``). The
+controller's own file has its model in :mod:`pipelines.controller.config`, the compiler's options
+theirs in :mod:`pipelines.options`.
 
 Limits (:mod:`jobs.rules.limits`): with ``AI_OPERATOR_LIMITS`` unset, the built-in ones apply
 (every repository and action, and only the installation's own model endpoint, ``AI_ENDPOINT``).
 :func:`check_limits` refuses a rule that exceeds them and :func:`resolve_ai` refuses to hand the
 AI token to an endpoint they do not allow, before any client exists.
 
-Tokens are kept as :class:`pydantic.SecretStr` so that no repr, log line or dump shows them.
+Tokens are kept as :class:`pydantic.SecretStr` so that no repr, log line, dump or error shows them.
 Reading the environment happens once, in :meth:`Settings.from_env`; everything else is pure.
+
+Errors: :class:`ConfigError`, one line naming the variable (``GITHUB_MAX_RETRIES must be a whole
+number, not 'many'``); never retryable. A token's value is never part of a message.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Annotated, Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_core import ErrorDetails
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
-from jobs.rules.encoding import StepInputError, limits_from_env
+from jobs.rules.encoding import LIMITS_ENV, StepInputError, decode_limits
 from jobs.rules.limits import (
     BUILT_IN,
     LimitsSpec,
@@ -51,14 +46,12 @@ from jobs.rules.limits import (
 )
 from jobs.rules.model import AIProvider, AISettings, RuleSpec
 
-_N = TypeVar("_N", int, float)
-
-DEFAULT_GITHUB_GRAPHQL_URL = "https://api.github.com/graphql"
-LOG_LEVELS = frozenset({"DEBUG", "INFO", "WARNING", "WARN", "ERROR", "CRITICAL"})
 DEFAULT_MODELS = {AIProvider.ANTHROPIC: "claude-sonnet-5", AIProvider.OPENAI: "gpt-4.1-mini"}
-DEFAULT_MAX_TOKENS = 1024
-DEFAULT_AI_TIMEOUT_SECONDS = 60.0
-DEFAULT_DECISION_MAX_AGE_SECONDS = 86400.0
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "WARN", "ERROR", "CRITICAL")
+LOG_FORMATS = {"json": "json", "console": "console", "text": "console"}
+SHOWN_DEFAULT = "shown_default"
+"""Key of a field's ``json_schema_extra``: its default as the README says it, when the value
+alone would not tell (``required``, ``inferred from ...``)."""
 
 
 class ConfigError(Exception):
@@ -78,107 +71,250 @@ class AIConfig:
     timeout_seconds: float
 
 
-@dataclass(frozen=True)
-class Settings:
-    """The process environment, read once."""
+def _shown(text: str) -> dict[str, Any]:
+    return {SHOWN_DEFAULT: text}
 
-    github_token: SecretStr | None = None
-    github_url: str = DEFAULT_GITHUB_GRAPHQL_URL
-    github_mutation_interval: float = 1.0
-    github_max_retries: int = 4
-    github_retry_backoff: float = 1.0
-    organization: str | None = None
-    repositories: tuple[str, ...] = ()
-    ai_provider: AIProvider | None = None
-    ai_endpoint: str | None = None
-    ai_model: str | None = None
-    ai_token: SecretStr | None = None
-    ai_temperature: float | None = None
-    ai_max_tokens: int | None = None
-    ai_timeout_seconds: float | None = None
-    pushgateway_url: str | None = None
-    log_level: str = "INFO"
-    log_format: str | None = None
-    decision_max_age_seconds: float = DEFAULT_DECISION_MAX_AGE_SECONDS
-    cache_home: str | None = None
-    """``XDG_CACHE_HOME``."""
-    run_lock_wait_seconds: float = 60.0
-    """``RUN_LOCK_WAIT_SECONDS``: how long ``run`` waits for another pass of the same rule."""
-    home: str | None = None
-    """``HOME``."""
-    limits: LimitsSpec = BUILT_IN
-    """``AI_OPERATOR_LIMITS``: what the rules run here may reach."""
+
+class Settings(BaseSettings):
+    """The environment of a process that reconciles pull requests, read once.
+
+    Each field's ``validation_alias`` is its variable. Values are stripped; an empty one counts
+    as unset. Building ``Settings(...)`` by field names reads no environment (tests do that);
+    :meth:`from_env` reads the mapping it is given.
+    """
+
+    model_config = SettingsConfigDict(
+        frozen=True,
+        case_sensitive=True,
+        env_ignore_empty=True,
+        populate_by_name=True,
+        extra="ignore",
+        str_strip_whitespace=True,
+    )
+
+    github_token: SecretStr | None = Field(
+        default=None,
+        validation_alias="GITHUB_TOKEN",
+        description="GitHub token (PAT): `repo` scope, or fine-grained pull requests + issues "
+        "read/write",
+        json_schema_extra=_shown("required"),
+    )
+    organization: str | None = Field(
+        default=None,
+        validation_alias="GITHUB_ORGANIZATION",
+        description="owner of `GITHUB_REPOSITORIES`",
+    )
+    repositories: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        validation_alias="GITHUB_REPOSITORIES",
+        description="comma-separated repositories (`name` or `owner/name`), used by rules without "
+        "`repositories`",
+    )
+    github_url: str = Field(
+        default="https://api.github.com/graphql",
+        validation_alias="GITHUB_GRAPHQL_URL",
+        description="GraphQL endpoint; GitHub Enterprise: `https://HOST/api/graphql`",
+    )
+    github_mutation_interval: float = Field(
+        default=1.0,
+        ge=0,
+        validation_alias="GITHUB_MUTATION_INTERVAL_SECONDS",
+        description="pause between two mutations (GitHub's secondary limits)",
+    )
+    github_max_retries: int = Field(
+        default=4,
+        ge=0,
+        validation_alias="GITHUB_MAX_RETRIES",
+        description="retries of a GitHub request that failed with 5xx or a connection error",
+    )
+    github_retry_backoff: float = Field(
+        default=1.0,
+        ge=0,
+        validation_alias="GITHUB_RETRY_BACKOFF_SECONDS",
+        description="first wait between retries, doubled each time",
+    )
+    ai_provider: AIProvider | None = Field(
+        default=None,
+        validation_alias="AI_PROVIDER",
+        description="`anthropic` or `openai` (any OpenAI-compatible server: vLLM, Ollama, LiteLLM)",
+        json_schema_extra=_shown("inferred from `AI_ENDPOINT`, else `anthropic`"),
+    )
+    ai_endpoint: str | None = Field(
+        default=None,
+        validation_alias="AI_ENDPOINT",
+        description="base URL, or the full URL (`https://api.anthropic.com/v1/messages`, "
+        "`http://vllm:8000/v1/chat/completions`)",
+        json_schema_extra=_shown("the SDK's"),
+    )
+    ai_model: str | None = Field(
+        default=None,
+        validation_alias="AI_MODEL",
+        description="model name",
+        json_schema_extra=_shown(" / ".join(f"`{model}`" for model in DEFAULT_MODELS.values())),
+    )
+    ai_token: SecretStr | None = Field(
+        default=None,
+        validation_alias="AI_TOKEN",
+        description="the model endpoint's API key",
+        json_schema_extra=_shown("required"),
+    )
+    ai_temperature: float | None = Field(
+        default=None,
+        ge=0,
+        validation_alias="AI_TEMPERATURE",
+        description="sampling temperature (OpenAI-compatible providers; see below)",
+        json_schema_extra=_shown("the server's"),
+    )
+    ai_max_tokens: int = Field(
+        default=1024, ge=1, validation_alias="AI_MAX_TOKENS", description="answer token cap"
+    )
+    ai_timeout_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        validation_alias="AI_TIMEOUT_SECONDS",
+        description="timeout of one model request",
+    )
+    pushgateway_url: str | None = Field(
+        default=None,
+        validation_alias="PUSHGATEWAY_URL",
+        description="Pushgateway that receives each pass's metrics",
+        json_schema_extra=_shown("none: no push"),
+    )
+    log_level: str = Field(
+        default="INFO",
+        validation_alias="LOG_LEVEL",
+        description="`DEBUG`, `INFO`, `WARNING`, `ERROR`",
+    )
+    log_format: str | None = Field(
+        default=None,
+        validation_alias="LOG_FORMAT",
+        description="`json` or `console` (the earlier `text` means `console`)",
+        json_schema_extra=_shown("`console` on a terminal, else `json`"),
+    )
+    decision_max_age_seconds: float = Field(
+        default=86400.0,
+        ge=0,
+        validation_alias="DECISION_CACHE_MAX_AGE_SECONDS",
+        description="how long `run` reuses a decision whose facts did not change (`0`: never)",
+    )
+    limits: Annotated[LimitsSpec, NoDecode] = Field(
+        default=BUILT_IN,
+        validation_alias=LIMITS_ENV,
+        description="the limits the rules must stay within, as JSON (`PRReconciliationLimits`' "
+        "spec; the compiler sets it in every pod): repositories, actions, model endpoints and "
+        "providers",
+        json_schema_extra=_shown(
+            "built in: every repository and action, only `AI_ENDPOINT` as model endpoint"
+        ),
+    )
+    cache_home: str | None = Field(
+        default=None,
+        validation_alias="XDG_CACHE_HOME",
+        description="where `run` keeps its outcome records (`ai-operator/decisions` below it) "
+        "and its per-rule locks (`ai-operator/locks`)",
+        json_schema_extra=_shown("`~/.cache`"),
+    )
+    run_lock_wait_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        validation_alias="RUN_LOCK_WAIT_SECONDS",
+        description="how long `run` waits while another pass of the same rule is running, "
+        "before it stops that rule's pass",
+    )
+    home: str | None = Field(
+        default=None,
+        validation_alias="HOME",
+        description="the user's home directory, below which `~/.cache` is",
+        json_schema_extra={"documented": False},
+    )
+    argocd_enabled: str | None = Field(
+        default=None,
+        validation_alias="ARGOCD_ENABLED",
+        description="accepted for compatibility; this version has no Argo CD client, so "
+        "`argocd.health` is `Unknown`",
+    )
+    argocd_url: str | None = Field(
+        default=None,
+        validation_alias="ARGOCD_URL",
+        description="accepted for compatibility, like `ARGOCD_ENABLED`",
+    )
+
+    SECRET_VARIABLES: ClassVar[frozenset[str]] = frozenset({"GITHUB_TOKEN", "AI_TOKEN"})
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Only what the caller passes: :meth:`from_env` hands over the environment it read."""
+        return (init_settings,)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
-        """Read the variables above; a malformed value raises :class:`ConfigError`."""
-
-        def text(name: str) -> str | None:
-            value = env.get(name, "").strip()
-            return value or None
-
-        def secret(name: str) -> SecretStr | None:
-            value = text(name)
-            return SecretStr(value) if value else None
-
-        provider = text("AI_PROVIDER")
+        """Read the variables; a malformed value raises a one-line :class:`ConfigError`."""
+        values = _MappingSource(cls, env)()
         try:
-            ai_provider = AIProvider(provider.lower()) if provider else None
-        except ValueError as exc:
-            raise ConfigError(f"AI_PROVIDER must be anthropic or openai, not {provider!r}") from exc
-        repos = tuple(
-            r.strip() for r in (text("GITHUB_REPOSITORIES") or "").split(",") if r.strip()
-        )
-        log_format = (text("LOG_FORMAT") or "").lower() or None
-        if log_format not in {None, "json", "console", "text"}:
-            raise ConfigError(f"LOG_FORMAT must be json or console, not {log_format!r}")
-        log_level = (text("LOG_LEVEL") or "INFO").upper()
-        if log_level not in LOG_LEVELS:
+            return cls(**values)
+        except ValidationError as exc:
             raise ConfigError(
-                f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, not {text('LOG_LEVEL')!r}"
-            )
-        try:
-            limits = limits_from_env(env)
-        except StepInputError as exc:
-            raise ConfigError(str(exc)) from exc
-        return cls(
-            github_token=secret("GITHUB_TOKEN"),
-            github_url=text("GITHUB_GRAPHQL_URL") or DEFAULT_GITHUB_GRAPHQL_URL,
-            github_mutation_interval=_default(
-                _number(
-                    text("GITHUB_MUTATION_INTERVAL_SECONDS"),
-                    "GITHUB_MUTATION_INTERVAL_SECONDS",
-                    float,
-                ),
-                1.0,
-            ),
-            github_max_retries=int(
-                _default(_number(text("GITHUB_MAX_RETRIES"), "GITHUB_MAX_RETRIES", int), 4)
-            ),
-            github_retry_backoff=_default(
-                _number(
-                    text("GITHUB_RETRY_BACKOFF_SECONDS"), "GITHUB_RETRY_BACKOFF_SECONDS", float
-                ),
-                1.0,
-            ),
-            organization=text("GITHUB_ORGANIZATION"),
-            repositories=repos,
-            ai_provider=ai_provider,
-            ai_endpoint=text("AI_ENDPOINT"),
-            ai_model=text("AI_MODEL"),
-            ai_token=secret("AI_TOKEN"),
-            ai_temperature=_number(text("AI_TEMPERATURE"), "AI_TEMPERATURE", float),
-            ai_max_tokens=_number(text("AI_MAX_TOKENS"), "AI_MAX_TOKENS", int),
-            ai_timeout_seconds=_number(text("AI_TIMEOUT_SECONDS"), "AI_TIMEOUT_SECONDS", float),
-            pushgateway_url=text("PUSHGATEWAY_URL"),
-            log_level=log_level,
-            log_format="console" if log_format == "text" else log_format,
-            decision_max_age_seconds=_max_age(text("DECISION_CACHE_MAX_AGE_SECONDS")),
-            cache_home=text("XDG_CACHE_HOME"),
-            run_lock_wait_seconds=_lock_wait(text("RUN_LOCK_WAIT_SECONDS")),
-            home=text("HOME"),
-            limits=limits,
-        )
+                "; ".join(_problem(error) for error in exc.errors(include_url=False))
+            ) from exc
+
+    @field_validator("repositories", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(name.strip() for name in value.split(",") if name.strip())
+        return value
+
+    @field_validator("github_url", "ai_endpoint", "pushgateway_url")
+    @classmethod
+    def _absolute_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            parts = urlsplit(value)
+            if parts.scheme not in {"http", "https"} or not parts.netloc:
+                raise ValueError("must be an absolute http(s) URL")
+        return value
+
+    @field_validator("ai_provider", mode="before")
+    @classmethod
+    def _provider(cls, value: object) -> object:
+        if isinstance(value, str):
+            try:
+                return AIProvider(value.strip().lower())
+            except ValueError:
+                raise ValueError("must be anthropic or openai") from None
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _log_level(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip().upper() not in LOG_LEVELS:
+            raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _log_format(cls, value: object) -> object:
+        if isinstance(value, str):
+            if value.strip().lower() not in LOG_FORMATS:
+                raise ValueError("must be json or console")
+            return LOG_FORMATS[value.strip().lower()]
+        return value
+
+    @field_validator("limits", mode="before")
+    @classmethod
+    def _limits(cls, value: object) -> object:
+        if isinstance(value, str):
+            try:
+                return decode_limits(value)
+            except StepInputError as exc:
+                raise ValueError(str(exc)) from None
+        return value
 
     def secrets(self) -> tuple[str, ...]:
         """The secret values, for the log redactor."""
@@ -191,6 +327,44 @@ class Settings:
                 "GITHUB_TOKEN is not set: export a GitHub token to read pull requests"
             )
         return self.github_token
+
+
+class _MappingSource(EnvSettingsSource):
+    """pydantic-settings' environment source, over a given mapping instead of ``os.environ``."""
+
+    def __init__(self, settings_cls: type[BaseSettings], env: Mapping[str, str]) -> None:
+        self._given = env
+        super().__init__(settings_cls, case_sensitive=True, env_ignore_empty=True)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        # Case-sensitive names; an empty value counts as unset.
+        return {name: value.strip() for name, value in self._given.items() if value.strip()}
+
+
+def _problem(error: ErrorDetails) -> str:
+    """One error as ``VARIABLE must be ..., not 'value'`` (a secret's value never shown)."""
+    name = str(error["loc"][0]) if error["loc"] else "the environment"
+    kind, ctx = error["type"], error.get("ctx", {})
+    if kind == "value_error":
+        text = str(ctx.get("error", error["msg"]))
+        if text.startswith(name):  # a message of its own that names the variable already
+            return text
+    elif kind in {"int_parsing", "int_from_float"}:
+        text = "must be a whole number"
+    elif kind == "float_parsing":
+        text = "must be a number"
+    elif kind in {"greater_than_equal", "greater_than"}:
+        bound = ctx.get("ge", ctx.get("gt"))
+        if kind == "greater_than":
+            text = f"must be more than {bound:g}"
+        else:
+            text = "must not be negative" if bound == 0 else f"must be at least {bound:g}"
+    else:
+        text = str(error["msg"])
+    found = error.get("input")
+    if name in Settings.SECRET_VARIABLES or not isinstance(found, str):
+        return f"{name} {text}"
+    return f"{name} {text}, not {found!r}"
 
 
 def rule_repositories(spec: RuleSpec, settings: Settings) -> tuple[str, ...]:
@@ -273,10 +447,8 @@ def resolve_ai(rule_ai: AISettings, settings: Settings) -> AIConfig:
         temperature=rule_ai.temperature
         if rule_ai.temperature is not None
         else settings.ai_temperature,
-        max_tokens=rule_ai.maxTokens or settings.ai_max_tokens or DEFAULT_MAX_TOKENS,
-        timeout_seconds=rule_ai.timeoutSeconds
-        or settings.ai_timeout_seconds
-        or DEFAULT_AI_TIMEOUT_SECONDS,
+        max_tokens=rule_ai.maxTokens or settings.ai_max_tokens,
+        timeout_seconds=rule_ai.timeoutSeconds or settings.ai_timeout_seconds,
     )
 
 
@@ -314,34 +486,3 @@ def base_url(provider: AIProvider, endpoint: str) -> str:
     elif path.endswith("/chat/completions"):
         path = path[: -len("/chat/completions")]
     return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
-
-
-def _max_age(value: str | None) -> float:
-    seconds = _number(value, "DECISION_CACHE_MAX_AGE_SECONDS", float)
-    if seconds is None:
-        return DEFAULT_DECISION_MAX_AGE_SECONDS
-    if seconds < 0:
-        raise ConfigError(f"DECISION_CACHE_MAX_AGE_SECONDS must not be negative, not {value!r}")
-    return seconds
-
-
-def _lock_wait(value: str | None) -> float:
-    seconds = _number(value, "RUN_LOCK_WAIT_SECONDS", float)
-    if seconds is None:
-        return 60.0
-    if seconds < 0:
-        raise ConfigError(f"RUN_LOCK_WAIT_SECONDS must not be negative, not {value!r}")
-    return seconds
-
-
-def _default(value: float | None, default: float) -> float:
-    return default if value is None else value
-
-
-def _number(value: str | None, name: str, kind: type[_N]) -> _N | None:
-    if value is None:
-        return None
-    try:
-        return kind(value)
-    except ValueError as exc:
-        raise ConfigError(f"{name} must be a number, not {value!r}") from exc

@@ -129,7 +129,9 @@ class CompileOptions:
     ttl_seconds_after_success: int = 3600
     ttl_seconds_after_failure: int = 86400
     decide_retry_limit: int = 3
-    retry_backoff: str = "15s"
+    retry_backoff: str = "5s"
+    """First wait before a decide step is retried (the earlier design's chart: 5 s), doubled
+    each time up to ``retry_backoff_max``."""
     retry_backoff_max: str = "2m"
     job_backoff_limit: int = 2
     """CronJob only: pod retries, spent only on exit code 75 (a transient failure)."""

@@ -1365,10 +1365,6 @@ def _aggregated_list(values: list[str]) -> str:
 # --- running -----------------------------------------------------------------------------------
 
 
-class _TaskError(Exception):
-    """The task errors before any pod starts (Argo marks its node Error)."""
-
-
 class _Stuck(Exception):
     """Argo would requeue the task forever: a reference that can never resolve."""
 

@@ -16,9 +16,8 @@ from typing import Any
 import pytest
 import structlog
 
-from jobs.sandbox.github import FakeGitHub, GitHubWorld
-from jobs.sandbox.llm import FakeLLM
 from tests import services
+from tests.sandbox import FakeGitHub, FakeLLM, GitHubWorld
 
 ROOT = Path(__file__).resolve().parents[1]
 _CACHES = tempfile.TemporaryDirectory(prefix="ai-operator-test-caches-")  # removed at exit

@@ -127,11 +127,6 @@ def declined(candidate: Candidate, *, now: float, max_age: float) -> str | None:
     return None
 
 
-def reusable(candidate: Candidate, *, now: float, max_age: float) -> bool:
-    """Whether ``candidate``'s remembered decision still stands: same key, not too old."""
-    return declined(candidate, now=now, max_age=max_age) is None
-
-
 def triage(
     candidates: Iterable[Candidate], *, now: float, max_age: float, cap: int, rotate: int = 0
 ) -> Triage:

@@ -30,7 +30,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from jobs.rules.limits import BUILT_IN, LimitsSpec
+from jobs.rules.limits import LimitsSpec
 from jobs.rules.model import PRReconciliationRule
 
 RULE_ENV = "AI_OPERATOR_RULE"
@@ -193,12 +193,3 @@ def limits_document(document: object, source: str) -> LimitsSpec:
             for error in exc.errors()
         )
         raise StepInputError(f"{source} holds no valid limits: {problems}") from exc
-
-
-def limits_from_env(env: Mapping[str, str]) -> LimitsSpec:
-    """The step's limits; unset, the built-in ones.
-
-    Those allow every repository and action, and only the installation's own model endpoint.
-    """
-    value = env.get(LIMITS_ENV, "").strip()
-    return decode_limits(value) if value else BUILT_IN

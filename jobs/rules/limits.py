@@ -45,8 +45,6 @@ SHORT_NAMES = ("prlimits",)
 DEFAULT_NAME = "default"
 """The limits object that governs every namespace no other object names."""
 
-REPOSITORY_GLOB_PATTERN = r"^[A-Za-z0-9_.*?\[\]-]+/[A-Za-z0-9_.*?\[\]-]+$"
-
 PUBLIC_ENDPOINTS = {
     AIProvider.ANTHROPIC: "https://api.anthropic.com",
     AIProvider.OPENAI: "https://api.openai.com/v1",

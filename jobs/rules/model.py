@@ -456,7 +456,6 @@ class ObjectMeta(BaseModel):
 
 
 _DATE_TIME: dict[str, Any] = {"format": "date-time"}
-CONDITION_TYPES = ("Ready", "Invalid", "ApplyFailed")
 
 
 class _Status(BaseModel):

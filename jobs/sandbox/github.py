@@ -7,12 +7,10 @@
         assert not github.invalid_documents
 
 Every document is validated against GitHub's pinned schema; an invalid one is answered like GitHub
-(HTTP 200, ``{"errors": [...]}``) and recorded in ``invalid_documents``. Faults are queued and
-served in order to the next requests: ``fail_next`` (5xx), ``rate_limit_next`` (primary or
-secondary limit), ``drop_next`` (connection closed without an answer). ``lose_answer_of(field)``
-carries out the next mutation ``field`` and then loses its answer (5xx, or a dropped connection):
-a write GitHub applied although the client saw it fail; ``fail_mutation(field)`` refuses it with
-a 5xx without applying it. Authentication accepts
+(HTTP 200, ``{"errors": [...]}``) and recorded in ``invalid_documents``. Faults are the tests'
+business: :meth:`FakeGitHub.plan` is where a subclass answers a request in GitHub's stead (a 5xx,
+a rate limit, a dropped connection, a mutation carried out whose answer is lost); the sandbox
+itself plans none, so the demo always meets a healthy GitHub. Authentication accepts
 ``bearer``/``token`` with the configured token, else 401 "Bad credentials". Recorded requests never
 hold the token. This module is the HTTP face only: the world lives in ``github_world``, the schema
 execution in ``github_graphql``, the search syntax in ``github_search``.
@@ -24,8 +22,6 @@ import contextlib
 import json
 import socket
 import threading
-import time
-from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -46,20 +42,12 @@ __all__ = [
     "FakeGitHub",
     "FakePullRequest",
     "GitHubWorld",
+    "PlannedAnswer",
     "RecordedRequest",
 ]
 
 GRAPHQL_PATHS = ("/graphql", "/api/graphql")
 DOCS = "https://docs.github.com/graphql"
-SECONDARY_LIMIT_MESSAGE = (
-    "You have exceeded a secondary rate limit. Please wait a few minutes before you try again. "
-    "If you reach out to GitHub Support for help, please include the request ID {request_id}."
-)
-PRIMARY_LIMIT_MESSAGE = "API rate limit exceeded for user ID 1."
-SERVER_ERROR_MESSAGE = (
-    "Something went wrong while executing your query. This may be the result of a timeout, or it "
-    "could be a GitHub bug. Please include `{request_id}` when reporting this issue."
-)
 
 
 @dataclass(frozen=True)
@@ -73,15 +61,25 @@ class RecordedRequest:
     is_mutation: bool = False
     mutation_fields: tuple[str, ...] = ()
     errors: list[dict[str, Any]] = field(default_factory=list)
-    fault: Literal["fail", "rate_limit", "drop", "lost"] | None = None
+    fault: FaultKind | None = None
+
+
+FaultKind = Literal["fail", "rate_limit", "drop", "lost"]
 
 
 @dataclass(frozen=True)
-class _Fault:
-    kind: Literal["fail", "rate_limit", "drop", "lost"]
-    status: int = 0
-    retry_after: int | None = None
-    reset_in: int | None = None
+class PlannedAnswer:
+    """An answer given in GitHub's stead (see :meth:`FakeGitHub.plan`)."""
+
+    kind: FaultKind
+    """How :class:`RecordedRequest` names it."""
+    status: int
+    """0: the connection is closed without an answer."""
+    body: dict[str, Any] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    apply_first: bool = False
+    """Carry the request out first, then answer this (a write whose answer is lost); a request
+    that GitHub refuses anyway gets its refusal."""
 
 
 @dataclass
@@ -106,9 +104,6 @@ class FakeGitHub:
         self.unexpected_errors: list[dict[str, Any]] = []  # errors the fake itself caused
         self.budget = RateLimitBudget()
         self._token = token
-        self._faults: deque[_Fault] = deque()
-        # mutation field -> (status to answer, whether the mutation is applied first), in order
-        self._lost_answers: dict[str, list[tuple[int, bool]]] = {}
         self._lock = threading.Lock()
         self._request_count = 0
         self._graph = GitHubGraph(self.world, self.budget, self.mutations.append)
@@ -158,37 +153,12 @@ class FakeGitHub:
 
     # Faults and counters.
 
-    def fail_next(self, count: int = 1, status: int = 502) -> None:
-        """Answer the next ``count`` requests with ``status`` (5xx) and a GitHub-like body."""
-        self._queue(count, _Fault("fail", status))
+    def plan(self, payload: dict[str, Any] | None, request_id: str) -> PlannedAnswer | None:
+        """The answer to give instead of GitHub's own, if any: the hook of the tests' faults.
 
-    def rate_limit_next(
-        self,
-        count: int = 1,
-        retry_after: int | None = 1,
-        reset_in: int | None = None,
-        status: int = 403,
-    ) -> None:
-        """Rate-limit the next ``count`` requests.
-
-        With ``reset_in`` the primary limit is exhausted (``x-ratelimit-remaining: 0`` and
-        ``x-ratelimit-reset``), else it is a secondary limit; ``retry-after`` is sent unless None.
+        Called once per request to a GraphQL path, before authentication; the sandbox plans none.
         """
-        self._queue(count, _Fault("rate_limit", status, retry_after, reset_in))
-
-    def drop_next(self, count: int = 1) -> None:
-        """Close the connection of the next ``count`` requests without answering."""
-        self._queue(count, _Fault("drop"))
-
-    def lose_answer_of(self, mutation: str, status: int = 502, count: int = 1) -> None:
-        """Apply the next ``count`` mutations ``mutation``, then answer ``status`` (0: drop)."""
-        with self._lock:
-            self._lost_answers.setdefault(mutation, []).extend([(status, True)] * count)
-
-    def fail_mutation(self, mutation: str, status: int = 502, count: int = 1) -> None:
-        """Answer the next ``count`` mutations ``mutation`` with ``status``, applying nothing."""
-        with self._lock:
-            self._lost_answers.setdefault(mutation, []).extend([(status, False)] * count)
+        return None
 
     def reset_counters(self) -> None:
         """Forget recorded requests, mutations, invalid documents and spent rate limit."""
@@ -199,10 +169,6 @@ class FakeGitHub:
             self.unexpected_errors.clear()
             self.budget.used = 0
 
-    def _queue(self, count: int, fault: _Fault) -> None:
-        with self._lock:
-            self._faults.extend([fault] * count)
-
     # Requests.
 
     def handle(self, path: str, authorization: str | None, raw_body: bytes) -> _Response:
@@ -211,12 +177,14 @@ class FakeGitHub:
         if path.split("?", maxsplit=1)[0] not in GRAPHQL_PATHS:
             return _Response(404, {"message": "Not Found", "documentation_url": DOCS})
         with self._lock:
-            fault = self._faults.popleft() if self._faults else None
             self._request_count += 1
             request_id = f"F4KE:{self._request_count:06X}"
-        if fault is not None:
-            response = self._fault_response(fault, request_id)
-        elif not self._authorized(authorization):
+        planned = self.plan(payload, request_id)
+        if planned is not None and not planned.apply_first:
+            response = _Response(planned.status, planned.body, dict(planned.headers))
+            self._record(payload or {}, response, None, planned.kind)
+            return response
+        if not self._authorized(authorization):
             response = _Response(
                 401, {"message": "Bad credentials", "documentation_url": DOCS, "status": "401"}
             )
@@ -225,81 +193,34 @@ class FakeGitHub:
                 400, {"message": "Problems parsing JSON", "documentation_url": DOCS}
             )
         else:
-            return self._execute(payload, request_id)
-        self._record(payload or {}, response, None, fault)
+            return self._execute(payload, request_id, planned)
+        self._record(payload or {}, response, None, None)
         return response
 
-    def _execute(self, payload: dict[str, Any], request_id: str) -> _Response:
-        lost, applied = self._lost_answer(payload, request_id)
-        if lost is not None and not applied:
-            self._record(payload, lost, None, _Fault("fail", lost.status))
-            return lost
+    def _execute(
+        self, payload: dict[str, Any], request_id: str, planned: PlannedAnswer | None
+    ) -> _Response:
         with self.world.lock:
             self.budget.spend()
             result = answer(self._graph, payload)
+        if planned is not None and not result.errors:  # GitHub's refusal would be the answer
+            lost = _Response(planned.status, planned.body, dict(planned.headers))
+            self._record(payload, lost, result, planned.kind)
+            return lost
         response = _Response(200, result.body, {"x-github-request-id": request_id})
-        if lost is not None and result.errors:
-            lost = None  # GitHub refused it anyway: its refusal is the answer
-        self._record(payload, lost or response, result, _Fault("lost") if lost else None)
-        return lost or response
-
-    def _lost_answer(
-        self, payload: dict[str, Any], request_id: str
-    ) -> tuple[_Response | None, bool]:
-        query = payload.get("query")
-        name = payload.get("operationName")
-        facts = operation_facts(
-            query if isinstance(query, str) else "", name if isinstance(name, str) else None
-        )
-        with self._lock:
-            for field_name in facts.mutation_fields:
-                planned = self._lost_answers.get(field_name)
-                if planned:
-                    status, applied = planned.pop(0)
-                    message = SERVER_ERROR_MESSAGE.format(request_id=request_id)
-                    body = {"data": None, "errors": [{"message": message}]} if status else None
-                    return _Response(status, body), applied
-        return None, False
+        self._record(payload, response, result, None)
+        return response
 
     def _authorized(self, authorization: str | None) -> bool:
         scheme, _, token = (authorization or "").strip().partition(" ")
         return scheme.lower() in ("bearer", "token") and token.strip() == self._token
-
-    def _fault_response(self, fault: _Fault, request_id: str) -> _Response:
-        if fault.kind == "drop":
-            return _Response(0, None)
-        if fault.kind == "fail":
-            message = SERVER_ERROR_MESSAGE.format(request_id=request_id)
-            return _Response(fault.status, {"data": None, "errors": [{"message": message}]})
-        return self._rate_limited(fault, request_id)
-
-    def _rate_limited(self, fault: _Fault, request_id: str) -> _Response:
-        headers = self.budget.headers()
-        if fault.retry_after is not None:
-            headers["retry-after"] = str(fault.retry_after)
-        if fault.reset_in is not None:
-            headers["x-ratelimit-remaining"] = "0"
-            headers["x-ratelimit-used"] = str(self.budget.limit)
-            headers["x-ratelimit-reset"] = str(int(time.time()) + fault.reset_in)
-            message, anchor = PRIMARY_LIMIT_MESSAGE, "#primary-rate-limit"
-        else:
-            message, anchor = (
-                SECONDARY_LIMIT_MESSAGE.format(request_id=request_id),
-                "#secondary-rate-limits",
-            )
-        if fault.status == 200:
-            body: dict[str, Any] = {"errors": [{"type": "RATE_LIMITED", "message": message}]}
-        else:
-            docs = f"{DOCS}/overview/rate-limits-and-node-limits-for-the-graphql-api{anchor}"
-            body = {"message": message, "documentation_url": docs}
-        return _Response(fault.status, body, headers)
 
     def _record(
         self,
         payload: dict[str, Any],
         response: _Response,
         result: GraphQLAnswer | None,
-        fault: _Fault | None,
+        fault: FaultKind | None,
     ) -> None:
         query = payload.get("query")
         query = query if isinstance(query, str) else ""
@@ -314,7 +235,7 @@ class FakeGitHub:
             is_mutation=facts.is_mutation,
             mutation_fields=facts.mutation_fields,
             errors=result.errors if result else [],
-            fault=fault.kind if fault else None,
+            fault=fault,
         )
         with self._lock:
             self.requests.append(recorded)

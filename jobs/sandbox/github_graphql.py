@@ -59,7 +59,6 @@ from jobs.sandbox.schema import github_schema
 
 MAX_PAGE = 100
 MAX_SEARCH_RESULTS = 1000
-NODE_TYPES = ("PullRequest", "Repository", "Label")
 
 Node = dict[str, Any]
 Args = dict[str, Any]

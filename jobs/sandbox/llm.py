@@ -2,10 +2,12 @@
 
 ``POST /v1/messages`` answers like Anthropic (a ``tool_use`` block when a tool is forced, else a
 text block); ``POST /v1/chat/completions`` answers like OpenAI (the JSON answer as the content).
-Answers come from queued ``answer_next(...)`` items first, else from ``brain(request)`` (by default
-:func:`default_brain`, a tiny merge/close/wait/escalate policy over the PR facts in the prompt).
-``fail_next``, ``delay_next`` and a wrong API key give each vendor's error bodies and statuses.
-A 401 message echoes the presented key, so tests can prove that clients never repeat it.
+Answers come from ``brain(request)`` (by default :func:`default_brain`, a tiny
+merge/close/wait/escalate policy over the PR facts in the prompt): a JSON answer, text, or a
+:class:`Refusal`, :class:`CutOff` or :class:`Malformed` body. A wrong API key gives each vendor's
+error body and status; a 401 message echoes the presented key, so tests can prove that clients
+never repeat it. Faults are the tests' business: :meth:`FakeLLM.plan` is where a subclass answers
+in the brain's stead (queued answers, errors, delays); the sandbox itself plans none.
 """
 
 from __future__ import annotations
@@ -17,11 +19,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, cast
 from urllib.parse import urlsplit
 
 Provider = Literal["anthropic", "openai"]
-_T = TypeVar("_T")
 _PATHS: dict[str, Provider] = {"/v1/messages": "anthropic", "/v1/chat/completions": "openai"}
 _AUTH_HEADERS = {"authorization", "x-api-key"}
 _PR_DATA = re.compile(r"<pull_request_data>\s*(?P<json>.*?)\s*</pull_request_data>", re.DOTALL)
@@ -132,9 +133,6 @@ class FakeLLM:
         self.brain: Callable[[LLMRequest], object] = brain or default_brain
         self.token = token
         self.requests: list[LLMRequest] = []
-        self._answers: list[object] = []
-        self._failures: list[tuple[int | None, float | None]] = []
-        self._delays: list[float] = []
         self._lock = threading.Lock()
         self._server = _Server(self)
         self._thread: threading.Thread | None = None
@@ -164,49 +162,36 @@ class FakeLLM:
             self._thread = None
         self._server.server_close()
 
-    def fail_next(
-        self, count: int = 1, status: int | None = None, retry_after: float | None = None
-    ) -> None:
-        """Fail the next ``count`` requests (default status: Anthropic 529, OpenAI 500)."""
-        with self._lock:
-            self._failures.extend([(status, retry_after)] * count)
+    def plan(self, provider: Provider, request: LLMRequest) -> Reply | object | None:
+        """What to answer instead of the brain, if anything: the hook of the tests' faults.
 
-    def answer_next(self, *answers: object) -> None:
-        """Queue raw answers: a dict (the JSON answer), a str, Refusal, CutOff or Malformed."""
-        with self._lock:
-            self._answers.extend(answers)
+        Called for every request that presented the right key; a :data:`Reply` (status, headers,
+        body) is sent as is, any other value is answered like a brain's answer. The sandbox
+        plans none.
+        """
+        return None
 
-    def delay_next(self, seconds: float) -> None:
-        """Hold the next request this long before answering it."""
-        with self._lock:
-            self._delays.append(seconds)
+    def error(self, provider: Provider, status: int, retry_after: float | None = None) -> Reply:
+        """``provider``'s error answer with ``status`` (and ``retry-after`` when given)."""
+        return _error(provider, status, "the fake is failing on purpose", retry_after)
 
     def handle(self, provider: Provider, body: dict[str, Any], headers: dict[str, str]) -> Reply:
         """Answer one request: record, delay, check the key, then fail or answer."""
         request = _parse(provider, body, headers)
         with self._lock:
             self.requests.append(request)
-        delay = _pop(self._delays, self._lock)
-        time.sleep(delay or 0.0)
         presented = _presented_key(provider, headers)
         if presented != self.token:
             return _error(provider, 401, f"invalid API key: {presented}", None)
-        failure = _pop(self._failures, self._lock)
-        if failure is not None:
-            status = failure[0] or (529 if provider == "anthropic" else 500)
-            return _error(provider, status, "the fake is failing on purpose", failure[1])
-        queued = _pop(self._answers, self._lock)
-        answer = queued if queued is not None else self.brain(request)
+        planned = self.plan(provider, request)
+        if isinstance(planned, tuple):
+            return cast(Reply, planned)
+        answer = planned if planned is not None else self.brain(request)
         if isinstance(answer, Malformed):
             return 200, {}, answer.body
         if provider == "anthropic":
             return 200, {}, _anthropic_reply(request, answer)
         return 200, {}, _openai_reply(request, answer)
-
-
-def _pop(queue: list[_T], lock: threading.Lock) -> _T | None:
-    with lock:
-        return queue.pop(0) if queue else None
 
 
 class _Server(ThreadingHTTPServer):

@@ -26,7 +26,9 @@
 ``compile`` holds :class:`pipelines.options.CompileOptions` fields in camelCase
 (``imagePullSecrets``, ``podGCDeleteDelay`` ...), except ``namespace``: compiled objects always
 live in their rule's namespace, since their rule owns them. Every key is optional; a missing one
-keeps its default.
+keeps its default. The file's model below is the one place of the defaults, bounds and meanings:
+:class:`ControllerConfig` takes its defaults from it, and the table of keys in docs/cluster.md is
+generated from it (``scripts/generate-settings-docs``).
 
 Errors: :class:`ControllerConfigError`, one line naming the file and the field
 (``controller.yaml: compile.parallelism: must be positive, not 0``); never retryable.
@@ -45,6 +47,9 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from jobs.config import SHOWN_DEFAULT
+from jobs.rules.model import RuleSpec
+from jobs.rules.schedule import DEFAULT_INTERVAL_SECONDS
 from pipelines.options import CompileError, CompileOptions, Target
 
 # Options a configuration may not set, and why.
@@ -55,10 +60,138 @@ _FIXED_OPTIONS = {
 # camelCase spellings that the plain conversion would get wrong.
 _CAMEL_EXCEPTIONS = {"pod_gc_delete_delay": "podGCDeleteDelay"}
 _DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+_RULE_MAX_PULL_REQUESTS = RuleSpec.model_fields["maxPullRequests"].default
 
 
 class ControllerConfigError(Exception):
     """The configuration file cannot be used; the message names the file and the field."""
+
+
+class _RuleDefaultsFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reconciliationInterval: int | None = Field(
+        default=None,
+        ge=10,
+        le=86400,
+        description="seconds between passes of a rule with neither `reconciliationInterval` nor "
+        "`schedule`",
+        json_schema_extra={SHOWN_DEFAULT: f"none: the rule's own (`{DEFAULT_INTERVAL_SECONDS}`)"},
+    )
+    maxPullRequests: int | None = Field(
+        default=None,
+        ge=1,
+        le=1000,
+        description="for rules without `maxPullRequests`",
+        json_schema_extra={SHOWN_DEFAULT: f"none: the rule's own (`{_RULE_MAX_PULL_REQUESTS}`)"},
+    )
+
+
+class _InstallationFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    organization: str = Field(
+        default="",
+        max_length=100,
+        description="`GITHUB_ORGANIZATION` of the pods: owner of the repositories below",
+    )
+    repositories: list[Annotated[str, Field(max_length=140)]] = Field(
+        default_factory=list,
+        description="`GITHUB_REPOSITORIES`: what rules without their own cover, checked against "
+        "the limits like a rule's own",
+    )
+    aiEndpoint: str = Field(
+        default="",
+        max_length=2048,
+        description="`AI_ENDPOINT` of the pods; empty: the provider's public API",
+    )
+
+
+class _LeaderElectionFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(
+        default=False, description="elect one serving replica on a Lease; off: one replica only"
+    )
+    namespace: str = Field(
+        default="default",
+        pattern=_DNS_LABEL,
+        max_length=63,
+        description="where the Lease lives (the chart: the release namespace)",
+    )
+    leaseName: str = Field(
+        default="ai-operator-controller",
+        pattern=_DNS_LABEL,
+        max_length=63,
+        description="the Lease's name",
+    )
+    leaseSeconds: float = Field(
+        default=15.0, gt=0, le=3600, description="how long a Lease is held without renewal"
+    )
+    renewSeconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=3600,
+        description="the leader stops serving when it could not renew for this long",
+    )
+    retrySeconds: float = Field(
+        default=2.0, gt=0, le=3600, description="how often candidates try and the leader renews"
+    )
+
+
+class _ConfigFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    namespaces: list[Annotated[str, Field(pattern=_DNS_LABEL, max_length=63)]] = Field(
+        default_factory=list, description="served namespaces; `[]`: every namespace"
+    )
+    target: Literal["argo", "cronjob"] = Field(
+        default="argo", description="`argo` (CronWorkflows) or `cronjob` (batch/v1 CronJobs)"
+    )
+    resyncSeconds: int = Field(
+        default=300,
+        ge=10,
+        le=86400,
+        description="every rule is compiled and checked again this often",
+    )
+    healthPort: int = Field(
+        default=8080, ge=1, le=65535, description="`/healthz`, `/ready` and `/metrics`"
+    )
+    metricsPort: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="`/metrics` on a port of its own as well; null: none",
+        json_schema_extra={SHOWN_DEFAULT: "`null`"},
+    )
+    pushgatewayUrl: str = Field(
+        default="", description="a deleted rule's groups are deleted there; empty: none"
+    )
+    ruleDefaults: _RuleDefaultsFile = Field(default_factory=_RuleDefaultsFile)
+    installation: _InstallationFile = Field(default_factory=_InstallationFile)
+    checkSeconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=600,
+        description="the time limit of checking one rule; longer makes it `Invalid`",
+    )
+    leaderElection: _LeaderElectionFile = Field(default_factory=_LeaderElectionFile)
+    compile: dict[str, Any] = Field(
+        default_factory=dict,
+        description="`CompileOptions` fields in camelCase (`pipelines/options.py`), except "
+        "`namespace` and `limits`; each missing one keeps its default",
+    )
+
+
+CONFIG_FILE_MODEL: type[BaseModel] = _ConfigFile
+"""The model of ``controller.yaml``: every key, its default, its bounds and its meaning (the
+table in docs/cluster.md is generated from it)."""
+
+
+# The file's defaults are the only ones: the dataclasses below take theirs from here, and the
+# chart's values are checked against them (tests/chart/test_defaults.py).
+_DEFAULTS = _ConfigFile()
+_ELECTION = _DEFAULTS.leaderElection
 
 
 @dataclass(frozen=True)
@@ -112,12 +245,12 @@ class Installation:
 class LeaderElection:
     """Whether and how replicas elect the one that serves (client-go's defaults)."""
 
-    enabled: bool = False
-    namespace: str = "default"
-    lease_name: str = "ai-operator-controller"
-    lease_seconds: float = 15.0
-    renew_seconds: float = 10.0
-    retry_seconds: float = 2.0
+    enabled: bool = _ELECTION.enabled
+    namespace: str = _ELECTION.namespace
+    lease_name: str = _ELECTION.leaseName
+    lease_seconds: float = _ELECTION.leaseSeconds
+    renew_seconds: float = _ELECTION.renewSeconds
+    retry_seconds: float = _ELECTION.retrySeconds
     release_on_stop: bool = True
     """Give the Lease up on a graceful stop, so that another replica takes over at once."""
 
@@ -128,61 +261,17 @@ class ControllerConfig:
 
     namespaces: tuple[str, ...] = ()
     """Served namespaces; empty: every namespace."""
-    target: Target = "argo"
-    resync_seconds: int = 300
-    health_port: int = 8080
-    metrics_port: int | None = None
-    pushgateway_url: str = ""
+    target: Target = _DEFAULTS.target
+    resync_seconds: int = _DEFAULTS.resyncSeconds
+    health_port: int = _DEFAULTS.healthPort
+    metrics_port: int | None = _DEFAULTS.metricsPort
+    pushgateway_url: str = _DEFAULTS.pushgatewayUrl
     rule_defaults: RuleDefaults = field(default_factory=RuleDefaults)
     compile: CompileOptions = field(default_factory=CompileOptions)
     installation: Installation = field(default_factory=Installation)
-    check_seconds: float = 10.0
+    check_seconds: float = _DEFAULTS.checkSeconds
     """How long checking one rule may take; longer makes it Invalid."""
     leader_election: LeaderElection = field(default_factory=LeaderElection)
-
-
-class _RuleDefaultsFile(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    reconciliationInterval: int | None = Field(default=None, ge=10, le=86400)
-    maxPullRequests: int | None = Field(default=None, ge=1, le=1000)
-
-
-class _InstallationFile(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    organization: str = Field(default="", max_length=100)
-    repositories: list[Annotated[str, Field(max_length=140)]] = Field(default_factory=list)
-    aiEndpoint: str = Field(default="", max_length=2048)
-
-
-class _LeaderElectionFile(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    enabled: bool = False
-    namespace: str = Field(default="default", pattern=_DNS_LABEL, max_length=63)
-    leaseName: str = Field(default="ai-operator-controller", pattern=_DNS_LABEL, max_length=63)
-    leaseSeconds: float = Field(default=15.0, gt=0, le=3600)
-    renewSeconds: float = Field(default=10.0, gt=0, le=3600)
-    retrySeconds: float = Field(default=2.0, gt=0, le=3600)
-
-
-class _ConfigFile(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    namespaces: list[Annotated[str, Field(pattern=_DNS_LABEL, max_length=63)]] = Field(
-        default_factory=list
-    )
-    target: Literal["argo", "cronjob"] = "argo"
-    resyncSeconds: int = Field(default=300, ge=10, le=86400)
-    healthPort: int = Field(default=8080, ge=1, le=65535)
-    metricsPort: int | None = Field(default=None, ge=1, le=65535)
-    pushgatewayUrl: str = ""
-    ruleDefaults: _RuleDefaultsFile = Field(default_factory=_RuleDefaultsFile)
-    installation: _InstallationFile = Field(default_factory=_InstallationFile)
-    checkSeconds: float = Field(default=10.0, gt=0, le=600)
-    leaderElection: _LeaderElectionFile = Field(default_factory=_LeaderElectionFile)
-    compile: dict[str, Any] = Field(default_factory=dict)
 
 
 def load_config(path: str | Path) -> ControllerConfig:

@@ -82,7 +82,9 @@ def test_rendered_limits_pass_the_crd_and_the_model(helm: Helm, value_file: Any)
         strict(crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"])
     )
     rendered = helm.template(*((value_file,) if value_file else ()))
-    for doc in rendered.of_kind("PRReconciliationLimits"):
+    limits = rendered.of_kind("PRReconciliationLimits")
+    assert limits, "no PRReconciliationLimits rendered"
+    for doc in limits:
         assert [e.message for e in validator.iter_errors(doc)] == []
         LimitsSpec.model_validate(doc["spec"])
 

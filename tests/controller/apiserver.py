@@ -39,7 +39,6 @@ from typing import Any
 import aiohttp.web
 import attrs
 import kmock
-from kmock._internal import rendering
 
 from pipelines.controller.kube import Resource
 
@@ -204,7 +203,7 @@ class ApiServer(kmock.KubernetesEmulator):
             return _status(problem.code, problem.reason, problem.message)
         return await kmock.RawHandler._handle(self, request)
 
-    async def _serve_list(self, request: rendering.Request) -> rendering.Payload:
+    async def _serve_list(self, request: kmock.Request) -> kmock.Payload:
         plural = _plural(request)
         match = _selector(request.params.get("labelSelector", ""))
         items = [
@@ -219,13 +218,13 @@ class ApiServer(kmock.KubernetesEmulator):
             "items": items,
         }
 
-    async def _serve_fetch(self, request: rendering.Request) -> rendering.Payload:
+    async def _serve_fetch(self, request: kmock.Request) -> kmock.Payload:
         found = self._store.get((_plural(request), request.namespace or "", request.name or ""))
         if found is None:
             raise kmock.KubernetesObjectNotFoundError()
         return copy.deepcopy(found)
 
-    async def _serve_watch(self, request: rendering.Request) -> AsyncIterator[rendering.Payload]:
+    async def _serve_watch(self, request: kmock.Request) -> AsyncIterator[kmock.Payload]:
         yield b""  # send the headers at once
         plural = _plural(request)
         epoch = (self._watch_epoch, self._watch_epochs.get(plural, 0))
@@ -463,7 +462,7 @@ def _method(request: kmock.Request) -> str:
     return str(getattr(request.method, "value", request.method)).upper()
 
 
-def _plural(request: rendering.Request) -> str:
+def _plural(request: kmock.Request) -> str:
     assert request.resource is not None and request.resource.plural is not None
     return request.resource.plural
 

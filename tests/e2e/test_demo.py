@@ -20,9 +20,9 @@ import pytest
 from jobs.config import Settings
 from jobs.demo.run import DemoOptions, DemoResult, run_demo
 from jobs.demo.view import as_json, as_text
-from jobs.sandbox.llm import FakeLLM
 from jobs.sandbox.standin import NOTICE
 from tests.conftest import AI_TOKEN, ROOT, CliResult, run_cli
+from tests.sandbox import FakeLLM
 from tests.services import pushgateway
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("restore_logging")]

@@ -8,9 +8,8 @@ import pytest
 import yaml
 
 from jobs.policy.markers import make_marker, render_marker
-from jobs.sandbox.github import FakeComment, FakeGitHub, GitHubWorld
-from jobs.sandbox.llm import FakeLLM, Malformed
 from tests.conftest import CliResult, cli_env, run_cli
+from tests.sandbox import FakeComment, FakeGitHub, FakeLLM, GitHubWorld, Malformed
 
 pytestmark = pytest.mark.e2e
 

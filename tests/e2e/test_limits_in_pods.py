@@ -21,12 +21,11 @@ from jobs.reconcile.steps import Decided, decided_output
 from jobs.rules.encoding import LIMITS_ENV, RULE_ENV, encode_limits, encode_rule
 from jobs.rules.limits import AILimits, LimitsSpec
 from jobs.rules.model import Action, PRReconciliationRule
-from jobs.sandbox.github import FakeGitHub, GitHubWorld
-from jobs.sandbox.llm import FakeLLM
 from pipelines.compile import CompileOptions, compile_rule
 from tests.argo_interpreter import run_cron_workflow
 from tests.conftest import AI_TOKEN, GITHUB_TOKEN, cli_env, run_cli
 from tests.factories import make_rule
+from tests.sandbox import FakeGitHub, FakeLLM, GitHubWorld
 
 pytestmark = pytest.mark.e2e
 

@@ -15,11 +15,11 @@ import pytest
 
 from jobs.clients.decision_cache import cache_directory
 from jobs.clients.rule_lock import RuleLock, lock_directory
-from jobs.sandbox.github import FakeCheck, GitHubWorld
 from tests.argo_interpreter import MemoCache
 from tests.conftest import cli_env, run_cli
 from tests.e2e.test_pipeline_act import run_staging, staging
 from tests.e2e.test_run import COVERED, RULE
+from tests.sandbox import FakeCheck, GitHubWorld
 
 pytestmark = pytest.mark.e2e
 

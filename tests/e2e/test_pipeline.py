@@ -22,11 +22,17 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from jobs.rules.files import load_rules
 from jobs.rules.model import PRReconciliationRule
-from jobs.sandbox.github import FakeCheck, FakeGitHub, GitHubWorld
-from jobs.sandbox.llm import FakeLLM, LLMRequest, pull_request_facts
 from pipelines.compile import CompiledManifest, CompileOptions, compile_rule
 from tests.argo_interpreter import MemoCache, WorkflowRun, run_cron_workflow
 from tests.conftest import AI_TOKEN, GITHUB_TOKEN, ROOT, CliResult, cli_env, run_cli
+from tests.sandbox import (
+    FakeCheck,
+    FakeGitHub,
+    FakeLLM,
+    GitHubWorld,
+    LLMRequest,
+    pull_request_facts,
+)
 from tests.services import free_port, pushgateway
 
 pytestmark = pytest.mark.e2e

@@ -15,11 +15,10 @@ from typing import Any
 import pytest
 
 from jobs.rules.files import load_rules
-from jobs.sandbox.github import FakeCheck, FakeGitHub, GitHubWorld
-from jobs.sandbox.llm import FakeLLM
 from pipelines.compile import CompileOptions, compile_rule
 from tests.argo_interpreter import NodeRun, SubprocessPods, WorkflowRun, run_cron_workflow
 from tests.conftest import AI_TOKEN, GITHUB_TOKEN, ROOT, cli_env
+from tests.sandbox import FakeCheck, FakeGitHub, FakeLLM, GitHubWorld
 
 pytestmark = pytest.mark.e2e
 

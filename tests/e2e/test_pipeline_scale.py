@@ -13,8 +13,6 @@ from typing import Any
 import pytest
 
 from jobs.rules.model import PRReconciliationRule
-from jobs.sandbox.github import FakeCheck, FakeGitHub, GitHubWorld
-from jobs.sandbox.llm import FakeLLM
 from pipelines.compile import CompileOptions, compile_rule
 from tests.argo_interpreter import (
     CONFIG_MAP_DATA_LIMIT,
@@ -33,6 +31,7 @@ from tests.e2e.test_pipeline import (
     gateway_series,
     pod_env,
 )
+from tests.sandbox import FakeCheck, FakeGitHub, FakeLLM, GitHubWorld
 from tests.services import pushgateway
 
 pytestmark = pytest.mark.e2e

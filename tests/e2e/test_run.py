@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from jobs.sandbox.github import FakeCheck, FakeComment, GitHubWorld
 from tests.conftest import AI_TOKEN, GITHUB_TOKEN, cli_env, run_cli
+from tests.sandbox import FakeCheck, FakeComment, GitHubWorld
 
 pytestmark = pytest.mark.e2e
 

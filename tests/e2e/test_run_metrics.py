@@ -14,9 +14,8 @@ from typing import Any
 
 import pytest
 
-from jobs.sandbox.github import FakeCheck, FakeGitHub, GitHubWorld
-from jobs.sandbox.llm import FakeLLM
 from tests.conftest import CliResult, cli_env, run_cli
+from tests.sandbox import FakeCheck, FakeGitHub, FakeLLM, GitHubWorld
 from tests.services import free_port, prometheus, pushgateway, query_prometheus, wait_for_series
 
 pytestmark = [pytest.mark.e2e, pytest.mark.services]

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from jobs.sandbox.github import FakeCheck, GitHubWorld
 from tests.conftest import cli_env, run_cli
 from tests.e2e.test_run import COVERED, RULE, populate
+from tests.sandbox import FakeCheck, GitHubWorld
 
 pytestmark = pytest.mark.e2e
 

@@ -12,9 +12,9 @@ from jobs.policy.decision import Decision, decide
 from jobs.policy.verdict import Verdict
 from jobs.reconcile.act import act
 from jobs.rules.model import Action
-from jobs.sandbox.github import FakeCheck, FakeGitHub, GitHubWorld
 from tests.conftest import GITHUB_TOKEN
 from tests.factories import make_rule
+from tests.sandbox import FakeCheck, FakeGitHub, GitHubWorld
 
 RULE = make_rule()  # include auto-merge + staging, exclude wip
 COVERED = ["auto-merge", "staging"]

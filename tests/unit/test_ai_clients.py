@@ -23,7 +23,7 @@ from jobs.clients.ai.usage import ModelUsage
 from jobs.config import AIConfig, Settings, resolve_ai
 from jobs.policy.verdict import verdict_schema
 from jobs.rules.model import Action, AIProvider, AISettings
-from jobs.sandbox.llm import OUTPUT_TOKENS, CutOff, FakeLLM, Refusal, cached_tokens
+from tests.sandbox import OUTPUT_TOKENS, CutOff, FakeLLM, Refusal, cached_tokens
 
 TOKEN = "sk-test-ai"
 MODELS = {AIProvider.ANTHROPIC: "claude-sonnet-4-6", AIProvider.OPENAI: "gpt-4.1-mini"}

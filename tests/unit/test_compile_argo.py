@@ -473,7 +473,7 @@ def test_steps_retry_only_transient_failures(step: str) -> None:
     assert retry["expression"] == "asInt(lastRetry.exitCode) == 75"
     assert retry["retryPolicy"] == "OnFailure"
     assert retry["limit"] == 3
-    assert retry["backoff"] == {"duration": "15s", "factor": 2, "maxDuration": "2m"}
+    assert retry["backoff"] == {"duration": "5s", "factor": 2, "maxDuration": "2m"}
 
 
 def test_the_tally_runs_after_any_branch_outcome_and_exports_the_counts() -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from jobs.sandbox.github import FakeCheck, FakeComment, FakeGitHub, GitHubWorld
+from tests.sandbox import FakeCheck, FakeComment, FakeGitHub, GitHubWorld
 
 TOKEN = "ghp-test-token"
 

@@ -14,7 +14,7 @@ from jobs.clients.ai import make_decision_client
 from jobs.config import AIConfig
 from jobs.policy.verdict import Verdict, parse_verdict, verdict_schema
 from jobs.rules.model import Action, AIProvider
-from jobs.sandbox.llm import FakeLLM, LLMRequest, default_brain
+from tests.sandbox import FakeLLM, LLMRequest, default_brain
 
 ALL = [a.value for a in Action]
 

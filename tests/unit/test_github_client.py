@@ -22,8 +22,8 @@ from jobs.clients.github.queries import PAGE_SIZE
 from jobs.policy.markers import make_marker, render_marker
 from jobs.policy.snapshot import CiStatus, Mergeable, Review
 from jobs.rules.model import LabelSelector, MergeMethod, Selector
-from jobs.sandbox.github import FakeCheck, FakeComment, FakeGitHub, GitHubWorld
 from tests.conftest import GITHUB_TOKEN
+from tests.sandbox import FakeCheck, FakeComment, FakeGitHub, GitHubWorld
 
 TOKEN = GITHUB_TOKEN
 

@@ -24,9 +24,8 @@ from jobs.clients.network import safe_url
 from jobs.config import AIConfig
 from jobs.log import configure_logging
 from jobs.rules.model import AIProvider
-from jobs.sandbox.github import FakeGitHub
-from jobs.sandbox.llm import FakeLLM
 from tests.conftest import AI_TOKEN, GITHUB_TOKEN
+from tests.sandbox import FakeGitHub, FakeLLM
 
 pytestmark = pytest.mark.usefixtures("restore_logging", "invalid_names_fail_locally")
 

@@ -27,9 +27,9 @@ from jobs.reconcile.steps import (
     tally,
 )
 from jobs.rules.model import Action
-from jobs.sandbox.github import FakeGitHub, GitHubWorld
 from tests.conftest import GITHUB_TOKEN
 from tests.factories import make_pr, make_rule
+from tests.sandbox import FakeGitHub, GitHubWorld
 
 RULE = make_rule(repositories=["acme/web"])
 MODEL = "anthropic/claude-sonnet-5"

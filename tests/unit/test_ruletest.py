@@ -17,9 +17,9 @@ from jobs.config import Settings
 from jobs.rules.model import Action
 from jobs.ruletest.run import RuleTestError, RuleTestOptions, RuleTestRun, run_rule_tests
 from jobs.ruletest.view import as_junit, as_table
-from jobs.sandbox.llm import FakeLLM
 from jobs.sandbox.standin import PRODUCED_BY
 from tests.conftest import AI_TOKEN, ROOT
+from tests.sandbox import FakeLLM
 
 pytestmark = pytest.mark.usefixtures("restore_logging")
 
