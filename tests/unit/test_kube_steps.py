@@ -6,6 +6,7 @@ Against the Kubernetes API of the Argo interpreter (on loopback), told to answer
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
 import pytest
@@ -176,3 +177,13 @@ def test_the_steps_errors_are_the_clients() -> None:
     """One error tree: whoever catches KubeError catches what a step raises."""
     assert issubclass(APIRequestError, APIUnreadable)
     assert issubclass(APIUnreadable, KubeError)
+
+
+def test_a_step_called_inside_an_event_loop_still_asks(cluster: tuple[MemoCache, str]) -> None:
+    """The facade runs its request on a private loop, also when the caller is asynchronous."""
+    _, url = cluster
+
+    async def caller() -> tuple[int, dict[str, object]]:
+        return api(url, Sleeps()).request("POST", LEASES, lease())
+
+    assert asyncio.run(caller())[0] == 201
