@@ -33,7 +33,7 @@ from jobs.clients.argo_workflow import FailedNode, failed_nodes
 from jobs.clients.decision_cache import DecisionFile, cache_directory
 from jobs.clients.github import GitHubClient
 from jobs.clients.github.errors import GitHubAuthError, GitHubError, GitHubUnreachable
-from jobs.clients.kubernetes_api import APIRequestError, APIUnreadable, KubernetesAPI
+from jobs.clients.kube import APIRequestError, APIUnreadable, KubernetesAPI
 from jobs.clients.metrics import PassSummary, push_pass_metrics
 from jobs.clients.network import safe_url
 from jobs.clients.outcome_index import OutcomeIndex, OutcomeIndexError

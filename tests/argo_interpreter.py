@@ -165,6 +165,12 @@ class MemoCache:
     """``coordination.k8s.io/v1`` Leases by name, as the API server keeps them."""
     objects: dict[str, dict[str, Any]] = field(default_factory=dict)
     """ConfigMaps the steps create and update themselves (whole objects, by name)."""
+    troubles: list[tuple[str, int]] = field(default_factory=list)
+    """Answers the API gives first, in order: ``(method, status)``, each once, to the next request
+    of that method (a Status whose message quotes the request's ``Authorization`` header, as a
+    careless proxy might)."""
+    requests: list[tuple[str, str]] = field(default_factory=list)
+    """Every request the API received: ``(method, path)``."""
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @property
@@ -288,8 +294,23 @@ def _config_map_handler(
                 return prefix.rstrip("/"), memo.objects
             return leases, memo.leases
 
+        def _troubled(self) -> bool:
+            """Answer the next trouble queued for this method, if any (True when answered)."""
+            with memo.lock:
+                memo.requests.append((self.command, self.path))
+                queued = [i for i, (verb, _) in enumerate(memo.troubles) if verb == self.command]
+                status = memo.troubles.pop(queued[0])[1] if queued else None
+            if status is None:
+                return False
+            self._body()
+            message = f"overloaded (asked with {self.headers.get('Authorization', 'nothing')})"
+            self._reply(status, {"kind": "Status", "status": "Failure", "message": message})
+            return True
+
         def do_POST(self) -> None:
             """Create a Lease or a ConfigMap (409 when it exists)."""
+            if self._troubled():
+                return
             collection, store = self._kind()
             if self.path != collection:
                 self._reply(404, not_found)
@@ -306,6 +327,8 @@ def _config_map_handler(
 
         def do_PUT(self) -> None:
             """Update a Lease or a ConfigMap; 409 when its resourceVersion is not the stored one."""
+            if self._troubled():
+                return
             collection, store = self._kind()
             name = self.path.removeprefix(collection + "/")
             lease = self._body()
@@ -326,6 +349,8 @@ def _config_map_handler(
             self._reply(200, lease)
 
         def do_GET(self) -> None:
+            if self._troubled():
+                return
             if self.path.startswith(workflow_prefix):
                 workflow = workflows(self.path.removeprefix(workflow_prefix))
                 if workflow is None:

@@ -6,7 +6,7 @@ that argument lists every failed node and retry with its message, and at a few h
 pull requests it exceeds what Linux allows one argument (128 KiB), so the report step could not
 start exactly when the metrics matter. Its own arguments stay a few names long.
 
-Errors: :class:`~jobs.clients.kubernetes_api.APIUnreadable` (the API unreachable, refusing, or the
+Errors: :class:`~jobs.clients.kube.APIUnreadable` (the API unreachable, refusing, or the
 Workflow gone): the caller reports without the node list. No credential is ever in a message.
 """
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from jobs.clients.kubernetes_api import APIUnreadable, KubernetesAPI
+from jobs.clients.kube import APIUnreadable, KubernetesAPI
 
 FAILED_PHASES = frozenset({"Failed", "Error"})
 

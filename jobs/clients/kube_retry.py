@@ -22,6 +22,10 @@ a named                                            answers 409 the second time, 
 object                                             "exists" (:attr:`VerbPolicy.exists_ok`)
 =========  ======================================  ==========================================
 
+The pipeline steps' writes follow :data:`VERSIONED_WRITE`: their 409 is an answer they read
+("another writer was first"), so a PUT or POST is repeated only when it cannot have been
+applied (429, 503 with ``Retry-After``, a connection that could not be opened).
+
 A create whose object has a name chosen by the caller (not ``generateName``) is
 :data:`IDEMPOTENT_CREATE`: repeating it can never make a second object. A create with
 ``generateName`` is not: a timeout after sending may have created the object, and a second
@@ -95,6 +99,14 @@ POLICIES: Mapping[Verb, VerbPolicy] = {
 
 IDEMPOTENT_CREATE = VerbPolicy(retried=TRANSIENT, exists_ok=True)
 """A create of an object named by the caller: repeating it cannot make a second object."""
+
+
+VERSIONED_WRITE = VerbPolicy(
+    retried=frozenset({429}), retried_with_retry_after=frozenset({503}), after_sending=False
+)
+"""A write whose 409 is the caller's answer (a step's PUT with a ``resourceVersion``, a POST of a
+named object that another writer may have made first): repeated only when it cannot have been
+applied, so that a conflict always means that someone else wrote, never this request twice."""
 
 
 def policy_for(verb: Verb, *, named: bool = False) -> VerbPolicy:

@@ -21,7 +21,7 @@ always lives in one shard and no shard nears Kubernetes' 1 MiB limit: each keeps
 Requests: ``get``, ``create`` and ``update`` on ``configmaps`` in the rule's namespace.
 Errors: :class:`OutcomeIndexError` from :meth:`OutcomeIndex.keep` (the API unreachable, refusing,
 or still conflicting after :data:`ATTEMPTS` tries); :meth:`OutcomeIndex.recall` raises
-:class:`~jobs.clients.kubernetes_api.APIRequestError` when the API cannot be reached or refuses.
+:class:`~jobs.clients.kube.APIRequestError` when the API cannot be reached or refuses.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from jobs.clients.kubernetes_api import APIRequestError, KubernetesAPI
+from jobs.clients.kube import APIRequestError, KubernetesAPI
 from jobs.policy.reuse import MEMO_SHARDS, Remembered, memory_document, merged, read_memory_document
 
 DATA_KEY = "outcomes.json"

@@ -13,7 +13,7 @@ one through (409 Conflict for the other).
 
 Requests: ``get``, ``create`` and ``update`` on ``leases`` in the workflow's namespace (the
 chart's workflow Role grants them). Errors: :class:`LeaseHeld` (another run holds it);
-:class:`~jobs.clients.kubernetes_api.APIRequestError` when the API cannot be reached (the
+:class:`~jobs.clients.kube.APIRequestError` when the API cannot be reached (the
 caller then acts without the lease, as before it existed, and says so).
 """
 
@@ -24,7 +24,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from jobs.clients.kubernetes_api import KubernetesAPI
+from jobs.clients.kube import KubernetesAPI
 
 DEFAULT_DURATION_SECONDS = 120
 

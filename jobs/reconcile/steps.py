@@ -36,7 +36,7 @@ from typing import Any
 
 from jobs.clients.ai.usage import ModelUsage
 from jobs.clients.github.errors import GitHubError
-from jobs.clients.kubernetes_api import APIUnreadable
+from jobs.clients.kube import APIUnreadable
 from jobs.policy.admission import Scope
 from jobs.policy.decision import Decision, leave_alone
 from jobs.policy.outcome import not_recorded, outcome_records

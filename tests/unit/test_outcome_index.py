@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from jobs.clients import outcome_index
-from jobs.clients.kubernetes_api import APIRequestError, KubernetesAPI
+from jobs.clients.kube import APIRequestError, KubernetesAPI
 from jobs.clients.outcome_index import (
     DATA_KEY,
     OutcomeIndex,
@@ -184,7 +184,10 @@ def test_argos_memo_is_not_read() -> None:
 
 
 def test_without_an_api_keeping_fails_with_the_configmap_named() -> None:
-    api = KubernetesAPI("http://127.0.0.1:9")  # nothing listens on the discard port
+    async def at_once(_seconds: float) -> None:
+        """Asked again without waiting."""
+
+    api = KubernetesAPI("http://127.0.0.1:9", sleep=at_once)  # nothing listens on port 9
     with pytest.raises(OutcomeIndexError, match=f"ConfigMap {PREFIX}-"):
         index(api).keep(RULE, record(7))
     with pytest.raises(APIRequestError):

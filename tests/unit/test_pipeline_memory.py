@@ -11,7 +11,7 @@ import pytest
 from pydantic import SecretStr
 
 from jobs.clients.github import GitHubClient
-from jobs.clients.kubernetes_api import APIRequestError
+from jobs.clients.kube import APIRequestError
 from jobs.policy.decision import decide
 from jobs.policy.reuse import Remembered
 from jobs.policy.verdict import InvalidVerdict, Verdict

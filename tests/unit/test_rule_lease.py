@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from jobs.clients.kubernetes_api import KubernetesAPI
+from jobs.clients.kube import KubernetesAPI
 from jobs.clients.rule_lease import LeaseHeld, RuleLease
 from tests.argo_interpreter import MemoCache
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from jobs.clients.argo_workflow import FailedNode, failed_nodes
-from jobs.clients.kubernetes_api import APIUnreadable, KubernetesAPI
+from jobs.clients.kube import APIUnreadable, KubernetesAPI
 from jobs.reconcile.failures import FIRST_FAILURES, MESSAGE_CHARS, summarize_failures
 from jobs.reconcile.steps import tally, termination_message
 from jobs.rules.encoding import RULE_ENV, encode_rule
