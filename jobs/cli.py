@@ -669,7 +669,9 @@ def step_decide(
 
 @step_app.command("act")
 def step_act(
-    decisions: Annotated[str, typer.Option("--decisions", help="Aggregated decisions (JSON).")],
+    decisions: Annotated[
+        str, typer.Option("--decisions", help="The branch's decision (JSON) from decide.")
+    ],
     output: Annotated[Path, typer.Option("--output", help="Where to write the results.")],
     summary_output: Annotated[
         Path | None, typer.Option("--summary-output", help="Where to write the counts (JSON).")
