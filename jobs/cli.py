@@ -49,6 +49,7 @@ from jobs.config import (
 )
 from jobs.log import configure_logging, decision_logger, get_logger, redact
 from jobs.policy.admission import Scope
+from jobs.policy.counts import PassCounts
 from jobs.reconcile import steps
 from jobs.reconcile.failures import FailureSummary, summarize_failures
 from jobs.reconcile.report import (
@@ -552,7 +553,7 @@ def step_fetch(
     log = get_logger("step", rule=rule.qualified_name)
     if fetched.memory_error:
         log.warning("outcome index not read: every PR is decided anew", error=fetched.memory_error)
-    log.info("fetched", **fetched.counts, cap=rule.spec.maxPullRequests)
+    log.info("fetched", **fetched.counts.wire(), cap=rule.spec.maxPullRequests)
 
 
 def _outcome_index(
@@ -635,7 +636,7 @@ def step_decide(
         ref = steps.parse_ref(pr)
     except StepInputError as exc:
         fail(str(exc))
-    if steps.is_noop(ref):
+    if ref.noop:
         _write(output, steps.NOOP_OUTPUT)
         return
     github = _github(settings)
@@ -649,8 +650,15 @@ def step_decide(
     except PullRequestFailure as exc:
         _step_error("decide", exc, kind=exc.kind)
     latency = time.monotonic() - started
-    decided = steps.Decided(decision, ai.usage, latency, run, settled, facts)
-    _write(output, steps.decided_output(decided))
+    decided = steps.Decided(
+        decision=decision,
+        usage=ai.usage,
+        latency_seconds=latency,
+        run=run,
+        settled=settled,
+        facts=facts,
+    )
+    _write(output, steps.dump_for_argo(decided))
     # The decision line itself is the act step's, once the decision is applied.
     get_logger("step", rule=rule.qualified_name).info(
         "decided",
@@ -666,7 +674,9 @@ def step_decide(
 
 @step_app.command("act")
 def step_act(
-    decisions: Annotated[str, typer.Option("--decisions", help="Aggregated decisions (JSON).")],
+    decisions: Annotated[
+        str, typer.Option("--decisions", help="The branch's decision (JSON) from decide.")
+    ],
     output: Annotated[Path, typer.Option("--output", help="Where to write the results.")],
     summary_output: Annotated[
         Path | None, typer.Option("--summary-output", help="Where to write the counts (JSON).")
@@ -723,9 +733,12 @@ def step_act(
     _record(rule, parsed, results, facts, github, index)
     report = PassReport(rule=rule.qualified_name, results=results)
     _write(output, steps.dump_for_argo([r.to_json() for r in results]))
-    mine = counts(report, dry_run=act_dry_run) | {"githubRequests": github.stats.requests}
+    mine = counts(report, dry_run=act_dry_run).model_copy(
+        update={"github_requests": github.stats.requests}
+    )
     if summary_output is not None:
-        tally = mine | {"githubRateLimitRemaining": github.stats.rate_limit_remaining}
+        remaining = github.stats.rate_limit_remaining
+        tally = mine.model_copy(update={"github_rate_limit_remaining": remaining})
         _write(summary_output, steps.dump_for_argo(tally))
     if outcome_output is not None:
         outcome = steps.branch_outcome(results, mine, run, facts)
@@ -777,11 +790,11 @@ def step_tally(
         _write(summary_output, steps.dump_for_argo(summary))
     get_logger("step", rule=rule.qualified_name).info(
         "run tallied",
-        matched=summary["matched"],
-        decided=summary["decided"],
-        reused=summary["reused"],
-        deferred=summary["deferred"],
-        model_calls=summary["aiCalls"],
+        matched=summary.matched,
+        decided=summary.decided,
+        reused=summary.reused,
+        deferred=summary.deferred,
+        model_calls=summary.ai_calls,
     )
 
 
@@ -839,11 +852,11 @@ def step_report(
     if not settings.pushgateway_url:
         get_logger("metrics").info("PUSHGATEWAY_URL is not set; no metrics pushed")
         return
-    errors = Counter(tally.get("errors") or {}) + Counter(failed.errors)
-    branches_failed = int(tally.get("branchesFailed") or 0)
+    errors = Counter(tally.errors) + Counter(failed.errors)
+    branches_failed = tally.branches_failed
     pushed = summary_from_counts(
         rule.qualified_name,
-        tally | {"errors": dict(errors)},
+        tally.model_copy(update={"errors": dict(errors)}),
         duration_seconds=steps.parse_seconds(duration),
         succeeded=status == "Succeeded" and failed.nodes == 0 and branches_failed == 0,
         finished_at=time.time(),
@@ -853,7 +866,7 @@ def step_report(
 
 
 def _run_failures(
-    workflow: str | None, namespace: str, failures: str, tally: dict[str, Any]
+    workflow: str | None, namespace: str, failures: str, tally: PassCounts
 ) -> FailureSummary:
     """The run's failed nodes, counted, from its Workflow object (else what is known)."""
     if workflow is None:  # a workflow compiled before --workflow: its own failures argument
@@ -868,7 +881,7 @@ def _run_failures(
             raise APIUnreadable("no Kubernetes API in this pod")
         return summarize_failures(failed_nodes(api, namespace, workflow))
     except APIUnreadable as exc:
-        lost = int(tally.get("branchesFailed") or 0)
+        lost = tally.branches_failed
         get_logger("step").warning(
             "failed nodes not read: failed branches counted as step errors", error=str(exc)
         )

@@ -50,20 +50,20 @@ from typing import Any
 from hera.workflows import DAG, Container, CronWorkflow, Parameter, RetryStrategy, Task
 from hera.workflows import models as m
 
+from jobs.reconcile import wire
 from jobs.rules.model import PRReconciliationRule
 from jobs.rules.schedule import Schedule
 from pipelines import options as conventions
 from pipelines.options import AI_TOKEN_ENV, GITHUB_TOKEN_ENV, CompileOptions
 
-OUTPUTS_DIR = "/tmp/outputs"  # noqa: S108 - inside the pod's own emptyDir
-PRS_PATH = f"{OUTPUTS_DIR}/prs.json"
-COUNTS_PATH = f"{OUTPUTS_DIR}/counts.json"
-OUTCOME_PATH = f"{OUTPUTS_DIR}/outcome.json"
-OUTCOME = "outcome"
-"""A branch's output parameter: its small outcome, aggregated for the tally."""
-DECISION_PATH = f"{OUTPUTS_DIR}/decision.json"
-RESULTS_PATH = f"{OUTPUTS_DIR}/results.json"
-SUMMARY_PATH = f"{OUTPUTS_DIR}/summary.json"
+# The wire between the steps: output names and files (jobs.reconcile.wire), one place.
+PRS, PRS_PATH = wire.PRS, wire.PRS_PATH
+COUNTS, COUNTS_PATH = wire.COUNTS, wire.COUNTS_PATH
+DECISION, DECISION_PATH = wire.DECISION, wire.DECISION_PATH
+RESULTS, RESULTS_PATH = wire.RESULTS, wire.RESULTS_PATH
+OUTCOME, OUTCOME_PATH = wire.OUTCOME, wire.OUTCOME_PATH
+SUMMARY, SUMMARY_PATH = wire.SUMMARY, wire.SUMMARY_PATH
+PR, OUTCOMES = wire.PR_INPUT, wire.OUTCOMES_INPUT
 
 ENTRYPOINT = "reconcile"
 BRANCH = "pull-request"
@@ -77,13 +77,13 @@ FETCH_COMMAND = (
 )  # fmt: skip
 DECIDE_COMMAND = (
     "ai-operator", "step", "decide",
-    "--pr", "{{inputs.parameters.pr}}",
+    "--pr", f"{{{{inputs.parameters.{PR}}}}}",
     "--output", DECISION_PATH,
     "--run", "{{workflow.name}}",
 )  # fmt: skip
 ACT_COMMAND = (
     "ai-operator", "step", "act",
-    "--decisions", "{{inputs.parameters.decision}}",
+    "--decisions", f"{{{{inputs.parameters.{DECISION}}}}}",
     "--output", RESULTS_PATH,
     "--outcome-output", OUTCOME_PATH,
     "--run", "{{workflow.name}}",
@@ -91,14 +91,14 @@ ACT_COMMAND = (
 )  # fmt: skip
 TALLY_COMMAND = (
     "ai-operator", "step", "tally",
-    "--outcomes", "{{inputs.parameters.outcomes}}",
-    "--counts", "{{inputs.parameters.counts}}",
+    "--outcomes", f"{{{{inputs.parameters.{OUTCOMES}}}}}",
+    "--counts", f"{{{{inputs.parameters.{COUNTS}}}}}",
     "--run", "{{workflow.name}}",
     "--summary-output", SUMMARY_PATH,
 )  # fmt: skip
 REPORT_COMMAND = (
     "ai-operator", "step", "report",
-    "--summary", "{{workflow.outputs.parameters.summary}}",
+    "--summary", f"{{{{workflow.outputs.parameters.{SUMMARY}}}}}",
     "--status", "{{workflow.status}}",
     "--duration", "{{workflow.duration}}",
     "--workflow", "{{workflow.name}}",
@@ -243,8 +243,8 @@ def _tasks(fetch: Container, branch: DAG, tally: Container) -> list[Task | m.DAG
             name="settle",
             template=branch,
             depends="fetch",
-            with_param="{{tasks.fetch.outputs.parameters.prs}}",
-            arguments=[Parameter(name="pr", value="{{item}}")],
+            with_param=f"{{{{tasks.fetch.outputs.parameters.{PRS}}}}}",
+            arguments=[Parameter(name=PR, value="{{item}}")],
         ),
         Task(
             name="tally",
@@ -252,9 +252,9 @@ def _tasks(fetch: Container, branch: DAG, tally: Container) -> list[Task | m.DAG
             depends=TALLY_DEPENDS,
             arguments=[
                 Parameter(
-                    name="outcomes", value=f"{{{{tasks.settle.outputs.parameters.{OUTCOME}}}}}"
+                    name=OUTCOMES, value=f"{{{{tasks.settle.outputs.parameters.{OUTCOME}}}}}"
                 ),
-                Parameter(name="counts", value="{{tasks.fetch.outputs.parameters.counts}}"),
+                Parameter(name=COUNTS, value=f"{{{{tasks.fetch.outputs.parameters.{COUNTS}}}}}"),
             ],
         ),
     ]
@@ -264,7 +264,7 @@ def _branch(decide: Container, act: Container) -> DAG:
     """One PR's branch: decide, then act; its output is act's small outcome."""
     return DAG(
         name=BRANCH,
-        inputs=[Parameter(name="pr")],
+        inputs=[Parameter(name=PR)],
         outputs=[
             Parameter(
                 name=OUTCOME,
@@ -276,14 +276,16 @@ def _branch(decide: Container, act: Container) -> DAG:
             Task(
                 name="decide",
                 template=decide,
-                arguments=[Parameter(name="pr", value="{{inputs.parameters.pr}}")],
+                arguments=[Parameter(name=PR, value=f"{{{{inputs.parameters.{PR}}}}}")],
             ),
             Task(
                 name="act",
                 template=act,
                 depends="decide",
                 arguments=[
-                    Parameter(name="decision", value="{{tasks.decide.outputs.parameters.decision}}")
+                    Parameter(
+                        name=DECISION, value=f"{{{{tasks.decide.outputs.parameters.{DECISION}}}}}"
+                    )
                 ],
             ),
         ],
@@ -299,7 +301,7 @@ def _steps(
         rule,
         options,
         tokens=(GITHUB_TOKEN_ENV,),
-        outputs=[_output("prs", PRS_PATH), _output("counts", COUNTS_PATH, default=EMPTY_OBJECT)],
+        outputs=[_output(PRS, PRS_PATH), _output(COUNTS, COUNTS_PATH, default=EMPTY_OBJECT)],
         retry_strategy=_transient_retry(options),
     )
     decide = _container(
@@ -308,8 +310,8 @@ def _steps(
         rule,
         options,
         tokens=(GITHUB_TOKEN_ENV, AI_TOKEN_ENV),
-        inputs=[Parameter(name="pr")],
-        outputs=[_output("decision", DECISION_PATH)],
+        inputs=[Parameter(name=PR)],
+        outputs=[_output(DECISION, DECISION_PATH)],
         retry_strategy=_transient_retry(options),
     )
     act = _container(
@@ -318,9 +320,9 @@ def _steps(
         rule,
         options,
         tokens=(GITHUB_TOKEN_ENV,),
-        inputs=[Parameter(name="decision")],
+        inputs=[Parameter(name=DECISION)],
         outputs=[
-            _output("results", RESULTS_PATH),
+            _output(RESULTS, RESULTS_PATH),
             _output(OUTCOME, OUTCOME_PATH, default=EMPTY_OBJECT),
         ],
         synchronization=_token_semaphore(options),
@@ -333,10 +335,10 @@ def _steps(
         options,
         tokens=(),
         inputs=[
-            Parameter(name="outcomes", default=EMPTY_LIST),
-            Parameter(name="counts", default=EMPTY_OBJECT),
+            Parameter(name=OUTCOMES, default=EMPTY_LIST),
+            Parameter(name=COUNTS, default=EMPTY_OBJECT),
         ],
-        outputs=[_output("summary", SUMMARY_PATH, global_name="summary", default=EMPTY_OBJECT)],
+        outputs=[_output(SUMMARY, SUMMARY_PATH, global_name=SUMMARY, default=EMPTY_OBJECT)],
     )
     report = _container("report", report_command(rule), rule, options, tokens=())
     return fetch, decide, act, tally, report

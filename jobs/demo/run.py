@@ -479,19 +479,19 @@ def pipeline_pass(
     try:
         for item in json.loads(steps.dump_for_argo(fetched.refs)):
             ref = steps.parse_ref(json.dumps(item))
-            if not steps.is_noop(ref):
+            if not ref.noop:
                 rows += _branch(rule, ref, github, decider, memory, run, dry_run=act_dry_run)
     except StepInputError as exc:
         report.error = f"a step refused its input: {exc}"
     report.results = sorted(rows, key=lambda row: (row.repository, row.number))
-    report.matched, report.deferred = fetched.counts["matched"], fetched.counts["deferred"]
+    report.matched, report.deferred = fetched.counts.matched, fetched.counts.deferred
     report.duration_seconds = time.monotonic() - started
     return report
 
 
 def _branch(
     rule: PRReconciliationRule,
-    ref: dict[str, object],
+    ref: steps.PullRequestRef,
     github: GitHubClient,
     decider: _Observed,
     memory: DecisionMemory | None,
@@ -506,10 +506,19 @@ def _branch(
             rule, ref, github, decider, model=decider.model
         )
     except PullRequestFailure as exc:
-        row = PullRequestResult(rule.qualified_name, *steps.ref_target(ref))
+        row = PullRequestResult(rule.qualified_name, *ref.target())
         return [row.failed(str(exc), exc.kind)]
     usage, latency = decider.thread_usage() - before, time.monotonic() - started
-    output = steps.decided_output(steps.Decided(decision, usage, latency, run, settled, facts))
+    output = steps.dump_for_argo(
+        steps.Decided(
+            decision=decision,
+            usage=usage,
+            latency_seconds=latency,
+            run=run,
+            settled=settled,
+            facts=facts,
+        )
+    )
     decided = steps.parse_decided(output)
     rows, key = steps.act_branch(
         rule, decided, github, dry_run=dry_run, run=run, model=decider.model

@@ -11,7 +11,6 @@ Errors: ``GitHubError`` from the reader, unchanged.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from jobs.policy.reuse import (
     Candidate,
@@ -37,18 +36,6 @@ def gather(
     candidates = github.search_pull_requests(repositories, rule.spec.selector, SEARCH_LIMIT)
     covered = [pr for pr in candidates if covers(pr, rule.spec.selector)]
     return sorted(covered, key=lambda pr: (pr.repository, pr.number))
-
-
-def pull_request_ref(
-    rule: PRReconciliationRule, pr: PullRequestSnapshot, model: str = ""
-) -> dict[str, Any]:
-    """The pipeline's reference to ``pr``: small, never its text.
-
-    Shape: ``{"display": "owner/name#7", "key": ...}``. ``key`` is the decision key of the facts
-    fetch read (:func:`jobs.policy.reuse.decision_key`: rule spec, ``model``, PR, facts), shown
-    in the Argo UI beside the PR's name.
-    """
-    return {"display": pr.display, "key": decision_key(rule.spec_hash(), model, pr)}
 
 
 def sort_out(

@@ -20,6 +20,7 @@ from rich.text import Text
 
 from jobs.clients.ai.usage import ModelUsage
 from jobs.clients.metrics import ACTIONS, ERROR_TYPES, TOKEN_KINDS, PassSummary
+from jobs.policy.counts import PassCounts
 from jobs.policy.markers import make_marker
 from jobs.reconcile.results import PassReport, PullRequestResult
 
@@ -129,9 +130,11 @@ def summarize(
     interval_seconds: float | None = None,
 ) -> PassSummary:
     """The metrics of one pass of ``ai-operator run``."""
-    tally = counts(report, dry_run=dry_run)
-    tally.update(
-        githubRequests=github_requests, githubRateLimitRemaining=github_rate_limit_remaining
+    tally = counts(report, dry_run=dry_run).model_copy(
+        update={
+            "github_requests": github_requests,
+            "github_rate_limit_remaining": github_rate_limit_remaining,
+        }
     )
     return summary_from_counts(
         report.rule,
@@ -143,8 +146,8 @@ def summarize(
     )
 
 
-def counts(report: PassReport, *, dry_run: bool = False) -> dict[str, Any]:
-    """A pass's numbers as JSON, with no PR text: what the act step hands the exit handler.
+def counts(report: PassReport, *, dry_run: bool = False) -> PassCounts:
+    """A pass's numbers, with no PR text: what the act step hands the exit handler.
 
     ``actions`` are the final actions of the rows without error; with ``dry_run`` they are what
     would have been done, and the metrics keep them apart. A reused decision that changed nothing
@@ -156,20 +159,18 @@ def counts(report: PassReport, *, dry_run: bool = False) -> dict[str, Any]:
     if report.error:
         errors["github"] += 1
     usage = sum((row.usage for row in rows), ModelUsage())
-    return {
-        "prsProcessed": len(rows),
-        "dryRun": dry_run,
-        "actions": dict(Counter(row.action.value for row in rows if _settled_now(row))),
-        "failed": len(report.failed),
-        "errors": dict(errors),
-        "guardrailBlocks": dict(Counter(row.guardrail for row in rows if row.guardrail)),
-        "fallbacks": sum(1 for row in rows if row.fallback),
-        "aiCalls": usage.calls,
-        "aiTokens": usage.tokens(),
-        "decisionsReused": sum(1 for row in rows if row.reused),
-        "githubRequests": 0,
-        "githubRateLimitRemaining": None,
-    }
+    return PassCounts(
+        prs_processed=len(rows),
+        dry_run=dry_run,
+        actions=dict(Counter(row.action.value for row in rows if _settled_now(row))),
+        failed=len(report.failed),
+        errors=dict(errors),
+        guardrail_blocks=dict(Counter(row.guardrail for row in rows if row.guardrail)),
+        fallbacks=sum(1 for row in rows if row.fallback),
+        ai_calls=usage.calls,
+        ai_tokens=usage.tokens(),
+        decisions_reused=sum(1 for row in rows if row.reused),
+    )
 
 
 def _settled_now(row: PullRequestResult) -> bool:
@@ -179,7 +180,7 @@ def _settled_now(row: PullRequestResult) -> bool:
 
 def summary_from_counts(
     rule: str,
-    tally: Mapping[str, Any],
+    tally: PassCounts,
     *,
     duration_seconds: float,
     succeeded: bool,
@@ -192,25 +193,24 @@ def summary_from_counts(
     kind this version does not know) are dropped rather than failing the report.
     """
     namespace, _, name = rule.rpartition("/")
-    remaining = tally.get("githubRateLimitRemaining")
     return PassSummary(
         namespace=namespace or "default",
         rule=name,
-        prs_processed=_int(tally.get("prsProcessed")),
-        actions=_known(tally.get("actions"), ACTIONS),
-        errors=_known(tally.get("errors"), ERROR_TYPES),
-        guardrail_blocks=_known(tally.get("guardrailBlocks"), None),
-        fallbacks=_int(tally.get("fallbacks")),
-        ai_calls=_int(tally.get("aiCalls")),
-        ai_tokens=_known(tally.get("aiTokens"), TOKEN_KINDS),
-        github_requests=_int(tally.get("githubRequests")),
+        prs_processed=tally.prs_processed,
+        actions=_known(tally.actions, ACTIONS),
+        errors=_known(tally.errors, ERROR_TYPES),
+        guardrail_blocks=dict(tally.guardrail_blocks),
+        fallbacks=tally.fallbacks,
+        ai_calls=tally.ai_calls,
+        ai_tokens=_known(tally.ai_tokens, TOKEN_KINDS),
+        github_requests=tally.github_requests,
         duration_seconds=duration_seconds,
         succeeded=succeeded,
         finished_at=finished_at,
-        dry_run=tally.get("dryRun") is True,
-        failed_prs=_int(tally.get("failed")),
-        decisions_reused=_int(tally.get("decisionsReused")),
-        github_rate_limit_remaining=_int(remaining) if remaining is not None else None,
+        dry_run=tally.dry_run,
+        failed_prs=tally.failed,
+        decisions_reused=tally.decisions_reused,
+        github_rate_limit_remaining=tally.github_rate_limit_remaining,
         interval_seconds=interval_seconds,
     )
 
@@ -251,25 +251,25 @@ HISTORY_LIMIT = 10
 
 
 def history_entry(
-    tally: Mapping[str, Any], *, finished_at: str, succeeded: bool, workflow: str | None = None
+    tally: PassCounts, *, finished_at: str, succeeded: bool, workflow: str | None = None
 ) -> dict[str, Any]:
     """One run of a rule as a short, bounded entry of the rule's status history.
 
-    ``tally`` is what :func:`counts` made (the act step's ``summary`` output, read with
-    :func:`jobs.reconcile.steps.parse_counts`); ``finished_at`` is an RFC 3339 time. The entry
+    ``tally`` is the run's counts (the tally's ``summary`` output, read with
+    :meth:`~jobs.policy.counts.PassCounts.read`); ``finished_at`` is an RFC 3339 time. The entry
     holds counts only, never PR text, so its size does not grow with the pull requests.
     """
-    actions = _known(tally.get("actions"), ACTIONS)
+    actions = _known(tally.actions, ACTIONS)
     entry: dict[str, Any] = {
         "finishedAt": finished_at,
         "succeeded": succeeded,
-        "dryRun": tally.get("dryRun") is True,
-        "pullRequests": _int(tally.get("prsProcessed")),
+        "dryRun": tally.dry_run,
+        "pullRequests": tally.prs_processed,
         "actions": {action: n for action, n in sorted(actions.items()) if n},
-        "failed": _int(tally.get("failed")),
-        "errors": sum(_known(tally.get("errors"), None).values()),
-        "guardrailBlocks": sum(_known(tally.get("guardrailBlocks"), None).values()),
-        "aiCalls": _int(tally.get("aiCalls")),
+        "failed": tally.failed,
+        "errors": sum(tally.errors.values()),
+        "guardrailBlocks": sum(tally.guardrail_blocks.values()),
+        "aiCalls": tally.ai_calls,
     }
     if workflow:
         entry["workflow"] = workflow
@@ -288,18 +288,9 @@ def append_history(
     return [*kept, dict(entry)][-max(1, limit) :]
 
 
-def _known(value: object, allowed: tuple[str, ...] | None) -> dict[str, int]:
-    """A JSON object of counts, keeping the ``allowed`` keys (any when None) with int values."""
-    if not isinstance(value, Mapping):
-        return {}
-    return {str(k): _int(v) for k, v in value.items() if allowed is None or str(k) in allowed}
-
-
-def _int(value: object) -> int:
-    """A count from JSON: a non-negative int (0 for anything else)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return 0
-    return max(0, int(value))
+def _known(value: Mapping[str, int], allowed: tuple[str, ...]) -> dict[str, int]:
+    """Counts by kind, keeping the ``allowed`` kinds (this version's fixed label sets)."""
+    return {k: n for k, n in value.items() if k in allowed}
 
 
 def _error_type(row: PullRequestResult) -> str:

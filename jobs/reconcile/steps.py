@@ -24,13 +24,10 @@ in the node's message and the exit handler reads back from its Workflow's failed
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import re
 from collections import Counter
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +35,7 @@ from jobs.clients.ai.usage import ModelUsage
 from jobs.clients.github.errors import GitHubError
 from jobs.clients.kube import APIUnreadable
 from jobs.policy.admission import Scope
+from jobs.policy.counts import PassCounts
 from jobs.policy.decision import Decision, leave_alone
 from jobs.policy.outcome import not_recorded, outcome_records
 from jobs.policy.plan import plan
@@ -46,146 +44,34 @@ from jobs.policy.selection import selection_problems
 from jobs.policy.snapshot import PullRequestSnapshot
 from jobs.reconcile.act import act, act_seeing
 from jobs.reconcile.ask import decide_pull_request
-from jobs.reconcile.gather import gather, pull_request_ref, sort_out
+from jobs.reconcile.gather import gather, sort_out
 from jobs.reconcile.ports import Decider, DecisionMemory, GitHubPort, GitHubReader
 from jobs.reconcile.results import PullRequestFailure, PullRequestResult
-from jobs.rules.encoding import StepInputError
+from jobs.reconcile.wire import (
+    NOOP_OUTPUT,
+    BranchOutcome,
+    Decided,
+    FetchCounts,
+    PullRequestRef,
+    dump_for_argo,
+)
 from jobs.rules.model import PRReconciliationRule
 
+__all__ = ["NOOP_OUTPUT", "Decided", "PullRequestRef", "dump_for_argo"]
+
 EX_TEMPFAIL = 75
-NOOP_OUTPUT = "-"  # what the no-op item's decide node outputs
 TERMINATION_LOG = Path("/dev/termination-log")  # Kubernetes' default terminationMessagePath
 TERMINATION_MESSAGE_CHARS = 1024  # Kubernetes keeps at most 4096 bytes
 ERROR_TYPE_MARK = "error-type="
 _ERROR_TYPE = re.compile(re.escape(ERROR_TYPE_MARK) + r"(?P<type>[a-z]+)\b")
 
 
-def dump_for_argo(value: object) -> str:
-    r"""Compact JSON in which no ``{{`` appears, so Argo never reads PR text as one of its tags.
+def noop_ref(rule: PRReconciliationRule) -> PullRequestRef:
+    """The item that decides nothing, last of every fetch (:meth:`PullRequestRef.noop_of`).
 
-    ``{{`` cannot occur in JSON's own syntax, only inside strings, where ``\u007b`` decodes back
-    to ``{``: a title such as ``Use {{pr.number}}`` survives the trip through Argo unchanged.
+    Its decide and act pods return at once.
     """
-    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
-    return text.replace("{{", "\\u007b\\u007b")
-
-
-def noop_ref(rule: PRReconciliationRule) -> dict[str, Any]:
-    """The item that decides nothing, last of every fetch.
-
-    It gives the decide fan-out one node that always succeeds: Argo leaves the aggregated output
-    of a fan-out unset when every iteration failed, and what follows would then wait for it until
-    the workflow's deadline. Its decide and act pods return at once.
-    """
-    return {"display": "(no-op)", "key": f"noop-{rule.spec_hash()}", "noop": True}
-
-
-def is_noop(ref: Mapping[str, Any]) -> bool:
-    """Whether ``ref`` is the no-op item."""
-    return ref.get("noop") is True
-
-
-@dataclass(frozen=True)
-class Decided:
-    """A decision as the decide step hands it on: what it cost, and which run asked the model.
-
-    ``run`` is the workflow that made it: a node copied from an earlier run (``argo resubmit
-    --memoized``) hands on that run's output, and the act step then knows the decision was reused
-    and cost nothing now.
-    """
-
-    decision: Decision
-    usage: ModelUsage = field(default_factory=ModelUsage)
-    latency_seconds: float = 0.0
-    run: str | None = None
-    settled: bool = False
-    """The facts decide read left nothing to do: act spares its fresh read (doing nothing is
-    always safe; anything else is planned on facts act reads itself)."""
-    facts: str | None = None
-    """The decision key of the facts decide read (:func:`jobs.policy.reuse.decision_key`)."""
-
-
-def decision_output(
-    decision: Decision,
-    *,
-    usage: ModelUsage | None = None,
-    latency_seconds: float = 0.0,
-    run: str | None = None,
-) -> str:
-    """The decide node's output: a line people read in the Argo UI, then the exact decision.
-
-    The line names the action, the PR, the head commit it was decided on and the reason: the same
-    rule, action and head as the PR comment's marker and the act step's decision log line.
-    It is deliberately not JSON: Argo re-serializes JSON outputs when it aggregates them (undoing
-    any escaping) and would then substitute Argo variables named in PR text; a plain string is
-    passed through as is. The decision, with what it cost and the run that made it, travels
-    base64-encoded after the last `` | ``.
-    """
-    envelope = {
-        "decision": json.loads(decision.model_dump_json()),
-        "model": (usage or ModelUsage()).to_json(),
-        "latencySeconds": round(latency_seconds, 3),
-        "run": run,
-    }
-    payload = base64.b64encode(json.dumps(envelope, separators=(",", ":")).encode()).decode()
-    reason = " ".join(decision.reason.split())[:160].replace("{{", "{ {")
-    guard = f" [{decision.guardrail}]" if decision.guardrail else ""
-    head = f" at {decision.head_oid[:7]}" if decision.head_oid else ""
-    return f"{decision.action.value}{guard} {decision.display}{head}: {reason} | {payload}"
-
-
-def parse_decision_output(text: str) -> Decision | None:
-    """Inverse of :func:`decision_output`; None for the no-op item's output."""
-    decided = parse_decided_output(text)
-    return decided.decision if decided else None
-
-
-def parse_decided_output(text: str) -> Decided | None:
-    """The decision and what it cost from a :func:`decision_output` line; None for the no-op."""
-    if text.strip() in {"", NOOP_OUTPUT, "{}", "[]"}:
-        return None
-    _, sep, payload = text.rpartition(" | ")
-    if not sep:
-        raise StepInputError(f"--decisions holds an item that is no decision: {text[:80]!r}")
-    try:
-        data = json.loads(base64.b64decode(payload, validate=True))
-        if not (isinstance(data, dict) and isinstance(data.get("decision"), dict)):
-            return Decided(Decision.model_validate(data))  # a bare decision (earlier outputs)
-        return _envelope(data)
-    except (binascii.Error, ValueError, TypeError) as exc:
-        raise StepInputError(f"--decisions holds an invalid decision: {exc}") from exc
-
-
-def decided_output(decided: Decided) -> str:
-    """The decide node's output in a PR's own branch: the decision, what it cost, which run.
-
-    JSON with no ``{{`` (:func:`dump_for_argo`): one branch's output goes to its own act and is
-    never aggregated, so Argo passes it on as written, and JSON compresses well in the Workflow
-    object Argo stores (a run's decisions must fit in it).
-    """
-    return dump_for_argo(
-        {
-            "decision": json.loads(decided.decision.model_dump_json()),
-            "model": decided.usage.to_json(),
-            "latencySeconds": round(decided.latency_seconds, 3),
-            "run": decided.run,
-            "settled": decided.settled,
-            "facts": decided.facts,
-        }
-    )
-
-
-def _envelope(data: Mapping[str, Any]) -> Decided:
-    """A :class:`Decided` from its JSON form (``decision``, ``model``, ``run``, ...)."""
-    run, facts = data.get("run"), data.get("facts")
-    return Decided(
-        Decision.model_validate(data["decision"]),
-        usage=ModelUsage.from_json(data.get("model")),
-        latency_seconds=float(data.get("latencySeconds") or 0.0),
-        run=run if isinstance(run, str) else None,
-        settled=data.get("settled") is True,
-        facts=facts if isinstance(facts, str) else None,
-    )
+    return PullRequestRef.noop_of(rule.spec_hash())
 
 
 def act_decided(
@@ -289,72 +175,19 @@ def _replayed(item: Decided, run: str | None) -> bool:
     return run is not None and item.run is not None and item.run != run
 
 
-def parse_decisions(text: str) -> list[Decision]:
-    """The decide step's aggregated outputs: a JSON list of :func:`decision_output` strings.
-
-    Decision objects are read too (one decide node's output is not aggregated), and the no-op
-    item's output is skipped.
-    """
-    return [item.decision for item in parse_decided(text)]
-
-
 def parse_decided(text: str) -> list[Decided]:
-    """Like :func:`parse_decisions`, with what each decision cost and the run that made it."""
-    try:
-        items = json.loads(text) if text.strip() else []
-    except json.JSONDecodeError:
-        items = [text]  # a single decide node's output, not aggregated
-    if not isinstance(items, list):
-        items = [items]
-    decided = []
-    for item in items:
-        one = _decision_item(item)
-        if one is not None:
-            decided.append(one)
-    return decided
+    """Act's ``--decisions``: its branch's decide output (:meth:`Decided.read`)."""
+    return Decided.read(text)
 
 
-def _decision_item(item: object) -> Decided | None:
-    if isinstance(item, str) and item.lstrip().startswith("{") and item.strip() != "{}":
-        try:
-            item = json.loads(item)
-        except json.JSONDecodeError as exc:
-            raise StepInputError(f"--decisions holds an invalid decision: {exc}") from exc
-    if isinstance(item, str):
-        return parse_decided_output(item)
-    if not item:
-        return None
-    try:
-        if isinstance(item, Mapping) and isinstance(item.get("decision"), Mapping):
-            return _envelope(item)
-        return Decided(Decision.model_validate(item))
-    except (ValueError, TypeError) as exc:
-        raise StepInputError(f"--decisions holds an invalid decision: {exc}") from exc
+def parse_ref(text: str) -> PullRequestRef:
+    """The decide step's ``--pr`` argument (:meth:`PullRequestRef.read`)."""
+    return PullRequestRef.read(text)
 
 
-def parse_ref(text: str) -> dict[str, Any]:
-    """The decide step's ``--pr`` argument."""
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise StepInputError(f"--pr is not JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise StepInputError("--pr must be a JSON object")
-    if not is_noop(data):
-        ref_target(data)
-    return data
-
-
-def parse_counts(text: str) -> dict[str, Any]:
-    """The act step's counts, as the exit handler reads them.
-
-    Tolerant: when act never ran, Argo passes its unresolved tag as text, which is no counts.
-    """
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError:
-        return {}
-    return data if isinstance(data, dict) else {}
+def parse_counts(text: str) -> PassCounts:
+    """The run's counts, as the exit handler reads them (none from an unresolved tag)."""
+    return PassCounts.read(text)
 
 
 def failed_nodes(text: str) -> int:
@@ -405,23 +238,6 @@ def parse_seconds(text: str) -> float:
         return 0.0
 
 
-def ref_target(ref: Mapping[str, Any]) -> tuple[str, int]:
-    """``(owner/name, number)`` of a reference (raises StepInputError).
-
-    From its ``display`` (``owner/name#7``), or the ``repository`` and ``number`` of earlier
-    references.
-    """
-    try:
-        if "repository" in ref:
-            return str(ref["repository"]), int(ref["number"])
-        repository, _, number = str(ref["display"]).rpartition("#")
-        if "/" not in repository:
-            raise ValueError(repository)
-        return repository, int(number)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise StepInputError(f"pull request reference names no owner/name#number: {ref!r}") from exc
-
-
 # --- a run of the pipeline: fetch with the memo, one outcome per branch, the tally --------------
 
 
@@ -429,8 +245,8 @@ def ref_target(ref: Mapping[str, Any]) -> tuple[str, int]:
 class FetchedRun:
     """What fetch hands the run: the branches to run (then the no-op item) and the counts."""
 
-    refs: list[dict[str, Any]]
-    counts: dict[str, Any]
+    refs: list[PullRequestRef]
+    counts: FetchCounts
     memory_error: str | None = None
     reused: tuple[Decision, ...] = ()
     """The recorded decisions that still stand: their PRs are left out of the run."""
@@ -471,13 +287,16 @@ def fetch_run(
         cap=limit,
         memory_ok=memory is not None and problem is None,
     )
-    refs = [pull_request_ref(rule, c.pr, model) for c in split.ask]
-    counts: dict[str, Any] = {
-        "matched": split.matched,
-        "reused": len(split.reuse),
-        "toDecide": len(split.ask),
-        "deferred": len(split.deferred),
-    }
+    refs = [
+        PullRequestRef(display=c.pr.display, key=decision_key(rule.spec_hash(), model, c.pr))
+        for c in split.ask
+    ]
+    counts = FetchCounts(
+        matched=split.matched,
+        reused=len(split.reuse),
+        to_decide=len(split.ask),
+        deferred=len(split.deferred),
+    )
     reused = tuple(
         c.remembered.decision
         for c in split.reuse
@@ -492,7 +311,7 @@ def settled(rule: PRReconciliationRule, decision: Decision, pr: PullRequestSnaps
 
 
 def decide_settled(
-    rule: PRReconciliationRule, ref: Mapping[str, Any], github: GitHubPort, ai: Decider
+    rule: PRReconciliationRule, ref: PullRequestRef, github: GitHubPort, ai: Decider
 ) -> tuple[Decision, bool]:
     """Decide one PR on fresh facts, and tell whether they leave act nothing to do.
 
@@ -504,7 +323,7 @@ def decide_settled(
 
 def decide_seeing(
     rule: PRReconciliationRule,
-    ref: Mapping[str, Any],
+    ref: PullRequestRef,
     github: GitHubPort,
     ai: Decider,
     *,
@@ -521,8 +340,8 @@ def decide_seeing(
     return decision, settled(rule, decision, pr), facts
 
 
-def _read(ref: Mapping[str, Any], github: GitHubPort) -> PullRequestSnapshot:
-    repository, number = ref_target(ref)
+def _read(ref: PullRequestRef, github: GitHubPort) -> PullRequestSnapshot:
+    repository, number = ref.target()
     try:
         pr = github.pull_request(repository, number)
     except GitHubError as exc:
@@ -534,92 +353,53 @@ def _read(ref: Mapping[str, Any], github: GitHubPort) -> PullRequestSnapshot:
 
 def branch_outcome(
     rows: list[PullRequestResult],
-    tally: Mapping[str, Any],
+    counts: PassCounts,
     run: str | None,
     facts: str | None = None,
-) -> dict[str, Any]:
-    """A branch's outcome: its counts without the zeros, its PR's name and the run; no PR text.
+) -> BranchOutcome:
+    """A branch's outcome (:class:`BranchOutcome`): its counts, its PR's name, the run, the facts.
 
-    It is what the tally adds up, so it stays small: about 200 bytes. ``pr`` names the PR;
     ``facts`` is the key of the facts both decide and act saw (:func:`act_branch`), the key the
     branch's outcome record was kept under (none: nothing was kept).
     """
-    outcome: dict[str, Any] = {k: v for k, v in tally.items() if v not in (0, {}, None, False)}
-    if rows:
-        outcome["pr"] = f"{rows[0].repository}#{rows[0].number}"
-    if run:
-        outcome["run"] = run
-    if facts:
-        outcome["facts"] = facts
-    return outcome
+    pr = f"{rows[0].repository}#{rows[0].number}" if rows else None
+    return BranchOutcome(**dict(counts), pr=pr, run=run or None, facts=facts or None)
 
 
-def tally(outcomes: str, counts: str, run: str | None) -> dict[str, Any]:
-    """The run's counts (as :func:`jobs.reconcile.report.counts` shapes them), and its PRs' fate.
+_NOT_THIS_RUN = {"ai_calls": 0, "ai_tokens": {}, "actions": {}}
+
+
+def tally(outcomes: str, counts: str, run: str | None) -> PassCounts:
+    """The run's counts: the branches' outcomes added up, and its PRs' fate.
 
     Besides the counts: how many PRs matched, were decided, reused or deferred.
-    ``outcomes`` is Argo's aggregate of the branches' outcomes (a JSON list of objects, or of
-    strings when one is not an object). A PR fetch left out because its remembered decision still
-    stands is reused, with no action counted (it changed nothing in this run, as ``run`` counts a
-    reused decision); so is a branch an earlier run decided (a node a resubmission copied), whose
-    model calls and actions are none in this run.
+    ``outcomes`` is Argo's aggregate of the branches' outcomes (:meth:`BranchOutcome.read_all`),
+    ``counts`` fetch's (:class:`FetchCounts`). A PR fetch left out because its remembered
+    decision still stands is reused, with no action counted (it changed nothing in this run, as
+    ``run`` counts a reused decision); so is a branch an earlier run decided (a node a
+    resubmission copied), whose model calls and actions are none in this run.
     """
-    fetched = parse_counts(counts)
-    total: dict[str, Any] = {"prsProcessed": 0, "aiCalls": 0, "fallbacks": 0, "failed": 0}
+    fetched = FetchCounts.read(counts)
+    total = PassCounts()
     decided = replayed = 0
-    for outcome in _outcomes(outcomes):
-        counted = outcome
-        if run and outcome.get("run") not in (None, run):
+    for outcome in BranchOutcome.read_all(outcomes):
+        counted: PassCounts = outcome
+        if run and outcome.run not in (None, run):
             replayed += 1
-            counted = {
-                k: v for k, v in outcome.items() if k not in {"aiCalls", "aiTokens", "actions"}
-            }
+            counted = outcome.model_copy(update=_NOT_THIS_RUN)
         else:
             decided += 1
-        _add(total, counted)
-    left_out = _count(fetched.get("reused"))
-    _add(total, {"prsProcessed": left_out})
-    total |= {
-        "matched": _count(fetched.get("matched")),
-        "decided": decided,
-        "reused": left_out + replayed,
-        "deferred": _count(fetched.get("deferred")),
-        "decisionsReused": left_out + replayed,
-        # Branches fetch listed that handed no outcome: they failed (bounded by the run's cap).
-        "branchesFailed": max(0, _count(fetched.get("toDecide")) - decided - replayed),
-    }
-    return total
-
-
-def _outcomes(text: str) -> list[dict[str, Any]]:
-    try:
-        items = json.loads(text)
-    except json.JSONDecodeError:
-        return []  # tally never got the branches' outcomes (an unresolved tag)
-    found = []
-    for item in items if isinstance(items, list) else []:
-        try:
-            outcome = json.loads(item) if isinstance(item, str) else item
-        except json.JSONDecodeError:
-            continue
-        if isinstance(outcome, dict) and outcome.get("pr"):
-            found.append(outcome)
-    return found
-
-
-def _add(total: dict[str, Any], outcome: Mapping[str, Any]) -> None:
-    for key, value in outcome.items():
-        if key in {"pr", "run", "facts"}:
-            continue
-        if isinstance(value, bool):
-            total[key] = total.get(key, False) or value
-        elif isinstance(value, int | float):
-            total[key] = total.get(key, 0) + value
-        elif isinstance(value, Mapping):
-            merged = Counter(total.get(key) or {})
-            merged.update({str(k): v for k, v in value.items() if isinstance(v, int | float)})
-            total[key] = dict(merged)
-
-
-def _count(value: object) -> int:
-    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0
+        total += counted
+    left_out = fetched.reused
+    return total.model_copy(
+        update={
+            "prs_processed": total.prs_processed + left_out,
+            "matched": fetched.matched,
+            "decided": decided,
+            "reused": left_out + replayed,
+            "deferred": fetched.deferred,
+            "decisions_reused": left_out + replayed,
+            # Branches fetch listed that handed no outcome: they failed (bounded by the cap).
+            "branches_failed": max(0, fetched.to_decide - decided - replayed),
+        }
+    )

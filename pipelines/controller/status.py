@@ -34,13 +34,15 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from jobs.policy.counts import PassCounts
 from jobs.reconcile.report import append_history, history_entry
+from jobs.reconcile.wire import SUMMARY
 from jobs.rules.model import Condition, GeneratedObject, LastRun, RuleStatus, RunRecord
 from pipelines.controller.objects import RuleObject
 
 MAX_MESSAGE = 1024  # events are cut at 1 KiB by the API server; conditions are kept as short
 MAX_NAME = 253
-SUMMARY_OUTPUT = "summary"  # the workflow's global output with the run's counts
+SUMMARY_OUTPUT = SUMMARY  # the workflow's global output with the run's counts
 
 
 class State(StrEnum):
@@ -471,7 +473,7 @@ def workflow_runs(workflows: Iterable[Mapping[str, Any]], previous: RuleStatus) 
     for workflow in sorted(finished, key=lambda w: str(w["status"]["finishedAt"])):
         status = workflow["status"]
         entry = history_entry(
-            _summary_counts(status) or {},
+            PassCounts.read(_summary_counts(status)),
             finished_at=str(status["finishedAt"]),
             succeeded=status.get("phase") == RunPhase.SUCCEEDED,
             workflow=str(workflow["metadata"]["name"]),
@@ -518,14 +520,12 @@ def workflow_run(workflow: Mapping[str, Any]) -> LastRun:
     pull_requests: int | None = None
     actions: dict[str, int] | None = None
     dry_run: bool | None = None
-    counts = _summary_counts(status)
-    if counts is not None:
-        processed = counts.get("prsProcessed")
-        pull_requests = processed if isinstance(processed, int) and processed >= 0 else None
-        dry_run = True if counts.get("dryRun") is True else None
-        found = counts.get("actions")
-        if isinstance(found, dict):
-            actions = {str(k): v for k, v in sorted(found.items()) if isinstance(v, int) and v >= 0}
+    summary = _summary_counts(status)
+    if summary is not None:
+        counts = PassCounts.read(summary)
+        pull_requests = counts.prs_processed
+        dry_run = True if counts.dry_run else None
+        actions = dict(sorted(counts.actions.items())) or None
     failed = phase in FAILED_PHASES and status.get("message")
     return LastRun(
         name=str(workflow["metadata"]["name"]),

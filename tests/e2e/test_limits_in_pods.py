@@ -17,7 +17,7 @@ import pytest
 
 from jobs.config import ConfigError, Settings, resolve_ai
 from jobs.policy.decision import Decision
-from jobs.reconcile.steps import Decided, decided_output
+from jobs.reconcile.wire import Decided, dump_for_argo
 from jobs.rules.encoding import LIMITS_ENV, RULE_ENV, encode_limits, encode_rule
 from jobs.rules.limits import AILimits, LimitsSpec
 from jobs.rules.model import Action, PRReconciliationRule
@@ -186,7 +186,7 @@ def forged(**fields: Any) -> str:
         "reason": "r",
         "labels": ["needs-human-approval"],
     } | fields
-    return json.dumps([decided_output(Decided(Decision.model_validate(decision)))])
+    return dump_for_argo(Decided(decision=Decision.model_validate(decision)))
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ from pydantic import SecretStr
 
 from jobs.clients.github import GitHubClient
 from jobs.clients.kube import APIRequestError
+from jobs.policy.counts import PassCounts
 from jobs.policy.decision import decide
 from jobs.policy.reuse import Remembered
 from jobs.policy.verdict import InvalidVerdict, Verdict
@@ -21,11 +22,11 @@ from jobs.reconcile.steps import (
     act_decided,
     branch_outcome,
     branch_record,
-    decided_output,
     fetch_run,
     parse_decided,
     tally,
 )
+from jobs.reconcile.wire import dump_for_argo
 from jobs.rules.model import Action
 from tests.conftest import GITHUB_TOKEN
 from tests.factories import make_pr, make_rule
@@ -70,10 +71,10 @@ def fetched(client: GitHubClient, memory: Memory | None, limit: int = 10, now: f
 def test_fetch_lists_small_references_then_the_noop_item(client):
     """Each reference names its PR and the key of the facts fetch read; no PR text."""
     run = fetched(client, Memory())
-    assert [ref["display"] for ref in run.refs[:-1]] == [f"acme/web#{n}" for n in range(1, 6)]
-    assert all(set(ref) == {"display", "key"} for ref in run.refs[:-1])
-    assert run.refs[-1]["noop"] is True
-    assert run.counts == {
+    assert [ref.display for ref in run.refs[:-1]] == [f"acme/web#{n}" for n in range(1, 6)]
+    assert all(set(item) == {"display", "key"} for item in json.loads(dump_for_argo(run.refs[:-1])))
+    assert json.loads(dump_for_argo(run.refs[-1]))["noop"] is True
+    assert run.counts.wire() == {
         "matched": 5,
         "reused": 0,
         "toDecide": 5,
@@ -88,7 +89,7 @@ def remembered(key: str, at: float, number: int, action: Action = Action.WAIT) -
 
 def test_fetch_leaves_out_what_still_stands_and_caps_the_rest(client):
     """Unchanged PRs in the index are reused; of the others, the least recently decided first."""
-    keys = {ref["display"]: ref["key"] for ref in fetched(client, Memory()).refs[:-1]}
+    keys = {ref.display: ref.key for ref in fetched(client, Memory()).refs[:-1]}
     now = 1e9
     memory = Memory(
         {
@@ -99,8 +100,8 @@ def test_fetch_leaves_out_what_still_stands_and_caps_the_rest(client):
         }
     )
     run = fetched(client, memory, limit=2, now=now)
-    assert [ref["display"] for ref in run.refs[:-1]] == ["acme/web#5", "acme/web#4"]
-    assert run.counts == {
+    assert [ref.display for ref in run.refs[:-1]] == ["acme/web#5", "acme/web#4"]
+    assert run.counts.wire() == {
         "matched": 5,
         "reused": 2,
         "toDecide": 2,
@@ -113,7 +114,7 @@ def test_a_memo_that_cannot_be_read_leaves_every_pr_to_decide(client):
     """No index (no API, or no permission): nothing is reused, every PR is decided in turn."""
     run = fetched(client, Memory(broken=True), limit=3)
     assert run.memory_error == "GET ConfigMap x answered HTTP 403"
-    assert run.counts["toDecide"] == 3 and run.counts["deferred"] == 2
+    assert (run.counts.to_decide, run.counts.deferred) == (3, 2)
 
 
 def test_without_the_memo_the_prs_beyond_the_cap_still_take_turns(client):
@@ -121,7 +122,7 @@ def test_without_the_memo_the_prs_beyond_the_cap_still_take_turns(client):
     listed: set[str] = set()
     for minute in range(2):
         run = fetched(client, Memory(broken=True), limit=3, now=1e9 + 60 * minute)
-        listed |= {ref["display"] for ref in run.refs[:-1]}
+        listed |= {ref.display for ref in run.refs[:-1]}
     assert listed == {f"acme/web#{n}" for n in range(1, 6)}
 
 
@@ -134,7 +135,7 @@ def test_a_branch_keeps_a_record_only_of_what_it_decided_and_acted_on_the_same_f
     applied = PullRequestResult(**{**row.__dict__, "operations": ("addComment",),
                                    "github_ids": {"addComment": ("IC_1",)}})  # fmt: skip
     [(name, record)] = branch_record(
-        [Decided(decision)], [applied], "d-facts", actor="ai-operator-bot", now=1e9
+        [Decided(decision=decision)], [applied], "d-facts", actor="ai-operator-bot", now=1e9
     ).items()
     assert name == "acme/web#7"
     assert (record.key, record.decided_at, record.decision) == ("d-facts", 1e9, decision)
@@ -143,9 +144,17 @@ def test_a_branch_keeps_a_record_only_of_what_it_decided_and_acted_on_the_same_f
 
     fallback = decide(RULE, make_pr(), InvalidVerdict(problem="the answer was not JSON"), "fp")
     nothing = {
-        "facts changed": ([Decided(decision)], [applied], None),
-        "fallback": ([Decided(fallback)], [PullRequestResult.of(fallback, dry_run=False)], "d-f"),
-        "act failed": ([Decided(decision)], [applied.failed("HTTP 502", "github")], "d-facts"),
+        "facts changed": ([Decided(decision=decision)], [applied], None),
+        "fallback": (
+            [Decided(decision=fallback)],
+            [PullRequestResult.of(fallback, dry_run=False)],
+            "d-f",
+        ),
+        "act failed": (
+            [Decided(decision=decision)],
+            [applied.failed("HTTP 502", "github")],
+            "d-facts",
+        ),
     }
     for why, (decided, rows, key) in nothing.items():
         assert branch_record(decided, rows, key, actor="bot", now=1e9) == {}, why
@@ -162,8 +171,9 @@ def test_a_branch_outcome_is_small_and_holds_no_pr_text():
     counts = {"prsProcessed": 1, "actions": {"escalate": 1}, "errors": {}, "aiCalls": 1,
               "aiTokens": {"input": 900, "output": 40, "cached": 700}, "dryRun": False,
               "fallbacks": 0, "githubRequests": 3}  # fmt: skip
-    outcome = branch_outcome([a_row()], counts, "staging-automerge-1796079884")
-    text = json.dumps(outcome, separators=(",", ":"))
+    outcome = branch_outcome([a_row()], PassCounts.read(counts), "staging-automerge-1796079884")
+    text = dump_for_argo(outcome)
+    outcome = json.loads(text)
     assert "{{" not in text and "ttt" not in text and "rrr" not in text and len(text) < 200
     assert outcome["pr"] == "acme/web#7" and "errors" not in outcome
 
@@ -181,7 +191,7 @@ def test_the_tally_adds_up_branches_and_what_fetch_reused():
         [mine, replayed, noop],
         [json.dumps(mine), json.dumps(replayed), "-"],  # Argo's list of strings
     ):
-        summary = tally(json.dumps(aggregate), json.dumps(fetch_counts), "wf-2")
+        summary = tally(json.dumps(aggregate), json.dumps(fetch_counts), "wf-2").to_json()
         assert {k: summary[k] for k in ("matched", "decided", "reused", "deferred")} == {
             "matched": 9,
             "decided": 1,
@@ -195,7 +205,7 @@ def test_the_tally_adds_up_branches_and_what_fetch_reused():
 
 def test_the_tally_of_a_run_whose_branches_never_ended_is_zero():
     """Argo's unresolved tag instead of outcomes: no counts, not a failure."""
-    summary = tally("{{tasks.settle.outputs.parameters.outcome}}", "{}", "wf")
+    summary = tally("{{tasks.settle.outputs.parameters.outcome}}", "{}", "wf").to_json()
     assert (summary["prsProcessed"], summary["decided"], summary["matched"]) == (0, 0, 0)
 
 
@@ -203,7 +213,7 @@ def test_a_branchs_decision_travels_as_json_argo_cannot_read_as_tags():
     """decide's output: the decision, its cost, its run, whether act has anything to do."""
     decision = decide(RULE, make_pr(title="Use {{workflow.name}}"),
                       Verdict(action=Action.WAIT, reason="CI {{runs}}"), "fp")  # fmt: skip
-    text = decided_output(Decided(decision, run="wf-1", settled=True))
+    text = dump_for_argo(Decided(decision=decision, run="wf-1", settled=True))
     assert "{{" not in text
     [back] = parse_decided(text)
     assert (back.decision, back.run, back.settled) == (decision, "wf-1", True)
@@ -213,5 +223,7 @@ def test_decisions_of_a_settled_branch_need_no_fresh_read(world, github):
     """act spares its read when decide's facts left nothing to do; GitHub sees no request."""
     decision = decide(RULE, make_pr(), Verdict(action=Action.WAIT, reason="later"), "fp")
     client = GitHubClient(github.url, SecretStr(GITHUB_TOKEN), mutation_interval_seconds=0)
-    rows = act_decided(RULE, [Decided(decision, settled=True)], client, dry_run=False, run="w")
+    rows = act_decided(
+        RULE, [Decided(decision=decision, settled=True)], client, dry_run=False, run="w"
+    )
     assert [row.action for row in rows] == [Action.WAIT] and github.requests == []

@@ -6,6 +6,7 @@ import json
 from dataclasses import replace
 
 from jobs.clients.ai.usage import ModelUsage
+from jobs.policy.counts import PassCounts
 from jobs.policy.markers import make_marker
 from jobs.reconcile.report import (
     HISTORY_LIMIT,
@@ -114,7 +115,7 @@ def test_counts_keep_dry_runs_apart_and_sum_what_this_run_spent():
     """Counts say whether the run was dry; model usage of reused decisions is not this run's."""
     reused = metered_row(number=5, reused=True, usage=ModelUsage())
     failed = metered_row(number=6, error="AI: HTTP 529", error_kind="ai")
-    tally = counts(PassReport("ns/rule", [metered_row(), reused, failed]), dry_run=True)
+    tally = counts(PassReport("ns/rule", [metered_row(), reused, failed]), dry_run=True).to_json()
     assert tally["dryRun"] is True
     assert tally["actions"] == {"merge": 2} and tally["failed"] == 1
     assert tally["errors"] == {"ai": 1}
@@ -124,10 +125,10 @@ def test_counts_keep_dry_runs_apart_and_sum_what_this_run_spent():
 
 def test_the_exit_handlers_counts_become_the_rules_summary():
     """namespace/name splits into two labels; unknown keys from another version are dropped."""
-    tally = counts(PassReport("ns/rule", [metered_row()])) | {
-        "errors": {"ai": 2, "quantum": 1},
-        "githubRateLimitRemaining": 4321,
-    }
+    tally = PassCounts.read(
+        counts(PassReport("ns/rule", [metered_row()])).to_json()
+        | {"errors": {"ai": 2, "quantum": 1}, "githubRateLimitRemaining": 4321}
+    )
     summary = summary_from_counts(
         "payments/dependabot", tally, duration_seconds=3.0, succeeded=True, finished_at=1.0
     )
@@ -188,4 +189,4 @@ def test_a_history_entry_is_small_and_the_history_bounded():
     assert [e["workflow"] for e in history] == [f"w-{n}" for n in range(3, HISTORY_LIMIT + 3)]
     again = append_history(history, history[-1] | {"succeeded": False})
     assert len(again) == HISTORY_LIMIT and again[-1]["succeeded"] is False
-    assert history_entry({}, finished_at="t", succeeded=False)["pullRequests"] == 0
+    assert history_entry(PassCounts(), finished_at="t", succeeded=False)["pullRequests"] == 0

@@ -101,8 +101,8 @@ def test_a_workflow_whose_nodes_cannot_be_read_says_why(
 def test_the_tally_counts_branches_that_handed_no_outcome() -> None:
     """Fetch listed three; one outcome came back: two branches failed."""
     outcomes = '[{"pr": "acme/web#1", "run": "r"}]'
-    assert tally(outcomes, '{"toDecide": 3, "matched": 3}', "r")["branchesFailed"] == 2
-    assert tally("[]", "{}", "r")["branchesFailed"] == 0
+    assert tally(outcomes, '{"toDecide": 3, "matched": 3}', "r").branches_failed == 2
+    assert tally("[]", "{}", "r").branches_failed == 0
 
 
 def test_without_the_api_the_report_counts_the_tallys_failed_branches() -> None:

@@ -8,20 +8,17 @@ import json
 import pytest
 
 from jobs.clients.ai.usage import ModelUsage
+from jobs.policy.counts import PassCounts
 from jobs.policy.decision import decide
 from jobs.policy.verdict import Verdict
 from jobs.reconcile.steps import (
     Decided,
-    decision_output,
     dump_for_argo,
     failure_errors,
     noop_ref,
     parse_counts,
     parse_decided,
-    parse_decision_output,
-    parse_decisions,
     parse_ref,
-    ref_target,
     termination_message,
 )
 from jobs.rules.encoding import StepInputError, encode_rule, rule_from_env
@@ -67,84 +64,65 @@ def test_outputs_never_show_argo_tags():
     assert json.loads(text) == decision
 
 
-@pytest.mark.parametrize(
-    "shape",
-    [
-        pytest.param(lambda d: json.dumps([d, d]), id="list-of-objects"),
-        pytest.param(lambda d: json.dumps([json.dumps(d)]), id="list-of-json-strings"),
-        pytest.param(json.dumps, id="single-object"),
-        pytest.param(lambda d: json.dumps([d, [], {}]), id="failed-nodes-contribute-nothing"),
-    ],
-)
-def test_aggregated_decisions_in_every_shape_argo_produces(shape):
-    """The act step reads Argo's aggregate however Argo shaped it."""
-    decisions = parse_decisions(shape(a_decision()))
-    assert decisions and all(d.action is Action.MERGE for d in decisions)
+def a_decided(**pr) -> Decided:
+    decision = decide(RULE, make_pr(**pr), Verdict(action=Action.MERGE, reason="green"), "fp")
+    usage = ModelUsage(calls=1, input_tokens=900, output_tokens=40, cached_tokens=600)
+    return Decided(decision=decision, usage=usage, latency_seconds=1.25, run="wf-1700000000")
 
 
-@pytest.mark.parametrize("text", ["[]", "", "  "])
-def test_no_decisions_is_an_empty_list(text):
-    """An empty fan-out gives act nothing to do."""
-    assert parse_decisions(text) == []
+def test_a_decide_output_carries_the_decision_what_it_cost_and_which_run_asked():
+    """Decision, model calls, tokens, latency and the asking run travel to act, exactly."""
+    decided = a_decided(title="Use {{workflow.name}}")
+    text = dump_for_argo(decided)
+    assert "{{" not in text
+    assert json.loads(text)["model"] == {"calls": 1, "input": 900, "output": 40, "cached": 600}
+    assert parse_decided(text) == [decided]
+
+
+@pytest.mark.parametrize("text", ["-", "", "  ", "{}", "[]"])
+def test_the_noop_branch_hands_act_no_decision(text):
+    """The no-op item's output (and an empty one) gives act nothing to do."""
+    assert parse_decided(text) == []
 
 
 @pytest.mark.parametrize(
     ("text", "message"),
     [
         pytest.param("{not json", "invalid decision", id="not-json"),
-        pytest.param('[{"action": "merge"}]', "invalid decision", id="incomplete-decision"),
-        pytest.param('"merge"', "no decision", id="a-string"),
+        pytest.param('{"decision": {"action": "merge"}}', "invalid decision", id="incomplete"),
+        pytest.param('"merge"', "invalid decision", id="a-string"),
+        pytest.param("[{}]", "invalid decision", id="a-list"),
     ],
 )
 def test_malformed_decisions_are_refused(text, message):
-    """A malformed aggregate is an error naming --decisions, never a guessed action."""
+    """A malformed decide output is an error naming --decisions, never a guessed action."""
     with pytest.raises(StepInputError, match=message):
-        parse_decisions(text)
+        parse_decided(text)
 
 
 def test_a_reference_needs_the_pr_it_refers_to():
-    """--pr names its PR as ``owner/name#N`` (or, earlier, by repository and number)."""
-    assert ref_target(parse_ref('{"display": "acme/web#3", "key": "d-1", "shard": "1"}')) == (
-        "acme/web",
-        3,
-    )
-    assert ref_target(parse_ref('{"repository": "acme/web", "number": 3}')) == ("acme/web", 3)
-    for broken in ('{"repository": "acme/web"}', '{"display": "web#3"}', '{"display": "a/b#x"}'):
+    """--pr names its PR as ``owner/name#N``; fields Argo or a later version add are ignored."""
+    ref = parse_ref('{"display": "acme/web#3", "key": "d-1", "shard": "1"}')
+    assert ref.target() == ("acme/web", 3)
+    for broken in ('{"display": "web#3", "key": "k"}', '{"display": "a/b#x", "key": "k"}'):
         with pytest.raises(StepInputError, match="owner/name#number"):
+            parse_ref(broken)
+    for broken in ('{"repository": "acme/web", "number": 3}', "[]", "not json"):
+        with pytest.raises(StepInputError, match="--pr is no pull request reference"):
             parse_ref(broken)
 
 
 def test_report_tolerates_an_unresolved_argo_tag():
     """The exit handler may receive Argo's literal tag when act never ran: that is no counts."""
-    assert parse_counts("{{workflow.outputs.parameters.summary}}") == {}
-
-
-def test_a_decide_output_is_readable_and_exact():
-    """The line starts with what people need; the encoded rest restores the whole decision."""
-    decision = decide(
-        RULE,
-        make_pr(title="Use {{workflow.name}}"),
-        Verdict(action=Action.MERGE, reason="green {{x}}"),
-        "fp",
-    )
-    line = decision_output(decision)
-    assert line.startswith(f"merge acme/web#7 at {decision.head_oid[:7]}: green {{ {{x}}}} | ")
-    assert "{{" not in line
-    assert parse_decision_output(line) == decision
-
-
-def test_aggregated_decide_lines_become_decisions_and_the_noop_is_skipped():
-    """Argo's list of strings (decide outputs plus the no-op's "-") gives the decisions."""
-    decision = decide(RULE, make_pr(), Verdict(action=Action.MERGE, reason="green"), "fp")
-    aggregate = json.dumps([decision_output(decision), "-"])
-    assert parse_decisions(aggregate) == [decision]
+    assert parse_counts("{{workflow.outputs.parameters.summary}}") == PassCounts()
 
 
 def test_the_noop_item_needs_no_pull_request():
-    """The no-op item passes --pr validation and has a fixed memo key per rule."""
-    ref = noop_ref(RULE)
-    assert parse_ref(json.dumps(ref))["noop"] is True
-    assert ref["key"] == f"noop-{RULE.spec_hash()}"
+    """The no-op item passes --pr validation and has a fixed key per rule."""
+    text = dump_for_argo(noop_ref(RULE))
+    assert json.loads(text) == {"display": "(no-op)", "key": f"noop-{RULE.spec_hash()}",
+                                "noop": True}  # fmt: skip
+    assert parse_ref(text).noop is True
 
 
 @pytest.mark.parametrize(
@@ -165,22 +143,6 @@ def test_failed_nodes_are_counted_from_argos_twice_quoted_json(text, count):
     from jobs.reconcile.steps import failed_nodes
 
     assert failed_nodes(text) == count
-
-
-def test_a_decide_output_carries_what_the_decision_cost_and_which_run_asked():
-    """Model calls, tokens, latency and the asking run travel with the decision to act."""
-    decision = decide(RULE, make_pr(), Verdict(action=Action.MERGE, reason="green"), "fp")
-    usage = ModelUsage(calls=1, input_tokens=900, output_tokens=40, cached_tokens=600)
-    line = decision_output(decision, usage=usage, latency_seconds=1.25, run="wf-1700000000")
-    aggregate = json.dumps([line, "-"])
-    assert parse_decided(aggregate) == [Decided(decision, usage, 1.25, "wf-1700000000")]
-
-
-def test_a_bare_decision_of_an_earlier_version_still_reads():
-    """A memo saved before outputs carried their cost reads as a decision that cost nothing."""
-    decision = decide(RULE, make_pr(), Verdict(action=Action.WAIT, reason="pending"), "fp")
-    bare = base64.b64encode(decision.model_dump_json().encode()).decode()
-    assert parse_decided(f"wait acme/web#7: pending | {bare}") == [Decided(decision)]
 
 
 def argo_failures(*messages: str) -> str:
