@@ -17,7 +17,8 @@ from typing import Annotated, Any
 
 import typer
 
-from jobs.cli import EXIT_CONFIG, app, fail, run_app
+from jobs.cli import app, run_app
+from jobs.cli_support import EXIT_CONFIG, fail
 from jobs.config import ConfigError, Settings
 from jobs.log import configure_logging
 from jobs.rules.files import RuleFileError
