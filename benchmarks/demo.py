@@ -70,9 +70,9 @@ def _timed_command(extra: list[str]) -> float:
 
 def _in_process(out: TextIO) -> None:
     started = time.perf_counter()
-    from jobs.config import Settings  # noqa: PLC0415 - importing is what is measured
-    from jobs.demo.run import DemoOptions, run_demo  # noqa: PLC0415
-    from jobs.sandbox.schema import github_schema  # noqa: PLC0415
+    from ai_operator.jobs.config import Settings  # noqa: PLC0415 - importing is what is measured
+    from ai_operator.jobs.demo.run import DemoOptions, run_demo  # noqa: PLC0415
+    from ai_operator.jobs.sandbox.schema import github_schema  # noqa: PLC0415
 
     imported = time.perf_counter()
     github_schema()

@@ -14,9 +14,9 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
-from jobs.rules.model import DEFAULT_ESCALATION_LABEL
-from jobs.sandbox.github import FakeCheck, FakeGitHub, GitHubWorld
-from jobs.sandbox.llm import FakeLLM, LLMRequest, default_brain
+from ai_operator.jobs.rules.model import DEFAULT_ESCALATION_LABEL
+from ai_operator.jobs.sandbox.github import FakeCheck, FakeGitHub, GitHubWorld
+from ai_operator.jobs.sandbox.llm import FakeLLM, LLMRequest, default_brain
 
 GITHUB_TOKEN = "ghp-benchmark-token-0123456789"  # the fakes' own tokens
 AI_TOKEN = "sk-ant-bench-token"

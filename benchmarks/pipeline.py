@@ -35,14 +35,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
+from ai_operator.jobs.clients.outcome_index import DATA_KEY, shard_of
+from ai_operator.jobs.log import configure_logging
+from ai_operator.jobs.rules.model import PRReconciliationRule
+from ai_operator.jobs.sandbox.github import FakeGitHub
+from ai_operator.jobs.sandbox.llm import FakeLLM
+from ai_operator.pipelines.compile import CompileOptions, compile_rule, compile_rules
 from benchmarks.fakes import AI_TOKEN, GITHUB_TOKEN, build_world, repository_names
 from benchmarks.reconcile import benchmark_rule
-from jobs.clients.outcome_index import DATA_KEY, shard_of
-from jobs.log import configure_logging
-from jobs.rules.model import PRReconciliationRule
-from jobs.sandbox.github import FakeGitHub
-from jobs.sandbox.llm import FakeLLM
-from pipelines.compile import CompileOptions, compile_rule, compile_rules
 from tests.argo_interpreter import (
     CONFIG_MAP_DATA_LIMIT,
     MAX_ARG_STRLEN,

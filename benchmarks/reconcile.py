@@ -46,6 +46,19 @@ from typing import Any, TextIO
 
 from pydantic import SecretStr
 
+from ai_operator.jobs.clients.ai import DecisionClient, make_decision_client
+from ai_operator.jobs.clients.decision_cache import DecisionFile
+from ai_operator.jobs.clients.github import GitHubClient
+from ai_operator.jobs.config import AIConfig
+from ai_operator.jobs.log import configure_logging
+from ai_operator.jobs.policy.decision import Decision
+from ai_operator.jobs.policy.markers import find_markers
+from ai_operator.jobs.policy.snapshot import Check, CiStatus, Mergeable, PullRequestSnapshot, Review
+from ai_operator.jobs.reconcile.act import act
+from ai_operator.jobs.reconcile.ask import decide_pull_request
+from ai_operator.jobs.reconcile.results import PullRequestFailure
+from ai_operator.jobs.reconcile.run import DEFAULT_PARALLELISM, Reuse, run_pass
+from ai_operator.jobs.rules.model import AIProvider, PRReconciliationRule
 from benchmarks.fakes import (
     AI_TOKEN,
     COVERED_LABELS,
@@ -54,19 +67,6 @@ from benchmarks.fakes import (
     repository_names,
     serve_fakes,
 )
-from jobs.clients.ai import DecisionClient, make_decision_client
-from jobs.clients.decision_cache import DecisionFile
-from jobs.clients.github import GitHubClient
-from jobs.config import AIConfig
-from jobs.log import configure_logging
-from jobs.policy.decision import Decision
-from jobs.policy.markers import find_markers
-from jobs.policy.snapshot import Check, CiStatus, Mergeable, PullRequestSnapshot, Review
-from jobs.reconcile.act import act
-from jobs.reconcile.ask import decide_pull_request
-from jobs.reconcile.results import PullRequestFailure
-from jobs.reconcile.run import DEFAULT_PARALLELISM, Reuse, run_pass
-from jobs.rules.model import AIProvider, PRReconciliationRule
 
 MiB = 1024 * 1024
 MODEL = "claude-sonnet-5"

@@ -29,7 +29,7 @@ import typer
 import yaml
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
-from jobs.cli_support import (
+from ai_operator.jobs.cli_support import (
     EXIT_CONFIG,
     EXIT_OK,
     EXIT_PARTIAL,
@@ -44,28 +44,28 @@ from jobs.cli_support import (
     within_limits,
     write_output,
 )
-from jobs.clients.ai import DecisionClient, make_decision_client
-from jobs.clients.decision_cache import DecisionFile, cache_directory
-from jobs.clients.github import GitHubClient
-from jobs.clients.github.errors import GitHubAuthError, GitHubError, GitHubUnreachable
-from jobs.clients.network import safe_url
-from jobs.clients.rule_lock import RuleLock, RuleLockError, lock_directory
-from jobs.config import (
+from ai_operator.jobs.clients.ai import DecisionClient, make_decision_client
+from ai_operator.jobs.clients.decision_cache import DecisionFile, cache_directory
+from ai_operator.jobs.clients.github import GitHubClient
+from ai_operator.jobs.clients.github.errors import GitHubAuthError, GitHubError, GitHubUnreachable
+from ai_operator.jobs.clients.network import safe_url
+from ai_operator.jobs.clients.rule_lock import RuleLock, RuleLockError, lock_directory
+from ai_operator.jobs.config import (
     ConfigError,
     Settings,
     model_identity,
     resolve_ai,
     rule_repositories,
 )
-from jobs.log import get_logger
-from jobs.reconcile.report import (
+from ai_operator.jobs.log import get_logger
+from ai_operator.jobs.reconcile.report import (
     as_json,
     as_table,
     summarize,
 )
-from jobs.reconcile.results import PassReport, PullRequestResult
-from jobs.reconcile.run import DEFAULT_PARALLELISM, Reuse, run_pass
-from jobs.rules.encoding import (
+from ai_operator.jobs.reconcile.results import PassReport, PullRequestResult
+from ai_operator.jobs.reconcile.run import DEFAULT_PARALLELISM, Reuse, run_pass
+from ai_operator.jobs.rules.encoding import (
     LIMITS_ENV,
     RULE_ENV,
     RULE_FILE_ENV,
@@ -73,11 +73,11 @@ from jobs.rules.encoding import (
     limits_document,
     rule_from_env,
 )
-from jobs.rules.files import RuleFileError, expand_paths
-from jobs.rules.limits import LimitsSpec
-from jobs.rules.model import KIND, PRReconciliationRule
-from jobs.rules.validation import load_valid_rules
-from jobs.step_cli import step_app
+from ai_operator.jobs.rules.files import RuleFileError, expand_paths
+from ai_operator.jobs.rules.limits import LimitsSpec
+from ai_operator.jobs.rules.model import KIND, PRReconciliationRule
+from ai_operator.jobs.rules.validation import load_valid_rules
+from ai_operator.jobs.step_cli import step_app
 
 app = typer.Typer(
     add_completion=False,
@@ -126,7 +126,7 @@ def validate(
     files: Annotated[list[Path], typer.Argument(help="Rule files (YAML, multi-document or List).")],
 ) -> None:
     """Check rule files: schema, regexes, templates, schedules, actions."""
-    from jobs.rules.validation import validate_files  # noqa: PLC0415 - keeps the command's start fast
+    from ai_operator.jobs.rules.validation import validate_files  # noqa: PLC0415 - keeps the command's start fast
 
     findings = validate_files(files)
     for finding in findings:
@@ -371,8 +371,8 @@ def demo(
     With AI_TOKEN set (and AI_PROVIDER, AI_MODEL, AI_ENDPOINT as usual) a real model answers;
     without it, a stand-in that says so.
     """
-    from jobs.demo import run as demo_run  # noqa: PLC0415 - keeps the other commands' start fast
-    from jobs.demo import view  # noqa: PLC0415
+    from ai_operator.jobs.demo import run as demo_run  # noqa: PLC0415 - keeps the other commands' start fast
+    from ai_operator.jobs.demo import view  # noqa: PLC0415
 
     options = demo_run.DemoOptions(tuple(rule_files or ()), pipeline, pushgateway)
     shown = output is OutputFormat.TABLE and sys.stderr.isatty()
@@ -407,8 +407,8 @@ def test_rule(
 
     Exit 1 when a case fails: another action came out, or it cannot pass as written.
     """
-    from jobs.ruletest import run as ruletest  # noqa: PLC0415 - keeps the other commands' start fast
-    from jobs.ruletest import view  # noqa: PLC0415
+    from ai_operator.jobs.ruletest import run as ruletest  # noqa: PLC0415 - keeps the other commands' start fast
+    from ai_operator.jobs.ruletest import view  # noqa: PLC0415
 
     options = ruletest.RuleTestOptions(rule_file, cases, record, replay, stand_in)
     try:

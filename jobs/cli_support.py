@@ -13,20 +13,20 @@ from typing import NoReturn
 
 import typer
 
-from jobs.clients.github import GitHubClient
-from jobs.clients.metrics import PassSummary, push_pass_metrics
-from jobs.config import (
+from ai_operator.jobs.clients.github import GitHubClient
+from ai_operator.jobs.clients.metrics import PassSummary, push_pass_metrics
+from ai_operator.jobs.config import (
     ConfigError,
     Settings,
     check_limits,
 )
-from jobs.log import configure_logging, decision_logger, get_logger
-from jobs.reconcile.report import (
+from ai_operator.jobs.log import configure_logging, decision_logger, get_logger
+from ai_operator.jobs.reconcile.report import (
     decision_fields,
 )
-from jobs.reconcile.results import PassReport
-from jobs.rules.model import PRReconciliationRule
-from jobs.rules.schedule import minutes_between, resolve
+from ai_operator.jobs.reconcile.results import PassReport
+from ai_operator.jobs.rules.model import PRReconciliationRule
+from ai_operator.jobs.rules.schedule import minutes_between, resolve
 
 EXIT_OK, EXIT_CONFIG, EXIT_PARTIAL, EXIT_USAGE = 0, 1, 2, 64
 HELP_OPTIONS = {"help_option_names": ["-h", "--help"]}

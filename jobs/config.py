@@ -36,15 +36,15 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from jobs.rules.encoding import LIMITS_ENV, StepInputError, decode_limits
-from jobs.rules.limits import (
+from ai_operator.jobs.rules.encoding import LIMITS_ENV, StepInputError, decode_limits
+from ai_operator.jobs.rules.limits import (
     BUILT_IN,
     LimitsSpec,
     effective_endpoint,
     endpoint_problem,
     limit_problems,
 )
-from jobs.rules.model import AIProvider, AISettings, RuleSpec
+from ai_operator.jobs.rules.model import AIProvider, AISettings, RuleSpec
 
 DEFAULT_MODELS = {AIProvider.ANTHROPIC: "claude-sonnet-5", AIProvider.OPENAI: "gpt-4.1-mini"}
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "WARN", "ERROR", "CRITICAL")

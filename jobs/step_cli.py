@@ -19,7 +19,7 @@ from typing import Annotated, NoReturn
 
 import typer
 
-from jobs.cli_support import (
+from ai_operator.jobs.cli_support import (
     EXIT_CONFIG,
     EXIT_OK,
     EXIT_PARTIAL,
@@ -33,34 +33,34 @@ from jobs.cli_support import (
     within_limits,
     write_output,
 )
-from jobs.clients.ai import make_decision_client
-from jobs.clients.argo_workflow import FailedNode, failed_nodes
-from jobs.clients.github import GitHubClient
-from jobs.clients.github.errors import GitHubError
-from jobs.clients.kube import APIRequestError, APIUnreadable, KubernetesAPI
-from jobs.clients.outcome_index import OutcomeIndex, OutcomeIndexError
-from jobs.clients.rule_lease import LeaseHeld, RuleLease
-from jobs.config import (
+from ai_operator.jobs.clients.ai import make_decision_client
+from ai_operator.jobs.clients.argo_workflow import FailedNode, failed_nodes
+from ai_operator.jobs.clients.github import GitHubClient
+from ai_operator.jobs.clients.github.errors import GitHubError
+from ai_operator.jobs.clients.kube import APIRequestError, APIUnreadable, KubernetesAPI
+from ai_operator.jobs.clients.outcome_index import OutcomeIndex, OutcomeIndexError
+from ai_operator.jobs.clients.rule_lease import LeaseHeld, RuleLease
+from ai_operator.jobs.config import (
     ConfigError,
     model_identity,
     resolve_ai,
     rule_repositories,
 )
-from jobs.log import get_logger, redact
-from jobs.policy.admission import Scope
-from jobs.policy.counts import PassCounts
-from jobs.reconcile import steps
-from jobs.reconcile.failures import FailureSummary, summarize_failures
-from jobs.reconcile.report import (
+from ai_operator.jobs.log import get_logger, redact
+from ai_operator.jobs.policy.admission import Scope
+from ai_operator.jobs.policy.counts import PassCounts
+from ai_operator.jobs.reconcile import steps
+from ai_operator.jobs.reconcile.failures import FailureSummary, summarize_failures
+from ai_operator.jobs.reconcile.report import (
     counts,
     summary_from_counts,
 )
-from jobs.reconcile.results import PassReport, PullRequestFailure, PullRequestResult
-from jobs.rules.encoding import (
+from ai_operator.jobs.reconcile.results import PassReport, PullRequestFailure, PullRequestResult
+from ai_operator.jobs.rules.encoding import (
     StepInputError,
     rule_from_env,
 )
-from jobs.rules.model import PRReconciliationRule
+from ai_operator.jobs.rules.model import PRReconciliationRule
 
 step_app = typer.Typer(
     no_args_is_help=True,

@@ -1,5 +1,5 @@
 """``python -m pipelines``: the ai-operator command."""
 
-from pipelines.cli import main
+from ai_operator.pipelines.cli import main
 
 main()

@@ -50,13 +50,13 @@ from typing import Any
 from hera.workflows import DAG, Container, CronWorkflow, Parameter, RetryStrategy, Task
 from hera.workflows import models as m
 
-from jobs.reconcile import wire
-from jobs.rules.model import PRReconciliationRule
-from jobs.rules.schedule import Schedule
-from pipelines import options as conventions
-from pipelines.options import AI_TOKEN_ENV, GITHUB_TOKEN_ENV, CompileOptions
+from ai_operator.jobs.reconcile import wire
+from ai_operator.jobs.rules.model import PRReconciliationRule
+from ai_operator.jobs.rules.schedule import Schedule
+from ai_operator.pipelines import options as conventions
+from ai_operator.pipelines.options import AI_TOKEN_ENV, GITHUB_TOKEN_ENV, CompileOptions
 
-# The wire between the steps: output names and files (jobs.reconcile.wire), one place.
+# The wire between the steps: output names and files (ai_operator.jobs.reconcile.wire), one place.
 PRS, PRS_PATH = wire.PRS, wire.PRS_PATH
 COUNTS, COUNTS_PATH = wire.COUNTS, wire.COUNTS_PATH
 DECISION, DECISION_PATH = wire.DECISION, wire.DECISION_PATH
@@ -107,7 +107,7 @@ REPORT_COMMAND = (
 
 # tally runs after the branches whatever they did; Skipped is an empty fan-out.
 TALLY_DEPENDS = "settle.Succeeded || settle.Failed || settle.Errored || settle.Skipped"
-TRANSIENT_EXIT = "asInt(lastRetry.exitCode) == 75"  # jobs.reconcile.steps.EX_TEMPFAIL
+TRANSIENT_EXIT = "asInt(lastRetry.exitCode) == 75"  # ai_operator.jobs.reconcile.steps.EX_TEMPFAIL
 EMPTY_LIST = "[]"
 EMPTY_OBJECT = "{}"
 TITLE_ANNOTATION = "workflows.argoproj.io/title"

@@ -17,12 +17,12 @@ from typing import Annotated, Any
 
 import typer
 
-from jobs.cli import app, run_app
-from jobs.cli_support import EXIT_CONFIG, fail
-from jobs.config import ConfigError, Settings
-from jobs.log import configure_logging
-from jobs.rules.files import RuleFileError
-from jobs.rules.validation import load_valid_rules
+from ai_operator.jobs.cli import app, run_app
+from ai_operator.jobs.cli_support import EXIT_CONFIG, fail
+from ai_operator.jobs.config import ConfigError, Settings
+from ai_operator.jobs.log import configure_logging
+from ai_operator.jobs.rules.files import RuleFileError
+from ai_operator.jobs.rules.validation import load_valid_rules
 
 
 class Target(StrEnum):
@@ -59,8 +59,8 @@ def compile_command(
     ] = "-",
 ) -> None:
     """Compile rules into Argo CronWorkflows (or CronJobs), without a cluster."""
-    from pipelines.compile import CompileError, CompileOptions, compile_rules, to_yaml  # noqa: PLC0415
-    from pipelines.names import namespace_problem  # noqa: PLC0415
+    from ai_operator.pipelines.compile import CompileError, CompileOptions, compile_rules, to_yaml  # noqa: PLC0415
+    from ai_operator.pipelines.names import namespace_problem  # noqa: PLC0415
 
     refused = namespace_problem(namespace) if namespace is not None else None
     if refused is not None:
@@ -112,9 +112,9 @@ def controller_command(
     ] = None,
 ) -> None:
     """Keep every served rule compiled into its CronWorkflow (or CronJob), applied and reported."""
-    from pipelines.controller import ControllerConfig, run_controller  # noqa: PLC0415
-    from pipelines.controller.config import ControllerConfigError, load_config  # noqa: PLC0415
-    from pipelines.controller.kube import KubeError, load_connection  # noqa: PLC0415
+    from ai_operator.pipelines.controller import ControllerConfig, run_controller  # noqa: PLC0415
+    from ai_operator.pipelines.controller.config import ControllerConfigError, load_config  # noqa: PLC0415
+    from ai_operator.pipelines.controller.kube import KubeError, load_connection  # noqa: PLC0415
 
     try:
         settings = Settings.from_env(os.environ)

@@ -18,14 +18,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from jobs.rules.encoding import readable_yaml
-from jobs.rules.model import PRReconciliationRule
-from jobs.rules.schedule import resolve
-from pipelines.argo import build_cron_workflow
-from pipelines.argo_checks import check_cron_workflow
-from pipelines.cronjob import build_cron_job
-from pipelines.names import manifest_name_problems
-from pipelines.options import (
+from ai_operator.jobs.rules.encoding import readable_yaml
+from ai_operator.jobs.rules.model import PRReconciliationRule
+from ai_operator.jobs.rules.schedule import resolve
+from ai_operator.pipelines.argo import build_cron_workflow
+from ai_operator.pipelines.argo_checks import check_cron_workflow
+from ai_operator.pipelines.cronjob import build_cron_job
+from ai_operator.pipelines.names import manifest_name_problems
+from ai_operator.pipelines.options import (
     CompiledManifest,
     CompileError,
     CompileOptions,

@@ -21,14 +21,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from jobs.rules.model import PRReconciliationRule
-from jobs.rules.schedule import Schedule
-from pipelines import options as conventions
-from pipelines.options import AI_TOKEN_ENV, GITHUB_TOKEN_ENV, CompileOptions
+from ai_operator.jobs.rules.model import PRReconciliationRule
+from ai_operator.jobs.rules.schedule import Schedule
+from ai_operator.pipelines import options as conventions
+from ai_operator.pipelines.options import AI_TOKEN_ENV, GITHUB_TOKEN_ENV, CompileOptions
 
 RUN_COMMAND = ("ai-operator", "run", "--rule-from-env", "--output", "json", "--no-cache")
 CONTAINER = "run"
-TRANSIENT_EXIT_CODE = 75  # jobs.reconcile.steps.EX_TEMPFAIL
+TRANSIENT_EXIT_CODE = 75  # ai_operator.jobs.reconcile.steps.EX_TEMPFAIL
 
 
 def build_cron_job(

@@ -12,8 +12,8 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from jobs.rules.names import DNS_LABEL as _DNS_LABEL
-from jobs.rules.names import DNS_LABEL_RULE, MAX_LABEL, namespace_problem
+from ai_operator.jobs.rules.names import DNS_LABEL as _DNS_LABEL
+from ai_operator.jobs.rules.names import DNS_LABEL_RULE, MAX_LABEL, namespace_problem
 
 __all__ = [
     "DNS_LABEL_RULE",

@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from jobs.rules.encoding import (
+from ai_operator.jobs.rules.encoding import (
     LIMITS_ENV,
     RULE_DIGEST_ENV,
     RULE_FILE_ENV,
@@ -31,8 +31,8 @@ from jobs.rules.encoding import (
     rule_digest,
     rule_text,
 )
-from jobs.rules.limits import BUILT_IN, LimitsSpec
-from jobs.rules.model import PRReconciliationRule
+from ai_operator.jobs.rules.limits import BUILT_IN, LimitsSpec
+from ai_operator.jobs.rules.model import PRReconciliationRule
 
 Target = Literal["argo", "cronjob"]
 

@@ -504,10 +504,10 @@ def _warm_up() -> None:
     """Import the product and what its first use imports lazily (SDKs, typer), once, pre-fork."""
     from pydantic import SecretStr
 
-    from jobs.clients.ai import make_decision_client
-    from jobs.config import AIConfig
-    from jobs.rules.model import AIProvider
-    from pipelines.cli import main
+    from ai_operator.jobs.clients.ai import make_decision_client
+    from ai_operator.jobs.config import AIConfig
+    from ai_operator.jobs.rules.model import AIProvider
+    from ai_operator.pipelines.cli import main
 
     for provider in AIProvider:
         config = AIConfig(provider, "http://127.0.0.1:9", "m", SecretStr("k"), None, 64, 1.0)
@@ -522,7 +522,7 @@ def _warm_up() -> None:
     # it once here (each pod still parses its own command line with it).
     import typer.main
 
-    from jobs.cli import app
+    from ai_operator.jobs.cli import app
 
     built, build = typer.main.get_command(app), typer.main.get_command
     typer.main.get_command = lambda typer_instance: (
@@ -541,7 +541,7 @@ def _forked_pod(args: list[str], env: dict[str, str], cwd: str) -> None:
         os.dup2(stderr, 2)
         os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
         os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
-        from pipelines.cli import main
+        from ai_operator.pipelines.cli import main
 
         try:
             main(args)

@@ -50,7 +50,7 @@ def restore_logging() -> Iterator[None]:
         if handler not in root.handlers:
             root.addHandler(handler)
     root.setLevel(level)
-    decisions = logging.getLogger("decision")  # jobs.log gives it a handler of its own
+    decisions = logging.getLogger("decision")  # ai_operator.jobs.log gives it a handler of its own
     for handler in list(decisions.handlers):
         decisions.removeHandler(handler)
     decisions.propagate = True

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from jobs.policy.snapshot import (
+from ai_operator.jobs.policy.snapshot import (
     Check,
     CiStatus,
     Mergeable,
@@ -13,7 +13,7 @@ from jobs.policy.snapshot import (
     PullRequestState,
     Review,
 )
-from jobs.rules.model import PRReconciliationRule
+from ai_operator.jobs.rules.model import PRReconciliationRule
 
 HEAD = "a" * 40
 

@@ -24,9 +24,9 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from jobs.sandbox import github as sandbox_github
-from jobs.sandbox import llm as sandbox_llm
-from jobs.sandbox.github import (
+from ai_operator.jobs.sandbox import github as sandbox_github
+from ai_operator.jobs.sandbox import llm as sandbox_llm
+from ai_operator.jobs.sandbox.github import (
     FakeCheck,
     FakeComment,
     FakePullRequest,
@@ -34,8 +34,8 @@ from jobs.sandbox.github import (
     PlannedAnswer,
     RecordedRequest,
 )
-from jobs.sandbox.github_graphql import operation_facts
-from jobs.sandbox.llm import (
+from ai_operator.jobs.sandbox.github_graphql import operation_facts
+from ai_operator.jobs.sandbox.llm import (
     OUTPUT_TOKENS,
     CutOff,
     LLMRequest,

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from jobs.clients.kube import APIUnreadable, KubernetesAPI
+from ai_operator.jobs.clients.kube import APIUnreadable, KubernetesAPI
 
 FAILED_PHASES = frozenset({"Failed", "Error"})
 

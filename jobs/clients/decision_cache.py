@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
-from jobs.policy.reuse import Remembered, memory_document, merged, read_memory_document
+from ai_operator.jobs.policy.reuse import Remembered, memory_document, merged, read_memory_document
 
 MAX_ENTRIES = 5000
 """Per rule; a decision is about 1 KB on disk, so a file stays under about 5 MB."""

@@ -60,10 +60,16 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from jobs.clients.kube_retry import VERSIONED_WRITE, Backoff, Verb, VerbPolicy, policy_for
-from jobs.clients.kube_retry import retried_answer as _retried_answer
-from jobs.clients.kube_retry import retried_failure as _retried_failure
-from jobs.log import add_secrets, redact
+from ai_operator.jobs.clients.kube_retry import (
+    VERSIONED_WRITE,
+    Backoff,
+    Verb,
+    VerbPolicy,
+    policy_for,
+)
+from ai_operator.jobs.clients.kube_retry import retried_answer as _retried_answer
+from ai_operator.jobs.clients.kube_retry import retried_failure as _retried_failure
+from ai_operator.jobs.log import add_secrets, redact
 
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 APPLY_PATCH = "application/apply-patch+yaml"

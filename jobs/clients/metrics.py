@@ -49,7 +49,7 @@ from prometheus_client import CollectorRegistry, delete_from_gateway, push_to_ga
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from jobs.rules.model import Action
+from ai_operator.jobs.rules.model import Action
 
 JOB = "ai-operator"
 ERROR_TYPES: tuple[str, ...] = ("github", "ai", "kubernetes", "guardrail", "template", "step")

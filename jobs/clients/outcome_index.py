@@ -34,8 +34,14 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from jobs.clients.kube import APIRequestError, KubernetesAPI
-from jobs.policy.reuse import MEMO_SHARDS, Remembered, memory_document, merged, read_memory_document
+from ai_operator.jobs.clients.kube import APIRequestError, KubernetesAPI
+from ai_operator.jobs.policy.reuse import (
+    MEMO_SHARDS,
+    Remembered,
+    memory_document,
+    merged,
+    read_memory_document,
+)
 
 DATA_KEY = "outcomes.json"
 DATA_LIMIT = 900 * 1024

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from jobs.clients.kube import KubernetesAPI
+from ai_operator.jobs.clients.kube import KubernetesAPI
 
 DEFAULT_DURATION_SECONDS = 120
 

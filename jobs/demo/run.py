@@ -34,28 +34,34 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from jobs.clients.ai import DecisionClient, make_decision_client
-from jobs.clients.ai.usage import ModelUsage
-from jobs.clients.decision_cache import DecisionFile
-from jobs.clients.github import GitHubClient
-from jobs.clients.github.errors import GitHubError
-from jobs.clients.metrics import PassSummary, PushOutcome, push_pass_metrics
-from jobs.config import AIConfig, ConfigError, Settings, resolve_ai
-from jobs.log import configure_logging
-from jobs.reconcile import steps
-from jobs.reconcile.ports import DecisionMemory
-from jobs.reconcile.report import summarize
-from jobs.reconcile.results import PassReport, PullRequestFailure, PullRequestResult
-from jobs.reconcile.run import Reuse, run_pass
-from jobs.rules.encoding import StepInputError
-from jobs.rules.files import RuleFileError
-from jobs.rules.model import AISettings, PRReconciliationRule
-from jobs.rules.validation import load_valid_rules
-from jobs.sandbox import standin
-from jobs.sandbox.github import FakeGitHub
-from jobs.sandbox.github_world import GitHubWorld
-from jobs.sandbox.llm import FakeLLM, pull_request_facts
-from jobs.sandbox.samples import HEAD_MOVES, REPOSITORIES, SAMPLES, build_world, land_commit
+from ai_operator.jobs.clients.ai import DecisionClient, make_decision_client
+from ai_operator.jobs.clients.ai.usage import ModelUsage
+from ai_operator.jobs.clients.decision_cache import DecisionFile
+from ai_operator.jobs.clients.github import GitHubClient
+from ai_operator.jobs.clients.github.errors import GitHubError
+from ai_operator.jobs.clients.metrics import PassSummary, PushOutcome, push_pass_metrics
+from ai_operator.jobs.config import AIConfig, ConfigError, Settings, resolve_ai
+from ai_operator.jobs.log import configure_logging
+from ai_operator.jobs.reconcile import steps
+from ai_operator.jobs.reconcile.ports import DecisionMemory
+from ai_operator.jobs.reconcile.report import summarize
+from ai_operator.jobs.reconcile.results import PassReport, PullRequestFailure, PullRequestResult
+from ai_operator.jobs.reconcile.run import Reuse, run_pass
+from ai_operator.jobs.rules.encoding import StepInputError
+from ai_operator.jobs.rules.files import RuleFileError
+from ai_operator.jobs.rules.model import AISettings, PRReconciliationRule
+from ai_operator.jobs.rules.validation import load_valid_rules
+from ai_operator.jobs.sandbox import standin
+from ai_operator.jobs.sandbox.github import FakeGitHub
+from ai_operator.jobs.sandbox.github_world import GitHubWorld
+from ai_operator.jobs.sandbox.llm import FakeLLM, pull_request_facts
+from ai_operator.jobs.sandbox.samples import (
+    HEAD_MOVES,
+    REPOSITORIES,
+    SAMPLES,
+    build_world,
+    land_commit,
+)
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 PASSES = (("dry run", True), ("for real", False), ("again", False))

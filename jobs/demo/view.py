@@ -17,11 +17,11 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from jobs.clients.metrics import PassSummary, pass_metric_families
-from jobs.demo.run import DemoResult, PassRun, PullRequestAfter
-from jobs.reconcile.results import PullRequestResult
-from jobs.sandbox.samples import SAMPLES
-from jobs.sandbox.standin import NOTICE
+from ai_operator.jobs.clients.metrics import PassSummary, pass_metric_families
+from ai_operator.jobs.demo.run import DemoResult, PassRun, PullRequestAfter
+from ai_operator.jobs.reconcile.results import PullRequestResult
+from ai_operator.jobs.sandbox.samples import SAMPLES
+from ai_operator.jobs.sandbox.standin import NOTICE
 
 HEADINGS = {
     "dry run": "1. Dry run: decide and report, change nothing",

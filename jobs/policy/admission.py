@@ -21,9 +21,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from jobs.policy.decision import Decision
-from jobs.rules.limits import BUILT_IN, LimitsSpec
-from jobs.rules.model import Action, PRReconciliationRule
+from ai_operator.jobs.policy.decision import Decision
+from ai_operator.jobs.rules.limits import BUILT_IN, LimitsSpec
+from ai_operator.jobs.rules.model import Action, PRReconciliationRule
 
 _COMMIT_ID = re.compile(r"^[0-9a-f]{40}(?:[0-9a-f]{24})?$")  # SHA-1, or SHA-256
 

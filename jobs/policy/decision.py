@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from jobs.policy.guardrails import guard
-from jobs.policy.snapshot import WIRE_FORMAT, PullRequestKey, PullRequestSnapshot
-from jobs.policy.verdict import InvalidVerdict, Verdict
-from jobs.rules.model import Action, PRReconciliationRule, RuleSpec
+from ai_operator.jobs.policy.guardrails import guard
+from ai_operator.jobs.policy.snapshot import WIRE_FORMAT, PullRequestKey, PullRequestSnapshot
+from ai_operator.jobs.policy.verdict import InvalidVerdict, Verdict
+from ai_operator.jobs.rules.model import Action, PRReconciliationRule, RuleSpec
 
 
 class Decision(PullRequestKey):

@@ -22,9 +22,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from jobs.policy.selection import selection_problems
-from jobs.policy.snapshot import Check, CiStatus, Mergeable, PullRequestSnapshot, PullRequestState
-from jobs.rules.model import Action, RuleSpec
+from ai_operator.jobs.policy.selection import selection_problems
+from ai_operator.jobs.policy.snapshot import (
+    Check,
+    CiStatus,
+    Mergeable,
+    PullRequestSnapshot,
+    PullRequestState,
+)
+from ai_operator.jobs.rules.model import Action, RuleSpec
 
 PASSING_CONCLUSIONS = frozenset({"SUCCESS", "NEUTRAL", "SKIPPED"})
 RAN_CONCLUSIONS = frozenset({"SUCCESS"})  # NEUTRAL and SKIPPED pass, but nothing was tested

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from jobs.policy.decision import Decision
-from jobs.policy.reuse import Remembered
+from ai_operator.jobs.policy.decision import Decision
+from ai_operator.jobs.policy.reuse import Remembered
 
 
 def not_recorded(decision: Decision) -> str | None:

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from jobs.policy.decision import Decision, escalation_labels
-from jobs.policy.guardrails import Block, blocked_action, guard
-from jobs.policy.markers import make_marker, render_marker, without_hidden_text
-from jobs.policy.snapshot import PullRequestSnapshot, PullRequestState
-from jobs.rules.model import Action, MergeMethod, PRReconciliationRule
+from ai_operator.jobs.policy.decision import Decision, escalation_labels
+from ai_operator.jobs.policy.guardrails import Block, blocked_action, guard
+from ai_operator.jobs.policy.markers import make_marker, render_marker, without_hidden_text
+from ai_operator.jobs.policy.snapshot import PullRequestSnapshot, PullRequestState
+from ai_operator.jobs.rules.model import Action, MergeMethod, PRReconciliationRule
 
 MAX_COMMENT_CHARS = 4000
 

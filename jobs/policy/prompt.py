@@ -22,9 +22,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from jobs.policy.snapshot import PullRequestSnapshot
-from jobs.rules.model import RuleSpec
-from jobs.rules.template import (
+from ai_operator.jobs.policy.snapshot import PullRequestSnapshot
+from ai_operator.jobs.rules.model import RuleSpec
+from ai_operator.jobs.rules.template import (
     ARGOCD_UNKNOWN,
     TextList,
     Untrusted,

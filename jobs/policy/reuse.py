@@ -28,8 +28,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from jobs.policy.decision import Decision
-from jobs.policy.snapshot import PullRequestSnapshot
+from ai_operator.jobs.policy.decision import Decision
+from ai_operator.jobs.policy.snapshot import PullRequestSnapshot
 
 MEMORY_FORMAT = 1
 ARGOCD_FACTS = "argocd=Unknown"  # this version has no Argo CD client: health is always Unknown

@@ -6,9 +6,9 @@ module is the authority. Pure.
 
 from __future__ import annotations
 
-from jobs.policy.snapshot import PullRequestSnapshot, PullRequestState
-from jobs.rules.matching import canonical_login, title_matches
-from jobs.rules.model import Selector
+from ai_operator.jobs.policy.snapshot import PullRequestSnapshot, PullRequestState
+from ai_operator.jobs.rules.matching import canonical_login, title_matches
+from ai_operator.jobs.rules.model import Selector
 
 
 def selection_problems(pr: PullRequestSnapshot, selector: Selector) -> tuple[str, ...]:

@@ -15,7 +15,7 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from jobs.rules.model import MergeMethod
+from ai_operator.jobs.rules.model import MergeMethod
 
 
 class CiStatus(StrEnum):

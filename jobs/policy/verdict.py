@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from jobs.rules.model import Action
+from ai_operator.jobs.rules.model import Action
 
 MAX_REASON = 2000
 MAX_COMMENT = 4000

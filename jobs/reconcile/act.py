@@ -14,15 +14,15 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from jobs.clients.github.errors import GitHubAuthError, GitHubError
-from jobs.policy.admission import Scope, admission_problems
-from jobs.policy.decision import Decision
-from jobs.policy.plan import plan
-from jobs.policy.snapshot import PullRequestSnapshot
-from jobs.reconcile.apply import apply_plan
-from jobs.reconcile.ports import GitHubPort
-from jobs.reconcile.results import PullRequestResult
-from jobs.rules.model import Action, PRReconciliationRule
+from ai_operator.jobs.clients.github.errors import GitHubAuthError, GitHubError
+from ai_operator.jobs.policy.admission import Scope, admission_problems
+from ai_operator.jobs.policy.decision import Decision
+from ai_operator.jobs.policy.plan import plan
+from ai_operator.jobs.policy.snapshot import PullRequestSnapshot
+from ai_operator.jobs.reconcile.apply import apply_plan
+from ai_operator.jobs.reconcile.ports import GitHubPort
+from ai_operator.jobs.reconcile.results import PullRequestResult
+from ai_operator.jobs.rules.model import Action, PRReconciliationRule
 
 
 def act(

@@ -15,9 +15,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from jobs.clients.github.errors import GitHubAuthError, GitHubError, LabelMissing
-from jobs.policy.plan import AddLabels, Close, Comment, Merge, Operation, Plan, already_done
-from jobs.reconcile.ports import GitHubPort, GitHubWriter
+from ai_operator.jobs.clients.github.errors import GitHubAuthError, GitHubError, LabelMissing
+from ai_operator.jobs.policy.plan import (
+    AddLabels,
+    Close,
+    Comment,
+    Merge,
+    Operation,
+    Plan,
+    already_done,
+)
+from ai_operator.jobs.reconcile.ports import GitHubPort, GitHubWriter
 
 
 @dataclass(frozen=True)

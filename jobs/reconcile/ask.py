@@ -9,15 +9,15 @@ becomes an ``InvalidVerdict`` and so the rule's fallback.
 
 from __future__ import annotations
 
-from jobs.clients.ai.errors import AIAuthError, AIError, AIResponseInvalid
-from jobs.policy.decision import Decision, decide
-from jobs.policy.prompt import build_prompt
-from jobs.policy.snapshot import PullRequestSnapshot
-from jobs.policy.verdict import InvalidVerdict, Verdict, parse_verdict, verdict_schema
-from jobs.reconcile.ports import Decider
-from jobs.reconcile.results import PullRequestFailure
-from jobs.rules.model import PRReconciliationRule
-from jobs.rules.template import TemplateError
+from ai_operator.jobs.clients.ai.errors import AIAuthError, AIError, AIResponseInvalid
+from ai_operator.jobs.policy.decision import Decision, decide
+from ai_operator.jobs.policy.prompt import build_prompt
+from ai_operator.jobs.policy.snapshot import PullRequestSnapshot
+from ai_operator.jobs.policy.verdict import InvalidVerdict, Verdict, parse_verdict, verdict_schema
+from ai_operator.jobs.reconcile.ports import Decider
+from ai_operator.jobs.reconcile.results import PullRequestFailure
+from ai_operator.jobs.rules.model import PRReconciliationRule
+from ai_operator.jobs.rules.template import TemplateError
 
 
 def ask(

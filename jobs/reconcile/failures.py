@@ -13,8 +13,8 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from jobs.clients.argo_workflow import FailedNode
-from jobs.reconcile.steps import ERROR_TYPE_MARK
+from ai_operator.jobs.clients.argo_workflow import FailedNode
+from ai_operator.jobs.reconcile.steps import ERROR_TYPE_MARK
 
 FIRST_FAILURES = 10
 MESSAGE_CHARS = 240

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from jobs.policy.reuse import (
+from ai_operator.jobs.policy.reuse import (
     Candidate,
     Remembered,
     Triage,
@@ -20,11 +20,11 @@ from jobs.policy.reuse import (
     rotation,
     triage,
 )
-from jobs.policy.selection import covers
-from jobs.policy.snapshot import PullRequestSnapshot
-from jobs.reconcile.ports import GitHubReader
-from jobs.rules.model import PRReconciliationRule
-from jobs.rules.schedule import minutes_between, resolve
+from ai_operator.jobs.policy.selection import covers
+from ai_operator.jobs.policy.snapshot import PullRequestSnapshot
+from ai_operator.jobs.reconcile.ports import GitHubReader
+from ai_operator.jobs.rules.model import PRReconciliationRule
+from ai_operator.jobs.rules.schedule import minutes_between, resolve
 
 SEARCH_LIMIT = 1000  # GitHub's search returns at most 1,000 results
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from jobs.clients.ai.usage import ModelUsage
-from jobs.policy.reuse import Remembered
-from jobs.policy.snapshot import PullRequestSnapshot
-from jobs.rules.model import MergeMethod, Selector
+from ai_operator.jobs.clients.ai.usage import ModelUsage
+from ai_operator.jobs.policy.reuse import Remembered
+from ai_operator.jobs.policy.snapshot import PullRequestSnapshot
+from ai_operator.jobs.rules.model import MergeMethod, Selector
 
 
 class GitHubReader(Protocol):

@@ -18,11 +18,11 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from jobs.clients.ai.usage import ModelUsage
-from jobs.clients.metrics import ACTIONS, ERROR_TYPES, TOKEN_KINDS, PassSummary
-from jobs.policy.counts import PassCounts
-from jobs.policy.markers import make_marker
-from jobs.reconcile.results import PassReport, PullRequestResult
+from ai_operator.jobs.clients.ai.usage import ModelUsage
+from ai_operator.jobs.clients.metrics import ACTIONS, ERROR_TYPES, TOKEN_KINDS, PassSummary
+from ai_operator.jobs.policy.counts import PassCounts
+from ai_operator.jobs.policy.markers import make_marker
+from ai_operator.jobs.reconcile.results import PassReport, PullRequestResult
 
 
 def as_json(reports: Sequence[PassReport], *, dry_run: bool) -> str:

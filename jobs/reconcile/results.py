@@ -15,9 +15,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from jobs.clients.ai.usage import ModelUsage
-from jobs.policy.decision import Decision
-from jobs.rules.model import Action
+from ai_operator.jobs.clients.ai.usage import ModelUsage
+from ai_operator.jobs.policy.decision import Decision
+from ai_operator.jobs.rules.model import Action
 
 
 class PullRequestFailure(Exception):

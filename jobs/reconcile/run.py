@@ -20,21 +20,21 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from jobs.clients.ai.usage import ModelUsage
-from jobs.clients.decision_cache import DecisionCacheError
-from jobs.clients.github.errors import GitHubError
-from jobs.log import get_logger
-from jobs.policy.admission import Scope
-from jobs.policy.decision import Decision, leave_alone
-from jobs.policy.outcome import outcome_records
-from jobs.policy.reuse import Triage
-from jobs.policy.snapshot import PullRequestSnapshot
-from jobs.reconcile.act import act
-from jobs.reconcile.ask import decide_pull_request
-from jobs.reconcile.gather import gather, sort_out
-from jobs.reconcile.ports import Decider, DecisionMemory, GitHubPort
-from jobs.reconcile.results import PassReport, PullRequestFailure, PullRequestResult
-from jobs.rules.model import PRReconciliationRule
+from ai_operator.jobs.clients.ai.usage import ModelUsage
+from ai_operator.jobs.clients.decision_cache import DecisionCacheError
+from ai_operator.jobs.clients.github.errors import GitHubError
+from ai_operator.jobs.log import get_logger
+from ai_operator.jobs.policy.admission import Scope
+from ai_operator.jobs.policy.decision import Decision, leave_alone
+from ai_operator.jobs.policy.outcome import outcome_records
+from ai_operator.jobs.policy.reuse import Triage
+from ai_operator.jobs.policy.snapshot import PullRequestSnapshot
+from ai_operator.jobs.reconcile.act import act
+from ai_operator.jobs.reconcile.ask import decide_pull_request
+from ai_operator.jobs.reconcile.gather import gather, sort_out
+from ai_operator.jobs.reconcile.ports import Decider, DecisionMemory, GitHubPort
+from ai_operator.jobs.reconcile.results import PassReport, PullRequestFailure, PullRequestResult
+from ai_operator.jobs.rules.model import PRReconciliationRule
 
 Progress = Callable[[str, PullRequestResult | None], None]
 

@@ -31,23 +31,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jobs.clients.ai.usage import ModelUsage
-from jobs.clients.github.errors import GitHubError
-from jobs.clients.kube import APIUnreadable
-from jobs.policy.admission import Scope
-from jobs.policy.counts import PassCounts
-from jobs.policy.decision import Decision, leave_alone
-from jobs.policy.outcome import not_recorded, outcome_records
-from jobs.policy.plan import plan
-from jobs.policy.reuse import Remembered, decision_key
-from jobs.policy.selection import selection_problems
-from jobs.policy.snapshot import PullRequestSnapshot
-from jobs.reconcile.act import act, act_seeing
-from jobs.reconcile.ask import decide_pull_request
-from jobs.reconcile.gather import gather, sort_out
-from jobs.reconcile.ports import Decider, DecisionMemory, GitHubPort, GitHubReader
-from jobs.reconcile.results import PullRequestFailure, PullRequestResult
-from jobs.reconcile.wire import (
+from ai_operator.jobs.clients.ai.usage import ModelUsage
+from ai_operator.jobs.clients.github.errors import GitHubError
+from ai_operator.jobs.clients.kube import APIUnreadable
+from ai_operator.jobs.policy.admission import Scope
+from ai_operator.jobs.policy.counts import PassCounts
+from ai_operator.jobs.policy.decision import Decision, leave_alone
+from ai_operator.jobs.policy.outcome import not_recorded, outcome_records
+from ai_operator.jobs.policy.plan import plan
+from ai_operator.jobs.policy.reuse import Remembered, decision_key
+from ai_operator.jobs.policy.selection import selection_problems
+from ai_operator.jobs.policy.snapshot import PullRequestSnapshot
+from ai_operator.jobs.reconcile.act import act, act_seeing
+from ai_operator.jobs.reconcile.ask import decide_pull_request
+from ai_operator.jobs.reconcile.gather import gather, sort_out
+from ai_operator.jobs.reconcile.ports import Decider, DecisionMemory, GitHubPort, GitHubReader
+from ai_operator.jobs.reconcile.results import PullRequestFailure, PullRequestResult
+from ai_operator.jobs.reconcile.wire import (
     NOOP_OUTPUT,
     BranchOutcome,
     Decided,
@@ -55,7 +55,7 @@ from jobs.reconcile.wire import (
     PullRequestRef,
     dump_for_argo,
 )
-from jobs.rules.model import PRReconciliationRule
+from ai_operator.jobs.rules.model import PRReconciliationRule
 
 __all__ = ["NOOP_OUTPUT", "Decided", "PullRequestRef", "dump_for_argo"]
 

@@ -33,10 +33,10 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from jobs.clients.ai.usage import ModelUsage
-from jobs.policy.counts import PassCounts
-from jobs.policy.decision import Decision
-from jobs.rules.encoding import StepInputError
+from ai_operator.jobs.clients.ai.usage import ModelUsage
+from ai_operator.jobs.policy.counts import PassCounts
+from ai_operator.jobs.policy.decision import Decision
+from ai_operator.jobs.rules.encoding import StepInputError
 
 OUTPUTS_DIR = "/tmp/outputs"  # noqa: S108 - inside the pod's own emptyDir
 PRS = "prs"

@@ -39,14 +39,14 @@ from pydantic import (
     model_validator,
 )
 
-from jobs.rules.files import (
+from ai_operator.jobs.rules.files import (
     RuleFileError,
     RuleProblem,
     RuleSource,
     validation_problems,
     yaml_problem,
 )
-from jobs.rules.model import REPOSITORY_PATTERN, Action
+from ai_operator.jobs.rules.model import REPOSITORY_PATTERN, Action
 
 FACTS = (
     "number",

@@ -23,8 +23,8 @@ from typing import Any
 
 import yaml
 
-from jobs.rules import limits
-from jobs.rules.model import (
+from ai_operator.jobs.rules import limits
+from ai_operator.jobs.rules.model import (
     API_GROUP,
     API_VERSION,
     KIND,

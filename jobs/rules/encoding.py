@@ -30,8 +30,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from jobs.rules.limits import LimitsSpec
-from jobs.rules.model import PRReconciliationRule
+from ai_operator.jobs.rules.limits import LimitsSpec
+from ai_operator.jobs.rules.model import PRReconciliationRule
 
 RULE_ENV = "AI_OPERATOR_RULE"
 RULE_FILE_ENV = "AI_OPERATOR_RULE_FILE"

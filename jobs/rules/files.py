@@ -24,7 +24,7 @@ import yaml
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from jobs.rules.model import API_GROUP, API_VERSION, KIND, PRReconciliationRule
+from ai_operator.jobs.rules.model import API_GROUP, API_VERSION, KIND, PRReconciliationRule
 
 RULE_API_VERSION = f"{API_GROUP}/{API_VERSION}"
 STDIN = "-"

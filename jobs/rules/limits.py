@@ -36,7 +36,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from jobs.rules.model import Action, AIProvider, RuleSpec
+from ai_operator.jobs.rules.model import Action, AIProvider, RuleSpec
 
 KIND = "PRReconciliationLimits"
 PLURAL = "prreconciliationlimits"

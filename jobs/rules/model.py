@@ -23,8 +23,8 @@ from pydantic import (
     model_validator,
 )
 
-from jobs.rules.matching import compile_title_pattern, parse_login, search_value_problem
-from jobs.rules.names import namespace_problem
+from ai_operator.jobs.rules.matching import compile_title_pattern, parse_login, search_value_problem
+from ai_operator.jobs.rules.names import namespace_problem
 
 API_GROUP = "aioperator.io"
 API_VERSION = "v1alpha1"
@@ -397,7 +397,7 @@ class RuleSpec(_Spec):
     @classmethod
     def _cron(cls, value: str | None) -> str | None:
         if value is not None:
-            from jobs.rules.schedule import check_cron  # noqa: PLC0415 - keeps import order acyclic
+            from ai_operator.jobs.rules.schedule import check_cron  # noqa: PLC0415 - keeps import order acyclic
 
             check_cron(value)
         return value
@@ -406,7 +406,7 @@ class RuleSpec(_Spec):
     @classmethod
     def _timezone(cls, value: str | None) -> str | None:
         if value is not None:
-            from jobs.rules.schedule import check_timezone  # noqa: PLC0415
+            from ai_operator.jobs.rules.schedule import check_timezone  # noqa: PLC0415
 
             check_timezone(value)
         return value

@@ -34,7 +34,7 @@ from jinja2.sandbox import (
     UNSAFE_GENERATOR_ATTRIBUTES,
 )
 
-from jobs.rules.files import (
+from ai_operator.jobs.rules.files import (
     STDIN,
     STDIN_NAME,
     LoadedRule,
@@ -45,7 +45,7 @@ from jobs.rules.files import (
     parse_rule_document,
     read_documents,
 )
-from jobs.rules.model import (
+from ai_operator.jobs.rules.model import (
     KIND,
     ONE_SCHEDULE,
     Action,
@@ -53,8 +53,8 @@ from jobs.rules.model import (
     PRReconciliationRule,
     RuleSpec,
 )
-from jobs.rules.schedule import resolve
-from jobs.rules.template import (
+from ai_operator.jobs.rules.schedule import resolve
+from ai_operator.jobs.rules.template import (
     ARGOCD_UNKNOWN,
     MAX_RANGE,
     VARIABLE_TYPES,

@@ -22,10 +22,10 @@ from typing import Any
 
 import yaml
 
-from jobs.clients.ai.errors import AIResponseInvalid
-from jobs.clients.ai.usage import ModelUsage
-from jobs.reconcile.ports import Decider
-from jobs.sandbox.llm import LLMRequest
+from ai_operator.jobs.clients.ai.errors import AIResponseInvalid
+from ai_operator.jobs.clients.ai.usage import ModelUsage
+from ai_operator.jobs.reconcile.ports import Decider
+from ai_operator.jobs.sandbox.llm import LLMRequest
 
 KIND = "ModelRecording"
 HEADER = """\

@@ -23,12 +23,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from jobs.clients.ai import make_decision_client
-from jobs.config import AIConfig, ConfigError, Settings, resolve_ai
-from jobs.log import configure_logging
-from jobs.policy.prompt import build_prompt
-from jobs.policy.selection import selection_problems
-from jobs.policy.snapshot import (
+from ai_operator.jobs.clients.ai import make_decision_client
+from ai_operator.jobs.config import AIConfig, ConfigError, Settings, resolve_ai
+from ai_operator.jobs.log import configure_logging
+from ai_operator.jobs.policy.prompt import build_prompt
+from ai_operator.jobs.policy.selection import selection_problems
+from ai_operator.jobs.policy.snapshot import (
     Check,
     CiStatus,
     Mergeable,
@@ -36,23 +36,23 @@ from jobs.policy.snapshot import (
     PullRequestState,
     Review,
 )
-from jobs.reconcile.ask import decide_pull_request
-from jobs.reconcile.ports import Decider
-from jobs.reconcile.results import PullRequestFailure
-from jobs.rules.cases import CaseFile, PullRequestFacts, RuleCase, load_cases
-from jobs.rules.files import RuleFileError
-from jobs.rules.model import Action, PRReconciliationRule
-from jobs.rules.template import TemplateError
-from jobs.rules.validation import load_valid_rules
-from jobs.ruletest.recording import (
+from ai_operator.jobs.reconcile.ask import decide_pull_request
+from ai_operator.jobs.reconcile.ports import Decider
+from ai_operator.jobs.reconcile.results import PullRequestFailure
+from ai_operator.jobs.rules.cases import CaseFile, PullRequestFacts, RuleCase, load_cases
+from ai_operator.jobs.rules.files import RuleFileError
+from ai_operator.jobs.rules.model import Action, PRReconciliationRule
+from ai_operator.jobs.rules.template import TemplateError
+from ai_operator.jobs.rules.validation import load_valid_rules
+from ai_operator.jobs.ruletest.recording import (
     Recorder,
     Recording,
     RecordingError,
     load_recording,
     prompt_key,
 )
-from jobs.sandbox import standin
-from jobs.sandbox.llm import FakeLLM
+from ai_operator.jobs.sandbox import standin
+from ai_operator.jobs.sandbox.llm import FakeLLM
 
 DEFAULT_REPOSITORY = "acme/web"
 DEFAULT_AUTHOR = "octocat"

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from jobs.ruletest.run import CaseResult, RuleTestRun
+from ai_operator.jobs.ruletest.run import CaseResult, RuleTestRun
 
 
 def as_table(run: RuleTestRun, width: int = 120) -> str:

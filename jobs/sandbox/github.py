@@ -27,14 +27,19 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Literal, cast
 
-from jobs.sandbox.github_graphql import (
+from ai_operator.jobs.sandbox.github_graphql import (
     GitHubGraph,
     GraphQLAnswer,
     RateLimitBudget,
     answer,
     operation_facts,
 )
-from jobs.sandbox.github_world import FakeCheck, FakeComment, FakePullRequest, GitHubWorld
+from ai_operator.jobs.sandbox.github_world import (
+    FakeCheck,
+    FakeComment,
+    FakePullRequest,
+    GitHubWorld,
+)
 
 __all__ = [
     "FakeCheck",

@@ -42,8 +42,8 @@ from graphql import (
     validate,
 )
 
-from jobs.sandbox.github_search import SearchRejected, parse_search
-from jobs.sandbox.github_world import (
+from ai_operator.jobs.sandbox.github_search import SearchRejected, parse_search
+from ai_operator.jobs.sandbox.github_world import (
     FakeCheck,
     FakeComment,
     FakeEvent,
@@ -55,7 +55,7 @@ from jobs.sandbox.github_world import (
     stable_digest,
     utc_now,
 )
-from jobs.sandbox.schema import github_schema
+from ai_operator.jobs.sandbox.schema import github_schema
 
 MAX_PAGE = 100
 MAX_SEARCH_RESULTS = 1000

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from jobs.sandbox.github_world import FakePullRequest
+from ai_operator.jobs.sandbox.github_world import FakePullRequest
 
 MAX_QUERY_LENGTH = 256
 MAX_OPERATORS = 5

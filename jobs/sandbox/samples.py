@@ -15,7 +15,7 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-from jobs.sandbox.github_world import FakeCheck, GitHubWorld
+from ai_operator.jobs.sandbox.github_world import FakeCheck, GitHubWorld
 
 REPOSITORIES = ("acme/web", "acme/api")
 LABELS = ("auto-merge", "staging", "production", "dependencies", "do-not-merge", "wip")

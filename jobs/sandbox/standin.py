@@ -25,9 +25,9 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from jobs.config import AIConfig
-from jobs.rules.model import AIProvider
-from jobs.sandbox.llm import LLMRequest, pull_request_facts
+from ai_operator.jobs.config import AIConfig
+from ai_operator.jobs.rules.model import AIProvider
+from ai_operator.jobs.sandbox.llm import LLMRequest, pull_request_facts
 
 NOTICE = "stand-in model, not a real model's answer"
 MODEL_NAME = "stand-in"

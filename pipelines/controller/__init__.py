@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import asyncio
 
-from pipelines.controller.config import ControllerConfig
-from pipelines.controller.kube import Connection, KubeClient
-from pipelines.controller.reconcile import delete_rule_metrics
-from pipelines.controller.runner import Controller
-from pipelines.controller.server import HealthServer
+from ai_operator.pipelines.controller.config import ControllerConfig
+from ai_operator.pipelines.controller.kube import Connection, KubeClient
+from ai_operator.pipelines.controller.reconcile import delete_rule_metrics
+from ai_operator.pipelines.controller.runner import Controller
+from ai_operator.pipelines.controller.server import HealthServer
 
 __all__ = ["Controller", "ControllerConfig", "delete_rule_metrics", "run_controller"]
 

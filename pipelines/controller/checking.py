@@ -25,16 +25,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from jobs.rules.files import RuleSource
-from jobs.rules.limits import KIND as LIMITS_KIND
-from jobs.rules.limits import LimitsSpec, limit_problems
-from jobs.rules.schedule import Schedule, resolve
-from jobs.rules.validation import check_document, one_line
-from pipelines.compile import CompileError, compile_rule
-from pipelines.controller.config import ControllerConfig
-from pipelines.controller.objects import RuleRef
-from pipelines.controller.status import Outcome, Reason, short
-from pipelines.options import CompiledManifest
+from ai_operator.jobs.rules.files import RuleSource
+from ai_operator.jobs.rules.limits import KIND as LIMITS_KIND
+from ai_operator.jobs.rules.limits import LimitsSpec, limit_problems
+from ai_operator.jobs.rules.schedule import Schedule, resolve
+from ai_operator.jobs.rules.validation import check_document, one_line
+from ai_operator.pipelines.compile import CompileError, compile_rule
+from ai_operator.pipelines.controller.config import ControllerConfig
+from ai_operator.pipelines.controller.objects import RuleRef
+from ai_operator.pipelines.controller.status import Outcome, Reason, short
+from ai_operator.pipelines.options import CompiledManifest
 
 MANIFEST_HASH_ANNOTATION = "aioperator.io/manifest-hash"
 _KEPT_METADATA = ("name", "namespace", "labels")

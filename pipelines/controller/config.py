@@ -47,10 +47,10 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from jobs.config import SHOWN_DEFAULT
-from jobs.rules.model import RuleSpec
-from jobs.rules.schedule import DEFAULT_INTERVAL_SECONDS
-from pipelines.options import CompileError, CompileOptions, Target
+from ai_operator.jobs.config import SHOWN_DEFAULT
+from ai_operator.jobs.rules.model import RuleSpec
+from ai_operator.jobs.rules.schedule import DEFAULT_INTERVAL_SECONDS
+from ai_operator.pipelines.options import CompileError, CompileOptions, Target
 
 # Options a configuration may not set, and why.
 _FIXED_OPTIONS = {

@@ -6,7 +6,7 @@ verb and error tree; this module names what the controller uses.
 
 from __future__ import annotations
 
-from jobs.clients.kube import (
+from ai_operator.jobs.clients.kube import (
     APPLY_PATCH,
     CONFIG_MAPS,
     CRON_JOBS,

@@ -25,9 +25,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from jobs.log import get_logger
-from pipelines.controller.config import LeaderElection
-from pipelines.controller.kube import LEASES, KubeClient, KubeError
+from ai_operator.jobs.log import get_logger
+from ai_operator.pipelines.controller.config import LeaderElection
+from ai_operator.pipelines.controller.kube import LEASES, KubeClient, KubeError
 
 Lead = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 """Serves until the event is set (leadership lost, or stop)."""

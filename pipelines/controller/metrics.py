@@ -18,7 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from pipelines.controller.status import STATES, RuleState
+from ai_operator.pipelines.controller.status import STATES, RuleState
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 RULES_TOTAL = "ai_operator_rules_total"

@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from jobs.rules.model import KIND
+from ai_operator.jobs.rules.model import KIND
 
 RULES_API_VERSION = "aioperator.io/v1alpha1"
 

@@ -38,18 +38,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from jobs.clients.outcome_index import INDEX_LABEL
-from jobs.log import get_logger
-from jobs.rules.model import GeneratedObject
-from pipelines.controller.checking import (
+from ai_operator.jobs.clients.outcome_index import INDEX_LABEL
+from ai_operator.jobs.log import get_logger
+from ai_operator.jobs.rules.model import GeneratedObject
+from ai_operator.pipelines.controller.checking import (
     MANIFEST_HASH_ANNOTATION,
     Checker,
     Compiled,
     Governing,
     evaluate_rule,
 )
-from pipelines.controller.config import ControllerConfig
-from pipelines.controller.kube import (
+from ai_operator.pipelines.controller.config import ControllerConfig
+from ai_operator.pipelines.controller.kube import (
     CONFIG_MAPS,
     CRON_JOBS,
     CRON_WORKFLOWS,
@@ -62,8 +62,8 @@ from pipelines.controller.kube import (
     NotFound,
     Resource,
 )
-from pipelines.controller.objects import RuleKey, RuleObject, RuleRef
-from pipelines.controller.status import (
+from ai_operator.pipelines.controller.objects import RuleKey, RuleObject, RuleRef
+from ai_operator.pipelines.controller.status import (
     Event,
     EventReason,
     EventType,
@@ -81,7 +81,13 @@ from pipelines.controller.status import (
     status_patch,
     workflow_runs,
 )
-from pipelines.options import APP_NAME, RULE_LABEL, Target, bounded_name, rule_label_value
+from ai_operator.pipelines.options import (
+    APP_NAME,
+    RULE_LABEL,
+    Target,
+    bounded_name,
+    rule_label_value,
+)
 
 __all__ = ["MANIFEST_HASH_ANNOTATION", "Compiled", "Reconciled", "RuleReconciler"]
 
@@ -366,7 +372,7 @@ async def delete_rule_metrics(pushgateway_url: str, namespace: str, rule: str) -
     """Delete a deleted rule's Pushgateway groups; nothing without a gateway; never raises."""
     if not pushgateway_url:
         return
-    from jobs.clients.metrics import delete_rule_groups  # noqa: PLC0415 - only with a gateway
+    from ai_operator.jobs.clients.metrics import delete_rule_groups  # noqa: PLC0415 - only with a gateway
 
     outcome = await asyncio.to_thread(delete_rule_groups, pushgateway_url, namespace, rule)
     log = get_logger("ai_operator.controller")

@@ -38,11 +38,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from jobs.clients.kube_retry import Backoff
-from jobs.log import get_logger
-from pipelines.controller.checking import Checker, Governing
-from pipelines.controller.config import ControllerConfig
-from pipelines.controller.kube import (
+from ai_operator.jobs.clients.kube_retry import Backoff
+from ai_operator.jobs.log import get_logger
+from ai_operator.pipelines.controller.checking import Checker, Governing
+from ai_operator.pipelines.controller.config import ControllerConfig
+from ai_operator.pipelines.controller.kube import (
     LIMITS,
     RULES,
     Gone,
@@ -53,12 +53,12 @@ from pipelines.controller.kube import (
     WatchEvent,
     WatchEventType,
 )
-from pipelines.controller.leader import LeaderElector
-from pipelines.controller.objects import RuleKey
-from pipelines.controller.reconcile import RuleReconciler
-from pipelines.controller.status import RuleState, State
-from pipelines.controller.sweep import own_memo, sweep
-from pipelines.controller.tenancy import LimitsCache
+from ai_operator.pipelines.controller.leader import LeaderElector
+from ai_operator.pipelines.controller.objects import RuleKey
+from ai_operator.pipelines.controller.reconcile import RuleReconciler
+from ai_operator.pipelines.controller.status import RuleState, State
+from ai_operator.pipelines.controller.sweep import own_memo, sweep
+from ai_operator.pipelines.controller.tenancy import LimitsCache
 
 FIRST_RETRY_SECONDS = 5.0
 WATCH_HEALTHY_SECONDS = 1.0

@@ -13,8 +13,8 @@ from typing import Protocol
 
 from aiohttp import web
 
-from pipelines.controller.metrics import CONTENT_TYPE, exposition
-from pipelines.controller.status import RuleState
+from ai_operator.pipelines.controller.metrics import CONTENT_TYPE, exposition
+from ai_operator.pipelines.controller.status import RuleState
 
 HEALTHZ_PATH = "/healthz"
 READY_PATH = "/ready"

@@ -34,11 +34,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from jobs.policy.counts import PassCounts
-from jobs.reconcile.report import append_history, history_entry
-from jobs.reconcile.wire import SUMMARY
-from jobs.rules.model import Condition, GeneratedObject, LastRun, RuleStatus, RunRecord
-from pipelines.controller.objects import RuleObject
+from ai_operator.jobs.policy.counts import PassCounts
+from ai_operator.jobs.reconcile.report import append_history, history_entry
+from ai_operator.jobs.reconcile.wire import SUMMARY
+from ai_operator.jobs.rules.model import Condition, GeneratedObject, LastRun, RuleStatus, RunRecord
+from ai_operator.pipelines.controller.objects import RuleObject
 
 MAX_MESSAGE = 1024  # events are cut at 1 KiB by the API server; conditions are kept as short
 MAX_NAME = 253

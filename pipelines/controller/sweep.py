@@ -24,19 +24,19 @@ import asyncio
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from jobs.log import get_logger
-from jobs.rules.model import KIND
-from pipelines.controller.config import ControllerConfig
-from pipelines.controller.kube import CONFIG_MAPS, KubeClient, KubeError, NotFound
-from pipelines.controller.objects import RuleKey, RuleRef, controller_of
-from pipelines.controller.reconcile import (
+from ai_operator.jobs.log import get_logger
+from ai_operator.jobs.rules.model import KIND
+from ai_operator.pipelines.controller.config import ControllerConfig
+from ai_operator.pipelines.controller.kube import CONFIG_MAPS, KubeClient, KubeError, NotFound
+from ai_operator.pipelines.controller.objects import RuleKey, RuleRef, controller_of
+from ai_operator.pipelines.controller.reconcile import (
     GENERATED_KINDS,
     MEMO_CACHE_LABEL,
     MEMO_PREFIX,
     delete_rule_metrics,
     memo_prefix,
 )
-from pipelines.options import APP_NAME
+from ai_operator.pipelines.options import APP_NAME
 
 MANAGED = f"app.kubernetes.io/managed-by={APP_NAME}"
 
@@ -125,7 +125,7 @@ async def _memo(client: KubeClient, scope: str | None, present: set[RuleKey], lo
 
 
 async def _groups(gateway_url: str, scope: str | None, present: set[RuleKey], log: Any) -> None:
-    from jobs.clients.metrics import JOB, GatewayError, list_groups  # noqa: PLC0415
+    from ai_operator.jobs.clients.metrics import JOB, GatewayError, list_groups  # noqa: PLC0415
 
     try:
         groups = await asyncio.to_thread(list_groups, gateway_url)

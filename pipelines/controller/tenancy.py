@@ -16,8 +16,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from jobs.rules.limits import DEFAULT_NAME, KIND, LimitsSpec, limits_for
-from pipelines.controller.checking import Governing
+from ai_operator.jobs.rules.limits import DEFAULT_NAME, KIND, LimitsSpec, limits_for
+from ai_operator.pipelines.controller.checking import Governing
 
 
 @dataclass(frozen=True)

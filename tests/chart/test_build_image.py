@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipelines.options import CompileOptions
+from ai_operator.pipelines.options import CompileOptions
 from tests.chart.helm import CHART, ROOT
 
 SCRIPT = ROOT / "scripts" / "build-image"

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
-from pipelines.controller.server import HEALTHZ_PATH, READY_PATH
-from pipelines.options import TOKEN_SECRET_KEYS, CompileOptions
+from ai_operator.pipelines.controller.server import HEALTHZ_PATH, READY_PATH
+from ai_operator.pipelines.options import TOKEN_SECRET_KEYS, CompileOptions
 from tests.chart.helm import CONFIG_PATH, NAMESPACE, ROOT, VALUE_FILES, Helm, Rendered
 
 VALUE_SETS = [pytest.param(None, id="defaults")] + [
@@ -126,7 +126,7 @@ def test_probes_and_ports_are_what_the_controller_serves(
     helm: Helm, value_file: Path | None
 ) -> None:
     """Probes, ports and the metrics Service match the controller's endpoints
-    (pipelines.controller.server) and its configured ports, for every value set."""
+    (ai_operator.pipelines.controller.server) and its configured ports, for every value set."""
     check_probes_and_ports(rendered_with(helm, value_file))
 
 
@@ -168,7 +168,7 @@ def test_pipeline_names_are_objects_the_chart_creates(helm: Helm, value_file: Pa
 
 
 def test_created_secret_holds_the_pipeline_keys(helm: Helm) -> None:
-    """The chart's Secret has exactly the keys compiled pods read (pipelines.options)."""
+    """The chart's Secret has exactly the keys compiled pods read (ai_operator.pipelines.options)."""
     rendered = helm.template(values=["secret.create=true", "github.token=ghp-x", "ai.token=sk-x"])
     config = rendered.controller_config()["compile"]
     secret = rendered.one("Secret", config["secretName"], NAMESPACE)

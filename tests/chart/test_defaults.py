@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 import yaml
 
-from jobs.config import Settings
-from jobs.rules.model import RuleSpec
-from jobs.rules.schedule import DEFAULT_INTERVAL_SECONDS
-from pipelines.controller.config import ControllerConfig, LeaderElection
-from pipelines.options import CompileOptions, resources
+from ai_operator.jobs.config import Settings
+from ai_operator.jobs.rules.model import RuleSpec
+from ai_operator.jobs.rules.schedule import DEFAULT_INTERVAL_SECONDS
+from ai_operator.pipelines.controller.config import ControllerConfig, LeaderElection
+from ai_operator.pipelines.options import CompileOptions, resources
 from tests.chart.helm import CHART, VALUES, Helm
 
 DEFAULTS: dict[str, Any] = yaml.safe_load((CHART / "values.yaml").read_text(encoding="utf-8"))

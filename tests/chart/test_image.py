@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipelines.options import CompileOptions
+from ai_operator.pipelines.options import CompileOptions
 from tests.chart.helm import CHART, ROOT
 
 DOCKERFILE = ROOT / "Dockerfile"
@@ -122,7 +122,8 @@ def test_dockerignore_admits_what_the_build_copies_and_nothing_else() -> None:
 
 
 def test_wheel_from_the_build_context_holds_the_whole_program(tmp_path: Path) -> None:
-    """`pip wheel --no-deps` over the context's files gives every module and the command."""
+    """`pip wheel --no-deps` over the context's files gives every module and the command, all
+    inside the one import package ``ai_operator``."""
     context = tmp_path / "context"
     context.mkdir()
     for source in build_context_files():
@@ -147,11 +148,14 @@ def test_wheel_from_the_build_context_holds_the_whole_program(tmp_path: Path) ->
         (entry_points,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
         scripts = archive.read(entry_points).decode()
     modules = {
-        str(path.relative_to(ROOT))
+        f"ai_operator/{path.relative_to(ROOT)}"
         for package in ("jobs", "pipelines")
         for path in (ROOT / package).rglob("*.py")
     }
     assert modules <= names
-    assert {"jobs/py.typed", "pipelines/py.typed"} <= names
-    assert not any(name.startswith("tests/") for name in names)
-    assert "ai-operator = pipelines.cli:main" in scripts
+    assert {"ai_operator/jobs/py.typed", "ai_operator/pipelines/py.typed"} <= names
+    # One import package in site-packages, never generic names such as jobs or pipelines.
+    assert {
+        name.split("/")[0] for name in names if not name.split("/")[0].endswith(".dist-info")
+    } == {"ai_operator"}
+    assert "ai-operator = ai_operator.pipelines.cli:main" in scripts

@@ -9,9 +9,9 @@ import jsonschema
 import pytest
 import yaml
 
-from jobs.rules.limits import LimitsSpec
-from pipelines.controller.config import parse_config
-from pipelines.controller.tenancy import LimitsCache
+from ai_operator.jobs.rules.limits import LimitsSpec
+from ai_operator.pipelines.controller.config import parse_config
+from ai_operator.pipelines.controller.tenancy import LimitsCache
 from tests.argo_schema import strict
 from tests.chart.helm import CHART, VALUE_FILES, Helm
 

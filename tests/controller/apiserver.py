@@ -40,7 +40,7 @@ import aiohttp.web
 import attrs
 import kmock
 
-from pipelines.controller.kube import Resource
+from ai_operator.pipelines.controller.kube import Resource
 
 APPLY = "application/apply-patch+yaml"
 MERGE = "application/merge-patch+json"

@@ -12,9 +12,9 @@ import kmock
 import pytest
 import pytest_asyncio
 
-from pipelines.controller.config import ControllerConfig
-from pipelines.controller.kube import RULES, Connection, KubeClient, RetryPolicy
-from pipelines.controller.runner import Controller
+from ai_operator.pipelines.controller.config import ControllerConfig
+from ai_operator.pipelines.controller.kube import RULES, Connection, KubeClient, RetryPolicy
+from ai_operator.pipelines.controller.runner import Controller
 from tests.controller.apiserver import ApiServer
 from tests.controller.rbac_expectations import CONTROLLER_REQUESTS
 from tests.factories import make_rule

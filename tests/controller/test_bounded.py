@@ -18,13 +18,13 @@ from typing import Any
 import aiohttp
 import pytest
 
-import pipelines.controller.checking as checking
-from pipelines.controller.checking import Checker, Governing, evaluate_rule
-from pipelines.controller.config import ControllerConfig
-from pipelines.controller.kube import CRON_WORKFLOWS, RULES
-from pipelines.controller.objects import RuleKey
-from pipelines.controller.server import HealthServer
-from pipelines.controller.status import Outcome
+import ai_operator.pipelines.controller.checking as checking
+from ai_operator.pipelines.controller.checking import Checker, Governing, evaluate_rule
+from ai_operator.pipelines.controller.config import ControllerConfig
+from ai_operator.pipelines.controller.kube import CRON_WORKFLOWS, RULES
+from ai_operator.pipelines.controller.objects import RuleKey
+from ai_operator.pipelines.controller.server import HealthServer
+from ai_operator.pipelines.controller.status import Outcome
 from tests.controller.apiserver import ApiServer
 from tests.controller.conftest import (
     NAMESPACE,

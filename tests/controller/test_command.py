@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 import yaml
 
-from pipelines.controller.kube import CRON_WORKFLOWS, RULES
+from ai_operator.pipelines.controller.kube import CRON_WORKFLOWS, RULES
 from tests.controller.apiserver import ApiServer
 from tests.controller.conftest import NAMESPACE, add_rule, eventually
 

@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 import yaml
 
-from pipelines.controller.config import (
+from ai_operator.pipelines.controller.config import (
     ControllerConfigError,
     camel_name,
     load_config,
     parse_config,
 )
-from pipelines.options import CompileOptions, SecretKeyRef
+from ai_operator.pipelines.options import CompileOptions, SecretKeyRef
 from tests.chart.helm import VALUE_FILES, Helm, find_helm
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -6,13 +6,19 @@ from typing import Any
 
 import pytest
 
-from jobs.rules.encoding import parse_rule_text, rule_digest
-from pipelines.compile import compile_rule
-from pipelines.controller.config import RuleDefaults
-from pipelines.controller.kube import CONFIG_MAPS, CRON_JOBS, CRON_WORKFLOWS, EVENTS, RULES
-from pipelines.controller.reconcile import FIELD_MANAGER, MANIFEST_HASH_ANNOTATION
-from pipelines.controller.status import RuleState, State
-from pipelines.options import CompileOptions
+from ai_operator.jobs.rules.encoding import parse_rule_text, rule_digest
+from ai_operator.pipelines.compile import compile_rule
+from ai_operator.pipelines.controller.config import RuleDefaults
+from ai_operator.pipelines.controller.kube import (
+    CONFIG_MAPS,
+    CRON_JOBS,
+    CRON_WORKFLOWS,
+    EVENTS,
+    RULES,
+)
+from ai_operator.pipelines.controller.reconcile import FIELD_MANAGER, MANIFEST_HASH_ANNOTATION
+from ai_operator.pipelines.controller.status import RuleState, State
+from ai_operator.pipelines.options import CompileOptions
 from tests.controller.apiserver import APPLY, MERGE, ApiServer
 from tests.controller.conftest import (
     NAMESPACE,

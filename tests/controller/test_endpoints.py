@@ -10,10 +10,10 @@ import kmock
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from pipelines.controller.kube import RULES, Connection, KubeClient
-from pipelines.controller.runner import Controller
-from pipelines.controller.server import HealthServer
-from pipelines.controller.status import RuleState, State
+from ai_operator.pipelines.controller.kube import RULES, Connection, KubeClient
+from ai_operator.pipelines.controller.runner import Controller
+from ai_operator.pipelines.controller.server import HealthServer
+from ai_operator.pipelines.controller.status import RuleState, State
 from tests.controller.apiserver import ApiServer
 from tests.controller.conftest import (
     NAMESPACE,

@@ -13,10 +13,10 @@ from contextlib import AsyncExitStack, asynccontextmanager
 import aiohttp
 import pytest
 
-from pipelines.controller.config import LeaderElection
-from pipelines.controller.kube import CRON_WORKFLOWS, LEASES, RULES
-from pipelines.controller.runner import Controller
-from pipelines.controller.server import HealthServer
+from ai_operator.pipelines.controller.config import LeaderElection
+from ai_operator.pipelines.controller.kube import CRON_WORKFLOWS, LEASES, RULES
+from ai_operator.pipelines.controller.runner import Controller
+from ai_operator.pipelines.controller.server import HealthServer
 from tests.controller.apiserver import ApiServer
 from tests.controller.conftest import NAMESPACE, add_rule, config, eventually, running, settled
 

@@ -14,9 +14,9 @@ from typing import Any
 import kmock
 import pytest
 
-from pipelines.controller.kube import CONFIG_MAPS, CRON_WORKFLOWS, EVENTS, RULES
-from pipelines.controller.objects import RuleKey
-from pipelines.controller.reconcile import MANIFEST_HASH_ANNOTATION, memo_prefix
+from ai_operator.pipelines.controller.kube import CONFIG_MAPS, CRON_WORKFLOWS, EVENTS, RULES
+from ai_operator.pipelines.controller.objects import RuleKey
+from ai_operator.pipelines.controller.reconcile import MANIFEST_HASH_ANNOTATION, memo_prefix
 from tests.controller.apiserver import ApiServer
 from tests.controller.conftest import (
     NAMESPACE,

@@ -9,9 +9,15 @@ from __future__ import annotations
 
 import pytest
 
-from pipelines.controller.config import LeaderElection
-from pipelines.controller.kube import CONFIG_MAPS, CRON_JOBS, CRON_WORKFLOWS, RULES, WORKFLOWS
-from pipelines.controller.reconcile import memo_prefix
+from ai_operator.pipelines.controller.config import LeaderElection
+from ai_operator.pipelines.controller.kube import (
+    CONFIG_MAPS,
+    CRON_JOBS,
+    CRON_WORKFLOWS,
+    RULES,
+    WORKFLOWS,
+)
+from ai_operator.pipelines.controller.reconcile import memo_prefix
 from tests.controller.apiserver import ApiServer, calls_of
 from tests.controller.conftest import NAMESPACE, add_rule, config, eventually, running, settled
 from tests.controller.rbac_expectations import CONTROLLER_REQUESTS

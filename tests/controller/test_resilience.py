@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from pipelines.controller.kube import CRON_WORKFLOWS, EVENTS, RULES, WORKFLOWS
-from pipelines.controller.objects import RuleKey
+from ai_operator.pipelines.controller.kube import CRON_WORKFLOWS, EVENTS, RULES, WORKFLOWS
+from ai_operator.pipelines.controller.objects import RuleKey
 from tests.controller.apiserver import ApiServer, Call
 from tests.controller.conftest import NAMESPACE, add_rule, config, eventually, running, settled
 

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from jobs.clients.kube_retry import Backoff
-from pipelines.controller.kube import (
+from ai_operator.jobs.clients.kube_retry import Backoff
+from ai_operator.pipelines.controller.kube import (
     EVENTS,
     LEASES,
     RULES,
@@ -25,7 +25,7 @@ from pipelines.controller.kube import (
     KubeError,
     Unavailable,
 )
-from pipelines.controller.objects import RuleKey
+from ai_operator.pipelines.controller.objects import RuleKey
 from tests.controller.apiserver import ApiServer
 from tests.controller.conftest import FAST_RETRY, NAMESPACE, add_rule, eventually, running, settled
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from pipelines.controller.kube import EVENTS, JOBS, RULES, WORKFLOWS
+from ai_operator.pipelines.controller.kube import EVENTS, JOBS, RULES, WORKFLOWS
 from tests.controller.apiserver import ApiServer
 from tests.controller.conftest import NAMESPACE, add_rule, config, running, settled
 

@@ -14,8 +14,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from jobs.rules.model import GeneratedObject, LastRun, RuleStatus
-from pipelines.controller.status import (
+from ai_operator.jobs.rules.model import GeneratedObject, LastRun, RuleStatus
+from ai_operator.pipelines.controller.status import (
     STATES,
     ConditionType,
     Event,

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from pipelines.controller.config import Installation
-from pipelines.controller.kube import CRON_WORKFLOWS, LIMITS, RULES
+from ai_operator.pipelines.controller.config import Installation
+from ai_operator.pipelines.controller.kube import CRON_WORKFLOWS, LIMITS, RULES
 from tests.controller.apiserver import ApiServer
 from tests.controller.conftest import (
     NAMESPACE,
@@ -47,7 +47,7 @@ def ready(api: ApiServer, name: str = RULE) -> bool:
 
 
 def warnings(api: ApiServer) -> list[str]:
-    from pipelines.controller.kube import EVENTS
+    from ai_operator.pipelines.controller.kube import EVENTS
 
     return [e["message"] for e in api.stored_all(EVENTS, NAMESPACE) if e["type"] == "Warning"]
 

@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
-from jobs.config import Settings
-from jobs.demo.run import DemoOptions, DemoResult, run_demo
-from jobs.demo.view import as_json, as_text
-from jobs.sandbox.standin import NOTICE
+from ai_operator.jobs.config import Settings
+from ai_operator.jobs.demo.run import DemoOptions, DemoResult, run_demo
+from ai_operator.jobs.demo.view import as_json, as_text
+from ai_operator.jobs.sandbox.standin import NOTICE
 from tests.conftest import AI_TOKEN, ROOT, CliResult, run_cli
 from tests.sandbox import FakeLLM
 from tests.services import pushgateway

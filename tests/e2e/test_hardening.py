@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from jobs.policy.markers import make_marker, render_marker
+from ai_operator.jobs.policy.markers import make_marker, render_marker
 from tests.conftest import CliResult, cli_env, run_cli
 from tests.sandbox import FakeComment, FakeGitHub, FakeLLM, GitHubWorld, Malformed
 

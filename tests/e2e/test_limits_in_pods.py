@@ -15,13 +15,13 @@ from typing import Any
 
 import pytest
 
-from jobs.config import ConfigError, Settings, resolve_ai
-from jobs.policy.decision import Decision
-from jobs.reconcile.wire import Decided, dump_for_argo
-from jobs.rules.encoding import LIMITS_ENV, RULE_ENV, encode_limits, encode_rule
-from jobs.rules.limits import AILimits, LimitsSpec
-from jobs.rules.model import Action, PRReconciliationRule
-from pipelines.compile import CompileOptions, compile_rule
+from ai_operator.jobs.config import ConfigError, Settings, resolve_ai
+from ai_operator.jobs.policy.decision import Decision
+from ai_operator.jobs.reconcile.wire import Decided, dump_for_argo
+from ai_operator.jobs.rules.encoding import LIMITS_ENV, RULE_ENV, encode_limits, encode_rule
+from ai_operator.jobs.rules.limits import AILimits, LimitsSpec
+from ai_operator.jobs.rules.model import Action, PRReconciliationRule
+from ai_operator.pipelines.compile import CompileOptions, compile_rule
 from tests.argo_interpreter import run_cron_workflow
 from tests.conftest import AI_TOKEN, GITHUB_TOKEN, cli_env, run_cli
 from tests.factories import make_rule

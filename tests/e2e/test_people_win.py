@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from jobs.clients.decision_cache import cache_directory
-from jobs.clients.rule_lock import RuleLock, lock_directory
+from ai_operator.jobs.clients.decision_cache import cache_directory
+from ai_operator.jobs.clients.rule_lock import RuleLock, lock_directory
 from tests.argo_interpreter import MemoCache
 from tests.conftest import cli_env, run_cli
 from tests.e2e.test_pipeline_act import run_staging, staging

@@ -20,9 +20,9 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from jobs.rules.files import load_rules
-from jobs.rules.model import PRReconciliationRule
-from pipelines.compile import CompiledManifest, CompileOptions, compile_rule
+from ai_operator.jobs.rules.files import load_rules
+from ai_operator.jobs.rules.model import PRReconciliationRule
+from ai_operator.pipelines.compile import CompiledManifest, CompileOptions, compile_rule
 from tests.argo_interpreter import MemoCache, WorkflowRun, run_cron_workflow
 from tests.conftest import AI_TOKEN, GITHUB_TOKEN, ROOT, CliResult, cli_env, run_cli
 from tests.sandbox import (

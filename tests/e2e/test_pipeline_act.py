@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from jobs.rules.files import load_rules
-from pipelines.compile import CompileOptions, compile_rule
+from ai_operator.jobs.rules.files import load_rules
+from ai_operator.pipelines.compile import CompileOptions, compile_rule
 from tests.argo_interpreter import NodeRun, SubprocessPods, WorkflowRun, run_cron_workflow
 from tests.conftest import AI_TOKEN, GITHUB_TOKEN, ROOT, cli_env
 from tests.sandbox import FakeCheck, FakeGitHub, FakeLLM, GitHubWorld

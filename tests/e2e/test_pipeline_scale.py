@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from jobs.rules.model import PRReconciliationRule
-from pipelines.compile import CompileOptions, compile_rule
+from ai_operator.jobs.rules.model import PRReconciliationRule
+from ai_operator.pipelines.compile import CompileOptions, compile_rule
 from tests.argo_interpreter import (
     CONFIG_MAP_DATA_LIMIT,
     MAX_ARG_STRLEN,

@@ -88,8 +88,8 @@ def test_a_pr_whose_facts_flapped_before_act_is_decided_again() -> None:
 
 def run_staging_memo(github, llm, memo: MemoCache, pods=None):
     """The staging example's workflow, with the namespace's ConfigMaps kept between runs."""
-    from jobs.rules.files import load_rules
-    from pipelines.compile import CompileOptions, compile_rule
+    from ai_operator.jobs.rules.files import load_rules
+    from ai_operator.pipelines.compile import CompileOptions, compile_rule
     from tests.conftest import ROOT
 
     rule = load_rules([ROOT / "examples" / "staging-automerge.yaml"])[0].rule

@@ -7,11 +7,11 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from jobs.clients.github import GitHubClient
-from jobs.policy.decision import Decision, decide
-from jobs.policy.verdict import Verdict
-from jobs.reconcile.act import act
-from jobs.rules.model import Action
+from ai_operator.jobs.clients.github import GitHubClient
+from ai_operator.jobs.policy.decision import Decision, decide
+from ai_operator.jobs.policy.verdict import Verdict
+from ai_operator.jobs.reconcile.act import act
+from ai_operator.jobs.rules.model import Action
 from tests.conftest import GITHUB_TOKEN
 from tests.factories import make_rule
 from tests.sandbox import FakeCheck, FakeGitHub, GitHubWorld

@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
-from jobs.policy.admission import Scope, admission_problems
-from jobs.policy.decision import Decision
-from jobs.rules.limits import LimitsSpec
-from jobs.rules.model import Action
+from ai_operator.jobs.policy.admission import Scope, admission_problems
+from ai_operator.jobs.policy.decision import Decision
+from ai_operator.jobs.rules.limits import LimitsSpec
+from ai_operator.jobs.rules.model import Action
 from tests.factories import make_rule
 
 RULE = make_rule(

@@ -9,20 +9,20 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from jobs.clients.ai import DecisionClient, make_decision_client
-from jobs.clients.ai.anthropic_client import AnthropicDecisionClient
-from jobs.clients.ai.errors import (
+from ai_operator.jobs.clients.ai import DecisionClient, make_decision_client
+from ai_operator.jobs.clients.ai.anthropic_client import AnthropicDecisionClient
+from ai_operator.jobs.clients.ai.errors import (
     AIAuthError,
     AIError,
     AIRequestRejected,
     AIResponseInvalid,
     AIUnavailable,
 )
-from jobs.clients.ai.openai_client import OpenAIDecisionClient, answer_cap_field
-from jobs.clients.ai.usage import ModelUsage
-from jobs.config import AIConfig, Settings, resolve_ai
-from jobs.policy.verdict import verdict_schema
-from jobs.rules.model import Action, AIProvider, AISettings
+from ai_operator.jobs.clients.ai.openai_client import OpenAIDecisionClient, answer_cap_field
+from ai_operator.jobs.clients.ai.usage import ModelUsage
+from ai_operator.jobs.config import AIConfig, Settings, resolve_ai
+from ai_operator.jobs.policy.verdict import verdict_schema
+from ai_operator.jobs.rules.model import Action, AIProvider, AISettings
 from tests.sandbox import OUTPUT_TOKENS, CutOff, FakeLLM, Refusal, cached_tokens
 
 TOKEN = "sk-test-ai"

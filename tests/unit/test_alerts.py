@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from jobs.clients.metrics import METRICS
+from ai_operator.jobs.clients.metrics import METRICS
 from tests.services import PROMTOOL_BINARY, find_binary
 
 ROOT = Path(__file__).resolve().parents[2]

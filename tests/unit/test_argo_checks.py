@@ -1,4 +1,4 @@
-"""Specification of pipelines.argo_checks: Argo's own rules that the CRD schema cannot express."""
+"""Specification of ai_operator.pipelines.argo_checks: Argo's own rules that the CRD schema cannot express."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from pipelines.argo_checks import check_cron_workflow, check_workflow_spec
-from pipelines.compile import compile_rule
-from pipelines.options import CompileOptions
+from ai_operator.pipelines.argo_checks import check_cron_workflow, check_workflow_spec
+from ai_operator.pipelines.compile import compile_rule
+from ai_operator.pipelines.options import CompileOptions
 from tests.factories import make_rule
 
 Document = dict[str, Any]

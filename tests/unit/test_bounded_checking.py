@@ -18,14 +18,14 @@ from typing import Any
 import pytest
 import yaml
 
-from jobs.rules.files import LoadedRule, RuleSource, parse_rule_document
-from jobs.rules.template import (
+from ai_operator.jobs.rules.files import LoadedRule, RuleSource, parse_rule_document
+from ai_operator.jobs.rules.template import (
     MAX_NESTING,
     TemplateError,
     render_template,
     size_problem,
 )
-from jobs.rules.validation import check_rule, validate_files
+from ai_operator.jobs.rules.validation import check_rule, validate_files
 from tests.factories import RULE_DOCUMENT
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -94,7 +94,7 @@ def test_each_case_is_one_error_on_its_field_in_under_a_second(
 
 def test_any_exception_while_checking_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
     """A check that raises (a bug, a library's surprise) makes the rule invalid, no traceback."""
-    import jobs.rules.validation as validation
+    import ai_operator.jobs.rules.validation as validation
 
     def broken(*_: object) -> list[object]:
         raise OSError(36, "File name too long")

@@ -8,12 +8,12 @@ from typing import Any
 import pytest
 import typer
 
-from jobs.cli import readable_help, run_app
-from jobs.rules.model import PRReconciliationRule
-from pipelines.cli import app
-from pipelines.compile import compile_rule
-from pipelines.names import label_problems, manifest_name_problems, namespace_problem
-from pipelines.options import CompileError, CompileOptions
+from ai_operator.jobs.cli import readable_help, run_app
+from ai_operator.jobs.rules.model import PRReconciliationRule
+from ai_operator.pipelines.cli import app
+from ai_operator.pipelines.compile import compile_rule
+from ai_operator.pipelines.names import label_problems, manifest_name_problems, namespace_problem
+from ai_operator.pipelines.options import CompileError, CompileOptions
 from tests.conftest import run_cli
 from tests.factories import make_rule
 

@@ -1,4 +1,4 @@
-"""Specification of a rule compiled into an Argo CronWorkflow (pipelines.argo via compile_rule)."""
+"""Specification of a rule compiled into an Argo CronWorkflow (ai_operator.pipelines.argo via compile_rule)."""
 
 from __future__ import annotations
 
@@ -10,19 +10,24 @@ from typing import Any
 import pytest
 import yaml
 
-from jobs.rules.encoding import RULE_DIGEST_ENV, RULE_ENV, RULE_FILE_ENV, read_rule_file
-from jobs.rules.files import load_rules
-from jobs.rules.model import PRReconciliationRule
-from pipelines.argo import (
+from ai_operator.jobs.rules.encoding import RULE_DIGEST_ENV, RULE_ENV, RULE_FILE_ENV, read_rule_file
+from ai_operator.jobs.rules.files import load_rules
+from ai_operator.jobs.rules.model import PRReconciliationRule
+from ai_operator.pipelines.argo import (
     DECIDE_COMMAND,
     TALLY_COMMAND,
     act_command,
     fetch_command,
     report_command,
 )
-from pipelines.argo_checks import check_cron_workflow
-from pipelines.compile import compile_rule, compile_rules, to_yaml
-from pipelines.options import RULE_DIGEST_ANNOTATION, CompileError, CompileOptions, bounded_name
+from ai_operator.pipelines.argo_checks import check_cron_workflow
+from ai_operator.pipelines.compile import compile_rule, compile_rules, to_yaml
+from ai_operator.pipelines.options import (
+    RULE_DIGEST_ANNOTATION,
+    CompileError,
+    CompileOptions,
+    bounded_name,
+)
 from tests.argo_schema import ROOT, schema_errors
 from tests.factories import make_rule
 

@@ -1,4 +1,4 @@
-"""Specification of a rule compiled into a Kubernetes batch/v1 CronJob (pipelines.cronjob)."""
+"""Specification of a rule compiled into a Kubernetes batch/v1 CronJob (ai_operator.pipelines.cronjob)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
-from jobs.rules.encoding import RULE_ENV, RULE_FILE_ENV, read_rule_file
-from jobs.rules.files import load_rules
-from jobs.rules.model import PRReconciliationRule
-from pipelines.compile import compile_rule, to_yaml
-from pipelines.options import CompileOptions
+from ai_operator.jobs.rules.encoding import RULE_ENV, RULE_FILE_ENV, read_rule_file
+from ai_operator.jobs.rules.files import load_rules
+from ai_operator.jobs.rules.model import PRReconciliationRule
+from ai_operator.pipelines.compile import compile_rule, to_yaml
+from ai_operator.pipelines.options import CompileOptions
 from tests.argo_schema import ROOT
 from tests.factories import make_rule
 

@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from jobs.rules.encoding import LIMITS_ENV, decode_limits
-from jobs.rules.limits import BUILT_IN, AILimits, LimitsSpec
-from jobs.rules.model import Action
-from pipelines.compile import compile_rule
-from pipelines.options import CompileOptions
+from ai_operator.jobs.rules.encoding import LIMITS_ENV, decode_limits
+from ai_operator.jobs.rules.limits import BUILT_IN, AILimits, LimitsSpec
+from ai_operator.jobs.rules.model import Action
+from ai_operator.pipelines.compile import compile_rule
+from ai_operator.pipelines.options import CompileOptions
 from tests.factories import make_rule
 
 TEAM_A = LimitsSpec(

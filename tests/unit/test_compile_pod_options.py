@@ -7,9 +7,9 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
-from pipelines.argo_checks import check_cron_workflow
-from pipelines.compile import compile_rule
-from pipelines.options import CompileError, CompileOptions, SecretKeyRef
+from ai_operator.pipelines.argo_checks import check_cron_workflow
+from ai_operator.pipelines.compile import compile_rule
+from ai_operator.pipelines.options import CompileError, CompileOptions, SecretKeyRef
 from tests.argo_schema import schema_errors
 from tests.factories import make_rule
 

@@ -13,7 +13,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from jobs.rules.crd import (
+from ai_operator.jobs.rules.crd import (
     CRD_PATH,
     CRDS,
     HEADER,
@@ -21,8 +21,8 @@ from jobs.rules.crd import (
     limits_crd_document,
     render_crd_yaml,
 )
-from jobs.rules.files import load_rules
-from jobs.rules.model import RuleStatus
+from ai_operator.jobs.rules.files import load_rules
+from ai_operator.jobs.rules.model import RuleStatus
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED = ROOT.parent / "shared" / "seed"

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from jobs.clients.metrics import METRICS
+from ai_operator.jobs.clients.metrics import METRICS
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "charts" / "ai-operator" / "dashboards" / "ai-operator.json"

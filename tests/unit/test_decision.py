@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from jobs.policy.decision import decide
-from jobs.policy.markers import find_markers, make_marker
-from jobs.policy.plan import AddLabels, Close, Comment, Merge, already_done, plan
-from jobs.policy.snapshot import CiStatus, PullRequestState
-from jobs.policy.verdict import InvalidVerdict, Verdict, parse_verdict
-from jobs.rules.model import Action
+from ai_operator.jobs.policy.decision import decide
+from ai_operator.jobs.policy.markers import find_markers, make_marker
+from ai_operator.jobs.policy.plan import AddLabels, Close, Comment, Merge, already_done, plan
+from ai_operator.jobs.policy.snapshot import CiStatus, PullRequestState
+from ai_operator.jobs.policy.verdict import InvalidVerdict, Verdict, parse_verdict
+from ai_operator.jobs.rules.model import Action
 from tests.factories import HEAD, make_pr, make_rule
 
 RULE = make_rule()

@@ -10,11 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from jobs.clients.decision_cache import DecisionCacheError, DecisionFile, cache_directory
-from jobs.policy.decision import decide
-from jobs.policy.reuse import Remembered
-from jobs.policy.verdict import Verdict
-from jobs.rules.model import Action
+from ai_operator.jobs.clients.decision_cache import (
+    DecisionCacheError,
+    DecisionFile,
+    cache_directory,
+)
+from ai_operator.jobs.policy.decision import decide
+from ai_operator.jobs.policy.reuse import Remembered
+from ai_operator.jobs.policy.verdict import Verdict
+from ai_operator.jobs.rules.model import Action
 from tests.factories import make_pr, make_rule
 
 RULE = "ai-operator-system/staging-automerge"

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from jobs.clients.ai import make_decision_client
-from jobs.config import AIConfig
-from jobs.policy.verdict import Verdict, parse_verdict, verdict_schema
-from jobs.rules.model import Action, AIProvider
+from ai_operator.jobs.clients.ai import make_decision_client
+from ai_operator.jobs.config import AIConfig
+from ai_operator.jobs.policy.verdict import Verdict, parse_verdict, verdict_schema
+from ai_operator.jobs.rules.model import Action, AIProvider
 from tests.sandbox import FakeLLM, LLMRequest, default_brain
 
 ALL = [a.value for a in Action]

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from jobs.clients.github import (
+from ai_operator.jobs.clients.github import (
     GitHubAuthError,
     GitHubClient,
     GitHubQueryError,
@@ -18,10 +18,10 @@ from jobs.clients.github import (
     MergeRejected,
     RateLimited,
 )
-from jobs.clients.github.queries import PAGE_SIZE
-from jobs.policy.markers import make_marker, render_marker
-from jobs.policy.snapshot import CiStatus, Mergeable, Review
-from jobs.rules.model import LabelSelector, MergeMethod, Selector
+from ai_operator.jobs.clients.github.queries import PAGE_SIZE
+from ai_operator.jobs.policy.markers import make_marker, render_marker
+from ai_operator.jobs.policy.snapshot import CiStatus, Mergeable, Review
+from ai_operator.jobs.rules.model import LabelSelector, MergeMethod, Selector
 from tests.conftest import GITHUB_TOKEN
 from tests.sandbox import FakeCheck, FakeComment, FakeGitHub, GitHubWorld
 

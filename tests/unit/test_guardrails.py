@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from jobs.policy.guardrails import guard
-from jobs.policy.selection import covers
-from jobs.policy.snapshot import Check, CiStatus, Mergeable, PullRequestState
-from jobs.rules.model import Action, MergeMethod
+from ai_operator.jobs.policy.guardrails import guard
+from ai_operator.jobs.policy.selection import covers
+from ai_operator.jobs.policy.snapshot import Check, CiStatus, Mergeable, PullRequestState
+from ai_operator.jobs.rules.model import Action, MergeMethod
 from tests.factories import HEAD, make_pr, make_rule, review
 
 RULE = make_rule()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from jobs.clients.kube_retry import (
+from ai_operator.jobs.clients.kube_retry import (
     Backoff,
     Verb,
     policy_for,

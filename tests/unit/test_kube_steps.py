@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from jobs.clients.kube import (
+from ai_operator.jobs.clients.kube import (
     API_URL_VARIABLE,
     STEP_RETRY,
     APIRequestError,
@@ -19,7 +19,7 @@ from jobs.clients.kube import (
     KubeError,
     KubernetesAPI,
 )
-from jobs.log import REDACTED, redact
+from ai_operator.jobs.log import REDACTED, redact
 from tests.argo_interpreter import MemoCache
 
 NAMESPACE = "ci"

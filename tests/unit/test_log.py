@@ -10,7 +10,13 @@ from datetime import datetime
 
 import pytest
 
-from jobs.log import REDACTED, add_secrets, configure_logging, decision_logger, get_logger
+from ai_operator.jobs.log import (
+    REDACTED,
+    add_secrets,
+    configure_logging,
+    decision_logger,
+    get_logger,
+)
 
 SECRET = "s3cr3t-value-0f-the-ai-token"
 GITHUB_PAT = "ghp_" + "A1b2C3d4E5" * 4

@@ -14,7 +14,7 @@ import pytest
 from prometheus_client import CollectorRegistry, Gauge, push_to_gateway
 from prometheus_client.parser import text_string_to_metric_families
 
-from jobs.clients.metrics import (
+from ai_operator.jobs.clients.metrics import (
     COUNTERS,
     METRICS,
     DeleteOutcome,

@@ -17,13 +17,18 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from jobs.clients.ai import make_decision_client
-from jobs.clients.ai.errors import AIAuthError, AIUnavailable, AIUnreachable
-from jobs.clients.github import GitHubAuthError, GitHubClient, GitHubUnavailable, GitHubUnreachable
-from jobs.clients.network import safe_url
-from jobs.config import AIConfig
-from jobs.log import configure_logging
-from jobs.rules.model import AIProvider
+from ai_operator.jobs.clients.ai import make_decision_client
+from ai_operator.jobs.clients.ai.errors import AIAuthError, AIUnavailable, AIUnreachable
+from ai_operator.jobs.clients.github import (
+    GitHubAuthError,
+    GitHubClient,
+    GitHubUnavailable,
+    GitHubUnreachable,
+)
+from ai_operator.jobs.clients.network import safe_url
+from ai_operator.jobs.config import AIConfig
+from ai_operator.jobs.log import configure_logging
+from ai_operator.jobs.rules.model import AIProvider
 from tests.conftest import AI_TOKEN, GITHUB_TOKEN
 from tests.sandbox import FakeGitHub, FakeLLM
 
@@ -283,8 +288,8 @@ def test_run_stops_at_once_when_githubs_name_does_not_resolve(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """`run` says in one line that GitHub's host is not found, at once (no 40 s of retries)."""
-    from jobs.cli import run_app
-    from pipelines.cli import app
+    from ai_operator.jobs.cli import run_app
+    from ai_operator.pipelines.cli import app
 
     for name, value in {
         "GITHUB_TOKEN": GITHUB_TOKEN,

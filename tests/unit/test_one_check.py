@@ -16,15 +16,15 @@ from typing import Any
 import pytest
 import yaml
 
-from jobs.demo.run import DemoError, demo_rules
-from jobs.rules.cases import load_cases
-from jobs.rules.files import RuleFileError, RuleSource
-from jobs.rules.limits import BUILT_IN
-from jobs.rules.validation import check_document, load_valid_rules, validate_files
-from jobs.ruletest.run import RuleTestError, _rule_under_test
-from pipelines.controller.checking import Compiled, Governing, evaluate_rule
-from pipelines.controller.config import ControllerConfig
-from pipelines.controller.status import Outcome
+from ai_operator.jobs.demo.run import DemoError, demo_rules
+from ai_operator.jobs.rules.cases import load_cases
+from ai_operator.jobs.rules.files import RuleFileError, RuleSource
+from ai_operator.jobs.rules.limits import BUILT_IN
+from ai_operator.jobs.rules.validation import check_document, load_valid_rules, validate_files
+from ai_operator.jobs.ruletest.run import RuleTestError, _rule_under_test
+from ai_operator.pipelines.controller.checking import Compiled, Governing, evaluate_rule
+from ai_operator.pipelines.controller.config import ControllerConfig
+from ai_operator.pipelines.controller.status import Outcome
 from tests.factories import RULE_DOCUMENT
 
 ROOT = Path(__file__).resolve().parents[2]

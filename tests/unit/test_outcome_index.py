@@ -13,19 +13,19 @@ from typing import Any
 
 import pytest
 
-from jobs.clients import outcome_index
-from jobs.clients.kube import APIRequestError, KubernetesAPI
-from jobs.clients.outcome_index import (
+from ai_operator.jobs.clients import outcome_index
+from ai_operator.jobs.clients.kube import APIRequestError, KubernetesAPI
+from ai_operator.jobs.clients.outcome_index import (
     DATA_KEY,
     OutcomeIndex,
     OutcomeIndexError,
     RuleOwner,
     shard_of,
 )
-from jobs.policy.decision import decide
-from jobs.policy.reuse import Remembered
-from jobs.policy.verdict import Verdict
-from jobs.rules.model import Action
+from ai_operator.jobs.policy.decision import decide
+from ai_operator.jobs.policy.reuse import Remembered
+from ai_operator.jobs.policy.verdict import Verdict
+from ai_operator.jobs.rules.model import Action
 from tests.argo_interpreter import MemoCache
 from tests.factories import make_pr, make_rule
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from jobs.policy.people import EventKind, TimelineEvent, TimelineFacts, read_timeline
+from ai_operator.jobs.policy.people import EventKind, TimelineEvent, TimelineFacts, read_timeline
 
 HEAD = "a" * 40
 OLD = "b" * 40

@@ -10,14 +10,14 @@ from collections.abc import Mapping
 import pytest
 from pydantic import SecretStr
 
-from jobs.clients.github import GitHubClient
-from jobs.clients.kube import APIRequestError
-from jobs.policy.counts import PassCounts
-from jobs.policy.decision import decide
-from jobs.policy.reuse import Remembered
-from jobs.policy.verdict import InvalidVerdict, Verdict
-from jobs.reconcile.results import PullRequestResult
-from jobs.reconcile.steps import (
+from ai_operator.jobs.clients.github import GitHubClient
+from ai_operator.jobs.clients.kube import APIRequestError
+from ai_operator.jobs.policy.counts import PassCounts
+from ai_operator.jobs.policy.decision import decide
+from ai_operator.jobs.policy.reuse import Remembered
+from ai_operator.jobs.policy.verdict import InvalidVerdict, Verdict
+from ai_operator.jobs.reconcile.results import PullRequestResult
+from ai_operator.jobs.reconcile.steps import (
     Decided,
     act_decided,
     branch_outcome,
@@ -26,8 +26,8 @@ from jobs.reconcile.steps import (
     parse_decided,
     tally,
 )
-from jobs.reconcile.wire import dump_for_argo
-from jobs.rules.model import Action
+from ai_operator.jobs.reconcile.wire import dump_for_argo
+from ai_operator.jobs.rules.model import Action
 from tests.conftest import GITHUB_TOKEN
 from tests.factories import make_pr, make_rule
 from tests.sandbox import FakeGitHub, GitHubWorld

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from jobs.policy.prompt import DATA_CLOSE, DATA_OPEN, build_prompt, template_variables
-from jobs.policy.snapshot import Check
-from jobs.rules.template import VARIABLE_TYPES, TemplateError
+from ai_operator.jobs.policy.prompt import DATA_CLOSE, DATA_OPEN, build_prompt, template_variables
+from ai_operator.jobs.policy.snapshot import Check
+from ai_operator.jobs.rules.template import VARIABLE_TYPES, TemplateError
 from tests.factories import make_pr, make_rule, review
 
 
@@ -72,7 +72,7 @@ def test_allowed_actions_are_stated():
 
 def test_a_huge_body_is_cut_in_the_prompt():
     """A PR body beyond the cap reaches the model cut, with the cut said."""
-    from jobs.policy.prompt import MAX_BODY_CHARS
+    from ai_operator.jobs.policy.prompt import MAX_BODY_CHARS
 
     user = build_prompt(make_rule().spec, make_pr(body="x" * (MAX_BODY_CHARS + 500))).user
     assert "[... 500 more characters not shown]" in user

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
-from jobs.clients.ai.usage import ModelUsage
-from jobs.policy.counts import PassCounts
-from jobs.policy.markers import make_marker
-from jobs.reconcile.report import (
+from ai_operator.jobs.clients.ai.usage import ModelUsage
+from ai_operator.jobs.policy.counts import PassCounts
+from ai_operator.jobs.policy.markers import make_marker
+from ai_operator.jobs.reconcile.report import (
     HISTORY_LIMIT,
     append_history,
     as_json,
@@ -18,8 +18,8 @@ from jobs.reconcile.report import (
     history_entry,
     summary_from_counts,
 )
-from jobs.reconcile.results import PassReport, PullRequestResult
-from jobs.rules.model import Action
+from ai_operator.jobs.reconcile.results import PassReport, PullRequestResult
+from ai_operator.jobs.rules.model import Action
 
 
 def report_with(title: str, guardrail: str | None = None) -> PassReport:

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from jobs.policy.decision import decide
-from jobs.policy.reuse import (
+from ai_operator.jobs.policy.decision import decide
+from ai_operator.jobs.policy.reuse import (
     Candidate,
     Remembered,
     decision_key,
@@ -20,9 +20,9 @@ from jobs.policy.reuse import (
     rotation,
     triage,
 )
-from jobs.policy.snapshot import Check, CiStatus, Mergeable, Review
-from jobs.policy.verdict import Verdict
-from jobs.rules.model import Action
+from ai_operator.jobs.policy.snapshot import Check, CiStatus, Mergeable, Review
+from ai_operator.jobs.policy.verdict import Verdict
+from ai_operator.jobs.rules.model import Action
 from tests.factories import make_pr, make_rule
 
 RULE = make_rule()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from jobs.rules.encoding import (
+from ai_operator.jobs.rules.encoding import (
     RULE_DIGEST_ENV,
     RULE_ENV,
     RULE_FILE_ENV,
@@ -25,10 +25,10 @@ from jobs.rules.encoding import (
     rule_from_env,
     rule_text,
 )
-from jobs.rules.files import load_rules
-from jobs.rules.model import PRReconciliationRule
-from pipelines.compile import compile_rule, to_yaml
-from pipelines.options import CompileOptions, Target
+from ai_operator.jobs.rules.files import load_rules
+from ai_operator.jobs.rules.model import PRReconciliationRule
+from ai_operator.pipelines.compile import compile_rule, to_yaml
+from ai_operator.pipelines.options import CompileOptions, Target
 from tests.argo_interpreter import run_cron_workflow
 from tests.argo_schema import ROOT
 from tests.factories import make_rule

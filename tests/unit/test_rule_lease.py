@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from jobs.clients.kube import KubernetesAPI
-from jobs.clients.rule_lease import LeaseHeld, RuleLease
+from ai_operator.jobs.clients.kube import KubernetesAPI
+from ai_operator.jobs.clients.rule_lease import LeaseHeld, RuleLease
 from tests.argo_interpreter import MemoCache
 
 NAME = "staging-automerge-act"

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from jobs.config import ConfigError, Settings, resolve_ai
-from jobs.rules.limits import (
+from ai_operator.jobs.config import ConfigError, Settings, resolve_ai
+from ai_operator.jobs.rules.limits import (
     BUILT_IN,
     PUBLIC_ENDPOINTS,
     AILimits,
@@ -21,7 +21,7 @@ from jobs.rules.limits import (
     limit_problems,
     limits_for,
 )
-from jobs.rules.model import AIProvider, RuleSpec
+from ai_operator.jobs.rules.model import AIProvider, RuleSpec
 
 INTERNAL = "https://llm.internal.example/v1"
 

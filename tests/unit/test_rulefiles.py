@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from jobs.rules.files import (
+from ai_operator.jobs.rules.files import (
     LoadedRule,
     RuleFileError,
     RuleProblem,

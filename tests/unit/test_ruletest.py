@@ -13,11 +13,16 @@ from xml.etree import ElementTree
 import pytest
 import yaml
 
-from jobs.config import Settings
-from jobs.rules.model import Action
-from jobs.ruletest.run import RuleTestError, RuleTestOptions, RuleTestRun, run_rule_tests
-from jobs.ruletest.view import as_junit, as_table
-from jobs.sandbox.standin import PRODUCED_BY
+from ai_operator.jobs.config import Settings
+from ai_operator.jobs.rules.model import Action
+from ai_operator.jobs.ruletest.run import (
+    RuleTestError,
+    RuleTestOptions,
+    RuleTestRun,
+    run_rule_tests,
+)
+from ai_operator.jobs.ruletest.view import as_junit, as_table
+from ai_operator.jobs.sandbox.standin import PRODUCED_BY
 from tests.conftest import AI_TOKEN, ROOT
 from tests.sandbox import FakeLLM
 

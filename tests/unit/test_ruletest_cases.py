@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from jobs.rules.cases import FACTS, load_cases
-from jobs.rules.files import RuleFileError
-from jobs.rules.model import Action
-from jobs.rules.template import VARIABLES
+from ai_operator.jobs.rules.cases import FACTS, load_cases
+from ai_operator.jobs.rules.files import RuleFileError
+from ai_operator.jobs.rules.model import Action
+from ai_operator.jobs.rules.template import VARIABLES
 from tests.conftest import ROOT, cli_env, run_cli
 
 

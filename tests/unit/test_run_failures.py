@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from jobs.clients.argo_workflow import FailedNode, failed_nodes
-from jobs.clients.kube import APIUnreadable, KubernetesAPI
-from jobs.reconcile.failures import FIRST_FAILURES, MESSAGE_CHARS, summarize_failures
-from jobs.reconcile.steps import tally, termination_message
-from jobs.rules.encoding import RULE_ENV, encode_rule
+from ai_operator.jobs.clients.argo_workflow import FailedNode, failed_nodes
+from ai_operator.jobs.clients.kube import APIUnreadable, KubernetesAPI
+from ai_operator.jobs.reconcile.failures import FIRST_FAILURES, MESSAGE_CHARS, summarize_failures
+from ai_operator.jobs.reconcile.steps import tally, termination_message
+from ai_operator.jobs.rules.encoding import RULE_ENV, encode_rule
 from tests.argo_interpreter import MemoCache
 from tests.conftest import ROOT, run_cli
 from tests.factories import make_rule

@@ -7,14 +7,14 @@ import itertools
 import pytest
 from croniter import croniter
 
-from jobs.rules.schedule import (
+from ai_operator.jobs.rules.schedule import (
     EXACT_PERIODS_MINUTES,
     Schedule,
     describe_period,
     interval_to_cron,
     resolve,
 )
-from jobs.rules.validation import check_rule
+from ai_operator.jobs.rules.validation import check_rule
 from tests.unit.test_validation import make_rule
 
 

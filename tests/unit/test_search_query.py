@@ -7,13 +7,13 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from jobs.clients.github.search_query import (
+from ai_operator.jobs.clients.github.search_query import (
     MAX_OPERATORS,
     MAX_QUERY_LENGTH,
     SearchQueryError,
     build_search_queries,
 )
-from jobs.rules.model import LabelSelector, Selector
+from ai_operator.jobs.rules.model import LabelSelector, Selector
 
 OPEN = "is:pr is:open archived:false"
 SORT = "sort:created-asc"

@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from jobs.config import AIConfig, ConfigError, Settings, resolve_ai
-from jobs.rules.encoding import encode_limits
-from jobs.rules.limits import BUILT_IN, AILimits, LimitsSpec
-from jobs.rules.model import AIProvider, AISettings
+from ai_operator.jobs.config import AIConfig, ConfigError, Settings, resolve_ai
+from ai_operator.jobs.rules.encoding import encode_limits
+from ai_operator.jobs.rules.limits import BUILT_IN, AILimits, LimitsSpec
+from ai_operator.jobs.rules.model import AIProvider, AISettings
 
 ROOT = Path(__file__).resolve().parents[2]
 GENERATOR = ROOT / "scripts" / "generate-settings-docs"

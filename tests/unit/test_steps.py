@@ -7,11 +7,11 @@ import json
 
 import pytest
 
-from jobs.clients.ai.usage import ModelUsage
-from jobs.policy.counts import PassCounts
-from jobs.policy.decision import decide
-from jobs.policy.verdict import Verdict
-from jobs.reconcile.steps import (
+from ai_operator.jobs.clients.ai.usage import ModelUsage
+from ai_operator.jobs.policy.counts import PassCounts
+from ai_operator.jobs.policy.decision import decide
+from ai_operator.jobs.policy.verdict import Verdict
+from ai_operator.jobs.reconcile.steps import (
     Decided,
     dump_for_argo,
     failure_errors,
@@ -21,8 +21,8 @@ from jobs.reconcile.steps import (
     parse_ref,
     termination_message,
 )
-from jobs.rules.encoding import StepInputError, encode_rule, rule_from_env
-from jobs.rules.model import Action
+from ai_operator.jobs.rules.encoding import StepInputError, encode_rule, rule_from_env
+from ai_operator.jobs.rules.model import Action
 from tests.factories import make_pr, make_rule
 
 RULE = make_rule(instruction="PR {{pr.number}}: {{pr.title}}")
@@ -140,7 +140,7 @@ def test_the_noop_item_needs_no_pull_request():
 )
 def test_failed_nodes_are_counted_from_argos_twice_quoted_json(text, count):
     """The exit handler counts failed nodes however Argo quoted them."""
-    from jobs.reconcile.steps import failed_nodes
+    from ai_operator.jobs.reconcile.steps import failed_nodes
 
     assert failed_nodes(text) == count
 

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from jobs.rules.limits import BUILT_IN
-from pipelines.controller.tenancy import LimitsCache
+from ai_operator.jobs.rules.limits import BUILT_IN
+from ai_operator.pipelines.controller.tenancy import LimitsCache
 
 
 def limits(name: str, **spec: Any) -> dict[str, Any]:

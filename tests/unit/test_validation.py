@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
-from jobs.rules.files import LoadedRule, RuleSource, parse_rule_document
-from jobs.rules.validation import Finding, check_rule, has_errors, validate_files
+from ai_operator.jobs.rules.files import LoadedRule, RuleSource, parse_rule_document
+from ai_operator.jobs.rules.validation import Finding, check_rule, has_errors, validate_files
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"

@@ -11,23 +11,23 @@ import json
 
 import pytest
 
-from jobs.clients.ai.usage import ModelUsage
-from jobs.policy.counts import PassCounts
-from jobs.policy.decision import decide
-from jobs.policy.verdict import Verdict
-from jobs.reconcile import wire
-from jobs.reconcile.report import counts, history_entry
-from jobs.reconcile.results import PassReport, PullRequestResult
-from jobs.reconcile.steps import branch_outcome, noop_ref, parse_counts, tally
-from jobs.reconcile.wire import (
+from ai_operator.jobs.clients.ai.usage import ModelUsage
+from ai_operator.jobs.policy.counts import PassCounts
+from ai_operator.jobs.policy.decision import decide
+from ai_operator.jobs.policy.verdict import Verdict
+from ai_operator.jobs.reconcile import wire
+from ai_operator.jobs.reconcile.report import counts, history_entry
+from ai_operator.jobs.reconcile.results import PassReport, PullRequestResult
+from ai_operator.jobs.reconcile.steps import branch_outcome, noop_ref, parse_counts, tally
+from ai_operator.jobs.reconcile.wire import (
     BranchOutcome,
     Decided,
     FetchCounts,
     PullRequestRef,
     dump_for_argo,
 )
-from jobs.rules.model import Action
-from pipelines import argo
+from ai_operator.jobs.rules.model import Action
+from ai_operator.pipelines import argo
 from tests.argo_interpreter import MAX_ARG_STRLEN, _aggregated_list, parse_items
 from tests.factories import make_pr, make_rule
 

@@ -8,9 +8,9 @@ types never leave it. Whether the answer is an acceptable verdict is decided els
 
 from __future__ import annotations
 
-from jobs.clients.ai.base import DecisionClient
-from jobs.config import AIConfig
-from jobs.rules.model import AIProvider
+from ai_operator.jobs.clients.ai.base import DecisionClient
+from ai_operator.jobs.config import AIConfig
+from ai_operator.jobs.rules.model import AIProvider
 
 __all__ = ["DecisionClient", "make_decision_client"]
 
@@ -22,9 +22,9 @@ def make_decision_client(config: AIConfig, *, max_retries: int = 2) -> DecisionC
     a model (fetch, act, report) start without loading either.
     """
     if config.provider is AIProvider.ANTHROPIC:
-        from jobs.clients.ai.anthropic_client import AnthropicDecisionClient  # noqa: PLC0415
+        from ai_operator.jobs.clients.ai.anthropic_client import AnthropicDecisionClient  # noqa: PLC0415
 
         return AnthropicDecisionClient(config, max_retries=max_retries)
-    from jobs.clients.ai.openai_client import OpenAIDecisionClient  # noqa: PLC0415
+    from ai_operator.jobs.clients.ai.openai_client import OpenAIDecisionClient  # noqa: PLC0415
 
     return OpenAIDecisionClient(config, max_retries=max_retries)

@@ -22,17 +22,17 @@ from typing import Any
 import anthropic
 from anthropic.types import Message, TextBlockParam
 
-from jobs.clients.ai.base import (
+from ai_operator.jobs.clients.ai.base import (
     TOOL_NAME,
     SDKDecisionClient,
     SDKErrors,
     decode_json_object,
     require_object,
 )
-from jobs.clients.ai.errors import AIResponseInvalid
-from jobs.clients.ai.usage import ModelUsage
-from jobs.config import AIConfig
-from jobs.rules.model import AIProvider
+from ai_operator.jobs.clients.ai.errors import AIResponseInvalid
+from ai_operator.jobs.clients.ai.usage import ModelUsage
+from ai_operator.jobs.config import AIConfig
+from ai_operator.jobs.rules.model import AIProvider
 
 _TOOL_DESCRIPTION = "Record the decision about the pull request."
 _CUT_OFF = {"max_tokens", "model_context_window_exceeded"}

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, ClassVar, Protocol
 
-from jobs.clients.ai.errors import (
+from ai_operator.jobs.clients.ai.errors import (
     AIAuthError,
     AIError,
     AIRequestRejected,
@@ -21,11 +21,11 @@ from jobs.clients.ai.errors import (
     AIUnavailable,
     AIUnreachable,
 )
-from jobs.clients.ai.fail_fast import NotRetried, fail_fast_client
-from jobs.clients.ai.usage import ModelUsage
-from jobs.clients.network import describe_failure, safe_url
-from jobs.config import AIConfig
-from jobs.rules.model import AIProvider
+from ai_operator.jobs.clients.ai.fail_fast import NotRetried, fail_fast_client
+from ai_operator.jobs.clients.ai.usage import ModelUsage
+from ai_operator.jobs.clients.network import describe_failure, safe_url
+from ai_operator.jobs.config import AIConfig
+from ai_operator.jobs.rules.model import AIProvider
 
 TOOL_NAME = "record_decision"
 SCHEMA_NAME = "decision"

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx2
 
-from jobs.clients.network import describe_failure
+from ai_operator.jobs.clients.network import describe_failure
 
 
 class NotRetried(Exception):

@@ -18,16 +18,16 @@ from typing import Any
 import openai
 from openai.types.chat import ChatCompletion
 
-from jobs.clients.ai.base import (
+from ai_operator.jobs.clients.ai.base import (
     SCHEMA_NAME,
     SDKDecisionClient,
     SDKErrors,
     decode_json_object,
 )
-from jobs.clients.ai.errors import AIResponseInvalid
-from jobs.clients.ai.usage import ModelUsage
-from jobs.config import AIConfig
-from jobs.rules.model import AIProvider
+from ai_operator.jobs.clients.ai.errors import AIResponseInvalid
+from ai_operator.jobs.clients.ai.usage import ModelUsage
+from ai_operator.jobs.config import AIConfig
+from ai_operator.jobs.rules.model import AIProvider
 
 _OPENAI_HOSTS = ("api.openai.com", ".openai.azure.com")
 

@@ -1,7 +1,7 @@
 """GitHub: the client that reads pull requests into snapshots and changes them, and its errors."""
 
-from jobs.clients.github.client import LABEL_COLOR, GitHubClient
-from jobs.clients.github.errors import (
+from ai_operator.jobs.clients.github.client import LABEL_COLOR, GitHubClient
+from ai_operator.jobs.clients.github.errors import (
     GitHubAuthError,
     GitHubError,
     GitHubQueryError,
@@ -11,8 +11,8 @@ from jobs.clients.github.errors import (
     MergeRejected,
     RateLimited,
 )
-from jobs.clients.github.search_query import SearchQueryError, build_search_queries
-from jobs.clients.github.transport import GitHubStats
+from ai_operator.jobs.clients.github.search_query import SearchQueryError, build_search_queries
+from ai_operator.jobs.clients.github.transport import GitHubStats
 
 __all__ = [
     "LABEL_COLOR",

@@ -20,18 +20,23 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from jobs.clients.github import queries
-from jobs.clients.github.errors import (
+from ai_operator.jobs.clients.github import queries
+from ai_operator.jobs.clients.github.errors import (
     GitHubQueryError,
     GitHubUnavailable,
     LabelMissing,
     MergeRejected,
 )
-from jobs.clients.github.mapping import Connections, first_pages, head_commit, to_snapshot
-from jobs.clients.github.search_query import SearchQueryError, build_search_queries
-from jobs.clients.github.transport import GitHubStats, GraphQLTransport, TransportPolicy
-from jobs.policy.snapshot import PullRequestSnapshot
-from jobs.rules.model import MergeMethod, Selector
+from ai_operator.jobs.clients.github.mapping import (
+    Connections,
+    first_pages,
+    head_commit,
+    to_snapshot,
+)
+from ai_operator.jobs.clients.github.search_query import SearchQueryError, build_search_queries
+from ai_operator.jobs.clients.github.transport import GitHubStats, GraphQLTransport, TransportPolicy
+from ai_operator.jobs.policy.snapshot import PullRequestSnapshot
+from ai_operator.jobs.rules.model import MergeMethod, Selector
 
 __all__ = ["LABEL_COLOR", "GitHubClient", "GitHubStats"]
 

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from jobs.policy.markers import find_markers
-from jobs.policy.people import EventKind, TimelineEvent, read_timeline
-from jobs.policy.snapshot import (
+from ai_operator.jobs.policy.markers import find_markers
+from ai_operator.jobs.policy.people import EventKind, TimelineEvent, read_timeline
+from ai_operator.jobs.policy.snapshot import (
     Check,
     CiStatus,
     Mergeable,
@@ -25,8 +25,8 @@ from jobs.policy.snapshot import (
     PullRequestState,
     Review,
 )
-from jobs.rules.matching import canonical_login
-from jobs.rules.model import MergeMethod
+from ai_operator.jobs.rules.matching import canonical_login
+from ai_operator.jobs.rules.model import MergeMethod
 
 GHOST = "ghost"
 """GitHub's name for a deleted account."""

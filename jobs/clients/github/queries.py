@@ -18,7 +18,7 @@ from typing import Any
 from sgqlc.operation import Fragment, Operation
 from sgqlc.types import ID, Int, String, Variable, non_null
 
-from jobs.clients.github import github_schema as schema
+from ai_operator.jobs.clients.github import github_schema as schema
 
 PAGE_SIZE = 100
 """Pull requests per search page, GitHub's maximum: a pass reads N matching PRs in ceil(N/100)

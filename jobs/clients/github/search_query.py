@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from jobs.rules.matching import parse_login, search_value_problem
-from jobs.rules.model import Selector
+from ai_operator.jobs.rules.matching import parse_login, search_value_problem
+from ai_operator.jobs.rules.model import Selector
 
 MAX_QUERY_LENGTH = 256
 MAX_OPERATORS = 5

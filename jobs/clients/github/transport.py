@@ -38,7 +38,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from jobs.clients.github.errors import (
+from ai_operator.jobs.clients.github.errors import (
     GitHubAuthError,
     GitHubError,
     GitHubQueryError,
@@ -46,8 +46,8 @@ from jobs.clients.github.errors import (
     GitHubUnreachable,
     RateLimited,
 )
-from jobs.clients.network import describe_failure, safe_url
-from jobs.log import get_logger
+from ai_operator.jobs.clients.network import describe_failure, safe_url
+from ai_operator.jobs.log import get_logger
 
 DEFAULT_RATE_LIMIT_WAIT = 60.0
 
