@@ -52,7 +52,7 @@ def _timed_command(extra: list[str]) -> float:
         env = {"PATH": "/usr/bin:/bin", "HOME": home, "PYTHONPATH": str(ROOT)}
         started = time.perf_counter()
         done = subprocess.run(
-            [sys.executable, "-m", "pipelines", "demo", "--output", "json", *extra],
+            [sys.executable, "-m", "ai_operator.pipelines", "demo", "--output", "json", *extra],
             env=env,
             cwd=home,
             capture_output=True,

@@ -1,4 +1,4 @@
-"""``python -m pipelines``: the ai-operator command."""
+"""``python -m ai_operator.pipelines``: the ai-operator command."""
 
 from ai_operator.pipelines.cli import main
 

@@ -614,7 +614,7 @@ def run_cron_workflow(
     secrets: Mapping[tuple[str, str], str],
     memo: MemoCache | None = None,
     now: float | None = None,
-    command_prefix: Sequence[str] = (sys.executable, "-m", "pipelines"),
+    command_prefix: Sequence[str] = (sys.executable, "-m", "ai_operator.pipelines"),
     workers: int = 4,
     pods: PodRunner | None = None,
     semaphore_limits: Mapping[tuple[str, str], int] | None = None,

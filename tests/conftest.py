@@ -121,7 +121,7 @@ def run_cli(
 ) -> CliResult:
     """Run ``ai-operator ARGS`` as a subprocess, as a user would (``stdin``: its input)."""
     proc = subprocess.run(
-        [sys.executable, "-m", "pipelines", *args],
+        [sys.executable, "-m", "ai_operator.pipelines", *args],
         env=dict(env),
         cwd=ROOT,
         input=stdin,

@@ -137,7 +137,7 @@ def test_rendered_rules_pass_the_cli_validator(helm: Helm, tmp_path: Path) -> No
     path = tmp_path / "rules.yaml"
     path.write_text(yaml.safe_dump_all(rules.of_kind("PRReconciliationRule")))
     result = subprocess.run(
-        [sys.executable, "-m", "pipelines", "validate", str(path)],
+        [sys.executable, "-m", "ai_operator.pipelines", "validate", str(path)],
         check=False,
         capture_output=True,
         text=True,

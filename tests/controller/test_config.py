@@ -194,7 +194,7 @@ def test_the_command_fails_in_one_line_without_a_traceback(
     if content is not None:
         path.write_text(content)
     result = subprocess.run(
-        [sys.executable, "-m", "pipelines", "controller", "--config", str(path)],
+        [sys.executable, "-m", "ai_operator.pipelines", "controller", "--config", str(path)],
         capture_output=True,
         text=True,
         check=False,

@@ -11,12 +11,12 @@ import re
 
 from tests.conftest import ROOT
 
-BARE = re.compile(r"^\s*(from|import) (jobs|pipelines)\b", re.M)
+BARE = re.compile(r"^\s*(from|import) (jobs|pipelines)\b|\"-m\", \"(jobs|pipelines)\"", re.M)
 
 
 def test_no_module_imports_a_folder_by_its_bare_name() -> None:
-    """Product, tests, benchmarks and scripts import ``ai_operator.jobs`` and
-    ``ai_operator.pipelines``."""
+    """Product, tests, benchmarks and scripts import (and ``python -m``) ``ai_operator.jobs``
+    and ``ai_operator.pipelines``."""
     sources = [
         path
         for folder in ("jobs", "pipelines", "tests", "benchmarks", "scripts")

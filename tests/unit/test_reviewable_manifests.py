@@ -170,7 +170,7 @@ def test_a_run_whose_config_map_changed_since_fails_its_steps_on_one_line() -> N
         "GITHUB_GRAPHQL_URL": "http://127.0.0.1:9/graphql",
     }
     secrets = {("ai-operator-secrets", "github-token"): "ghp_" + "0" * 36}
-    prefix = (sys.executable, "-m", "pipelines")
+    prefix = (sys.executable, "-m", "ai_operator.pipelines")
     run = run_cron_workflow(
         manifest.document, env=env, secrets=secrets, config_maps=[edited], command_prefix=prefix
     )
