@@ -28,6 +28,8 @@ async def api() -> AsyncIterator[ApiServer]:
     """An emulated API server; afterwards, every request it got is one the chart permits."""
     async with ApiServer() as handler, kmock.Server(handler):
         yield handler
+        # A watch still open would hold the server's shutdown for aiohttp's 60 s grace period.
+        handler.end_watches()
     unexpected = {call.as_tuple for call in handler.calls} - CONTROLLER_REQUESTS
     assert not unexpected, f"requests outside CONTROLLER_REQUESTS: {sorted(unexpected)}"
 
