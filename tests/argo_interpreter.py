@@ -607,6 +607,10 @@ class WorkflowRun:
         return sum(n.attempts for n in self.nodes if n.template == template)
 
 
+DEFAULT_PODS: PodRunner | None = None
+"""The pod runner of a run given none (the tests' session sets one fork server for all)."""
+
+
 def run_cron_workflow(
     document: Mapping[str, Any],
     *,
@@ -643,7 +647,7 @@ def run_cron_workflow(
             now=now,
             command_prefix=tuple(command_prefix),
             workers=workers,
-            pods=pods or SubprocessPods(),
+            pods=pods or DEFAULT_PODS or SubprocessPods(),
             semaphore_limits=dict(semaphore_limits or {}),
             config_maps={
                 str(found["metadata"]["name"]): dict(found.get("data") or {})
