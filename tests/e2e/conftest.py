@@ -1,4 +1,4 @@
-"""The end-to-end tests' pods: one fork server for the session (see ``ForkedPods``)."""
+"""The end-to-end tests' pods: one fork server per test module (see ``ForkedPods``)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,12 @@ from tests import argo_interpreter
 from tests.argo_interpreter import ForkedPods
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="module", autouse=True)
 def forked_pods() -> Iterator[None]:
-    """Every compiled run's ``ai-operator`` pods fork from one server that imported the product."""
+    """Every compiled run's ``ai-operator`` pods fork from one server that imported the product.
+
+    Module-scoped, so that it is unset again before any test outside ``tests/e2e`` runs.
+    """
     with ForkedPods() as pods:
         argo_interpreter.DEFAULT_PODS = pods
         try:
