@@ -35,10 +35,9 @@ from ai_operator.jobs.cli_support import (
 )
 from ai_operator.jobs.clients.ai import make_decision_client
 from ai_operator.jobs.clients.argo_workflow import FailedNode, failed_nodes
-from ai_operator.jobs.clients.github import GitHubClient
 from ai_operator.jobs.clients.github.errors import GitHubError
 from ai_operator.jobs.clients.kube import APIRequestError, APIUnreadable, KubernetesAPI
-from ai_operator.jobs.clients.outcome_index import OutcomeIndex, OutcomeIndexError
+from ai_operator.jobs.clients.outcome_index import OutcomeIndex
 from ai_operator.jobs.clients.rule_lease import LeaseHeld, RuleLease
 from ai_operator.jobs.config import (
     ConfigError,
@@ -305,7 +304,7 @@ def step_act(
     results, facts = steps.act_branch(
         rule, parsed, github, dry_run=act_dry_run, run=run, model=model, scope=scope
     )
-    _record(rule, parsed, results, facts, github, index)
+    steps.keep_branch_record(rule, parsed, results, facts, github, index, now=time.time())
     report = PassReport(rule=rule.qualified_name, results=results)
     write_output(output, steps.dump_for_argo([r.to_json() for r in results]))
     mine = counts(report, dry_run=act_dry_run).model_copy(
@@ -320,32 +319,6 @@ def step_act(
         write_output(outcome_output, steps.dump_for_argo(outcome))
     log_report(report)
     raise typer.Exit(_act_exit_code(results))
-
-
-def _record(
-    rule: PRReconciliationRule,
-    decided: list[steps.Decided],
-    results: list[PullRequestResult],
-    facts: str | None,
-    github: GitHubClient,
-    index: OutcomeIndex | None,
-) -> None:
-    """Keep the branch's outcome record in the rule's index (best effort: savings only)."""
-    if index is None or facts is None:
-        return
-    try:
-        actor: str | None = github.viewer_login()
-    except GitHubError:
-        actor = None
-    records = steps.branch_record(decided, results, facts, actor=actor, now=time.time())
-    if not records:
-        return
-    try:
-        index.keep(rule.qualified_name, records)
-    except OutcomeIndexError as exc:
-        get_logger("step", rule=rule.qualified_name).warning(
-            "outcome not recorded: the next run decides the PR again", error=str(exc)
-        )
 
 
 @step_app.command("tally")

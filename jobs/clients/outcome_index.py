@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+from ai_operator.jobs.clients.decision_cache import DecisionCacheError
 from ai_operator.jobs.clients.kube import APIRequestError, KubernetesAPI
 from ai_operator.jobs.policy.reuse import (
     MEMO_SHARDS,
@@ -53,8 +54,12 @@ ATTEMPTS = 5
 INDEX_LABEL = ("aioperator.io/outcome-index", "true")
 
 
-class OutcomeIndexError(Exception):
-    """The index could not be written; the message names the ConfigMap (never a credential)."""
+class OutcomeIndexError(DecisionCacheError):
+    """The index could not be written; the message names the ConfigMap (never a credential).
+
+    A :class:`~jobs.clients.decision_cache.DecisionCacheError`, as every memory's ``keep``
+    raises (:class:`~jobs.reconcile.ports.DecisionMemory`).
+    """
 
 
 @dataclass(frozen=True)

@@ -529,9 +529,7 @@ def _branch(
     rows, key = steps.act_branch(
         rule, decided, github, dry_run=dry_run, run=run, model=decider.model
     )
-    records = steps.branch_record(decided, rows, key, actor=github.viewer_login(), now=time.time())
-    if memory is not None and records:
-        memory.keep(rule.qualified_name, records)
+    steps.keep_branch_record(rule, decided, rows, key, github, memory, now=time.time())
     return rows
 
 

@@ -32,8 +32,10 @@ from pathlib import Path
 from typing import Any
 
 from ai_operator.jobs.clients.ai.usage import ModelUsage
+from ai_operator.jobs.clients.decision_cache import DecisionCacheError
 from ai_operator.jobs.clients.github.errors import GitHubError
 from ai_operator.jobs.clients.kube import APIUnreadable
+from ai_operator.jobs.log import get_logger
 from ai_operator.jobs.policy.admission import Scope
 from ai_operator.jobs.policy.counts import PassCounts
 from ai_operator.jobs.policy.decision import Decision, leave_alone
@@ -42,7 +44,7 @@ from ai_operator.jobs.policy.plan import plan
 from ai_operator.jobs.policy.reuse import Remembered, decision_key
 from ai_operator.jobs.policy.selection import selection_problems
 from ai_operator.jobs.policy.snapshot import PullRequestSnapshot
-from ai_operator.jobs.reconcile.act import act, act_seeing
+from ai_operator.jobs.reconcile.act import act_seeing
 from ai_operator.jobs.reconcile.ask import decide_pull_request
 from ai_operator.jobs.reconcile.gather import gather, sort_out
 from ai_operator.jobs.reconcile.ports import Decider, DecisionMemory, GitHubPort, GitHubReader
@@ -74,35 +76,6 @@ def noop_ref(rule: PRReconciliationRule) -> PullRequestRef:
     return PullRequestRef.noop_of(rule.spec_hash())
 
 
-def act_decided(
-    rule: PRReconciliationRule,
-    decided: list[Decided],
-    github: GitHubPort,
-    *,
-    dry_run: bool,
-    run: str | None,
-    scope: Scope | None = None,
-) -> list[PullRequestResult]:
-    """Apply every decision, serialized, each on fresh facts; each row carries what it cost.
-
-    A decision made by another run than ``run`` (a node copied by a resubmission) is marked
-    reused and costs nothing in this run. ``scope``: what the rule may touch
-    (:mod:`jobs.policy.admission`).
-    """
-    rows = [
-        PullRequestResult.of(item.decision, dry_run=dry_run)
-        if item.settled
-        else act(rule, item.decision, github, dry_run=dry_run, scope=scope)
-        for item in decided
-    ]
-    metered = []
-    for item, row in zip(decided, rows, strict=True):
-        reused = run is not None and item.run is not None and item.run != run
-        usage = ModelUsage() if reused else item.usage
-        metered.append(row.metered(usage, item.latency_seconds, reused=reused))
-    return metered
-
-
 def act_branch(
     rule: PRReconciliationRule,
     decided: list[Decided],
@@ -113,7 +86,11 @@ def act_branch(
     model: str,
     scope: Scope | None = None,
 ) -> tuple[list[PullRequestResult], str | None]:
-    """Like :func:`act_decided`, and the key of the facts the branch's outcome may be kept under.
+    """Apply the branch's decision on fresh facts: its rows, and the key to keep its record under.
+
+    A decision made by another run than ``run`` (a node copied by a resubmission) is marked
+    reused and costs nothing in this run. ``scope``: what the rule may touch
+    (:mod:`jobs.policy.admission`).
 
     The key is that of the facts decide read, and only when act planned on the same facts (or
     spared its read) and the decision is no fallback: a branch whose facts changed between its
@@ -169,6 +146,39 @@ def branch_record(
         now=now,
         github_ids={decision.display: row.github_ids},
     )
+
+
+def keep_branch_record(
+    rule: PRReconciliationRule,
+    decided: list[Decided],
+    rows: list[PullRequestResult],
+    key: str | None,
+    github: GitHubReader,
+    memory: DecisionMemory | None,
+    *,
+    now: float,
+) -> None:
+    """Keep the branch's outcome record (:func:`branch_record`) in ``memory``: savings only.
+
+    The token's login is asked only when there is a record to keep (GitHub's answer to every
+    read carries it, so this costs no request); a memory that cannot be written is logged and
+    the next run decides the PR again.
+    """
+    if memory is None or key is None:
+        return
+    try:
+        actor: str | None = github.viewer_login()
+    except GitHubError:
+        actor = None
+    records = branch_record(decided, rows, key, actor=actor, now=now)
+    if not records:
+        return
+    try:
+        memory.keep(rule.qualified_name, records)
+    except DecisionCacheError as exc:
+        get_logger("step", rule=rule.qualified_name).warning(
+            "outcome not recorded: the next run decides the PR again", error=str(exc)
+        )
 
 
 def _replayed(item: Decided, run: str | None) -> bool:
@@ -310,17 +320,6 @@ def settled(rule: PRReconciliationRule, decision: Decision, pr: PullRequestSnaps
     return not plan(rule, decision, pr).operations
 
 
-def decide_settled(
-    rule: PRReconciliationRule, ref: PullRequestRef, github: GitHubPort, ai: Decider
-) -> tuple[Decision, bool]:
-    """Decide one PR on fresh facts, and tell whether they leave act nothing to do.
-
-    Raises PullRequestFailure when the PR cannot be read or no answer can be had.
-    """
-    decision, settled_now, _ = decide_seeing(rule, ref, github, ai, model="")
-    return decision, settled_now
-
-
 def decide_seeing(
     rule: PRReconciliationRule,
     ref: PullRequestRef,
@@ -329,7 +328,12 @@ def decide_seeing(
     *,
     model: str,
 ) -> tuple[Decision, bool, str]:
-    """Like :func:`decide_settled`, and the decision key of the facts decided on."""
+    """Decide one PR on fresh facts: the decision, whether act has anything left, the facts' key.
+
+    The key is the decision key of the facts decided on.
+
+    Raises PullRequestFailure when the PR cannot be read or no answer can be had.
+    """
     pr = _read(ref, github)
     facts = decision_key(rule.spec_hash(), model, pr)
     problems = selection_problems(pr, rule.spec.selector)

@@ -96,7 +96,7 @@ GENERATED_KINDS: dict[Target, Resource] = {"argo": CRON_WORKFLOWS, "cronjob": CR
 RUN_KINDS: dict[Target, Resource] = {"argo": WORKFLOWS, "cronjob": JOBS}
 MEMO_SHARDS = "0123456789abcdef"
 MEMO_PREFIX = f"{APP_NAME}-memo-"
-MEMO_CACHE_LABEL = "=".join(INDEX_LABEL)
+OUTCOME_INDEX_LABEL = "=".join(INDEX_LABEL)
 """The label of a rule's outcome index (:mod:`jobs.clients.outcome_index`)."""
 
 

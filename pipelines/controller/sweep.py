@@ -31,8 +31,8 @@ from ai_operator.pipelines.controller.kube import CONFIG_MAPS, KubeClient, KubeE
 from ai_operator.pipelines.controller.objects import RuleKey, RuleRef, controller_of
 from ai_operator.pipelines.controller.reconcile import (
     GENERATED_KINDS,
-    MEMO_CACHE_LABEL,
     MEMO_PREFIX,
+    OUTCOME_INDEX_LABEL,
     delete_rule_metrics,
     memo_prefix,
 )
@@ -76,7 +76,7 @@ async def own_memo(
     }
     log = get_logger("ai_operator.controller").bind(scope=scope or "all namespaces")
     try:
-        found = await client.list(CONFIG_MAPS, scope, MEMO_CACHE_LABEL)
+        found = await client.list(CONFIG_MAPS, scope, OUTCOME_INDEX_LABEL)
         for item in found.items:
             metadata = item["metadata"]
             namespace, name = str(metadata.get("namespace") or ""), str(metadata["name"])
@@ -114,7 +114,7 @@ async def _generated(
 
 async def _memo(client: KubeClient, scope: str | None, present: set[RuleKey], log: Any) -> None:
     wanted = {RuleKey(key.namespace, memo_prefix(key.name)) for key in present}
-    found = await client.list(CONFIG_MAPS, scope, MEMO_CACHE_LABEL)
+    found = await client.list(CONFIG_MAPS, scope, OUTCOME_INDEX_LABEL)
     for item in found.items:
         metadata = item["metadata"]
         name, namespace = str(metadata["name"]), str(metadata.get("namespace") or "")

@@ -19,7 +19,7 @@ from ai_operator.jobs.policy.verdict import InvalidVerdict, Verdict
 from ai_operator.jobs.reconcile.results import PullRequestResult
 from ai_operator.jobs.reconcile.steps import (
     Decided,
-    act_decided,
+    act_branch,
     branch_outcome,
     branch_record,
     fetch_run,
@@ -223,7 +223,7 @@ def test_decisions_of_a_settled_branch_need_no_fresh_read(world, github):
     """act spares its read when decide's facts left nothing to do; GitHub sees no request."""
     decision = decide(RULE, make_pr(), Verdict(action=Action.WAIT, reason="later"), "fp")
     client = GitHubClient(github.url, SecretStr(GITHUB_TOKEN), mutation_interval_seconds=0)
-    rows = act_decided(
-        RULE, [Decided(decision=decision, settled=True)], client, dry_run=False, run="w"
+    rows, _ = act_branch(
+        RULE, [Decided(decision=decision, settled=True)], client, dry_run=False, run="w", model=""
     )
     assert [row.action for row in rows] == [Action.WAIT] and github.requests == []
