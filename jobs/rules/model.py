@@ -268,6 +268,15 @@ class EscalationSettings(_Spec):
     )
 
 
+class MergeStrategy(StrEnum):
+    """How a merge decision is carried out on GitHub."""
+
+    AUTO = "Auto"
+    DIRECT = "Direct"
+    MERGE_QUEUE = "MergeQueue"
+    AUTO_MERGE = "AutoMerge"
+
+
 class MergeSettings(_Spec):
     """When a merge may happen, beyond the safety rules that always hold."""
 
@@ -287,9 +296,73 @@ class MergeSettings(_Spec):
             "check passed (a required check not reported yet) waits before it is escalated."
         ),
     )
+    strategy: MergeStrategy = Field(
+        default=MergeStrategy.AUTO,
+        description=(
+            "How a merge is carried out: Auto (the merge queue when the base branch requires "
+            "one, else merge now), Direct, MergeQueue or AutoMerge. The head is always pinned."
+        ),
+    )
 
 
 ALL_ACTIONS: tuple[Action, ...] = (Action.MERGE, Action.CLOSE, Action.ESCALATE, Action.WAIT)
+
+
+class RuleMode(StrEnum):
+    """Enforce: decisions change GitHub. Shadow: they are only recorded and scored."""
+
+    ENFORCE = "Enforce"
+    SHADOW = "Shadow"
+
+
+class RuleLimits(_Spec):
+    """Caps an operator can pull: the pull requests past a cap wait for a later pass (deferred)."""
+
+    maxMergesPerPass: int | None = Field(
+        default=None, ge=0, le=1000, description="Merges one pass may make; the rest are deferred."
+    )
+    maxClosesPerPass: int | None = Field(
+        default=None, ge=0, le=1000, description="Closes one pass may make; the rest are deferred."
+    )
+
+
+class GitHubEvent(StrEnum):
+    """GitHub webhook event types a rule may react to (GitHub's own names)."""
+
+    PULL_REQUEST = "pull_request"
+    PULL_REQUEST_REVIEW = "pull_request_review"
+    CHECK_SUITE = "check_suite"
+    CHECK_RUN = "check_run"
+    STATUS = "status"
+    ISSUE_COMMENT = "issue_comment"
+
+
+DEFAULT_GITHUB_EVENTS: tuple[GitHubEvent, ...] = (
+    GitHubEvent.PULL_REQUEST,
+    GitHubEvent.PULL_REQUEST_REVIEW,
+    GitHubEvent.CHECK_SUITE,
+)
+
+
+class RuleEvents(_Spec):
+    """GitHub events that also start the rule's pipeline, for the pull requests they name."""
+
+    github: list[GitHubEvent] = Field(
+        default_factory=lambda: list(DEFAULT_GITHUB_EVENTS),
+        min_length=1,
+        max_length=len(GitHubEvent),
+        description=(
+            "GitHub event types that start a pass for the pull requests they name (default: "
+            "pull_request, pull_request_review, check_suite)."
+        ),
+        json_schema_extra={"uniqueItems": True},
+    )
+    debounceSeconds: int = Field(
+        default=15,
+        ge=0,
+        le=3600,
+        description="Events within this many seconds are coalesced into one run.",
+    )
 
 
 class RuleSpec(_Spec):
@@ -385,6 +458,18 @@ class RuleSpec(_Spec):
         default=100, ge=1, le=1000, description="Cap on pull requests decided per pass."
     )
     ai: AISettings = Field(default_factory=AISettings)
+    mode: RuleMode = Field(
+        default=RuleMode.ENFORCE,
+        description=(
+            "Enforce: act on GitHub. Shadow: decide and record, change nothing, and score the "
+            "decisions against what people then did."
+        ),
+    )
+    limits: RuleLimits = Field(default_factory=RuleLimits)
+    events: RuleEvents | None = Field(
+        default=None,
+        description="GitHub events that also start a pass, besides the schedule.",
+    )
 
     @field_validator("instruction")
     @classmethod
