@@ -34,7 +34,7 @@ from ai_operator.jobs.cli_support import (
     write_output,
 )
 from ai_operator.jobs.clients.ai import make_decision_client
-from ai_operator.jobs.clients.argo_workflow import FailedNode, failed_nodes
+from ai_operator.jobs.clients.argo_workflow import failed_nodes
 from ai_operator.jobs.clients.github.errors import GitHubError
 from ai_operator.jobs.clients.kube import APIRequestError, APIUnreadable, KubernetesAPI
 from ai_operator.jobs.clients.outcome_index import OutcomeIndex
@@ -149,7 +149,7 @@ def _outcome_index(
         return None
     # The controller makes the rule the index's owner (the steps do not know the rule's uid).
     where = namespace or rule.metadata.namespace
-    return OutcomeIndex(api, where, prefix, None, max_age_seconds=seconds)
+    return OutcomeIndex(api, where, prefix, max_age_seconds=seconds)
 
 
 def _take_lease(namespace: str, name: str, holder: str) -> RuleLease | None:
@@ -418,11 +418,7 @@ def _run_failures(
 ) -> FailureSummary:
     """The run's failed nodes, counted, from its Workflow object (else what is known)."""
     if workflow is None:  # a workflow compiled before --workflow: its own failures argument
-        listed = [
-            FailedNode(str(n.get("displayName", "")), "Pod", "", str(n.get("message", "")))
-            for n in steps.failed_node_list(failures)
-        ]
-        return summarize_failures(listed)
+        return summarize_failures(steps.failed_node_list(failures))
     try:
         api = KubernetesAPI.from_environment(os.environ)
         if api is None:

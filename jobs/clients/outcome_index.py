@@ -8,10 +8,10 @@ always lives in one shard and no shard nears Kubernetes' 1 MiB limit: each keeps
 ``max_entries`` records younger than ``max_age``, fewer when its data would pass
 :data:`DATA_LIMIT`. It is never Argo's memo: nothing here parses Argo's cache entries.
 
-- Owned by the rule: a ConfigMap is created with an ``ownerReference`` to its
-  ``PRReconciliationRule`` when the rule's uid is known (:class:`RuleOwner`); otherwise the
-  controller adds that reference at its next full list. An update keeps the references the
-  ConfigMap has, so Kubernetes deletes it with the rule either way.
+- Owned by the rule: the steps do not know the rule's uid, so the controller adds the
+  ``ownerReference`` to its ``PRReconciliationRule`` at its next full list (it finds the index by
+  its label). An update keeps the references the ConfigMap has, so Kubernetes deletes it with the
+  rule.
 - Concurrent writers (two act pods, two runs) never lose each other's records: a write carries the
   ConfigMap's ``resourceVersion``; on 409 Conflict the shard is read again, merged (per pull
   request, the newest wins: :func:`jobs.policy.reuse.merged`) and written again.
@@ -30,7 +30,6 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -62,26 +61,6 @@ class OutcomeIndexError(DecisionCacheError):
     """
 
 
-@dataclass(frozen=True)
-class RuleOwner:
-    """The ``PRReconciliationRule`` that owns the index (its uid, from the controller)."""
-
-    name: str
-    uid: str
-    api_version: str = "aioperator.io/v1alpha1"
-    kind: str = "PRReconciliationRule"
-
-    def reference(self) -> dict[str, Any]:
-        """The ConfigMap's ``ownerReference``: Kubernetes deletes the index with the rule."""
-        return {
-            "apiVersion": self.api_version,
-            "kind": self.kind,
-            "name": self.name,
-            "uid": self.uid,
-            "blockOwnerDeletion": False,
-        }
-
-
 def shard_of(pr: str) -> str:
     """The shard of a pull request (``owner/name#N``): a digest's first hex digit, stable."""
     return hashlib.sha256(pr.encode()).hexdigest()[0]
@@ -95,7 +74,6 @@ class OutcomeIndex:
         api: KubernetesAPI,
         namespace: str,
         prefix: str,
-        owner: RuleOwner | None,
         *,
         max_age_seconds: float,
         max_entries: int = MAX_ENTRIES,
@@ -104,7 +82,6 @@ class OutcomeIndex:
         self._api = api
         self._namespace = namespace
         self._prefix = prefix
-        self._owner = owner
         self.max_age_seconds = max_age_seconds
         self.max_entries = max_entries
         self._clock = clock
@@ -196,8 +173,6 @@ class OutcomeIndex:
         metadata: dict[str, Any] = {"name": name, "labels": {label: value}}
         if owners:
             metadata["ownerReferences"] = owners
-        elif self._owner is not None:
-            metadata["ownerReferences"] = [self._owner.reference()]
         return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": data}
 
     def _collection(self) -> str:

@@ -25,13 +25,12 @@ in the node's message and the exit handler reads back from its Workflow's failed
 from __future__ import annotations
 
 import json
-import re
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ai_operator.jobs.clients.ai.usage import ModelUsage
+from ai_operator.jobs.clients.argo_workflow import FailedNode
 from ai_operator.jobs.clients.decision_cache import DecisionCacheError
 from ai_operator.jobs.clients.github.errors import GitHubError
 from ai_operator.jobs.clients.kube import APIUnreadable
@@ -65,7 +64,6 @@ EX_TEMPFAIL = 75
 TERMINATION_LOG = Path("/dev/termination-log")  # Kubernetes' default terminationMessagePath
 TERMINATION_MESSAGE_CHARS = 1024  # Kubernetes keeps at most 4096 bytes
 ERROR_TYPE_MARK = "error-type="
-_ERROR_TYPE = re.compile(re.escape(ERROR_TYPE_MARK) + r"(?P<type>[a-z]+)\b")
 
 
 def noop_ref(rule: PRReconciliationRule) -> PullRequestRef:
@@ -214,20 +212,22 @@ def termination_message(kind: str, message: str) -> str:
     return f"{ERROR_TYPE_MARK}{kind}: {' '.join(message.split())}"[:TERMINATION_MESSAGE_CHARS]
 
 
-def failure_errors(text: str) -> dict[str, int]:
-    """Errors by type of the failed nodes in ``{{workflow.failures}}``.
+def failed_node_list(text: str) -> list[FailedNode]:
+    """The failed pods ``{{workflow.failures}}`` lists (workflows compiled before ``--workflow``).
 
-    Only the nodes whose message carries a step's :func:`termination_message` count (one per
-    failed attempt): a node failed for another reason (killed, out of memory) makes the run
-    unsuccessful (:func:`failed_nodes`) without a type to count it under.
+    Argo lists each failed node as ``{displayName, message, templateName, phase, podName, ...}``;
+    the exit handler counts them as it counts the nodes of the Workflow object
+    (:func:`jobs.reconcile.failures.summarize_failures`).
     """
-    found = (_ERROR_TYPE.search(str(node.get("message", ""))) for node in _failures(text))
-    return dict(Counter(match.group("type") for match in found if match))
-
-
-def failed_node_list(text: str) -> list[dict[str, Any]]:
-    """The nodes ``{{workflow.failures}}`` lists (workflows compiled before ``--workflow``)."""
-    return _failures(text)
+    return [
+        FailedNode(
+            str(node.get("displayName", "")),
+            "Pod",
+            str(node.get("templateName", "")),
+            str(node.get("message", "")),
+        )
+        for node in _failures(text)
+    ]
 
 
 def _failures(text: str) -> list[dict[str, Any]]:

@@ -19,7 +19,6 @@ from ai_operator.jobs.clients.outcome_index import (
     DATA_KEY,
     OutcomeIndex,
     OutcomeIndexError,
-    RuleOwner,
     shard_of,
 )
 from ai_operator.jobs.policy.decision import decide
@@ -31,7 +30,13 @@ from tests.factories import make_pr, make_rule
 
 RULE = "ci/staging-automerge"
 PREFIX = "ai-operator-outcomes-staging-automerge"
-OWNER = RuleOwner("staging-automerge", "0b5e-rule-uid")
+OWNER = {
+    "apiVersion": "aioperator.io/v1alpha1",
+    "kind": "PRReconciliationRule",
+    "name": "staging-automerge",
+    "uid": "0b5e-rule-uid",
+    "blockOwnerDeletion": False,
+}
 NOW = 1_800_000_000.0
 DAY = 86400.0
 
@@ -47,7 +52,7 @@ def record(number: int, at: float = NOW, **fields: Any) -> dict[str, Remembered]
 
 def index(api: KubernetesAPI, **options: Any) -> OutcomeIndex:
     options = {"max_age_seconds": DAY, "clock": lambda: NOW} | options
-    return OutcomeIndex(api, "ci", PREFIX, OWNER, **options)
+    return OutcomeIndex(api, "ci", PREFIX, **options)
 
 
 @pytest.fixture
@@ -57,7 +62,8 @@ def cluster() -> Iterator[tuple[MemoCache, KubernetesAPI]]:
         yield memo, KubernetesAPI(url)
 
 
-def test_a_record_comes_back_from_its_shard_owned_by_the_rule(cluster) -> None:
+def test_a_record_comes_back_from_its_shard_labelled_for_its_owner(cluster) -> None:
+    """The steps do not know the rule's uid: the label lets the controller own the shard."""
     memo, api = cluster
     [(pr, kept)] = record(7).items()
 
@@ -67,15 +73,8 @@ def test_a_record_comes_back_from_its_shard_owned_by_the_rule(cluster) -> None:
     [name] = memo.objects
     assert name == f"{PREFIX}-{shard_of(pr)}"
     metadata = memo.objects[name]["metadata"]
-    assert metadata["ownerReferences"] == [
-        {
-            "apiVersion": "aioperator.io/v1alpha1",
-            "kind": "PRReconciliationRule",
-            "name": "staging-automerge",
-            "uid": "0b5e-rule-uid",
-            "blockOwnerDeletion": False,
-        }
-    ]
+    assert metadata["labels"] == {"aioperator.io/outcome-index": "true"}
+    assert "ownerReferences" not in metadata
     stored = json.loads(memo.objects[name]["data"][DATA_KEY])["entries"][pr]
     assert (stored["applied"], stored["actor"], stored["head"]) == (
         ["close"],
@@ -83,6 +82,18 @@ def test_a_record_comes_back_from_its_shard_owned_by_the_rule(cluster) -> None:
         kept.head,
     )
     assert index(api).recall("ci/another-rule") == {}
+
+
+def test_an_update_keeps_the_owner_the_controller_gave_the_shard(cluster) -> None:
+    memo, api = cluster
+    index(api).keep(RULE, record(7, NOW - 60))
+    [name] = memo.objects
+    memo.objects[name]["metadata"]["ownerReferences"] = [OWNER]
+
+    index(api).keep(RULE, record(7, NOW))
+
+    assert memo.objects[name]["metadata"]["ownerReferences"] == [OWNER]
+    assert index(api).recall(RULE)["acme/web#7"].decided_at == NOW
 
 
 def test_a_later_record_of_a_pr_replaces_the_earlier_one(cluster) -> None:

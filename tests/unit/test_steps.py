@@ -11,10 +11,11 @@ from ai_operator.jobs.clients.ai.usage import ModelUsage
 from ai_operator.jobs.policy.counts import PassCounts
 from ai_operator.jobs.policy.decision import decide
 from ai_operator.jobs.policy.verdict import Verdict
+from ai_operator.jobs.reconcile.failures import summarize_failures
 from ai_operator.jobs.reconcile.steps import (
     Decided,
     dump_for_argo,
-    failure_errors,
+    failed_node_list,
     noop_ref,
     parse_counts,
     parse_decided,
@@ -169,7 +170,7 @@ def argo_failures(*messages: str) -> str:
 )
 def test_failed_steps_are_counted_by_the_type_they_reported(failures, errors):
     """A step's termination message, in Argo's node message, names the error type to count."""
-    assert failure_errors(failures) == errors
+    assert summarize_failures(failed_node_list(failures)).errors == errors
 
 
 def test_a_termination_message_is_one_bounded_line():
