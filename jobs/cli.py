@@ -471,6 +471,43 @@ def backtest(
     raise typer.Exit(EXIT_OK)
 
 
+@app.command()
+def explain(
+    rule_file: Annotated[Path, typer.Argument(help="The rule file (one rule).")],
+    pull_request: Annotated[
+        str, typer.Argument(help="OWNER/REPO#N or the pull request's URL.", metavar="PR")
+    ],
+    output: Annotated[
+        OutputFormat, typer.Option("--output", "-o", help="Text for people, or JSON.")
+    ] = OutputFormat.TABLE,
+    sandbox: Annotated[
+        bool,
+        typer.Option("--sandbox", help="Read the sandbox GitHub's samples (no GITHUB_TOKEN)."),
+    ] = False,
+) -> None:
+    """Why the rule does or does not act on a pull request right now. Read-only.
+
+    In order: each selector clause, each safety rule of a merge, the last recorded decision and
+    whether it is reused, what people undid, the rule's caps, and the next scheduled pass.
+    """
+    from ai_operator.jobs.explain import run as explaining  # noqa: PLC0415 - keeps the other commands' start fast
+    from ai_operator.jobs.explain import view  # noqa: PLC0415
+
+    settings = load_settings()
+    github = None if sandbox else github_client(settings)
+    memory = None if sandbox else _memory(settings)
+    options = explaining.ExplainOptions(rule_file, pull_request, sandbox)
+    try:
+        explanation, where = explaining.run_explain(options, settings, github, memory)
+    except explaining.ExplainError as exc:
+        fail(str(exc))
+    if output is OutputFormat.JSON:
+        typer.echo(view.as_json(explanation, where))
+    else:
+        typer.echo(view.as_text(explanation, where), nl=False)
+    raise typer.Exit(EXIT_OK)
+
+
 # --- pipeline steps --------------------------------------------------------------------------
 
 
