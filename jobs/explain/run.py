@@ -86,7 +86,7 @@ def explain_pull_request(
     when = (
         "suspended (spec.suspend): no scheduled pass"
         if spec.suspend
-        else f"{schedule.cron} ({describe_period(minutes_between(schedule))})"
+        else f"cron {schedule.cron}, {describe_period(minutes_between(schedule))}"
     )
     return explain(
         rule,
