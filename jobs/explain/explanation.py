@@ -176,10 +176,21 @@ def explain(
             cap=capped,
         )
     if recorded.reused:
-        summary = f"{what}: {action.value} now, every safety rule holds"
+        summary = f"{what}: {_reused_outcome(the_plan)}"
         return replace(base, verdict="reused", summary=summary, action=action, reason=None)
     summary = f"{what}; {IF_MERGED}, the merge goes through: every safety rule holds"
     return replace(base, verdict="asks-model", summary=summary, action=None, reason=None)
+
+
+def _reused_outcome(the_plan: Plan) -> str:
+    action = the_plan.action
+    if action is Action.WAIT:
+        return "wait"
+    if not the_plan.operations:
+        return f"{action.value}, already done: nothing left to do"
+    if action is Action.MERGE:
+        return "merge now, every safety rule holds"
+    return f"{action.value} now"
 
 
 def _what(recorded: Recorded) -> str:
