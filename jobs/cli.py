@@ -452,8 +452,7 @@ def backtest(
 ) -> None:
     """Decide again on the pull requests people merged or closed, and compare: nothing is written.
 
-    The rule's pull requests merged or closed in the window, as they stood at their last head
-    commit, one decision each through the same prompt, model and guardrails as a pass.
+    Each as it stood at its last head commit, through the same prompt, model and guardrails.
     """
     from ai_operator.jobs.backtest import run as backtesting  # noqa: PLC0415 - keeps the other commands' start fast
     from ai_operator.jobs.backtest import view  # noqa: PLC0415
@@ -487,8 +486,7 @@ def explain(
 ) -> None:
     """Why the rule does or does not act on a pull request right now. Read-only.
 
-    In order: each selector clause, each safety rule of a merge, the last recorded decision and
-    whether it is reused, what people undid, the rule's caps, and the next scheduled pass.
+    Selector clauses, safety rules, recorded decision, people, caps, and the next pass.
     """
     from ai_operator.jobs.explain import run as explaining  # noqa: PLC0415 - keeps the other commands' start fast
     from ai_operator.jobs.explain import view  # noqa: PLC0415
