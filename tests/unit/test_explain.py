@@ -30,6 +30,7 @@ from ai_operator.jobs.explain.run import (
 from ai_operator.jobs.explain.view import as_json, as_text
 from ai_operator.jobs.policy.caps import cap_block
 from ai_operator.jobs.policy.snapshot import PullRequestKey
+from ai_operator.jobs.reconcile.report import decision_fields
 from ai_operator.jobs.reconcile.run import Reuse, run_pass
 from ai_operator.jobs.rules.model import Action, PRReconciliationRule, RuleLimits
 from ai_operator.jobs.rules.schedule import next_pass, resolve
@@ -269,7 +270,7 @@ def test_each_safety_rule_is_told_with_githubs_own_words(tmp_path: Path):
 
 
 def test_the_escalation_comment_gives_the_same_reason_as_explain(tmp_path: Path):
-    """A blocked merge is explained in the words the escalation comment carries."""
+    """A blocked merge is explained in the words of the escalation comment and the decision log."""
     row = Row(facts(is_draft=True, merge_state_status="DRAFT"), "draft", "", None)
     world = GitHubWorld()
     world.add_pull_request("acme/web", number=1, **GREEN)
@@ -295,6 +296,11 @@ def test_the_escalation_comment_gives_the_same_reason_as_explain(tmp_path: Path)
     [comment] = world.pull_request("acme/web", 1).comments
     assert result.guardrail_reason == explanation.reason == "the pull request is a draft"
     assert f"> Safety rule: {explanation.reason}." in comment.body
+    logged = decision_fields(result)  # the decision log's line
+    assert (logged["guardrail"], logged["guardrail_reason"]) == (
+        explanation.verdict,
+        explanation.reason,
+    )
 
 
 def test_the_recorded_decision_is_not_reused_once_the_facts_change(tmp_path: Path):
