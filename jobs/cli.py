@@ -1,4 +1,4 @@
-"""The user's ``ai-operator`` commands: ``run``, ``validate``, ``demo``, ``test`` (and ``step``).
+"""The user's ``ai-operator`` commands: run, validate, demo, test, backtest, explain (and step).
 
 The pipeline's pod commands (``step``) are in :mod:`jobs.step_cli`; what both share is in
 :mod:`jobs.cli_support`.
@@ -419,6 +419,91 @@ def test_rule(
         write_output(junit, view.as_junit(outcome))
     typer.echo(view.as_json(outcome) if output is OutputFormat.JSON else view.as_table(outcome))
     raise typer.Exit(EXIT_CONFIG if outcome.failed else EXIT_OK)
+
+
+@app.command()
+def backtest(
+    rule_file: Annotated[Path, typer.Argument(help="The rule file (one rule).")],
+    since: Annotated[
+        str, typer.Option("--since", help="Start of the window: 30d, 12h, 2w or a date.")
+    ] = "30d",
+    until: Annotated[
+        str | None, typer.Option("--until", help="End of the window: a date (default: now).")
+    ] = None,
+    limit: Annotated[
+        int, typer.Option("--limit", min=1, max=1000, help="Pull requests read at most.")
+    ] = 1000,
+    output: Annotated[
+        OutputFormat, typer.Option("--output", "-o", help="A table for people, or JSON.")
+    ] = OutputFormat.TABLE,
+    record: Annotated[
+        Path | None, typer.Option("--record", help="Write the model's answers there.")
+    ] = None,
+    replay: Annotated[
+        Path | None, typer.Option("--replay", help="Answer offline from a recording.")
+    ] = None,
+    stand_in: Annotated[
+        bool, typer.Option("--stand-in", help="Answer with the stand-in (not a real model).")
+    ] = False,
+    sandbox: Annotated[
+        bool,
+        typer.Option("--sandbox", help="Read the sandbox GitHub's history (no GITHUB_TOKEN)."),
+    ] = False,
+) -> None:
+    """Decide again on the pull requests people merged or closed, and compare: nothing is written.
+
+    Each as it stood at its last head commit, through the same prompt, model and guardrails.
+    """
+    from ai_operator.jobs.backtest import run as backtesting  # noqa: PLC0415 - keeps the other commands' start fast
+    from ai_operator.jobs.backtest import view  # noqa: PLC0415
+
+    options = backtesting.BacktestOptions(
+        rule_file, since, until, limit, record, replay, stand_in, sandbox
+    )
+    settings = load_settings()
+    github = None if sandbox else github_client(settings)
+    try:
+        result = backtesting.run_backtest(options, settings, github)
+    except backtesting.BacktestError as exc:
+        fail(str(exc))
+    typer.echo(view.as_json(result) if output is OutputFormat.JSON else view.as_table(result))
+    raise typer.Exit(EXIT_OK)
+
+
+@app.command()
+def explain(
+    rule_file: Annotated[Path, typer.Argument(help="The rule file (one rule).")],
+    pull_request: Annotated[
+        str, typer.Argument(help="OWNER/REPO#N or the pull request's URL.", metavar="PR")
+    ],
+    output: Annotated[
+        OutputFormat, typer.Option("--output", "-o", help="Text for people, or JSON.")
+    ] = OutputFormat.TABLE,
+    sandbox: Annotated[
+        bool,
+        typer.Option("--sandbox", help="Read the sandbox GitHub's samples (no GITHUB_TOKEN)."),
+    ] = False,
+) -> None:
+    """Why the rule does or does not act on a pull request right now. Read-only.
+
+    Selector clauses, safety rules, recorded decision, people, caps, and the next pass.
+    """
+    from ai_operator.jobs.explain import run as explaining  # noqa: PLC0415 - keeps the other commands' start fast
+    from ai_operator.jobs.explain import view  # noqa: PLC0415
+
+    settings = load_settings()
+    github = None if sandbox else github_client(settings)
+    memory = None if sandbox else _memory(settings)
+    options = explaining.ExplainOptions(rule_file, pull_request, sandbox)
+    try:
+        explanation, where = explaining.run_explain(options, settings, github, memory)
+    except explaining.ExplainError as exc:
+        fail(str(exc))
+    if output is OutputFormat.JSON:
+        typer.echo(view.as_json(explanation, where))
+    else:
+        typer.echo(view.as_text(explanation, where), nl=False)
+    raise typer.Exit(EXIT_OK)
 
 
 # --- pipeline steps --------------------------------------------------------------------------

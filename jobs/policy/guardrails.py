@@ -53,21 +53,53 @@ class Guarded:
     block: Block | None = None
 
 
+@dataclass(frozen=True)
+class Gate:
+    """One safety rule of a merge on one pull request: held (with on what), or its block."""
+
+    name: str
+    held: str
+    """What it held on (read when ``block`` is None)."""
+    block: Block | None = None
+
+
 def merge_blocks(pr: PullRequestSnapshot, spec: RuleSpec, decided_head: str) -> list[Block]:
     """Every reason ``pr`` must not be merged now; empty when merging is safe."""
-    checks = [
-        _state_block(pr),
-        _head_block(pr, decided_head),
-        Block("draft", "the pull request is a draft") if pr.is_draft else None,
-        _checks_block(pr, spec),
-        _mergeable_block(pr),
-        Block("changes-requested", "a reviewer requested changes")
-        if pr.changes_requested
-        else None,
-        _merge_method_block(pr, spec),
-        _merge_state_block(pr, spec),
-    ]
-    return [block for block in checks if block is not None]
+    return [gate.block for gate in merge_gates(pr, spec, decided_head) if gate.block is not None]
+
+
+def merge_gates(pr: PullRequestSnapshot, spec: RuleSpec, decided_head: str) -> tuple[Gate, ...]:
+    """Every safety rule of a merge, in the order :func:`merge_blocks` reads them."""
+    checks = latest_checks(pr.checks)
+    passed = ", ".join(sorted(c.name for c in checks)) or "none required (allowWithoutChecks)"
+    return (
+        Gate("open", "the pull request is open", _state_block(pr)),
+        Gate("head", f"the head is {decided_head[:12]}", _head_block(pr, decided_head)),
+        Gate(
+            "draft",
+            "not a draft",
+            Block("draft", "the pull request is a draft") if pr.is_draft else None,
+        ),
+        Gate("checks", f"checks passed: {passed}", _checks_block(pr, spec)),
+        Gate("mergeable", "no merge conflict", _mergeable_block(pr)),
+        Gate(
+            "reviews",
+            "no change requested",
+            Block("changes-requested", "a reviewer requested changes")
+            if pr.changes_requested
+            else None,
+        ),
+        Gate(
+            "merge-method",
+            f"the repository allows {spec.mergeMethod.value} merges",
+            _merge_method_block(pr, spec),
+        ),
+        Gate(
+            "merge-state",
+            f"GitHub's merge state is {pr.merge_state_status}",
+            _merge_state_block(pr, spec),
+        ),
+    )
 
 
 def guard(pr: PullRequestSnapshot, spec: RuleSpec, wanted: Action, decided_head: str) -> Guarded:

@@ -81,7 +81,7 @@ def plan(rule: PRReconciliationRule, decision: Decision, fresh: PullRequestSnaps
     block = guarded.block
     action = guarded.action
     if action is Action.CLOSE:
-        block = _reopened_block(rule, decision, fresh) or block
+        block = reopened_block(fresh) or block
         action = blocked_action(rule.spec, block) if block else action
     labels = decision.labels
     if action is Action.ESCALATE and not labels:
@@ -113,9 +113,34 @@ def already_done(operation: Operation, fresh: PullRequestSnapshot) -> bool:
             return all(name.casefold() in present for name in names)
 
 
-def _reopened_block(
-    rule: PRReconciliationRule, decision: Decision, fresh: PullRequestSnapshot
-) -> Block | None:
+def undone_by_people(fresh: PullRequestSnapshot) -> tuple[Block, ...]:
+    """What people undid of the operator's work at this head, each as the block it becomes.
+
+    A reopened pull request is not closed again, a label removed is not added again, a deleted
+    comment is not posted again (the plan leaves each out).
+    """
+    blocks = [reopened_block(fresh)]
+    if fresh.labels_removed_by_people:
+        removed = ", ".join(sorted(fresh.labels_removed_by_people))
+        blocks.append(
+            Block(
+                "label-removed-by-person",
+                f"{removed} removed by a person after the operator added it at this commit; "
+                "not added again",
+            )
+        )
+    if fresh.comment_deleted_by is not None:
+        blocks.append(
+            Block(
+                "comment-deleted-by-person",
+                f"{fresh.comment_deleted_by} deleted the operator's comment at this commit; it "
+                "is not posted again",
+            )
+        )
+    return tuple(block for block in blocks if block is not None)
+
+
+def reopened_block(fresh: PullRequestSnapshot) -> Block | None:
     """A person reopened what the operator closed at this head: not closed again.
 
     Read from the timeline (:mod:`jobs.policy.people`): the operator is the token, whichever

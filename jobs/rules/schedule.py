@@ -12,6 +12,7 @@ import math
 import re
 import zoneinfo
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from croniter import croniter
 
@@ -122,6 +123,13 @@ def describe_period(minutes: int) -> str:
     if minutes < 1440:
         return f"every {minutes // 60} hours"
     return "once a day"
+
+
+def next_pass(schedule: Schedule, timezone: str | None, after: datetime) -> datetime:
+    """When the next scheduled pass of ``schedule`` starts after ``after`` (in ``timezone``)."""
+    zone = zoneinfo.ZoneInfo(timezone) if timezone else UTC
+    found: datetime = croniter(schedule.cron, after.astimezone(zone)).get_next(datetime)
+    return found
 
 
 def minutes_between(schedule: Schedule) -> int:

@@ -4,8 +4,12 @@
 order) or raises ``SearchRejected`` with GitHub's message. Semantics follow GitHub: repeated
 ``label:`` qualifiers are AND, ``label:a,b`` is OR, ``-qualifier:`` excludes, repeated ``repo:``
 (``author:``, ``base:``, ...) are OR, unknown qualifiers are ignored. Explicit ``AND``, ``OR``
-and ``NOT`` words only count towards GitHub's limit of five. This module must not know GraphQL
-or HTTP.
+and ``NOT`` words only count towards GitHub's limit of five. Dates (``created:``, ``updated:``,
+``closed:``, ``merged:``) take GitHub's forms: ``2026-11-01`` (that day), ``>``, ``>=``, ``<``,
+``<=`` a date, and ranges ``2026-11-01..2026-11-30`` (both days included) or with ``*`` for an open
+end; a date with a time (``2026-11-01T12:00:00Z``) is compared to the second. A pull request that
+was never closed (or merged) is found by no ``closed:`` (``merged:``) qualifier. This module must
+not know GraphQL or HTTP.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, date, datetime, time, timedelta
 
 from ai_operator.jobs.sandbox.github_world import FakePullRequest
 
@@ -231,7 +235,77 @@ def _review(values: list[str]) -> Predicate | None:
     return lambda pr: pr.review_decision in wanted
 
 
+# --- dates -----------------------------------------------------------------------------------
+
+_DAY = timedelta(days=1)
+_TINY = timedelta(microseconds=1)
+
+
+def _moment(text: str) -> tuple[datetime, datetime] | None:
+    """The first and last instant ``text`` names: a whole day for a date, a second for a time."""
+    try:
+        if "t" not in text:
+            start = datetime.combine(date.fromisoformat(text), time(), UTC)
+            return start, start + _DAY - _TINY
+        moment = datetime.fromisoformat(text.upper().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return moment, moment + timedelta(seconds=1) - _TINY
+
+
+def date_range(value: str) -> tuple[datetime | None, datetime | None] | None:
+    """GitHub's date qualifier value as inclusive bounds (None: open); None when unreadable."""
+    if ".." in value:
+        low_text, _, high_text = value.partition("..")
+        low = None if low_text == "*" else _moment(low_text)
+        high = None if high_text == "*" else _moment(high_text)
+        if (low_text != "*" and low is None) or (high_text != "*" and high is None):
+            return None
+        return (low[0] if low else None, high[1] if high else None)
+    for operator in (">=", "<=", ">", "<"):
+        if value.startswith(operator):
+            found = _moment(value[len(operator) :])
+            if found is None:
+                return None
+            first, last = found
+            return {
+                ">=": (first, None),
+                "<=": (None, last),
+                ">": (last + _TINY, None),
+                "<": (None, first - _TINY),
+            }[operator]
+    found = _moment(value)
+    return found
+
+
+def _dated(
+    read: Callable[[FakePullRequest], datetime | None],
+) -> Callable[[list[str]], Predicate | None]:
+    def build(values: list[str]) -> Predicate | None:
+        bounds = date_range(values[0]) if len(values) == 1 else None
+        if bounds is None:
+            return None
+        low, high = bounds
+
+        def within(pr: FakePullRequest) -> bool:
+            moment = read(pr)
+            return (
+                moment is not None
+                and (low is None or moment >= low)
+                and (high is None or moment <= high)
+            )
+
+        return within
+
+    return build
+
+
 _QUALIFIERS: dict[str, Callable[[list[str]], Predicate | None]] = {
+    "created": _dated(lambda pr: pr.created_at),
+    "updated": _dated(lambda pr: pr.updated_at),
+    "closed": _dated(lambda pr: pr.closed_at),
+    "merged": _dated(lambda pr: pr.merged_at),
     "is": _is,
     "state": _state,
     "type": _type,

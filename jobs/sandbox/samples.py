@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, Literal
 
-from ai_operator.jobs.sandbox.github_world import FakeCheck, GitHubWorld
+from ai_operator.jobs.sandbox.github_world import FakeCheck, FakeEvent, GitHubWorld
 
 REPOSITORIES = ("acme/web", "acme/api")
 LABELS = ("auto-merge", "staging", "production", "dependencies", "do-not-merge", "wip")
@@ -142,6 +143,110 @@ def build_world() -> GitHubWorld:
     for sample in SAMPLES:
         facts = copy.deepcopy(sample.facts)  # each world gets its own checks and lists
         world.add_pull_request(sample.repository, number=sample.number, title=sample.title, **facts)
+    return world
+
+
+@dataclass(frozen=True)
+class SettledSample:
+    """A pull request people settled before: what they did, who, and how many days ago."""
+
+    repository: str
+    number: int
+    title: str
+    shows: str
+    happened: Literal["merged", "closed"]
+    days_ago: float
+    by: str = "carol"
+    facts: dict[str, Any] = field(default_factory=dict)
+
+
+HISTORY: tuple[SettledSample, ...] = (
+    SettledSample(
+        "acme/web", 101, "Compress static assets", "green, merged", "merged", 3,
+        facts={"labels": [*STAGING], **_green()},
+    ),
+    SettledSample(
+        "acme/web", 102, "Add request tracing", "green, merged", "merged", 10,
+        facts={"labels": [*STAGING], **_green()},
+    ),
+    SettledSample(
+        "acme/web", 103, "[abandoned] Switch to a new queue", "abandoned, closed", "closed", 5,
+        facts={"labels": [*STAGING], **_green()},
+    ),
+    SettledSample(
+        "acme/web", 104, "Bump the cache size", "checks failed, a person approved and merged",
+        "merged", 7,
+        facts={"labels": [*STAGING], "reviews": [("alice", "APPROVED")], **_failed()},
+    ),
+    SettledSample(
+        "acme/web", 105, "Ship the new pricing page", "do-not-merge: outside the staging rule",
+        "merged", 2,
+        facts={"labels": [*STAGING, "do-not-merge"], **_green()},
+    ),
+    SettledSample(
+        "acme/web", 106, "Scale the cache to 3 nodes", "production, merged", "merged", 4,
+        facts={"labels": ["production"], **_green()},
+    ),
+    SettledSample(
+        "acme/api", 101, "Retry failed jobs", "green, but people closed it (superseded)",
+        "closed", 12,
+        facts={"labels": [*STAGING], **_green()},
+    ),
+    SettledSample(
+        "acme/api", 102, "Rework the auth flow", "a reviewer requested changes, then closed",
+        "closed", 6,
+        facts={
+            "labels": [*STAGING],
+            "reviews": [("bob", "CHANGES_REQUESTED")],
+            "review_decision": "CHANGES_REQUESTED",
+            **_green(),
+        },
+    ),
+    SettledSample(
+        "acme/api", 103, "Update the API docs", "merged 40 days ago: before a 30-day window",
+        "merged", 40,
+        facts={"labels": [*STAGING], **_green()},
+    ),
+    SettledSample(
+        "acme/api", 104, "Drop the legacy endpoint", "checks failed, closed without a review",
+        "closed", 1,
+        facts={"labels": [*STAGING], **_failed()},
+    ),
+)  # fmt: skip
+"""What people did before: the history ``ai-operator backtest`` reads on the sandbox.
+
+For the staging rule (``examples/staging-automerge.yaml``) over 30 days, 7 of them count (not
+the excluded ``do-not-merge`` one, the production one, nor the one merged 40 days ago)."""
+
+
+def add_history(world: GitHubWorld, now: datetime) -> None:
+    """Add :data:`HISTORY` to ``world``, each settled ``days_ago`` before ``now``."""
+    for settled in HISTORY:
+        at = now - timedelta(days=settled.days_ago)
+        opened = at - timedelta(days=2)
+        facts = copy.deepcopy(settled.facts)
+        merged = settled.happened == "merged"
+        closed_by_person = [] if merged else [FakeEvent("ClosedEvent", settled.by, at)]
+        world.add_pull_request(
+            settled.repository,
+            number=settled.number,
+            title=settled.title,
+            state="MERGED" if merged else "CLOSED",
+            merged_at=at if merged else None,
+            merge_method="SQUASH" if merged else None,
+            closed_at=at,
+            created_at=opened,
+            updated_at=at,
+            committed_at=opened + timedelta(hours=1),
+            events=closed_by_person,
+            **facts,
+        )
+
+
+def build_history_world(now: datetime) -> GitHubWorld:
+    """:func:`build_world` with :data:`HISTORY` settled before ``now``."""
+    world = build_world()
+    add_history(world, now)
     return world
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from pydantic import SecretStr
@@ -33,8 +34,13 @@ from ai_operator.jobs.clients.github.mapping import (
     head_commit,
     to_snapshot,
 )
-from ai_operator.jobs.clients.github.search_query import SearchQueryError, build_search_queries
+from ai_operator.jobs.clients.github.search_query import (
+    SearchQueryError,
+    build_search_queries,
+    build_settled_queries,
+)
 from ai_operator.jobs.clients.github.transport import GitHubStats, GraphQLTransport, TransportPolicy
+from ai_operator.jobs.policy.backtest import Happened, Settled
 from ai_operator.jobs.policy.snapshot import PullRequestSnapshot
 from ai_operator.jobs.rules.model import MergeMethod, Selector
 
@@ -114,6 +120,47 @@ class GitHubClient:
             if not search.page_info.has_next_page:
                 return
             after = search.page_info.end_cursor
+
+    def search_settled_pull_requests(
+        self,
+        repositories: Sequence[str],
+        selector: Selector,
+        since: datetime,
+        until: datetime,
+        limit: int,
+    ) -> list[Settled]:
+        """Pull requests of ``repositories`` merged or closed between ``since`` and ``until``.
+
+        Read in search pages of 100, with their facts as GitHub keeps them (the last head
+        commit's checks, the reviews, the labels now); at most ``limit``, by repository and
+        number. Callers re-check the selector and the window.
+        """
+        try:
+            search_strings = build_settled_queries(repositories, selector, since, until)
+        except SearchQueryError as exc:
+            raise GitHubQueryError(f"cannot search for the selector: {exc}") from exc
+        found: dict[str, Settled] = {}
+        for search_string in search_strings:
+            after: str | None = None
+            while len(found) < limit:
+                first = min(queries.PAGE_SIZE, limit - len(found))
+                variables = {"query": search_string, "first": first, "after": after}
+                result = self._query(queries.SEARCH_SETTLED_PULL_REQUESTS, variables)
+                search, self._viewer = result.search, result.viewer.login
+                for node in search.nodes:
+                    settled = node.__typename__ == "PullRequest" and node.closed_at
+                    if settled and node.id not in found and len(found) < limit:
+                        found[node.id] = self._settled(node, result.viewer.login)
+                if not search.page_info.has_next_page:
+                    break
+                after = search.page_info.end_cursor
+        return sorted(found.values(), key=lambda s: (s.pr.repository, s.pr.number))
+
+    def _settled(self, node: Any, viewer: str) -> Settled:
+        happened = Happened.MERGED if node.merged_at else Happened.CLOSED
+        settled_at = node.merged_at or node.closed_at
+        snapshot = to_snapshot(node, viewer, self._connections(node), read_at=settled_at)
+        return Settled(pr=snapshot, happened=happened, settled_at=settled_at)
 
     def pull_request(self, repository: str, number: int) -> PullRequestSnapshot:
         """Read the current facts of ``repository#number`` in one request."""

@@ -156,6 +156,24 @@ def _search_operation() -> Any:
     return op
 
 
+def _settled_search_operation() -> Any:
+    """A search page of settled pull requests: the same facts, and when and how each was settled."""
+    op = Operation(
+        schema.Query,
+        name="SearchSettledPullRequests",
+        variables={"query": non_null(String), "first": non_null(Int), "after": String},
+    )
+    search = op.search(
+        query=Variable("query"), type="ISSUE", first=Variable("first"), after=Variable("after")
+    )
+    search.page_info.__fields__("has_next_page", "end_cursor")
+    search.nodes.__fragment__(PULL_REQUEST_FACTS)
+    search.nodes.__as__(schema.PullRequest).__fields__("merged_at", "closed_at")
+    op.viewer.login()
+    _select_rate_limit(op)
+    return op
+
+
 def _pull_request_operation() -> Any:
     op = Operation(
         schema.Query,
@@ -239,6 +257,7 @@ def _create_label_operation() -> Any:
 
 _CURSOR = Variable("cursor")
 SEARCH_PULL_REQUESTS = _search_operation()
+SEARCH_SETTLED_PULL_REQUESTS = _settled_search_operation()
 PULL_REQUEST = _pull_request_operation()
 VIEWER = _viewer_operation()
 LABELS_PAGE = _pull_request_page(

@@ -13,6 +13,7 @@ Pure: no I/O. Raises only :class:`SearchQueryError`.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from ai_operator.jobs.rules.matching import parse_login, search_value_problem
 from ai_operator.jobs.rules.model import Selector
@@ -30,19 +31,39 @@ def build_search_queries(repositories: Sequence[str], selector: Selector) -> lis
 
     No repository means no query: a search never spans all of GitHub.
     """
+    return _queries(repositories, selector, ["is:open"])
+
+
+def build_settled_queries(
+    repositories: Sequence[str], selector: Selector, since: datetime, until: datetime
+) -> list[str]:
+    """Search strings for the pull requests of ``selector`` merged or closed in the window.
+
+    GitHub counts a merged pull request as closed (``closedAt`` is its merge time), so one
+    ``is:closed closed:SINCE..UNTIL`` finds both; the window is written to the second, in UTC.
+    """
+    window = f"closed:{_instant(since)}..{_instant(until)}"
+    return _queries(repositories, selector, ["is:closed", window])
+
+
+def _instant(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _queries(repositories: Sequence[str], selector: Selector, state: list[str]) -> list[str]:
     repo_terms = [f"repo:{name}" for name in dict.fromkeys(repositories)]
     if not repo_terms:
         return []
-    required = _required_terms(selector)
+    required = _required_terms(selector, state)
     closing = ["sort:created-asc"]
     widest_repo = max(repo_terms, key=len)
     exclusions = _fitting_exclusions(required, _exclusion_terms(selector), closing, widest_repo)
     return _pack(required + exclusions, closing, repo_terms, len(exclusions))
 
 
-def _required_terms(selector: Selector) -> list[str]:
+def _required_terms(selector: Selector, state: list[str]) -> list[str]:
     """Terms no query may lose: the state, inclusions, base branch and author."""
-    terms = ["is:pr", "is:open", "archived:false"]
+    terms = ["is:pr", *state, "archived:false"]
     terms += [f"label:{_quote(name)}" for name in selector.labels.include]
     if selector.baseBranch is not None:
         terms.append(f"base:{_quote(selector.baseBranch)}")

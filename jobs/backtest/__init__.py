@@ -1,0 +1,1 @@
+"""``ai-operator backtest``: a rule's decisions on pull requests people settled, scored."""
