@@ -142,7 +142,7 @@ class Settings(BaseSettings):
         validation_alias="AI_OPERATOR_PAUSED",
         description="`true`: every pass decides nothing and writes nothing to GitHub (the "
         "pull requests are deferred); in a cluster also the namespace annotation "
-        "`aioperator.io/paused: \"true\"`",
+        '`aioperator.io/paused: "true"`',
     )
     github_max_retries: int = Field(
         default=4,

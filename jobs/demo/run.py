@@ -42,7 +42,14 @@ from ai_operator.jobs.clients.github.errors import GitHubError
 from ai_operator.jobs.clients.metrics import PassSummary, PushOutcome, push_pass_metrics
 from ai_operator.jobs.config import AIConfig, ConfigError, Settings, resolve_ai
 from ai_operator.jobs.log import configure_logging
+from ai_operator.jobs.policy.pacing import (
+    DEFAULT_WRITES_PER_HOUR,
+    DEFAULT_WRITES_PER_PASS,
+    WriteBudget,
+    writes_per_pass,
+)
 from ai_operator.jobs.reconcile import steps
+from ai_operator.jobs.reconcile.gate import WriteGate
 from ai_operator.jobs.reconcile.ports import DecisionMemory
 from ai_operator.jobs.reconcile.report import summarize
 from ai_operator.jobs.reconcile.results import PassReport, PullRequestFailure, PullRequestResult
@@ -50,6 +57,7 @@ from ai_operator.jobs.reconcile.run import Reuse, run_pass
 from ai_operator.jobs.rules.encoding import StepInputError
 from ai_operator.jobs.rules.files import RuleFileError
 from ai_operator.jobs.rules.model import AISettings, PRReconciliationRule
+from ai_operator.jobs.rules.schedule import minutes_between, resolve
 from ai_operator.jobs.rules.validation import load_valid_rules
 from ai_operator.jobs.sandbox import standin
 from ai_operator.jobs.sandbox.github import FakeGitHub
@@ -428,8 +436,21 @@ def _run_pass(
 ) -> PassReport:
     """``ai-operator run``'s pass, with its memory of decisions when ``reuse`` is given."""
     return run_pass(
-        rule, repositories, github, decider, dry_run=dry_run or rule.spec.dryRun, reuse=reuse
+        rule,
+        repositories,
+        github,
+        decider,
+        dry_run=dry_run or rule.spec.dryRun,
+        reuse=reuse,
+        gate=WriteGate(demo_budget(rule)),
     )
+
+
+def demo_budget(rule: PRReconciliationRule) -> WriteBudget:
+    """A pass's write budget under the default settings, with the rule's merge and close caps."""
+    interval = 60.0 * minutes_between(resolve(rule.spec.schedule, rule.spec.reconciliationInterval))
+    writes = writes_per_pass(DEFAULT_WRITES_PER_PASS, DEFAULT_WRITES_PER_HOUR, interval)
+    return WriteBudget.of(rule.spec.limits, writes)
 
 
 def _reuse(sandbox: _Sandbox, rule: PRReconciliationRule) -> Reuse:
@@ -473,6 +494,7 @@ def pipeline_pass(
             limit=rule.spec.maxPullRequests,
             max_age=DEMO_DECISION_MAX_AGE_SECONDS,
             now=time.time(),
+            budget=demo_budget(rule),
         )
     except GitHubError as exc:
         report.error = f"fetch failed: {exc}"
@@ -523,11 +545,14 @@ def _branch(
             run=run,
             settled=settled,
             facts=facts,
+            share=ref.share,
         )
     )
     decided = steps.parse_decided(output)
+    share = decided[0].share if decided else None
+    gate = WriteGate(share.budget() if share else demo_budget(rule))
     rows, key = steps.act_branch(
-        rule, decided, github, dry_run=dry_run, run=run, model=decider.model
+        rule, decided, github, dry_run=dry_run, run=run, model=decider.model, gate=gate
     )
     steps.keep_branch_record(rule, decided, rows, key, github, memory, now=time.time())
     return rows
