@@ -146,28 +146,45 @@ def admit(ledger: Ledger, operations: Sequence[Operation]) -> tuple[Deferral | N
     return None, Ledger(after, ledger.spent + need.writes)
 
 
-def allot(order: Sequence[str], budget: WriteBudget) -> dict[str, WriteBudget]:
+def allot(
+    order: Sequence[str], budget: WriteBudget, expected: Mapping[str, str] | None = None
+) -> dict[str, WriteBudget]:
     """Each pull request's share of ``budget``, in ``order`` (the stable fair order of the pass).
 
-    Whole shares (:meth:`WriteBudget.share`) go to the first pull requests while the budget
-    lasts, none to the rest; a merge (a close) to each of the first ``merges`` (``closes``) pull
-    requests. Without a cap, every pull request may write freely.
+    Whole writes shares (:meth:`WriteBudget.share`) go to the first pull requests while the
+    budget lasts, none to the rest. The decisions are not known yet, so the ``merges`` merge
+    rights (and the ``closes`` close rights) go first to the pull requests whose last decision
+    (``expected``: name -> action) was to merge (close), then in order to those never decided; a
+    pull request whose action gets no right waits, and is first next pass with its right.
+    Without a cap, every pull request may write freely.
     """
+    known = expected or {}
     if budget.unlimited:
         return {name: WriteBudget() for name in order}
     slots = math.inf if budget.writes is None else budget.writes // WRITES_PER_PULL_REQUEST
-    merges = math.inf if budget.merges is None else budget.merges
-    closes = math.inf if budget.closes is None else budget.closes
+    merging = _rights(order, known, "merge", budget.merges)
+    closing = _rights(order, known, "close", budget.closes)
     shares: dict[str, WriteBudget] = {}
     for index, name in enumerate(order):
         share = budget.share()
         shares[name] = replace(
             share,
             writes=0 if index >= slots else share.writes,
-            merges=None if share.merges is None else int(index < merges),
-            closes=None if share.closes is None else int(index < closes),
+            merges=None if share.merges is None else int(name in merging),
+            closes=None if share.closes is None else int(name in closing),
         )
     return shares
+
+
+def _rights(
+    order: Sequence[str], expected: Mapping[str, str], action: str, cap: int | None
+) -> set[str]:
+    """Who gets one of ``cap`` rights to ``action``: those expected to take it, then the unknown."""
+    if cap is None:
+        return set(order)
+    likely = [name for name in order if expected.get(name) == action]
+    unknown = [name for name in order if name not in expected]
+    return set((likely + unknown)[: max(0, cap)])
 
 
 def fair_key(deferred_last_pass: bool, last_decided: float) -> tuple[int, float]:

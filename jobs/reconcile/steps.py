@@ -311,7 +311,12 @@ def fetch_run(
         cap=0 if paused else limit,
         memory_ok=memory is not None and problem is None,
     )
-    shares = allot([c.pr.display for c in split.ask], budget) if budget else {}
+    last = {
+        c.pr.display: c.remembered.decision.action.value
+        for c in split.ask
+        if c.remembered is not None and c.remembered.decision is not None
+    }
+    shares = allot([c.pr.display for c in split.ask], budget, last) if budget else {}
     refs = [
         PullRequestRef(
             display=c.pr.display,

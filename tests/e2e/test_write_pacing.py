@@ -42,8 +42,8 @@ PRS = 300
 REPOSITORIES = ("acme/web", "acme/api", "acme/db")
 COVERED = ["auto-merge", "staging"]
 LABEL = "needs-human-approval"
-GITHUB_WINDOW = 45
-"""Writes the rate-limited GitHub allows in one pass's window (below the pass's budget of 60)."""
+GITHUB_WINDOW = 101
+"""Writes the rate-limited GitHub allows in one pass's window (below the pass's budget of 120)."""
 RULE = f"""\
 apiVersion: aioperator.io/v1alpha1
 kind: PRReconciliationRule
@@ -53,7 +53,7 @@ spec:
   selector:
     labels: {{include: [auto-merge, staging]}}
   instruction: PR #{{{{pr.number}}}} (CI {{{{pr.ciStatus}}}}). Merge if green.
-  maxPullRequests: 100
+  maxPullRequests: 150
   schedule: "0 * * * *"
 """
 
@@ -91,14 +91,14 @@ def assert_each_written_once(
 def test_a_300_pr_batch_finishes_over_passes_of_run_with_every_write_once(
     tmp_path: Path,
 ) -> None:
-    """60 writes a pass, GitHub refusing after 45: each pass escalates what fits, defers the rest
-    (budget or rate limit), and the next pass starts with what waited."""
+    """120 writes a pass, GitHub refusing after 101: each pass escalates what fits, defers the
+    rest (rate limit), and the next pass starts with what waited."""
     rule_file = tmp_path / "rule.yaml"
     rule_file.write_text(RULE)
     world = GitHubWorld()
     names = populate(world)
     with FakeGitHub(world, token=GITHUB_TOKEN) as github, FakeLLM(token=AI_TOKEN) as llm:
-        env = cli_env(github, llm, GITHUB_WRITES_PER_PASS="60", GITHUB_WRITES_PER_HOUR="100000")
+        env = cli_env(github, llm, GITHUB_WRITES_PER_PASS="120", GITHUB_WRITES_PER_HOUR="100000")
         passes: list[dict[str, Any]] = []
         for _ in range(25):
             github.restore_writes(GITHUB_WINDOW)  # the limit's window passed between passes
@@ -111,11 +111,11 @@ def test_a_300_pr_batch_finishes_over_passes_of_run_with_every_write_once(
         refused = github.writes_refused
 
     assert_each_written_once(world, github, names)
-    assert len(passes) <= 16  # ceil(300 / 22) passes and the last, quiet one
+    assert len(passes) <= 8  # ceil(300 / 50) passes and the last, quiet one
     first = passes[0]["rules"][0]
-    assert (first["matched"], first["decided"]) == (PRS, 100)
+    assert (first["matched"], first["decided"], first["deferred"]) == (PRS, 150, 150)
     reasons = Counter(row["deferred"] for row in passes[0]["results"] if row["deferred"])
-    assert reasons == {"rate-limit": 100 - GITHUB_WINDOW // 2}  # one refusal held the rest
+    assert reasons == {"rate-limit": 150 - GITHUB_WINDOW // 2}  # one refusal held the rest
     assert refused < len(passes)  # at most one refused write a pass: none sent again at once
     waited = {row["url"] for row in passes[0]["results"] if row["deferred"]}
     written = {row["url"] for row in passes[1]["results"] if row["operations"]}
@@ -222,13 +222,13 @@ def act_pod(
 def test_a_300_pr_batch_finishes_over_pipeline_runs_and_a_rerun_writes_nothing_twice(
     fakes: tuple[GitHubWorld, FakeGitHub, FakeLLM],
 ) -> None:
-    """Parallel act pods, each on its share of 60 writes: no run writes more than its budget;
+    """Parallel act pods, each on its share of 120 writes: no run writes more than its budget;
     a rerun of a run's act pods (``argo resubmit``) writes nothing more; over runs every PR
     gets its label and comment once."""
     world, github, llm = fakes
     names = populate(world)
     rule = PRReconciliationRule.model_validate(yaml.safe_load(RULE))
-    memory, budget = Memory(), WriteBudget(60)
+    memory, budget = Memory(), WriteBudget(120)
     runs = 0
     while runs < 20:
         runs += 1
@@ -237,15 +237,15 @@ def test_a_300_pr_batch_finishes_over_pipeline_runs_and_a_rerun_writes_nothing_t
         written = len(github.mutations) - before
         assert written <= budget.writes
         if runs == 1:
-            assert [b.share.writes for b, _ in branches if b.share].count(2) == 30
+            assert [b.share.writes for b, _ in branches if b.share].count(2) == 60
             again = len(github.mutations)
             replay = client(github.url)
             for decided, _ in branches:  # the same act pods once more, on their own outputs
                 act_pod(rule, steps.dump_for_argo(decided), replay, memory, "run-1b", MODEL)
             assert len(github.mutations) == again
             deferred = [rows[0] for _, rows in branches if rows[0].deferred]
-            assert len(deferred) == 100 - 30 and {r.deferred for r in deferred} == {"budget"}
+            assert len(deferred) == 150 - 60 and {r.deferred for r in deferred} == {"budget"}
         if fetched.counts.to_decide == 0:
             break
     assert_each_written_once(world, github, names)
-    assert runs <= 12  # 300 / 30 runs, and the last, quiet one
+    assert runs <= 6  # 300 / 60 runs, and the last, quiet one

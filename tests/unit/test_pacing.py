@@ -101,6 +101,16 @@ def test_the_budget_is_shared_out_before_the_fan_out_in_order(
         assert sum(s.writes or 0 for s in shares.values()) <= budget.writes
 
 
+def test_merge_and_close_rights_go_to_the_likely_first_then_to_the_undecided() -> None:
+    """What waited for its right last pass gets it; a PR last decided otherwise gets none."""
+    order = ["a#1", "a#2", "a#3", "a#4"]
+    last = {"a#1": "escalate", "a#3": "close", "a#4": "merge"}
+    shares = allot(order, WriteBudget(None, merges=1, closes=1), last)
+    assert [(s.merges, s.closes) for s in shares.values()] == [(0, 0), (0, 0), (0, 1), (1, 0)]
+    two = allot(order, WriteBudget(None, merges=2, closes=0), last)
+    assert [s.merges for s in two.values()] == [0, 1, 0, 1]
+
+
 def test_each_share_carries_out_one_whole_plan() -> None:
     """A share is what the largest plan writes: an escalation, a merge and its comment."""
     share = allot(["a#1"], WriteBudget(60, merges=1))["a#1"]
