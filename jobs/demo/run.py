@@ -42,12 +42,7 @@ from ai_operator.jobs.clients.github.errors import GitHubError
 from ai_operator.jobs.clients.metrics import PassSummary, PushOutcome, push_pass_metrics
 from ai_operator.jobs.config import AIConfig, ConfigError, Settings, resolve_ai
 from ai_operator.jobs.log import configure_logging
-from ai_operator.jobs.policy.pacing import (
-    DEFAULT_WRITES_PER_HOUR,
-    DEFAULT_WRITES_PER_PASS,
-    WriteBudget,
-    writes_per_pass,
-)
+from ai_operator.jobs.policy.pacing import DEFAULT_WRITES_PER_PASS, WriteBudget
 from ai_operator.jobs.reconcile import steps
 from ai_operator.jobs.reconcile.gate import WriteGate
 from ai_operator.jobs.reconcile.ports import DecisionMemory
@@ -57,7 +52,6 @@ from ai_operator.jobs.reconcile.run import Reuse, run_pass
 from ai_operator.jobs.rules.encoding import StepInputError
 from ai_operator.jobs.rules.files import RuleFileError
 from ai_operator.jobs.rules.model import AISettings, PRReconciliationRule
-from ai_operator.jobs.rules.schedule import minutes_between, resolve
 from ai_operator.jobs.rules.validation import load_valid_rules
 from ai_operator.jobs.sandbox import standin
 from ai_operator.jobs.sandbox.github import FakeGitHub
@@ -447,10 +441,12 @@ def _run_pass(
 
 
 def demo_budget(rule: PRReconciliationRule) -> WriteBudget:
-    """A pass's write budget under the default settings, with the rule's merge and close caps."""
-    interval = 60.0 * minutes_between(resolve(rule.spec.schedule, rule.spec.reconciliationInterval))
-    writes = writes_per_pass(DEFAULT_WRITES_PER_PASS, DEFAULT_WRITES_PER_HOUR, interval)
-    return WriteBudget.of(rule.spec.limits, writes)
+    """A pass's write budget, with the rule's merge and close caps.
+
+    The default per pass: the demo's passes follow no schedule, so the hourly budget is not
+    spread over them.
+    """
+    return WriteBudget.of(rule.spec.limits, DEFAULT_WRITES_PER_PASS)
 
 
 def _reuse(sandbox: _Sandbox, rule: PRReconciliationRule) -> Reuse:

@@ -272,8 +272,10 @@ class GraphQLTransport:
 
 
 def _is_rate_limit(status: int, headers: Message, payload: bytes = b"") -> bool:
-    """Whether a 403/429 is a rate limit: its headers say so, or (a secondary limit GitHub
-    sometimes answers without ``retry-after``) its message does."""
+    """Whether a 403/429 is a rate limit: its headers say so, or its message does.
+
+    GitHub answers some secondary limits with a 403 and no ``retry-after``.
+    """
     if headers.get("retry-after") is not None or headers.get("x-ratelimit-remaining") == "0":
         return True
     return status == 429 or "rate limit" in _reason(payload).lower()
