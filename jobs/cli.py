@@ -42,6 +42,7 @@ from ai_operator.jobs.cli_support import (
     log_report,
     push_metrics,
     within_limits,
+    write_gate,
     write_output,
 )
 from ai_operator.jobs.clients.ai import DecisionClient, make_decision_client
@@ -305,6 +306,7 @@ def _run_rule(
                 parallelism=parallelism,
                 progress=progress,
                 reuse=reuse,
+                gate=write_gate(rule, settings),
             )
     except RuleLockError as exc:  # another pass of this rule is running: this one did nothing
         report = PassReport(rule=rule.qualified_name, error=str(exc))

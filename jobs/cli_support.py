@@ -21,6 +21,8 @@ from ai_operator.jobs.config import (
     check_limits,
 )
 from ai_operator.jobs.log import configure_logging, decision_logger, get_logger
+from ai_operator.jobs.policy.pacing import WriteBudget, writes_per_pass
+from ai_operator.jobs.reconcile.gate import WriteGate
 from ai_operator.jobs.reconcile.report import (
     decision_fields,
 )
@@ -74,6 +76,29 @@ def within_limits(rule: PRReconciliationRule, settings: Settings, step: str | No
 def interval_seconds(rule: PRReconciliationRule) -> float:
     """Seconds between two scheduled runs of ``rule`` (what "no success for N intervals" means)."""
     return 60.0 * minutes_between(resolve(rule.spec.schedule, rule.spec.reconciliationInterval))
+
+
+def pass_budget(rule: PRReconciliationRule, settings: Settings) -> WriteBudget:
+    """What one pass of ``rule`` may write: its writes, merges and closes.
+
+    ``GITHUB_WRITES_PER_PASS``, and ``GITHUB_WRITES_PER_HOUR`` spread over the rule's passes
+    (:func:`jobs.policy.pacing.writes_per_pass`); the rule's ``spec.limits`` merge and close caps.
+    """
+    writes = writes_per_pass(
+        settings.github_writes_per_pass, settings.github_writes_per_hour, interval_seconds(rule)
+    )
+    return WriteBudget.of(rule.spec.limits, writes)
+
+
+def write_gate(
+    rule: PRReconciliationRule,
+    settings: Settings,
+    *,
+    budget: WriteBudget | None = None,
+    paused: bool = False,
+) -> WriteGate:
+    """The gate of one pass (or act pod): ``budget`` (default: the pass's) and the pause."""
+    return WriteGate(budget or pass_budget(rule, settings), paused=paused or settings.paused)
 
 
 def push_metrics(url: str, summary: PassSummary) -> None:

@@ -121,6 +121,29 @@ class Settings(BaseSettings):
         validation_alias="GITHUB_MUTATION_INTERVAL_SECONDS",
         description="pause between two mutations (GitHub's secondary limits)",
     )
+    github_writes_per_pass: int = Field(
+        default=60,
+        ge=2,
+        le=10000,
+        validation_alias="GITHUB_WRITES_PER_PASS",
+        description="most GitHub writes (mutations) one pass of a rule makes; the pull requests "
+        "past it are deferred to the next pass, first (GitHub allows about 80 a minute)",
+    )
+    github_writes_per_hour: int = Field(
+        default=400,
+        ge=2,
+        le=100000,
+        validation_alias="GITHUB_WRITES_PER_HOUR",
+        description="GitHub writes a rule makes in an hour, spread over its scheduled passes "
+        "(GitHub allows about 500 an hour per token)",
+    )
+    paused: bool = Field(
+        default=False,
+        validation_alias="AI_OPERATOR_PAUSED",
+        description="`true`: every pass decides nothing and writes nothing to GitHub (the "
+        "pull requests are deferred); in a cluster also the namespace annotation "
+        '`aioperator.io/paused: "true"`',
+    )
     github_max_retries: int = Field(
         default=4,
         ge=0,

@@ -29,8 +29,10 @@ from ai_operator.jobs.cli_support import (
     interval_seconds,
     load_settings,
     log_report,
+    pass_budget,
     push_metrics,
     within_limits,
+    write_gate,
     write_output,
 )
 from ai_operator.jobs.clients.ai import make_decision_client
@@ -38,9 +40,11 @@ from ai_operator.jobs.clients.argo_workflow import failed_nodes
 from ai_operator.jobs.clients.github.errors import GitHubError
 from ai_operator.jobs.clients.kube import APIRequestError, APIUnreadable, KubernetesAPI
 from ai_operator.jobs.clients.outcome_index import OutcomeIndex
+from ai_operator.jobs.clients.pause import PAUSE_ANNOTATION, namespace_paused
 from ai_operator.jobs.clients.rule_lease import LeaseHeld, RuleLease
 from ai_operator.jobs.config import (
     ConfigError,
+    Settings,
     model_identity,
     resolve_ai,
     rule_repositories,
@@ -116,6 +120,8 @@ def step_fetch(
             limit=limit or rule.spec.maxPullRequests,
             max_age=_go_seconds(max_age),
             now=time.time(),
+            budget=pass_budget(rule, settings),
+            paused=_paused(settings, namespace or rule.metadata.namespace),
         )
     except ConfigError as exc:
         fail(str(exc))
@@ -150,6 +156,28 @@ def _outcome_index(
     # The controller makes the rule the index's owner (the steps do not know the rule's uid).
     where = namespace or rule.metadata.namespace
     return OutcomeIndex(api, where, prefix, max_age_seconds=seconds)
+
+
+def _paused(settings: Settings, namespace: str) -> bool:
+    """Whether writes are paused: ``AI_OPERATOR_PAUSED``, or the namespace's annotation.
+
+    Read before any write. An annotation that cannot be read counts as a pause (the switch may
+    be on); without a Kubernetes API (a run outside a cluster) only the setting counts.
+    """
+    if settings.paused:
+        return True
+    log = get_logger("step")
+    try:
+        api = KubernetesAPI.from_environment(os.environ)
+        if api is None:
+            return False
+        paused = namespace_paused(api, namespace)
+    except (APIRequestError, APIUnreadable) as exc:
+        log.warning("the pause annotation could not be read: writes are deferred", error=str(exc))
+        return True
+    if paused:
+        log.warning("writes are paused by the namespace's annotation", annotation=PAUSE_ANNOTATION)
+    return paused
 
 
 def _take_lease(namespace: str, name: str, holder: str) -> RuleLease | None:
@@ -231,6 +259,7 @@ def step_decide(
         run=run,
         settled=settled,
         facts=facts,
+        share=ref.share,
     )
     write_output(output, steps.dump_for_argo(decided))
     # The decision line itself is the act step's, once the decision is applied.
@@ -301,8 +330,17 @@ def step_act(
         fail(str(exc))
     index = _outcome_index(rule, namespace, outcomes, max_age)
     # The lease stays with the run: sibling act pods may still be acting. Report releases it.
+    gate = None
+    if parsed and not act_dry_run:  # read before any write: the pause, this branch's share
+        share = parsed[0].share
+        gate = write_gate(
+            rule,
+            settings,
+            budget=share.budget() if share else None,
+            paused=_paused(settings, namespace or rule.metadata.namespace),
+        )
     results, facts = steps.act_branch(
-        rule, parsed, github, dry_run=act_dry_run, run=run, model=model, scope=scope
+        rule, parsed, github, dry_run=act_dry_run, run=run, model=model, scope=scope, gate=gate
     )
     steps.keep_branch_record(rule, parsed, results, facts, github, index, now=time.time())
     report = PassReport(rule=rule.qualified_name, results=results)

@@ -171,6 +171,9 @@ class MemoCache:
     careless proxy might)."""
     requests: list[tuple[str, str]] = field(default_factory=list)
     """Every request the API received: ``(method, path)``."""
+    namespace_annotations: dict[str, str] | None = None
+    """The annotations of the run's Namespace, served at ``/api/v1/namespaces/NAME`` (None: the
+    Namespace is not served, 404)."""
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @property
@@ -350,6 +353,12 @@ def _config_map_handler(
 
         def do_GET(self) -> None:
             if self._troubled():
+                return
+            if self.path == f"/api/v1/namespaces/{namespace}":
+                found = memo.namespace_annotations
+                metadata = {"name": namespace, "annotations": found}
+                body = {"apiVersion": "v1", "kind": "Namespace", "metadata": metadata}
+                self._reply(200, body) if found is not None else self._reply(404, not_found)
                 return
             if self.path.startswith(workflow_prefix):
                 workflow = workflows(self.path.removeprefix(workflow_prefix))

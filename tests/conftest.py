@@ -111,6 +111,9 @@ def cli_env(
         "AI_MODEL": "claude-sonnet-5" if provider == "anthropic" else "gpt-4.1-mini",
         "LOG_FORMAT": "json",
         "XDG_CACHE_HOME": tempfile.mkdtemp(dir=_CACHES.name),
+        # No write budget unless a test sets one: the tests of write pacing do.
+        "GITHUB_WRITES_PER_PASS": "10000",
+        "GITHUB_WRITES_PER_HOUR": "100000",
     }
     env.update(extra)
     return env

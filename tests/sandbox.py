@@ -8,7 +8,9 @@ through the fakes' ``plan`` hook:
   ``drop_next`` (connection closed without an answer); ``lose_answer_of(field)`` carries out the
   next mutation ``field`` and then loses its answer (5xx, or a dropped connection): a write
   GitHub applied although the client saw it fail; ``fail_mutation(field)`` refuses it with a 5xx
-  without applying it.
+  without applying it; ``limit_writes`` allows that many content-creating requests (mutations),
+  then answers each further one 403 with ``retry-after`` (GitHub's secondary limit), applying
+  nothing, until ``restore_writes`` (the time a limit lasts, passed).
 - :class:`FakeLLM`: ``answer_next`` (raw answers: a dict, a str, Refusal, CutOff or Malformed),
   ``fail_next`` (each vendor's error body; default status Anthropic 529, OpenAI 500, optional
   ``retry-after``), ``delay_next`` (hold an answer this long).
@@ -94,6 +96,9 @@ class FakeGitHub(sandbox_github.FakeGitHub):
         # mutation field -> (status to answer, whether the mutation is applied first), in order
         self._lost_answers: dict[str, list[tuple[int, bool]]] = {}
         self._fault_lock = threading.Lock()
+        self._writes_left: int | None = None
+        self._write_retry_after = 120
+        self.writes_refused = 0
 
     def fail_next(self, count: int = 1, status: int = 502) -> None:
         """Answer the next ``count`` requests with ``status`` (5xx) and a GitHub-like body."""
@@ -127,6 +132,32 @@ class FakeGitHub(sandbox_github.FakeGitHub):
         with self._fault_lock:
             self._lost_answers.setdefault(mutation, []).extend([(status, False)] * count)
 
+    def limit_writes(self, allowed: int, retry_after: int = 120) -> None:
+        """Allow ``allowed`` more mutations; refuse the rest (403, ``retry-after``) until restored."""
+        with self._fault_lock:
+            self._writes_left, self._write_retry_after = allowed, retry_after
+
+    def restore_writes(self, allowed: int | None = None) -> None:
+        """The limit's window passed: ``allowed`` more mutations (None: no limit any more)."""
+        with self._fault_lock:
+            self._writes_left = allowed
+
+    def _over_write_limit(self, payload: dict[str, Any]) -> bool:
+        query, name = payload.get("query"), payload.get("operationName")
+        facts = operation_facts(
+            query if isinstance(query, str) else "", name if isinstance(name, str) else None
+        )
+        if not facts.is_mutation:
+            return False
+        with self._fault_lock:
+            if self._writes_left is None:
+                return False
+            if self._writes_left > 0:
+                self._writes_left -= 1
+                return False
+            self.writes_refused += 1
+            return True
+
     def _queue(self, count: int, fault: _Fault) -> None:
         with self._fault_lock:
             self._faults.extend([fault] * count)
@@ -136,6 +167,9 @@ class FakeGitHub(sandbox_github.FakeGitHub):
             fault = self._faults.popleft() if self._faults else None
         if fault is not None:
             return self._fault_answer(fault, request_id)
+        if payload is not None and self._over_write_limit(payload):
+            limit = _Fault("rate_limit", 403, retry_after=self._write_retry_after)
+            return self._rate_limited(limit, request_id)
         return self._lost_answer(payload, request_id) if payload is not None else None
 
     def _lost_answer(self, payload: dict[str, Any], request_id: str) -> PlannedAnswer | None:

@@ -120,6 +120,8 @@ CONFIG_MAPS = Resource("", "v1", "configmaps", "ConfigMap")
 LIMITS = Resource("aioperator.io", "v1alpha1", "prreconciliationlimits", "PRReconciliationLimits")
 """Cluster-scoped: list and watch them with ``namespace=None``."""
 LEASES = Resource("coordination.k8s.io", "v1", "leases", "Lease")
+NAMESPACES = Resource("", "v1", "namespaces", "Namespace")
+"""Cluster-scoped; a step reads only its own (:mod:`jobs.clients.pause`)."""
 
 
 class KubeError(Exception):
@@ -364,8 +366,10 @@ class KubeClient:
 
     # --- reading ---------------------------------------------------------------------------
 
-    async def get(self, resource: Resource, namespace: str, name: str) -> dict[str, Any] | None:
-        """One object, or None when it does not exist."""
+    async def get(
+        self, resource: Resource, namespace: str | None, name: str
+    ) -> dict[str, Any] | None:
+        """One object (``namespace`` None: a cluster-scoped one), or None when it does not exist."""
         try:
             return await self._request(Verb.GET, "GET", resource.path(namespace, name))
         except NotFound:

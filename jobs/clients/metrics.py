@@ -49,6 +49,7 @@ from prometheus_client import CollectorRegistry, delete_from_gateway, push_to_ga
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from ai_operator.jobs.policy.pacing import DEFERRALS
 from ai_operator.jobs.rules.model import Action
 
 JOB = "ai-operator"
@@ -124,6 +125,12 @@ DECISIONS_REUSED = _counter(
     "Decisions taken from an earlier run's memo instead of asking the model again.",
 )
 GITHUB_REQUESTS = _counter("ai_operator_github_requests_total", "GitHub API requests.")
+WRITES_DEFERRED = _counter(
+    "ai_operator_writes_deferred_total",
+    "Pull requests whose writes waited for a later pass, per reason (budget, merges, closes, "
+    "rate-limit, paused).",
+    "reason",
+)
 
 # Gauges: the last run.
 RULES = _gauge(
@@ -159,6 +166,11 @@ LAST_RUN_AI_TOKENS = _gauge(
 LAST_RUN_REUSED = _gauge(
     "ai_operator_last_run_decisions_reused", "Decisions the last run took from the memo."
 )
+LAST_RUN_DEFERRED = _gauge(
+    "ai_operator_last_run_writes_deferred",
+    "Pull requests of the last run whose writes wait for a later pass, per reason.",
+    "reason",
+)
 GITHUB_RATE_LIMIT = _gauge(
     "ai_operator_github_rate_limit_remaining",
     "GitHub rate-limit points left, as GitHub last reported them to the run.",
@@ -176,6 +188,7 @@ COUNTERS: tuple[MetricSpec, ...] = (
     AI_TOKENS,
     DECISIONS_REUSED,
     GITHUB_REQUESTS,
+    WRITES_DEFERRED,
 )
 GAUGES: tuple[MetricSpec, ...] = (
     RULES,
@@ -190,6 +203,7 @@ GAUGES: tuple[MetricSpec, ...] = (
     LAST_RUN_AI_CALLS,
     LAST_RUN_AI_TOKENS,
     LAST_RUN_REUSED,
+    LAST_RUN_DEFERRED,
     GITHUB_RATE_LIMIT,
 )
 METRICS: tuple[MetricSpec, ...] = COUNTERS + GAUGES
@@ -223,9 +237,12 @@ class PassSummary:
     decisions_reused: int = 0
     github_rate_limit_remaining: int | None = None
     interval_seconds: float | None = None
+    writes_deferred: Mapping[str, int] = field(default_factory=dict)
+    """Pull requests whose writes wait for a later pass, by :data:`DEFERRALS` reason."""
 
     def __post_init__(self) -> None:
         _check_keys("actions", self.actions, ACTIONS)
+        _check_keys("writes_deferred", self.writes_deferred, DEFERRALS)
         _check_keys("errors", self.errors, ERROR_TYPES)
         _check_keys("ai_tokens", self.ai_tokens, TOKEN_KINDS)
         if not self.namespace or not self.rule:
@@ -370,6 +387,7 @@ def _counter_samples(summary: PassSummary) -> dict[str, dict[tuple[str, ...], fl
         AI_TOKENS.name: _all(TOKEN_KINDS, summary.ai_tokens),
         DECISIONS_REUSED.name: {(): summary.decisions_reused},
         GITHUB_REQUESTS.name: {(): summary.github_requests},
+        WRITES_DEFERRED.name: _all(DEFERRALS, summary.writes_deferred),
     }
 
 
@@ -408,6 +426,7 @@ def _gauge_families(summary: PassSummary, previous: Mapping[SampleKey, float]) -
         _family(LAST_RUN_AI_CALLS, [((), summary.ai_calls)]),
         _family(LAST_RUN_AI_TOKENS, sorted(_all(TOKEN_KINDS, summary.ai_tokens).items())),
         _family(LAST_RUN_REUSED, [((), summary.decisions_reused)]),
+        _family(LAST_RUN_DEFERRED, sorted(_all(DEFERRALS, summary.writes_deferred).items())),
     ]
     optional = [
         (LAST_SUCCESS, last_success),

@@ -42,7 +42,9 @@ from ai_operator.jobs.clients.github.errors import GitHubError
 from ai_operator.jobs.clients.metrics import PassSummary, PushOutcome, push_pass_metrics
 from ai_operator.jobs.config import AIConfig, ConfigError, Settings, resolve_ai
 from ai_operator.jobs.log import configure_logging
+from ai_operator.jobs.policy.pacing import DEFAULT_WRITES_PER_PASS, WriteBudget
 from ai_operator.jobs.reconcile import steps
+from ai_operator.jobs.reconcile.gate import WriteGate
 from ai_operator.jobs.reconcile.ports import DecisionMemory
 from ai_operator.jobs.reconcile.report import summarize
 from ai_operator.jobs.reconcile.results import PassReport, PullRequestFailure, PullRequestResult
@@ -428,8 +430,23 @@ def _run_pass(
 ) -> PassReport:
     """``ai-operator run``'s pass, with its memory of decisions when ``reuse`` is given."""
     return run_pass(
-        rule, repositories, github, decider, dry_run=dry_run or rule.spec.dryRun, reuse=reuse
+        rule,
+        repositories,
+        github,
+        decider,
+        dry_run=dry_run or rule.spec.dryRun,
+        reuse=reuse,
+        gate=WriteGate(demo_budget(rule)),
     )
+
+
+def demo_budget(rule: PRReconciliationRule) -> WriteBudget:
+    """A pass's write budget, with the rule's merge and close caps.
+
+    The default per pass: the demo's passes follow no schedule, so the hourly budget is not
+    spread over them.
+    """
+    return WriteBudget.of(rule.spec.limits, DEFAULT_WRITES_PER_PASS)
 
 
 def _reuse(sandbox: _Sandbox, rule: PRReconciliationRule) -> Reuse:
@@ -473,6 +490,7 @@ def pipeline_pass(
             limit=rule.spec.maxPullRequests,
             max_age=DEMO_DECISION_MAX_AGE_SECONDS,
             now=time.time(),
+            budget=demo_budget(rule),
         )
     except GitHubError as exc:
         report.error = f"fetch failed: {exc}"
@@ -523,11 +541,14 @@ def _branch(
             run=run,
             settled=settled,
             facts=facts,
+            share=ref.share,
         )
     )
     decided = steps.parse_decided(output)
+    share = decided[0].share if decided else None
+    gate = WriteGate(share.budget() if share else demo_budget(rule))
     rows, key = steps.act_branch(
-        rule, decided, github, dry_run=dry_run, run=run, model=decider.model
+        rule, decided, github, dry_run=dry_run, run=run, model=decider.model, gate=gate
     )
     steps.keep_branch_record(rule, decided, rows, key, github, memory, now=time.time())
     return rows

@@ -184,6 +184,9 @@ def _row_cells(row: PullRequestResult) -> tuple[str, ...]:
 def _done(row: PullRequestResult) -> str:
     if row.dry_run:
         return "nothing (dry run)"
+    if row.deferred:
+        done = f"{', '.join(row.operations)}; " if row.operations else ""
+        return f"{done}deferred to the next pass ({row.deferred})"
     return ", ".join(row.operations) if row.operations else "nothing to do"
 
 

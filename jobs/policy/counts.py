@@ -20,7 +20,7 @@ from typing import Any, Self
 from pydantic import BaseModel, ConfigDict, field_validator
 from pydantic.alias_generators import to_camel
 
-_BY_KIND = ("actions", "errors", "guardrail_blocks", "ai_tokens")
+_BY_KIND = ("actions", "errors", "guardrail_blocks", "ai_tokens", "writes_deferred")
 _PLAIN = (
     "prs_processed",
     "failed",
@@ -44,7 +44,10 @@ class PassCounts(BaseModel):
     have been done); ``errors`` count failures by type, ``guardrail_blocks`` by guardrail,
     ``ai_tokens`` by kind (``input``, ``output``, ``cached``). ``matched``, ``decided``,
     ``reused``, ``deferred``, ``branches_failed`` and ``to_decide`` are the run's PRs' fate,
-    as fetch and the tally count them.
+    as fetch and the tally count them (``deferred``: beyond ``maxPullRequests``, decided in a
+    later pass). ``writes_deferred`` counts the PRs decided whose writes wait for a later pass,
+    by reason (:class:`~jobs.policy.pacing.Deferral`: the write budget, a merge or close cap,
+    GitHub's rate limit, the pause).
     """
 
     model_config = ConfigDict(
@@ -69,6 +72,7 @@ class PassCounts(BaseModel):
     deferred: int = 0
     branches_failed: int = 0
     to_decide: int = 0
+    writes_deferred: dict[str, int] = {}
 
     @field_validator(*_PLAIN, mode="before")
     @classmethod

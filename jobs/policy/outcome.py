@@ -15,7 +15,7 @@ pass asks again, so a glitch never pins a pull request to ``wait``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 from ai_operator.jobs.policy.decision import Decision
 from ai_operator.jobs.policy.reuse import Remembered
@@ -36,12 +36,14 @@ def outcome_records(
     actor: str | None,
     now: float,
     github_ids: Mapping[str, Mapping[str, Sequence[str]]] | None = None,
+    deferred: Collection[str] = (),
 ) -> dict[str, Remembered]:
     """Records of the decisions just made and acted on, by ``owner/name#number``.
 
     ``keys`` are the decision keys of the facts each decision was made on; ``applied`` the
     operations GitHub confirmed, per pull request; ``actor`` the token's login; ``github_ids``
-    GitHub's ids of what they made or added, per pull request and operation.
+    GitHub's ids of what they made or added, per pull request and operation; ``deferred`` the
+    pull requests whose writes waited for a later pass (decided and acted on again, first).
     """
     ids = github_ids or {}
     return {
@@ -53,6 +55,7 @@ def outcome_records(
             actor=actor,
             head=d.head_oid,
             github_ids={op: tuple(made) for op, made in ids.get(d.display, {}).items()},
+            deferred=d.display in deferred,
         )
         for d in decisions
         if d.display in keys and not_recorded(d) is None

@@ -11,7 +11,8 @@ pass reuses it instead of asking the model; a reused decision is then acted on l
 
 :func:`triage` splits a pass's matching pull requests into those it reuses, those it asks about
 (at most the cap: ``maxPullRequests`` bounds model calls, not what is seen) and those deferred to a
-later pass, least recently decided first, so that every matching pull request is decided within
+later pass, those whose writes waited last pass first (:mod:`jobs.policy.pacing`), then least
+recently decided first, so that every matching pull request is decided within
 ``ceil(matching / cap)`` passes. :func:`memory_document` and :func:`read_memory_document` are the
 one on-disk (or in-ConfigMap) shape of the memory, bounded in entries.
 
@@ -29,6 +30,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ai_operator.jobs.policy.decision import Decision
+from ai_operator.jobs.policy.pacing import fair_key
 from ai_operator.jobs.policy.snapshot import PullRequestSnapshot
 
 MEMORY_FORMAT = 1
@@ -70,6 +72,9 @@ class Remembered:
     """The login of the token that applied them."""
     head: str | None = None
     """The head commit the decision was made at."""
+    deferred: bool = False
+    """Its writes waited for a later pass (:mod:`jobs.policy.pacing`): it is decided and acted on
+    again, before the pull requests that did not wait."""
 
 
 @dataclass(frozen=True)
@@ -117,6 +122,8 @@ def declined(candidate: Candidate, *, now: float, max_age: float) -> str | None:
         return "never decided"
     if found.decision is not None and found.decision.fallback:
         return "a fallback is never reused"
+    if found.deferred:
+        return "its writes were deferred: decided and acted on again"
     if found.key != candidate.key:
         return "the facts, the rule or the model changed"
     age = now - found.decided_at
@@ -162,9 +169,15 @@ def rotation(now: float, interval_seconds: float, cap: int) -> int:
     return int(now // max(1.0, interval_seconds)) * max(0, cap)
 
 
-def _fairness(candidate: Candidate) -> tuple[float, float, str, int]:
+def _fairness(candidate: Candidate) -> tuple[int, float, float, str, int]:
     pr = candidate.pr
-    return (candidate.last_decided, pr.updated_at.timestamp(), pr.repository, pr.number)
+    waited = candidate.remembered is not None and candidate.remembered.deferred
+    return (
+        *fair_key(waited, candidate.last_decided),
+        pr.updated_at.timestamp(),
+        pr.repository,
+        pr.number,
+    )
 
 
 # --- the memory's stored shape --------------------------------------------------------------
@@ -198,6 +211,7 @@ def memory_document(
                 "githubIds": {op: list(ids) for op, ids in found.github_ids.items()},
                 "actor": found.actor,
                 "head": found.head,
+                **({"deferred": True} if found.deferred else {}),
             }
             for name, found in fresh[: max(0, max_entries)]
         },
@@ -248,6 +262,7 @@ def _entry(raw: object) -> Remembered | None:
         },
         actor=actor if isinstance(actor, str) else None,
         head=head if isinstance(head, str) else None,
+        deferred=raw.get("deferred") is True,
     )
 
 

@@ -20,6 +20,7 @@ from ai_operator.jobs.policy.decision import Decision
 from ai_operator.jobs.policy.plan import plan
 from ai_operator.jobs.policy.snapshot import PullRequestSnapshot
 from ai_operator.jobs.reconcile.apply import apply_plan
+from ai_operator.jobs.reconcile.gate import WriteGate
 from ai_operator.jobs.reconcile.ports import GitHubPort
 from ai_operator.jobs.reconcile.results import PullRequestResult
 from ai_operator.jobs.rules.model import Action, PRReconciliationRule
@@ -33,15 +34,19 @@ def act(
     dry_run: bool,
     just_read: PullRequestSnapshot | None = None,
     scope: Scope | None = None,
+    gate: WriteGate | None = None,
 ) -> PullRequestResult:
     """Re-read the PR, plan on fresh facts, and apply unless ``dry_run``.
 
     ``just_read`` are facts read moments ago in the same pass: when they already leave nothing
     to do (say, an escalation whose labels and comment are there), the fresh read is spared.
     ``scope`` is what the rule may touch; without it the repository is not checked (the pass
-    gathered the pull request itself).
+    gathered the pull request itself). ``gate`` decides whether the writes may happen in this
+    pass (:mod:`jobs.reconcile.gate`); a plan it holds back is the row's ``deferred``.
     """
-    return act_seeing(rule, decision, github, dry_run=dry_run, just_read=just_read, scope=scope)[0]
+    return act_seeing(
+        rule, decision, github, dry_run=dry_run, just_read=just_read, scope=scope, gate=gate
+    )[0]
 
 
 def act_seeing(
@@ -52,6 +57,7 @@ def act_seeing(
     dry_run: bool,
     just_read: PullRequestSnapshot | None = None,
     scope: Scope | None = None,
+    gate: WriteGate | None = None,
 ) -> tuple[PullRequestResult, PullRequestSnapshot | None]:
     """Like :func:`act`, and the facts it planned on (None when it read none: a wait)."""
     row = PullRequestResult.of(decision, dry_run=dry_run)
@@ -62,7 +68,9 @@ def act_seeing(
         return row, just_read
     seen: list[PullRequestSnapshot] = []
     try:
-        row = _act(rule, decision, github, row, dry_run=dry_run, just_read=just_read, seen=seen)
+        row = _act(
+            rule, decision, github, row, dry_run=dry_run, just_read=just_read, seen=seen, gate=gate
+        )
     except Exception as exc:  # a fault of this pull request's act is its row's error
         row = row.failed(f"acting failed: {type(exc).__name__}: {exc}", "internal")
     return row, seen[-1] if seen else None
@@ -77,6 +85,7 @@ def _act(
     dry_run: bool,
     just_read: PullRequestSnapshot | None,
     seen: list[PullRequestSnapshot],
+    gate: WriteGate | None = None,
 ) -> PullRequestResult:
     if just_read is not None:
         settled = plan(rule, decision, just_read)
@@ -93,12 +102,13 @@ def _act(
     row = row.with_action(the_plan.action, the_plan.guardrail, the_plan.guardrail_reason)
     if dry_run or not the_plan.operations:
         return row
-    outcome = apply_plan(github, the_plan)
+    outcome = apply_plan(github, the_plan, gate)
     row = replace(
         row,
         operations=outcome.applied,
         applied=bool(outcome.applied),
         github_ids=outcome.github_ids,
+        deferred=outcome.deferred.value if outcome.deferred else None,
     )
     if outcome.ok:
         return row

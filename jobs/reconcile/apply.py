@@ -8,6 +8,12 @@ then finds the merge already done). After a failure the pull request is read aga
 whose effect is there counted as done (:func:`jobs.policy.plan.already_done`); one that is surely
 not there, after a failure a later try may clear, is sent once more (the client never retries a
 mutation itself, as GitHub may have received it).
+
+With a :class:`~jobs.reconcile.gate.WriteGate`, a plan is carried out only when the gate admits it
+(the pause, GitHub's ``retry-after``, the pass's write budget); otherwise it is deferred whole and
+nothing is sent. A rate limit the client did not wait out defers the rest of the plan, and the
+gate holds every later write of the pass until GitHub's ``retry-after`` has passed. A deferred
+plan is carried out in a later pass, minus what is already done (:func:`jobs.policy.plan.plan`).
 """
 
 from __future__ import annotations
@@ -15,7 +21,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from ai_operator.jobs.clients.github.errors import GitHubAuthError, GitHubError, LabelMissing
+from ai_operator.jobs.clients.github.errors import (
+    GitHubAuthError,
+    GitHubError,
+    LabelMissing,
+    RateLimited,
+)
+from ai_operator.jobs.policy.pacing import Deferral
 from ai_operator.jobs.policy.plan import (
     AddLabels,
     Close,
@@ -25,6 +37,7 @@ from ai_operator.jobs.policy.plan import (
     Plan,
     already_done,
 )
+from ai_operator.jobs.reconcile.gate import WriteGate
 from ai_operator.jobs.reconcile.ports import GitHubPort, GitHubWriter
 
 
@@ -38,6 +51,8 @@ class Outcome:
     github_ids: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     """GitHub's ids of what the operations made or added, by operation (:func:`describe`): the
     new comment's id, the labels' ids. None for an operation whose answer was lost."""
+    deferred: Deferral | None = None
+    """Why the plan (or its rest, after ``applied``) waits for a later pass; None: it did not."""
 
     @property
     def ok(self) -> bool:
@@ -45,14 +60,24 @@ class Outcome:
         return self.error is None
 
 
-def apply_plan(github: GitHubPort, plan: Plan) -> Outcome:
-    """Run the plan's operations in order; stop at the first one that did not take effect."""
+def apply_plan(github: GitHubPort, plan: Plan, gate: WriteGate | None = None) -> Outcome:
+    """Run the plan's operations in order; stop at the first one that did not take effect.
+
+    With ``gate``, nothing is sent unless the gate admits the plan (else it is deferred).
+    """
+    if gate is not None:
+        waits = gate.admit(plan.operations)
+        if waits is not None:
+            return Outcome((), deferred=waits)
     applied: list[str] = []
     ids: dict[str, tuple[str, ...]] = {}
     for operation in plan.operations:
         try:
             made = _run(github, operation)
         except GitHubError as exc:
+            if gate is not None and isinstance(exc, RateLimited):
+                gate.hold(exc.retry_after)
+                return Outcome(tuple(applied), github_ids=ids, deferred=Deferral.RATE_LIMIT)
             done = _took_effect(github, plan, operation, exc)
             if done is None:
                 error = f"{describe(operation)} failed: {exc}"
@@ -75,8 +100,8 @@ def _took_effect(
     The client never retries a mutation whose answer may have been lost; this read-back decides
     instead, so a write GitHub applied is never sent twice.
     """
-    if isinstance(exc, GitHubAuthError | LabelMissing):
-        return None  # GitHub surely did nothing
+    if isinstance(exc, GitHubAuthError | LabelMissing | RateLimited):
+        return None  # GitHub surely did nothing (and a rate limit is not sent again at once)
     decision = plan.decision
     try:
         fresh = github.pull_request(decision.repository, decision.number)

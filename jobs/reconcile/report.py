@@ -22,6 +22,7 @@ from ai_operator.jobs.clients.ai.usage import ModelUsage
 from ai_operator.jobs.clients.metrics import ACTIONS, ERROR_TYPES, TOKEN_KINDS, PassSummary
 from ai_operator.jobs.policy.counts import PassCounts
 from ai_operator.jobs.policy.markers import make_marker
+from ai_operator.jobs.policy.pacing import deferred_counts, known_deferrals
 from ai_operator.jobs.reconcile.results import PassReport, PullRequestResult
 
 
@@ -79,6 +80,9 @@ def _applied_cell(row: PullRequestResult) -> str:
         return "failed"
     if row.dry_run:
         return "dry run"
+    if row.deferred:
+        done = f"{', '.join(row.operations)}; " if row.operations else ""
+        return f"{done}deferred ({row.deferred})"
     return ", ".join(row.operations) if row.operations else "nothing to do"
 
 
@@ -96,7 +100,11 @@ def _rule_line(report: PassReport) -> str:
     counts = Counter(row.action.value for row in report.results)
     summary = ", ".join(f"{n} {action}" for action, n in sorted(counts.items())) or "nothing"
     failed = f", {len(report.failed)} failed" if report.failed else ""
+    waiting = report.writes_deferred
+    failed += f", {waiting} with writes deferred to a later pass" if waiting else ""
     tally = _pass_counts(report)
+    if report.paused:
+        failed += ", writes paused"
     seen = (
         f"; {tally['matched']} matched: {tally['decided']} decided, {tally['reused']} reused, "
         f"{tally['deferred']} deferred to a later pass"
@@ -117,6 +125,7 @@ def _pass_counts(report: PassReport) -> dict[str, int]:
         "decided": report.decided,
         "reused": report.reused,
         "deferred": report.deferred,
+        "writesDeferred": report.writes_deferred,
     }
 
 
@@ -170,12 +179,26 @@ def counts(report: PassReport, *, dry_run: bool = False) -> PassCounts:
         ai_calls=usage.calls,
         ai_tokens=usage.tokens(),
         decisions_reused=sum(1 for row in rows if row.reused),
+        writes_deferred=_waited(report),
     )
 
 
+def _waited(report: PassReport) -> dict[str, int]:
+    """Rows whose writes wait, by reason; a paused pass's deferred PRs wait for the pause."""
+    waited = deferred_counts(row.deferred for row in report.results)
+    if report.paused and report.deferred:
+        waited["paused"] = waited.get("paused", 0) + report.deferred
+    return waited
+
+
 def _settled_now(row: PullRequestResult) -> bool:
-    """Whether this pass settled the row's action: decided now, or reused and did something."""
-    return not row.error and (not row.reused or bool(row.operations))
+    """Whether this pass settled the row's action: decided now, or reused and did something.
+
+    A row whose writes were deferred settled nothing yet: a deferred merge is no merge.
+    """
+    if row.error or row.deferred:
+        return False
+    return not row.reused or bool(row.operations)
 
 
 def summary_from_counts(
@@ -212,6 +235,7 @@ def summary_from_counts(
         decisions_reused=tally.decisions_reused,
         github_rate_limit_remaining=tally.github_rate_limit_remaining,
         interval_seconds=interval_seconds,
+        writes_deferred=known_deferrals(tally.writes_deferred),
     )
 
 
@@ -234,6 +258,7 @@ def decision_fields(row: PullRequestResult) -> dict[str, Any]:
         "fallback": row.fallback,
         "reason": row.reason,
         "applied": list(row.operations),
+        "deferred": row.deferred,
         "dry_run": row.dry_run,
         "error": row.error,
         "model": "reused" if row.reused else ("asked" if row.usage.calls else "not asked"),

@@ -54,6 +54,9 @@ class PullRequestResult:
     error_kind: str | None = None
     error_retryable: bool = False  # a later try may succeed (GitHub or the model unavailable)
     reused: bool = False  # the decision came from an earlier run's memo: no model was asked
+    deferred: str | None = None
+    """Why its writes wait for a later pass (:class:`~jobs.policy.pacing.Deferral`): the write
+    budget, a merge or close cap, GitHub's rate limit, the pause. None: nothing waits."""
     latency_seconds: float = 0.0  # how long deciding took (asking the model, mostly)
     usage: ModelUsage = field(default_factory=ModelUsage)  # what deciding cost in this run
 
@@ -100,6 +103,7 @@ class PullRequestResult:
             "dryRun": self.dry_run,
             "error": self.error,
             "reused": self.reused,
+            "deferred": self.deferred,
             "latencySeconds": round(self.latency_seconds, 3),
             "model": self.usage.to_json(),
         }
@@ -120,6 +124,8 @@ class PassReport:
     """Pull requests the rule covered (None: not known to this report, e.g. one pipeline step);
     those beyond the cap are ``deferred`` and have no row."""
     deferred: int = 0
+    paused: bool = False
+    """Writes were paused when the pass began: it decided nothing (every PR deferred)."""
 
     @property
     def reused(self) -> int:
@@ -130,6 +136,11 @@ class PassReport:
     def decided(self) -> int:
         """Rows decided in this pass (the model asked, or its failure recorded)."""
         return len(self.results) - self.reused
+
+    @property
+    def writes_deferred(self) -> int:
+        """Rows decided whose writes wait for a later pass (the budget, a cap, the pause)."""
+        return sum(1 for row in self.results if row.deferred)
 
     @property
     def failed(self) -> list[PullRequestResult]:

@@ -4,7 +4,12 @@
          -> triage: reuse an unchanged PR's remembered decision; ask about at most the cap,
             least recently decided first; defer the rest                (jobs.policy.reuse)
          -> prompt -> AI verdict -> guardrails -> decision            (in parallel, bounded)
-         -> fresh facts -> plan -> apply                              (serialized)
+         -> fresh facts -> plan -> gate -> apply                      (serialized)
+
+The gate (:mod:`jobs.reconcile.gate`) spends the pass's write budget plan by plan, in the order
+the plans are carried out: a plan that does not fit, or any plan while writes are paused or
+GitHub asked to wait, is deferred whole and recorded so (its pull request goes first next pass).
+A pass that starts paused asks the model nothing: every pull request is deferred.
 
 A reused decision is acted on exactly like a fresh one: planned, and its guardrails checked, on
 the facts read in this pass. The same stage functions serve ``ai-operator run`` (all stages in one
@@ -31,6 +36,7 @@ from ai_operator.jobs.policy.reuse import Triage
 from ai_operator.jobs.policy.snapshot import PullRequestSnapshot
 from ai_operator.jobs.reconcile.act import act
 from ai_operator.jobs.reconcile.ask import decide_pull_request
+from ai_operator.jobs.reconcile.gate import WriteGate
 from ai_operator.jobs.reconcile.gather import gather, sort_out
 from ai_operator.jobs.reconcile.ports import Decider, DecisionMemory, GitHubPort
 from ai_operator.jobs.reconcile.results import PassReport, PullRequestFailure, PullRequestResult
@@ -73,12 +79,14 @@ def run_pass(
     progress: Progress | None = None,
     clock: Callable[[], float] = time.monotonic,
     reuse: Reuse | None = None,
+    gate: WriteGate | None = None,
 ) -> PassReport:
     """Gather, triage, decide (``parallelism`` at a time) and act (serialized) for one rule.
 
     Acting starts as soon as the first decision is made, one PR at a time, in the order asked.
 
     Without ``reuse`` nothing is remembered: every matching PR within the cap is asked about.
+    ``gate`` holds the pass's writes to its budget and the pause (without it, nothing waits).
     """
     started = clock()
     report = PassReport(rule=rule.qualified_name)
@@ -89,8 +97,10 @@ def run_pass(
         report.duration_seconds = clock() - started
         return report
     now = reuse.wall_clock() if reuse else time.time()
-    split = _triage(rule, prs, reuse, now)
+    paused = gate is not None and gate.paused
+    split = _triage(rule, prs, reuse, now, cap=0 if paused else rule.spec.maxPullRequests)
     report.matched, report.deferred = split.matched, len(split.deferred)
+    report.paused = paused
     if progress:
         progress(_progress_line(rule, split), None)
     rows: dict[str, PullRequestResult] = {}
@@ -103,13 +113,19 @@ def run_pass(
             decision = candidate.remembered.decision if candidate.remembered else None
             if decision is not None:
                 row = act(
-                    rule, decision, github, dry_run=dry_run, just_read=candidate.pr, scope=scope
+                    rule,
+                    decision,
+                    github,
+                    dry_run=dry_run,
+                    just_read=candidate.pr,
+                    scope=scope,
+                    gate=gate,
                 )
                 rows[candidate.pr.display] = row.metered(ModelUsage(), 0.0, reused=True)
         for candidate, future in zip(split.ask, asked, strict=True):
             outcome, usage, latency = future.result()
             outcomes.append(outcome)
-            row = _act_on(rule, outcome, candidate.pr, github, dry_run, scope)
+            row = _act_on(rule, outcome, candidate.pr, github, dry_run, scope, gate)
             rows[candidate.pr.display] = row.metered(usage, latency, reused=False)
     _keep(rule, reuse, split, outcomes, rows, github, now)
     for pr in prs:  # the report keeps the search's order
@@ -126,6 +142,8 @@ def _triage(
     prs: Sequence[PullRequestSnapshot],
     reuse: Reuse | None,
     now: float,
+    *,
+    cap: int,
 ) -> Triage:
     remembered = reuse.memory.recall(rule.qualified_name) if reuse else {}
     return sort_out(
@@ -135,7 +153,7 @@ def _triage(
         model=reuse.model if reuse else "",
         now=now,
         max_age=reuse.max_age_seconds if reuse else -1.0,  # nothing is reusable without memory
-        cap=rule.spec.maxPullRequests,
+        cap=cap,
         memory_ok=reuse is not None,
     )
 
@@ -165,8 +183,9 @@ def _keep(
     except GitHubError:
         actor = None
     try:
+        waited = {name for name, row in rows.items() if row.deferred}
         records = outcome_records(
-            decided, keys, applied, actor=actor, now=now, github_ids=github_ids
+            decided, keys, applied, actor=actor, now=now, github_ids=github_ids, deferred=waited
         )
         reuse.memory.keep(rule.qualified_name, records)
     except DecisionCacheError as exc:
@@ -182,9 +201,10 @@ def _act_on(
     github: GitHubPort,
     dry_run: bool,
     scope: Scope,
+    gate: WriteGate | None,
 ) -> PullRequestResult:
     if isinstance(outcome, Decision):
-        return act(rule, outcome, github, dry_run=dry_run, just_read=pr, scope=scope)
+        return act(rule, outcome, github, dry_run=dry_run, just_read=pr, scope=scope, gate=gate)
     return outcome
 
 

@@ -39,12 +39,14 @@ from ai_operator.jobs.policy.admission import Scope
 from ai_operator.jobs.policy.counts import PassCounts
 from ai_operator.jobs.policy.decision import Decision, leave_alone
 from ai_operator.jobs.policy.outcome import not_recorded, outcome_records
+from ai_operator.jobs.policy.pacing import Deferral, WriteBudget, allot
 from ai_operator.jobs.policy.plan import plan
 from ai_operator.jobs.policy.reuse import Remembered, decision_key
 from ai_operator.jobs.policy.selection import selection_problems
 from ai_operator.jobs.policy.snapshot import PullRequestSnapshot
 from ai_operator.jobs.reconcile.act import act_seeing
 from ai_operator.jobs.reconcile.ask import decide_pull_request
+from ai_operator.jobs.reconcile.gate import WriteGate
 from ai_operator.jobs.reconcile.gather import gather, sort_out
 from ai_operator.jobs.reconcile.ports import Decider, DecisionMemory, GitHubPort, GitHubReader
 from ai_operator.jobs.reconcile.results import PullRequestFailure, PullRequestResult
@@ -54,6 +56,7 @@ from ai_operator.jobs.reconcile.wire import (
     Decided,
     FetchCounts,
     PullRequestRef,
+    WriteShare,
     dump_for_argo,
 )
 from ai_operator.jobs.rules.model import PRReconciliationRule
@@ -83,12 +86,14 @@ def act_branch(
     run: str | None,
     model: str,
     scope: Scope | None = None,
+    gate: WriteGate | None = None,
 ) -> tuple[list[PullRequestResult], str | None]:
     """Apply the branch's decision on fresh facts: its rows, and the key to keep its record under.
 
     A decision made by another run than ``run`` (a node copied by a resubmission) is marked
     reused and costs nothing in this run. ``scope``: what the rule may touch
-    (:mod:`jobs.policy.admission`).
+    (:mod:`jobs.policy.admission`). ``gate``: the branch's share of the run's writes and the
+    pause (:mod:`jobs.reconcile.gate`); a plan it holds back is the row's ``deferred``.
 
     The key is that of the facts decide read, and only when act planned on the same facts (or
     spared its read) and the decision is no fallback: a branch whose facts changed between its
@@ -101,7 +106,9 @@ def act_branch(
         if item.settled:
             row, seen_key = PullRequestResult.of(item.decision, dry_run=dry_run), item.facts
         else:
-            row, seen = act_seeing(rule, item.decision, github, dry_run=dry_run, scope=scope)
+            row, seen = act_seeing(
+                rule, item.decision, github, dry_run=dry_run, scope=scope, gate=gate
+            )
             seen_key = decision_key(rule.spec_hash(), model, seen) if seen else None
         rows.append(row)
         same = seen_key is not None and seen_key == item.facts
@@ -143,6 +150,7 @@ def branch_record(
         actor=actor,
         now=now,
         github_ids={decision.display: row.github_ids},
+        deferred={decision.display} if row.deferred else (),
     )
 
 
@@ -272,8 +280,14 @@ def fetch_run(
     limit: int,
     max_age: float,
     now: float,
+    budget: WriteBudget | None = None,
+    paused: bool = False,
 ) -> FetchedRun:
     """Every matching PR, minus those whose remembered decision still stands, at most ``limit``.
+
+    Each reference carries the PR's share of ``budget`` (:func:`jobs.policy.pacing.allot`, in the
+    order listed: what waited last run first), so the act pods, which run in parallel, never
+    write more than the run's budget together. ``paused``: no PR is listed (all are deferred).
 
     Those the outcome index holds under their current key (younger than ``max_age``, no
     fallback: :func:`jobs.policy.reuse.declined`) are left out: nothing changed for them since
@@ -294,11 +308,21 @@ def fetch_run(
         model=model,
         now=now,
         max_age=max_age,
-        cap=limit,
+        cap=0 if paused else limit,
         memory_ok=memory is not None and problem is None,
     )
+    last = {
+        c.pr.display: c.remembered.decision.action.value
+        for c in split.ask
+        if c.remembered is not None and c.remembered.decision is not None
+    }
+    shares = allot([c.pr.display for c in split.ask], budget, last) if budget else {}
     refs = [
-        PullRequestRef(display=c.pr.display, key=decision_key(rule.spec_hash(), model, c.pr))
+        PullRequestRef(
+            display=c.pr.display,
+            key=decision_key(rule.spec_hash(), model, c.pr),
+            share=WriteShare.of(shares[c.pr.display]) if c.pr.display in shares else None,
+        )
         for c in split.ask
     ]
     counts = FetchCounts(
@@ -306,6 +330,7 @@ def fetch_run(
         reused=len(split.reuse),
         to_decide=len(split.ask),
         deferred=len(split.deferred),
+        paused=paused,
     )
     reused = tuple(
         c.remembered.decision
@@ -395,8 +420,12 @@ def tally(outcomes: str, counts: str, run: str | None) -> PassCounts:
             decided += 1
         total += counted
     left_out = fetched.reused
+    waited = dict(total.writes_deferred)
+    if fetched.paused and fetched.deferred:
+        waited[Deferral.PAUSED.value] = waited.get(Deferral.PAUSED.value, 0) + fetched.deferred
     return total.model_copy(
         update={
+            "writes_deferred": waited,
             "prs_processed": total.prs_processed + left_out,
             "matched": fetched.matched,
             "decided": decided,

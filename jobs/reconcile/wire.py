@@ -36,6 +36,7 @@ from pydantic.alias_generators import to_camel
 from ai_operator.jobs.clients.ai.usage import ModelUsage
 from ai_operator.jobs.policy.counts import PassCounts
 from ai_operator.jobs.policy.decision import Decision
+from ai_operator.jobs.policy.pacing import WriteBudget
 from ai_operator.jobs.rules.encoding import StepInputError
 
 OUTPUTS_DIR = "/tmp/outputs"  # noqa: S108 - inside the pod's own emptyDir
@@ -98,10 +99,32 @@ class _Wire(BaseModel):
         return self.model_dump(mode="json", by_alias=True)
 
 
+class WriteShare(_Wire):
+    """One PR's share of its run's write budget, given by fetch (:func:`jobs.policy.pacing.allot`).
+
+    None is no cap. Fetch gives it before the fan-out; decide hands it on to act unchanged, so a
+    retried or resubmitted act pod gets the same share again.
+    """
+
+    writes: int | None = None
+    merges: int | None = None
+    closes: int | None = None
+
+    @classmethod
+    def of(cls, budget: WriteBudget) -> WriteShare:
+        """The share that is ``budget``."""
+        return cls(writes=budget.writes, merges=budget.merges, closes=budget.closes)
+
+    def budget(self) -> WriteBudget:
+        """The share as a budget for the act pod's gate."""
+        return WriteBudget(self.writes, self.merges, self.closes)
+
+
 class PullRequestRef(_Wire):
     """fetch's reference to one PR: its name and the key of the facts fetch read; never its text.
 
-    ``key`` (:func:`jobs.policy.reuse.decision_key`) shows in the Argo UI beside the PR's name.
+    ``key`` (:func:`jobs.policy.reuse.decision_key`) shows in the Argo UI beside the PR's name;
+    ``share`` is what the PR may write in this run (:class:`WriteShare`).
     The no-op ref (:meth:`noop_of`) decides nothing: it gives the decide fan-out one node that
     always succeeds (Argo leaves a fan-out's aggregated output unset when every node failed).
     """
@@ -109,6 +132,7 @@ class PullRequestRef(_Wire):
     display: str
     key: str
     noop: bool = False
+    share: WriteShare | None = None
 
     @classmethod
     def noop_of(cls, spec_hash: str) -> PullRequestRef:
@@ -141,22 +165,37 @@ class PullRequestRef(_Wire):
 
 
 class FetchCounts(_Wire):
-    """fetch's counts: PRs that matched, reused a standing decision, to decide, deferred."""
+    """fetch's counts: PRs that matched, reused a standing decision, to decide, deferred.
+
+    ``paused``: writes were paused when fetch ran, so it listed no PR to decide (all deferred).
+    """
 
     matched: int = 0
     reused: int = 0
     to_decide: int = 0
     deferred: int = 0
+    paused: bool = False
+
+    def wire(self) -> dict[str, Any]:
+        """The counts; ``paused`` only when true (the earlier shape otherwise)."""
+        return self.model_dump(mode="json", by_alias=True, exclude={"paused"}) | (
+            {"paused": True} if self.paused else {}
+        )
 
     @classmethod
     def read(cls, text: str) -> FetchCounts:
         """The tally's ``--counts`` (none when fetch never handed them)."""
         counts = PassCounts.read(text)
+        try:
+            raw = json.loads(text)
+        except json.JSONDecodeError:
+            raw = None
         return cls(
             matched=counts.matched,
             reused=counts.reused,
             to_decide=counts.to_decide,
             deferred=counts.deferred,
+            paused=isinstance(raw, dict) and raw.get("paused") is True,
         )
 
 
@@ -177,6 +216,8 @@ class Decided(_Wire):
     always safe; anything else is planned on facts act reads itself)."""
     facts: str | None = None
     """The decision key of the facts decide read (:func:`jobs.policy.reuse.decision_key`)."""
+    share: WriteShare | None = None
+    """What act may write (fetch's :class:`WriteShare`, handed on); None: the run's budget."""
 
     @field_validator("usage", mode="before")
     @classmethod

@@ -176,6 +176,11 @@ class _ConfigFile(BaseModel):
         description="the time limit of checking one rule; longer makes it `Invalid`",
     )
     leaderElection: _LeaderElectionFile = Field(default_factory=_LeaderElectionFile)
+    paused: bool = Field(
+        default=False,
+        description="the chart's `paused`: every rule's writes are stopped (its pods get "
+        "`AI_OPERATOR_PAUSED`); each rule's status then has the condition `Paused`",
+    )
     compile: dict[str, Any] = Field(
         default_factory=dict,
         description="`CompileOptions` fields in camelCase (`pipelines/options.py`), except "
@@ -272,6 +277,8 @@ class ControllerConfig:
     check_seconds: float = _DEFAULTS.checkSeconds
     """How long checking one rule may take; longer makes it Invalid."""
     leader_election: LeaderElection = field(default_factory=LeaderElection)
+    paused: bool = False
+    """Writes are paused for the whole installation (reported in each rule's status)."""
 
 
 def load_config(path: str | Path) -> ControllerConfig:
@@ -337,6 +344,7 @@ def parse_config(document: object, where: str = "controller.yaml") -> Controller
             election.renewSeconds,
             election.retrySeconds,
         ),
+        paused=parsed.paused,
     )
 
 

@@ -38,7 +38,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from ai_operator.jobs.clients.kube import NAMESPACES
 from ai_operator.jobs.clients.outcome_index import INDEX_LABEL
+from ai_operator.jobs.clients.pause import PAUSE_ANNOTATION, paused_by
 from ai_operator.jobs.log import get_logger
 from ai_operator.jobs.rules.model import GeneratedObject
 from ai_operator.pipelines.controller.checking import (
@@ -145,7 +147,8 @@ class RuleReconciler:
         else:
             outcome = await self._remove_generated(this, found, keep=None)
         runs = await self._runs(this, log)
-        written = await self._report(this, outcome, runs, log)
+        paused = await self._paused(this, log)
+        written = await self._report(this, outcome, runs, log, paused)
         # A line when something changed; a resync of an unchanged rule logs only at debug level.
         if outcome.applied:
             log.info("rule applied", kind=outcome.generated.kind if outcome.generated else None)
@@ -337,18 +340,37 @@ class RuleReconciler:
         items = found.items
         return workflow_runs(items, previous) if resource == WORKFLOWS else job_runs(items)
 
+    async def _paused(self, rule: RuleObject, log: Any) -> str | None:
+        """Why the rule's writes are paused: the installation's value, the namespace's annotation.
+
+        None when they are not, or when the namespace cannot be read (the pods then defer their
+        writes themselves; the status only reports).
+        """
+        if self._config.paused:
+            return "writes are paused for the installation (the chart's paused value)"
+        namespace = rule.key.namespace
+        try:
+            found = await self._client.get(NAMESPACES, None, namespace)
+        except KubeError as exc:
+            log.debug("could not read the namespace's pause annotation", error=str(exc))
+            return None
+        if found and paused_by((found.get("metadata") or {}).get("annotations")):
+            return f"writes are paused in namespace {namespace} ({PAUSE_ANNOTATION})"
+        return None
+
     async def _report(
         self,
         rule: RuleObject,
         outcome: Outcome,
         runs: Runs,
         log: Any,
+        paused: str | None = None,
     ) -> dict[str, Any] | None:
         """Write the status when it changed, then post the events it calls for."""
         key = rule.key
         previous = read_status(rule.status)
         now = self._clock()
-        wanted = status_patch(rule_status(outcome, rule.generation, runs, previous, now))
+        wanted = status_patch(rule_status(outcome, rule.generation, runs, previous, now, paused))
         written = None
         if not same_status(wanted, rule.status):
             try:

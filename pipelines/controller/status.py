@@ -70,6 +70,9 @@ class ConditionType(StrEnum):
     READY = "Ready"
     INVALID = "Invalid"
     APPLY_FAILED = "ApplyFailed"
+    PAUSED = "Paused"
+    """Present only while writes are paused (the installation's value, the namespace's
+    annotation): the rule's passes decide and write nothing."""
 
 
 class ConditionStatus(StrEnum):
@@ -105,6 +108,8 @@ class Reason(StrEnum):
     """ApplyFailed=False for an invalid rule: nothing was applied, nothing failed."""
     INVALID = "Invalid"
     """Ready=False for an invalid rule."""
+    PAUSED = "Paused"
+    """Paused=True: writes are paused for the installation or the rule's namespace."""
 
 
 INVALID_REASONS = frozenset(
@@ -249,12 +254,17 @@ def rule_status(
     runs: Runs,
     previous: RuleStatus,
     now: datetime,
+    paused: str | None = None,
 ) -> RuleStatus:
-    """The whole status for ``outcome`` and ``runs``, keeping unchanged transition times."""
+    """The whole status for ``outcome`` and ``runs``, keeping unchanged transition times.
+
+    ``paused`` says why writes are paused: the condition ``Paused`` is then added (it is absent
+    otherwise, so a rule that was never paused has only its three conditions).
+    """
     last = runs.last
     return RuleStatus(
         observedGeneration=generation,
-        conditions=conditions(outcome, generation, previous.conditions, now),
+        conditions=conditions(outcome, generation, previous.conditions, now, paused),
         generated=outcome.generated,
         schedule=outcome.schedule,
         scheduleNote=outcome.schedule_note,
@@ -285,12 +295,22 @@ def status_patch(status: RuleStatus) -> dict[str, Any]:
 
 
 def conditions(
-    outcome: Outcome, generation: int | None, previous: Iterable[Condition], now: datetime
+    outcome: Outcome,
+    generation: int | None,
+    previous: Iterable[Condition],
+    now: datetime,
+    paused: str | None = None,
 ) -> list[Condition]:
-    """Ready, Invalid and ApplyFailed for ``outcome``, keeping unchanged transition times."""
+    """Ready, Invalid and ApplyFailed for ``outcome``, keeping unchanged transition times.
+
+    While ``paused`` (why writes are paused), the condition Paused too.
+    """
     before = {condition.type: condition for condition in previous}
     result = []
-    for wanted in _wanted_conditions(outcome):
+    wanted_ones = _wanted_conditions(outcome)
+    if paused:
+        wanted_ones.append(_Wanted(ConditionType.PAUSED, True, Reason.PAUSED, paused))
+    for wanted in wanted_ones:
         status = ConditionStatus.TRUE if wanted.true else ConditionStatus.FALSE
         old = before.get(wanted.type)
         since = old.lastTransitionTime if old is not None and old.status == status.value else None

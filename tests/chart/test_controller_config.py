@@ -18,6 +18,7 @@ VALUE_SETS = [pytest.param(None, id="defaults")] + [
 ]
 TOP_KEYS = {
     "installation",
+    "paused",
     "checkSeconds",
     "leaderElection",
     "namespaces",

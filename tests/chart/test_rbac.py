@@ -124,7 +124,9 @@ def test_argo_pipeline_pods_may_only_report_task_results_and_read_the_memo(helm:
     """Argo's emissary executor needs workflowtaskresults create/patch; fetch reads the memo
     ConfigMaps by name (jobs/clients/argo_memo.py), so ``get`` on ConfigMaps: no list, no write;
     the exit handler reads its own Workflow's failed nodes (jobs/clients/argo_workflow.py); act
-    takes the rule's Lease (jobs/clients/rule_lease.py): get, create, update on leases."""
+    takes the rule's Lease (jobs/clients/rule_lease.py): get, create, update on leases; every
+    step reads its own Namespace's pause annotation (jobs/clients/pause.py): get on that one
+    Namespace, by name, in a namespaced Role (no cluster-wide permission)."""
     rendered = helm.template()
     account = rendered.controller_config()["compile"]["serviceAccount"]
     role = rendered.one("Role", account, NAMESPACE)
@@ -141,8 +143,15 @@ def test_argo_pipeline_pods_may_only_report_task_results_and_read_the_memo(helm:
             "resources": ["leases"],
             "verbs": ["get", "create", "update"],
         },
+        {
+            "apiGroups": [""],
+            "resources": ["namespaces"],
+            "resourceNames": [NAMESPACE],
+            "verbs": ["get"],
+        },
     ]
     assert set(permissions(role["rules"])) == {
+        ("", "namespaces", "get"),
         ("argoproj.io", "workflowtaskresults", "create"),
         ("argoproj.io", "workflowtaskresults", "patch"),
         ("argoproj.io", "workflows", "get"),

@@ -134,6 +134,8 @@ def test_earlier_settings_reach_every_pod(earlier: Rendered, written: Any) -> No
         "LOG_FORMAT": written["logging"]["format"],
         "ARGOCD_ENABLED": "false",
         "ARGOCD_URL": written["argocd"]["url"],
+        "GITHUB_WRITES_PER_PASS": "60",
+        "GITHUB_WRITES_PER_HOUR": "400",
     }
 
 
@@ -245,3 +247,38 @@ def test_notes_name_existing_secrets(helm: Helm, tmp_path: Path) -> None:
     assert "--from-literal=github-token" not in text
     assert "--from-literal=ai-token=" in text
     assert "read from the Secret gh, key token" in text
+
+
+# --- write pacing and the global pause ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        pytest.param(
+            [], {"GITHUB_WRITES_PER_PASS": "60", "GITHUB_WRITES_PER_HOUR": "400"}, id="defaults"
+        ),
+        pytest.param(
+            ["writePacing.perPass=30", "writePacing.perHour=200", "paused=true"],
+            {
+                "GITHUB_WRITES_PER_PASS": "30",
+                "GITHUB_WRITES_PER_HOUR": "200",
+                "AI_OPERATOR_PAUSED": "true",
+            },
+            id="paced-and-paused",
+        ),
+    ],
+)
+def test_write_pacing_and_the_pause_reach_every_pod(
+    helm: Helm, values: list[str], expected: dict[str, str]
+) -> None:
+    """writePacing.* and paused become every pipeline pod's (and the controller's) settings."""
+    settings = helm.template(values=values).settings()
+    assert {k: v for k, v in settings.items() if k in expected or k == "AI_OPERATOR_PAUSED"} == (
+        expected
+    )
+
+
+def test_a_budget_github_would_refuse_is_rejected(helm: Helm) -> None:
+    """values.schema.json: at least one pull request's writes a pass."""
+    assert "perPass" in helm.template_error(values=["writePacing.perPass=1"])

@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import re
 import uuid
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
@@ -173,6 +174,12 @@ class ApiServer(kmock.KubernetesEmulator):
     # --- serving -----------------------------------------------------------------------------
 
     async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
+        namespace = _NAMESPACE_PATH.fullmatch(str(request.url.path))
+        if namespace is not None and _method(request) == "GET":  # a Namespace, read by name
+            found = self._store.get(("namespaces", "", namespace["name"]))
+            if found is None:
+                return _status(404, "NotFound", f'namespaces "{namespace["name"]}" not found')
+            return _json(copy.deepcopy(found))
         if request.resource is None or request.resource.plural is None:
             return await kmock.RawHandler._handle(self, request)
         plural = request.resource.plural
@@ -432,8 +439,13 @@ class _ApiProblem(Exception):
         self.code, self.reason, self.message = code, reason, message
 
 
+_NAMESPACE_PATH = re.compile(r"/api/v1/namespaces/(?P<name>[a-z0-9-]+)")
+
+
 def rbac_call(request: kmock.Request) -> Call | None:
     """The (verb, group, resource, subresource) RBAC checks for a request; None: not an API one."""
+    if _NAMESPACE_PATH.fullmatch(str(request.url.path)) and _method(request) == "GET":
+        return Call("get", "", "namespaces", "")
     if request.resource is None or request.resource.plural is None:
         return None
     method = _method(request)

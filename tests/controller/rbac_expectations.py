@@ -41,6 +41,8 @@ CONTROLLER_REQUESTS: frozenset[Permission] = frozenset(
         ("list", "", "configmaps", ""),
         ("patch", "", "configmaps", ""),
         ("delete", "", "configmaps", ""),
+        # The pause: each rule's namespace, for its annotation aioperator.io/paused (status).
+        ("get", "", "namespaces", ""),
         # Leader election: one Lease in the release namespace.
         ("get", "coordination.k8s.io", "leases", ""),
         ("create", "coordination.k8s.io", "leases", ""),

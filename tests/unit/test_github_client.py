@@ -409,6 +409,7 @@ def test_server_errors_past_the_retries_unavailable(
         pytest.param(
             {"retry_after": None, "reset_in": 30, "status": 200}, 31.0, id="graphql-rate-limited"
         ),
+        pytest.param({"retry_after": None}, 60.0, id="secondary-limit-without-retry-after"),
     ],
 )
 def test_rate_limit_waited_out_then_retried(

@@ -4,7 +4,8 @@ What an answer means:
 - 200 with ``data`` and no ``errors``: the data.
 - GraphQL ``errors``: :class:`GitHubQueryError`, except ``RATE_LIMITED``, which is a rate limit.
 - 401, or 403 that is not a rate limit: :class:`GitHubAuthError`.
-- 403/429 with ``retry-after`` or ``x-ratelimit-remaining: 0``: wait (``retry-after``, else until
+- 403/429 with ``retry-after`` or ``x-ratelimit-remaining: 0`` (or a 403 whose message names a
+  secondary rate limit): wait (``retry-after``, else until
   ``x-ratelimit-reset``, else a minute with backoff) and retry while the wait is at most
   ``max_wait_seconds``; otherwise :class:`RateLimited`.
 - 5xx, a refused or dropped connection, a timeout: exponential backoff with jitter, then
@@ -209,7 +210,7 @@ class GraphQLTransport:
 
     def _http_error(self, status: int, headers: Message, payload: bytes) -> Exception:
         """Translate an HTTP error status into an error (or :class:`_Retry`)."""
-        if status in (403, 429) and _is_rate_limit(status, headers):
+        if status in (403, 429) and _is_rate_limit(status, headers, payload):
             return self._rate_limited(headers, f"{self._where}: rate limit hit (HTTP {status})")
         if status in (401, 403):
             return GitHubAuthError(
@@ -223,7 +224,9 @@ class GraphQLTransport:
     def _rate_limited(self, headers: Message, message: str) -> _Retry:
         """Wait ``retry-after``, else until ``x-ratelimit-reset``, else a minute with backoff."""
         retry_after = _number(headers.get("retry-after"))
-        reset = _number(headers.get("x-ratelimit-reset"))
+        # The reset is that of the primary limit: it tells the wait only when that is spent.
+        spent = headers.get("x-ratelimit-remaining") in (None, "0")
+        reset = _number(headers.get("x-ratelimit-reset")) if spent else None
         if retry_after is not None:
             delay, grows = max(retry_after, 0.0), False
         elif reset is not None:
@@ -268,10 +271,14 @@ class GraphQLTransport:
         return data
 
 
-def _is_rate_limit(status: int, headers: Message) -> bool:
+def _is_rate_limit(status: int, headers: Message, payload: bytes = b"") -> bool:
+    """Whether a 403/429 is a rate limit: its headers say so, or its message does.
+
+    GitHub answers some secondary limits with a 403 and no ``retry-after``.
+    """
     if headers.get("retry-after") is not None or headers.get("x-ratelimit-remaining") == "0":
         return True
-    return status == 429
+    return status == 429 or "rate limit" in _reason(payload).lower()
 
 
 def _number(value: str | None) -> float | None:
