@@ -57,6 +57,10 @@ ACTIONS: tuple[str, ...] = tuple(action.value for action in Action)
 TOKEN_KINDS: tuple[str, ...] = ("input", "output", "cached")
 RUN_OUTCOMES: tuple[str, ...] = ("succeeded", "failed")
 PR_OUTCOMES: tuple[str, ...] = (*ACTIONS, "failed", "dry_run")
+HAPPENED: tuple[str, ...] = ("merged", "closed", "stepped_in", "changed")
+"""What settles a shadow decision (:class:`jobs.policy.shadow.Happened`)."""
+SHADOW_OUTCOMES: tuple[str, ...] = tuple(f"{a}:{h}" for a in ACTIONS for h in HAPPENED)
+"""Settled shadow decisions' keys: ``decided:happened``."""
 GROUP_LABELS = ("job", "instance", "namespace", "rule")
 """Labels of every series that come from the group, not from the metric."""
 
@@ -124,6 +128,23 @@ DECISIONS_REUSED = _counter(
     "Decisions taken from an earlier run's memo instead of asking the model again.",
 )
 GITHUB_REQUESTS = _counter("ai_operator_github_requests_total", "GitHub API requests.")
+SHADOW_DECISIONS = _counter(
+    "ai_operator_shadow_decisions_total",
+    "Decisions a rule in shadow mode recorded (nothing was written), by decided action.",
+    "decided",
+)
+SHADOW_SETTLED = _counter(
+    "ai_operator_shadow_settled_total",
+    "Shadow decisions settled by what people did next, by decided action and outcome "
+    "(merged, closed, stepped_in, changed).",
+    "decided",
+    "outcome",
+)
+SHADOW_AGREED = _counter(
+    "ai_operator_shadow_agreed_total",
+    "Settled shadow decisions that agreed with what people did, by decided action.",
+    "decided",
+)
 
 # Gauges: the last run.
 RULES = _gauge(
@@ -176,6 +197,9 @@ COUNTERS: tuple[MetricSpec, ...] = (
     AI_TOKENS,
     DECISIONS_REUSED,
     GITHUB_REQUESTS,
+    SHADOW_DECISIONS,
+    SHADOW_SETTLED,
+    SHADOW_AGREED,
 )
 GAUGES: tuple[MetricSpec, ...] = (
     RULES,
@@ -223,9 +247,18 @@ class PassSummary:
     decisions_reused: int = 0
     github_rate_limit_remaining: int | None = None
     interval_seconds: float | None = None
+    shadow_decided: Mapping[str, int] = field(default_factory=dict)
+    """A shadow pass's recorded decisions, by action."""
+    shadow_settled: Mapping[str, int] = field(default_factory=dict)
+    """Shadow decisions settled by this run, by ``decided:happened`` (:data:`SHADOW_OUTCOMES`)."""
+    shadow_agreed: Mapping[str, int] = field(default_factory=dict)
+    """Of those, the ones that agreed, by decided action."""
 
     def __post_init__(self) -> None:
         _check_keys("actions", self.actions, ACTIONS)
+        _check_keys("shadow_decided", self.shadow_decided, ACTIONS)
+        _check_keys("shadow_settled", self.shadow_settled, SHADOW_OUTCOMES)
+        _check_keys("shadow_agreed", self.shadow_agreed, ACTIONS)
         _check_keys("errors", self.errors, ERROR_TYPES)
         _check_keys("ai_tokens", self.ai_tokens, TOKEN_KINDS)
         if not self.namespace or not self.rule:
@@ -370,6 +403,23 @@ def _counter_samples(summary: PassSummary) -> dict[str, dict[tuple[str, ...], fl
         AI_TOKENS.name: _all(TOKEN_KINDS, summary.ai_tokens),
         DECISIONS_REUSED.name: {(): summary.decisions_reused},
         GITHUB_REQUESTS.name: {(): summary.github_requests},
+        **_shadow_samples(summary),
+    }
+
+
+def _shadow_samples(summary: PassSummary) -> dict[str, dict[tuple[str, ...], float]]:
+    """A shadow run's counters; none for an enforcing rule's run (no empty shadow series)."""
+    shadow = summary.shadow_decided or summary.shadow_settled or summary.shadow_agreed
+    if not shadow:
+        return {SHADOW_DECISIONS.name: {}, SHADOW_SETTLED.name: {}, SHADOW_AGREED.name: {}}
+    settled = {
+        tuple(key.split(":", 1)): float(summary.shadow_settled.get(key, 0))
+        for key in SHADOW_OUTCOMES
+    }
+    return {
+        SHADOW_DECISIONS.name: _all(ACTIONS, summary.shadow_decided),
+        SHADOW_SETTLED.name: settled,
+        SHADOW_AGREED.name: _all(ACTIONS, summary.shadow_agreed),
     }
 
 

@@ -20,7 +20,15 @@ from typing import Any, Self
 from pydantic import BaseModel, ConfigDict, field_validator
 from pydantic.alias_generators import to_camel
 
-_BY_KIND = ("actions", "errors", "guardrail_blocks", "ai_tokens")
+_BY_KIND = (
+    "actions",
+    "errors",
+    "guardrail_blocks",
+    "ai_tokens",
+    "shadow_decided",
+    "shadow_settled",
+    "shadow_agreed",
+)
 _PLAIN = (
     "prs_processed",
     "failed",
@@ -44,7 +52,10 @@ class PassCounts(BaseModel):
     have been done); ``errors`` count failures by type, ``guardrail_blocks`` by guardrail,
     ``ai_tokens`` by kind (``input``, ``output``, ``cached``). ``matched``, ``decided``,
     ``reused``, ``deferred``, ``branches_failed`` and ``to_decide`` are the run's PRs' fate,
-    as fetch and the tally count them.
+    as fetch and the tally count them. A shadow pass (:mod:`jobs.policy.shadow`) adds the
+    decisions it recorded by action (``shadow_decided``), those it settled by
+    ``decided:happened`` (``shadow_settled``) and those that agreed by action
+    (``shadow_agreed``), and the rule's score after it (``shadow_score``, not added: the newest).
     """
 
     model_config = ConfigDict(
@@ -69,6 +80,15 @@ class PassCounts(BaseModel):
     deferred: int = 0
     branches_failed: int = 0
     to_decide: int = 0
+    shadow_decided: dict[str, int] = {}
+    shadow_settled: dict[str, int] = {}
+    shadow_agreed: dict[str, int] = {}
+    shadow_score: dict[str, Any] | None = None
+
+    @field_validator("shadow_score", mode="before")
+    @classmethod
+    def _a_score(cls, value: object) -> dict[str, Any] | None:
+        return dict(value) if isinstance(value, Mapping) else None
 
     @field_validator(*_PLAIN, mode="before")
     @classmethod
@@ -106,6 +126,7 @@ class PassCounts(BaseModel):
         ]
         return PassCounts(
             **added,
+            shadow_score=other.shadow_score or self.shadow_score,
             dry_run=self.dry_run or other.dry_run,
             github_rate_limit_remaining=min(remaining) if remaining else None,
         )

@@ -19,7 +19,13 @@ from rich.table import Table
 from rich.text import Text
 
 from ai_operator.jobs.clients.ai.usage import ModelUsage
-from ai_operator.jobs.clients.metrics import ACTIONS, ERROR_TYPES, TOKEN_KINDS, PassSummary
+from ai_operator.jobs.clients.metrics import (
+    ACTIONS,
+    ERROR_TYPES,
+    SHADOW_OUTCOMES,
+    TOKEN_KINDS,
+    PassSummary,
+)
 from ai_operator.jobs.policy.counts import PassCounts
 from ai_operator.jobs.policy.markers import make_marker
 from ai_operator.jobs.reconcile.results import PassReport, PullRequestResult
@@ -38,11 +44,46 @@ def as_json(reports: Sequence[PassReport], *, dry_run: bool) -> str:
                 "failed": len(report.failed),
                 "error": report.error,
                 "durationSeconds": round(report.duration_seconds, 3),
+                **_shadow_json(report),
             }
             for report in reports
         ],
     }
     return json.dumps(document, indent=2, ensure_ascii=False)
+
+
+def _shadow_json(report: PassReport) -> dict[str, Any]:
+    """A shadow pass's mode, what it settled and recorded, and the rule's score."""
+    if report.shadow is None:
+        return {"mode": "enforce"}
+    return {
+        "mode": "shadow",
+        "shadow": {
+            **report.shadow.score.to_json(),
+            "settledNow": report.shadow.settled_counts(),
+            "recordedNow": dict(report.shadow_recorded),
+            "unread": report.shadow.unread,
+        },
+    }
+
+
+def shadow_line(report: PassReport) -> str | None:
+    """The table's line about a shadow pass: nothing was written, and how far it agrees."""
+    if report.shadow is None:
+        return None
+    found = report.shadow.score
+    agreement = found.agreement
+    share = f"{agreement:.0%}" if agreement is not None else "n/a"
+    per_action = ", ".join(
+        f"{action} {mine.agreed}/{mine.settled}"
+        for action, mine in sorted(found.actions.items())
+        if mine.settled
+    )
+    return (
+        f"{report.rule}: shadow mode, nothing was written: {found.decisions} decisions recorded, "
+        f"{found.settled} settled, {found.agreed} agreed ({share})"
+        + (f": {per_action}" if per_action else "")
+    )
 
 
 def as_table(reports: Sequence[PassReport], *, dry_run: bool, width: int = 140) -> str:
@@ -60,6 +101,9 @@ def as_table(reports: Sequence[PassReport], *, dry_run: bool, width: int = 140) 
     console.print(table)
     for report in reports:
         console.print(Text(_rule_line(report)))
+        shadow = shadow_line(report)
+        if shadow is not None:
+            console.print(Text(shadow))
     return buffer.getvalue()
 
 
@@ -77,6 +121,8 @@ def _action_cell(row: PullRequestResult) -> str:
 def _applied_cell(row: PullRequestResult) -> str:
     if row.error:
         return "failed"
+    if row.shadow:
+        return "shadow"
     if row.dry_run:
         return "dry run"
     return ", ".join(row.operations) if row.operations else "nothing to do"
@@ -170,7 +216,19 @@ def counts(report: PassReport, *, dry_run: bool = False) -> PassCounts:
         ai_calls=usage.calls,
         ai_tokens=usage.tokens(),
         decisions_reused=sum(1 for row in rows if row.reused),
+        **_shadow_counts(report),
     )
+
+
+def _shadow_counts(report: PassReport) -> dict[str, Any]:
+    if report.shadow is None:
+        return {}
+    return {
+        "shadow_decided": dict(report.shadow_recorded),
+        "shadow_settled": report.shadow.settled_counts(),
+        "shadow_agreed": report.shadow.agreed_counts(),
+        "shadow_score": report.shadow.score.to_json(),
+    }
 
 
 def _settled_now(row: PullRequestResult) -> bool:
@@ -212,6 +270,9 @@ def summary_from_counts(
         decisions_reused=tally.decisions_reused,
         github_rate_limit_remaining=tally.github_rate_limit_remaining,
         interval_seconds=interval_seconds,
+        shadow_decided=_known(tally.shadow_decided, ACTIONS),
+        shadow_settled=_known(tally.shadow_settled, SHADOW_OUTCOMES),
+        shadow_agreed=_known(tally.shadow_agreed, ACTIONS),
     )
 
 

@@ -39,16 +39,18 @@ from ai_operator.jobs.log import get_logger
 from ai_operator.jobs.policy.admission import Scope
 from ai_operator.jobs.policy.counts import PassCounts
 from ai_operator.jobs.policy.decision import Decision, leave_alone
-from ai_operator.jobs.policy.outcome import not_recorded, outcome_records
+from ai_operator.jobs.policy.outcome import not_recorded, outcome_records, shadow_records
 from ai_operator.jobs.policy.plan import plan
 from ai_operator.jobs.policy.reuse import Remembered, decision_key
 from ai_operator.jobs.policy.selection import selection_problems
+from ai_operator.jobs.policy.shadow import read_score, shadowing, with_decisions
 from ai_operator.jobs.policy.snapshot import PullRequestSnapshot
 from ai_operator.jobs.reconcile.act import act_seeing
 from ai_operator.jobs.reconcile.ask import decide_pull_request
 from ai_operator.jobs.reconcile.gather import gather, sort_out
 from ai_operator.jobs.reconcile.ports import Decider, DecisionMemory, GitHubPort, GitHubReader
 from ai_operator.jobs.reconcile.results import PullRequestFailure, PullRequestResult
+from ai_operator.jobs.reconcile.shadow import settle_recorded
 from ai_operator.jobs.reconcile.wire import (
     NOOP_OUTPUT,
     BranchOutcome,
@@ -157,28 +159,33 @@ def keep_branch_record(
     memory: DecisionMemory | None,
     *,
     now: float,
-) -> None:
+) -> dict[str, Remembered]:
     """Keep the branch's outcome record (:func:`branch_record`) in ``memory``: savings only.
 
     The token's login is asked only when there is a record to keep (GitHub's answer to every
     read carries it, so this costs no request); a memory that cannot be written is logged and
-    the next run decides the PR again.
+    the next run decides the PR again. A shadow rule's record is marked shadow, with its
+    decision to settle (:func:`jobs.policy.outcome.shadow_records`). The records kept.
     """
     if memory is None or key is None:
-        return
+        return {}
     try:
         actor: str | None = github.viewer_login()
     except GitHubError:
         actor = None
     records = branch_record(decided, rows, key, actor=actor, now=now)
     if not records:
-        return
+        return {}
+    if shadowing(rule.spec):
+        records = shadow_records(records, now=now)
     try:
         memory.keep(rule.qualified_name, records)
     except DecisionCacheError as exc:
         get_logger("step", rule=rule.qualified_name).warning(
             "outcome not recorded: the next run decides the PR again", error=str(exc)
         )
+        return {}
+    return records
 
 
 def _replayed(item: Decided, run: str | None) -> bool:
@@ -287,6 +294,9 @@ def fetch_run(
         remembered = memory.recall(rule.qualified_name) if memory else {}
     except APIUnreadable as exc:
         remembered, problem = {}, str(exc)
+    sweep = None
+    if shadowing(rule.spec) and memory is not None and problem is None:
+        sweep = settle_recorded(rule.qualified_name, remembered, github, memory, now=now)
     split = sort_out(
         rule,
         prs,
@@ -306,6 +316,9 @@ def fetch_run(
         reused=len(split.reuse),
         to_decide=len(split.ask),
         deferred=len(split.deferred),
+        shadow_settled=sweep.settled_counts() if sweep else None,
+        shadow_agreed=sweep.agreed_counts() if sweep else None,
+        shadow_score=sweep.score.to_json() if sweep else None,
     )
     reused = tuple(
         c.remembered.decision
@@ -395,8 +408,16 @@ def tally(outcomes: str, counts: str, run: str | None) -> PassCounts:
             decided += 1
         total += counted
     left_out = fetched.reused
+    found = read_score(fetched.shadow_score)
+    shadow = {
+        "shadow_settled": fetched.shadow_settled or {},
+        "shadow_agreed": fetched.shadow_agreed or {},
+        # The score fetch read, with the decisions this run's branches recorded since.
+        "shadow_score": with_decisions(found, total.shadow_decided).to_json() if found else None,
+    }
     return total.model_copy(
         update={
+            **shadow,
             "prs_processed": total.prs_processed + left_out,
             "matched": fetched.matched,
             "decided": decided,
@@ -407,3 +428,10 @@ def tally(outcomes: str, counts: str, run: str | None) -> PassCounts:
             "branches_failed": max(0, fetched.to_decide - decided - replayed),
         }
     )
+
+
+def shadow_decided(rule: PRReconciliationRule, kept: dict[str, Remembered]) -> dict[str, int]:
+    """A shadow rule's decisions a branch recorded, by action (none for an enforcing rule)."""
+    if not shadowing(rule.spec):
+        return {}
+    return dict(Counter(r.decision.action.value for r in kept.values() if r.decision))

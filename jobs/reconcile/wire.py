@@ -147,6 +147,16 @@ class FetchCounts(_Wire):
     reused: int = 0
     to_decide: int = 0
     deferred: int = 0
+    shadow_settled: dict[str, int] | None = None
+    """A shadow rule's decisions fetch settled, by ``decided:happened``."""
+    shadow_agreed: dict[str, int] | None = None
+    """Of those, the ones that agreed, by decided action."""
+    shadow_score: dict[str, Any] | None = None
+    """A shadow rule's score after fetch settled (:class:`jobs.policy.shadow.ShadowScore`)."""
+
+    def wire(self) -> dict[str, Any]:
+        """The counts a step writes; the shadow ones only for a shadow rule."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
 
     @classmethod
     def read(cls, text: str) -> FetchCounts:
@@ -157,6 +167,9 @@ class FetchCounts(_Wire):
             reused=counts.reused,
             to_decide=counts.to_decide,
             deferred=counts.deferred,
+            shadow_settled=counts.shadow_settled or None,
+            shadow_agreed=counts.shadow_agreed or None,
+            shadow_score=counts.shadow_score,
         )
 
 
