@@ -104,6 +104,7 @@ def act_branch(
     for item in decided:
         if item.settled:
             row, seen_key = PullRequestResult.of(item.decision, dry_run=dry_run), item.facts
+            row = row.in_shadow() if shadowing(rule.spec) else row
         else:
             row, seen = act_seeing(rule, item.decision, github, dry_run=dry_run, scope=scope)
             seen_key = decision_key(rule.spec_hash(), model, seen) if seen else None

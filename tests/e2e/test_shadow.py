@@ -9,13 +9,19 @@ the counters the runs pushed to a real Pushgateway.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from ai_operator.jobs.clients.metrics import read_group
-from tests.conftest import CliResult, cli_env, run_cli
+from ai_operator.jobs.rules.model import PRReconciliationRule
+from ai_operator.pipelines.compile import CompileOptions, compile_rule
+from tests.argo_interpreter import MemoCache, run_cron_workflow
+from tests.conftest import AI_TOKEN, GITHUB_TOKEN, CliResult, cli_env, run_cli
+from tests.e2e.test_pipeline_act import SECRETS
 from tests.sandbox import FakeCheck, FakeGitHub, FakeLLM, GitHubWorld
 from tests.services import pushgateway
 
@@ -177,3 +183,76 @@ def test_the_counters_pushed_carry_decided_and_outcome(
     assert sample("ai_operator_shadow_agreed_total", decided="wait") == 1
     assert sample("ai_operator_actions_total", action="merge") == 0  # nothing was done
     assert github.mutations == []
+
+
+# --- the compiled workflow, run pod by pod --------------------------------------------------
+
+
+def run_shadow_pipeline(rule_text: str, github: FakeGitHub, llm: FakeLLM, memo: MemoCache):
+    """The shadow rule's CronWorkflow, run once, the namespace's ConfigMaps kept in ``memo``."""
+    rule = rule_from_text(rule_text)
+    manifest = compile_rule(rule, "argo", CompileOptions())
+    env = cli_env(github, llm)
+    del env["GITHUB_TOKEN"], env["AI_TOKEN"]  # the pods get them from the Secret
+    return run_cron_workflow(
+        manifest.document,
+        env=env,
+        secrets=SECRETS,
+        memo=memo,
+        config_maps=[manifest.config_map],
+    )
+
+
+def rule_from_text(text: str) -> PRReconciliationRule:
+    return PRReconciliationRule.model_validate(yaml.safe_load(text))
+
+
+def test_the_compiled_workflow_writes_nothing_and_reports_the_score() -> None:
+    """Three runs of the compiled workflow, people acting between them: 0 mutations, and the run's
+    summary (what the controller writes as status.shadow) carries the same score as ``run``."""
+    world = GitHubWorld()
+    populate(world)
+    with FakeGitHub(world, token=GITHUB_TOKEN) as github, FakeLLM(token=AI_TOKEN) as llm:
+        memo = MemoCache()
+        first = run_shadow_pipeline(RULE, github, llm, memo)
+        world.merge("acme/web", 1, actor="alice")
+        world.close("acme/web", 2, actor="alice")
+        world.add_label("acme/web", 3, "needs-review", actor="bob")
+        world.push_commit("acme/web", 4, actor="carol")
+        world.close("acme/web", 5, actor="alice")
+        world.merge("acme/web", 6, actor="bob")
+        second = run_shadow_pipeline(RULE, github, llm, memo)
+        world.merge("acme/web", 3, actor="alice")
+        world.comment("acme/web", 4, "bob", "I will take this one.")
+        third = run_shadow_pipeline(RULE, github, llm, memo)
+        mutations = list(github.mutations)
+
+    assert first.phase == second.phase == third.phase == "Succeeded"
+    assert mutations == []
+    summaries = [json.loads(run.global_outputs["summary"]) for run in (first, second, third)]
+    assert summaries[0]["shadowDecided"] == {"merge": 2, "close": 2, "escalate": 1, "wait": 1}
+    assert summaries[0]["shadowScore"]["decisions"] == 6
+    assert summaries[1]["shadowSettled"] == {
+        "merge:merged": 1,
+        "close:closed": 1,
+        "escalate:stepped_in": 1,
+        "wait:changed": 1,
+        "merge:closed": 1,
+        "close:merged": 1,
+    }
+    found = summaries[2]["shadowScore"]
+    assert (found["decisions"], found["settled"], found["agreed"]) == (8, 8, 4)
+    assert per_action(found) == {
+        "merge": (2, 2, 1),
+        "close": (2, 2, 1),
+        "escalate": (2, 2, 1),
+        "wait": (2, 2, 1),
+    }
+    rows = [
+        row
+        for run in (first, second, third)
+        for node in run.nodes
+        if node.template == "act" and "results" in node.outputs
+        for row in json.loads(node.outputs["results"])
+    ]
+    assert rows and {row["mode"] for row in rows} == {"shadow"}
