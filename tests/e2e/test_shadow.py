@@ -20,12 +20,12 @@ from ai_operator.jobs.clients.metrics import read_group
 from ai_operator.jobs.rules.model import PRReconciliationRule
 from ai_operator.pipelines.compile import CompileOptions, compile_rule
 from tests.argo_interpreter import MemoCache, run_cron_workflow
-from tests.conftest import AI_TOKEN, GITHUB_TOKEN, CliResult, cli_env, run_cli
+from tests.conftest import AI_TOKEN, GITHUB_TOKEN, ROOT, CliResult, cli_env, run_cli
 from tests.e2e.test_pipeline_act import SECRETS
 from tests.sandbox import FakeCheck, FakeGitHub, FakeLLM, GitHubWorld
-from tests.services import pushgateway
+from tests.services import prometheus, pushgateway, wait_for_series
 
-pytestmark = [pytest.mark.e2e]
+pytestmark = [pytest.mark.e2e, pytest.mark.services]
 
 RULE = """\
 apiVersion: aioperator.io/v1alpha1
@@ -41,6 +41,8 @@ COVERED = ["auto-merge"]
 FAILED = {"rollup_state": "FAILURE", "checks": [FakeCheck("ci", conclusion="FAILURE")]}
 PENDING = {"rollup_state": "PENDING", "checks": [FakeCheck("ci", None, "IN_PROGRESS")]}
 GROUP = {"namespace": "team-web", "rule": "shadow-automerge"}
+DASHBOARD = ROOT / "charts" / "ai-operator" / "dashboards" / "ai-operator.json"
+SCRAPED_WITHIN = 30.0
 
 
 def populate(world: GitHubWorld) -> None:
@@ -163,6 +165,9 @@ def test_the_counters_pushed_carry_decided_and_outcome(
         shadow_run(rule, env)
         shadow_run(rule, env)
         group = read_group(gateway, "ai-operator", GROUP, timeout=5)
+        with prometheus(f"{gateway}/metrics") as prom:
+            expr = dashboard_expr("Shadow agreement")
+            [series] = wait_for_series(prom, expr, SCRAPED_WITHIN)
 
     def sample(name: str, **labels: str) -> float:
         return group.get((name, tuple(sorted(labels.items()))), 0.0)
@@ -183,6 +188,17 @@ def test_the_counters_pushed_carry_decided_and_outcome(
     assert sample("ai_operator_shadow_agreed_total", decided="wait") == 1
     assert sample("ai_operator_actions_total", action="merge") == 0  # nothing was done
     assert github.mutations == []
+    # The dashboard's panel, queried through a real Prometheus: 2 agreed of 3 settled.
+    assert series["metric"] == GROUP
+    assert float(series["value"][1]) == pytest.approx(2 / 3)
+
+
+def dashboard_expr(title: str) -> str:
+    """The query of the chart's dashboard panel ``title``, for every namespace and rule."""
+    document = json.loads(DASHBOARD.read_text())
+    [panel] = [p for p in document["panels"] if p.get("title") == title]
+    expr = str(panel["targets"][0]["expr"])
+    return expr.replace("$namespace", ".*").replace("$rule", ".*")
 
 
 # --- the compiled workflow, run pod by pod --------------------------------------------------
