@@ -52,7 +52,7 @@ and its reading fit in it."""
 
 def shadowing(spec: RuleSpec) -> bool:
     """Whether the rule runs in shadow mode: it decides and records, and never writes."""
-    return spec.mode is RuleMode.SHADOW
+    return spec.mode == RuleMode.SHADOW
 
 
 class Happened(StrEnum):

@@ -198,6 +198,9 @@ def _settle(
 ) -> Sweep:
     """A shadow pass first settles the decisions recorded earlier (:mod:`jobs.reconcile.shadow`)."""
     if reuse is None:
+        get_logger("run", rule=rule.qualified_name).warning(
+            "shadow mode without a memory (--no-cache): decisions are neither recorded nor scored"
+        )
         return Sweep()
     remembered = reuse.memory.recall(rule.qualified_name)
     return settle_recorded(rule.qualified_name, remembered, github, reuse.memory, now=now)
