@@ -11,7 +11,7 @@ from ai_operator.jobs.clients.github import GitHubClient
 from ai_operator.jobs.policy.decision import Decision, decide
 from ai_operator.jobs.policy.verdict import Verdict
 from ai_operator.jobs.reconcile.act import act
-from ai_operator.jobs.rules.model import Action
+from ai_operator.jobs.rules.model import Action, RuleMode
 from tests.conftest import GITHUB_TOKEN
 from tests.factories import make_rule
 from tests.sandbox import FakeCheck, FakeGitHub, GitHubWorld
@@ -179,7 +179,9 @@ def test_a_shadow_rule_plans_and_writes_nothing_whatever_the_caller_says(
     """spec.mode: Shadow is the one gate before apply: no merge, close, label or comment."""
     world.add_pull_request("acme/web", number=1, labels=COVERED, **facts)
     decision = decided(client, 1, action)
-    shadow = RULE.model_copy(update={"spec": RULE.spec.model_copy(update={"mode": "Shadow"})})
+    shadow = RULE.model_copy(
+        update={"spec": RULE.spec.model_copy(update={"mode": RuleMode.SHADOW})}
+    )
 
     row = act(shadow, decision, client, dry_run=False)
 
