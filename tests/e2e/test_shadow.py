@@ -204,11 +204,13 @@ def dashboard_expr(title: str) -> str:
 # --- the compiled workflow, run pod by pod --------------------------------------------------
 
 
-def run_shadow_pipeline(rule_text: str, github: FakeGitHub, llm: FakeLLM, memo: MemoCache):
+def run_shadow_pipeline(
+    rule_text: str, github: FakeGitHub, llm: FakeLLM, memo: MemoCache, gateway: str
+):
     """The shadow rule's CronWorkflow, run once, the namespace's ConfigMaps kept in ``memo``."""
     rule = rule_from_text(rule_text)
     manifest = compile_rule(rule, "argo", CompileOptions())
-    env = cli_env(github, llm)
+    env = cli_env(github, llm, PUSHGATEWAY_URL=gateway)
     del env["GITHUB_TOKEN"], env["AI_TOKEN"]  # the pods get them from the Secret
     return run_cron_workflow(
         manifest.document,
@@ -228,20 +230,25 @@ def test_the_compiled_workflow_writes_nothing_and_reports_the_score() -> None:
     summary (what the controller writes as status.shadow) carries the same score as ``run``."""
     world = GitHubWorld()
     populate(world)
-    with FakeGitHub(world, token=GITHUB_TOKEN) as github, FakeLLM(token=AI_TOKEN) as llm:
+    with (
+        FakeGitHub(world, token=GITHUB_TOKEN) as github,
+        FakeLLM(token=AI_TOKEN) as llm,
+        pushgateway() as gateway,
+    ):
         memo = MemoCache()
-        first = run_shadow_pipeline(RULE, github, llm, memo)
+        first = run_shadow_pipeline(RULE, github, llm, memo, gateway)
         world.merge("acme/web", 1, actor="alice")
         world.close("acme/web", 2, actor="alice")
         world.add_label("acme/web", 3, "needs-review", actor="bob")
         world.push_commit("acme/web", 4, actor="carol")
         world.close("acme/web", 5, actor="alice")
         world.merge("acme/web", 6, actor="bob")
-        second = run_shadow_pipeline(RULE, github, llm, memo)
+        second = run_shadow_pipeline(RULE, github, llm, memo, gateway)
         world.merge("acme/web", 3, actor="alice")
         world.comment("acme/web", 4, "bob", "I will take this one.")
-        third = run_shadow_pipeline(RULE, github, llm, memo)
+        third = run_shadow_pipeline(RULE, github, llm, memo, gateway)
         mutations = list(github.mutations)
+        group = read_group(gateway, "ai-operator", GROUP, timeout=5)
 
     assert first.phase == second.phase == third.phase == "Succeeded"
     assert mutations == []
@@ -272,3 +279,13 @@ def test_the_compiled_workflow_writes_nothing_and_reports_the_score() -> None:
         for row in json.loads(node.outputs["results"])
     ]
     assert rows and {row["mode"] for row in rows} == {"shadow"}
+    # The exit handler pushed the same counts: 8 decisions, 8 settled, 4 agreed.
+    totals = {
+        name: sum(v for (n, _), v in group.items() if n == name)
+        for name in (
+            "ai_operator_shadow_decisions_total",
+            "ai_operator_shadow_settled_total",
+            "ai_operator_shadow_agreed_total",
+        )
+    }
+    assert list(totals.values()) == [8, 8, 4]
