@@ -59,6 +59,7 @@ from ai_operator.jobs.config import (
     rule_repositories,
 )
 from ai_operator.jobs.log import get_logger
+from ai_operator.jobs.policy.shadow import shadowing
 from ai_operator.jobs.reconcile.report import (
     as_json,
     as_table,
@@ -191,7 +192,7 @@ def run(
     reports: list[PassReport] = []
     for setup in setups:
         reports.append(_run_rule(setup, settings, github, dry_run, parallelism, progress, memory))
-    any_dry = dry_run or any(rule.spec.dryRun for rule in rules)
+    any_dry = dry_run or any(rule.spec.dryRun or shadowing(rule.spec) for rule in rules)
     rendered = as_json(reports, dry_run=any_dry) if output is OutputFormat.JSON else None
     typer.echo(rendered if rendered is not None else as_table(reports, dry_run=any_dry))
     failed = [r for r in reports if not r.ok]
@@ -292,7 +293,7 @@ def _run_rule(
     rule, ai = setup.rule, setup.ai
     reuse = Reuse(memory, setup.model, settings.decision_max_age_seconds) if memory else None
     requests_before = github.stats.requests
-    pass_dry_run = dry_run or rule.spec.dryRun
+    pass_dry_run = dry_run or rule.spec.dryRun or shadowing(rule.spec)
     started = time.monotonic()
     lock = _rule_lock(settings)
     try:

@@ -52,6 +52,7 @@ from ai_operator.jobs.config import (
 from ai_operator.jobs.log import get_logger, redact
 from ai_operator.jobs.policy.admission import Scope
 from ai_operator.jobs.policy.counts import PassCounts
+from ai_operator.jobs.policy.shadow import shadowing
 from ai_operator.jobs.reconcile import steps
 from ai_operator.jobs.reconcile.failures import FailureSummary, summarize_failures
 from ai_operator.jobs.reconcile.report import (
@@ -322,7 +323,7 @@ def step_act(
         fail(str(exc))
     if lease and parsed:
         _take_lease(namespace or rule.metadata.namespace, lease, run or "act")
-    act_dry_run = dry_run or rule.spec.dryRun
+    act_dry_run = dry_run or rule.spec.dryRun or shadowing(rule.spec)
     scope = Scope(rule_repositories(rule.spec, settings), settings.limits)
     try:
         model = model_identity(rule.spec.ai, settings)
@@ -342,11 +343,14 @@ def step_act(
     results, facts = steps.act_branch(
         rule, parsed, github, dry_run=act_dry_run, run=run, model=model, scope=scope, gate=gate
     )
-    steps.keep_branch_record(rule, parsed, results, facts, github, index, now=time.time())
+    kept = steps.keep_branch_record(rule, parsed, results, facts, github, index, now=time.time())
     report = PassReport(rule=rule.qualified_name, results=results)
     write_output(output, steps.dump_for_argo([r.to_json() for r in results]))
     mine = counts(report, dry_run=act_dry_run).model_copy(
-        update={"github_requests": github.stats.requests}
+        update={
+            "github_requests": github.stats.requests,
+            "shadow_decided": steps.shadow_decided(rule, kept),
+        }
     )
     if summary_output is not None:
         remaining = github.stats.rate_limit_remaining

@@ -14,6 +14,9 @@ The workflow, entrypoint ``reconcile`` (a DAG), exit handler ``report``::
   writes the run's counts (matched, reused, deferred). The no-op item gives ``settle`` a branch
   that always succeeds: Argo leaves a fan-out's aggregated output unset when every branch failed
   (a model outage), and ``tally`` would then wait for it until the deadline.
+  For a rule in shadow mode fetch first settles the decisions recorded earlier from each pull
+  request's timeline and writes them back to the index (``update`` on ConfigMaps), and hands
+  the rule's shadow score on with its counts (:mod:`jobs.reconcile.shadow`).
 - ``pull-request`` is one PR's branch: ``decide`` (retried on exit 75) re-reads the PR, asks
   the model and writes the decision (JSON with no ``{{``, so Argo never reads PR text as one of
   its tags); ``act`` re-reads the PR and applies the plan under the token semaphore, so that rules

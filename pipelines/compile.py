@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from ai_operator.jobs.policy.shadow import shadowing
 from ai_operator.jobs.rules.encoding import readable_yaml
 from ai_operator.jobs.rules.model import PRReconciliationRule
 from ai_operator.jobs.rules.schedule import resolve
@@ -57,6 +58,11 @@ def compile_rule(
                 + "; ".join(problems)
             )
     elif target == "cronjob":
+        if shadowing(rule.spec):
+            raise CompileError(
+                f"{rule.qualified_name}: spec.mode Shadow needs the argo target: a CronJob's run "
+                "keeps no outcome store, so its shadow decisions could never be scored"
+            )
         document = build_cron_job(rule, schedule, options)
     else:
         raise CompileError(f"unknown target {target!r}: use argo or cronjob")

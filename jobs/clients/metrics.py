@@ -58,6 +58,10 @@ ACTIONS: tuple[str, ...] = tuple(action.value for action in Action)
 TOKEN_KINDS: tuple[str, ...] = ("input", "output", "cached")
 RUN_OUTCOMES: tuple[str, ...] = ("succeeded", "failed")
 PR_OUTCOMES: tuple[str, ...] = (*ACTIONS, "failed", "dry_run")
+HAPPENED: tuple[str, ...] = ("merged", "closed", "stepped_in", "changed")
+"""What settles a shadow decision (:class:`jobs.policy.shadow.Happened`)."""
+SHADOW_OUTCOMES: tuple[str, ...] = tuple(f"{a}:{h}" for a in ACTIONS for h in HAPPENED)
+"""Settled shadow decisions' keys: ``decided:happened``."""
 GROUP_LABELS = ("job", "instance", "namespace", "rule")
 """Labels of every series that come from the group, not from the metric."""
 
@@ -131,6 +135,23 @@ WRITES_DEFERRED = _counter(
     "rate-limit, paused).",
     "reason",
 )
+SHADOW_DECISIONS = _counter(
+    "ai_operator_shadow_decisions_total",
+    "Decisions a rule in shadow mode recorded (nothing was written), by decided action.",
+    "decided",
+)
+SHADOW_SETTLED = _counter(
+    "ai_operator_shadow_settled_total",
+    "Shadow decisions settled by what people did next, by decided action and outcome "
+    "(merged, closed, stepped_in, changed).",
+    "decided",
+    "outcome",
+)
+SHADOW_AGREED = _counter(
+    "ai_operator_shadow_agreed_total",
+    "Settled shadow decisions that agreed with what people did, by decided action.",
+    "decided",
+)
 
 # Gauges: the last run.
 RULES = _gauge(
@@ -189,6 +210,9 @@ COUNTERS: tuple[MetricSpec, ...] = (
     DECISIONS_REUSED,
     GITHUB_REQUESTS,
     WRITES_DEFERRED,
+    SHADOW_DECISIONS,
+    SHADOW_SETTLED,
+    SHADOW_AGREED,
 )
 GAUGES: tuple[MetricSpec, ...] = (
     RULES,
@@ -239,10 +263,19 @@ class PassSummary:
     interval_seconds: float | None = None
     writes_deferred: Mapping[str, int] = field(default_factory=dict)
     """Pull requests whose writes wait for a later pass, by :data:`DEFERRALS` reason."""
+    shadow_decided: Mapping[str, int] = field(default_factory=dict)
+    """A shadow pass's recorded decisions, by action."""
+    shadow_settled: Mapping[str, int] = field(default_factory=dict)
+    """Shadow decisions settled by this run, by ``decided:happened`` (:data:`SHADOW_OUTCOMES`)."""
+    shadow_agreed: Mapping[str, int] = field(default_factory=dict)
+    """Of those, the ones that agreed, by decided action."""
 
     def __post_init__(self) -> None:
         _check_keys("actions", self.actions, ACTIONS)
         _check_keys("writes_deferred", self.writes_deferred, DEFERRALS)
+        _check_keys("shadow_decided", self.shadow_decided, ACTIONS)
+        _check_keys("shadow_settled", self.shadow_settled, SHADOW_OUTCOMES)
+        _check_keys("shadow_agreed", self.shadow_agreed, ACTIONS)
         _check_keys("errors", self.errors, ERROR_TYPES)
         _check_keys("ai_tokens", self.ai_tokens, TOKEN_KINDS)
         if not self.namespace or not self.rule:
@@ -388,6 +421,23 @@ def _counter_samples(summary: PassSummary) -> dict[str, dict[tuple[str, ...], fl
         DECISIONS_REUSED.name: {(): summary.decisions_reused},
         GITHUB_REQUESTS.name: {(): summary.github_requests},
         WRITES_DEFERRED.name: _all(DEFERRALS, summary.writes_deferred),
+        **_shadow_samples(summary),
+    }
+
+
+def _shadow_samples(summary: PassSummary) -> dict[str, dict[tuple[str, ...], float]]:
+    """A shadow run's counters; none for an enforcing rule's run (no empty shadow series)."""
+    shadow = summary.shadow_decided or summary.shadow_settled or summary.shadow_agreed
+    if not shadow:
+        return {SHADOW_DECISIONS.name: {}, SHADOW_SETTLED.name: {}, SHADOW_AGREED.name: {}}
+    settled = {
+        tuple(key.split(":", 1)): float(summary.shadow_settled.get(key, 0))
+        for key in SHADOW_OUTCOMES
+    }
+    return {
+        SHADOW_DECISIONS.name: _all(ACTIONS, summary.shadow_decided),
+        SHADOW_SETTLED.name: settled,
+        SHADOW_AGREED.name: _all(ACTIONS, summary.shadow_agreed),
     }
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from ai_operator.jobs.policy.caps import cap_block
+from ai_operator.jobs.policy.shadow import shadowing
 from ai_operator.jobs.policy.decision import Decision, decide
 from ai_operator.jobs.policy.guardrails import Block, Gate, merge_gates
 from ai_operator.jobs.policy.plan import Plan, plan, undone_by_people
@@ -82,7 +83,7 @@ def would_do(
     The recorded decision when it would be reused, else a merge as if the model decided it.
     """
     candidate = Candidate(pr, decision_key(rule.spec_hash(), model, pr), remembered)
-    why_not = declined(candidate, now=now, max_age=max_age)
+    why_not = declined(candidate, now=now, max_age=max_age, shadow=shadowing(rule.spec))
     recorded = Recorded(
         decision=remembered.decision if remembered else None,
         decided_at=remembered.decided_at if remembered else None,

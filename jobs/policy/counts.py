@@ -20,7 +20,16 @@ from typing import Any, Self
 from pydantic import BaseModel, ConfigDict, field_validator
 from pydantic.alias_generators import to_camel
 
-_BY_KIND = ("actions", "errors", "guardrail_blocks", "ai_tokens", "writes_deferred")
+_BY_KIND = (
+    "actions",
+    "errors",
+    "guardrail_blocks",
+    "ai_tokens",
+    "writes_deferred",
+    "shadow_decided",
+    "shadow_settled",
+    "shadow_agreed",
+)
 _PLAIN = (
     "prs_processed",
     "failed",
@@ -48,6 +57,10 @@ class PassCounts(BaseModel):
     later pass). ``writes_deferred`` counts the PRs decided whose writes wait for a later pass,
     by reason (:class:`~jobs.policy.pacing.Deferral`: the write budget, a merge or close cap,
     GitHub's rate limit, the pause).
+    as fetch and the tally count them. A shadow pass (:mod:`jobs.policy.shadow`) adds the
+    decisions it recorded by action (``shadow_decided``), those it settled by
+    ``decided:happened`` (``shadow_settled``) and those that agreed by action
+    (``shadow_agreed``), and the rule's score after it (``shadow_score``, not added: the newest).
     """
 
     model_config = ConfigDict(
@@ -73,6 +86,15 @@ class PassCounts(BaseModel):
     branches_failed: int = 0
     to_decide: int = 0
     writes_deferred: dict[str, int] = {}
+    shadow_decided: dict[str, int] = {}
+    shadow_settled: dict[str, int] = {}
+    shadow_agreed: dict[str, int] = {}
+    shadow_score: dict[str, Any] | None = None
+
+    @field_validator("shadow_score", mode="before")
+    @classmethod
+    def _a_score(cls, value: object) -> dict[str, Any] | None:
+        return dict(value) if isinstance(value, Mapping) else None
 
     @field_validator(*_PLAIN, mode="before")
     @classmethod
@@ -110,6 +132,7 @@ class PassCounts(BaseModel):
         ]
         return PassCounts(
             **added,
+            shadow_score=other.shadow_score or self.shadow_score,
             dry_run=self.dry_run or other.dry_run,
             github_rate_limit_remaining=min(remaining) if remaining else None,
         )

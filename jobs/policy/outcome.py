@@ -16,9 +16,11 @@ pass asks again, so a glitch never pins a pull request to ``wait``.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import replace
 
 from ai_operator.jobs.policy.decision import Decision
 from ai_operator.jobs.policy.reuse import Remembered
+from ai_operator.jobs.policy.shadow import ShadowDecision
 
 
 def not_recorded(decision: Decision) -> str | None:
@@ -59,4 +61,26 @@ def outcome_records(
         )
         for d in decisions
         if d.display in keys and not_recorded(d) is None
+    }
+
+
+def shadow_records(records: Mapping[str, Remembered], *, now: float) -> dict[str, Remembered]:
+    """``records`` as a shadow pass keeps them: marked shadow, each with its shadow decision.
+
+    The mark keeps an enforcing pass from ever acting on them (:func:`jobs.policy.reuse.declined`);
+    the decision, at its head and ``now``, waits to be settled (:mod:`jobs.policy.shadow`).
+    """
+    return {
+        name: replace(
+            record,
+            shadow=True,
+            applied=(),
+            shadow_decisions=(
+                ShadowDecision(
+                    record.decision.action, record.head or record.decision.head_oid, now
+                ),
+            ),
+        )
+        for name, record in records.items()
+        if record.decision is not None
     }

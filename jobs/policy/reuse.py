@@ -24,13 +24,14 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pydantic import ValidationError
 
 from ai_operator.jobs.policy.decision import Decision
 from ai_operator.jobs.policy.pacing import fair_key
+from ai_operator.jobs.policy.shadow import RETENTION_SECONDS, ShadowDecision, combined
 from ai_operator.jobs.policy.snapshot import PullRequestSnapshot
 
 MEMORY_FORMAT = 1
@@ -75,6 +76,10 @@ class Remembered:
     deferred: bool = False
     """Its writes waited for a later pass (:mod:`jobs.policy.pacing`): it is decided and acted on
     again, before the pull requests that did not wait."""
+    shadow: bool = False
+    """Made by a shadow pass (``spec.mode: Shadow``): never acted on by an enforcing pass."""
+    shadow_decisions: tuple[ShadowDecision, ...] = ()
+    """This pull request's shadow decisions and what settled them (:mod:`jobs.policy.shadow`)."""
 
 
 @dataclass(frozen=True)
@@ -110,16 +115,21 @@ class Triage:
         return len(self.reuse) + len(self.ask) + len(self.deferred)
 
 
-def declined(candidate: Candidate, *, now: float, max_age: float) -> str | None:
+def declined(
+    candidate: Candidate, *, now: float, max_age: float, shadow: bool = False
+) -> str | None:
     """Why ``candidate``'s remembered decision cannot be reused; None when it still stands.
 
     The one place where reuse is decided, from the rule generation, instruction and model and
     the pull request's facts (all in the key), and the outcome record. What people did since is
     read from the timeline when acting (the plan), so reuse never skips a safety check.
+    ``shadow``: the pass is a shadow pass; only such a pass may reuse a shadow decision.
     """
     found = candidate.remembered
     if found is None:
         return "never decided"
+    if found.shadow and not shadow:
+        return "a shadow decision is never acted on"
     if found.decision is not None and found.decision.fallback:
         return "a fallback is never reused"
     if found.deferred:
@@ -135,7 +145,13 @@ def declined(candidate: Candidate, *, now: float, max_age: float) -> str | None:
 
 
 def triage(
-    candidates: Iterable[Candidate], *, now: float, max_age: float, cap: int, rotate: int = 0
+    candidates: Iterable[Candidate],
+    *,
+    now: float,
+    max_age: float,
+    cap: int,
+    rotate: int = 0,
+    shadow: bool = False,
 ) -> Triage:
     """Reuse what still stands; ask about at most ``cap`` of the rest, least recently decided first.
 
@@ -143,13 +159,14 @@ def triage(
     ago, then by repository and number, so the order is total and the same on every machine.
     ``rotate`` starts the order that many places further (wrapping): a pass that cannot read its
     memory gives each pass a different offset (:func:`rotation`), so the pull requests beyond the
-    cap still take their turn instead of the same first ``cap`` every time.
+    cap still take their turn instead of the same first ``cap`` every time. ``shadow``: a
+    shadow pass (:func:`declined`).
     """
     reuse: list[Candidate] = []
     rest: list[Candidate] = []
     reasons: dict[str, str] = {}
     for candidate in candidates:
-        why = declined(candidate, now=now, max_age=max_age)
+        why = declined(candidate, now=now, max_age=max_age, shadow=shadow)
         if why is None:
             reuse.append(candidate)
         else:
@@ -189,14 +206,16 @@ def memory_document(
     """The memory as one JSON document: entries past ``max_age`` dropped, the newest kept.
 
     Entries are keyed by ``owner/name#number``; at most ``max_entries`` stay, the most recently
-    decided, so the document's size is bounded whatever the number of pull requests seen.
+    decided, so the document's size is bounded whatever the number of pull requests seen. An
+    entry holding shadow decisions stays for their retention
+    (:data:`jobs.policy.shadow.RETENTION_SECONDS`) even past ``max_age``: its score is kept.
     """
     fresh = [
         (name, found)
         for name, found in entries.items()
         if found.decision is not None
         and not found.decision.fallback
-        and 0 <= now - found.decided_at <= max_age
+        and 0 <= now - found.decided_at <= _kept_for(found, max_age)
     ]
     fresh.sort(key=lambda item: item[1].decided_at, reverse=True)
     return {
@@ -212,9 +231,24 @@ def memory_document(
                 "actor": found.actor,
                 "head": found.head,
                 **({"deferred": True} if found.deferred else {}),
+                **_shadow_fields(found),
             }
             for name, found in fresh[: max(0, max_entries)]
         },
+    }
+
+
+def _kept_for(found: Remembered, max_age: float) -> float:
+    return max(max_age, RETENTION_SECONDS) if found.shadow_decisions else max_age
+
+
+def _shadow_fields(found: Remembered) -> dict[str, Any]:
+    """The shadow fields, only on records that have them (the others keep their shape)."""
+    if not found.shadow and not found.shadow_decisions:
+        return {}
+    return {
+        "shadow": found.shadow,
+        "shadowDecisions": [decision.to_json() for decision in found.shadow_decisions],
     }
 
 
@@ -250,6 +284,8 @@ def _entry(raw: object) -> Remembered | None:
         return None  # never reused, whoever wrote it
     applied, actor, head = raw.get("applied"), raw.get("actor"), raw.get("head")
     made = raw.get("githubIds")
+    shadows = raw.get("shadowDecisions")
+    read = (ShadowDecision.from_json(item) for item in shadows) if isinstance(shadows, list) else ()
     return Remembered(
         key,
         float(decided_at),
@@ -263,16 +299,26 @@ def _entry(raw: object) -> Remembered | None:
         actor=actor if isinstance(actor, str) else None,
         head=head if isinstance(head, str) else None,
         deferred=raw.get("deferred") is True,
+        shadow=raw.get("shadow") is True,
+        shadow_decisions=tuple(decision for decision in read if decision is not None),
     )
 
 
 def merged(*memories: Mapping[str, Remembered]) -> dict[str, Remembered]:
-    """One memory from several (say, two runs saving at once): per pull request, the newest."""
+    """One memory from several (say, two runs saving at once): per pull request, the newest.
+
+    Shadow decisions are kept from every copy (:func:`jobs.policy.shadow.combined`): a newer
+    record never drops the score of the ones it replaces.
+    """
     result: dict[str, Remembered] = {}
     for memory in memories:
         for name, found in memory.items():
-            if name not in result or found.decided_at > result[name].decided_at:
-                result[name] = found
+            known = result.get(name)
+            newest = found if known is None or found.decided_at > known.decided_at else known
+            if known is not None and (known.shadow_decisions or found.shadow_decisions):
+                shadows = combined(known.shadow_decisions, found.shadow_decisions)
+                newest = replace(newest, shadow_decisions=shadows)
+            result[name] = newest
     return result
 
 

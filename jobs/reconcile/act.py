@@ -6,8 +6,10 @@ outside the rule is refused as the row's error before anything is read or writte
 
 The guardrails and the selector run again on the facts read just before acting, and the merge
 itself carries ``expectedHeadOid``; :mod:`jobs.reconcile.apply` is the only module that changes
-GitHub. Any failure, expected or not, becomes the row's error, never an exception: one pull
-request never stops the others.
+GitHub, and it is reached from here only when the pass writes: never in a dry run, never for a
+rule in shadow mode (``spec.mode: Shadow``, :mod:`jobs.policy.shadow`), whatever the caller
+says. Any failure, expected or not, becomes the row's error, never an exception: one pull request
+never stops the others.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from ai_operator.jobs.clients.github.errors import GitHubAuthError, GitHubError
 from ai_operator.jobs.policy.admission import Scope, admission_problems
 from ai_operator.jobs.policy.decision import Decision
 from ai_operator.jobs.policy.plan import plan
+from ai_operator.jobs.policy.shadow import shadowing
 from ai_operator.jobs.policy.snapshot import PullRequestSnapshot
 from ai_operator.jobs.reconcile.apply import apply_plan
 from ai_operator.jobs.reconcile.gate import WriteGate
@@ -60,7 +63,12 @@ def act_seeing(
     gate: WriteGate | None = None,
 ) -> tuple[PullRequestResult, PullRequestSnapshot | None]:
     """Like :func:`act`, and the facts it planned on (None when it read none: a wait)."""
+    # The one gate of shadow mode: such a rule plans like any other, and nothing is written.
+    shadow = shadowing(rule.spec)
+    dry_run = dry_run or shadow
     row = PullRequestResult.of(decision, dry_run=dry_run)
+    if shadow:
+        row = row.in_shadow()
     refused = admission_problems(rule, decision, scope)
     if refused:
         return row.failed(f"refused: {'; '.join(refused)}", "guardrail"), None

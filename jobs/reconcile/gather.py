@@ -21,6 +21,7 @@ from ai_operator.jobs.policy.reuse import (
     triage,
 )
 from ai_operator.jobs.policy.selection import covers
+from ai_operator.jobs.policy.shadow import shadowing
 from ai_operator.jobs.policy.snapshot import PullRequestSnapshot
 from ai_operator.jobs.reconcile.ports import GitHubReader
 from ai_operator.jobs.rules.model import PRReconciliationRule
@@ -62,7 +63,8 @@ def sort_out(
         Candidate(pr, decision_key(spec_hash, model, pr), remembered.get(pr.display)) for pr in prs
     ]
     rotate = 0 if memory_ok else rotation(now, _interval_seconds(rule), cap)
-    return triage(candidates, now=now, max_age=max_age, cap=cap, rotate=rotate)
+    shadow = shadowing(rule.spec)
+    return triage(candidates, now=now, max_age=max_age, cap=cap, rotate=rotate, shadow=shadow)
 
 
 def _interval_seconds(rule: PRReconciliationRule) -> float:

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 from ai_operator.jobs.clients.ai.usage import ModelUsage
 from ai_operator.jobs.policy.reuse import Remembered
+from ai_operator.jobs.policy.shadow import PullRequestHistory
 from ai_operator.jobs.policy.snapshot import PullRequestSnapshot
 from ai_operator.jobs.rules.model import MergeMethod, Selector
 
@@ -29,6 +30,9 @@ class GitHubReader(Protocol):
 
     def viewer_login(self) -> str:
         """The token's login: the operator's identity."""
+
+    def pull_request_history(self, repository: str, number: int) -> PullRequestHistory:
+        """State, head and timeline items of one pull request: what settles a shadow decision."""
 
 
 class GitHubWriter(Protocol):

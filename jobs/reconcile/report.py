@@ -19,7 +19,13 @@ from rich.table import Table
 from rich.text import Text
 
 from ai_operator.jobs.clients.ai.usage import ModelUsage
-from ai_operator.jobs.clients.metrics import ACTIONS, ERROR_TYPES, TOKEN_KINDS, PassSummary
+from ai_operator.jobs.clients.metrics import (
+    ACTIONS,
+    ERROR_TYPES,
+    SHADOW_OUTCOMES,
+    TOKEN_KINDS,
+    PassSummary,
+)
 from ai_operator.jobs.policy.counts import PassCounts
 from ai_operator.jobs.policy.markers import make_marker
 from ai_operator.jobs.policy.pacing import deferred_counts, known_deferrals
@@ -39,11 +45,46 @@ def as_json(reports: Sequence[PassReport], *, dry_run: bool) -> str:
                 "failed": len(report.failed),
                 "error": report.error,
                 "durationSeconds": round(report.duration_seconds, 3),
+                **_shadow_json(report),
             }
             for report in reports
         ],
     }
     return json.dumps(document, indent=2, ensure_ascii=False)
+
+
+def _shadow_json(report: PassReport) -> dict[str, Any]:
+    """A shadow pass's mode, what it settled and recorded, and the rule's score."""
+    if report.shadow is None:
+        return {"mode": "enforce"}
+    return {
+        "mode": "shadow",
+        "shadow": {
+            **report.shadow.score.to_json(),
+            "settledNow": report.shadow.settled_counts(),
+            "recordedNow": dict(report.shadow_recorded),
+            "unread": report.shadow.unread,
+        },
+    }
+
+
+def shadow_line(report: PassReport) -> str | None:
+    """The table's line about a shadow pass: nothing was written, and how far it agrees."""
+    if report.shadow is None:
+        return None
+    found = report.shadow.score
+    agreement = found.agreement
+    share = f"{agreement:.0%}" if agreement is not None else "n/a"
+    per_action = ", ".join(
+        f"{action} {mine.agreed}/{mine.settled}"
+        for action, mine in sorted(found.actions.items())
+        if mine.settled
+    )
+    return (
+        f"{report.rule}: shadow mode, nothing was written: {found.decisions} decisions recorded, "
+        f"{found.settled} settled, {found.agreed} agreed ({share})"
+        + (f": {per_action}" if per_action else "")
+    )
 
 
 def as_table(reports: Sequence[PassReport], *, dry_run: bool, width: int = 140) -> str:
@@ -61,6 +102,9 @@ def as_table(reports: Sequence[PassReport], *, dry_run: bool, width: int = 140) 
     console.print(table)
     for report in reports:
         console.print(Text(_rule_line(report)))
+        shadow = shadow_line(report)
+        if shadow is not None:
+            console.print(Text(shadow))
     return buffer.getvalue()
 
 
@@ -78,6 +122,8 @@ def _action_cell(row: PullRequestResult) -> str:
 def _applied_cell(row: PullRequestResult) -> str:
     if row.error:
         return "failed"
+    if row.shadow:
+        return "shadow"
     if row.dry_run:
         return "dry run"
     if row.deferred:
@@ -180,6 +226,7 @@ def counts(report: PassReport, *, dry_run: bool = False) -> PassCounts:
         ai_tokens=usage.tokens(),
         decisions_reused=sum(1 for row in rows if row.reused),
         writes_deferred=_waited(report),
+        **_shadow_counts(report),
     )
 
 
@@ -189,6 +236,17 @@ def _waited(report: PassReport) -> dict[str, int]:
     if report.paused and report.deferred:
         waited["paused"] = waited.get("paused", 0) + report.deferred
     return waited
+
+
+def _shadow_counts(report: PassReport) -> dict[str, Any]:
+    if report.shadow is None:
+        return {}
+    return {
+        "shadow_decided": dict(report.shadow_recorded),
+        "shadow_settled": report.shadow.settled_counts(),
+        "shadow_agreed": report.shadow.agreed_counts(),
+        "shadow_score": report.shadow.score.to_json(),
+    }
 
 
 def _settled_now(row: PullRequestResult) -> bool:
@@ -236,6 +294,9 @@ def summary_from_counts(
         github_rate_limit_remaining=tally.github_rate_limit_remaining,
         interval_seconds=interval_seconds,
         writes_deferred=known_deferrals(tally.writes_deferred),
+        shadow_decided=_known(tally.shadow_decided, ACTIONS),
+        shadow_settled=_known(tally.shadow_settled, SHADOW_OUTCOMES),
+        shadow_agreed=_known(tally.shadow_agreed, ACTIONS),
     )
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from ai_operator.jobs.clients.ai.usage import ModelUsage
 from ai_operator.jobs.policy.decision import Decision
+from ai_operator.jobs.reconcile.shadow import Sweep
 from ai_operator.jobs.rules.model import Action
 
 
@@ -50,6 +51,8 @@ class PullRequestResult:
     guardrail_reason: str | None = None
     fallback: bool = False
     dry_run: bool = False
+    shadow: bool = False
+    """Decided by a rule in shadow mode: recorded and scored, nothing written."""
     error: str | None = None
     error_kind: str | None = None
     error_retryable: bool = False  # a later try may succeed (GitHub or the model unavailable)
@@ -65,6 +68,10 @@ class PullRequestResult:
         """The row of ``decision`` before anything was done about it."""
         shared = {name for name in _DECISION_FIELDS if name in type(decision).model_fields}
         return cls(**decision.model_dump(include=shared, by_alias=False), dry_run=dry_run)
+
+    def in_shadow(self) -> PullRequestResult:
+        """The row of a shadow pass: nothing was, or could be, written."""
+        return replace(self, shadow=True, dry_run=True)
 
     def with_action(
         self, action: Action, guardrail: str | None, guardrail_reason: str | None
@@ -101,6 +108,7 @@ class PullRequestResult:
             "guardrailReason": self.guardrail_reason,
             "fallback": self.fallback,
             "dryRun": self.dry_run,
+            "mode": "shadow" if self.shadow else "enforce",
             "error": self.error,
             "reused": self.reused,
             "deferred": self.deferred,
@@ -126,6 +134,10 @@ class PassReport:
     deferred: int = 0
     paused: bool = False
     """Writes were paused when the pass began: it decided nothing (every PR deferred)."""
+    shadow: Sweep | None = None
+    """A shadow pass's settling (what it settled, the rule's score); None when enforcing."""
+    shadow_recorded: dict[str, int] = field(default_factory=dict)
+    """A shadow pass's new decisions kept in the store, by action."""
 
     @property
     def reused(self) -> int:

@@ -21,9 +21,10 @@ on; a memory that cannot be written is logged and costs only model calls in a la
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ai_operator.jobs.clients.ai.usage import ModelUsage
 from ai_operator.jobs.clients.decision_cache import DecisionCacheError
@@ -31,8 +32,9 @@ from ai_operator.jobs.clients.github.errors import GitHubError
 from ai_operator.jobs.log import get_logger
 from ai_operator.jobs.policy.admission import Scope
 from ai_operator.jobs.policy.decision import Decision, leave_alone
-from ai_operator.jobs.policy.outcome import outcome_records
-from ai_operator.jobs.policy.reuse import Triage
+from ai_operator.jobs.policy.outcome import outcome_records, shadow_records
+from ai_operator.jobs.policy.reuse import Remembered, Triage
+from ai_operator.jobs.policy.shadow import shadowing, with_decisions
 from ai_operator.jobs.policy.snapshot import PullRequestSnapshot
 from ai_operator.jobs.reconcile.act import act
 from ai_operator.jobs.reconcile.ask import decide_pull_request
@@ -40,6 +42,7 @@ from ai_operator.jobs.reconcile.gate import WriteGate
 from ai_operator.jobs.reconcile.gather import gather, sort_out
 from ai_operator.jobs.reconcile.ports import Decider, DecisionMemory, GitHubPort
 from ai_operator.jobs.reconcile.results import PassReport, PullRequestFailure, PullRequestResult
+from ai_operator.jobs.reconcile.shadow import Sweep, settle_recorded
 from ai_operator.jobs.rules.model import PRReconciliationRule
 
 Progress = Callable[[str, PullRequestResult | None], None]
@@ -98,6 +101,8 @@ def run_pass(
         return report
     now = reuse.wall_clock() if reuse else time.time()
     paused = gate is not None and gate.paused
+    if shadowing(rule.spec):
+        report.shadow = _settle(rule, github, reuse, now)
     split = _triage(rule, prs, reuse, now, cap=0 if paused else rule.spec.maxPullRequests)
     report.matched, report.deferred = split.matched, len(split.deferred)
     report.paused = paused
@@ -127,7 +132,15 @@ def run_pass(
             outcomes.append(outcome)
             row = _act_on(rule, outcome, candidate.pr, github, dry_run, scope, gate)
             rows[candidate.pr.display] = row.metered(usage, latency, reused=False)
-    _keep(rule, reuse, split, outcomes, rows, github, now)
+    kept = _keep(rule, reuse, split, outcomes, rows, github, now)
+    if report.shadow is not None:
+        rows = {name: row.in_shadow() for name, row in rows.items()}
+        report.shadow_recorded = dict(
+            Counter(r.decision.action.value for r in kept.values() if r.decision)
+        )
+        report.shadow = replace(
+            report.shadow, score=with_decisions(report.shadow.score, report.shadow_recorded)
+        )
     for pr in prs:  # the report keeps the search's order
         if pr.display in rows:
             report.results.append(rows[pr.display])
@@ -166,14 +179,15 @@ def _keep(
     rows: Mapping[str, PullRequestResult],
     github: GitHubPort,
     now: float,
-) -> None:
+) -> dict[str, Remembered]:
     """Record the decisions just made and what was applied (:mod:`jobs.policy.outcome`).
 
     Failures and fallbacks are not recorded: they are asked again. A decision whose act failed
-    is recorded with what was applied: the next pass acts on it again, on fresh facts.
+    is recorded with what was applied: the next pass acts on it again, on fresh facts. A shadow
+    pass's records are marked so, with their decision to settle later. The records kept.
     """
     if reuse is None:
-        return
+        return {}
     decided = [outcome for outcome in outcomes if isinstance(outcome, Decision)]
     keys = {candidate.pr.display: candidate.key for candidate in split.ask}
     applied = {name: row.operations for name, row in rows.items()}
@@ -187,11 +201,28 @@ def _keep(
         records = outcome_records(
             decided, keys, applied, actor=actor, now=now, github_ids=github_ids, deferred=waited
         )
+        if shadowing(rule.spec):
+            records = shadow_records(records, now=now)
         reuse.memory.keep(rule.qualified_name, records)
     except DecisionCacheError as exc:
         get_logger("run", rule=rule.qualified_name).warning(
             "decisions not remembered", error=str(exc)
         )
+        return {}
+    return records
+
+
+def _settle(
+    rule: PRReconciliationRule, github: GitHubPort, reuse: Reuse | None, now: float
+) -> Sweep:
+    """A shadow pass first settles the decisions recorded earlier (:mod:`jobs.reconcile.shadow`)."""
+    if reuse is None:
+        get_logger("run", rule=rule.qualified_name).warning(
+            "shadow mode without a memory (--no-cache): decisions are neither recorded nor scored"
+        )
+        return Sweep()
+    remembered = reuse.memory.recall(rule.qualified_name)
+    return settle_recorded(rule.qualified_name, remembered, github, reuse.memory, now=now)
 
 
 def _act_on(

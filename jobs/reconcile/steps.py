@@ -25,6 +25,7 @@ in the node's message and the exit handler reads back from its Workflow's failed
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,11 +39,12 @@ from ai_operator.jobs.log import get_logger
 from ai_operator.jobs.policy.admission import Scope
 from ai_operator.jobs.policy.counts import PassCounts
 from ai_operator.jobs.policy.decision import Decision, leave_alone
-from ai_operator.jobs.policy.outcome import not_recorded, outcome_records
+from ai_operator.jobs.policy.outcome import not_recorded, outcome_records, shadow_records
 from ai_operator.jobs.policy.pacing import Deferral, WriteBudget, allot
 from ai_operator.jobs.policy.plan import plan
 from ai_operator.jobs.policy.reuse import Remembered, decision_key
 from ai_operator.jobs.policy.selection import selection_problems
+from ai_operator.jobs.policy.shadow import read_score, shadowing, with_decisions
 from ai_operator.jobs.policy.snapshot import PullRequestSnapshot
 from ai_operator.jobs.reconcile.act import act_seeing
 from ai_operator.jobs.reconcile.ask import decide_pull_request
@@ -50,6 +52,7 @@ from ai_operator.jobs.reconcile.gate import WriteGate
 from ai_operator.jobs.reconcile.gather import gather, sort_out
 from ai_operator.jobs.reconcile.ports import Decider, DecisionMemory, GitHubPort, GitHubReader
 from ai_operator.jobs.reconcile.results import PullRequestFailure, PullRequestResult
+from ai_operator.jobs.reconcile.shadow import settle_recorded
 from ai_operator.jobs.reconcile.wire import (
     NOOP_OUTPUT,
     BranchOutcome,
@@ -105,6 +108,7 @@ def act_branch(
     for item in decided:
         if item.settled:
             row, seen_key = PullRequestResult.of(item.decision, dry_run=dry_run), item.facts
+            row = row.in_shadow() if shadowing(rule.spec) else row
         else:
             row, seen = act_seeing(
                 rule, item.decision, github, dry_run=dry_run, scope=scope, gate=gate
@@ -163,28 +167,33 @@ def keep_branch_record(
     memory: DecisionMemory | None,
     *,
     now: float,
-) -> None:
+) -> dict[str, Remembered]:
     """Keep the branch's outcome record (:func:`branch_record`) in ``memory``: savings only.
 
     The token's login is asked only when there is a record to keep (GitHub's answer to every
     read carries it, so this costs no request); a memory that cannot be written is logged and
-    the next run decides the PR again.
+    the next run decides the PR again. A shadow rule's record is marked shadow, with its
+    decision to settle (:func:`jobs.policy.outcome.shadow_records`). The records kept.
     """
     if memory is None or key is None:
-        return
+        return {}
     try:
         actor: str | None = github.viewer_login()
     except GitHubError:
         actor = None
     records = branch_record(decided, rows, key, actor=actor, now=now)
     if not records:
-        return
+        return {}
+    if shadowing(rule.spec):
+        records = shadow_records(records, now=now)
     try:
         memory.keep(rule.qualified_name, records)
     except DecisionCacheError as exc:
         get_logger("step", rule=rule.qualified_name).warning(
             "outcome not recorded: the next run decides the PR again", error=str(exc)
         )
+        return {}
+    return records
 
 
 def _replayed(item: Decided, run: str | None) -> bool:
@@ -301,6 +310,9 @@ def fetch_run(
         remembered = memory.recall(rule.qualified_name) if memory else {}
     except APIUnreadable as exc:
         remembered, problem = {}, str(exc)
+    sweep = None
+    if shadowing(rule.spec) and memory is not None and problem is None:
+        sweep = settle_recorded(rule.qualified_name, remembered, github, memory, now=now)
     split = sort_out(
         rule,
         prs,
@@ -331,6 +343,9 @@ def fetch_run(
         to_decide=len(split.ask),
         deferred=len(split.deferred),
         paused=paused,
+        shadow_settled=sweep.settled_counts() if sweep else None,
+        shadow_agreed=sweep.agreed_counts() if sweep else None,
+        shadow_score=sweep.score.to_json() if sweep else None,
     )
     reused = tuple(
         c.remembered.decision
@@ -423,9 +438,17 @@ def tally(outcomes: str, counts: str, run: str | None) -> PassCounts:
     waited = dict(total.writes_deferred)
     if fetched.paused and fetched.deferred:
         waited[Deferral.PAUSED.value] = waited.get(Deferral.PAUSED.value, 0) + fetched.deferred
+    found = read_score(fetched.shadow_score)
+    shadow = {
+        "shadow_settled": fetched.shadow_settled or {},
+        "shadow_agreed": fetched.shadow_agreed or {},
+        # The score fetch read, with the decisions this run's branches recorded since.
+        "shadow_score": with_decisions(found, total.shadow_decided).to_json() if found else None,
+    }
     return total.model_copy(
         update={
             "writes_deferred": waited,
+            **shadow,
             "prs_processed": total.prs_processed + left_out,
             "matched": fetched.matched,
             "decided": decided,
@@ -436,3 +459,10 @@ def tally(outcomes: str, counts: str, run: str | None) -> PassCounts:
             "branches_failed": max(0, fetched.to_decide - decided - replayed),
         }
     )
+
+
+def shadow_decided(rule: PRReconciliationRule, kept: dict[str, Remembered]) -> dict[str, int]:
+    """A shadow rule's decisions a branch recorded, by action (none for an enforcing rule)."""
+    if not shadowing(rule.spec):
+        return {}
+    return dict(Counter(r.decision.action.value for r in kept.values() if r.decision))

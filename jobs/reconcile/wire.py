@@ -175,12 +175,18 @@ class FetchCounts(_Wire):
     to_decide: int = 0
     deferred: int = 0
     paused: bool = False
+    shadow_settled: dict[str, int] | None = None
+    """A shadow rule's decisions fetch settled, by ``decided:happened``."""
+    shadow_agreed: dict[str, int] | None = None
+    """Of those, the ones that agreed, by decided action."""
+    shadow_score: dict[str, Any] | None = None
+    """A shadow rule's score after fetch settled (:class:`jobs.policy.shadow.ShadowScore`)."""
 
     def wire(self) -> dict[str, Any]:
-        """The counts; ``paused`` only when true (the earlier shape otherwise)."""
-        return self.model_dump(mode="json", by_alias=True, exclude={"paused"}) | (
-            {"paused": True} if self.paused else {}
-        )
+        """The counts a step writes; ``paused`` and the shadow ones only when set."""
+        return self.model_dump(
+            mode="json", by_alias=True, exclude={"paused"}, exclude_none=True
+        ) | ({"paused": True} if self.paused else {})
 
     @classmethod
     def read(cls, text: str) -> FetchCounts:
@@ -196,6 +202,9 @@ class FetchCounts(_Wire):
             to_decide=counts.to_decide,
             deferred=counts.deferred,
             paused=isinstance(raw, dict) and raw.get("paused") is True,
+            shadow_settled=counts.shadow_settled or None,
+            shadow_agreed=counts.shadow_agreed or None,
+            shadow_score=counts.shadow_score,
         )
 
 

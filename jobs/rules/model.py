@@ -607,6 +607,33 @@ class RunRecord(_Status):
     aiCalls: int = Field(default=0, ge=0)
 
 
+class ShadowActionScore(_Status):
+    """The shadow score of one decided action."""
+
+    decisions: int = Field(default=0, ge=0, description="Decisions recorded.")
+    settled: int = Field(default=0, ge=0, description="Of them, settled by what people did.")
+    agreed: int = Field(default=0, ge=0, description="Of the settled, those that agreed.")
+    happened: dict[str, int] = Field(
+        default_factory=dict,
+        description="Settled decisions by what happened: merged, closed, stepped_in, changed.",
+    )
+
+
+class ShadowStatus(_Status):
+    """How far a shadow rule's decisions agree with what people then did (spec.mode: Shadow)."""
+
+    decisions: int = Field(default=0, ge=0, description="Shadow decisions recorded.")
+    settled: int = Field(default=0, ge=0, description="Of them, settled by what people did.")
+    agreed: int = Field(default=0, ge=0, description="Of the settled, those that agreed.")
+    agreement: float | None = Field(
+        default=None, ge=0, le=1, description="agreed / settled; none while nothing is settled."
+    )
+    actions: dict[str, ShadowActionScore] = Field(
+        default_factory=dict, description="The same, per decided action."
+    )
+    workflow: str | None = Field(default=None, description="The run that reported it.")
+
+
 class RuleStatus(_Status):
     """What the controller writes about a rule (the status subresource).
 
@@ -643,6 +670,13 @@ class RuleStatus(_Status):
     )
     lastError: str | None = Field(
         default=None, description="Why the rule is not applied, if it is not."
+    )
+    shadow: ShadowStatus | None = Field(
+        default=None,
+        description=(
+            "The shadow score as the newest run of the rule in shadow mode reported it (kept "
+            "after the rule is switched to Enforce)."
+        ),
     )
 
 

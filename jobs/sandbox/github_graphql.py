@@ -809,6 +809,34 @@ class GitHubGraph:
                 "url": f"https://github.com/{pr.repository}/pull/{pr.number}/commits/{event.oid}",
                 "resourcePath": f"/{pr.repository}/pull/{pr.number}/commits/{event.oid}",
             }
+        if event.kind == "IssueComment":
+            return {
+                "__typename": event.kind,
+                "id": f"IC_{pr.id[3:]}_e{index}",
+                "author": actor(event.actor),
+                "body": event.body or "",
+                "bodyText": event.body or "",
+                "createdAt": node["createdAt"],
+                "updatedAt": node["createdAt"],
+                "url": f"https://github.com/{pr.repository}/pull/{pr.number}#issuecomment-e{index}",
+                "viewerDidAuthor": event.actor == self.world.viewer_login,
+                "isMinimized": False,
+            }
+        if event.kind == "PullRequestReview":
+            return {
+                "__typename": event.kind,
+                "id": f"PRR_{pr.id[3:]}_e{index}",
+                "author": actor(event.actor),
+                "state": event.state or "COMMENTED",
+                "body": "",
+                "submittedAt": node["createdAt"],
+                "createdAt": node["createdAt"],
+                "authorAssociation": "MEMBER",
+                "url": f"https://github.com/{pr.repository}/pull/{pr.number}#pullrequestreview-e{index}",
+            }
+        if event.kind == "MergedEvent":
+            node["commit"] = self._commit_node(event.oid or pr.head_oid, event.created_at)
+            node["mergeRefName"] = pr.base_ref
         if event.kind == "HeadRefForcePushedEvent":
             node["afterCommit"] = self._commit_node(event.oid or pr.head_oid, event.created_at)
             node["beforeCommit"] = None
@@ -853,9 +881,7 @@ class GitHubGraph:
         )
         if refusal:
             raise GitHubFailure(refusal, "UNPROCESSABLE")
-        pr.state, pr.merge_method = "MERGED", method
-        self.world.touch(pr)
-        pr.merged_at = pr.closed_at = pr.updated_at
+        self.world.merge(pr.repository, pr.number, self.world.viewer_login, method)
         return {"pullRequest": self.pull_request(pr), "actor": actor(self.world.viewer_login)}
 
     def _method_refusal(self, pr: FakePullRequest, method: str) -> str | None:
@@ -881,9 +907,9 @@ class GitHubGraph:
         pr = self._target_pull_request(given["subjectId"])
         if not given["body"].strip():
             raise GitHubFailure("Body can't be blank", "UNPROCESSABLE")
-        comment = FakeComment(self.world.viewer_login, given["body"], self.world.now())
-        pr.comments.append(comment)
-        self.world.touch(pr)
+        comment = self.world.comment(
+            pr.repository, pr.number, self.world.viewer_login, given["body"]
+        )
         index = len(pr.comments) - 1
         return {
             "commentEdge": {"cursor": cursor(index), "node": self._comment(pr, index, comment)},
@@ -934,6 +960,9 @@ _EVENT_TYPES = {
     "COMMENT_DELETED_EVENT": "CommentDeletedEvent",
     "PULL_REQUEST_COMMIT": "PullRequestCommit",
     "HEAD_REF_FORCE_PUSHED_EVENT": "HeadRefForcePushedEvent",
+    "MERGED_EVENT": "MergedEvent",
+    "ISSUE_COMMENT": "IssueComment",
+    "PULL_REQUEST_REVIEW": "PullRequestReview",
 }
 _METHOD_NAMES = {"MERGE": "Merge commits", "SQUASH": "Squash merges", "REBASE": "Rebase merges"}
 

@@ -55,6 +55,9 @@ EventKind = Literal[
     "CommentDeletedEvent",
     "PullRequestCommit",
     "HeadRefForcePushedEvent",
+    "MergedEvent",
+    "IssueComment",
+    "PullRequestReview",
 ]
 
 
@@ -71,6 +74,8 @@ class FakeEvent:
     label: str | None = None
     deleted_author: str | None = None  # CommentDeletedEvent: whose comment it was
     oid: str | None = None  # PullRequestCommit, HeadRefForcePushedEvent: the new head
+    state: str | None = None  # PullRequestReview: APPROVED, CHANGES_REQUESTED, COMMENTED
+    body: str | None = None  # IssueComment
 
 
 @dataclass
@@ -276,6 +281,37 @@ class GitHubWorld:
                 pr.labels[:] = kept
                 self.touch(pr)
                 pr.events.append(FakeEvent("UnlabeledEvent", actor, pr.updated_at, removed))
+
+    def merge(self, repository: str, number: int, actor: str, method: str = "MERGE") -> None:
+        """``actor`` merges ``repository#number`` (a person in a test, or this token's mutation).
+
+        The timeline gets a ``MergedEvent``, as GitHub's does.
+        """
+        with self.lock:
+            pr = self.pull_request(repository, number)
+            if pr.state == "OPEN":
+                pr.state, pr.merge_method = "MERGED", method
+                self.touch(pr)
+                pr.merged_at = pr.closed_at = pr.updated_at
+                pr.events.append(FakeEvent("MergedEvent", actor, pr.updated_at, oid=pr.head_oid))
+
+    def comment(self, repository: str, number: int, author: str, body: str) -> FakeComment:
+        """``author`` comments on ``repository#number``; the timeline gets the ``IssueComment``."""
+        with self.lock:
+            pr = self.pull_request(repository, number)
+            comment = FakeComment(author, body, self.now())
+            pr.comments.append(comment)
+            self.touch(pr)
+            pr.events.append(FakeEvent("IssueComment", author, comment.created_at, body=body))
+            return comment
+
+    def review(self, repository: str, number: int, author: str, state: str) -> None:
+        """``author`` submits a review (``APPROVED``, ``CHANGES_REQUESTED``, ``COMMENTED``)."""
+        with self.lock:
+            pr = self.pull_request(repository, number)
+            pr.reviews.append((author, state))
+            self.touch(pr)
+            pr.events.append(FakeEvent("PullRequestReview", author, pr.updated_at, state=state))
 
     def push_commit(self, repository: str, number: int, actor: str = "octocat") -> str:
         """Move the head of ``repository#number`` to a new commit (like a force push); its oid.

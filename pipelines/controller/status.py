@@ -37,7 +37,14 @@ from pydantic import ValidationError
 from ai_operator.jobs.policy.counts import PassCounts
 from ai_operator.jobs.reconcile.report import append_history, history_entry
 from ai_operator.jobs.reconcile.wire import SUMMARY
-from ai_operator.jobs.rules.model import Condition, GeneratedObject, LastRun, RuleStatus, RunRecord
+from ai_operator.jobs.rules.model import (
+    Condition,
+    GeneratedObject,
+    LastRun,
+    RuleStatus,
+    RunRecord,
+    ShadowStatus,
+)
 from ai_operator.pipelines.controller.objects import RuleObject
 
 MAX_MESSAGE = 1024  # events are cut at 1 KiB by the API server; conditions are kept as short
@@ -273,6 +280,7 @@ def rule_status(
         lastReconciliationTime=last.finishedAt if last else None,
         processedPRCount=last.pullRequests if last else None,
         lastError=outcome.message if outcome.state is not State.READY else None,
+        shadow=runs.shadow if runs.shadow is not None else previous.shadow,
     )
 
 
@@ -478,6 +486,8 @@ class Runs:
 
     last: LastRun | None = None
     history: tuple[RunRecord, ...] | None = field(default=None)
+    shadow: ShadowStatus | None = None
+    """The shadow score of the newest finished run that reported one (None: keep the status')."""
 
 
 def workflow_runs(workflows: Iterable[Mapping[str, Any]], previous: RuleStatus) -> Runs:
@@ -499,7 +509,26 @@ def workflow_runs(workflows: Iterable[Mapping[str, Any]], previous: RuleStatus) 
             workflow=str(workflow["metadata"]["name"]),
         )
         history = append_history(history, entry)
-    return Runs(workflow_run(latest) if latest else None, tuple(_history_of(history)))
+    return Runs(
+        workflow_run(latest) if latest else None,
+        tuple(_history_of(history)),
+        _newest_shadow(finished),
+    )
+
+
+def _newest_shadow(finished: Iterable[Mapping[str, Any]]) -> ShadowStatus | None:
+    """``status.shadow`` from the newest finished run whose counts carry a shadow score."""
+    for workflow in sorted(finished, key=lambda w: str(w["status"]["finishedAt"]), reverse=True):
+        score = PassCounts.read(_summary_counts(workflow["status"])).shadow_score
+        if score is None:
+            continue
+        try:
+            return ShadowStatus.model_validate(
+                {**score, "workflow": str(workflow["metadata"]["name"])}
+            )
+        except ValidationError:
+            continue
+    return None
 
 
 def _history_of(raw: object) -> list[RunRecord]:

@@ -11,7 +11,7 @@ from ai_operator.jobs.clients.github import GitHubClient
 from ai_operator.jobs.policy.decision import Decision, decide
 from ai_operator.jobs.policy.verdict import Verdict
 from ai_operator.jobs.reconcile.act import act
-from ai_operator.jobs.rules.model import Action
+from ai_operator.jobs.rules.model import Action, RuleMode
 from tests.conftest import GITHUB_TOKEN
 from tests.factories import make_rule
 from tests.sandbox import FakeCheck, FakeGitHub, GitHubWorld
@@ -159,3 +159,33 @@ def test_a_label_a_person_removed_is_not_added_back(
     )
     assert github.mutations == []
     assert "needs-human-approval" not in world.pull_request("acme/web", 1).labels
+
+
+@pytest.mark.parametrize(
+    ("facts", "action"),
+    [
+        pytest.param({}, "merge", id="merge"),
+        pytest.param({}, "close", id="close"),
+        pytest.param(FAILED_CI, "escalate", id="escalate-label-and-comment"),
+    ],
+)
+def test_a_shadow_rule_plans_and_writes_nothing_whatever_the_caller_says(
+    world: GitHubWorld,
+    github: FakeGitHub,
+    client: GitHubClient,
+    facts: dict[str, Any],
+    action: str,
+) -> None:
+    """spec.mode: Shadow is the one gate before apply: no merge, close, label or comment."""
+    world.add_pull_request("acme/web", number=1, labels=COVERED, **facts)
+    decision = decided(client, 1, action)
+    shadow = RULE.model_copy(
+        update={"spec": RULE.spec.model_copy(update={"mode": RuleMode.SHADOW})}
+    )
+
+    row = act(shadow, decision, client, dry_run=False)
+
+    assert (row.action.value, row.shadow, row.dry_run) == (action, True, True)
+    assert row.operations == () and not row.applied and row.error is None
+    assert github.mutations == []
+    assert row.to_json()["mode"] == "shadow"

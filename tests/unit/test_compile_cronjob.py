@@ -12,9 +12,9 @@ import pytest
 
 from ai_operator.jobs.rules.encoding import RULE_ENV, RULE_FILE_ENV, read_rule_file
 from ai_operator.jobs.rules.files import load_rules
-from ai_operator.jobs.rules.model import PRReconciliationRule
+from ai_operator.jobs.rules.model import PRReconciliationRule, RuleMode
 from ai_operator.pipelines.compile import compile_rule, to_yaml
-from ai_operator.pipelines.options import CompileOptions
+from ai_operator.pipelines.options import CompileError, CompileOptions
 from tests.argo_schema import ROOT
 from tests.factories import make_rule
 
@@ -182,3 +182,13 @@ def test_golden_cron_jobs(rule: PRReconciliationRule) -> None:
         path.write_text(text)
     assert path.exists(), f"{path.name} is missing: run with AI_OPERATOR_UPDATE_GOLDEN=1"
     assert path.read_text() == text, f"{path.name} drifted: run with AI_OPERATOR_UPDATE_GOLDEN=1"
+
+
+def test_a_shadow_rule_needs_the_argo_target() -> None:
+    """A CronJob's run keeps no outcome store: a shadow rule is refused, on one line."""
+    rule = make_rule()
+    spec = rule.spec.model_copy(update={"mode": RuleMode.SHADOW})
+    shadow = rule.model_copy(update={"spec": spec})
+    with pytest.raises(CompileError, match=r"spec\.mode Shadow needs the argo target"):
+        compile_rule(shadow, "cronjob", OPTIONS)
+    assert compile_rule(shadow, "argo", OPTIONS).kind == "CronWorkflow"

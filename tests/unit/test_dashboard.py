@@ -56,3 +56,15 @@ def test_every_query_uses_declared_metrics_and_the_chosen_rules() -> None:
             assert used and used <= declared, (panel["title"], used - declared)
             assert 'namespace=~"$namespace", rule=~"$rule"' in target["expr"], panel["title"]
             assert target["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
+
+
+def test_the_dashboard_shows_shadow_agreement() -> None:
+    """Agreed over settled per rule and per decided action, and what settled the decisions."""
+    by_title = {panel["title"]: panel for panel in panels()}
+    agreement = by_title["Shadow agreement"]
+    assert agreement["fieldConfig"]["defaults"]["unit"] == "percentunit"
+    expr = agreement["targets"][0]["expr"]
+    assert "ai_operator_shadow_agreed_total" in expr
+    assert "ai_operator_shadow_settled_total" in expr
+    assert "Shadow agreement by decided action" in by_title
+    assert "Shadow decisions settled per day" in by_title

@@ -20,7 +20,8 @@ from ai_operator.jobs.clients.github import (
 )
 from ai_operator.jobs.clients.github.queries import PAGE_SIZE
 from ai_operator.jobs.policy.markers import make_marker, render_marker
-from ai_operator.jobs.policy.snapshot import CiStatus, Mergeable, Review
+from ai_operator.jobs.policy.shadow import HistoryKind
+from ai_operator.jobs.policy.snapshot import CiStatus, Mergeable, PullRequestState, Review
 from ai_operator.jobs.rules.model import LabelSelector, MergeMethod, Selector
 from tests.conftest import GITHUB_TOKEN
 from tests.sandbox import FakeCheck, FakeComment, FakeGitHub, GitHubWorld
@@ -511,3 +512,44 @@ def test_requests_are_fast(world: GitHubWorld, client: GitHubClient) -> None:
     for _ in range(5):
         client.pull_request("acme/app", pr.number)
     assert (time.perf_counter() - started) / 5 < 0.2
+
+
+# --- what settles a shadow decision ----------------------------------------------------------
+
+
+def test_a_pull_requests_history_is_read_from_its_timeline(
+    world: GitHubWorld, client: GitHubClient
+) -> None:
+    """Merged, a person's label, comment and review, a new head; the token's own items left out."""
+    world.add_pull_request("acme/web", number=1)
+    first_head = world.pull_request("acme/web", 1).head_oid
+    world.add_label("acme/web", 1, "needs-review", actor="alice")
+    world.add_label("acme/web", 1, "escalated", actor=world.viewer_login)
+    world.comment("acme/web", 1, "bob", "Looking at it.")
+    world.comment("acme/web", 1, world.viewer_login, "The operator's own comment.")
+    world.review("acme/web", 1, "carol", "APPROVED")
+    new_head = world.push_commit("acme/web", 1, actor="octocat")
+    world.merge("acme/web", 1, actor="alice")
+
+    history = client.pull_request_history("acme/web", 1)
+
+    assert history.state is PullRequestState.MERGED and history.head_oid == new_head != first_head
+    assert [(e.kind, e.oid) for e in history.events] == [
+        (HistoryKind.PERSON, None),
+        (HistoryKind.PERSON, None),
+        (HistoryKind.PERSON, None),
+        (HistoryKind.HEAD, new_head),
+        (HistoryKind.MERGED, None),
+    ]
+    assert [e.at for e in history.events] == sorted(e.at for e in history.events)
+
+
+def test_a_closed_pull_requests_history(world: GitHubWorld, client: GitHubClient) -> None:
+    """Closed unmerged by a person: its state and its ClosedEvent."""
+    world.add_pull_request("acme/web", number=1)
+    world.close("acme/web", 1, actor="alice")
+
+    history = client.pull_request_history("acme/web", 1)
+
+    assert history.state is PullRequestState.CLOSED
+    assert [e.kind for e in history.events] == [HistoryKind.CLOSED]

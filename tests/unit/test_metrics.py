@@ -126,6 +126,34 @@ def test_counters_add_this_run_to_the_values_read_back():
     assert own(samples, "ai_operator_run_duration_seconds") == 4.25
 
 
+def test_a_shadow_run_counts_decisions_settled_by_outcome_and_agreed():
+    """Shadow counters carry decided and outcome; they add to what was read back."""
+    shadow = make_summary(
+        dry_run=True,
+        shadow_decided={"merge": 2, "wait": 1},
+        shadow_settled={"merge:merged": 1, "merge:closed": 1},
+        shadow_agreed={"merge": 1},
+    )
+    previous = {
+        ("ai_operator_shadow_settled_total", (("decided", "merge"), ("outcome", "merged"))): 3.0,
+    }
+    samples = family_samples(shadow, previous)
+    settled = "ai_operator_shadow_settled_total"
+    assert own(samples, "ai_operator_shadow_decisions_total", decided="merge") == 2
+    assert own(samples, "ai_operator_shadow_decisions_total", decided="close") == 0
+    assert own(samples, settled, decided="merge", outcome="merged") == 4
+    assert own(samples, settled, decided="merge", outcome="closed") == 1
+    assert own(samples, settled, decided="wait", outcome="changed") == 0
+    assert own(samples, "ai_operator_shadow_agreed_total", decided="merge") == 1
+    assert own(samples, "ai_operator_actions_total", action="merge") == 0
+
+
+def test_an_enforcing_run_has_no_shadow_series():
+    """No shadow counters appear for a rule that never shadowed."""
+    names = {name for name, _ in family_samples(make_summary())}
+    assert not {n for n in names if n.startswith("ai_operator_shadow_")}
+
+
 def test_a_dry_run_counts_apart_from_actions():
     """What a dry run would have done never counts as done, and the outcome says dry run."""
     samples = family_samples(make_summary(dry_run=True))
@@ -153,6 +181,8 @@ def test_a_failed_run_keeps_the_last_success_it_read_back():
         pytest.param("actions", {"approve": 1}, id="unknown-action"),
         pytest.param("errors", {"network": 1}, id="unknown-error-type"),
         pytest.param("ai_tokens", {"reasoning": 1}, id="unknown-token-kind"),
+        pytest.param("shadow_decided", {"approve": 1}, id="unknown-shadow-action"),
+        pytest.param("shadow_settled", {"merge:reverted": 1}, id="unknown-shadow-outcome"),
     ],
 )
 def test_label_values_outside_the_fixed_sets_are_rejected(field: str, counts: dict[str, int]):

@@ -65,7 +65,9 @@ def test_the_json_document_has_one_row_per_pr():
         "guardrail",
         "error",
         "dryRun",
+        "mode",
     } <= set(row)
+    assert row["mode"] == "enforce"
     assert document["rules"] == [
         {
             "rule": "ns/rule",
@@ -78,6 +80,7 @@ def test_the_json_document_has_one_row_per_pr():
             "failed": 0,
             "error": None,
             "durationSeconds": 0.0,
+            "mode": "enforce",
         }
     ]
 

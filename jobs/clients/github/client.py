@@ -32,6 +32,7 @@ from ai_operator.jobs.clients.github.mapping import (
     Connections,
     first_pages,
     head_commit,
+    to_history,
     to_snapshot,
 )
 from ai_operator.jobs.clients.github.search_query import (
@@ -41,6 +42,7 @@ from ai_operator.jobs.clients.github.search_query import (
 )
 from ai_operator.jobs.clients.github.transport import GitHubStats, GraphQLTransport, TransportPolicy
 from ai_operator.jobs.policy.backtest import Happened, Settled
+from ai_operator.jobs.policy.shadow import PullRequestHistory
 from ai_operator.jobs.policy.snapshot import PullRequestSnapshot
 from ai_operator.jobs.rules.model import MergeMethod, Selector
 
@@ -172,6 +174,21 @@ class GitHubClient:
         pr = result.repository.pull_request
         self._viewer = result.viewer.login
         return to_snapshot(pr, result.viewer.login, self._connections(pr))
+
+    def pull_request_history(self, repository: str, number: int) -> PullRequestHistory:
+        """The state, head and newest timeline items of ``repository#number``, in one request.
+
+        What settles a shadow decision (:mod:`jobs.policy.shadow`); the newest
+        :data:`~jobs.clients.github.queries.HISTORY_ITEMS` items are read, and the state and
+        head settle a decision whose settling item is older.
+        """
+        owner, name = _split(repository)
+        variables = {"owner": owner, "name": name, "number": number}
+        result = self._query(queries.PULL_REQUEST_HISTORY, variables)
+        if not result.repository or not result.repository.pull_request:
+            raise GitHubQueryError(f"{repository}#{number} was not found")
+        self._viewer = result.viewer.login
+        return to_history(result.repository.pull_request, result.viewer.login)
 
     def viewer_login(self) -> str:
         """The login of the token's account; GitHubAuthError when GitHub refuses the token.

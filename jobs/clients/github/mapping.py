@@ -17,6 +17,7 @@ from typing import Any
 
 from ai_operator.jobs.policy.markers import find_markers
 from ai_operator.jobs.policy.people import EventKind, TimelineEvent, read_timeline
+from ai_operator.jobs.policy.shadow import HistoryEvent, HistoryKind, PullRequestHistory
 from ai_operator.jobs.policy.snapshot import (
     Check,
     CiStatus,
@@ -205,3 +206,42 @@ def _check(context: Any) -> Check:
         started_at=context.started_at or context.completed_at,
         required=required,
     )
+
+
+def to_history(pr: Any, viewer: str) -> PullRequestHistory:
+    """Map a pull request read with ``PullRequestHistory`` (:mod:`jobs.policy.shadow`).
+
+    A label, comment or review by the token's own account is no person's, and is left out.
+    """
+    events = (_history_event(node, viewer) for node in pr.timeline_items.nodes)
+    return PullRequestHistory(
+        state=PullRequestState(pr.state),
+        head_oid=pr.head_ref_oid,
+        events=tuple(sorted((e for e in events if e is not None), key=lambda e: e.at)),
+    )
+
+
+_HISTORY_KINDS = {
+    "MergedEvent": HistoryKind.MERGED,
+    "ClosedEvent": HistoryKind.CLOSED,
+    "LabeledEvent": HistoryKind.PERSON,
+    "IssueComment": HistoryKind.PERSON,
+    "PullRequestReview": HistoryKind.PERSON,
+}
+
+
+def _history_event(node: Any, viewer: str) -> HistoryEvent | None:
+    typename = node.__typename__
+    if typename == "PullRequestCommit":
+        commit = node.commit
+        return HistoryEvent(HistoryKind.HEAD, commit.committed_date.timestamp(), commit.oid)
+    if typename == "HeadRefForcePushedEvent":
+        after = node.after_commit
+        return HistoryEvent(HistoryKind.HEAD, node.created_at.timestamp(), after.oid or None)
+    kind = _HISTORY_KINDS.get(typename)
+    if kind is None:
+        return None
+    who = node.actor if typename.endswith("Event") else node.author
+    if kind is HistoryKind.PERSON and _is_viewer(who, viewer):
+        return None
+    return HistoryEvent(kind, node.created_at.timestamp())

@@ -187,6 +187,52 @@ def _pull_request_operation() -> Any:
     return op
 
 
+HISTORY_EVENTS = [
+    "MERGED_EVENT",
+    "CLOSED_EVENT",
+    "LABELED_EVENT",
+    "ISSUE_COMMENT",
+    "PULL_REQUEST_REVIEW",
+    "PULL_REQUEST_COMMIT",
+    "HEAD_REF_FORCE_PUSHED_EVENT",
+]
+"""The timeline items that settle a shadow decision (:mod:`jobs.policy.shadow`): merged, closed,
+a person's label, comment or review, a new head."""
+HISTORY_ITEMS = 100
+"""The newest items read of a pull request's history, in one request."""
+
+
+def _history_operation() -> Any:
+    """A pull request's state, head and newest timeline items that settle shadow decisions."""
+    op = Operation(
+        schema.Query,
+        name="PullRequestHistory",
+        variables={"owner": non_null(String), "name": non_null(String), "number": non_null(Int)},
+    )
+    repository = op.repository(owner=Variable("owner"), name=Variable("name"))
+    pr = repository.pull_request(number=Variable("number"))
+    pr.__fields__("state", "head_ref_oid")
+    items = pr.timeline_items(last=HISTORY_ITEMS, item_types=HISTORY_EVENTS).nodes
+    for kind in (schema.MergedEvent, schema.ClosedEvent, schema.LabeledEvent):
+        happened = items.__as__(kind)
+        happened.actor.__fields__("login", "__typename__")
+        happened.created_at()
+    comment = items.__as__(schema.IssueComment)
+    comment.author.__fields__("login", "__typename__")
+    comment.created_at()
+    review = items.__as__(schema.PullRequestReview)
+    review.author.__fields__("login", "__typename__")
+    review.created_at()
+    commit = items.__as__(schema.PullRequestCommit).commit
+    commit.__fields__("oid", "committed_date")
+    pushed = items.__as__(schema.HeadRefForcePushedEvent)
+    pushed.after_commit.oid()
+    pushed.created_at()
+    op.viewer.login()
+    _select_rate_limit(op)
+    return op
+
+
 def _viewer_operation() -> Any:
     op = Operation(schema.Query, name="Viewer")
     op.viewer.login()
@@ -260,6 +306,7 @@ SEARCH_PULL_REQUESTS = _search_operation()
 SEARCH_SETTLED_PULL_REQUESTS = _settled_search_operation()
 PULL_REQUEST = _pull_request_operation()
 VIEWER = _viewer_operation()
+PULL_REQUEST_HISTORY = _history_operation()
 LABELS_PAGE = _pull_request_page(
     "LabelsPage", lambda pr: _select_labels(pr.labels(first=PAGE_OF_NESTED, after=_CURSOR))
 )
