@@ -20,12 +20,12 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from ai_operator.jobs.policy.caps import cap_block
-from ai_operator.jobs.policy.shadow import shadowing
 from ai_operator.jobs.policy.decision import Decision, decide
 from ai_operator.jobs.policy.guardrails import Block, Gate, merge_gates
 from ai_operator.jobs.policy.plan import Plan, plan, undone_by_people
 from ai_operator.jobs.policy.reuse import Candidate, Remembered, decision_key, declined
 from ai_operator.jobs.policy.selection import Clause, selector_clauses
+from ai_operator.jobs.policy.shadow import shadowing
 from ai_operator.jobs.policy.snapshot import PullRequestSnapshot
 from ai_operator.jobs.policy.verdict import Verdict
 from ai_operator.jobs.rules.model import Action, PRReconciliationRule
