@@ -28,6 +28,7 @@ from enum import StrEnum
 from ai_operator.jobs.policy.decision import Decision, escalation_labels
 from ai_operator.jobs.policy.guardrails import Block, blocked_action, guard
 from ai_operator.jobs.policy.markers import make_marker, render_marker, without_hidden_text
+from ai_operator.jobs.policy.selection import selection_problems
 from ai_operator.jobs.policy.snapshot import PullRequestSnapshot, PullRequestState
 from ai_operator.jobs.rules.model import (
     Action,
@@ -205,7 +206,7 @@ def plan(rule: PRReconciliationRule, decision: Decision, fresh: PullRequestSnaps
         labels, kept_out = _labels_people_removed(rule, decision, fresh, labels)
         block = block or kept_out
     guardrail_reason = block.reason if block else decision.guardrail_reason
-    disarm = _disarm(fresh, action, block)
+    disarm = _disarm(rule.spec, fresh, action, block)
     steps = _Steps(action, route, labels, guardrail_reason, disarm)
     return Plan(
         decision=decision,
@@ -272,17 +273,20 @@ def _merge_undone_block(route: MergeRoute, fresh: PullRequestSnapshot) -> Block 
 
 
 def _disarm(
-    fresh: PullRequestSnapshot, action: Action, block: Block | None
+    spec: RuleSpec, fresh: PullRequestSnapshot, action: Action, block: Block | None
 ) -> tuple[Operation, ...]:
     """Undo what the operator's token armed, when the PR no longer passes the rule.
 
     Never what a person armed (GitHub names who: ``autoMergeRequest.enabledBy``, the queue
-    entry's ``enqueuer``), and nothing for a plain wait (checks running, say).
+    entry's ``enqueuer``), and nothing for a plain wait (checks running, say) on a PR the rule
+    still covers.
     """
     if action is Action.MERGE or fresh.state is not PullRequestState.OPEN:
         return ()
-    lost = action in {Action.ESCALATE, Action.CLOSE, Action.UPDATE} or (
-        block is not None and (not block.transient or block.guardrail in _DISARMING_BLOCKS)
+    lost = (
+        action in {Action.ESCALATE, Action.CLOSE, Action.UPDATE}
+        or (block is not None and (not block.transient or block.guardrail in _DISARMING_BLOCKS))
+        or bool(selection_problems(fresh, spec.selector))
     )
     if not lost:
         return ()

@@ -274,6 +274,46 @@ def test_the_operator_disarms_its_auto_merge_when_checks_fail(world, github, mer
     assert again["operations"] == [] and len(pr.comments) == 2
 
 
+@pytest.mark.parametrize(
+    ("change", "strategy", "queue", "facts", "undone"),
+    [
+        pytest.param(
+            "exclude", "AutoMerge", False, pending(), "disable auto-merge", id="armed-exclude-label"
+        ),
+        pytest.param(
+            "unlabel", "AutoMerge", False, pending(), "disable auto-merge", id="armed-selector"
+        ),
+        pytest.param("exclude", "MergeQueue", True, {}, "dequeue", id="queued-exclude-label"),
+    ],
+)
+def test_a_pr_that_left_the_rule_is_disarmed_in_the_next_pass(
+    world, github, merging_llm, tmp_path, change, strategy, queue, facts, undone
+):
+    """Armed or queued; a person adds do-not-merge (or removes an opt-in label): the next pass,
+    whose search no longer finds it, disarms what the operator armed, once, and says so."""
+    one_pr(world, **facts)
+    if queue:
+        world.require_merge_queue("acme/web", "main")
+    env = cli_env(github, merging_llm)
+    run(tmp_path, env, rule_text(strategy))
+    if change == "exclude":
+        world.add_label("acme/web", 1, "do-not-merge", actor="alice")
+    else:
+        world.remove_label("acme/web", 1, "staging", actor="alice")
+
+    result = run(tmp_path, env, rule_text(strategy))
+    again = run(tmp_path, env, rule_text(strategy))
+
+    assert result.code == 0, result.stderr
+    [row] = result.json()["results"]
+    pr = world.pull_request("acme/web", 1)
+    assert (row["action"], row["guardrail"]) == ("wait", "not-covered")
+    assert row["operations"] == [undone, "comment"]
+    assert pr.auto_merge is None and pr.queue_entry is None and pr.state == "OPEN"
+    assert "The operator" in pr.comments[-1].body and len(pr.comments) == 2
+    assert again.json()["results"] == [] and github.mutations.count("addComment") == 2
+
+
 def test_a_persons_auto_merge_is_never_disarmed(world, github, merging_llm, tmp_path):
     """A person armed it; the check fails: escalated, their auto-merge stays armed."""
     one_pr(world, **pending())

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import pytest
 
-from ai_operator.jobs.policy.decision import decide
+from ai_operator.jobs.clients.metrics import pass_metric_families
+from ai_operator.jobs.policy.decision import decide, leave_alone
 from ai_operator.jobs.policy.markers import make_marker
+from ai_operator.jobs.policy.outcome import armed_elsewhere
 from ai_operator.jobs.policy.people import EventKind, TimelineEvent, read_timeline
 from ai_operator.jobs.policy.plan import (
     AddLabels,
@@ -27,8 +29,11 @@ from ai_operator.jobs.policy.plan import (
     plan,
 )
 from ai_operator.jobs.policy.prompt import UPDATE_MEANING, build_prompt
+from ai_operator.jobs.policy.reuse import Remembered
 from ai_operator.jobs.policy.snapshot import Check, CiStatus, Mergeable, PullRequestState
 from ai_operator.jobs.policy.verdict import Verdict, verdict_schema
+from ai_operator.jobs.reconcile.report import counts, summary_from_counts
+from ai_operator.jobs.reconcile.results import PassReport, PullRequestResult
 from ai_operator.jobs.rules.model import Action, MergeMethod
 from tests.factories import HEAD, make_pr, make_rule, review
 
@@ -583,3 +588,57 @@ def test_arming_by_the_operator_is_no_change_of_facts_but_a_persons_is():
     assert make_pr(**ARMED_BY_OPERATOR).fingerprint() == plain.fingerprint()
     assert make_pr(**QUEUED_BY_OPERATOR).fingerprint() == plain.fingerprint()
     assert make_pr(auto_merge_by="alice").fingerprint() != plain.fingerprint()
+
+
+# --- what the operator armed on a PR the search no longer finds -------------------------------
+
+
+def test_a_pr_the_rule_no_longer_covers_is_disarmed_whatever_was_decided():
+    """Even a wait decided for a PR that left the rule disarms the operator's auto-merge."""
+    rule = rule_with("AutoMerge")
+    left = make_pr(**PENDING, **ARMED_BY_OPERATOR, labels=("staging",))
+    the_plan = plan(rule, leave_alone(rule, left, "f", "no longer covered"), left)
+    assert the_plan.operations[0] == DisableAutoMerge("PR_1")
+
+
+@pytest.mark.parametrize(
+    ("applied", "seen", "found"),
+    [
+        pytest.param(("enable auto-merge (squash)", "comment"), set(), True, id="armed-unseen"),
+        pytest.param(("enqueue",), set(), True, id="queued-unseen"),
+        pytest.param(("enqueue",), {"acme/web#7"}, False, id="seen-by-the-search"),
+        pytest.param(("disable auto-merge", "comment"), set(), False, id="already-disarmed"),
+        pytest.param(("merge (squash)",), set(), False, id="merged"),
+    ],
+)
+def test_records_say_which_unseen_prs_to_read_again(applied, seen, found):
+    """Only a record of arming or queueing, for a PR the search did not find, is read again."""
+    decision = decide(rule_with(), make_pr(), Verdict(action=Action.MERGE, reason="g"), "f")
+    records = {"acme/web#7": Remembered("k", 0.0, decision, applied=applied)}
+    assert bool(armed_elsewhere(records, seen)) is found
+
+
+def test_queued_and_armed_count_apart_from_merged_in_the_metrics():
+    """ai_operator_actions_total{action="merge"} counts merges only; queue and auto-merge apart."""
+
+    def row(number, route):
+        return PullRequestResult(
+            rule="ns/r", repository="acme/web", number=number, action=Action.MERGE, route=route
+        )
+
+    report = PassReport(
+        rule="ns/r",
+        results=[
+            row(1, MergeRoute.DIRECT),
+            row(2, MergeRoute.QUEUE),
+            row(3, MergeRoute.AUTO_MERGE),
+        ],
+    )
+    tally = counts(report)
+    assert tally.actions == {"merge": 1, "queue": 1, "auto-merge": 1}
+    summary = summary_from_counts(
+        "ns/r", tally, duration_seconds=1.0, succeeded=True, finished_at=0.0
+    )
+    [family] = [f for f in pass_metric_families(summary, {}) if f.name == "ai_operator_actions"]
+    values = {s.labels["action"]: s.value for s in family.samples if s.name.endswith("_total")}
+    assert (values["merge"], values["queue"], values["auto-merge"]) == (1, 1, 1)
