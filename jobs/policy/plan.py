@@ -172,7 +172,8 @@ def merge_route(spec: RuleSpec, fresh: PullRequestSnapshot) -> MergeRoute:
     """How ``spec`` carries out a merge of ``fresh``.
 
     ``Auto`` queues when the base branch requires the merge queue, else merges now. ``AutoMerge``
-    merges now a PR GitHub already reports ``CLEAN`` (GitHub refuses to arm auto-merge on one).
+    carries out now a PR GitHub already reports ``CLEAN`` (GitHub refuses to arm auto-merge on
+    one): merged, or queued where the base branch requires the queue.
     """
     match spec.merge.strategy:
         case MergeStrategy.DIRECT:
@@ -180,8 +181,9 @@ def merge_route(spec: RuleSpec, fresh: PullRequestSnapshot) -> MergeRoute:
         case MergeStrategy.MERGE_QUEUE:
             return MergeRoute.QUEUE
         case MergeStrategy.AUTO_MERGE:
-            clean = fresh.merge_state_status == "CLEAN"
-            return MergeRoute.DIRECT if clean else MergeRoute.AUTO_MERGE
+            if fresh.merge_state_status != "CLEAN":
+                return MergeRoute.AUTO_MERGE
+            return MergeRoute.QUEUE if fresh.merge_queue_required else MergeRoute.DIRECT
         case MergeStrategy.AUTO:
             return MergeRoute.QUEUE if fresh.merge_queue_required else MergeRoute.DIRECT
 

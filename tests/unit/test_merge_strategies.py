@@ -116,6 +116,13 @@ def merge_plan(rule, pr, **verdict_extra):
             "merge",
             id="auto-merge-of-a-clean-pr-merges-now-as-github-refuses-to-arm-it",
         ),
+        pytest.param(
+            "AutoMerge",
+            {"merge_queue_required": True},
+            (Enqueue("PR_1", HEAD),),
+            "queue",
+            id="auto-merge-of-a-clean-pr-whose-base-requires-the-queue-enqueues",
+        ),
     ],
 )
 def test_each_strategy_sends_its_mutation_with_the_head_pinned(
