@@ -345,7 +345,7 @@ def _progress(output: OutputFormat) -> Callable[[str, PullRequestResult | None],
         if row is None:
             typer.echo(f"… {rule}", err=True)
         else:
-            typer.echo(f"  {row.repository}#{row.number}: {row.action.value}", err=True)
+            typer.echo(f"  {row.repository}#{row.number}: {row.reported_action}", err=True)
 
     return show
 

@@ -50,11 +50,16 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from ai_operator.jobs.policy.pacing import DEFERRALS
+from ai_operator.jobs.policy.plan import MergeRoute
 from ai_operator.jobs.rules.model import Action
 
 JOB = "ai-operator"
 ERROR_TYPES: tuple[str, ...] = ("github", "ai", "kubernetes", "guardrail", "template", "step")
-ACTIONS: tuple[str, ...] = tuple(action.value for action in Action)
+ACTIONS: tuple[str, ...] = tuple(
+    dict.fromkeys([*(action.value for action in Action), *(route.value for route in MergeRoute)])
+)
+"""The actions results and metrics name: a merge handed to the merge queue is ``queue``, one
+armed as GitHub's auto-merge is ``auto-merge``; only ``merge`` counts merges done."""
 TOKEN_KINDS: tuple[str, ...] = ("input", "output", "cached")
 RUN_OUTCOMES: tuple[str, ...] = ("succeeded", "failed")
 PR_OUTCOMES: tuple[str, ...] = (*ACTIONS, "failed", "dry_run")

@@ -565,7 +565,7 @@ def _after(
         for row in report.results:
             name = report.rule.partition("/")[2] or report.rule
             decided.setdefault((row.repository, row.number), []).append(
-                f"{name}: {row.action.value}"
+                f"{name}: {row.reported_action}"
             )
     rows = []
     with world.lock:

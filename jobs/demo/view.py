@@ -178,7 +178,7 @@ def _row_cells(row: PullRequestResult) -> tuple[str, ...]:
     if row.reused:
         model += " (reused)"
     guardrail = f"{row.guardrail}: {row.guardrail_reason}" if row.guardrail else "-"
-    return (pr, model, guardrail, row.action.value, _done(row), row.reason)
+    return (pr, model, guardrail, row.reported_action, _done(row), row.reason)
 
 
 def _done(row: PullRequestResult) -> str:

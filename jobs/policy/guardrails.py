@@ -5,7 +5,10 @@ Never broken:
   was decided on, or that no longer meets every condition of the rule's selector;
 - only the actions the rule allows can happen (``wait`` is always possible);
 - no merge unless the PR is not a draft, mergeable, GitHub's merge state lets it through, its
-  checks passed, no change was requested, and the repository allows the rule's merge method.
+  checks passed, no change was requested, and the repository allows the rule's merge method;
+  with ``merge.strategy: AutoMerge`` checks may still be running (GitHub's own gate then holds
+  the merge until its required checks pass), but never when a check has failed;
+- ``update`` only for a branch that is behind its base and would otherwise be mergeable.
 
 Checks are read as GitHub's merge gate reads them: of several runs of one check, the latest
 counts; a head on which no check actually ran (none at all, or each skipped or neutral) has not
@@ -30,10 +33,15 @@ from ai_operator.jobs.policy.snapshot import (
     PullRequestSnapshot,
     PullRequestState,
 )
-from ai_operator.jobs.rules.model import Action, RuleSpec
+from ai_operator.jobs.rules.model import Action, MergeStrategy, RuleSpec
 
 PASSING_CONCLUSIONS = frozenset({"SUCCESS", "NEUTRAL", "SKIPPED"})
 RAN_CONCLUSIONS = frozenset({"SUCCESS"})  # NEUTRAL and SKIPPED pass, but nothing was tested
+GITHUB_GATE_HOLDS = frozenset(
+    {"checks-pending", "required-checks-pending", "required-checks-not-reported"}
+)
+"""Blocks GitHub's own auto-merge gate holds the merge for: with ``AutoMerge`` they do not stop
+arming it (GitHub merges once its required checks pass)."""
 
 
 @dataclass(frozen=True)
@@ -65,7 +73,12 @@ class Gate:
 
 def merge_blocks(pr: PullRequestSnapshot, spec: RuleSpec, decided_head: str) -> list[Block]:
     """Every reason ``pr`` must not be merged now; empty when merging is safe."""
-    return [gate.block for gate in merge_gates(pr, spec, decided_head) if gate.block is not None]
+    blocks = [gate.block for gate in merge_gates(pr, spec, decided_head) if gate.block is not None]
+    if spec.merge.strategy is MergeStrategy.AUTO_MERGE:
+        failed = _failed_check_block(pr)
+        blocks = [b for b in blocks if b.guardrail not in GITHUB_GATE_HOLDS]
+        blocks = [failed, *blocks] if failed and failed not in blocks else blocks
+    return blocks
 
 
 def merge_gates(pr: PullRequestSnapshot, spec: RuleSpec, decided_head: str) -> tuple[Gate, ...]:
@@ -102,6 +115,17 @@ def merge_gates(pr: PullRequestSnapshot, spec: RuleSpec, decided_head: str) -> t
     )
 
 
+def update_blocks(pr: PullRequestSnapshot, spec: RuleSpec, decided_head: str) -> list[Block]:
+    """Every reason ``pr``'s branch must not be updated now; empty when it may be.
+
+    Only a branch behind its base, and only when being behind is all that keeps it from merging.
+    """
+    if pr.merge_state_status != "BEHIND":
+        reason = "the branch is not behind its base branch: there is nothing to update"
+        return [Block("not-behind", reason, transient=True)]
+    return [b for b in merge_blocks(pr, spec, decided_head) if b.guardrail != "branch-behind"]
+
+
 def guard(pr: PullRequestSnapshot, spec: RuleSpec, wanted: Action, decided_head: str) -> Guarded:
     """The action that may happen to ``pr`` when ``wanted`` was decided for ``decided_head``."""
     if wanted is Action.WAIT:
@@ -114,7 +138,11 @@ def guard(pr: PullRequestSnapshot, spec: RuleSpec, wanted: Action, decided_head:
     if wanted not in spec.permitted_actions:
         block = Block("action-not-allowed", f"the rule does not allow {wanted.value}")
         return Guarded(blocked_action(spec, block), block)
-    blocks = merge_blocks(pr, spec, decided_head) if wanted is Action.MERGE else []
+    blocks = []
+    if wanted is Action.MERGE:
+        blocks = merge_blocks(pr, spec, decided_head)
+    elif wanted is Action.UPDATE:
+        blocks = update_blocks(pr, spec, decided_head)
     if not blocks:
         return Guarded(wanted)
     block = _most_telling(blocks)
@@ -197,6 +225,15 @@ def _checks_block(pr: PullRequestSnapshot, spec: RuleSpec) -> Block | None:
             f"no check ran on the head commit ({what}); set merge.allowWithoutChecks to merge such"
             " pull requests",
         )
+    return None
+
+
+def _failed_check_block(pr: PullRequestSnapshot) -> Block | None:
+    """A check that ended and did not pass (whatever else is still running)."""
+    ended = [c for c in latest_checks(pr.checks) if c.completed]
+    failing = [c.name for c in ended if c.conclusion not in PASSING_CONCLUSIONS]
+    if failing:
+        return Block("checks-not-passed", f"checks not passed: {', '.join(sorted(failing))}")
     return None
 
 

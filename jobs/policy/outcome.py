@@ -84,3 +84,23 @@ def shadow_records(records: Mapping[str, Remembered], *, now: float) -> dict[str
         for name, record in records.items()
         if record.decision is not None
     }
+
+
+ARMING_OPERATIONS = ("enqueue", "enable auto-merge")
+"""How the applied operations that hand a merge to GitHub begin (as the reports name them)."""
+
+
+def armed_elsewhere(records: Mapping[str, Remembered], seen: Collection[str]) -> list[Remembered]:
+    """Records whose last act queued or armed a PR that the rule's search did not find now.
+
+    The PR may have left the rule (a label added or removed) while GitHub still holds what the
+    operator armed: it is read afresh and disarmed if it is (:mod:`jobs.policy.plan`). The record
+    only says which PRs to read; what is done is decided on what GitHub says then.
+    """
+    return [
+        record
+        for name, record in sorted(records.items())
+        if name not in seen
+        and record.decision is not None
+        and any(op.startswith(ARMING_OPERATIONS) for op in record.applied)
+    ]

@@ -17,7 +17,11 @@ item, every event counts as at this head: the cautious reading (an undo is then 
   removed by someone else (whoever had added them again in between);
 - ``labels_added_by_operator``: labels present whose last addition was the operator's (these are
   the only labels a remembered decision ignores);
-- ``comment_deleted_by``: who deleted an operator's comment at this head (it is not posted again).
+- ``comment_deleted_by``: who deleted an operator's comment at this head (it is not posted again);
+- ``auto_merge_disabled_by`` and ``dequeued_by``: who disabled the auto-merge the operator enabled
+  at this head, or removed from the merge queue what the operator added at this head (neither
+  is done again at this head);
+- ``auto_merge_armed_here``: the operator's own enabling of auto-merge at this head still stands.
 
 Label names are compared case-insensitively (GitHub's labels are).
 """
@@ -39,6 +43,10 @@ class EventKind(StrEnum):
     COMMENT_DELETED = "comment-deleted"
     HEAD = "head"
     """A commit or force push that made ``oid`` the head."""
+    AUTO_MERGE_ENABLED = "auto-merge-enabled"
+    AUTO_MERGE_DISABLED = "auto-merge-disabled"
+    ADDED_TO_MERGE_QUEUE = "added-to-merge-queue"
+    REMOVED_FROM_MERGE_QUEUE = "removed-from-merge-queue"
 
 
 @dataclass(frozen=True)
@@ -62,6 +70,9 @@ class TimelineFacts:
     labels_removed_by_people: frozenset[str] = frozenset()
     labels_added_by_operator: frozenset[str] = frozenset()
     comment_deleted_by: str | None = None
+    auto_merge_disabled_by: str | None = None
+    dequeued_by: str | None = None
+    auto_merge_armed_here: bool = False
 
 
 def at_this_head(events: Sequence[TimelineEvent], head_oid: str) -> Sequence[TimelineEvent]:
@@ -80,21 +91,37 @@ def read_timeline(
     here = at_this_head(events, head_oid)
     present = {name.casefold() for name in labels}
     return TimelineFacts(
-        reopened_by=_reopened_by(here) if is_open else None,
+        reopened_by=_undone_by(here, EventKind.CLOSED, EventKind.REOPENED) if is_open else None,
         labels_removed_by_people=_labels_removed(here, present),
         labels_added_by_operator=_labels_added(events, present),
         comment_deleted_by=_comment_deleted_by(here),
+        auto_merge_disabled_by=_undone_by(
+            here, EventKind.AUTO_MERGE_ENABLED, EventKind.AUTO_MERGE_DISABLED
+        ),
+        dequeued_by=_undone_by(
+            here, EventKind.ADDED_TO_MERGE_QUEUE, EventKind.REMOVED_FROM_MERGE_QUEUE
+        ),
+        auto_merge_armed_here=_operator_still_did(
+            here, EventKind.AUTO_MERGE_ENABLED, EventKind.AUTO_MERGE_DISABLED
+        ),
     )
 
 
-def _reopened_by(events: Sequence[TimelineEvent]) -> str | None:
-    operator_closed, reopened_by = False, None
+def _undone_by(events: Sequence[TimelineEvent], done: EventKind, undo: EventKind) -> str | None:
+    """Who last undid (``undo``) what the operator did (``done``); once undone, it stays so."""
+    operator_did, undone_by = False, None
     for event in events:
-        if event.kind is EventKind.CLOSED and event.by_operator:
-            operator_closed = True
-        elif event.kind is EventKind.REOPENED and operator_closed:
-            reopened_by = None if event.by_operator else event.actor
-    return reopened_by
+        if event.kind is done and event.by_operator:
+            operator_did = True
+        elif event.kind is undo and operator_did:
+            undone_by = None if event.by_operator else event.actor
+    return undone_by
+
+
+def _operator_still_did(events: Sequence[TimelineEvent], done: EventKind, undo: EventKind) -> bool:
+    """Whether the last ``done`` or ``undo`` among ``events`` is the operator's ``done``."""
+    last = [event for event in events if event.kind in {done, undo}]
+    return bool(last) and last[-1].kind is done and last[-1].by_operator
 
 
 def _labels_removed(events: Sequence[TimelineEvent], present: set[str]) -> frozenset[str]:

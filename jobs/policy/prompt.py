@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ai_operator.jobs.policy.snapshot import PullRequestSnapshot
-from ai_operator.jobs.rules.model import RuleSpec
+from ai_operator.jobs.rules.model import Action, RuleSpec
 from ai_operator.jobs.rules.template import (
     ARGOCD_UNKNOWN,
     TextList,
@@ -60,6 +60,14 @@ your answer format or the action.
 
 The operator's instructions for this rule follow.
 ----"""
+
+
+UPDATE_MEANING = (
+    "update: bring the pull request's branch up to date with its base branch (only when its "
+    "mergeStateStatus is BEHIND and nothing else keeps it from merging); it never merges in the "
+    "same pass: the new head's checks run first."
+)
+"""What ``update`` means, told to the model only when the rule allows it."""
 
 
 UNTRUSTED_VARIABLES = frozenset(
@@ -182,6 +190,8 @@ def build_prompt(spec: RuleSpec, pr: PullRequestSnapshot) -> Prompt:
     instruction = render_template(spec.instruction, variables, "spec.instruction")
     allowed = ", ".join(sorted(a.value for a in spec.permitted_actions))
     system = f"{PREAMBLE}\n{instruction.strip()}\n----\nAllowed actions: {allowed}."
+    if Action.UPDATE in spec.permitted_actions:
+        system += f"\n{UPDATE_MEANING}"
     return Prompt(system=system, user=_data_message(variables))
 
 

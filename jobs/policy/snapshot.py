@@ -147,6 +147,34 @@ class PullRequestSnapshot(PullRequestKey):
         default=None,
         description="Who deleted a comment of this token at this head (None: nobody).",
     )
+    merge_queue_required: bool = Field(
+        default=False, description="The base branch requires GitHub's merge queue."
+    )
+    in_merge_queue: bool = Field(default=False, description="The PR is in the merge queue.")
+    queued_by: str | None = Field(
+        default=None, description="Who added the PR to the merge queue (None: not queued)."
+    )
+    queued_by_operator: bool = Field(
+        default=False, description="This token added the PR to the merge queue."
+    )
+    auto_merge_by: str | None = Field(
+        default=None, description="Who enabled auto-merge (``enabledBy``; None: not enabled)."
+    )
+    auto_merge_by_operator: bool = Field(
+        default=False, description="This token enabled the auto-merge that is on."
+    )
+    auto_merge_armed_here: bool = Field(
+        default=False,
+        description="This token enabled auto-merge at this head, and nobody disabled it since.",
+    )
+    auto_merge_disabled_by: str | None = Field(
+        default=None,
+        description="Who disabled the auto-merge this token enabled at this head (None: nobody).",
+    )
+    dequeued_by: str | None = Field(
+        default=None,
+        description="Who dequeued what this token queued at this head (None: nobody).",
+    )
     head_committed_at: datetime | None = Field(
         default=None, description="When the head commit was made; None when not read."
     )
@@ -189,6 +217,14 @@ class PullRequestSnapshot(PullRequestKey):
             "reviewDecision": self.review_decision,
             "reviews": sorted((r.author, r.state) for r in self.reviews),
         }
+        # What people did with the merge queue and auto-merge is a fact; what the operator's own
+        # token did is not (like its labels): arming or queueing never makes a decision stale.
+        people = {
+            "queuedBy": None if self.queued_by_operator else self.queued_by,
+            "autoMergeBy": None if self.auto_merge_by_operator else self.auto_merge_by,
+        }
+        if any(people.values()):
+            facts["people"] = people
         digest = hashlib.sha256(json.dumps(facts, sort_keys=True, default=str).encode())
         return digest.hexdigest()[:20]
 

@@ -99,7 +99,9 @@ def _act(
         settled = plan(rule, decision, just_read)
         if not settled.operations:
             seen.append(just_read)
-            return row.with_action(settled.action, settled.guardrail, settled.guardrail_reason)
+            return row.with_action(
+                settled.action, settled.guardrail, settled.guardrail_reason, route=settled.route
+            )
     try:
         fresh = github.pull_request(decision.repository, decision.number)
     except GitHubError as exc:
@@ -107,7 +109,9 @@ def _act(
         return row.failed(f"reading fresh state failed: {exc}", kind, retryable=exc.retryable)
     seen.append(fresh)
     the_plan = plan(rule, decision, fresh)
-    row = row.with_action(the_plan.action, the_plan.guardrail, the_plan.guardrail_reason)
+    row = row.with_action(
+        the_plan.action, the_plan.guardrail, the_plan.guardrail_reason, route=the_plan.route
+    )
     if dry_run or not the_plan.operations:
         return row
     outcome = apply_plan(github, the_plan, gate)

@@ -1,7 +1,8 @@
 """The one place that changes GitHub: carries out a :class:`~jobs.policy.plan.Plan`.
 
 A dry run is "do not call :func:`apply_plan`", nothing more. Operations run in the plan's order and
-stop at the first failure, so a refused merge never gets its comment.
+stop at the first failure, so a refused merge never gets its comment. A merge, an enqueue, an
+auto-merge and a branch update all carry the decided head (``expectedHeadOid``).
 
 A write can fail after GitHub applied it (a 5xx or a timeout on the way back, or a retry that
 then finds the merge already done). After a failure the pull request is read again: an operation
@@ -32,9 +33,14 @@ from ai_operator.jobs.policy.plan import (
     AddLabels,
     Close,
     Comment,
+    Dequeue,
+    DisableAutoMerge,
+    EnableAutoMerge,
+    Enqueue,
     Merge,
     Operation,
     Plan,
+    UpdateBranch,
     already_done,
 )
 from ai_operator.jobs.reconcile.gate import WriteGate
@@ -125,10 +131,20 @@ def describe(operation: Operation) -> str:
             return "comment"
         case AddLabels(names=names):
             return f"label {', '.join(names)}"
+        case Enqueue():
+            return "enqueue"
+        case EnableAutoMerge(method=method):
+            return f"enable auto-merge ({method.value.lower()})"
+        case Dequeue():
+            return "dequeue"
+        case DisableAutoMerge():
+            return "disable auto-merge"
+        case UpdateBranch():
+            return "update branch"
 
 
 def _run(github: GitHubWriter, operation: Operation) -> tuple[str, ...]:
-    """Carry out one operation; GitHub's ids of what it made or added (none for merge, close)."""
+    """Carry out one operation; GitHub's ids of what it made or added (a comment, labels)."""
     match operation:
         case Merge(pr_id, head, method, headline):
             github.merge_pull_request(pr_id, head, method, headline)
@@ -143,3 +159,14 @@ def _run(github: GitHubWriter, operation: Operation) -> tuple[str, ...]:
             ids = github.label_ids(repository, list(names), create_missing=create)
             github.add_labels(pr_id, ids)
             return tuple(ids)
+        case Enqueue(pr_id, head):
+            github.enqueue_pull_request(pr_id, head)
+        case EnableAutoMerge(pr_id, head, method, headline):
+            github.enable_auto_merge(pr_id, head, method, headline)
+        case Dequeue(pr_id):
+            github.dequeue_pull_request(pr_id)
+        case DisableAutoMerge(pr_id):
+            github.disable_auto_merge(pr_id)
+        case UpdateBranch(pr_id, head):
+            github.update_branch(pr_id, head)
+    return ()

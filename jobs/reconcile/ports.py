@@ -50,6 +50,27 @@ class GitHubWriter(Protocol):
     def close_pull_request(self, pr_id: str) -> None:
         """Close without merging."""
 
+    def enqueue_pull_request(self, pr_id: str, expected_head_oid: str) -> None:
+        """Add to the merge queue, refused by GitHub if the head moved."""
+
+    def dequeue_pull_request(self, pr_id: str) -> None:
+        """Take out of the merge queue."""
+
+    def enable_auto_merge(
+        self,
+        pr_id: str,
+        expected_head_oid: str,
+        method: MergeMethod,
+        commit_headline: str | None = None,
+    ) -> None:
+        """Arm auto-merge, refused by GitHub if the head moved."""
+
+    def disable_auto_merge(self, pr_id: str) -> None:
+        """Disarm auto-merge."""
+
+    def update_branch(self, pr_id: str, expected_head_oid: str) -> None:
+        """Merge the base branch into the head branch, refused by GitHub if the head moved."""
+
     def add_comment(self, subject_id: str, body: str) -> str | None:
         """Post a comment; its id when GitHub names it."""
 

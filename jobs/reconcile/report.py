@@ -115,8 +115,8 @@ def _pr_cell(row: PullRequestResult) -> str:
 
 def _action_cell(row: PullRequestResult) -> str:
     if row.proposed and row.proposed is not row.action:
-        return f"{row.action.value} (AI: {row.proposed.value})"
-    return row.action.value + (" (fallback)" if row.fallback else "")
+        return f"{row.reported_action} (AI: {row.proposed.value})"
+    return row.reported_action + (" (fallback)" if row.fallback else "")
 
 
 def _applied_cell(row: PullRequestResult) -> str:
@@ -143,7 +143,7 @@ def _why(row: PullRequestResult) -> str:
 def _rule_line(report: PassReport) -> str:
     if report.error:
         return f"{report.rule}: pass failed: {report.error}"
-    counts = Counter(row.action.value for row in report.results)
+    counts = Counter(row.reported_action for row in report.results)
     summary = ", ".join(f"{n} {action}" for action, n in sorted(counts.items())) or "nothing"
     failed = f", {len(report.failed)} failed" if report.failed else ""
     waiting = report.writes_deferred
@@ -217,7 +217,7 @@ def counts(report: PassReport, *, dry_run: bool = False) -> PassCounts:
     return PassCounts(
         prs_processed=len(rows),
         dry_run=dry_run,
-        actions=dict(Counter(row.action.value for row in rows if _settled_now(row))),
+        actions=dict(Counter(row.reported_action for row in rows if _settled_now(row))),
         failed=len(report.failed),
         errors=dict(errors),
         guardrail_blocks=dict(Counter(row.guardrail for row in rows if row.guardrail)),
@@ -313,7 +313,7 @@ def decision_fields(row: PullRequestResult) -> dict[str, Any]:
         "number": row.number,
         "head": row.head_oid,
         "proposed": row.proposed.value if row.proposed else None,
-        "action": row.action.value,
+        "action": row.reported_action,
         "guardrail": row.guardrail,
         "guardrail_reason": row.guardrail_reason,
         "fallback": row.fallback,
@@ -328,7 +328,7 @@ def decision_fields(row: PullRequestResult) -> dict[str, Any]:
         "input_tokens": row.usage.input_tokens,
         "output_tokens": row.usage.output_tokens,
         "cached_tokens": row.usage.cached_tokens,
-        "marker": make_marker(row.rule, row.action.value, row.head_oid),
+        "marker": make_marker(row.rule, row.reported_action, row.head_oid),
     }
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from ai_operator.jobs.clients.ai.usage import ModelUsage
 from ai_operator.jobs.policy.decision import Decision
+from ai_operator.jobs.policy.plan import MergeRoute, reported_action
 from ai_operator.jobs.reconcile.shadow import Sweep
 from ai_operator.jobs.rules.model import Action
 
@@ -41,6 +42,8 @@ class PullRequestResult:
     url: str = ""
     head_oid: str = ""
     action: Action = Action.WAIT
+    route: MergeRoute | None = None
+    """How a merge is carried out: merged now, queued, or armed as auto-merge."""
     proposed: Action | None = None
     reason: str = ""
     applied: bool = False
@@ -74,10 +77,26 @@ class PullRequestResult:
         return replace(self, shadow=True, dry_run=True)
 
     def with_action(
-        self, action: Action, guardrail: str | None, guardrail_reason: str | None
+        self,
+        action: Action,
+        guardrail: str | None,
+        guardrail_reason: str | None,
+        *,
+        route: MergeRoute | None = None,
     ) -> PullRequestResult:
         """The row with the action the fresh facts allowed, and the guardrail that decided it."""
-        return replace(self, action=action, guardrail=guardrail, guardrail_reason=guardrail_reason)
+        return replace(
+            self,
+            action=action,
+            guardrail=guardrail,
+            guardrail_reason=guardrail_reason,
+            route=route,
+        )
+
+    @property
+    def reported_action(self) -> str:
+        """The action as results, logs and metrics name it (``queue``, ``auto-merge``: no merge)."""
+        return reported_action(self.action, self.route)
 
     def failed(self, message: str, kind: str, *, retryable: bool = False) -> PullRequestResult:
         """The row, failed with ``message`` (``kind``: github, auth, ai, template or internal)."""
@@ -98,7 +117,7 @@ class PullRequestResult:
             "title": self.title,
             "url": self.url,
             "headOid": self.head_oid,
-            "action": self.action.value,
+            "action": self.reported_action,
             "proposedAction": self.proposed.value if self.proposed else None,
             "reason": self.reason,
             "applied": self.applied,

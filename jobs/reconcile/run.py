@@ -32,7 +32,7 @@ from ai_operator.jobs.clients.github.errors import GitHubError
 from ai_operator.jobs.log import get_logger
 from ai_operator.jobs.policy.admission import Scope
 from ai_operator.jobs.policy.decision import Decision, leave_alone
-from ai_operator.jobs.policy.outcome import outcome_records, shadow_records
+from ai_operator.jobs.policy.outcome import armed_elsewhere, outcome_records, shadow_records
 from ai_operator.jobs.policy.reuse import Remembered, Triage
 from ai_operator.jobs.policy.shadow import shadowing, with_decisions
 from ai_operator.jobs.policy.snapshot import PullRequestSnapshot
@@ -146,6 +146,7 @@ def run_pass(
             report.results.append(rows[pr.display])
             if progress:
                 progress(rule.qualified_name, rows[pr.display])
+    report.results.extend(_disarm_left(rule, prs, github, reuse, dry_run, scope, now))
     report.duration_seconds = clock() - started
     return report
 
@@ -223,6 +224,45 @@ def _settle(
         return Sweep()
     remembered = reuse.memory.recall(rule.qualified_name)
     return settle_recorded(rule.qualified_name, remembered, github, reuse.memory, now=now)
+
+
+def _disarm_left(
+    rule: PRReconciliationRule,
+    prs: Sequence[PullRequestSnapshot],
+    github: GitHubPort,
+    reuse: Reuse | None,
+    dry_run: bool,
+    scope: Scope,
+    now: float,
+) -> list[PullRequestResult]:
+    """Pull requests the operator queued or armed that the search no longer finds.
+
+    Each is read afresh and planned again: one that left the rule is disarmed (what the
+    operator's token armed only), one merged or closed meanwhile gets nothing. Its record is
+    kept with what this act applied, so it is read once, not every pass. Rows with nothing done
+    are left out of the report: the rule does not cover those pull requests.
+    """
+    if reuse is None:
+        return []
+    seen = {pr.display for pr in prs}
+    left = armed_elsewhere(reuse.memory.recall(rule.qualified_name), seen)
+    rows, kept = [], {}
+    for record in left:
+        assert record.decision is not None  # armed_elsewhere keeps only decided records
+        row = act(rule, record.decision, github, dry_run=dry_run, scope=scope)
+        if row.operations or row.error:
+            rows.append(row)
+        if not row.error and not dry_run:
+            kept[record.decision.display] = replace(
+                record, applied=row.operations, github_ids=row.github_ids, decided_at=now
+            )
+    try:
+        reuse.memory.keep(rule.qualified_name, kept)
+    except DecisionCacheError as exc:
+        get_logger("run", rule=rule.qualified_name).warning(
+            "decisions not remembered", error=str(exc)
+        )
+    return rows
 
 
 def _act_on(

@@ -98,8 +98,8 @@ class LimitsSpec(_Spec):
         examples=[["acme/*"]],
     )
     allowedActions: list[Action] = Field(
-        default_factory=lambda: [Action.MERGE, Action.CLOSE, Action.ESCALATE, Action.WAIT],
-        max_length=4,
+        default_factory=lambda: list(Action),
+        max_length=len(Action),
         description="The most a rule may allow; 'wait' is always allowed.",
     )
     ai: AILimits = Field(default_factory=AILimits)

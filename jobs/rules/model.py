@@ -66,6 +66,8 @@ class Action(StrEnum):
     CLOSE = "close"
     ESCALATE = "escalate"
     WAIT = "wait"
+    UPDATE = "update"
+    """Bring a branch that is behind its base up to date (``updatePullRequestBranch``)."""
 
 
 class FallbackAction(StrEnum):
@@ -305,7 +307,9 @@ class MergeSettings(_Spec):
     )
 
 
-ALL_ACTIONS: tuple[Action, ...] = (Action.MERGE, Action.CLOSE, Action.ESCALATE, Action.WAIT)
+ALL_ACTIONS: tuple[Action, ...] = tuple(Action)
+DEFAULT_ACTIONS: tuple[Action, ...] = (Action.MERGE, Action.CLOSE, Action.ESCALATE, Action.WAIT)
+"""What a rule allows unless it says otherwise: ``update`` only when a rule lists it."""
 
 
 class RuleMode(StrEnum):
@@ -440,10 +444,13 @@ class RuleSpec(_Spec):
     merge: MergeSettings = Field(default_factory=MergeSettings)
     dryRun: bool = Field(default=False, description="Decide and report, never change GitHub.")
     allowedActions: list[Action] = Field(
-        default_factory=lambda: list(ALL_ACTIONS),
+        default_factory=lambda: list(DEFAULT_ACTIONS),
         min_length=1,
         max_length=len(ALL_ACTIONS),
-        description="Actions this rule may take; 'wait' is always possible.",
+        description=(
+            "Actions this rule may take: merge, close, escalate, wait, update (bring a branch "
+            "that is behind its base up to date; only when listed). 'wait' is always possible."
+        ),
         # Each action at most once; the CRD states it as a set-typed list.
         json_schema_extra={"uniqueItems": True},
     )

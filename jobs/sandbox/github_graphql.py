@@ -470,6 +470,11 @@ class GitHubGraph:
             "addLabelsToLabelable": self._add_labels,
             "removeLabelsFromLabelable": self._remove_labels,
             "createLabel": self._create_label,
+            "enqueuePullRequest": self._enqueue,
+            "dequeuePullRequest": self._dequeue,
+            "enablePullRequestAutoMerge": self._enable_auto_merge,
+            "disablePullRequestAutoMerge": self._disable_auto_merge,
+            "updatePullRequestBranch": self._update_branch,
         }
         return {name: self._mutation(name, action) for name, action in actions.items()}
 
@@ -563,6 +568,8 @@ class GitHubGraph:
             "pullRequests": lambda info, **args: self._pull_requests(repository, args),
             "label": lambda info, name: self._label_by_name(repository, name),
             "labels": lambda info, **args: self._labels(repository, args),
+            "autoMergeAllowed": repository.auto_merge_allowed,
+            "mergeQueue": lambda info, branch=None: self._merge_queue(repository, branch),
         }
 
     def _pull_request_by_number(self, repository: FakeRepository, number: int) -> Node:
@@ -645,6 +652,7 @@ class GitHubGraph:
             "comments": lambda info, **args: self._comments(pr, args),
             "totalCommentsCount": len(pr.comments),
             "timelineItems": lambda info, **args: self._timeline(pr, args),
+            **self._handover_fields(pr),
         }
 
     def _repository_of(self, pr: FakePullRequest) -> Node:
@@ -840,6 +848,11 @@ class GitHubGraph:
         if event.kind == "HeadRefForcePushedEvent":
             node["afterCommit"] = self._commit_node(event.oid or pr.head_oid, event.created_at)
             node["beforeCommit"] = None
+        if event.kind == "AddedToMergeQueueEvent":
+            node["enqueuer"] = actor(event.actor) if not event.actor.endswith("[bot]") else None
+        if event.kind in {"AutoMergeEnabledEvent", "AutoMergeDisabledEvent"}:
+            key = "enabler" if event.kind == "AutoMergeEnabledEvent" else "disabler"
+            node[key] = actor(event.actor) if not event.actor.endswith("[bot]") else None
         if event.kind == "CommentDeletedEvent":
             node["deletedCommentAuthor"] = actor(event.deleted_author or "ghost")
             node["databaseId"] = index
@@ -876,13 +889,164 @@ class GitHubGraph:
     def _merge(self, given: Args) -> Node:
         pr = self._target_pull_request(given["pullRequestId"])
         method = given.get("mergeMethod") or "MERGE"
-        refusal = merge_refusal(pr, given.get("expectedHeadOid")) or self._method_refusal(
-            pr, method
+        refusal = (
+            merge_refusal(pr, given.get("expectedHeadOid"))
+            or self._method_refusal(pr, method)
+            or self._queue_refusal(pr)
         )
         if refusal:
             raise GitHubFailure(refusal, "UNPROCESSABLE")
         self.world.merge(pr.repository, pr.number, self.world.viewer_login, method)
         return {"pullRequest": self.pull_request(pr), "actor": actor(self.world.viewer_login)}
+
+    # Merge queue, auto-merge, branch updates.
+
+    def _handover_fields(self, pr: FakePullRequest) -> Node:
+        """What a PullRequest says about its merge queue entry and its auto-merge."""
+        queue_required = pr.base_ref in self.world.repository(pr.repository).merge_queue_branches
+        viewer_may = pr.state == "OPEN"
+        return {
+            "isInMergeQueue": pr.queue_entry is not None,
+            "isMergeQueueEnabled": queue_required,
+            "mergeQueue": self._merge_queue_node(pr.repository, pr.base_ref)
+            if queue_required
+            else None,
+            "mergeQueueEntry": self._queue_entry(pr) if pr.queue_entry else None,
+            "autoMergeRequest": self._auto_merge_request(pr) if pr.auto_merge else None,
+            "viewerCanEnableAutoMerge": viewer_may and pr.auto_merge is None,
+            "viewerCanDisableAutoMerge": viewer_may and pr.auto_merge is not None,
+            "viewerCanUpdateBranch": viewer_may and pr.merge_state_status == "BEHIND",
+        }
+
+    def _merge_queue(self, repository: FakeRepository, branch: str | None) -> Node | None:
+        branch = branch or "main"
+        if branch not in repository.merge_queue_branches:
+            return None
+        return self._merge_queue_node(repository.full_name, branch)
+
+    def _merge_queue_node(self, repository: str, branch: str) -> Node:
+        def entries(info: GraphQLResolveInfo, **args: Any) -> Node:
+            queued = [
+                pr
+                for pr in self.world.pull_requests
+                if pr.repository == repository and pr.base_ref == branch and pr.queue_entry
+            ]
+            queued.sort(
+                key=lambda pr: pr.queue_entry.enqueued_at if pr.queue_entry else pr.created_at
+            )
+            return connection([self._queue_entry(pr) for pr in queued], args)
+
+        return {
+            "__typename": "MergeQueue",
+            "id": "MQ_" + stable_digest("merge-queue", repository.lower(), branch)[:12],
+            "url": f"https://github.com/{repository}/queue/{branch}",
+            "resourcePath": f"/{repository}/queue/{branch}",
+            "entries": entries,
+        }
+
+    def _queue_entry(self, pr: FakePullRequest) -> Node:
+        entry = pr.queue_entry
+        assert entry is not None  # only called for a queued pull request
+        return {
+            "__typename": "MergeQueueEntry",
+            "id": "MQE_" + stable_digest("entry", pr.id, entry.head_oid)[:12],
+            "enqueuer": actor(entry.enqueuer),
+            "enqueuedAt": iso(entry.enqueued_at),
+            "headCommit": self._commit_node(entry.head_oid, entry.enqueued_at),
+            "position": 1,
+            "jump": False,
+            "solo": False,
+            "state": "QUEUED",
+            "pullRequest": lambda info: self.pull_request(pr),
+        }
+
+    def _auto_merge_request(self, pr: FakePullRequest) -> Node:
+        armed = pr.auto_merge
+        assert armed is not None  # only called for an armed pull request
+        return {
+            "__typename": "AutoMergeRequest",
+            "enabledBy": actor(armed.enabled_by),
+            "enabledAt": iso(armed.enabled_at),
+            "mergeMethod": armed.merge_method,
+            "commitHeadline": armed.commit_headline,
+            "pullRequest": lambda info: self.pull_request(pr),
+        }
+
+    def _queue_refusal(self, pr: FakePullRequest) -> str | None:
+        if pr.base_ref in self.world.repository(pr.repository).merge_queue_branches:
+            return "Changes must be made through the merge queue"
+        return None
+
+    def _open_refusal(self, pr: FakePullRequest, expected_head_oid: str | None) -> str | None:
+        """GitHub's refusal of a change to a PR that is not open, is a draft, or moved on."""
+        if pr.state != "OPEN":
+            return f"Pull request is {pr.state.lower()}"
+        if pr.is_draft:
+            return "Pull request is in draft state"
+        if expected_head_oid is not None and expected_head_oid != pr.head_oid:
+            return "Head branch was modified. Review and try the merge again."
+        return None
+
+    def _enqueue(self, given: Args) -> Node:
+        pr = self._target_pull_request(given["pullRequestId"])
+        refusal = self._open_refusal(pr, given.get("expectedHeadOid"))
+        if refusal is None and not self._queue_refusal(pr):
+            refusal = f"The merge queue is not enabled for the branch {pr.base_ref}"
+        if refusal is None and pr.queue_entry is not None:
+            refusal = "Pull request is already in the merge queue"
+        if refusal is None and pr.mergeable != "MERGEABLE":
+            refusal = "Pull Request is not mergeable"
+        if refusal:
+            raise GitHubFailure(refusal, "UNPROCESSABLE")
+        self.world.enqueue(pr.repository, pr.number, self.world.viewer_login)
+        return {"mergeQueueEntry": self._queue_entry(pr)}
+
+    def _dequeue(self, given: Args) -> Node:
+        pr = self._target_pull_request(given["id"])
+        if pr.queue_entry is None:
+            raise GitHubFailure("Pull request is not in the merge queue", "UNPROCESSABLE")
+        entry = self._queue_entry(pr)
+        self.world.dequeue(pr.repository, pr.number, self.world.viewer_login)
+        return {"mergeQueueEntry": entry}
+
+    def _enable_auto_merge(self, given: Args) -> Node:
+        pr = self._target_pull_request(given["pullRequestId"])
+        method = given.get("mergeMethod") or "MERGE"
+        refusal = self._open_refusal(pr, given.get("expectedHeadOid")) or self._method_refusal(
+            pr, method
+        )
+        if refusal is None and not self.world.repository(pr.repository).auto_merge_allowed:
+            refusal = "Auto merge is not allowed for this repository"
+        if refusal is None and pr.auto_merge is not None:
+            refusal = "Auto merge is already enabled for this pull request"
+        if refusal is None and pr.merge_state_status == "CLEAN":
+            refusal = "Pull request is in clean status"
+        if refusal:
+            raise GitHubFailure(refusal, "UNPROCESSABLE")
+        self.world.enable_auto_merge(pr.repository, pr.number, self.world.viewer_login, method)
+        if pr.auto_merge is not None:
+            pr.auto_merge.commit_headline = given.get("commitHeadline")
+        return {"pullRequest": self.pull_request(pr), "actor": actor(self.world.viewer_login)}
+
+    def _disable_auto_merge(self, given: Args) -> Node:
+        pr = self._target_pull_request(given["pullRequestId"])
+        if pr.auto_merge is None:
+            raise GitHubFailure("Auto merge is not enabled for this pull request", "UNPROCESSABLE")
+        self.world.disable_auto_merge(pr.repository, pr.number, self.world.viewer_login)
+        return {"pullRequest": self.pull_request(pr), "actor": actor(self.world.viewer_login)}
+
+    def _update_branch(self, given: Args) -> Node:
+        pr = self._target_pull_request(given["pullRequestId"])
+        refusal = self._open_refusal(pr, None)
+        expected = given.get("expectedHeadOid")
+        if refusal is None and expected is not None and expected != pr.head_oid:
+            refusal = "expected head sha didn't match current head ref."
+        if refusal is None and pr.merge_state_status != "BEHIND":
+            refusal = "There are no new commits on the base branch."
+        if refusal:
+            raise GitHubFailure(refusal, "UNPROCESSABLE")
+        self.world.update_branch(pr.repository, pr.number, self.world.viewer_login)
+        return {"pullRequest": self.pull_request(pr)}
 
     def _method_refusal(self, pr: FakePullRequest, method: str) -> str | None:
         if method in self.world.repository(pr.repository).merge_methods:
@@ -963,6 +1127,10 @@ _EVENT_TYPES = {
     "MERGED_EVENT": "MergedEvent",
     "ISSUE_COMMENT": "IssueComment",
     "PULL_REQUEST_REVIEW": "PullRequestReview",
+    "AUTO_MERGE_ENABLED_EVENT": "AutoMergeEnabledEvent",
+    "AUTO_MERGE_DISABLED_EVENT": "AutoMergeDisabledEvent",
+    "ADDED_TO_MERGE_QUEUE_EVENT": "AddedToMergeQueueEvent",
+    "REMOVED_FROM_MERGE_QUEUE_EVENT": "RemovedFromMergeQueueEvent",
 }
 _METHOD_NAMES = {"MERGE": "Merge commits", "SQUASH": "Squash merges", "REBASE": "Rebase merges"}
 

@@ -58,6 +58,10 @@ EventKind = Literal[
     "MergedEvent",
     "IssueComment",
     "PullRequestReview",
+    "AutoMergeEnabledEvent",
+    "AutoMergeDisabledEvent",
+    "AddedToMergeQueueEvent",
+    "RemovedFromMergeQueueEvent",
 ]
 
 
@@ -85,6 +89,25 @@ class FakeComment:
     author: str
     body: str
     created_at: datetime = field(default_factory=utc_now)
+
+
+@dataclass
+class FakeAutoMerge:
+    """An armed auto-merge (``autoMergeRequest``): who enabled it, when, how it will merge."""
+
+    enabled_by: str
+    enabled_at: datetime
+    merge_method: str = "MERGE"
+    commit_headline: str | None = None
+
+
+@dataclass
+class FakeQueueEntry:
+    """A pull request's place in its base branch's merge queue (``mergeQueueEntry``)."""
+
+    enqueuer: str
+    enqueued_at: datetime
+    head_oid: str
 
 
 NOT_SET = datetime.min.replace(tzinfo=UTC)
@@ -126,6 +149,8 @@ class FakePullRequest:
     closed_at: datetime | None = None
     merged_at: datetime | None = None
     committed_at: datetime | None = None  # the head commit's date; default: created_at
+    auto_merge: FakeAutoMerge | None = None
+    queue_entry: FakeQueueEntry | None = None
     id: str = ""
 
     def __post_init__(self) -> None:
@@ -155,6 +180,9 @@ class FakeRepository:
     full_name: str
     labels: dict[str, FakeLabel] = field(default_factory=dict)
     merge_methods: set[str] = field(default_factory=lambda: {"MERGE", "SQUASH", "REBASE"})
+    merge_queue_branches: set[str] = field(default_factory=set)
+    """Branches whose protection requires the merge queue."""
+    auto_merge_allowed: bool = True
 
     @property
     def id(self) -> str:
@@ -320,14 +348,109 @@ class GitHubWorld:
         """
         with self.lock:
             pr = self.pull_request(repository, number)
-            self._pushes += 1
-            pr.head_oid = stable_digest("push", pr.head_oid, str(self._pushes))
+            self._leave_queue(pr, "github-merge-queue[bot]")  # GitHub dequeues a pushed PR
+            pr.head_oid = self._next_head(pr)
             self.touch(pr)
             pr.committed_at = pr.updated_at
             pr.events.append(
                 FakeEvent("HeadRefForcePushedEvent", actor, pr.updated_at, oid=pr.head_oid)
             )
             return pr.head_oid
+
+    def _next_head(self, pr: FakePullRequest) -> str:
+        self._pushes += 1
+        return stable_digest("push", pr.head_oid, str(self._pushes))
+
+    def require_merge_queue(self, repository: str, branch: str = "main") -> None:
+        """Branch protection of ``branch`` requires GitHub's merge queue from now on."""
+        with self.lock:
+            self.add_repository(repository)
+            self.repository(repository).merge_queue_branches.add(branch)
+
+    def enable_auto_merge(
+        self, repository: str, number: int, actor: str, method: str = "MERGE"
+    ) -> None:
+        """``actor`` arms auto-merge of ``repository#number`` (an ``AutoMergeEnabledEvent``)."""
+        with self.lock:
+            pr = self.pull_request(repository, number)
+            now = self.now()
+            pr.auto_merge = FakeAutoMerge(actor, now, method)
+            pr.events.append(FakeEvent("AutoMergeEnabledEvent", actor, now))
+            self.touch(pr)
+
+    def disable_auto_merge(self, repository: str, number: int, actor: str) -> None:
+        """``actor`` disarms auto-merge of ``repository#number``."""
+        with self.lock:
+            pr = self.pull_request(repository, number)
+            if pr.auto_merge is not None:
+                pr.auto_merge = None
+                pr.events.append(FakeEvent("AutoMergeDisabledEvent", actor, self.now()))
+                self.touch(pr)
+
+    def enqueue(self, repository: str, number: int, actor: str) -> None:
+        """``actor`` adds ``repository#number`` to its base branch's merge queue."""
+        with self.lock:
+            pr = self.pull_request(repository, number)
+            now = self.now()
+            pr.queue_entry = FakeQueueEntry(actor, now, pr.head_oid)
+            pr.events.append(FakeEvent("AddedToMergeQueueEvent", actor, now))
+            self.touch(pr)
+
+    def dequeue(self, repository: str, number: int, actor: str) -> None:
+        """``actor`` removes ``repository#number`` from the merge queue."""
+        with self.lock:
+            self._leave_queue(self.pull_request(repository, number), actor)
+
+    def _leave_queue(self, pr: FakePullRequest, actor: str) -> None:
+        if pr.queue_entry is not None:
+            pr.queue_entry = None
+            pr.events.append(FakeEvent("RemovedFromMergeQueueEvent", actor, self.now()))
+            self.touch(pr)
+
+    def update_branch(self, repository: str, number: int, actor: str) -> str:
+        """``actor`` merges the base branch into the head branch: a new head whose checks run.
+
+        The new head's checks start over (queued), so it is not mergeable until they pass.
+        """
+        with self.lock:
+            pr = self.pull_request(repository, number)
+            self._leave_queue(pr, "github-merge-queue[bot]")
+            pr.head_oid = self._next_head(pr)
+            self.touch(pr)
+            pr.committed_at = pr.updated_at
+            pr.events.append(FakeEvent("PullRequestCommit", actor, pr.updated_at, oid=pr.head_oid))
+            pr.checks = [FakeCheck(c.name, None, "QUEUED", c.kind, c.required) for c in pr.checks]
+            pr.rollup_state = "PENDING" if pr.checks else pr.rollup_state
+            required = any(c.required for c in pr.checks)
+            pr.merge_state_status = "BLOCKED" if required else "UNSTABLE"
+            return pr.head_oid
+
+    def finish_checks(self, repository: str, number: int, conclusion: str = "SUCCESS") -> None:
+        """Every check of the head ends with ``conclusion``; then GitHub's own gates act.
+
+        Passing checks let an armed auto-merge or a queued pull request merge, as GitHub does;
+        a failing one takes the pull request out of the queue.
+        """
+        with self.lock:
+            pr = self.pull_request(repository, number)
+            pr.checks = [
+                FakeCheck(c.name, conclusion, "COMPLETED", c.kind, c.required) for c in pr.checks
+            ]
+            passed = conclusion in {"SUCCESS", "NEUTRAL", "SKIPPED"}
+            pr.rollup_state = "SUCCESS" if passed else "FAILURE"
+            pr.merge_state_status = "CLEAN" if passed else "BLOCKED"
+            self.touch(pr)
+            if not passed:
+                self._leave_queue(pr, "github-merge-queue[bot]")
+            elif pr.state == "OPEN" and (pr.auto_merge or pr.queue_entry):
+                method = pr.auto_merge.merge_method if pr.auto_merge else "MERGE"
+                self._merged_by_github(pr, method)
+
+    def _merged_by_github(self, pr: FakePullRequest, method: str) -> None:
+        pr.state, pr.merge_method = "MERGED", method
+        pr.auto_merge = pr.queue_entry = None
+        self.touch(pr)
+        pr.merged_at = pr.closed_at = pr.updated_at
 
     def delete_comment(self, repository: str, number: int, index: int, actor: str) -> None:
         """``actor`` deletes the ``index``-th comment (``-1``: the newest) of ``repository#number``.

@@ -2,9 +2,11 @@
 
 ``acme/web`` and ``acme/api`` hold pull requests for the three example rules (``examples/``):
 staging changes labelled ``auto-merge`` + ``staging``, production changes labelled
-``production`` and Dependabot's version bumps labelled ``dependencies``. Each sample says what it
-shows (:attr:`SamplePullRequest.shows`). One of them, :data:`HEAD_MOVES`, gets a new commit while
-the model is deciding about it (:func:`land_commit`), as when its author pushes during a pass.
+``production`` and Dependabot's version bumps labelled ``dependencies``; ``acme/api``'s
+``release`` branch requires the merge queue (:data:`MERGE_QUEUE`): a merge there is enqueued.
+Each sample says what it shows (:attr:`SamplePullRequest.shows`). One of them,
+:data:`HEAD_MOVES`, gets a new commit while the model is deciding about it (:func:`land_commit`),
+as when its author pushes during a pass.
 
 Only data and the world's own changes: no server, no HTTP, no client.
 """
@@ -22,6 +24,8 @@ REPOSITORIES = ("acme/web", "acme/api")
 LABELS = ("auto-merge", "staging", "production", "dependencies", "do-not-merge", "wip")
 STAGING = ("auto-merge", "staging")
 DEPENDABOT = "dependabot[bot]"
+MERGE_QUEUE = ("acme/api", "release")
+"""The branch whose protection requires GitHub's merge queue: a merge there is enqueued."""
 HEAD_MOVES = ("acme/api", 3)
 """The pull request whose head moves while the model decides about it (in the real pass)."""
 
@@ -132,6 +136,10 @@ SAMPLES: tuple[SamplePullRequest, ...] = (
         "acme/api", 4, "Bump requests from 2.31.0 to 2.32.3", "a minor version bump",
         {"labels": ["dependencies"], "author": DEPENDABOT, **_green()},
     ),
+    SamplePullRequest(
+        "acme/api", 5, "Bump urllib3 from 2.2.1 to 2.2.2", "its base requires the merge queue",
+        {"labels": ["dependencies"], "author": DEPENDABOT, "base_ref": MERGE_QUEUE[1], **_green()},
+    ),
 )  # fmt: skip
 
 
@@ -140,6 +148,7 @@ def build_world() -> GitHubWorld:
     world = GitHubWorld()
     for repository in REPOSITORIES:
         world.add_repository(repository, labels=LABELS)
+    world.require_merge_queue(*MERGE_QUEUE)
     for sample in SAMPLES:
         facts = copy.deepcopy(sample.facts)  # each world gets its own checks and lists
         world.add_pull_request(sample.repository, number=sample.number, title=sample.title, **facts)

@@ -43,6 +43,7 @@ FINAL = {  # every covered sample PR: (rule, final action of the real pass)
     ("acme/api", 2): ("staging-automerge", "escalate"),
     ("acme/api", 3): ("staging-automerge", "wait"),
     ("acme/api", 4): ("dependabot-automerge", "merge"),
+    ("acme/api", 5): ("dependabot-automerge", "queue"),  # its base requires the merge queue
 }
 REFUSED = {  # the model proposed merge; a guardrail refused it in the real pass
     ("acme/web", 4): "draft",
@@ -105,6 +106,7 @@ def test_the_dry_run_changes_nothing_and_a_second_pass_changes_nothing(first_run
     passes = {p["name"]: p for p in first_run.json()["passes"]}
     assert passes["dry run"]["mutations"] == {} and passes["again"]["mutations"] == {}
     assert passes["for real"]["mutations"]["mergePullRequest"] == 2
+    assert passes["for real"]["mutations"]["enqueuePullRequest"] == 1  # queued, not merged
     assert first_run.json()["unchangedByTheLastPass"] is True
     assert all(row["dryRun"] for row in passes["dry run"]["results"])
 

@@ -111,7 +111,7 @@ def test_valid_document_loads() -> None:
         pytest.param(
             {"allowedActions": ["merge", "rebase"]},
             "spec.allowedActions.1",
-            "Input should be 'merge', 'close', 'escalate' or 'wait' (found 'rebase')",
+            "Input should be 'merge', 'close', 'escalate', 'wait' or 'update' (found 'rebase')",
             id="unknown-action",
         ),
         pytest.param(

@@ -47,8 +47,8 @@ def problems(tmp_path: Path, text: str) -> list[str]:
         ),
         pytest.param(
             "{name: a, expect: deploy}",
-            "cases.0.expect.0: Input should be 'merge', 'close', 'escalate' or 'wait' "
-            "(found 'deploy')",
+            "cases.0.expect.0: Input should be 'merge', 'close', 'escalate', 'wait' or "
+            "'update' (found 'deploy')",
             id="unknown-action",
         ),
         pytest.param(

@@ -3,8 +3,9 @@
 Reads: :meth:`GitHubClient.search_pull_requests` (one search per group of repositories, paginated)
 and :meth:`GitHubClient.pull_request` (fresh facts, one request). Either reads every page of a
 pull request's labels, reviews, checks, comments and timeline events: a fact on a later page is
-read with one more request per page, never dropped. Changes: merge (guarded by the
-expected head commit), close, comment, labels. Mutations are serialized and paced, as GitHub asks
+read with one more request per page, never dropped. Changes: merge, enqueue, auto-merge and
+branch update (each guarded by the expected head commit), dequeue, disarming auto-merge, close,
+comment, labels. Mutations are serialized and paced, as GitHub asks
 of clients (no concurrent mutations; at most 80 content-creating requests a minute).
 
 Every call raises only the errors of :mod:`jobs.clients.github.errors`. No sgqlc type leaves this
@@ -306,6 +307,51 @@ class GitHubClient:
     def close_pull_request(self, pr_id: str) -> None:
         """Close ``pr_id`` without merging."""
         self._mutate(queries.CLOSE_PULL_REQUEST, {"pullRequestId": pr_id})
+
+    def enqueue_pull_request(self, pr_id: str, expected_head_oid: str) -> None:
+        """Add ``pr_id`` to its base branch's merge queue if its head is ``expected_head_oid``.
+
+        GitHub's refusal (head moved, no merge queue, not mergeable) is MergeRejected.
+        """
+        enqueue_input = {"pullRequestId": pr_id, "expectedHeadOid": expected_head_oid}
+        try:
+            self._mutate(queries.ENQUEUE_PULL_REQUEST, enqueue_input)
+        except GitHubQueryError as exc:
+            raise MergeRejected(f"GitHub refused to enqueue {pr_id}: {exc}", exc.errors) from exc
+
+    def dequeue_pull_request(self, pr_id: str) -> None:
+        """Take ``pr_id`` out of the merge queue."""
+        self._mutate(queries.DEQUEUE_PULL_REQUEST, {"id": pr_id})
+
+    def enable_auto_merge(
+        self,
+        pr_id: str,
+        expected_head_oid: str,
+        method: MergeMethod,
+        commit_headline: str | None = None,
+    ) -> None:
+        """Arm auto-merge of ``pr_id`` at ``expected_head_oid``; a refusal is MergeRejected."""
+        arm_input: dict[str, Any] = {
+            "pullRequestId": pr_id,
+            "expectedHeadOid": expected_head_oid,
+            "mergeMethod": method.value,
+        }
+        if commit_headline is not None:
+            arm_input["commitHeadline"] = commit_headline
+        try:
+            self._mutate(queries.ENABLE_AUTO_MERGE, arm_input)
+        except GitHubQueryError as exc:
+            message = f"GitHub refused to enable auto-merge of {pr_id}: {exc}"
+            raise MergeRejected(message, exc.errors) from exc
+
+    def disable_auto_merge(self, pr_id: str) -> None:
+        """Disarm auto-merge of ``pr_id``."""
+        self._mutate(queries.DISABLE_AUTO_MERGE, {"pullRequestId": pr_id})
+
+    def update_branch(self, pr_id: str, expected_head_oid: str) -> None:
+        """Merge the base branch into ``pr_id``'s branch if its head is ``expected_head_oid``."""
+        update_input = {"pullRequestId": pr_id, "expectedHeadOid": expected_head_oid}
+        self._mutate(queries.UPDATE_PULL_REQUEST_BRANCH, update_input)
 
     def add_comment(self, subject_id: str, body: str) -> str | None:
         """Comment on ``subject_id``; never retried once GitHub may have received it.

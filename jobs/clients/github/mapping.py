@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ai_operator.jobs.policy.markers import find_markers
-from ai_operator.jobs.policy.people import EventKind, TimelineEvent, read_timeline
+from ai_operator.jobs.policy.people import EventKind, TimelineEvent, TimelineFacts, read_timeline
 from ai_operator.jobs.policy.shadow import HistoryEvent, HistoryKind, PullRequestHistory
 from ai_operator.jobs.policy.snapshot import (
     Check,
@@ -127,9 +127,27 @@ def to_snapshot(
         labels_removed_by_people=people.labels_removed_by_people,
         labels_added_by_operator=people.labels_added_by_operator,
         comment_deleted_by=people.comment_deleted_by,
+        **_merge_handover(pr, viewer, people),
         head_committed_at=commit.committed_date if commit else None,
         read_at=read_at or datetime.now(UTC),
     )
+
+
+def _merge_handover(pr: Any, viewer: str, people: TimelineFacts) -> dict[str, Any]:
+    """Who put the PR in the merge queue or armed its auto-merge, and what people undid."""
+    entry = pr.merge_queue_entry
+    armed = pr.auto_merge_request
+    return {
+        "merge_queue_required": bool(pr.is_merge_queue_enabled),
+        "in_merge_queue": bool(pr.is_in_merge_queue),
+        "queued_by": author_login(entry.enqueuer) if entry else None,
+        "queued_by_operator": bool(entry) and _is_viewer(entry.enqueuer, viewer),
+        "auto_merge_by": author_login(armed.enabled_by) if armed else None,
+        "auto_merge_by_operator": bool(armed) and _is_viewer(armed.enabled_by, viewer),
+        "auto_merge_armed_here": people.auto_merge_armed_here,
+        "auto_merge_disabled_by": people.auto_merge_disabled_by,
+        "dequeued_by": people.dequeued_by,
+    }
 
 
 def _merge_methods(repository: Any) -> frozenset[MergeMethod]:
@@ -155,6 +173,10 @@ _EVENT_KINDS = {
     "LabeledEvent": EventKind.LABELED,
     "UnlabeledEvent": EventKind.UNLABELED,
     "CommentDeletedEvent": EventKind.COMMENT_DELETED,
+    "AutoMergeEnabledEvent": EventKind.AUTO_MERGE_ENABLED,
+    "AutoMergeDisabledEvent": EventKind.AUTO_MERGE_DISABLED,
+    "AddedToMergeQueueEvent": EventKind.ADDED_TO_MERGE_QUEUE,
+    "RemovedFromMergeQueueEvent": EventKind.REMOVED_FROM_MERGE_QUEUE,
 }
 
 

@@ -40,9 +40,14 @@ TIMELINE_EVENTS = [
     "COMMENT_DELETED_EVENT",
     "PULL_REQUEST_COMMIT",
     "HEAD_REF_FORCE_PUSHED_EVENT",
+    "AUTO_MERGE_ENABLED_EVENT",
+    "AUTO_MERGE_DISABLED_EVENT",
+    "ADDED_TO_MERGE_QUEUE_EVENT",
+    "REMOVED_FROM_MERGE_QUEUE_EVENT",
 ]
 """The timeline events that tell who closed, reopened, labelled or unlabelled a pull request,
-who deleted whose comment, and when the current head commit arrived (a commit or a force push):
+who deleted whose comment, who enabled or disabled auto-merge, who added it to or removed it
+from the merge queue, and when the current head commit arrived (a commit or a force push):
 what happened after it happened at this head."""
 
 
@@ -53,7 +58,13 @@ def _pull_request_facts(name: str, *, required_by_number: bool) -> Any:
         "id", "number", "title", "body", "url", "state", "is_draft", "created_at", "updated_at",
         "additions", "deletions", "changed_files", "base_ref_name", "head_ref_name",
         "head_ref_oid", "mergeable", "merge_state_status", "review_decision",
+        "is_in_merge_queue", "is_merge_queue_enabled",
     )  # fmt: skip
+    # Who armed what: people win here too, and the operator disarms only its own.
+    pr.merge_queue_entry.enqueuer.__fields__("login", "__typename__")
+    pr.merge_queue_entry.head_commit.oid()
+    pr.auto_merge_request.enabled_by.__fields__("login", "__typename__")
+    pr.auto_merge_request.enabled_at()
     pr.author.__fields__("login", "__typename__")
     pr.repository.__fields__(
         "name_with_owner", "merge_commit_allowed", "squash_merge_allowed", "rebase_merge_allowed"
@@ -109,6 +120,15 @@ def _select_events(connection: Any) -> None:
         labelled.actor.__fields__("login", "__typename__")
         labelled.created_at()
         labelled.label.name()
+    for kind in (
+        schema.AutoMergeEnabledEvent,
+        schema.AutoMergeDisabledEvent,
+        schema.AddedToMergeQueueEvent,
+        schema.RemovedFromMergeQueueEvent,
+    ):
+        armed = event.__as__(kind)
+        armed.actor.__fields__("login", "__typename__")
+        armed.created_at()
     deleted = event.__as__(schema.CommentDeletedEvent)
     deleted.actor.__fields__("login", "__typename__")
     deleted.deleted_comment_author.__fields__("login", "__typename__")
@@ -281,6 +301,49 @@ def _close_operation() -> Any:
     return op
 
 
+def _enqueue_operation() -> Any:
+    op, payload = _mutation(
+        "EnqueuePullRequest", "enqueue_pull_request", schema.EnqueuePullRequestInput
+    )
+    payload.merge_queue_entry.__fields__("id", "position")
+    return op
+
+
+def _dequeue_operation() -> Any:
+    op, payload = _mutation(
+        "DequeuePullRequest", "dequeue_pull_request", schema.DequeuePullRequestInput
+    )
+    payload.client_mutation_id()
+    return op
+
+
+def _enable_auto_merge_operation() -> Any:
+    op, payload = _mutation(
+        "EnableAutoMerge", "enable_pull_request_auto_merge", schema.EnablePullRequestAutoMergeInput
+    )
+    payload.pull_request.id()
+    payload.pull_request.auto_merge_request.enabled_at()
+    return op
+
+
+def _disable_auto_merge_operation() -> Any:
+    op, payload = _mutation(
+        "DisableAutoMerge",
+        "disable_pull_request_auto_merge",
+        schema.DisablePullRequestAutoMergeInput,
+    )
+    payload.pull_request.id()
+    return op
+
+
+def _update_branch_operation() -> Any:
+    op, payload = _mutation(
+        "UpdatePullRequestBranch", "update_pull_request_branch", schema.UpdatePullRequestBranchInput
+    )
+    payload.pull_request.__fields__("id", "head_ref_oid")
+    return op
+
+
 def _comment_operation() -> Any:
     op, payload = _mutation("AddComment", "add_comment", schema.AddCommentInput)
     payload.comment_edge.node.__fields__("id")
@@ -327,6 +390,11 @@ EVENTS_PAGE = _pull_request_page(
 CONTEXTS_PAGE = _contexts_page()
 MERGE_PULL_REQUEST = _merge_operation()
 CLOSE_PULL_REQUEST = _close_operation()
+ENQUEUE_PULL_REQUEST = _enqueue_operation()
+DEQUEUE_PULL_REQUEST = _dequeue_operation()
+ENABLE_AUTO_MERGE = _enable_auto_merge_operation()
+DISABLE_AUTO_MERGE = _disable_auto_merge_operation()
+UPDATE_PULL_REQUEST_BRANCH = _update_branch_operation()
 ADD_COMMENT = _comment_operation()
 ADD_LABELS = _add_labels_operation()
 CREATE_LABEL = _create_label_operation()
