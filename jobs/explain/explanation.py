@@ -15,11 +15,11 @@ Pure: the facts, the memory and the clock are passed in.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from ai_operator.jobs.policy.caps import cap_block
+from ai_operator.jobs.policy.caps import PassOrder, cap_block, pass_order
 from ai_operator.jobs.policy.decision import Decision, decide
 from ai_operator.jobs.policy.guardrails import Block, Gate, merge_gates
 from ai_operator.jobs.policy.plan import Plan, plan, undone_by_people
@@ -107,13 +107,15 @@ def explain(
     now: float,
     max_age: float,
     ready: Mapping[Action, Sequence[PullRequestSnapshot]] | None = None,
+    order: Callable[[PullRequestSnapshot], PassOrder] = pass_order,
     next_pass: datetime | None = None,
     schedule: str = "",
 ) -> Explanation:
     """The explanation of ``rule`` on ``pr``.
 
     ``ready`` are the pass's other pull requests by the action it would take on each (for the
-    caps); ``next_pass`` when the next scheduled pass starts (None: suspended).
+    caps), in the pass's ``order`` (:func:`jobs.policy.reuse.order_in_pass` of what the pass
+    remembers of each); ``next_pass`` when the next scheduled pass starts (None: suspended).
     """
     spec = rule.spec
     covered_repository = pr.repository.casefold() in {r.casefold() for r in repositories}
@@ -153,7 +155,7 @@ def explain(
             reason=missed[0].detail,
         )
     action = the_plan.action
-    capped = cap_block(pr, action, (ready or {}).get(action, ()), spec.limits)
+    capped = cap_block(pr, action, (ready or {}).get(action, ()), spec.limits, order)
     what = _what(recorded)
     if the_plan.guardrail:
         reason = the_plan.guardrail_reason or ""

@@ -24,7 +24,7 @@ from ai_operator.jobs.config import ConfigError, Settings, model_identity, rule_
 from ai_operator.jobs.demo.sandbox import SANDBOX_GITHUB, on_sandbox, sandbox_github
 from ai_operator.jobs.explain.explanation import Explanation, explain, would_do
 from ai_operator.jobs.policy.caps import cap_of
-from ai_operator.jobs.policy.reuse import Remembered
+from ai_operator.jobs.policy.reuse import Remembered, order_in_pass
 from ai_operator.jobs.policy.snapshot import PullRequestKey, PullRequestSnapshot
 from ai_operator.jobs.reconcile.gather import gather
 from ai_operator.jobs.reconcile.ports import DecisionMemory, GitHubReader
@@ -97,6 +97,7 @@ def explain_pull_request(
         now=clock,
         max_age=max_age,
         ready=ready,
+        order=lambda other: order_in_pass(other, remembered.get(other.display)),
         next_pass=upcoming,
         schedule=when,
     )

@@ -29,8 +29,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from ai_operator.jobs.policy.caps import PassOrder, pass_order
 from ai_operator.jobs.policy.decision import Decision
-from ai_operator.jobs.policy.pacing import fair_key
 from ai_operator.jobs.policy.shadow import RETENTION_SECONDS, ShadowDecision, combined
 from ai_operator.jobs.policy.snapshot import PullRequestSnapshot
 
@@ -186,15 +186,14 @@ def rotation(now: float, interval_seconds: float, cap: int) -> int:
     return int(now // max(1.0, interval_seconds)) * max(0, cap)
 
 
-def _fairness(candidate: Candidate) -> tuple[int, float, float, str, int]:
-    pr = candidate.pr
+def order_in_pass(pr: PullRequestSnapshot, remembered: Remembered | None) -> PassOrder:
+    """Where ``pr`` comes in a pass's order, given what the pass remembers of it."""
+    return _fairness(Candidate(pr, "", remembered))
+
+
+def _fairness(candidate: Candidate) -> PassOrder:
     waited = candidate.remembered is not None and candidate.remembered.deferred
-    return (
-        *fair_key(waited, candidate.last_decided),
-        pr.updated_at.timestamp(),
-        pr.repository,
-        pr.number,
-    )
+    return pass_order(candidate.pr, deferred=waited, last_decided=candidate.last_decided)
 
 
 # --- the memory's stored shape --------------------------------------------------------------
