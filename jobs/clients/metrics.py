@@ -49,12 +49,14 @@ from prometheus_client import CollectorRegistry, delete_from_gateway, push_to_ga
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from ai_operator.jobs.clients.argocd.errors import ERROR_KINDS
 from ai_operator.jobs.rules.model import Action
 
 JOB = "ai-operator"
 ERROR_TYPES: tuple[str, ...] = ("github", "ai", "kubernetes", "guardrail", "template", "step")
 ACTIONS: tuple[str, ...] = tuple(action.value for action in Action)
 TOKEN_KINDS: tuple[str, ...] = ("input", "output", "cached")
+ARGOCD_ERROR_KINDS: tuple[str, ...] = ERROR_KINDS
 RUN_OUTCOMES: tuple[str, ...] = ("succeeded", "failed")
 PR_OUTCOMES: tuple[str, ...] = (*ACTIONS, "failed", "dry_run")
 GROUP_LABELS = ("job", "instance", "namespace", "rule")
@@ -124,6 +126,12 @@ DECISIONS_REUSED = _counter(
     "Decisions taken from an earlier run's memo instead of asking the model again.",
 )
 GITHUB_REQUESTS = _counter("ai_operator_github_requests_total", "GitHub API requests.")
+ARGOCD_ERRORS = _counter(
+    "ai_operator_argocd_errors_total",
+    "Argo CD applications a run could not read (their health was Unknown), by kind "
+    "(unreachable, auth, missing, unavailable, name).",
+    "kind",
+)
 
 # Gauges: the last run.
 RULES = _gauge(
@@ -176,6 +184,7 @@ COUNTERS: tuple[MetricSpec, ...] = (
     AI_TOKENS,
     DECISIONS_REUSED,
     GITHUB_REQUESTS,
+    ARGOCD_ERRORS,
 )
 GAUGES: tuple[MetricSpec, ...] = (
     RULES,
@@ -223,8 +232,11 @@ class PassSummary:
     decisions_reused: int = 0
     github_rate_limit_remaining: int | None = None
     interval_seconds: float | None = None
+    argocd_errors: Mapping[str, int] = field(default_factory=dict)
+    """Argo CD applications not read, by kind (:data:`ARGOCD_ERROR_KINDS`)."""
 
     def __post_init__(self) -> None:
+        _check_keys("argocd_errors", self.argocd_errors, ARGOCD_ERROR_KINDS)
         _check_keys("actions", self.actions, ACTIONS)
         _check_keys("errors", self.errors, ERROR_TYPES)
         _check_keys("ai_tokens", self.ai_tokens, TOKEN_KINDS)
@@ -370,6 +382,7 @@ def _counter_samples(summary: PassSummary) -> dict[str, dict[tuple[str, ...], fl
         AI_TOKENS.name: _all(TOKEN_KINDS, summary.ai_tokens),
         DECISIONS_REUSED.name: {(): summary.decisions_reused},
         GITHUB_REQUESTS.name: {(): summary.github_requests},
+        ARGOCD_ERRORS.name: _all(ARGOCD_ERROR_KINDS, summary.argocd_errors),
     }
 
 

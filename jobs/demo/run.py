@@ -523,6 +523,7 @@ def _branch(
             run=run,
             settled=settled,
             facts=facts,
+            argocd=ref.argocd,
         )
     )
     decided = steps.parse_decided(output)

@@ -20,7 +20,7 @@ from typing import Any, Self
 from pydantic import BaseModel, ConfigDict, field_validator
 from pydantic.alias_generators import to_camel
 
-_BY_KIND = ("actions", "errors", "guardrail_blocks", "ai_tokens")
+_BY_KIND = ("actions", "errors", "guardrail_blocks", "ai_tokens", "argocd_errors")
 _PLAIN = (
     "prs_processed",
     "failed",
@@ -69,6 +69,8 @@ class PassCounts(BaseModel):
     deferred: int = 0
     branches_failed: int = 0
     to_decide: int = 0
+    argocd_errors: dict[str, int] = {}
+    """Argo CD applications a pass could not read, by the error's kind (``auth``, ...)."""
 
     @field_validator(*_PLAIN, mode="before")
     @classmethod

@@ -19,7 +19,13 @@ from rich.table import Table
 from rich.text import Text
 
 from ai_operator.jobs.clients.ai.usage import ModelUsage
-from ai_operator.jobs.clients.metrics import ACTIONS, ERROR_TYPES, TOKEN_KINDS, PassSummary
+from ai_operator.jobs.clients.metrics import (
+    ACTIONS,
+    ARGOCD_ERROR_KINDS,
+    ERROR_TYPES,
+    TOKEN_KINDS,
+    PassSummary,
+)
 from ai_operator.jobs.policy.counts import PassCounts
 from ai_operator.jobs.policy.markers import make_marker
 from ai_operator.jobs.reconcile.results import PassReport, PullRequestResult
@@ -170,6 +176,7 @@ def counts(report: PassReport, *, dry_run: bool = False) -> PassCounts:
         ai_calls=usage.calls,
         ai_tokens=usage.tokens(),
         decisions_reused=sum(1 for row in rows if row.reused),
+        argocd_errors=dict(report.argocd_errors),
     )
 
 
@@ -212,6 +219,7 @@ def summary_from_counts(
         decisions_reused=tally.decisions_reused,
         github_rate_limit_remaining=tally.github_rate_limit_remaining,
         interval_seconds=interval_seconds,
+        argocd_errors=_known(tally.argocd_errors, ARGOCD_ERROR_KINDS),
     )
 
 

@@ -120,6 +120,8 @@ class PassReport:
     """Pull requests the rule covered (None: not known to this report, e.g. one pipeline step);
     those beyond the cap are ``deferred`` and have no row."""
     deferred: int = 0
+    argocd_errors: dict[str, int] = field(default_factory=dict)
+    """Argo CD applications not read in this pass, by the error's kind (their health: Unknown)."""
 
     @property
     def reused(self) -> int:

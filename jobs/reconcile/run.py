@@ -30,9 +30,10 @@ from ai_operator.jobs.policy.outcome import outcome_records
 from ai_operator.jobs.policy.reuse import Triage
 from ai_operator.jobs.policy.snapshot import PullRequestSnapshot
 from ai_operator.jobs.reconcile.act import act
+from ai_operator.jobs.reconcile.argocd import ApplicationHealth
 from ai_operator.jobs.reconcile.ask import decide_pull_request
 from ai_operator.jobs.reconcile.gather import gather, sort_out
-from ai_operator.jobs.reconcile.ports import Decider, DecisionMemory, GitHubPort
+from ai_operator.jobs.reconcile.ports import ArgoCDReader, Decider, DecisionMemory, GitHubPort
 from ai_operator.jobs.reconcile.results import PassReport, PullRequestFailure, PullRequestResult
 from ai_operator.jobs.rules.model import PRReconciliationRule
 
@@ -73,12 +74,14 @@ def run_pass(
     progress: Progress | None = None,
     clock: Callable[[], float] = time.monotonic,
     reuse: Reuse | None = None,
+    argocd: ArgoCDReader | None = None,
 ) -> PassReport:
     """Gather, triage, decide (``parallelism`` at a time) and act (serialized) for one rule.
 
     Acting starts as soon as the first decision is made, one PR at a time, in the order asked.
 
     Without ``reuse`` nothing is remembered: every matching PR within the cap is asked about.
+    With ``argocd``, a rule with ``argocdEnabled`` reads each application's status once.
     """
     started = clock()
     report = PassReport(rule=rule.qualified_name)
@@ -88,6 +91,9 @@ def run_pass(
         report.error = f"searching pull requests failed: {exc}"
         report.duration_seconds = clock() - started
         return report
+    health = ApplicationHealth(argocd)
+    prs = health.annotate(rule, prs)
+    report.argocd_errors = dict(health.errors)
     now = reuse.wall_clock() if reuse else time.time()
     split = _triage(rule, prs, reuse, now)
     report.matched, report.deferred = split.matched, len(split.deferred)

@@ -45,9 +45,16 @@ from ai_operator.jobs.policy.reuse import Remembered, decision_key
 from ai_operator.jobs.policy.selection import selection_problems
 from ai_operator.jobs.policy.snapshot import PullRequestSnapshot
 from ai_operator.jobs.reconcile.act import act_seeing
+from ai_operator.jobs.reconcile.argocd import ApplicationHealth
 from ai_operator.jobs.reconcile.ask import decide_pull_request
 from ai_operator.jobs.reconcile.gather import gather, sort_out
-from ai_operator.jobs.reconcile.ports import Decider, DecisionMemory, GitHubPort, GitHubReader
+from ai_operator.jobs.reconcile.ports import (
+    ArgoCDReader,
+    Decider,
+    DecisionMemory,
+    GitHubPort,
+    GitHubReader,
+)
 from ai_operator.jobs.reconcile.results import PullRequestFailure, PullRequestResult
 from ai_operator.jobs.reconcile.wire import (
     NOOP_OUTPUT,
@@ -104,6 +111,8 @@ def act_branch(
             row, seen_key = PullRequestResult.of(item.decision, dry_run=dry_run), item.facts
         else:
             row, seen = act_seeing(rule, item.decision, github, dry_run=dry_run, scope=scope)
+            if seen is not None and item.argocd is not None:
+                seen = seen.with_argocd(item.argocd)  # the status decide judged by
             seen_key = decision_key(rule.spec_hash(), model, seen) if seen else None
         rows.append(row)
         same = seen_key is not None and seen_key == item.facts
@@ -272,6 +281,7 @@ def fetch_run(
     limit: int,
     max_age: float,
     now: float,
+    argocd: ArgoCDReader | None = None,
 ) -> FetchedRun:
     """Every matching PR, minus those whose remembered decision still stands, at most ``limit``.
 
@@ -281,7 +291,8 @@ def fetch_run(
     (:func:`jobs.policy.reuse.triage`); beyond ``limit`` they wait for a later run. An index that
     cannot be read leaves every PR to decide, in an order that rotates from run to run.
     """
-    prs = gather(rule, repositories, github)
+    health = ApplicationHealth(argocd)
+    prs = health.annotate(rule, gather(rule, repositories, github))
     problem = None
     try:
         remembered = memory.recall(rule.qualified_name) if memory else {}
@@ -298,7 +309,11 @@ def fetch_run(
         memory_ok=memory is not None and problem is None,
     )
     refs = [
-        PullRequestRef(display=c.pr.display, key=decision_key(rule.spec_hash(), model, c.pr))
+        PullRequestRef(
+            display=c.pr.display,
+            key=decision_key(rule.spec_hash(), model, c.pr),
+            argocd=c.pr.argocd if rule.spec.argocdEnabled else None,
+        )
         for c in split.ask
     ]
     counts = FetchCounts(
@@ -306,6 +321,7 @@ def fetch_run(
         reused=len(split.reuse),
         to_decide=len(split.ask),
         deferred=len(split.deferred),
+        argocd_errors=dict(health.errors),
     )
     reused = tuple(
         c.remembered.decision
@@ -335,6 +351,8 @@ def decide_seeing(
     Raises PullRequestFailure when the PR cannot be read or no answer can be had.
     """
     pr = _read(ref, github)
+    if ref.argocd is not None:
+        pr = pr.with_argocd(ref.argocd)  # as fetch read it: one request per application per run
     facts = decision_key(rule.spec_hash(), model, pr)
     problems = selection_problems(pr, rule.spec.selector)
     if problems:
@@ -402,6 +420,7 @@ def tally(outcomes: str, counts: str, run: str | None) -> PassCounts:
             "decided": decided,
             "reused": left_out + replayed,
             "deferred": fetched.deferred,
+            "argocd_errors": fetched.argocd_errors,
             "decisions_reused": left_out + replayed,
             # Branches fetch listed that handed no outcome: they failed (bounded by the cap).
             "branches_failed": max(0, fetched.to_decide - decided - replayed),

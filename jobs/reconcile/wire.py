@@ -34,6 +34,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from ai_operator.jobs.clients.ai.usage import ModelUsage
+from ai_operator.jobs.policy.argocd import ArgoCDStatus
 from ai_operator.jobs.policy.counts import PassCounts
 from ai_operator.jobs.policy.decision import Decision
 from ai_operator.jobs.rules.encoding import StepInputError
@@ -109,6 +110,10 @@ class PullRequestRef(_Wire):
     display: str
     key: str
     noop: bool = False
+    argocd: ArgoCDStatus | None = None
+    """Argo CD's status of the PR's application, as fetch read it (a rule with
+    ``argocdEnabled``): decide and act judge the PR with it, and it is part of ``key``. Argo CD's
+    own words only (health, sync), never PR text."""
 
     @classmethod
     def noop_of(cls, spec_hash: str) -> PullRequestRef:
@@ -141,12 +146,23 @@ class PullRequestRef(_Wire):
 
 
 class FetchCounts(_Wire):
-    """fetch's counts: PRs that matched, reused a standing decision, to decide, deferred."""
+    """fetch's counts: PRs that matched, reused a standing decision, to decide, deferred.
+
+    ``argocd_errors``: Argo CD applications fetch could not read, by kind.
+    """
 
     matched: int = 0
     reused: int = 0
     to_decide: int = 0
     deferred: int = 0
+    argocd_errors: dict[str, int] = {}
+
+    def wire(self) -> dict[str, Any]:
+        """The counts; ``argocdErrors`` only when there were any."""
+        written = super().wire()
+        if not self.argocd_errors:
+            del written["argocdErrors"]
+        return written
 
     @classmethod
     def read(cls, text: str) -> FetchCounts:
@@ -157,6 +173,7 @@ class FetchCounts(_Wire):
             reused=counts.reused,
             to_decide=counts.to_decide,
             deferred=counts.deferred,
+            argocd_errors=counts.argocd_errors,
         )
 
 
@@ -177,6 +194,15 @@ class Decided(_Wire):
     always safe; anything else is planned on facts act reads itself)."""
     facts: str | None = None
     """The decision key of the facts decide read (:func:`jobs.policy.reuse.decision_key`)."""
+    argocd: ArgoCDStatus | None = None
+    """Argo CD's status decide judged the PR with (from its :class:`PullRequestRef`)."""
+
+    def wire(self) -> dict[str, Any]:
+        """The decision as decide writes it; ``argocd`` only for a rule that reads Argo CD."""
+        written = super().wire()
+        if self.argocd is None:
+            del written["argocd"]
+        return written
 
     @field_validator("usage", mode="before")
     @classmethod
