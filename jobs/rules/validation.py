@@ -445,7 +445,7 @@ def _argocd_findings(source: RuleSource, spec: RuleSpec) -> list[Finding]:
             f"{ARGOCD_UNKNOWN!r}"
         )
         return [Finding(source, "spec.argocdEnabled", message, "warning")]
-    if spec.argocdAppNamePattern is not None:
+    if spec.argocdAppNamePattern is not None and not spec.argocdEnabled:
         message = "ignored while argocdEnabled is false"
         return [Finding(source, "spec.argocdAppNamePattern", message, "warning")]
     return []
