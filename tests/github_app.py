@@ -72,6 +72,10 @@ class AppRecord:
     """Why each refused JWT was refused."""
     expired_uses: int = 0
     """GraphQL requests refused because their installation token had expired."""
+    app_reads: int = 0
+    """Requests for the App itself (``GET /app``: its slug)."""
+    jwts: list[dict[str, Any]] = field(default_factory=list)
+    """The claims of every JWT that verified."""
 
 
 class FakeGitHubApp(FakeGitHub):
@@ -129,6 +133,8 @@ class FakeGitHubApp(FakeGitHub):
                 return 404, {"message": "Not Found", "documentation_url": DOCS}
             return 201, self._issue()
         if method == "GET" and path == "/app":
+            with self._app_lock:
+                self.record.app_reads += 1
             return 200, {"id": int(self.app_id), "slug": self.slug, "name": self.slug}
         owner = _ORG.match(path) or _REPO.match(path)
         if method == "GET" and owner and owner["owner"].casefold() in self.installed_on:
@@ -168,4 +174,12 @@ class FakeGitHubApp(FakeGitHub):
             return "'Expiration time' claim ('exp') is too far in the future"
         if claims["iat"] > time.time() + 1:
             return "'Issued at' claim ('iat') must be an Integer representing a time in the past"
+        with self._app_lock:
+            self.record.jwts.append(claims)
         return None
+
+    def revoke_all(self) -> None:
+        """Revoke every installation token issued so far (GitHub answers 401 to them)."""
+        with self._app_lock:
+            for token in self._expiry:
+                self._expiry[token] = 0.0
