@@ -72,6 +72,8 @@ class AppRecord:
     """Why each refused JWT was refused."""
     expired_uses: int = 0
     """GraphQL requests refused because their installation token had expired."""
+    paths: list[str] = field(default_factory=list)
+    """Every REST path requested, as sent."""
     app_reads: int = 0
     """Requests for the App itself (``GET /app``: its slug)."""
     jwts: list[dict[str, Any]] = field(default_factory=list)
@@ -120,8 +122,12 @@ class FakeGitHubApp(FakeGitHub):
     def rest(
         self, method: str, path: str, authorization: str | None, payload: dict[str, Any] | None
     ) -> tuple[int, dict[str, Any]]:
-        """GitHub's App endpoints; 401 for a JWT that does not verify."""
+        """GitHub's App endpoints (under ``/api/v3`` too: GitHub Enterprise Server's REST base);
+        401 for a JWT that does not verify."""
         path = path.split("?", 1)[0]
+        with self._app_lock:
+            self.record.paths.append(path)
+        path = path.removeprefix("/api/v3")
         problem = self._jwt_problem(authorization)
         if problem is not None:
             with self._app_lock:

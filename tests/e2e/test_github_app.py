@@ -137,3 +137,28 @@ def test_neither_a_token_nor_an_app_is_one_line(app, tmp_path: Path) -> None:
         "error: neither GITHUB_TOKEN nor GITHUB_APP_ID is set: export a GitHub token, or a "
         "GitHub App's id and private key (GITHUB_APP_PRIVATE_KEY or GITHUB_APP_PRIVATE_KEY_FILE)"
     ]
+
+
+def test_github_enterprise_server_urls_follow_its_host(tmp_path: Path) -> None:
+    """GITHUB_GRAPHQL_URL https://HOST/api/graphql: REST at /api/v3 beside it (the App's token
+    there), and the PRs' links on the server's own host; nothing goes to github.com."""
+    world = GitHubWorld(viewer_login=BOT, web_url="https://ghe.acme.io")
+    populate(world)
+    rule = tmp_path / "rule.yaml"
+    rule.write_text(RULE)
+    with (
+        FakeGitHubApp(world, token=GITHUB_TOKEN, public_pem=KEY.public_pem) as github,
+        FakeLLM(token=AI_TOKEN) as llm,
+    ):
+        env = app_env(github, llm, tmp_path / "app.pem")
+        del env["GITHUB_API_URL"]
+        env["GITHUB_GRAPHQL_URL"] = github.url.replace("/graphql", "/api/graphql")
+        result = run_cli(["run", str(rule), "--output", "json"], env)
+    assert result.code == 0, result.stderr
+    urls = sorted(row["url"] for row in result.json()["results"])
+    assert urls == [f"https://ghe.acme.io/acme/web/pull/{n}" for n in (1, 2, 3, 4)]
+    assert github.record.paths == [
+        "/api/v3/orgs/acme/installation",
+        "/api/v3/app/installations/77/access_tokens",
+        "/api/v3/app",
+    ]
