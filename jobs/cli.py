@@ -35,6 +35,7 @@ from ai_operator.jobs.cli_support import (
     EXIT_PARTIAL,
     EXIT_USAGE,
     HELP_OPTIONS,
+    argocd_client,
     fail,
     github_client,
     interval_seconds,
@@ -180,9 +181,9 @@ def run(
     settings = load_settings()
     if limits_file is not None:
         settings = settings.model_copy(update={"limits": _limits(limits_file)})
-    github = github_client(settings)
     # Every rule's configuration and the token are checked before any rule acts.
     setups = [_setup(rule, settings) for rule in rules]
+    github = github_client(settings, [name for s in setups for name in s.repositories])
     progress = _progress(output)
     if progress is not None:
         typer.echo(f"… checking the GitHub token at {safe_url(settings.github_url)}", err=True)
@@ -308,6 +309,7 @@ def _run_rule(
                 progress=progress,
                 reuse=reuse,
                 gate=write_gate(rule, settings),
+                argocd=argocd_client(settings),
             )
     except RuleLockError as exc:  # another pass of this rule is running: this one did nothing
         report = PassReport(rule=rule.qualified_name, error=str(exc))

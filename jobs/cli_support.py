@@ -8,15 +8,20 @@ traceback.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
 import typer
+from pydantic import SecretStr
 
+from ai_operator.jobs.clients.argocd import ArgoCDClient
 from ai_operator.jobs.clients.github import GitHubClient
+from ai_operator.jobs.clients.github.app_auth import InstallationTokens
 from ai_operator.jobs.clients.metrics import PassSummary, push_pass_metrics
 from ai_operator.jobs.config import (
     ConfigError,
+    GitHubAppConfig,
     Settings,
     check_limits,
 )
@@ -50,19 +55,44 @@ def load_settings() -> Settings:
     return settings
 
 
-def github_client(settings: Settings) -> GitHubClient:
-    """The GitHub client of ``settings`` (exits 1 without a token)."""
+def github_client(settings: Settings, repositories: Sequence[str] = ()) -> GitHubClient:
+    """The GitHub client of ``settings``: ``GITHUB_TOKEN``, else the GitHub App's tokens.
+
+    Exits 1 when neither is set. A GitHub App without ``GITHUB_APP_INSTALLATION_ID`` finds its
+    installation on ``GITHUB_ORGANIZATION``, else on the first of ``repositories``.
+    """
     try:
-        token = settings.require_github_token()
+        auth = settings.github_auth()
     except ConfigError as exc:
         fail(str(exc))
+    token: SecretStr | InstallationTokens
+    identity = None
+    if isinstance(auth, GitHubAppConfig):
+        token = InstallationTokens(
+            auth.api_url,
+            auth.app_id,
+            auth.private_key,
+            installation_id=auth.installation_id,
+            organization=settings.organization,
+            repositories=repositories,
+        )
+        identity = token.identity
+    else:
+        token = auth
     return GitHubClient(
         settings.github_url,
         token,
         max_retries=settings.github_max_retries,
         backoff_seconds=settings.github_retry_backoff,
         mutation_interval_seconds=settings.github_mutation_interval,
+        identity=identity,
     )
+
+
+def argocd_client(settings: Settings) -> ArgoCDClient | None:
+    """Argo CD's client when ``ARGOCD_ENABLED`` is true, else None (health stays Unknown)."""
+    found = settings.argocd()
+    return ArgoCDClient(found[0], found[1]) if found else None
 
 
 def within_limits(rule: PRReconciliationRule, settings: Settings, step: str | None = None) -> None:

@@ -23,10 +23,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import ErrorDetails
 from pydantic_settings import (
     BaseSettings,
@@ -56,6 +64,16 @@ alone would not tell (``required``, ``inferred from ...``)."""
 
 class ConfigError(Exception):
     """The configuration is missing or wrong; the message names the variable or field."""
+
+
+@dataclass(frozen=True)
+class GitHubAppConfig:
+    """A GitHub App's credentials: its id, private key, installation (None: found) and REST URL."""
+
+    app_id: str
+    private_key: SecretStr
+    installation_id: int | None
+    api_url: str
 
 
 @dataclass(frozen=True)
@@ -250,19 +268,63 @@ class Settings(BaseSettings):
         description="the user's home directory, below which `~/.cache` is",
         json_schema_extra={"documented": False},
     )
-    argocd_enabled: str | None = Field(
-        default=None,
+    argocd_enabled: bool = Field(
+        default=False,
         validation_alias="ARGOCD_ENABLED",
-        description="accepted for compatibility; this version has no Argo CD client, so "
-        "`argocd.health` is `Unknown`",
+        description="`true`: rules with `argocdEnabled` read their application's health and sync "
+        "from Argo CD (`argocd.health`, `argocd.sync`); otherwise both are `Unknown`",
+        json_schema_extra=_shown("`false`"),
     )
     argocd_url: str | None = Field(
         default=None,
         validation_alias="ARGOCD_URL",
-        description="accepted for compatibility, like `ARGOCD_ENABLED`",
+        description="Argo CD's base URL (`https://argocd.example.com`); the token is sent only "
+        "there",
+        json_schema_extra=_shown("required when `ARGOCD_ENABLED` is true"),
+    )
+    argocd_token: SecretStr | None = Field(
+        default=None,
+        validation_alias="ARGOCD_TOKEN",
+        description="Argo CD API token (a read-only account's), sent as `Authorization: Bearer`",
+        json_schema_extra=_shown("none: anonymous"),
+    )
+    github_api_url: str | None = Field(
+        default=None,
+        validation_alias="GITHUB_API_URL",
+        description="REST endpoint (GitHub App tokens); GitHub Enterprise: `https://HOST/api/v3`",
+        json_schema_extra=_shown(
+            "`https://api.github.com`, or `https://HOST/api/v3` beside "
+            "`GITHUB_GRAPHQL_URL`'s `https://HOST/api/graphql`"
+        ),
+    )
+    github_app_id: str | None = Field(
+        default=None,
+        validation_alias="GITHUB_APP_ID",
+        description="GitHub App authentication instead of `GITHUB_TOKEN`: the App's id",
+    )
+    github_app_private_key: SecretStr | None = Field(
+        default=None,
+        validation_alias="GITHUB_APP_PRIVATE_KEY",
+        description="the App's private key (PEM text); or `GITHUB_APP_PRIVATE_KEY_FILE`",
+    )
+    github_app_private_key_file: str | None = Field(
+        default=None,
+        validation_alias="GITHUB_APP_PRIVATE_KEY_FILE",
+        description="a file holding the App's private key (PEM), e.g. a mounted Secret",
+    )
+    github_app_installation_id: int | None = Field(
+        default=None,
+        gt=0,
+        validation_alias="GITHUB_APP_INSTALLATION_ID",
+        description="the App's installation to act as",
+        json_schema_extra=_shown(
+            "found from `GITHUB_ORGANIZATION`, else the rule's first repository"
+        ),
     )
 
-    SECRET_VARIABLES: ClassVar[frozenset[str]] = frozenset({"GITHUB_TOKEN", "AI_TOKEN"})
+    SECRET_VARIABLES: ClassVar[frozenset[str]] = frozenset(
+        {"GITHUB_TOKEN", "AI_TOKEN", "ARGOCD_TOKEN", "GITHUB_APP_PRIVATE_KEY"}
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -294,7 +356,7 @@ class Settings(BaseSettings):
             return tuple(name.strip() for name in value.split(",") if name.strip())
         return value
 
-    @field_validator("github_url", "ai_endpoint", "pushgateway_url")
+    @field_validator("github_url", "ai_endpoint", "pushgateway_url", "github_api_url", "argocd_url")
     @classmethod
     def _absolute_url(cls, value: str | None) -> str | None:
         if value is not None:
@@ -302,6 +364,44 @@ class Settings(BaseSettings):
             if parts.scheme not in {"http", "https"} or not parts.netloc:
                 raise ValueError("must be an absolute http(s) URL")
         return value
+
+    @field_validator("github_url", "github_api_url", "argocd_url")
+    @classmethod
+    def _no_credentials(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # A token goes to these URLs in a header; one in the URL itself would be logged.
+        if value is not None and (urlsplit(value).username or urlsplit(value).query):
+            name = cls.model_fields[str(info.field_name)].validation_alias
+            raise ValueError(f"{name} must not carry credentials or a query (value not shown)")
+        return value
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Settings:
+        if self.argocd_enabled and self.argocd_url is None:
+            raise ValueError("ARGOCD_ENABLED is true but ARGOCD_URL is not set")
+        if self.github_app_private_key and self.github_app_private_key_file:
+            raise ValueError(
+                "GITHUB_APP_PRIVATE_KEY and GITHUB_APP_PRIVATE_KEY_FILE are both set: choose one"
+            )
+        if _origin(self.github_rest_url) != _origin(self.github_url):
+            raise ValueError(
+                f"GITHUB_API_URL ({self.github_rest_url}) and GITHUB_GRAPHQL_URL "
+                f"({self.github_url}) name different servers: a token of one would reach the other"
+            )
+        return self
+
+    @property
+    def github_rest_url(self) -> str:
+        """``GITHUB_API_URL``, else the REST API beside ``GITHUB_GRAPHQL_URL``.
+
+        GitHub.com: ``https://api.github.com/graphql`` -> ``https://api.github.com``; GitHub
+        Enterprise Server: ``https://HOST/api/graphql`` -> ``https://HOST/api/v3``.
+        """
+        if self.github_api_url is not None:
+            return self.github_api_url.rstrip("/")
+        base = self.github_url.rstrip("/")
+        if base.endswith("/api/graphql"):
+            return base.removesuffix("/graphql") + "/v3"
+        return base.removesuffix("/graphql")
 
     @field_validator("ai_provider", mode="before")
     @classmethod
@@ -341,7 +441,11 @@ class Settings(BaseSettings):
 
     def secrets(self) -> tuple[str, ...]:
         """The secret values, for the log redactor."""
-        return tuple(s.get_secret_value() for s in (self.github_token, self.ai_token) if s)
+        held = (self.github_token, self.ai_token, self.argocd_token, self.github_app_private_key)
+        values = [s.get_secret_value() for s in held if s]
+        if self.github_app_private_key is not None:  # a line of the key quoted alone, too
+            values += self.github_app_private_key.get_secret_value().splitlines()
+        return tuple(values)
 
     def require_github_token(self) -> SecretStr:
         """The GitHub token, or a one-line :class:`ConfigError`."""
@@ -350,6 +454,53 @@ class Settings(BaseSettings):
                 "GITHUB_TOKEN is not set: export a GitHub token to read pull requests"
             )
         return self.github_token
+
+    def github_auth(self) -> SecretStr | GitHubAppConfig:
+        """How to authenticate to GitHub: ``GITHUB_TOKEN`` (it wins), else the GitHub App.
+
+        A one-line :class:`ConfigError` when neither is set, or the App's settings are
+        incomplete or its key cannot be read.
+        """
+        if self.github_token is not None:
+            return self.github_token
+        if self.github_app_id is None:
+            if self.github_app_private_key or self.github_app_private_key_file:
+                raise ConfigError("GITHUB_APP_ID is not set: the App's private key needs its id")
+            raise ConfigError(
+                "neither GITHUB_TOKEN nor GITHUB_APP_ID is set: export a GitHub token, or a "
+                "GitHub App's id and private key (GITHUB_APP_PRIVATE_KEY or "
+                "GITHUB_APP_PRIVATE_KEY_FILE)"
+            )
+        return GitHubAppConfig(
+            app_id=self.github_app_id,
+            private_key=self._app_private_key(),
+            installation_id=self.github_app_installation_id,
+            api_url=self.github_rest_url,
+        )
+
+    def _app_private_key(self) -> SecretStr:
+        if self.github_app_private_key is not None:
+            return self.github_app_private_key
+        path = self.github_app_private_key_file
+        if path is None:
+            raise ConfigError(
+                "GITHUB_APP_ID is set without a key: set GITHUB_APP_PRIVATE_KEY (PEM text) or "
+                "GITHUB_APP_PRIVATE_KEY_FILE"
+            )
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "unreadable"
+            raise ConfigError(f"GITHUB_APP_PRIVATE_KEY_FILE {path}: {reason.lower()}") from None
+        if not text.strip():
+            raise ConfigError(f"GITHUB_APP_PRIVATE_KEY_FILE {path} is empty")
+        return SecretStr(text)
+
+    def argocd(self) -> tuple[str, SecretStr | None] | None:
+        """Argo CD's base URL and token when ``ARGOCD_ENABLED`` is true; None when it is off."""
+        if not self.argocd_enabled or self.argocd_url is None:
+            return None
+        return self.argocd_url, self.argocd_token
 
 
 class _MappingSource(EnvSettingsSource):
@@ -370,12 +521,14 @@ def _problem(error: ErrorDetails) -> str:
     kind, ctx = error["type"], error.get("ctx", {})
     if kind == "value_error":
         text = str(ctx.get("error", error["msg"]))
-        if text.startswith(name):  # a message of its own that names the variable already
+        if text.startswith(name) or not error["loc"]:  # a message that names its variables
             return text
     elif kind in {"int_parsing", "int_from_float"}:
         text = "must be a whole number"
     elif kind == "float_parsing":
         text = "must be a number"
+    elif kind == "bool_parsing":
+        text = "must be true or false"
     elif kind in {"greater_than_equal", "greater_than"}:
         bound = ctx.get("ge", ctx.get("gt"))
         if kind == "greater_than":
@@ -388,6 +541,11 @@ def _problem(error: ErrorDetails) -> str:
     if name in Settings.SECRET_VARIABLES or not isinstance(found, str):
         return f"{name} {text}"
     return f"{name} {text}, not {found!r}"
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    return parts.scheme, (parts.hostname or "").lower(), parts.port
 
 
 def rule_repositories(spec: RuleSpec, settings: Settings) -> tuple[str, ...]:

@@ -24,6 +24,7 @@ from ai_operator.jobs.cli_support import (
     EXIT_OK,
     EXIT_PARTIAL,
     HELP_OPTIONS,
+    argocd_client,
     fail,
     github_client,
     interval_seconds,
@@ -37,6 +38,7 @@ from ai_operator.jobs.cli_support import (
 )
 from ai_operator.jobs.clients.ai import make_decision_client
 from ai_operator.jobs.clients.argo_workflow import failed_nodes
+from ai_operator.jobs.clients.github import GitHubClient
 from ai_operator.jobs.clients.github.errors import GitHubError
 from ai_operator.jobs.clients.kube import APIRequestError, APIUnreadable, KubernetesAPI
 from ai_operator.jobs.clients.outcome_index import OutcomeIndex
@@ -109,7 +111,7 @@ def step_fetch(
     rule = _step_rule()
     settings = load_settings()
     within_limits(rule, settings, "fetch")
-    github = github_client(settings)
+    github = _github(rule, settings)
     memory = _outcome_index(rule, namespace, outcomes, max_age)
     try:
         fetched = steps.fetch_run(
@@ -123,6 +125,7 @@ def step_fetch(
             now=time.time(),
             budget=pass_budget(rule, settings),
             paused=_paused(settings, namespace or rule.metadata.namespace),
+            argocd=argocd_client(settings),
         )
     except ConfigError as exc:
         fail(str(exc))
@@ -135,6 +138,15 @@ def step_fetch(
     if fetched.memory_error:
         log.warning("outcome index not read: every PR is decided anew", error=fetched.memory_error)
     log.info("fetched", **fetched.counts.wire(), cap=rule.spec.maxPullRequests)
+
+
+def _github(rule: PRReconciliationRule, settings: Settings) -> GitHubClient:
+    """The GitHub client; a GitHub App finds its installation by the rule's repositories."""
+    try:
+        repositories = rule_repositories(rule.spec, settings)
+    except ConfigError:
+        repositories = ()  # the step reports it where it needs them
+    return github_client(settings, repositories)
 
 
 def _outcome_index(
@@ -242,7 +254,7 @@ def step_decide(
     if ref.noop:
         write_output(output, steps.NOOP_OUTPUT)
         return
-    github = github_client(settings)
+    github = _github(rule, settings)
     started = time.monotonic()
     try:
         ai = make_decision_client(resolve_ai(rule.spec.ai, settings))
@@ -261,6 +273,7 @@ def step_decide(
         settled=settled,
         facts=facts,
         share=ref.share,
+        argocd=ref.argocd,
     )
     write_output(output, steps.dump_for_argo(decided))
     # The decision line itself is the act step's, once the decision is applied.
@@ -316,7 +329,7 @@ def step_act(
     rule = _step_rule()
     settings = load_settings()
     within_limits(rule, settings, "act")
-    github = github_client(settings)
+    github = _github(rule, settings)
     try:
         parsed = steps.parse_decided(decisions)
     except StepInputError as exc:

@@ -57,7 +57,12 @@ from ai_operator.jobs.reconcile import wire
 from ai_operator.jobs.rules.model import PRReconciliationRule
 from ai_operator.jobs.rules.schedule import Schedule
 from ai_operator.pipelines import options as conventions
-from ai_operator.pipelines.options import AI_TOKEN_ENV, GITHUB_TOKEN_ENV, CompileOptions
+from ai_operator.pipelines.options import (
+    AI_TOKEN_ENV,
+    ARGOCD_TOKEN_ENV,
+    GITHUB_TOKEN_ENV,
+    CompileOptions,
+)
 
 # The wire between the steps: output names and files (ai_operator.jobs.reconcile.wire), one place.
 PRS, PRS_PATH = wire.PRS, wire.PRS_PATH
@@ -303,7 +308,7 @@ def _steps(
         fetch_command(rule, options),
         rule,
         options,
-        tokens=(GITHUB_TOKEN_ENV,),
+        tokens=(GITHUB_TOKEN_ENV, ARGOCD_TOKEN_ENV),  # Argo CD's: a rule with argocdEnabled
         outputs=[_output(PRS, PRS_PATH), _output(COUNTS, COUNTS_PATH, default=EMPTY_OBJECT)],
         retry_strategy=_transient_retry(options),
     )

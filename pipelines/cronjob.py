@@ -24,7 +24,12 @@ from typing import Any
 from ai_operator.jobs.rules.model import PRReconciliationRule
 from ai_operator.jobs.rules.schedule import Schedule
 from ai_operator.pipelines import options as conventions
-from ai_operator.pipelines.options import AI_TOKEN_ENV, GITHUB_TOKEN_ENV, CompileOptions
+from ai_operator.pipelines.options import (
+    AI_TOKEN_ENV,
+    ARGOCD_TOKEN_ENV,
+    GITHUB_TOKEN_ENV,
+    CompileOptions,
+)
 
 RUN_COMMAND = ("ai-operator", "run", "--rule-from-env", "--output", "json", "--no-cache")
 CONTAINER = "run"
@@ -95,7 +100,9 @@ def _pod_spec(rule: PRReconciliationRule, options: CompileOptions) -> dict[str, 
         "name": CONTAINER,
         "image": options.image,
         "command": list(RUN_COMMAND),
-        "env": conventions.environment(rule, options, (GITHUB_TOKEN_ENV, AI_TOKEN_ENV)),
+        "env": conventions.environment(
+            rule, options, (GITHUB_TOKEN_ENV, AI_TOKEN_ENV, ARGOCD_TOKEN_ENV)
+        ),
         "resources": conventions.resources(options),
         "securityContext": conventions.container_security_context(),
         "volumeMounts": [conventions.tmp_mount(), conventions.rule_mount()],

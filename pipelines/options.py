@@ -40,7 +40,16 @@ Target = Literal["argo", "cronjob"]
 # Names of variables and Secret keys, never values:
 GITHUB_TOKEN_ENV = "GITHUB_TOKEN"  # noqa: S105
 AI_TOKEN_ENV = "AI_TOKEN"  # noqa: S105
-TOKEN_SECRET_KEYS = {GITHUB_TOKEN_ENV: "github-token", AI_TOKEN_ENV: "ai-token"}
+ARGOCD_TOKEN_ENV = "ARGOCD_TOKEN"  # noqa: S105
+GITHUB_APP_KEY_ENV = "GITHUB_APP_PRIVATE_KEY"
+TOKEN_SECRET_KEYS = {
+    GITHUB_TOKEN_ENV: "github-token",
+    AI_TOKEN_ENV: "ai-token",
+    ARGOCD_TOKEN_ENV: "argocd-token",
+    GITHUB_APP_KEY_ENV: "github-app-private-key",
+}
+OPTIONAL_TOKENS = frozenset({ARGOCD_TOKEN_ENV})
+"""Read only when their Secret holds them: Argo CD may be reached without a token."""
 
 APP_NAME = "ai-operator"
 RULE_LABEL = "aioperator.io/rule"
@@ -103,8 +112,12 @@ class CompileOptions:
     secret_name: str = "ai-operator-secrets"  # noqa: S105 - a Secret's name
     """Secret with keys ``github-token`` and ``ai-token``."""
     secret_keys: Mapping[str, SecretKeyRef] = field(default_factory=dict, hash=False)
-    """Per token variable (``GITHUB_TOKEN``, ``AI_TOKEN``), another Secret or key to read it from;
-    a token not named here is read from ``secret_name`` under its usual key."""
+    """Per token variable (``GITHUB_TOKEN``, ``AI_TOKEN``, ``ARGOCD_TOKEN``,
+    ``GITHUB_APP_PRIVATE_KEY``), another Secret or key to read it from; a token not named here
+    is read from ``secret_name`` under its usual key."""
+    github_app: bool = False
+    """GitHub App authentication: pods read ``GITHUB_APP_PRIVATE_KEY`` from the Secret instead
+    of ``GITHUB_TOKEN`` (the App's id and installation come from the settings ConfigMap)."""
     config_map: str | None = "ai-operator-config"
     """Optional ConfigMap loaded with ``envFrom`` (GITHUB_GRAPHQL_URL, AI_ENDPOINT, ...)."""
     parallelism: int = 5
@@ -391,12 +404,21 @@ def environment(
         {"name": LIMITS_ENV, "value": encode_limits(options.limits)},
         {"name": "LOG_FORMAT", "value": "json"},
     ]
-    refs = {token: options.token_ref(token) for token in tokens}
-    env += [
-        {"name": token, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}}
-        for token, ref in refs.items()
+    wanted = [
+        GITHUB_APP_KEY_ENV if token == GITHUB_TOKEN_ENV and options.github_app else token
+        for token in tokens
+        if token != ARGOCD_TOKEN_ENV or rule.spec.argocdEnabled
     ]
+    env += [_secret_env(token, options.token_ref(token)) for token in wanted]
     return env
+
+
+def _secret_env(token: str, ref: SecretKeyRef) -> dict[str, Any]:
+    """A variable read from a Secret's key (``optional`` for a token that may be absent)."""
+    source: dict[str, Any] = {"name": ref.name, "key": ref.key}
+    if token in OPTIONAL_TOKENS:
+        source["optional"] = True
+    return {"name": token, "valueFrom": {"secretKeyRef": source}}
 
 
 def environment_from(options: CompileOptions) -> list[dict[str, Any]]:

@@ -49,6 +49,7 @@ from prometheus_client import CollectorRegistry, delete_from_gateway, push_to_ga
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from ai_operator.jobs.clients.argocd.errors import ERROR_KINDS
 from ai_operator.jobs.policy.pacing import DEFERRALS
 from ai_operator.jobs.policy.plan import MergeRoute
 from ai_operator.jobs.rules.model import Action
@@ -61,6 +62,7 @@ ACTIONS: tuple[str, ...] = tuple(
 """The actions results and metrics name: a merge handed to the merge queue is ``queue``, one
 armed as GitHub's auto-merge is ``auto-merge``; only ``merge`` counts merges done."""
 TOKEN_KINDS: tuple[str, ...] = ("input", "output", "cached")
+ARGOCD_ERROR_KINDS: tuple[str, ...] = ERROR_KINDS
 RUN_OUTCOMES: tuple[str, ...] = ("succeeded", "failed")
 PR_OUTCOMES: tuple[str, ...] = (*ACTIONS, "failed", "dry_run")
 HAPPENED: tuple[str, ...] = ("merged", "closed", "stepped_in", "changed")
@@ -157,6 +159,12 @@ SHADOW_AGREED = _counter(
     "Settled shadow decisions that agreed with what people did, by decided action.",
     "decided",
 )
+ARGOCD_ERRORS = _counter(
+    "ai_operator_argocd_errors_total",
+    "Argo CD applications a run could not read (their health was Unknown), by kind "
+    "(unreachable, auth, missing, unavailable, name).",
+    "kind",
+)
 
 # Gauges: the last run.
 RULES = _gauge(
@@ -218,6 +226,7 @@ COUNTERS: tuple[MetricSpec, ...] = (
     SHADOW_DECISIONS,
     SHADOW_SETTLED,
     SHADOW_AGREED,
+    ARGOCD_ERRORS,
 )
 GAUGES: tuple[MetricSpec, ...] = (
     RULES,
@@ -274,8 +283,11 @@ class PassSummary:
     """Shadow decisions settled by this run, by ``decided:happened`` (:data:`SHADOW_OUTCOMES`)."""
     shadow_agreed: Mapping[str, int] = field(default_factory=dict)
     """Of those, the ones that agreed, by decided action."""
+    argocd_errors: Mapping[str, int] = field(default_factory=dict)
+    """Argo CD applications not read, by kind (:data:`ARGOCD_ERROR_KINDS`)."""
 
     def __post_init__(self) -> None:
+        _check_keys("argocd_errors", self.argocd_errors, ARGOCD_ERROR_KINDS)
         _check_keys("actions", self.actions, ACTIONS)
         _check_keys("writes_deferred", self.writes_deferred, DEFERRALS)
         _check_keys("shadow_decided", self.shadow_decided, ACTIONS)
@@ -426,6 +438,7 @@ def _counter_samples(summary: PassSummary) -> dict[str, dict[tuple[str, ...], fl
         DECISIONS_REUSED.name: {(): summary.decisions_reused},
         GITHUB_REQUESTS.name: {(): summary.github_requests},
         WRITES_DEFERRED.name: _all(DEFERRALS, summary.writes_deferred),
+        ARGOCD_ERRORS.name: _all(ARGOCD_ERROR_KINDS, summary.argocd_errors),
         **_shadow_samples(summary),
     }
 

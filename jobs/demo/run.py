@@ -36,16 +36,17 @@ from pydantic import SecretStr
 
 from ai_operator.jobs.clients.ai import DecisionClient, make_decision_client
 from ai_operator.jobs.clients.ai.usage import ModelUsage
+from ai_operator.jobs.clients.argocd import ArgoCDClient
 from ai_operator.jobs.clients.decision_cache import DecisionFile
 from ai_operator.jobs.clients.github import GitHubClient
 from ai_operator.jobs.clients.github.errors import GitHubError
 from ai_operator.jobs.clients.metrics import PassSummary, PushOutcome, push_pass_metrics
 from ai_operator.jobs.config import AIConfig, ConfigError, Settings, resolve_ai
-from ai_operator.jobs.log import configure_logging
+from ai_operator.jobs.log import add_secrets, configure_logging
 from ai_operator.jobs.policy.pacing import DEFAULT_WRITES_PER_PASS, WriteBudget
 from ai_operator.jobs.reconcile import steps
 from ai_operator.jobs.reconcile.gate import WriteGate
-from ai_operator.jobs.reconcile.ports import DecisionMemory
+from ai_operator.jobs.reconcile.ports import ArgoCDReader, DecisionMemory
 from ai_operator.jobs.reconcile.report import summarize
 from ai_operator.jobs.reconcile.results import PassReport, PullRequestFailure, PullRequestResult
 from ai_operator.jobs.reconcile.run import Reuse, run_pass
@@ -54,6 +55,7 @@ from ai_operator.jobs.rules.files import RuleFileError
 from ai_operator.jobs.rules.model import AISettings, PRReconciliationRule
 from ai_operator.jobs.rules.validation import load_valid_rules
 from ai_operator.jobs.sandbox import standin
+from ai_operator.jobs.sandbox.argocd import FakeArgoCD
 from ai_operator.jobs.sandbox.github import FakeGitHub
 from ai_operator.jobs.sandbox.github_world import GitHubWorld
 from ai_operator.jobs.sandbox.llm import FakeLLM, pull_request_facts
@@ -254,6 +256,8 @@ class _Sandbox:
     """``run``'s memory of decisions."""
     outcome_index: DecisionFile
     """The pipeline's outcome index (a ConfigMap per shard in a cluster; a file here)."""
+    argocd: ArgoCDClient | None = None
+    """Argo CD's API on loopback: every sample repository's staging application, Healthy."""
 
     @property
     def stand_in(self) -> bool:
@@ -312,8 +316,23 @@ def _sandbox(world: GitHubWorld, settings: Settings) -> Iterator[_Sandbox]:
         )
         memory = DecisionFile(directory / "run", max_age_seconds=DEMO_DECISION_MAX_AGE_SECONDS)
         index = DecisionFile(directory / "pipeline", max_age_seconds=DEMO_DECISION_MAX_AGE_SECONDS)
+        argocd_token = secrets.token_urlsafe(24)
+        add_secrets(argocd_token)
+        applications = {
+            f"{repository.rpartition('/')[2]}-staging": ("Healthy", "Synced")
+            for repository in sorted({pr.repository for pr in world.pull_requests})
+        }
+        argocd = stack.enter_context(FakeArgoCD(applications, token=argocd_token))
         yield _Sandbox(
-            server, github, _AuthorPushes(world), settings, stand_in_url, model_token, memory, index
+            server,
+            github,
+            _AuthorPushes(world),
+            settings,
+            stand_in_url,
+            model_token,
+            memory,
+            index,
+            ArgoCDClient(argocd.url, SecretStr(argocd_token), timeout_seconds=5.0),
         )
 
 
@@ -398,11 +417,18 @@ def _pass(
                 dry_run=dry_run,
                 memory=sandbox.outcome_index if name in REMEMBERING else None,
                 run=f"{_DEMO_RUN}-{PASSES.index((name, dry_run)) + 1}",
+                argocd=sandbox.argocd,
             )
         else:
             reuse = _reuse(sandbox, item.rule) if name in REMEMBERING else None
             report = _run_pass(
-                item.rule, item.repositories, sandbox.github, decider, dry_run=dry_run, reuse=reuse
+                item.rule,
+                item.repositories,
+                sandbox.github,
+                decider,
+                dry_run=dry_run,
+                reuse=reuse,
+                argocd=sandbox.argocd,
             )
         summary = summarize(
             report,
@@ -427,6 +453,7 @@ def _run_pass(
     *,
     dry_run: bool,
     reuse: Reuse | None = None,
+    argocd: ArgoCDReader | None = None,
 ) -> PassReport:
     """``ai-operator run``'s pass, with its memory of decisions when ``reuse`` is given."""
     return run_pass(
@@ -437,6 +464,7 @@ def _run_pass(
         dry_run=dry_run or rule.spec.dryRun,
         reuse=reuse,
         gate=WriteGate(demo_budget(rule)),
+        argocd=argocd,
     )
 
 
@@ -468,6 +496,7 @@ def pipeline_pass(
     dry_run: bool,
     memory: DecisionMemory | None = None,
     run: str = _DEMO_RUN,
+    argocd: ArgoCDReader | None = None,
 ) -> PassReport:
     """One pass the way the compiled pipeline runs it, its steps in sequence in this process.
 
@@ -491,6 +520,7 @@ def pipeline_pass(
             max_age=DEMO_DECISION_MAX_AGE_SECONDS,
             now=time.time(),
             budget=demo_budget(rule),
+            argocd=argocd,
         )
     except GitHubError as exc:
         report.error = f"fetch failed: {exc}"
@@ -542,6 +572,7 @@ def _branch(
             settled=settled,
             facts=facts,
             share=ref.share,
+            argocd=ref.argocd,
         )
     )
     decided = steps.parse_decided(output)

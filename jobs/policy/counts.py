@@ -29,6 +29,7 @@ _BY_KIND = (
     "shadow_decided",
     "shadow_settled",
     "shadow_agreed",
+    "argocd_errors",
 )
 _PLAIN = (
     "prs_processed",
@@ -95,6 +96,9 @@ class PassCounts(BaseModel):
     @classmethod
     def _a_score(cls, value: object) -> dict[str, Any] | None:
         return dict(value) if isinstance(value, Mapping) else None
+
+    argocd_errors: dict[str, int] = {}
+    """Argo CD applications a pass could not read, by the error's kind (``auth``, ...)."""
 
     @field_validator(*_PLAIN, mode="before")
     @classmethod

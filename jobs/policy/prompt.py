@@ -25,7 +25,6 @@ from typing import Any
 from ai_operator.jobs.policy.snapshot import PullRequestSnapshot
 from ai_operator.jobs.rules.model import Action, RuleSpec
 from ai_operator.jobs.rules.template import (
-    ARGOCD_UNKNOWN,
     TextList,
     Untrusted,
     UntrustedRecord,
@@ -130,7 +129,7 @@ def template_variables(pr: PullRequestSnapshot, argocd_app: str = "") -> dict[st
         "repositoryFullName": pr.repository,
         "owner": owner,
         "environment": environment_of(pr.labels),
-        "argocd": {"health": ARGOCD_UNKNOWN, "sync": ARGOCD_UNKNOWN, "app": argocd_app},
+        "argocd": {"health": pr.argocd.health, "sync": pr.argocd.sync, "app": argocd_app},
     }
 
 

@@ -4,8 +4,9 @@ A pass remembers, per pull request, the last decision it made, when, and under w
 key (:func:`decision_key`) names everything the decision depends on: the rule's spec, the model,
 the pull request, and the facts of :meth:`~jobs.policy.snapshot.PullRequestSnapshot.fingerprint`
 (head commit, checks, mergeability, reviews, labels except those the operator's token added,
-base, title, body, state, draft) plus Argo CD's health (``Unknown`` in this version, so
-constant). While the key is unchanged and the decision is younger than the maximum age, the
+base, title, body, state, draft) plus Argo CD's health and sync of the PR's application
+(:meth:`jobs.policy.argocd.ArgoCDStatus.facts`: a change of health is a change of facts).
+While the key is unchanged and the decision is younger than the maximum age, the
 pass reuses it instead of asking the model; a reused decision is then acted on like a fresh one
 (plan and guardrails on fresh facts), so reuse never skips a safety check.
 
@@ -35,7 +36,6 @@ from ai_operator.jobs.policy.shadow import RETENTION_SECONDS, ShadowDecision, co
 from ai_operator.jobs.policy.snapshot import PullRequestSnapshot
 
 MEMORY_FORMAT = 1
-ARGOCD_FACTS = "argocd=Unknown"  # this version has no Argo CD client: health is always Unknown
 KEY_PREFIX = "d-"
 MEMO_SHARDS = "0123456789abcdef"
 """The pipeline spreads its outcome index over one ConfigMap per shard (a digest's first hex
@@ -50,7 +50,7 @@ def decision_key(spec_hash: str, model: str, pr: PullRequestSnapshot) -> str:
     the operator's own escalation is no change of facts, a person adding any label is.
     """
     facts = "|".join(
-        (spec_hash, model, pr.repository, str(pr.number), pr.fingerprint(), ARGOCD_FACTS)
+        (spec_hash, model, pr.repository, str(pr.number), pr.fingerprint(), pr.argocd.facts())
     )
     return KEY_PREFIX + hashlib.sha256(facts.encode()).hexdigest()[:24]
 

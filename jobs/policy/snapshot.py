@@ -15,6 +15,7 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from ai_operator.jobs.policy.argocd import NOT_READ, ArgoCDStatus
 from ai_operator.jobs.rules.model import MergeMethod
 
 
@@ -181,6 +182,14 @@ class PullRequestSnapshot(PullRequestKey):
     read_at: datetime | None = Field(
         default=None, description="When these facts were read; None when not known."
     )
+    argocd: ArgoCDStatus = Field(
+        default=NOT_READ,
+        description="The health and sync of the PR's Argo CD application (Unknown: not read).",
+    )
+
+    def with_argocd(self, status: ArgoCDStatus) -> PullRequestSnapshot:
+        """These facts with Argo CD's status of the PR's application."""
+        return self.model_copy(update={"argocd": status})
 
     @property
     def changes_requested(self) -> bool:

@@ -1,4 +1,4 @@
-"""What a pass needs from the outside world: GitHub's reads and writes, a model, a memory.
+"""What a pass needs from the outside world: GitHub's reads and writes, a model, Argo CD, a memory.
 
 These protocols are the only way the pass sees its clients: the GitHub client
 (:class:`~jobs.clients.github.GitHubClient`) and the decision clients in :mod:`jobs.clients.ai`
@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from ai_operator.jobs.clients.ai.usage import ModelUsage
+from ai_operator.jobs.policy.argocd import ArgoCDStatus
 from ai_operator.jobs.policy.reuse import Remembered
 from ai_operator.jobs.policy.shadow import PullRequestHistory
 from ai_operator.jobs.policy.snapshot import PullRequestSnapshot
@@ -93,6 +94,13 @@ class Decider(Protocol):
 
     def thread_usage(self) -> ModelUsage:
         """Calls and tokens spent so far by the calling thread (what one decision cost)."""
+
+
+class ArgoCDReader(Protocol):
+    """Argo CD's API, as the pass reads it (raises ``ArgoCDError``)."""
+
+    def application(self, name: str) -> ArgoCDStatus:
+        """Health and sync of the application ``name``."""
 
 
 class DecisionMemory(Protocol):

@@ -21,6 +21,7 @@ from rich.text import Text
 from ai_operator.jobs.clients.ai.usage import ModelUsage
 from ai_operator.jobs.clients.metrics import (
     ACTIONS,
+    ARGOCD_ERROR_KINDS,
     ERROR_TYPES,
     SHADOW_OUTCOMES,
     TOKEN_KINDS,
@@ -227,6 +228,7 @@ def counts(report: PassReport, *, dry_run: bool = False) -> PassCounts:
         decisions_reused=sum(1 for row in rows if row.reused),
         writes_deferred=_waited(report),
         **_shadow_counts(report),
+        argocd_errors=dict(report.argocd_errors),
     )
 
 
@@ -297,6 +299,7 @@ def summary_from_counts(
         shadow_decided=_known(tally.shadow_decided, ACTIONS),
         shadow_settled=_known(tally.shadow_settled, SHADOW_OUTCOMES),
         shadow_agreed=_known(tally.shadow_agreed, ACTIONS),
+        argocd_errors=_known(tally.argocd_errors, ARGOCD_ERROR_KINDS),
     )
 
 

@@ -157,6 +157,8 @@ class PassReport:
     """A shadow pass's settling (what it settled, the rule's score); None when enforcing."""
     shadow_recorded: dict[str, int] = field(default_factory=dict)
     """A shadow pass's new decisions kept in the store, by action."""
+    argocd_errors: dict[str, int] = field(default_factory=dict)
+    """Argo CD applications not read in this pass, by the error's kind (their health: Unknown)."""
 
     @property
     def reused(self) -> int:

@@ -37,10 +37,11 @@ from ai_operator.jobs.policy.reuse import Remembered, Triage
 from ai_operator.jobs.policy.shadow import shadowing, with_decisions
 from ai_operator.jobs.policy.snapshot import PullRequestSnapshot
 from ai_operator.jobs.reconcile.act import act
+from ai_operator.jobs.reconcile.argocd import ApplicationHealth
 from ai_operator.jobs.reconcile.ask import decide_pull_request
 from ai_operator.jobs.reconcile.gate import WriteGate
 from ai_operator.jobs.reconcile.gather import gather, sort_out
-from ai_operator.jobs.reconcile.ports import Decider, DecisionMemory, GitHubPort
+from ai_operator.jobs.reconcile.ports import ArgoCDReader, Decider, DecisionMemory, GitHubPort
 from ai_operator.jobs.reconcile.results import PassReport, PullRequestFailure, PullRequestResult
 from ai_operator.jobs.reconcile.shadow import Sweep, settle_recorded
 from ai_operator.jobs.rules.model import PRReconciliationRule
@@ -83,6 +84,7 @@ def run_pass(
     clock: Callable[[], float] = time.monotonic,
     reuse: Reuse | None = None,
     gate: WriteGate | None = None,
+    argocd: ArgoCDReader | None = None,
 ) -> PassReport:
     """Gather, triage, decide (``parallelism`` at a time) and act (serialized) for one rule.
 
@@ -90,6 +92,7 @@ def run_pass(
 
     Without ``reuse`` nothing is remembered: every matching PR within the cap is asked about.
     ``gate`` holds the pass's writes to its budget and the pause (without it, nothing waits).
+    With ``argocd``, a rule with ``argocdEnabled`` reads each application's status once.
     """
     started = clock()
     report = PassReport(rule=rule.qualified_name)
@@ -99,6 +102,9 @@ def run_pass(
         report.error = f"searching pull requests failed: {exc}"
         report.duration_seconds = clock() - started
         return report
+    health = ApplicationHealth(argocd)
+    prs = health.annotate(rule, prs)
+    report.argocd_errors = dict(health.errors)
     now = reuse.wall_clock() if reuse else time.time()
     paused = gate is not None and gate.paused
     if shadowing(rule.spec):

@@ -47,10 +47,17 @@ from ai_operator.jobs.policy.selection import selection_problems
 from ai_operator.jobs.policy.shadow import read_score, shadowing, with_decisions
 from ai_operator.jobs.policy.snapshot import PullRequestSnapshot
 from ai_operator.jobs.reconcile.act import act_seeing
+from ai_operator.jobs.reconcile.argocd import ApplicationHealth
 from ai_operator.jobs.reconcile.ask import decide_pull_request
 from ai_operator.jobs.reconcile.gate import WriteGate
 from ai_operator.jobs.reconcile.gather import gather, sort_out
-from ai_operator.jobs.reconcile.ports import Decider, DecisionMemory, GitHubPort, GitHubReader
+from ai_operator.jobs.reconcile.ports import (
+    ArgoCDReader,
+    Decider,
+    DecisionMemory,
+    GitHubPort,
+    GitHubReader,
+)
 from ai_operator.jobs.reconcile.results import PullRequestFailure, PullRequestResult
 from ai_operator.jobs.reconcile.shadow import settle_recorded
 from ai_operator.jobs.reconcile.wire import (
@@ -113,6 +120,8 @@ def act_branch(
             row, seen = act_seeing(
                 rule, item.decision, github, dry_run=dry_run, scope=scope, gate=gate
             )
+            if seen is not None and item.argocd is not None:
+                seen = seen.with_argocd(item.argocd)  # the status decide judged by
             seen_key = decision_key(rule.spec_hash(), model, seen) if seen else None
         rows.append(row)
         same = seen_key is not None and seen_key == item.facts
@@ -291,6 +300,7 @@ def fetch_run(
     now: float,
     budget: WriteBudget | None = None,
     paused: bool = False,
+    argocd: ArgoCDReader | None = None,
 ) -> FetchedRun:
     """Every matching PR, minus those whose remembered decision still stands, at most ``limit``.
 
@@ -304,7 +314,8 @@ def fetch_run(
     (:func:`jobs.policy.reuse.triage`); beyond ``limit`` they wait for a later run. An index that
     cannot be read leaves every PR to decide, in an order that rotates from run to run.
     """
-    prs = gather(rule, repositories, github)
+    health = ApplicationHealth(argocd)
+    prs = health.annotate(rule, gather(rule, repositories, github))
     problem = None
     try:
         remembered = memory.recall(rule.qualified_name) if memory else {}
@@ -334,6 +345,7 @@ def fetch_run(
             display=c.pr.display,
             key=decision_key(rule.spec_hash(), model, c.pr),
             share=WriteShare.of(shares[c.pr.display]) if c.pr.display in shares else None,
+            argocd=c.pr.argocd if rule.spec.argocdEnabled else None,
         )
         for c in split.ask
     ]
@@ -346,6 +358,7 @@ def fetch_run(
         shadow_settled=sweep.settled_counts() if sweep else None,
         shadow_agreed=sweep.agreed_counts() if sweep else None,
         shadow_score=sweep.score.to_json() if sweep else None,
+        argocd_errors=dict(health.errors),
     )
     reused = tuple(
         c.remembered.decision
@@ -375,6 +388,8 @@ def decide_seeing(
     Raises PullRequestFailure when the PR cannot be read or no answer can be had.
     """
     pr = _read(ref, github)
+    if ref.argocd is not None:
+        pr = pr.with_argocd(ref.argocd)  # as fetch read it: one request per application per run
     facts = decision_key(rule.spec_hash(), model, pr)
     problems = selection_problems(pr, rule.spec.selector)
     if problems:
@@ -454,6 +469,7 @@ def tally(outcomes: str, counts: str, run: str | None) -> PassCounts:
             "decided": decided,
             "reused": left_out + replayed,
             "deferred": fetched.deferred,
+            "argocd_errors": fetched.argocd_errors,
             "decisions_reused": left_out + replayed,
             # Branches fetch listed that handed no outcome: they failed (bounded by the cap).
             "branches_failed": max(0, fetched.to_decide - decided - replayed),

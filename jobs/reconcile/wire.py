@@ -34,6 +34,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from ai_operator.jobs.clients.ai.usage import ModelUsage
+from ai_operator.jobs.policy.argocd import ArgoCDStatus
 from ai_operator.jobs.policy.counts import PassCounts
 from ai_operator.jobs.policy.decision import Decision
 from ai_operator.jobs.policy.pacing import WriteBudget
@@ -133,6 +134,10 @@ class PullRequestRef(_Wire):
     key: str
     noop: bool = False
     share: WriteShare | None = None
+    argocd: ArgoCDStatus | None = None
+    """Argo CD's status of the PR's application, as fetch read it (a rule with
+    ``argocdEnabled``): decide and act judge the PR with it, and it is part of ``key``. Argo CD's
+    own words only (health, sync), never PR text."""
 
     @classmethod
     def noop_of(cls, spec_hash: str) -> PullRequestRef:
@@ -168,6 +173,7 @@ class FetchCounts(_Wire):
     """fetch's counts: PRs that matched, reused a standing decision, to decide, deferred.
 
     ``paused``: writes were paused when fetch ran, so it listed no PR to decide (all deferred).
+    ``argocd_errors``: Argo CD applications fetch could not read, by kind.
     """
 
     matched: int = 0
@@ -182,11 +188,14 @@ class FetchCounts(_Wire):
     shadow_score: dict[str, Any] | None = None
     """A shadow rule's score after fetch settled (:class:`jobs.policy.shadow.ShadowScore`)."""
 
+    argocd_errors: dict[str, int] = {}
+
     def wire(self) -> dict[str, Any]:
-        """The counts a step writes; ``paused`` and the shadow ones only when set."""
-        return self.model_dump(
-            mode="json", by_alias=True, exclude={"paused"}, exclude_none=True
-        ) | ({"paused": True} if self.paused else {})
+        """The counts a step writes; ``paused``, ``argocdErrors``, the shadow ones only when set."""
+        written = self.model_dump(mode="json", by_alias=True, exclude={"paused"}, exclude_none=True)
+        if not self.argocd_errors:
+            written.pop("argocdErrors", None)
+        return written | ({"paused": True} if self.paused else {})
 
     @classmethod
     def read(cls, text: str) -> FetchCounts:
@@ -205,6 +214,7 @@ class FetchCounts(_Wire):
             shadow_settled=counts.shadow_settled or None,
             shadow_agreed=counts.shadow_agreed or None,
             shadow_score=counts.shadow_score,
+            argocd_errors=counts.argocd_errors,
         )
 
 
@@ -227,6 +237,15 @@ class Decided(_Wire):
     """The decision key of the facts decide read (:func:`jobs.policy.reuse.decision_key`)."""
     share: WriteShare | None = None
     """What act may write (fetch's :class:`WriteShare`, handed on); None: the run's budget."""
+    argocd: ArgoCDStatus | None = None
+    """Argo CD's status decide judged the PR with (from its :class:`PullRequestRef`)."""
+
+    def wire(self) -> dict[str, Any]:
+        """The decision as decide writes it; ``argocd`` only for a rule that reads Argo CD."""
+        written = super().wire()
+        if self.argocd is None:
+            del written["argocd"]
+        return written
 
     @field_validator("usage", mode="before")
     @classmethod

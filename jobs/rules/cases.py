@@ -9,7 +9,9 @@ A cases file, for ``ai-operator test RULE.yaml --cases CASES.yaml``::
         expect: merge                  # or a list of acceptable actions: [escalate, wait]
         reasonPattern: "(?i)check"     # optional: a regular expression the reason must contain
 
-Facts carry the template variables' names (``pr.ciStatus`` is ``ciStatus``: see :data:`FACTS`).
+Facts carry the template variables' names (``pr.ciStatus`` is ``ciStatus``: see :data:`FACTS`);
+``argocd: {health: Degraded, sync: Synced}`` is what Argo CD reports of the PR's application
+(default ``Unknown``).
 Facts left out describe an ordinary pull request the rule covers: open, not a draft, mergeable,
 its checks passed, no review, the rule's include labels, base branch and author. ``expect`` is
 compared with the final action, after the guardrails.
@@ -151,12 +153,22 @@ class PullRequestFacts(_Strict):
         return "CONFLICTING" if self.mergeable is False else "MERGEABLE"
 
 
+class ArgoCDFacts(_Strict):
+    """What Argo CD reports of the PR's application (``argocd.health``, ``argocd.sync``)."""
+
+    health: Literal["Healthy", "Progressing", "Degraded", "Suspended", "Missing", "Unknown"] = (
+        "Unknown"
+    )
+    sync: Literal["Synced", "OutOfSync", "Unknown"] = "Unknown"
+
+
 class RuleCase(_Strict):
     """One case: a pull request and the actions acceptable for it."""
 
     name: StrictStr = Field(min_length=1)
     repository: Annotated[str, Field(pattern=REPOSITORY_PATTERN)] | None = None
     pr: PullRequestFacts = Field(default_factory=PullRequestFacts)
+    argocd: ArgoCDFacts = Field(default_factory=ArgoCDFacts)
     expect: list[Action] = Field(min_length=1)
     reasonPattern: StrictStr | None = None
 

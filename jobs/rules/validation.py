@@ -10,8 +10,9 @@ Semantic checks on a loaded rule (:func:`check_rule`):
 - a ``reconciliationInterval`` that whole-minute schedules cannot honour exactly (warning);
 - a fallback of ``escalate`` that ``allowedActions`` does not permit, so it becomes ``wait``
   (warning);
-- Argo CD settings: health is reported as "Unknown" in this version (warning), and an
-  application name pattern is ignored while ``argocdEnabled`` is false (warning).
+- Argo CD settings: ``argocdEnabled`` without ``argocdAppNamePattern`` names no application, so
+  ``argocd.health`` stays "Unknown" (warning), and an application name pattern is ignored while
+  ``argocdEnabled`` is false (warning).
 
 :func:`validate_files` loads files with :mod:`jobs.rules.files` (its problems become errors), runs
 the checks, and reports two rules with the same namespace and name as an error. Every
@@ -438,12 +439,13 @@ def _fallback_findings(source: RuleSource, spec: RuleSpec) -> list[Finding]:
 
 
 def _argocd_findings(source: RuleSource, spec: RuleSpec) -> list[Finding]:
-    if spec.argocdEnabled:
+    if spec.argocdEnabled and not spec.argocdAppNamePattern:
         message = (
-            f"this version has no Argo CD client: argocd.health is reported as {ARGOCD_UNKNOWN!r}"
+            "no argocdAppNamePattern names the application: argocd.health is reported as "
+            f"{ARGOCD_UNKNOWN!r}"
         )
         return [Finding(source, "spec.argocdEnabled", message, "warning")]
-    if spec.argocdAppNamePattern is not None:
+    if spec.argocdAppNamePattern is not None and not spec.argocdEnabled:
         message = "ignored while argocdEnabled is false"
         return [Finding(source, "spec.argocdAppNamePattern", message, "warning")]
     return []

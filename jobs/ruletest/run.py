@@ -26,6 +26,7 @@ from pathlib import Path
 from ai_operator.jobs.clients.ai import make_decision_client
 from ai_operator.jobs.config import AIConfig, ConfigError, Settings, resolve_ai
 from ai_operator.jobs.log import configure_logging
+from ai_operator.jobs.policy.argocd import ArgoCDStatus
 from ai_operator.jobs.policy.prompt import build_prompt
 from ai_operator.jobs.policy.selection import selection_problems
 from ai_operator.jobs.policy.snapshot import (
@@ -203,6 +204,7 @@ def snapshot_of(rule: PRReconciliationRule, case: RuleCase) -> PullRequestSnapsh
         changed_files=facts.changedFiles,
         created_at=facts.createdAt,
         updated_at=facts.updatedAt,
+        argocd=ArgoCDStatus(health=case.argocd.health, sync=case.argocd.sync),
     )
 
 

@@ -180,7 +180,7 @@ class FakeGitHub:
         """Answer one POST as GitHub would, and record it."""
         payload = _decode(raw_body)
         if path.split("?", maxsplit=1)[0] not in GRAPHQL_PATHS:
-            return _Response(404, {"message": "Not Found", "documentation_url": DOCS})
+            return _Response(*self.rest("POST", path, authorization, payload))
         with self._lock:
             self._request_count += 1
             request_id = f"F4KE:{self._request_count:06X}"
@@ -218,7 +218,20 @@ class FakeGitHub:
 
     def _authorized(self, authorization: str | None) -> bool:
         scheme, _, token = (authorization or "").strip().partition(" ")
-        return scheme.lower() in ("bearer", "token") and token.strip() == self._token
+        return scheme.lower() in ("bearer", "token") and self.accepts(token.strip())
+
+    def rest(
+        self, method: str, path: str, authorization: str | None, payload: dict[str, Any] | None
+    ) -> tuple[int, dict[str, Any]]:
+        """Answer a REST request (any path but GraphQL's): the sandbox serves none (404).
+
+        The hook where tests serve GitHub's REST endpoints on the same server (a GitHub App's).
+        """
+        return 404, {"message": "Not Found", "documentation_url": DOCS}
+
+    def accepts(self, token: str) -> bool:
+        """Whether ``token`` is valid now: the configured one (tests add a GitHub App's)."""
+        return token == self._token
 
     def _record(
         self,
@@ -318,7 +331,9 @@ class _GitHubHandler(BaseHTTPRequestHandler):
         self._send(response.status, response.body, {**fake.response_headers(), **response.headers})
 
     def do_GET(self) -> None:
-        self._send(404, {"message": "Not Found", "documentation_url": DOCS}, {})
+        fake = self.github.fake
+        status, body = fake.rest("GET", self.path, self.headers.get("authorization"), None)
+        self._send(status, body, fake.response_headers())
 
     def _send(self, status: int, body: dict[str, Any], headers: dict[str, str]) -> None:
         encoded = json.dumps(body).encode()

@@ -554,7 +554,7 @@ class GitHubGraph:
             "name": name,
             "nameWithOwner": repository.full_name,
             "owner": {**actor(owner), "__typename": "Organization"},
-            "url": f"https://github.com/{repository.full_name}",
+            "url": f"{self.world.web_url}/{repository.full_name}",
             "resourcePath": f"/{repository.full_name}",
             "isArchived": False,
             "isPrivate": False,
@@ -603,9 +603,13 @@ class GitHubGraph:
         found = [label_node(repository, label) for label in labels if needle in label.name.lower()]
         return connection(found, args)
 
+    def _pr_url(self, pr: FakePullRequest) -> str:
+        """The PR's page, on the world's host (GitHub.com or a GitHub Enterprise Server)."""
+        return f"{self.world.web_url}/{pr.repository}/pull/{pr.number}"
+
     def pull_request(self, pr: FakePullRequest) -> Node:
         """A PullRequest."""
-        url = f"https://github.com/{pr.repository}/pull/{pr.number}"
+        url = f"{self.world.web_url}/{pr.repository}/pull/{pr.number}"
         return {
             "__typename": "PullRequest",
             "id": pr.id,
@@ -703,7 +707,7 @@ class GitHubGraph:
             "submittedAt": submitted,
             "createdAt": submitted,
             "authorAssociation": "MEMBER",
-            "url": f"https://github.com/{pr.repository}/pull/{pr.number}#pullrequestreview-{index}",
+            "url": f"{self._pr_url(pr)}#pullrequestreview-{index}",
         }
 
     def _pull_request_commit(self, pr: FakePullRequest) -> Node:
@@ -711,7 +715,7 @@ class GitHubGraph:
             "__typename": "PullRequestCommit",
             "id": "PURC_" + pr.head_oid[:16],
             "commit": self._commit(pr),
-            "url": f"https://github.com/{pr.repository}/pull/{pr.number}/commits/{pr.head_oid}",
+            "url": f"{self.world.web_url}/{pr.repository}/pull/{pr.number}/commits/{pr.head_oid}",
         }
 
     def _commit(self, pr: FakePullRequest) -> Node:
@@ -725,7 +729,7 @@ class GitHubGraph:
             "messageBody": "",
             "committedDate": iso(pr.committed_at or pr.created_at),
             "authoredDate": iso(pr.committed_at or pr.created_at),
-            "url": f"https://github.com/{pr.repository}/commit/{pr.head_oid}",
+            "url": f"{self.world.web_url}/{pr.repository}/commit/{pr.head_oid}",
             "statusCheckRollup": self._rollup(pr) if pr.rollup_state is not None else None,
         }
 
@@ -777,7 +781,7 @@ class GitHubGraph:
                 "createdAt": started,
                 "isRequired": lambda info, **_: required,
             }
-        url = f"https://github.com/{pr.repository}/runs/{index + 1}"
+        url = f"{self.world.web_url}/{pr.repository}/runs/{index + 1}"
         return {
             "__typename": "CheckRun",
             "id": "CR_" + node_id,
@@ -814,7 +818,7 @@ class GitHubGraph:
                 "__typename": event.kind,
                 "id": node["id"],
                 "commit": self._commit_node(event.oid or pr.head_oid, event.created_at),
-                "url": f"https://github.com/{pr.repository}/pull/{pr.number}/commits/{event.oid}",
+                "url": f"{self.world.web_url}/{pr.repository}/pull/{pr.number}/commits/{event.oid}",
                 "resourcePath": f"/{pr.repository}/pull/{pr.number}/commits/{event.oid}",
             }
         if event.kind == "IssueComment":
@@ -873,7 +877,7 @@ class GitHubGraph:
             "bodyText": comment.body,
             "createdAt": iso(comment.created_at),
             "updatedAt": iso(comment.created_at),
-            "url": f"https://github.com/{pr.repository}/pull/{pr.number}#issuecomment-{index}",
+            "url": f"{self.world.web_url}/{pr.repository}/pull/{pr.number}#issuecomment-{index}",
             "viewerDidAuthor": comment.author == self.world.viewer_login,
             "isMinimized": False,
         }

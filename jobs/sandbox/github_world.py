@@ -202,8 +202,12 @@ class FakeRepository:
 class GitHubWorld:
     """Every repository and pull request the fake GitHub knows; guarded by ``lock``."""
 
-    def __init__(self, viewer_login: str = "ai-operator-bot") -> None:
+    def __init__(
+        self, viewer_login: str = "ai-operator-bot", web_url: str = "https://github.com"
+    ) -> None:
         self.viewer_login = viewer_login
+        self.web_url = web_url.rstrip("/")
+        """Where the pull requests' pages are (a GitHub Enterprise Server: ``https://HOST``)."""
         self.lock = threading.RLock()
         self._repositories: dict[str, FakeRepository] = {}
         self._pull_requests: list[FakePullRequest] = []

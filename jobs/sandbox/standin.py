@@ -14,6 +14,10 @@ a small function of the pull request's facts (the JSON the prompt carries), trie
    are there to refuse it);
 6. anything else (conflicts, failed checks): **escalate**.
 
+A merge it would answer becomes **wait** while Argo CD reports the PR's application
+``Progressing``, and **escalate** while it reports it ``Degraded``, ``Missing`` or ``Suspended``
+(``argocd.health`` in the facts; ``Unknown`` changes nothing).
+
 An action the rule does not permit becomes ``escalate`` (or ``wait`` when escalating is not
 permitted either), with the reason saying so.
 """
@@ -40,10 +44,23 @@ _INSTRUCTS = re.compile(
 _BUMP = re.compile(r"^Bump \S+ from v?(?P<old>\d+)\S* to v?(?P<new>\d+)", re.IGNORECASE)
 
 
+_HOLD_FOR_HEALTH = {
+    "Progressing": ("wait", "Argo CD is still rolling the application out (Progressing)."),
+    "Degraded": ("escalate", "Argo CD reports the application Degraded: a person should look."),
+    "Missing": ("escalate", "Argo CD does not find the application (Missing)."),
+    "Suspended": ("escalate", "Argo CD reports the application Suspended."),
+}
+"""What the stand-in does instead of merging while Argo CD reports the application unwell."""
+
+
 def standin_brain(request: LLMRequest) -> dict[str, Any]:
     """The stand-in's answer to one request, within the schema's permitted actions."""
-    pr = (pull_request_facts(request.user) or {}).get("pr")
+    facts = pull_request_facts(request.user) or {}
+    pr, argocd = facts.get("pr"), facts.get("argocd")
+    health = argocd.get("health") if isinstance(argocd, dict) else None
     action, reason = _judge(pr if isinstance(pr, dict) else {})
+    if action == "merge" and health in _HOLD_FOR_HEALTH:
+        action, reason = _HOLD_FOR_HEALTH[health]
     permitted = request.permitted_actions
     if permitted is not None and action not in permitted:
         instead = "escalate" if "escalate" in permitted else "wait"

@@ -70,7 +70,8 @@ def test_format(helm: Helm, value_file: Path | None) -> None:
     assert isinstance(config["pushgatewayUrl"], str)
     assert set(config["ruleDefaults"]) == {"reconciliationInterval", "maxPullRequests"}
     compile_ = config["compile"]
-    assert set(compile_["secretKeys"]) == set(TOKEN_SECRET_KEYS)
+    # Argo CD's token and a GitHub App's key are named only when their values ask for them.
+    assert {"GITHUB_TOKEN", "AI_TOKEN"} <= set(compile_["secretKeys"]) <= set(TOKEN_SECRET_KEYS)
     for ref in compile_["secretKeys"].values():
         assert set(ref) == {"name", "key"}
     assert all(isinstance(name, str) for name in compile_["imagePullSecrets"])
@@ -169,14 +170,64 @@ def test_pipeline_names_are_objects_the_chart_creates(helm: Helm, value_file: Pa
 
 
 def test_created_secret_holds_the_pipeline_keys(helm: Helm) -> None:
-    """The chart's Secret has exactly the keys compiled pods read (ai_operator.pipelines.options)."""
-    rendered = helm.template(values=["secret.create=true", "github.token=ghp-x", "ai.token=sk-x"])
+    """The chart's Secret has the keys compiled pods read (ai_operator.pipelines.options) for
+    the tokens it was given; a GitHub App's key is never a value of the chart."""
+    rendered = helm.template(
+        values=["secret.create=true", "github.token=ghp-x", "ai.token=sk-x", "argocd.token=a-x"]
+    )
     config = rendered.controller_config()["compile"]
     secret = rendered.one("Secret", config["secretName"], NAMESPACE)
-    assert set(secret["data"]) == set(TOKEN_SECRET_KEYS.values())
+    assert set(secret["data"]) == set(TOKEN_SECRET_KEYS.values()) - {"github-app-private-key"}
     assert config["secretKeys"] == {
-        env: {"name": config["secretName"], "key": key} for env, key in TOKEN_SECRET_KEYS.items()
+        env: {"name": config["secretName"], "key": TOKEN_SECRET_KEYS[env]}
+        for env in ("GITHUB_TOKEN", "AI_TOKEN")
     }
+    defaults = CompileOptions(secret_name=config["secretName"])
+    assert defaults.token_ref("ARGOCD_TOKEN").key == "argocd-token"
+
+
+def test_a_github_app_reads_its_key_through_a_secret_key_ref(helm: Helm) -> None:
+    """github.app.*: the App's id and installation in the settings ConfigMap, its key named by a
+    secretKeyRef of the pods; no token is required and no key is written anywhere."""
+    rendered = helm.template(
+        values=[
+            "github.app.id=4242",
+            "github.app.installationId=12345678",
+            "github.app.privateKeySecretName=github-app",
+            "github.graphqlEndpoint=https://ghe.acme.io/api/graphql",
+        ]
+    )
+    config = rendered.controller_config()["compile"]
+    assert config["githubApp"] is True
+    assert config["secretKeys"]["GITHUB_APP_PRIVATE_KEY"] == {
+        "name": "github-app",
+        "key": "github-app-private-key",
+    }
+    settings = rendered.one("ConfigMap", config["configMap"], NAMESPACE)["data"]
+    assert (settings["GITHUB_APP_ID"], settings["GITHUB_APP_INSTALLATION_ID"]) == (
+        "4242",
+        "12345678",
+    )
+    assert settings["GITHUB_GRAPHQL_URL"] == "https://ghe.acme.io/api/graphql"
+    assert rendered.of_kind("Secret") == []
+
+
+def test_argo_cd_settings_reach_every_pod_and_its_token_a_secret(helm: Helm) -> None:
+    """argocd.enabled and argocd.url are plain settings; the token comes by secretKeyRef."""
+    rendered = helm.template(
+        values=[
+            "argocd.enabled=true",
+            "argocd.url=https://argocd.example",
+            "argocd.tokenSecretName=argocd-reader",
+        ]
+    )
+    config = rendered.controller_config()["compile"]
+    settings = rendered.one("ConfigMap", config["configMap"], NAMESPACE)["data"]
+    assert (settings["ARGOCD_ENABLED"], settings["ARGOCD_URL"]) == (
+        "true",
+        "https://argocd.example",
+    )
+    assert config["secretKeys"]["ARGOCD_TOKEN"] == {"name": "argocd-reader", "key": "argocd-token"}
 
 
 def test_existing_secrets_are_named_with_their_keys(helm: Helm) -> None:

@@ -33,6 +33,15 @@ EARLIER = VALUES / "earlier-design.yaml"
         pytest.param(["github.repositories={a/b/c}"], "- github.repositories.0:", id="repo"),
         pytest.param(["rules.myRule.name=x"], "- rules.myRule: enabled is required", id="rule"),
         pytest.param(
+            ["argocd.url=https://admin:pw@argocd.example"], "- argocd.url:", id="argocd-credentials"
+        ),
+        pytest.param(["github.app.id=my-app"], "- github.app.id:", id="app-id-not-a-number"),
+        pytest.param(
+            ["github.app.privateKey=x"],
+            "- github.app: Additional property privateKey",
+            id="app-key-is-never-a-value",
+        ),
+        pytest.param(
             ["workflow.paralelism=3"], "- workflow: Additional property paralelism", id="typo"
         ),
         pytest.param(["executer=argo"], "- (root): Additional property executer", id="top-typo"),
@@ -67,6 +76,22 @@ def test_schema_refuses_wrong_values_naming_their_path(
             ["secret.create=true", "ai.token=x", "github.token=x", "github.tokenSecretName=gh"],
             "github.token and github.tokenSecretName are both set",
             id="token-twice",
+        ),
+        pytest.param(
+            ["argocd.enabled=true"],
+            "argocd.enabled is true: argocd.url is required",
+            id="argocd-without-url",
+        ),
+        pytest.param(
+            ["argocd.token=a", "argocd.tokenSecretName=argocd"],
+            "argocd.token and argocd.tokenSecretName are both set",
+            id="argocd-token-twice",
+        ),
+        pytest.param(
+            ["github.app.id=4242", "github.tokenSecretName=gh"],
+            "github.app.id and a GitHub token (github.token or github.tokenSecretName) are both "
+            "set: choose one",
+            id="app-and-token",
         ),
         pytest.param(
             ["watchNamespaces={*,team-a}"],

@@ -129,5 +129,5 @@ def test_the_command_exits_1_on_a_bad_file_and_on_a_failing_case(tmp_path: Path,
         failed.stdout.replace("\n", " ")
     )
     assert passed.code == 0, passed.stdout + passed.stderr
-    assert "9 cases: 9 passed, 0 failed" in passed.stdout
+    assert "12 cases: 12 passed, 0 failed" in passed.stdout
     assert (tmp_path / "junit.xml").read_text().startswith("<?xml")

@@ -73,7 +73,29 @@ def test_every_variable_of_the_earlier_design_is_read(name: str) -> None:
         pytest.param({"LOG_LEVEL": "debug"}, "log_level", "DEBUG", id="log-level-any-case"),
         pytest.param({"LOG_FORMAT": "text"}, "log_format", "console", id="earlier-text-format"),
         pytest.param({"AI_TEMPERATURE": "0.2"}, "ai_temperature", 0.2, id="temperature"),
-        pytest.param({"ARGOCD_ENABLED": "true"}, "argocd_enabled", "true", id="argocd-accepted"),
+        pytest.param(
+            {"ARGOCD_ENABLED": "true", "ARGOCD_URL": "https://argocd.example"},
+            "argocd_enabled",
+            True,
+            id="argocd-enabled",
+        ),
+        pytest.param({"ARGOCD_ENABLED": "False"}, "argocd_enabled", False, id="argocd-off"),
+        pytest.param({}, "github_rest_url", "https://api.github.com", id="rest-url-github-com"),
+        pytest.param(
+            {"GITHUB_GRAPHQL_URL": "https://ghe.acme.io/api/graphql"},
+            "github_rest_url",
+            "https://ghe.acme.io/api/v3",
+            id="rest-url-beside-enterprise-graphql",
+        ),
+        pytest.param(
+            {
+                "GITHUB_GRAPHQL_URL": "https://ghe.acme.io/api/graphql",
+                "GITHUB_API_URL": "https://ghe.acme.io/api/v3/",
+            },
+            "github_rest_url",
+            "https://ghe.acme.io/api/v3",
+            id="rest-url-given",
+        ),
         pytest.param(
             {"AI_OPERATOR_LIMITS": encode_limits(LimitsSpec(ai=AILimits(providers=["openai"])))},
             "limits",
@@ -145,6 +167,32 @@ def test_a_variable_becomes_its_setting(env: dict[str, str], attribute: str, exp
             id="pushgateway-without-scheme",
         ),
         pytest.param(
+            {"ARGOCD_ENABLED": "yes please"},
+            "ARGOCD_ENABLED must be true or false, not 'yes please'",
+            id="argocd-enabled-not-a-flag",
+        ),
+        pytest.param(
+            {"ARGOCD_ENABLED": "true"},
+            "ARGOCD_ENABLED is true but ARGOCD_URL is not set",
+            id="argocd-without-url",
+        ),
+        pytest.param(
+            {"ARGOCD_URL": "https://admin:hunter2@argocd.example"},
+            "ARGOCD_URL must not carry credentials or a query (value not shown)",
+            id="argocd-url-with-credentials",
+        ),
+        pytest.param(
+            {"GITHUB_API_URL": "https://ghe.acme.io/api/v3"},
+            "GITHUB_API_URL (https://ghe.acme.io/api/v3) and GITHUB_GRAPHQL_URL "
+            "(https://api.github.com/graphql) name different servers",
+            id="rest-and-graphql-on-different-servers",
+        ),
+        pytest.param(
+            {"GITHUB_APP_INSTALLATION_ID": "acme"},
+            "GITHUB_APP_INSTALLATION_ID must be a whole number, not 'acme'",
+            id="installation-id-not-a-number",
+        ),
+        pytest.param(
             {"RUN_LOCK_WAIT_SECONDS": "soon", "AI_TEMPERATURE": "hot"},
             "AI_TEMPERATURE must be a number, not 'hot'; RUN_LOCK_WAIT_SECONDS must be a number",
             id="every-problem-at-once",
@@ -165,6 +213,67 @@ def test_tokens_never_show() -> None:
     assert TOKEN_VALUE not in repr(settings)
     assert TOKEN_VALUE not in str(settings.model_dump())
     assert settings.secrets() == (TOKEN_VALUE, TOKEN_VALUE)
+
+
+def test_credentials_in_a_url_are_never_shown() -> None:
+    """A URL that carries a password is refused without repeating it."""
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"GITHUB_GRAPHQL_URL": "https://x:hunter2@ghe.acme.io/api/graphql"})
+    assert "hunter2" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        pytest.param(
+            {},
+            "neither GITHUB_TOKEN nor GITHUB_APP_ID is set: export a GitHub token, or a GitHub "
+            "App's id and private key",
+            id="neither",
+        ),
+        pytest.param(
+            {"GITHUB_APP_ID": "4242"},
+            "GITHUB_APP_ID is set without a key: set GITHUB_APP_PRIVATE_KEY (PEM text) or "
+            "GITHUB_APP_PRIVATE_KEY_FILE",
+            id="app-without-key",
+        ),
+        pytest.param(
+            {"GITHUB_APP_PRIVATE_KEY": "-----BEGIN RSA PRIVATE KEY-----"},
+            "GITHUB_APP_ID is not set: the App's private key needs its id",
+            id="key-without-app",
+        ),
+        pytest.param(
+            {"GITHUB_APP_ID": "4242", "GITHUB_APP_PRIVATE_KEY_FILE": "/nonexistent/app.pem"},
+            "GITHUB_APP_PRIVATE_KEY_FILE /nonexistent/app.pem: no such file or directory",
+            id="key-file-missing",
+        ),
+    ],
+)
+def test_github_authentication_problems_are_one_line(env: dict[str, str], message: str) -> None:
+    """Neither a token nor a complete App: a clear error naming what to set."""
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env(env).github_auth()
+    assert message in str(caught.value)
+
+
+def test_a_personal_token_wins_over_a_github_app() -> None:
+    """GITHUB_TOKEN set: it is used, whatever the App's variables say."""
+    env = {"GITHUB_TOKEN": TOKEN_VALUE, "GITHUB_APP_ID": "4242"}
+    assert Settings.from_env(env).github_auth().get_secret_value() == TOKEN_VALUE  # type: ignore[union-attr]
+
+
+def test_the_app_key_is_read_from_its_file(tmp_path: Path) -> None:
+    """GITHUB_APP_PRIVATE_KEY_FILE: the mounted Secret's file; each of its lines is redacted."""
+    key = tmp_path / "app.pem"
+    key.write_text("-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAsecretline\n-----END\n")
+    settings = Settings.from_env({"GITHUB_APP_ID": "4242", "GITHUB_APP_PRIVATE_KEY_FILE": str(key)})
+    auth = settings.github_auth()
+    assert auth.private_key.get_secret_value() == key.read_text()  # type: ignore[union-attr]
+    assert (auth.app_id, auth.installation_id, auth.api_url) == (  # type: ignore[union-attr]
+        "4242",
+        None,
+        "https://api.github.com",
+    )
 
 
 def test_building_settings_reads_no_process_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -164,9 +164,21 @@ ConfigMap.
 {{- if and $values.token (not $.Values.secret.create) }}
 {{- fail (printf "%s.token is set but secret.create is false: set secret.create=true to store it in a Secret, or remove %s.token and create the Secret yourself" $name $name) }}
 {{- end }}
-{{- if and $.Values.secret.create (not $values.tokenSecretName) (not $values.token) }}
+{{- if and $.Values.secret.create (not $values.tokenSecretName) (not $values.token) (not (and (eq $name "github") $.Values.github.app.id)) }}
 {{- fail (printf "secret.create is true: %s.token is required (or read it from an existing Secret with %s.tokenSecretName)" $name $name) }}
 {{- end }}
+{{- end }}
+{{- if and .Values.argocd.token .Values.argocd.tokenSecretName }}
+{{- fail "argocd.token and argocd.tokenSecretName are both set: choose one" }}
+{{- end }}
+{{- if and .Values.argocd.token (not .Values.secret.create) }}
+{{- fail "argocd.token is set but secret.create is false: set secret.create=true to store it in a Secret, or remove argocd.token and create the Secret yourself" }}
+{{- end }}
+{{- if and .Values.argocd.enabled (not .Values.argocd.url) }}
+{{- fail "argocd.enabled is true: argocd.url is required (Argo CD's base URL)" }}
+{{- end }}
+{{- if and .Values.github.app.id (or .Values.github.token .Values.github.tokenSecretName) }}
+{{- fail "github.app.id and a GitHub token (github.token or github.tokenSecretName) are both set: choose one" }}
 {{- end }}
 {{- if and (gt (int .Values.replicaCount) 1) (not .Values.controller.leaderElection.enabled) }}
 {{- fail "replicaCount: more than one replica needs controller.leaderElection.enabled" }}
@@ -219,4 +231,9 @@ namespace gets the installation's tokens: give it a Secret of its own (limits.<n
 {{- end }}
 {{- end }}
 {{- $found | uniq | toJson }}
+{{- end }}
+
+{{/* A whole number given as a number or a string ("" when empty), never in exponent form. */}}
+{{- define "ai-operator.wholeNumber" -}}
+{{- if . }}{{ . | int64 | toString }}{{ end }}
 {{- end }}

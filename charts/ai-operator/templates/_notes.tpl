@@ -6,8 +6,9 @@
 {{- $argo := eq .Values.executor "argo" }}
 {{- $ruleNs := first $namespaces }}
 {{- $keys := list }}
-{{- if not .Values.github.tokenSecretName }}{{ $keys = append $keys "github-token=<GitHub token>" }}{{ end }}
-{{- if not .Values.ai.tokenSecretName }}{{ $keys = append $keys "ai-token=<model API key>" }}{{ end }}
+{{- if .Values.github.app.id }}{{ if not .Values.github.app.privateKeySecretName }}{{ $keys = append $keys "--from-file=github-app-private-key=<the App's private key file (.pem)>" }}{{ end }}
+{{- else if not .Values.github.tokenSecretName }}{{ $keys = append $keys "--from-literal=github-token=<GitHub token>" }}{{ end }}
+{{- if not .Values.ai.tokenSecretName }}{{ $keys = append $keys "--from-literal=ai-token=<model API key>" }}{{ end }}
 ai-operator {{ .Chart.AppVersion }} is installed in namespace {{ $ns }} (executor: {{ .Values.executor }}).
 {{- if include "ai-operator.allNamespaces" . }}
 {{- $copies := list (printf "ServiceAccount %s" (include "ai-operator.workflowServiceAccount" .)) }}
@@ -30,7 +31,7 @@ Next steps:
 
      kubectl -n {{ . }} create secret generic {{ $secret }}
 {{- range $keys }} \
-       --from-literal={{ . }}
+       {{ . }}
 {{- end }}
 {{- end }}
 {{- end }}
@@ -72,10 +73,10 @@ Next steps:
 {{ $n }}. The controller's logs:
 
      kubectl -n {{ $ns }} logs deployment/{{ include "ai-operator.fullname" . }}
-{{- if or .Values.argocd.token .Values.argocd.tokenSecretName }}
+{{- if and .Values.argocd.enabled (not .Values.argocd.token) (not .Values.argocd.tokenSecretName) }}
 
-Note: the Argo CD token is accepted for compatibility but unused: this version has no Argo CD
-client.
+Argo CD is enabled: rules with argocdEnabled read their application's health from {{ .Values.argocd.url }}
+with the token in key argocd-token of {{ $secret }} (without it, Argo CD is asked anonymously).
 {{- end }}
 {{- if .Values.observability.tracing.enabled }}
 

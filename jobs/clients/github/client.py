@@ -41,7 +41,12 @@ from ai_operator.jobs.clients.github.search_query import (
     build_search_queries,
     build_settled_queries,
 )
-from ai_operator.jobs.clients.github.transport import GitHubStats, GraphQLTransport, TransportPolicy
+from ai_operator.jobs.clients.github.transport import (
+    GitHubStats,
+    GraphQLTransport,
+    TokenSource,
+    TransportPolicy,
+)
 from ai_operator.jobs.policy.backtest import Happened, Settled
 from ai_operator.jobs.policy.shadow import PullRequestHistory
 from ai_operator.jobs.policy.snapshot import PullRequestSnapshot
@@ -62,7 +67,7 @@ class GitHubClient:
     def __init__(
         self,
         url: str,
-        token: SecretStr,
+        token: SecretStr | TokenSource,
         *,
         max_retries: int = 4,
         backoff_seconds: float = 1.0,
@@ -71,7 +76,13 @@ class GitHubClient:
         timeout_seconds: float = 30.0,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
+        identity: Callable[[], str] | None = None,
     ) -> None:
+        """A client for ``url`` with ``token``: a fixed token, or a source of renewed ones.
+
+        A GitHub App's token source comes with its ``identity``, the App's bot login, which then
+        replaces the viewer's login as the operator's.
+        """
         policy = TransportPolicy(max_retries, backoff_seconds, max_wait_seconds, timeout_seconds)
         self._transport = GraphQLTransport(url, token, policy, sleep, clock)
         self._mutation_interval = mutation_interval_seconds
@@ -80,6 +91,7 @@ class GitHubClient:
         self._sleep = sleep
         self._clock = clock
         self._viewer: str | None = None
+        self._identity = identity
 
     @property
     def stats(self) -> GitHubStats:
@@ -114,7 +126,7 @@ class GitHubClient:
             first = min(queries.PAGE_SIZE, limit - len(found))
             variables = {"query": query, "first": first, "after": after}
             result = self._query(queries.SEARCH_PULL_REQUESTS, variables)
-            search, viewer = result.search, result.viewer.login
+            search, viewer = result.search, self._operator(result.viewer.login)
             self._viewer = viewer
             for node in search.nodes:
                 fresh = node.__typename__ == "PullRequest" and node.id not in found
@@ -173,8 +185,8 @@ class GitHubClient:
         if not result.repository or not result.repository.pull_request:
             raise GitHubQueryError(f"{repository}#{number} was not found")
         pr = result.repository.pull_request
-        self._viewer = result.viewer.login
-        return to_snapshot(pr, result.viewer.login, self._connections(pr))
+        self._viewer = self._operator(result.viewer.login)
+        return to_snapshot(pr, self._viewer, self._connections(pr))
 
     def pull_request_history(self, repository: str, number: int) -> PullRequestHistory:
         """The state, head and newest timeline items of ``repository#number``, in one request.
@@ -198,8 +210,12 @@ class GitHubClient:
         after a search or a read this costs no request.
         """
         if self._viewer is None:
-            self._viewer = str(self._query(queries.VIEWER, {}).viewer.login)
+            self._viewer = self._operator(str(self._query(queries.VIEWER, {}).viewer.login))
         return self._viewer
+
+    def _operator(self, viewer: str) -> str:
+        """The operator's login: the App's bot when the token is an App's, else the viewer."""
+        return self._identity() if self._identity is not None else viewer
 
     def _connections(self, pr: Any) -> Connections:
         """All nodes of ``pr``'s nested connections: the fragment's first pages, then the rest."""

@@ -48,7 +48,11 @@ class RateLimited(GitHubError):
 
 
 class GitHubAuthError(GitHubError):
-    """The token was refused or lacks a permission."""
+    """The token was refused or lacks a permission; ``status`` is the HTTP status (None: none)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class GitHubQueryError(GitHubError):

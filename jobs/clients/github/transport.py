@@ -35,7 +35,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from email.message import Message
 from importlib import metadata
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import SecretStr
 
@@ -62,6 +62,31 @@ def _user_agent() -> str:
 
 
 USER_AGENT = _user_agent()
+
+
+class TokenSource(Protocol):
+    """Where the transport gets its token: a fixed one, or a GitHub App's installation tokens."""
+
+    def current(self) -> SecretStr:
+        """The token to send now (raises GitHubError when none can be had)."""
+
+    def refused(self, token: SecretStr) -> bool:
+        """GitHub answered 401 to ``token``: whether a renewed token is worth one more try."""
+
+
+class FixedToken:
+    """A personal access token: the same token every time; a refusal is final."""
+
+    def __init__(self, token: SecretStr) -> None:
+        self._token = token
+
+    def current(self) -> SecretStr:
+        """The token."""
+        return self._token
+
+    def refused(self, token: SecretStr) -> bool:
+        """Never worth another try."""
+        return False
 
 
 @dataclass(frozen=True)
@@ -107,14 +132,14 @@ class GraphQLTransport:
     def __init__(
         self,
         url: str,
-        token: SecretStr,
+        token: SecretStr | TokenSource,
         policy: TransportPolicy,
         sleep: Callable[[float], None],
         clock: Callable[[], float],
     ) -> None:
         self._url = url
         self._where = f"GitHub at {safe_url(url)}"
-        self._token = token
+        self._tokens = FixedToken(token) if isinstance(token, SecretStr) else token
         self._policy = policy
         self._sleep = sleep
         self._clock = clock
@@ -145,10 +170,17 @@ class GraphQLTransport:
     ) -> dict[str, Any]:
         """Run ``document`` with ``variables``; return the answer's ``data``, after retries."""
         body = json.dumps({"query": document, "variables": dict(variables)}).encode()
-        attempt = 0
+        attempt, renewed = 0, False
         while True:
+            token = self._tokens.current()
             try:
-                return self._attempt(body)
+                return self._attempt(body, token)
+            except GitHubAuthError as refused:
+                # An installation token refused before its time: renew it once (never a PAT).
+                if renewed or refused.status != 401 or not self._tokens.refused(token):
+                    raise
+                renewed = True
+                continue
             except _Retry as retry:
                 if attempt >= self._policy.max_retries or not (
                     idempotent or retry.surely_unprocessed
@@ -177,10 +209,10 @@ class GraphQLTransport:
         jitter = random.uniform(0, self._policy.backoff_seconds)  # noqa: S311 - not cryptographic
         return min(delay + jitter, self._policy.max_wait_seconds)
 
-    def _attempt(self, body: bytes) -> dict[str, Any]:
+    def _attempt(self, body: bytes, token: SecretStr) -> dict[str, Any]:
         """One POST; the answer's data, or a final error, or :class:`_Retry`."""
         request = urllib.request.Request(  # noqa: S310 - the URL is the configured endpoint
-            self._url, data=body, method="POST", headers=self._headers()
+            self._url, data=body, method="POST", headers=self._headers(token)
         )
         self.count(requests=1)
         try:
@@ -195,9 +227,9 @@ class GraphQLTransport:
         self._note_remaining(headers)
         return self._data(headers, payload)
 
-    def _headers(self) -> dict[str, str]:
+    def _headers(self, token: SecretStr) -> dict[str, str]:
         return {
-            "Authorization": f"bearer {self._token.get_secret_value()}",
+            "Authorization": f"bearer {token.get_secret_value()}",
             "Accept": "application/vnd.github+json",
             "Content-Type": "application/json",
             "User-Agent": USER_AGENT,
@@ -214,7 +246,7 @@ class GraphQLTransport:
             return self._rate_limited(headers, f"{self._where}: rate limit hit (HTTP {status})")
         if status in (401, 403):
             return GitHubAuthError(
-                f"{self._where} refused the token (HTTP {status}): {_reason(payload)}"
+                f"{self._where} refused the token (HTTP {status}): {_reason(payload)}", status
             )
         if status >= 500:
             error = GitHubUnavailable(f"{self._where} answered HTTP {status}")
