@@ -61,8 +61,14 @@ def act_seeing(
     just_read: PullRequestSnapshot | None = None,
     scope: Scope | None = None,
     gate: WriteGate | None = None,
+    undo: bool = False,
 ) -> tuple[PullRequestResult, PullRequestSnapshot | None]:
-    """Like :func:`act`, and the facts it planned on (None when it read none: a wait)."""
+    """Like :func:`act`, and the facts it planned on (None when it read none: a wait).
+
+    ``undo``: the decision is a wait whose plan still had something to do when it was made (the
+    operator's auto-merge or queue entry on a PR that no longer passes the rule): it is planned
+    on fresh facts, which disarm what the operator armed, instead of being skipped.
+    """
     # The one gate of shadow mode: such a rule plans like any other, and nothing is written.
     shadow = shadowing(rule.spec)
     dry_run = dry_run or shadow
@@ -72,7 +78,7 @@ def act_seeing(
     refused = admission_problems(rule, decision, scope)
     if refused:
         return row.failed(f"refused: {'; '.join(refused)}", "guardrail"), None
-    if decision.action is Action.WAIT:
+    if decision.action is Action.WAIT and not undo:
         return row, just_read
     seen: list[PullRequestSnapshot] = []
     try:

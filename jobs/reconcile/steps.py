@@ -39,7 +39,12 @@ from ai_operator.jobs.log import get_logger
 from ai_operator.jobs.policy.admission import Scope
 from ai_operator.jobs.policy.counts import PassCounts
 from ai_operator.jobs.policy.decision import Decision, leave_alone
-from ai_operator.jobs.policy.outcome import not_recorded, outcome_records, shadow_records
+from ai_operator.jobs.policy.outcome import (
+    armed_elsewhere,
+    not_recorded,
+    outcome_records,
+    shadow_records,
+)
 from ai_operator.jobs.policy.pacing import Deferral, WriteBudget, allot
 from ai_operator.jobs.policy.plan import plan
 from ai_operator.jobs.policy.reuse import Remembered, decision_key
@@ -117,8 +122,9 @@ def act_branch(
             row, seen_key = PullRequestResult.of(item.decision, dry_run=dry_run), item.facts
             row = row.in_shadow() if shadowing(rule.spec) else row
         else:
+            # Not settled: decide's plan had operations, a wait's too (a disarm).
             row, seen = act_seeing(
-                rule, item.decision, github, dry_run=dry_run, scope=scope, gate=gate
+                rule, item.decision, github, dry_run=dry_run, scope=scope, gate=gate, undo=True
             )
             if seen is not None and item.argocd is not None:
                 seen = seen.with_argocd(item.argocd)  # the status decide judged by
@@ -349,6 +355,15 @@ def fetch_run(
         )
         for c in split.ask
     ]
+    if not paused:
+        # Queued or armed by the operator, and no longer found by the search: read again, so
+        # that act disarms what the operator armed if the PR left the rule (decide_seeing).
+        seen = {pr.display for pr in prs}
+        refs += [
+            PullRequestRef(display=record.decision.display, key=record.key)
+            for record in armed_elsewhere(remembered, seen)
+            if record.decision is not None
+        ]
     counts = FetchCounts(
         matched=split.matched,
         reused=len(split.reuse),
@@ -393,8 +408,11 @@ def decide_seeing(
     facts = decision_key(rule.spec_hash(), model, pr)
     problems = selection_problems(pr, rule.spec.selector)
     if problems:
+        # No model: a wait. Act reads it again only when something is queued or armed (who
+        # armed it, the operator or a person, is act's to read): it disarms the operator's.
         reason = f"no longer covered by the rule: {'; '.join(problems)}"
-        return leave_alone(rule, pr, pr.fingerprint(), reason), True, facts
+        armed = pr.auto_merge_by is not None or pr.in_merge_queue
+        return leave_alone(rule, pr, pr.fingerprint(), reason), not armed, facts
     decision = decide_pull_request(rule, pr, ai)
     return decision, settled(rule, decision, pr), facts
 

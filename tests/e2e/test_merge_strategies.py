@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from ai_operator.jobs.rules.model import PRReconciliationRule
+from tests.argo_interpreter import MemoCache
 from tests.conftest import AI_TOKEN, GITHUB_TOKEN, CliResult, cli_env, run_cli
 from tests.e2e.test_pipeline import assert_clean, compiled, pod_env, run_pipeline
 from tests.sandbox import FakeCheck, FakeGitHub, FakeLLM, GitHubWorld, LLMRequest
@@ -440,3 +441,38 @@ def test_the_compiled_workflow_sends_the_same_mutation(
     actions = json.loads(tally.outputs["summary"])["actions"]
     assert actions == {action: 1}
     assert len(world.pull_request("acme/web", 1).comments) == 1  # the rerun added none
+
+
+@pytest.mark.parametrize(
+    ("strategy", "queue", "facts", "undone"),
+    [
+        pytest.param("AutoMerge", False, pending(), "disable auto-merge", id="armed"),
+        pytest.param("MergeQueue", True, {}, "dequeue", id="queued"),
+    ],
+)
+def test_the_compiled_workflow_disarms_a_pr_that_left_the_rule(strategy, queue, facts, undone):
+    """A person adds do-not-merge: the next run's search no longer finds the PR, so fetch lists
+    it from the outcome index and its act pod disarms what the operator armed, once."""
+    world = GitHubWorld()
+    one_pr(world, **facts)
+    if queue:
+        world.require_merge_queue("acme/web", "main")
+    rule = PRReconciliationRule.model_validate(yaml.safe_load(rule_text(strategy)))
+    cluster = MemoCache()  # the namespace's ConfigMaps, where act keeps the outcome index
+    with (
+        FakeGitHub(world, token=GITHUB_TOKEN) as github,
+        FakeLLM(token=AI_TOKEN, brain=merging_brain) as llm,
+    ):
+        armed = run_pipeline(compiled(rule), pod_env(github, llm), cluster)
+        world.add_label("acme/web", 1, "do-not-merge", actor="alice")
+        left = run_pipeline(compiled(rule), pod_env(github, llm), cluster)
+        again = run_pipeline(compiled(rule), pod_env(github, llm), cluster)
+    for run in (armed, left, again):
+        assert_clean(run)
+    [act] = [n for n in left.nodes if n.template == "act" and "acme/web#1" in n.name]
+    [row] = json.loads(act.outputs["results"])
+    assert (row["action"], row["operations"]) == ("wait", [undone, "comment"])
+    pr = world.pull_request("acme/web", 1)
+    assert pr.auto_merge is None and pr.queue_entry is None and pr.state == "OPEN"
+    assert not [n for n in again.nodes if n.template == "act" and "acme/web#1" in n.name]
+    assert github.mutations.count("addComment") == 2  # armed, then disarmed: none more
