@@ -46,8 +46,15 @@ from ai_operator.jobs.policy.selection import selection_problems
 from ai_operator.jobs.policy.snapshot import PullRequestSnapshot
 from ai_operator.jobs.reconcile.act import act_seeing
 from ai_operator.jobs.reconcile.ask import decide_pull_request
-from ai_operator.jobs.reconcile.gather import gather, sort_out
-from ai_operator.jobs.reconcile.ports import Decider, DecisionMemory, GitHubPort, GitHubReader
+from ai_operator.jobs.reconcile.event_scope import EventScope
+from ai_operator.jobs.reconcile.gather import gather, gather_named, sort_out
+from ai_operator.jobs.reconcile.ports import (
+    Decider,
+    DecisionMemory,
+    GitHubPort,
+    GitHubReader,
+    NamedReader,
+)
 from ai_operator.jobs.reconcile.results import PullRequestFailure, PullRequestResult
 from ai_operator.jobs.reconcile.wire import (
     NOOP_OUTPUT,
@@ -272,8 +279,12 @@ def fetch_run(
     limit: int,
     max_age: float,
     now: float,
+    scope: EventScope | None = None,
 ) -> FetchedRun:
     """Every matching PR, minus those whose remembered decision still stands, at most ``limit``.
+
+    With ``scope`` (an event-started run) only the pull requests the event named are read, in
+    one request, and the selector is checked on them as on a search's results.
 
     Those the outcome index holds under their current key (younger than ``max_age``, no
     fallback: :func:`jobs.policy.reuse.declined`) are left out: nothing changed for them since
@@ -281,7 +292,10 @@ def fetch_run(
     (:func:`jobs.policy.reuse.triage`); beyond ``limit`` they wait for a later run. An index that
     cannot be read leaves every PR to decide, in an order that rotates from run to run.
     """
-    prs = gather(rule, repositories, github)
+    if scope is not None and isinstance(github, NamedReader):
+        prs = gather_named(rule, scope, github)
+    else:
+        prs = gather(rule, repositories, github)
     problem = None
     try:
         remembered = memory.recall(rule.qualified_name) if memory else {}

@@ -644,6 +644,17 @@ class RuleStatus(_Status):
     lastError: str | None = Field(
         default=None, description="Why the rule is not applied, if it is not."
     )
+    triggers: str | None = Field(
+        default=None,
+        description=(
+            "What starts a pass: 'schedule', or 'schedule+events' with the rule's Sensor; "
+            "'schedule (events off)' when the installation does not receive events, "
+            "'schedule (no events)' on the CronJob target."
+        ),
+    )
+    sensor: str | None = Field(
+        default=None, description="The Argo Events Sensor that starts passes on GitHub events."
+    )
 
 
 class PRReconciliationRule(BaseModel):

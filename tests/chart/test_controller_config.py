@@ -48,6 +48,10 @@ COMPILE_KEYS = {
     "nodeSelector",
     "tolerations",
     "affinity",
+    "events",
+    "eventSource",
+    "eventBus",
+    "sensorServiceAccount",
 }
 
 

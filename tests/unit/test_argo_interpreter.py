@@ -657,9 +657,9 @@ Mutation = Callable[[dict[str, Any]], object]
             id="host-path",
         ),
         pytest.param(
-            lambda d: d["spec"]["workflowSpec"].update(arguments={}),
-            "arguments",
-            id="workflow-arguments",
+            lambda d: d["spec"]["workflowSpec"].update(arguments={"artifacts": []}),
+            "artifacts",
+            id="workflow-artifacts",
         ),
         pytest.param(lambda d: d["spec"].update(when="true"), "when", id="cron-when"),
         pytest.param(lambda d: d.update(kind="Workflow"), "Workflow", id="not-a-cron-workflow"),

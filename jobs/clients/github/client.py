@@ -126,6 +126,29 @@ class GitHubClient:
         self._viewer = result.viewer.login
         return to_snapshot(pr, result.viewer.login, self._connections(pr))
 
+    def pull_requests(self, repository: str, numbers: Sequence[int]) -> list[PullRequestSnapshot]:
+        """The open pull requests among ``repository``'s ``numbers``, read in one request.
+
+        A number that names no pull request, or a closed one, is left out (an event may name a
+        pull request that was merged or deleted since).
+        """
+        unique = list(dict.fromkeys(numbers))
+        if not unique:
+            return []
+        owner, name = _split(repository)
+        variables: dict[str, Any] = {"owner": owner, "name": name}
+        variables |= {f"number{i}": number for i, number in enumerate(unique)}
+        result = self._query(queries.pull_requests_operation(len(unique)), variables)
+        if not result.repository:
+            raise GitHubQueryError(f"{repository} was not found")
+        viewer = self._viewer = result.viewer.login
+        found = []
+        for i in range(len(unique)):
+            pr = getattr(result.repository, queries.pull_request_alias(i), None)
+            if pr and pr.state == "OPEN":
+                found.append(to_snapshot(pr, viewer, self._connections(pr)))
+        return sorted(found, key=lambda pr: pr.number)
+
     def viewer_login(self) -> str:
         """The login of the token's account; GitHubAuthError when GitHub refuses the token.
 
