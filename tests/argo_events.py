@@ -33,7 +33,7 @@ import hmac
 import itertools
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -190,7 +190,9 @@ def _tokens(text: str) -> list[str]:
 
 
 def _pipeline(tokens: list[str], dot: Any, now: float) -> Any:
-    commands, current, depth = [], [], 0
+    commands: list[list[str]] = []
+    current: list[str] = []
+    depth = 0
     for token in tokens:
         depth += token == "("
         depth -= token == ")"
@@ -223,7 +225,7 @@ class _Function:
     name: str
 
     def __call__(self, now: float, *args: Any) -> Any:
-        functions = {
+        functions: dict[str, Callable[..., Any]] = {
             "now": lambda: now,
             "unixEpoch": lambda t: str(int(t)),
             "div": lambda a, b: _int(a) // _int(b),

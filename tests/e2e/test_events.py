@@ -10,6 +10,7 @@ trigger (:mod:`tests.argo_events`); the Workflow then runs pod by pod in the int
 from __future__ import annotations
 
 import copy
+import io
 import json
 import time
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ import pytest
 from ai_operator.jobs.rules.files import load_rules
 from ai_operator.jobs.rules.model import PRReconciliationRule
 from ai_operator.pipelines.compile import CompiledManifest, CompileOptions, compile_rule
+from benchmarks.events import main as events_benchmark
 from tests.argo_events import Cluster, SignatureRefused, deliver, receive, sign
 from tests.argo_interpreter import WorkflowRun, run_workflow
 from tests.conftest import AI_TOKEN, GITHUB_TOKEN, ROOT, cli_env
@@ -185,3 +187,12 @@ def test_an_event_run_refuses_a_repository_outside_the_rule() -> None:
     assert fetch.phase == "Failed"
     assert "'evil/elsewhere' is not one of the rule's repositories" in fetch.stderr
     assert "Traceback" not in fetch.stderr
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_the_latency_benchmark_prints_both_paths() -> None:
+    """benchmarks/events.py runs both paths and prints one row each (figures, no timing check)."""
+    out = io.StringIO()
+    assert events_benchmark(["--prs", "3", "--repeat", "1"], out) == 0
+    rows = [line.split()[0] for line in out.getvalue().splitlines()[2:]]
+    assert rows == ["event", "schedule"]
