@@ -510,3 +510,17 @@ def test_requests_are_fast(world: GitHubWorld, client: GitHubClient) -> None:
     for _ in range(5):
         client.pull_request("acme/app", pr.number)
     assert (time.perf_counter() - started) / 5 < 0.2
+
+
+def test_the_pull_requests_an_event_names_are_read_in_one_request(
+    world: GitHubWorld, github: FakeGitHub, client: GitHubClient
+) -> None:
+    """Open ones only, each once, sorted; a closed one is left out; one request for all."""
+    for number in (3, 5, 9):
+        world.add_pull_request("acme/app", number=number, title=f"Change {number}")
+    world.add_pull_request("acme/app", number=4, title="Closed", state="CLOSED")
+    read = client.pull_requests("acme/app", [9, 3, 4, 9])
+    assert [pr.number for pr in read] == [3, 9]
+    assert [r.operation_name for r in github.requests] == ["PullRequestsByNumber"]
+    assert client.pull_requests("acme/app", []) == []
+    assert len(github.requests) == 1
