@@ -1,4 +1,11 @@
-"""A rule as an Argo CronWorkflow (Argo v4, built with Hera 7): fetch -> each PR's branch -> tally.
+"""A rule as an Argo WorkflowTemplate and the CronWorkflow that submits it (Argo v4, Hera 7).
+
+The WorkflowTemplate is the pipeline (fetch -> each PR's branch -> tally); the CronWorkflow only
+says when (``workflowTemplateRef``), and an event-driven rule's Sensor (:mod:`pipelines.events`)
+submits the same template, so every run of a rule is the same workflow whatever started it,
+labelled with what did (:data:`TRIGGER_LABEL`), and holds the rule's mutex (:func:`rule_mutex`).
+A run's arguments (:data:`RUN_ARGUMENTS`) are empty for a scheduled run; an event-started one
+names the pull requests fetch reads.
 
 The workflow, entrypoint ``reconcile`` (a DAG), exit handler ``report``::
 

@@ -28,7 +28,7 @@ from ai_operator.pipelines.options import (
     CompileOptions,
     bounded_name,
 )
-from tests.argo_schema import ROOT, schema_errors
+from tests.argo_schema import ROOT, schema_errors, workflow_errors
 from tests.factories import inlined, make_rule
 
 EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
@@ -591,3 +591,18 @@ def check_golden(path: Path, rule: PRReconciliationRule, target: Any) -> None:
         path.write_text(text)
     assert path.exists(), f"{path.name} is missing: run with AI_OPERATOR_UPDATE_GOLDEN=1"
     assert path.read_text() == text, f"{path.name} drifted: run with AI_OPERATOR_UPDATE_GOLDEN=1"
+
+
+@pytest.mark.parametrize("rule", ALL_RULES)
+def test_the_workflow_template_and_the_cron_workflow_validate_as_compiled(
+    rule: PRReconciliationRule,
+) -> None:
+    """Each document as applied (the CronWorkflow only references the template) passes its own
+    Argo schema, made strict."""
+    manifest = compile_rule(rule, "argo", OPTIONS)
+    assert manifest.workflow_template is not None
+    assert workflow_errors(manifest.workflow_template) == []
+    assert workflow_errors(manifest.document) == []
+    assert manifest.document["spec"]["workflowSpec"] == {
+        "workflowTemplateRef": {"name": manifest.workflow_template["metadata"]["name"]}
+    }
