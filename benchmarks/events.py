@@ -144,6 +144,8 @@ def render(args: argparse.Namespace, event: list[float], schedule: list[float]) 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     """Run both paths ``--repeat`` times and print the figures."""
     args = parse_args(argv)
+    if args.prs < NAMED:
+        raise SystemExit(f"--prs must be at least {NAMED}: the recorded delivery names PR {NAMED}")
     configure_logging(level="WARNING")
     manifest = compile_rule(
         event_rule(args.debounce, args.interval), "argo", CompileOptions(events=True)

@@ -193,6 +193,6 @@ def test_an_event_run_refuses_a_repository_outside_the_rule() -> None:
 def test_the_latency_benchmark_prints_both_paths() -> None:
     """benchmarks/events.py runs both paths and prints one row each (figures, no timing check)."""
     out = io.StringIO()
-    assert events_benchmark(["--prs", "3", "--repeat", "1"], out) == 0
+    assert events_benchmark(["--prs", "7", "--repeat", "1"], out) == 0
     rows = [line.split()[0] for line in out.getvalue().splitlines()[2:]]
     assert rows == ["event", "schedule"]

@@ -524,3 +524,13 @@ def test_the_pull_requests_an_event_names_are_read_in_one_request(
     assert [r.operation_name for r in github.requests] == ["PullRequestsByNumber"]
     assert client.pull_requests("acme/app", []) == []
     assert len(github.requests) == 1
+
+
+def test_a_number_naming_no_pull_request_is_left_out(
+    world: GitHubWorld, github: FakeGitHub, client: GitHubClient
+) -> None:
+    """GitHub answers NOT_FOUND for it: the others are read again, once; none left: nothing."""
+    world.add_pull_request("acme/app", number=3, title="Change 3")
+    assert [pr.number for pr in client.pull_requests("acme/app", [99, 3])] == [3]
+    assert client.pull_requests("acme/app", [98]) == []
+    assert len(github.requests) == 3
