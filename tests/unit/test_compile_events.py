@@ -8,9 +8,12 @@ The filters are evaluated on payloads in GitHub's documented shapes as Argo Even
 from __future__ import annotations
 
 import copy
+import os
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from ai_operator.jobs.rules.model import GitHubEvent, PRReconciliationRule
 from ai_operator.pipelines.argo import rule_mutex
@@ -19,6 +22,7 @@ from ai_operator.pipelines.events import SHAPES, go_quote_meta
 from ai_operator.pipelines.options import CompileOptions
 from tests.argo_events import Cluster, deliver, passes
 from tests.argo_schema import events_errors, workflow_errors
+from tests.conftest import run_cli
 from tests.factories import make_rule
 
 ON = CompileOptions(events=True)
@@ -221,3 +225,15 @@ def _without_repositories() -> PRReconciliationRule:
 def test_go_quote_meta_escapes_what_go_regexp_would_read() -> None:
     """Repository and label names match literally."""
     assert go_quote_meta("a.b+c(d)") == r"a\.b\+c\(d\)"
+
+
+def test_compile_writes_the_sensor_only_when_asked(tmp_path: Path) -> None:
+    """``ai-operator compile --events`` adds each event-driven rule's Sensor after its object."""
+    path = tmp_path / "rule.yaml"
+    path.write_text(yaml.safe_dump(evented().to_document()))
+    plain = run_cli(["compile", str(path)], {"PATH": os.environ.get("PATH", "")})
+    with_events = run_cli(["compile", "--events", str(path)], {"PATH": os.environ.get("PATH", "")})
+    assert plain.code == 0 and with_events.code == 0, plain.stderr + with_events.stderr
+    kinds = [d["kind"] for d in yaml.safe_load_all(with_events.stdout) if d]
+    assert kinds == ["ConfigMap", "WorkflowTemplate", "CronWorkflow", "Sensor"]
+    assert "kind: Sensor" not in plain.stdout
