@@ -123,12 +123,20 @@ def measure(prs: int, pods: ForkedPods) -> Sizes:
             pods=pods,
             workers=8,
             config_maps=[manifest.config_map],
+            workflow_templates=[manifest.workflow_template],
         )
         seconds = time.perf_counter() - started
         calls, writes = len(llm.requests), len(github.mutations)
         record, kept = record_size(memo)
         again = run_cron_workflow(
-            document, env=pod_env(github, llm), secrets=SECRETS, memo=memo, pods=pods, workers=8
+            document,
+            env=pod_env(github, llm),
+            secrets=SECRETS,
+            memo=memo,
+            pods=pods,
+            workers=8,
+            config_maps=[manifest.config_map],
+            workflow_templates=[manifest.workflow_template],
         )
         second = Again(
             pods=again.pods_started,
@@ -148,7 +156,7 @@ def measure(prs: int, pods: ForkedPods) -> Sizes:
         seconds=seconds,
         largest_argument=argument,
         largest_argument_of=of,
-        largest_env=largest_env(document),
+        largest_env=largest_env(manifest.workflow_template or document),
         workflow_raw=raw,
         workflow_compressed=compressed,
         record=record,
@@ -174,7 +182,8 @@ def largest_argument(run: WorkflowRun) -> tuple[int, str]:
 
 def largest_env(document: dict[str, Any]) -> int:
     """The longest ``NAME=value`` environment string of any container."""
-    templates = document["spec"]["workflowSpec"]["templates"]
+    spec = document["spec"]
+    templates = spec.get("workflowSpec", spec)["templates"]
     return max(
         len(f"{var['name']}={var.get('value', '')}".encode())
         for template in templates

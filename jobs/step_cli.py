@@ -56,6 +56,7 @@ from ai_operator.jobs.policy.admission import Scope
 from ai_operator.jobs.policy.counts import PassCounts
 from ai_operator.jobs.policy.shadow import shadowing
 from ai_operator.jobs.reconcile import steps
+from ai_operator.jobs.reconcile.event_scope import event_scope, wait_seconds
 from ai_operator.jobs.reconcile.failures import FailureSummary, summarize_failures
 from ai_operator.jobs.reconcile.report import (
     counts,
@@ -102,21 +103,44 @@ def step_fetch(
     limit: Annotated[
         int | None, typer.Option("--limit", min=1, help="PRs to decide at most (default: cap).")
     ] = None,
+    pull_requests: Annotated[
+        str,
+        typer.Option(
+            "--pull-requests",
+            help="An event's pull request numbers (JSON); empty: every PR the rule covers.",
+        ),
+    ] = "",
+    repository: Annotated[
+        str, typer.Option("--repository", help="The repository of --pull-requests.")
+    ] = "",
+    not_before: Annotated[
+        str, typer.Option("--not-before", help="Epoch second before which GitHub is not read.")
+    ] = "0",
 ) -> None:
     """Write references to the PRs to decide (a JSON list) and the run's counts.
 
     PRs whose recorded decision still stands (unchanged facts, younger than ``--max-age``) are
-    left out; the others go least recently decided first, at most ``--limit``.
+    left out; the others go least recently decided first, at most ``--limit``. An event-started
+    run names its pull requests (``--pull-requests``, ``--repository``): only those are read,
+    once the debounce window has ended (``--not-before``).
     """
     rule = _step_rule()
     settings = load_settings()
     within_limits(rule, settings, "fetch")
+    try:
+        repositories = list(rule_repositories(rule.spec, settings))
+        scope = event_scope(pull_requests, repository, repositories)
+        wait = wait_seconds(not_before, time.time())
+    except (ConfigError, StepInputError) as exc:
+        fail(str(exc))
+    if wait > 0:
+        time.sleep(wait)  # the debounce window: the run sees every event it coalesced
     github = _github(rule, settings)
     memory = _outcome_index(rule, namespace, outcomes, max_age)
     try:
         fetched = steps.fetch_run(
             rule,
-            list(rule_repositories(rule.spec, settings)),
+            repositories,
             github,
             memory,
             model=model_identity(rule.spec.ai, settings),
@@ -126,6 +150,7 @@ def step_fetch(
             budget=pass_budget(rule, settings),
             paused=_paused(settings, namespace or rule.metadata.namespace),
             argocd=argocd_client(settings),
+            scope=scope,
         )
     except ConfigError as exc:
         fail(str(exc))

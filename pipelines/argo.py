@@ -1,4 +1,11 @@
-"""A rule as an Argo CronWorkflow (Argo v4, built with Hera 7): fetch -> each PR's branch -> tally.
+"""A rule as an Argo WorkflowTemplate and the CronWorkflow that submits it (Argo v4, Hera 7).
+
+The WorkflowTemplate is the pipeline (fetch -> each PR's branch -> tally); the CronWorkflow only
+says when (``workflowTemplateRef``), and an event-driven rule's Sensor (:mod:`pipelines.events`)
+submits the same template, so every run of a rule is the same workflow whatever started it,
+labelled with what did (:data:`TRIGGER_LABEL`), and holds the rule's mutex (:func:`rule_mutex`).
+A run's arguments (:data:`RUN_ARGUMENTS`) are empty for a scheduled run; an event-started one
+names the pull requests fetch reads.
 
 The workflow, entrypoint ``reconcile`` (a DAG), exit handler ``report``::
 
@@ -50,7 +57,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from hera.workflows import DAG, Container, CronWorkflow, Parameter, RetryStrategy, Task
+from hera.workflows import (
+    DAG,
+    Container,
+    CronWorkflow,
+    Parameter,
+    RetryStrategy,
+    Task,
+    WorkflowTemplate,
+)
 from hera.workflows import models as m
 
 from ai_operator.jobs.reconcile import wire
@@ -77,11 +92,25 @@ ENTRYPOINT = "reconcile"
 BRANCH = "pull-request"
 EXIT_HANDLER = "report"
 
+TRIGGER_LABEL = "aioperator.io/trigger"
+TRIGGER_SCHEDULE, TRIGGER_EVENT = "schedule", "event"
+PULL_REQUESTS_ARGUMENT = "pull-requests"
+REPOSITORY_ARGUMENT = "repository"
+NOT_BEFORE_ARGUMENT = "not-before"
+RUN_ARGUMENTS = {PULL_REQUESTS_ARGUMENT: "", REPOSITORY_ARGUMENT: "", NOT_BEFORE_ARGUMENT: "0"}
+"""The run's arguments and their values for a scheduled run: every PR the rule covers, now.
+An event-started run names the pull requests (a JSON number or list of numbers), their
+repository, and the epoch second before which fetch does not read GitHub (the end of the
+debounce window, so that the run sees every event it coalesced)."""
+
 FETCH_COMMAND = (
     "ai-operator", "step", "fetch",
     "--output", PRS_PATH,
     "--counts-output", COUNTS_PATH,
     "--namespace", "{{workflow.namespace}}",
+    "--pull-requests", f"{{{{workflow.parameters.{PULL_REQUESTS_ARGUMENT}}}}}",
+    "--repository", f"{{{{workflow.parameters.{REPOSITORY_ARGUMENT}}}}}",
+    "--not-before", f"{{{{workflow.parameters.{NOT_BEFORE_ARGUMENT}}}}}",
 )  # fmt: skip
 DECIDE_COMMAND = (
     "ai-operator", "step", "decide",
@@ -121,10 +150,15 @@ EMPTY_OBJECT = "{}"
 TITLE_ANNOTATION = "workflows.argoproj.io/title"
 
 
-def build_cron_workflow(
-    rule: PRReconciliationRule, schedule: Schedule, options: CompileOptions
-) -> dict[str, Any]:
-    """The CronWorkflow document for ``rule``, run on ``schedule``."""
+def build_workflow_template(rule: PRReconciliationRule, options: CompileOptions) -> dict[str, Any]:
+    """The WorkflowTemplate document for ``rule``: the pipeline every run of the rule follows.
+
+    The CronWorkflow (:func:`build_cron_workflow`) and the rule's Sensor
+    (:mod:`pipelines.events`) both submit it by ``workflowTemplateRef``, so a run looks the same
+    in the Argo UI whatever started it, and ``argo resubmit`` works on any of them. Every run
+    holds the rule's mutex (:func:`rule_mutex`): at most one run of a rule at a time, whatever
+    started it; the others wait in Argo's queue.
+    """
     fetch, decide, act, tally, report = _steps(rule, options)
     branch = _branch(decide, act)
     reconcile = DAG(
@@ -133,6 +167,30 @@ def build_cron_workflow(
         fail_fast=False,  # one failed branch must neither stop the others nor the tally
         tasks=_tasks(fetch, branch, tally),
     )
+    template = WorkflowTemplate(
+        name=conventions.object_name(rule),
+        namespace=conventions.target_namespace(rule, options),
+        labels=conventions.rule_labels(rule),
+        annotations={conventions.RULE_ANNOTATION: rule.qualified_name},
+        entrypoint=ENTRYPOINT,
+        on_exit=EXIT_HANDLER,
+        arguments=[Parameter(name=name, value=value) for name, value in RUN_ARGUMENTS.items()],
+        synchronization=m.Synchronization(mutexes=[m.Mutex(name=rule_mutex(rule))]),
+        templates=[reconcile, fetch, branch, decide, act, tally, report],
+        **_workflow_spec(rule, options),
+    )
+    model = template.build()
+    model.spec.workflow_metadata = m.ObjectMeta(
+        labels=conventions.rule_labels(rule), annotations=_annotations(rule, None)
+    )
+    document: dict[str, Any] = model.model_dump(exclude_none=True, by_alias=True, mode="json")
+    return document
+
+
+def build_cron_workflow(
+    rule: PRReconciliationRule, schedule: Schedule, options: CompileOptions
+) -> dict[str, Any]:
+    """The CronWorkflow document that submits the rule's WorkflowTemplate on ``schedule``."""
     cron = CronWorkflow(
         name=conventions.object_name(rule),
         namespace=conventions.target_namespace(rule, options),
@@ -145,17 +203,27 @@ def build_cron_workflow(
         successful_jobs_history_limit=options.successful_history_limit,
         failed_jobs_history_limit=options.failed_history_limit,
         cron_suspend=rule.spec.suspend,
-        entrypoint=ENTRYPOINT,
-        on_exit=EXIT_HANDLER,
-        templates=[reconcile, fetch, branch, decide, act, tally, report],
-        **_workflow_spec(rule, options),
+        workflow_template_ref=m.WorkflowTemplateRef(name=conventions.object_name(rule)),
     )
     model = cron.build()
-    model.spec.workflow_metadata = m.ObjectMeta(
-        labels=conventions.rule_labels(rule), annotations=_annotations(rule, None)
-    )
+    # Its runs' annotations (the spec hash, the title) come from the template's workflowMetadata.
+    model.spec.workflow_metadata = m.ObjectMeta(labels=run_labels(rule, TRIGGER_SCHEDULE))
     document: dict[str, Any] = model.model_dump(exclude_none=True, by_alias=True, mode="json")
     return document
+
+
+def run_labels(rule: PRReconciliationRule, trigger: str) -> dict[str, str]:
+    """The labels of a run: the rule's, and what started it (``schedule`` or ``event``).
+
+    A run that ``argo resubmit`` made keeps these and gains Argo's own
+    ``workflows.argoproj.io/resubmitted-from-workflow``.
+    """
+    return conventions.rule_labels(rule) | {TRIGGER_LABEL: trigger}
+
+
+def rule_mutex(rule: PRReconciliationRule) -> str:
+    """The mutex every run of the rule holds (scheduled, event-started or resubmitted)."""
+    return f"{conventions.APP_NAME}-rule-{conventions.object_name(rule)}"
 
 
 def _annotations(rule: PRReconciliationRule, schedule: Schedule | None) -> dict[str, str]:

@@ -70,12 +70,29 @@ class _Workflow:
 
 
 def check_cron_workflow(document: Mapping[str, Any]) -> list[str]:
-    """Every problem Argo would find in a CronWorkflow document (empty when clean)."""
+    """Every problem Argo would find in a CronWorkflow document (empty when clean).
+
+    A CronWorkflow that submits a WorkflowTemplate (``workflowTemplateRef``) is checked for its
+    own fields; its template is checked by :func:`check_workflow_template`.
+    """
     spec = _mapping(document.get("spec"))
-    return [
+    workflow_spec = _mapping(spec.get("workflowSpec"))
+    problems = [
         *_name_problems(_mapping(document.get("metadata")).get("name")),
         *_schedule_problems(spec),
-        *check_workflow_spec(_mapping(spec.get("workflowSpec")), "spec.workflowSpec"),
+    ]
+    if "workflowTemplateRef" in workflow_spec:
+        if not _mapping(workflow_spec["workflowTemplateRef"]).get("name"):
+            problems.append("spec.workflowSpec.workflowTemplateRef.name: missing")
+        return problems
+    return problems + check_workflow_spec(workflow_spec, "spec.workflowSpec")
+
+
+def check_workflow_template(document: Mapping[str, Any]) -> list[str]:
+    """Every problem Argo would find in a WorkflowTemplate document (empty when clean)."""
+    return [
+        *_name_problems(_mapping(document.get("metadata")).get("name")),
+        *check_workflow_spec(_mapping(document.get("spec")), "spec"),
     ]
 
 

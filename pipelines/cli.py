@@ -46,6 +46,13 @@ def compile_command(
     parallelism: Annotated[
         int | None, typer.Option("--parallelism", min=1, max=100, help="Decide pods at once.")
     ] = None,
+    events: Annotated[
+        bool,
+        typer.Option(
+            "--events",
+            help="Argo: a Sensor for each rule with spec.events (needs Argo Events' EventSource).",
+        ),
+    ] = False,
     output: Annotated[
         str,
         typer.Option(
@@ -79,6 +86,7 @@ def compile_command(
     if output != "-" and not one_file and Path(output).exists() and not Path(output).is_dir():
         fail(f"-o {output}: not a directory (name a directory, a .yaml file or -)", EXIT_CONFIG)
     overrides: dict[str, Any] = {"image": image, "namespace": namespace, "parallelism": parallelism}
+    overrides["events"] = events or None
     try:
         options = CompileOptions(**{k: v for k, v in overrides.items() if v is not None})
         manifests = compile_rules([item.rule for item in loaded], target.value, options)

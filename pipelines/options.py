@@ -162,6 +162,15 @@ class CompileOptions:
     limits: LimitsSpec = field(default=BUILT_IN, hash=False)
     """What the administrator allows the rule's namespace (its PRReconciliationLimits); every step
     checks its rule against them again before it reads or writes."""
+    events: bool = False
+    """Argo: compile each rule with ``spec.events`` into a Sensor too (the chart's
+    ``events.enabled``); without it such a rule runs on its schedule only."""
+    event_source: str = "ai-operator-github"
+    """The installation's GitHub EventSource, which the Sensors listen to."""
+    event_bus: str = "default"
+    """The EventBus the EventSource and the Sensors share."""
+    sensor_service_account: str = "ai-operator-sensor"
+    """The service account a Sensor creates Workflows as (``create`` on Workflows)."""
 
     def __post_init__(self) -> None:
         problems = _option_problems(self)
@@ -265,6 +274,17 @@ class CompiledManifest:
     config_map: dict[str, Any] | None = field(default=None, hash=False)
     """The rule's ConfigMap (:func:`rule_config_map`), which the object's pods read the rule
     from; it is applied before the object and lives and dies with it."""
+    workflow_template: dict[str, Any] | None = field(default=None, hash=False)
+    """Argo: the rule's WorkflowTemplate, which the CronWorkflow and the Sensor submit; applied
+    after the ConfigMap and before the object."""
+    sensor: dict[str, Any] | None = field(default=None, hash=False)
+    """Argo, with events: the rule's Sensor (:mod:`pipelines.events`); applied last."""
+
+    @property
+    def documents(self) -> list[dict[str, Any]]:
+        """Every document of the rule, in the order they are applied."""
+        found = [self.config_map, self.workflow_template, self.document, self.sensor]
+        return [document for document in found if document is not None]
 
 
 # --- names -----------------------------------------------------------------------------------

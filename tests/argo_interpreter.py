@@ -12,7 +12,10 @@ or variable, for anything else it meets; it never guesses.
   ``templates``, ``volumes`` (``emptyDir``, and ``configMap`` with ``name``/``optional``),
   ``parallelism``, ``activeDeadlineSeconds``, ``synchronization``, ``podMetadata`` (its
   annotations are what a pod's ``fieldRef`` reads); accepted without effect: ``podGC``,
-  ``securityContext``, ``serviceAccountName``, ``ttlStrategy``. CronWorkflow scheduling fields have no effect on a run.
+  ``securityContext``, ``serviceAccountName``, ``ttlStrategy``, ``workflowMetadata``. CronWorkflow scheduling fields have no effect on a run.
+- ``spec.workflowSpec.workflowTemplateRef`` (a CronWorkflow) or ``spec.workflowTemplateRef``
+  with ``spec.arguments`` (a submitted Workflow, :func:`run_workflow`): the named
+  WorkflowTemplate's spec runs, its ``arguments.parameters`` overridden by the Workflow's.
 - DAG templates: ``tasks`` calling a container or another DAG template, ``arguments.parameters``
   (``name``/``value``),
   ``depends`` (``X``, ``X.Succeeded|Failed|Errored|Skipped|Omitted|Daemoned|AnySucceeded|AllFailed``,
@@ -29,7 +32,7 @@ or variable, for anything else it meets; it never guesses.
   pod; a semaphore's limit comes from ``semaphore_limits``, else 1); accepted without effect: ``image``,
   ``imagePullPolicy``, ``resources``, ``securityContext``, ``metadata``.
 - Variables: ``inputs.parameters.X``, ``tasks.T.outputs.parameters.P``, ``item``, ``item.KEY``,
-  ``workflow.name``, ``workflow.namespace``, ``workflow.status``, ``workflow.failures`` and ``workflow.duration`` (exit
+  ``workflow.name``, ``workflow.namespace``, ``workflow.parameters.P``, ``workflow.status``, ``workflow.failures`` and ``workflow.duration`` (exit
   handler only),
   ``workflow.outputs.parameters.G``.
 
@@ -632,17 +635,24 @@ def run_cron_workflow(
     pods: PodRunner | None = None,
     semaphore_limits: Mapping[tuple[str, str], int] | None = None,
     config_maps: Sequence[Mapping[str, Any] | None] = (),
+    workflow_templates: Sequence[Mapping[str, Any] | None] = (),
+    arguments: Mapping[str, str] | None = None,
+    name: str | None = None,
 ) -> WorkflowRun:
     """Run one scheduled run of the CronWorkflow ``document``; see the module docstring.
 
     ``config_maps``: the ConfigMaps its volumes mount (``compile``'s ``config_map`` of the rule).
+    ``workflow_templates``: the WorkflowTemplates a ``workflowTemplateRef`` may name; the run's
+    arguments are the template's, overridden by ``arguments`` (as a submitted Workflow's are).
 
     Pods reach a read-only API (their ``AI_OPERATOR_KUBERNETES_API``) as a service account allowed
     to ``get`` ConfigMaps and Workflows can: it serves the run's own Workflow and, with ``memo``,
     the memo's ConfigMaps.
     """
     spec = check_cron_workflow(document)
-    name = f"{document['metadata']['name']}-{int(now if now is not None else time.time())}"
+    if "workflowTemplateRef" in spec:
+        spec = _referenced(spec, workflow_templates)
+    name = name or f"{document['metadata']['name']}-{int(now if now is not None else time.time())}"
     namespace = str(document["metadata"].get("namespace") or "default")
     with contextlib.ExitStack() as stack:
         pod_env = dict(env)
@@ -663,6 +673,7 @@ def run_cron_workflow(
                 for found in config_maps
                 if found is not None
             },
+            arguments=dict(arguments or {}),
         )
         # As in a cluster, every pod can reach the API (the run's env is the pods': they learn
         # where it is); without ``memo`` it serves no ConfigMap and nothing is memoized.
@@ -670,6 +681,58 @@ def run_cron_workflow(
         api = stack.enter_context(served.serve(namespace, run.workflow_document))
         pod_env[KUBERNETES_API_VARIABLE] = api
         return run.execute()
+
+
+def run_workflow(
+    document: Mapping[str, Any],
+    *,
+    workflow_templates: Sequence[Mapping[str, Any] | None],
+    **options: Any,
+) -> WorkflowRun:
+    """Run a submitted Workflow that references a WorkflowTemplate (as a Sensor creates one).
+
+    Its ``spec`` may hold only ``workflowTemplateRef`` and ``arguments.parameters``; it runs as
+    :func:`run_cron_workflow` runs a scheduled run, under the Workflow's own name.
+    """
+    if document.get("kind") != "Workflow":
+        raise UnsupportedFeature(f"kind {document.get('kind')!r}: a Workflow is expected")
+    spec = _only(document.get("spec"), {"workflowTemplateRef", "arguments"}, "spec")
+    metadata = document.get("metadata") or {}
+    if not metadata.get("name"):
+        raise InvalidWorkflow("metadata.name is required (generateName is the API server's)")
+    arguments = {
+        str(p["name"]): _text(p.get("value", ""))
+        for p in _parameters(spec.get("arguments"), "spec.arguments")
+    }
+    cron = {
+        "apiVersion": document.get("apiVersion"),
+        "kind": "CronWorkflow",
+        "metadata": {"name": metadata["name"], "namespace": metadata.get("namespace")},
+        "spec": {"workflowSpec": {"workflowTemplateRef": spec["workflowTemplateRef"]}},
+    }
+    return run_cron_workflow(
+        cron,
+        workflow_templates=workflow_templates,
+        arguments=arguments,
+        name=str(metadata["name"]),
+        **options,
+    )
+
+
+def _referenced(
+    ref: Mapping[str, Any], workflow_templates: Sequence[Mapping[str, Any] | None]
+) -> Mapping[str, Any]:
+    """The checked spec of the WorkflowTemplate ``ref`` names."""
+    wanted = _only(ref["workflowTemplateRef"], {"name"}, "workflowTemplateRef")["name"]
+    for template in workflow_templates:
+        if template is None:
+            continue
+        if template.get("kind") != "WorkflowTemplate":
+            raise UnsupportedFeature(f"kind {template.get('kind')!r} is not a WorkflowTemplate")
+        _only(template, {"apiVersion", "kind", "metadata", "spec"}, "WorkflowTemplate")
+        if template["metadata"]["name"] == wanted:
+            return check_workflow_spec(template.get("spec"), "WorkflowTemplate.spec")
+    raise InvalidWorkflow(f"workflowTemplateRef: no WorkflowTemplate named {wanted!r}")
 
 
 # --- the document: every field is checked before anything runs ---------------------------------
@@ -681,7 +744,7 @@ _CRON_SPEC_KEYS = {
 _WORKFLOW_SPEC_KEYS = {
     "entrypoint", "onExit", "templates", "volumes", "parallelism", "activeDeadlineSeconds",
     "synchronization", "podGC", "podMetadata", "securityContext", "serviceAccountName",
-    "ttlStrategy",
+    "ttlStrategy", "arguments", "workflowMetadata",
 }  # fmt: skip
 _TEMPLATE_KEYS = {
     "name", "dag", "container", "inputs", "outputs", "memoize", "retryStrategy",
@@ -721,14 +784,24 @@ def _parameters(section: object, where: str) -> list[Mapping[str, Any]]:
 
 
 def check_cron_workflow(document: Mapping[str, Any]) -> Mapping[str, Any]:
-    """The ``workflowSpec`` of ``document``, once every field and variable in it is interpreted."""
+    """The ``workflowSpec`` of ``document``, once every field and variable in it is interpreted.
+
+    A ``workflowSpec`` that is only a ``workflowTemplateRef`` is returned as it is.
+    """
     if document.get("kind") != "CronWorkflow":
         raise UnsupportedFeature(f"kind {document.get('kind')!r}: only CronWorkflow is interpreted")
     _only(document, {"apiVersion", "kind", "metadata", "spec"}, "document")
     if not document.get("metadata", {}).get("name"):
         raise InvalidWorkflow("metadata.name is required")
     cron = _only(document.get("spec"), _CRON_SPEC_KEYS, "spec")
-    spec = _only(cron.get("workflowSpec"), _WORKFLOW_SPEC_KEYS, "spec.workflowSpec")
+    if "workflowTemplateRef" in (cron.get("workflowSpec") or {}):
+        return _only(cron["workflowSpec"], {"workflowTemplateRef"}, "spec.workflowSpec")
+    return check_workflow_spec(cron.get("workflowSpec"), "spec.workflowSpec")
+
+
+def check_workflow_spec(found: object, where: str = "spec") -> Mapping[str, Any]:
+    """``found``, a workflow spec, once every field and variable in it is interpreted."""
+    spec = _only(found, _WORKFLOW_SPEC_KEYS, where)
     templates = _templates(spec)
     mounts = _volumes(spec.get("volumes", []))
     declared_globals = {
@@ -739,12 +812,13 @@ def check_cron_workflow(document: Mapping[str, Any]) -> Mapping[str, Any]:
     }
     entry, on_exit = str(spec.get("entrypoint")), spec.get("onExit")
     if "dag" not in templates.get(entry, {}):
-        raise UnsupportedFeature("spec.workflowSpec.entrypoint must name a DAG template")
+        raise UnsupportedFeature(f"{where}.entrypoint must name a DAG template")
     if on_exit is not None and "container" not in templates.get(str(on_exit), {}):
-        raise UnsupportedFeature("spec.workflowSpec.onExit must name a container template")
-    _only(
-        spec.get("synchronization", {}), _SYNCHRONIZATION_KEYS, "spec.workflowSpec.synchronization"
-    )
+        raise UnsupportedFeature(f"{where}.onExit must name a container template")
+    _only(spec.get("synchronization", {}), _SYNCHRONIZATION_KEYS, f"{where}.synchronization")
+    parameters = frozenset(_names(spec.get("arguments"), f"{where}.arguments"))
+    for parameter in _parameters(spec.get("arguments"), f"{where}.arguments"):
+        _only(parameter, {"name", "value"}, f"{where}.arguments.parameters[{parameter['name']}]")
     for name, template in templates.items():
         where = f"templates[{name}]"
         _only(template, _TEMPLATE_KEYS, where)
@@ -755,6 +829,7 @@ def check_cron_workflow(document: Mapping[str, Any]) -> Mapping[str, Any]:
                 inputs=frozenset(_names(template.get("inputs"), f"{where}.inputs")),
                 declared_globals=frozenset(declared_globals),
                 exit_handler=name == on_exit,
+                parameters=parameters,
             )
             _check_container_template(template, mounts, where, scope)
         else:
@@ -1007,10 +1082,18 @@ class _Scope:
     items: bool = False
     exit_handler: bool = False
     declared_globals: frozenset[str] = frozenset()
+    parameters: frozenset[str] = frozenset()
 
     def with_items(self, items: bool) -> _Scope:
         """The same scope, with or without ``item`` variables."""
-        return _Scope(self.inputs, self.tasks, items, self.exit_handler, self.declared_globals)
+        return _Scope(
+            self.inputs,
+            self.tasks,
+            items,
+            self.exit_handler,
+            self.declared_globals,
+            self.parameters,
+        )
 
 
 def _strings(value: object) -> Iterator[str]:
@@ -1045,6 +1128,11 @@ def _check_tag(tag: str, scope: _Scope, where: str) -> None:
         (parts[:2] == ["inputs", "parameters"] and len(parts) == 3 and parts[2] in scope.inputs)
         or (parts[0] == "item" and len(parts) <= 2 and scope.items)
         or tag in {"workflow.name", "workflow.namespace"}
+        or (
+            parts[:2] == ["workflow", "parameters"]
+            and len(parts) == 3
+            and parts[2] in scope.parameters
+        )
         or (tag in _EXIT_HANDLER_GLOBALS and scope.exit_handler)
         or (
             parts[:3] == ["workflow", "outputs", "parameters"]
@@ -1468,8 +1556,13 @@ class _Run:
         pods: PodRunner,
         semaphore_limits: Mapping[tuple[str, str], int],
         config_maps: Mapping[str, Mapping[str, str]],
+        arguments: Mapping[str, str] = {},
     ) -> None:
         self.spec = spec
+        self.parameters = {
+            str(p["name"]): _text(p.get("value", ""))
+            for p in _parameters(spec.get("arguments"), "arguments")
+        } | dict(arguments)
         self.config_maps = config_maps
         self.volumes = {str(v["name"]): v for v in spec.get("volumes", [])}
         self.annotations = {
@@ -1714,6 +1807,8 @@ class _Run:
                 return self.name
             if tag == "workflow.namespace":
                 return self.namespace
+            if tag.startswith("workflow.parameters."):
+                return self.parameters.get(tag.removeprefix("workflow.parameters."))
             if tag.startswith("workflow.outputs.parameters."):
                 with self.lock:
                     return self.global_outputs.get(tag.removeprefix("workflow.outputs.parameters."))

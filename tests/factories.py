@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,6 +15,7 @@ from ai_operator.jobs.policy.snapshot import (
     Review,
 )
 from ai_operator.jobs.rules.model import PRReconciliationRule
+from ai_operator.pipelines.options import CompiledManifest
 
 HEAD = "a" * 40
 
@@ -80,3 +82,15 @@ RULE_DOCUMENT: dict[str, Any] = {
     },
 }
 """An ordinary, valid rule as a file holds it (copy it before changing it)."""
+
+
+def inlined(manifest: CompiledManifest) -> dict[str, Any]:
+    """The compiled CronWorkflow with its WorkflowTemplate's spec in place of the reference.
+
+    What a run of it executes, in one document: the shape the compiler wrote before rules
+    compiled to a WorkflowTemplate, which tests of the workflow's content read.
+    """
+    document = copy.deepcopy(manifest.document)
+    if manifest.workflow_template is not None:
+        document["spec"]["workflowSpec"] = copy.deepcopy(manifest.workflow_template["spec"])
+    return document

@@ -23,7 +23,8 @@ from ai_operator.jobs.policy.reuse import (
 from ai_operator.jobs.policy.selection import covers
 from ai_operator.jobs.policy.shadow import shadowing
 from ai_operator.jobs.policy.snapshot import PullRequestSnapshot
-from ai_operator.jobs.reconcile.ports import GitHubReader
+from ai_operator.jobs.reconcile.event_scope import EventScope
+from ai_operator.jobs.reconcile.ports import GitHubReader, NamedReader
 from ai_operator.jobs.rules.model import PRReconciliationRule
 from ai_operator.jobs.rules.schedule import minutes_between, resolve
 
@@ -36,6 +37,15 @@ def gather(
     """Every open pull request the rule covers, re-checked (raises GitHubError)."""
     candidates = github.search_pull_requests(repositories, rule.spec.selector, SEARCH_LIMIT)
     covered = [pr for pr in candidates if covers(pr, rule.spec.selector)]
+    return sorted(covered, key=lambda pr: (pr.repository, pr.number))
+
+
+def gather_named(
+    rule: PRReconciliationRule, scope: EventScope, github: NamedReader
+) -> list[PullRequestSnapshot]:
+    """The open pull requests an event named that the rule covers, read in one request."""
+    named = github.pull_requests(scope.repository, scope.numbers)
+    covered = [pr for pr in named if covers(pr, rule.spec.selector)]
     return sorted(covered, key=lambda pr: (pr.repository, pr.number))
 
 

@@ -8,7 +8,7 @@ satisfy them, and so do the tests' fakes. Declarations only: no code runs here.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from ai_operator.jobs.clients.ai.usage import ModelUsage
 from ai_operator.jobs.policy.argocd import ArgoCDStatus
@@ -34,6 +34,15 @@ class GitHubReader(Protocol):
 
     def pull_request_history(self, repository: str, number: int) -> PullRequestHistory:
         """State, head and timeline items of one pull request: what settles a shadow decision."""
+
+
+@runtime_checkable
+class NamedReader(Protocol):
+    """Reads the pull requests an event named (an event-started run)."""
+
+    def pull_requests(self, repository: str, numbers: Sequence[int]) -> list[PullRequestSnapshot]:
+        """The open ones among ``repository``'s ``numbers``, in one request."""
+        ...
 
 
 class GitHubWriter(Protocol):

@@ -54,14 +54,16 @@ from ai_operator.jobs.policy.snapshot import PullRequestSnapshot
 from ai_operator.jobs.reconcile.act import act_seeing
 from ai_operator.jobs.reconcile.argocd import ApplicationHealth
 from ai_operator.jobs.reconcile.ask import decide_pull_request
+from ai_operator.jobs.reconcile.event_scope import EventScope
 from ai_operator.jobs.reconcile.gate import WriteGate
-from ai_operator.jobs.reconcile.gather import gather, sort_out
+from ai_operator.jobs.reconcile.gather import gather, gather_named, sort_out
 from ai_operator.jobs.reconcile.ports import (
     ArgoCDReader,
     Decider,
     DecisionMemory,
     GitHubPort,
     GitHubReader,
+    NamedReader,
 )
 from ai_operator.jobs.reconcile.results import PullRequestFailure, PullRequestResult
 from ai_operator.jobs.reconcile.shadow import settle_recorded
@@ -307,12 +309,15 @@ def fetch_run(
     budget: WriteBudget | None = None,
     paused: bool = False,
     argocd: ArgoCDReader | None = None,
+    scope: EventScope | None = None,
 ) -> FetchedRun:
     """Every matching PR, minus those whose remembered decision still stands, at most ``limit``.
 
     Each reference carries the PR's share of ``budget`` (:func:`jobs.policy.pacing.allot`, in the
     order listed: what waited last run first), so the act pods, which run in parallel, never
     write more than the run's budget together. ``paused``: no PR is listed (all are deferred).
+    With ``scope`` (an event-started run) only the pull requests the event named are read, in
+    one request, and the selector is checked on them as on a search's results.
 
     Those the outcome index holds under their current key (younger than ``max_age``, no
     fallback: :func:`jobs.policy.reuse.declined`) are left out: nothing changed for them since
@@ -321,7 +326,11 @@ def fetch_run(
     cannot be read leaves every PR to decide, in an order that rotates from run to run.
     """
     health = ApplicationHealth(argocd)
-    prs = health.annotate(rule, gather(rule, repositories, github))
+    if scope is not None and isinstance(github, NamedReader):
+        found = gather_named(rule, scope, github)
+    else:
+        found = gather(rule, repositories, github)
+    prs = health.annotate(rule, found)
     problem = None
     try:
         remembered = memory.recall(rule.qualified_name) if memory else {}
@@ -355,7 +364,7 @@ def fetch_run(
         )
         for c in split.ask
     ]
-    if not paused:
+    if not paused and scope is None:
         # Queued or armed by the operator, and no longer found by the search: read again, so
         # that act disarms what the operator armed if the PR left the rule (decide_seeing).
         seen = {pr.display for pr in prs}

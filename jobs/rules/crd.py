@@ -311,6 +311,7 @@ def _printer_columns() -> list[dict[str, Any]]:
 
     return [
         column("Schedule", "string", ".status.schedule", "Cron schedule the passes run on."),
+        column("Triggers", "string", ".status.triggers", "What starts a pass: schedule, events."),
         column("Suspended", "boolean", ".spec.suspend", "Passes are not scheduled."),
         column(
             "Ready",

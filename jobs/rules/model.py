@@ -685,6 +685,17 @@ class RuleStatus(_Status):
             "after the rule is switched to Enforce)."
         ),
     )
+    triggers: str | None = Field(
+        default=None,
+        description=(
+            "What starts a pass: 'schedule', or 'schedule+events' with the rule's Sensor; "
+            "'schedule (events off)' when the installation does not receive events, "
+            "'schedule (no events)' on the CronJob target."
+        ),
+    )
+    sensor: str | None = Field(
+        default=None, description="The Argo Events Sensor that starts passes on GitHub events."
+    )
 
 
 class PRReconciliationRule(BaseModel):

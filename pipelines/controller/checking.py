@@ -47,6 +47,10 @@ class Compiled:
 
     manifest: CompiledManifest
     schedule: Schedule
+    triggers: str = "schedule"
+    """What starts the rule's passes: ``schedule``, ``schedule+events`` (it has a Sensor),
+    ``schedule (events off)`` (it asks for events the installation does not receive) or
+    ``schedule (no events)`` (the CronJob target, which is schedule-only)."""
 
 
 @dataclass(frozen=True)
@@ -116,19 +120,31 @@ def _evaluate(
         manifest = compile_rule(checked.rule, config.target, options)
     except CompileError as exc:
         return Outcome.invalid(Reason.COMPILE_FAILED, short(str(exc)))
-    return Compiled(owned(manifest, rule), resolve(spec.schedule, spec.reconciliationInterval))
+    if manifest.sensor is not None:
+        triggers = "schedule+events"
+    elif spec.events is None:
+        triggers = "schedule"
+    else:  # the CronJob target is schedule-only (docs/pipelines.md)
+        triggers = "schedule (events off)" if config.target == "argo" else "schedule (no events)"
+    schedule = resolve(spec.schedule, spec.reconciliationInterval)
+    return Compiled(owned(manifest, rule), schedule, triggers)
 
 
 def owned(manifest: CompiledManifest, rule: Mapping[str, Any]) -> CompiledManifest:
-    """The manifest and its rule ConfigMap, each owned by the rule and with its own hash."""
-    config_map = manifest.config_map
+    """The manifest and its other documents, each owned by the rule and with its own hash."""
+
+    def own(document: Mapping[str, Any] | None) -> dict[str, Any] | None:
+        return owned_document(document, rule) if document is not None else None
+
     return CompiledManifest(
         manifest.rule,
         manifest.kind,
         manifest.name,
         owned_document(manifest.document, rule),
         manifest.notes,
-        owned_document(config_map, rule) if config_map is not None else None,
+        own(manifest.config_map),
+        own(manifest.workflow_template),
+        own(manifest.sensor),
     )
 
 

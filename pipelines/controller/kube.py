@@ -35,6 +35,10 @@ from ai_operator.jobs.clients.kube import (
     load_connection,
 )
 
+WORKFLOW_TEMPLATES = Resource("argoproj.io", "v1alpha1", "workflowtemplates", "WorkflowTemplate")
+SENSORS = Resource("argoproj.io", "v1alpha1", "sensors", "Sensor")
+"""Argo Events: a rule's Sensor (only with events)."""
+
 __all__ = [
     "APPLY_PATCH",
     "CONFIG_MAPS",
@@ -46,8 +50,10 @@ __all__ = [
     "LIMITS",
     "MERGE_PATCH",
     "RULES",
+    "SENSORS",
     "SERVICE_ACCOUNT_DIR",
     "WORKFLOWS",
+    "WORKFLOW_TEMPLATES",
     "Connection",
     "Created",
     "Gone",

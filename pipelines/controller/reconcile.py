@@ -58,6 +58,8 @@ from ai_operator.pipelines.controller.kube import (
     EVENTS,
     JOBS,
     RULES,
+    SENSORS,
+    WORKFLOW_TEMPLATES,
     WORKFLOWS,
     KubeClient,
     KubeError,
@@ -95,6 +97,10 @@ __all__ = ["MANIFEST_HASH_ANNOTATION", "Compiled", "Reconciled", "RuleReconciler
 
 FIELD_MANAGER = "ai-operator"
 GENERATED_KINDS: dict[Target, Resource] = {"argo": CRON_WORKFLOWS, "cronjob": CRON_JOBS}
+GENERATED: tuple[Resource, ...] = (SENSORS, CRON_WORKFLOWS, CRON_JOBS, WORKFLOW_TEMPLATES)
+"""Every kind a rule may generate besides its ConfigMap, in the order they are deleted: what
+starts runs first (the Sensor, the schedule), what runs refer to last (the WorkflowTemplate)."""
+RESOURCES: dict[str, Resource] = {r.kind: r for r in (*GENERATED, CONFIG_MAPS)}
 RUN_KINDS: dict[Target, Resource] = {"argo": WORKFLOWS, "cronjob": JOBS}
 MEMO_SHARDS = "0123456789abcdef"
 MEMO_PREFIX = f"{APP_NAME}-memo-"
@@ -169,7 +175,7 @@ class RuleReconciler:
         """Delete what a deleted rule generated (as the garbage collector would) and its groups."""
         this = RuleObject.of(rule)
         key = this.key
-        for resource in (*GENERATED_KINDS.values(), CONFIG_MAPS):
+        for resource in (*GENERATED, CONFIG_MAPS):
             try:
                 await self._delete_owned(resource, this)
             except KubeError as exc:
@@ -198,7 +204,6 @@ class RuleReconciler:
     # --- apply -----------------------------------------------------------------------------
 
     async def _apply(self, rule: RuleObject, compiled: Compiled) -> Outcome:
-        resource = GENERATED_KINDS[self._config.target]
         manifest, schedule = compiled.manifest, compiled.schedule
         metadata = manifest.document["metadata"]
         where = f"{manifest.kind} {metadata['namespace']}/{manifest.name}"
@@ -210,9 +215,11 @@ class RuleReconciler:
         told: list[Event] = []
         try:
             applied = False
-            if manifest.config_map is not None:  # first: the object's pods read the rule there
-                applied = await self._put(CONFIG_MAPS, manifest.config_map, owner, told)
-            applied = await self._put(resource, manifest.document, owner, told) or applied
+            # In order: the rule's ConfigMap (pods read the rule there), the WorkflowTemplate
+            # (runs refer to it), the object, then the Sensor (it starts runs at once).
+            for document in manifest.documents:
+                resource = RESOURCES[str(document["kind"])]
+                applied = await self._put(resource, document, owner, told) or applied
         except _NotOwned as exc:
             return failed(Reason.NOT_OWNED, str(exc))
         except NotFound as exc:
@@ -230,8 +237,11 @@ class RuleReconciler:
             schedule_note=schedule.note,
             applied=applied,
             told=tuple(told),
+            sensor=manifest.sensor["metadata"]["name"] if manifest.sensor else None,
+            triggers=compiled.triggers,
         )
-        return await self._remove_generated(rule, outcome, keep=resource)
+        keep = frozenset(RESOURCES[str(document["kind"])] for document in manifest.documents)
+        return await self._remove_generated(rule, outcome, keep=keep)
 
     async def _put(
         self,
@@ -268,15 +278,16 @@ class RuleReconciler:
         return applied
 
     async def _remove_generated(
-        self, rule: RuleObject, outcome: Outcome, keep: Resource | None
+        self, rule: RuleObject, outcome: Outcome, keep: frozenset[Resource] | None
     ) -> Outcome:
-        """Delete this rule's objects of every generated kind but ``keep``.
+        """Delete this rule's objects of every generated kind not in ``keep``.
 
         Without ``keep`` (an invalid rule) its ConfigMap goes too; the generated objects first.
+        A rule that no longer uses events loses its Sensor; a switch of target, the other kind.
         """
-        kinds = [*GENERATED_KINDS.values(), *([CONFIG_MAPS] if keep is None else [])]
+        kinds = [*GENERATED, *([CONFIG_MAPS] if keep is None else [])]
         for resource in kinds:
-            if resource == keep:
+            if keep is not None and resource in keep:
                 continue
             try:
                 await self._delete_owned(resource, rule)
@@ -284,7 +295,7 @@ class RuleReconciler:
                 if outcome.state is not State.READY:
                     # An invalid rule must run nothing: suspend what could not be deleted, and
                     # try the deletion again soon.
-                    if resource != CONFIG_MAPS:  # a ConfigMap runs nothing
+                    if resource in GENERATED_KINDS.values():  # the others have no suspend
                         await self._suspend_owned(resource, rule)
                     return dataclasses.replace(outcome, pending=True)
                 message = f"could not delete the rule's {resource.kind}: {exc}"

@@ -190,6 +190,10 @@ class Outcome:
     """The object was written by this reconciliation (not merely found up to date)."""
     told: tuple[Event, ...] = ()
     """More events to post (an object put back after a hand edit, an old object adopted)."""
+    triggers: str | None = None
+    """What starts the rule's passes (``schedule``, ``schedule+events``)."""
+    sensor: str | None = None
+    """The rule's Sensor, when it has one."""
     pending: bool = False
     """Something the outcome calls for is not done yet (an invalid rule's object could not be
     deleted): the rule is reconciled again soon."""
@@ -281,6 +285,8 @@ def rule_status(
         processedPRCount=last.pullRequests if last else None,
         lastError=outcome.message if outcome.state is not State.READY else None,
         shadow=runs.shadow if runs.shadow is not None else previous.shadow,
+        triggers=outcome.triggers,
+        sensor=outcome.sensor,
     )
 
 

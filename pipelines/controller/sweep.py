@@ -30,7 +30,7 @@ from ai_operator.pipelines.controller.config import ControllerConfig
 from ai_operator.pipelines.controller.kube import CONFIG_MAPS, KubeClient, KubeError, NotFound
 from ai_operator.pipelines.controller.objects import RuleKey, RuleRef, controller_of
 from ai_operator.pipelines.controller.reconcile import (
-    GENERATED_KINDS,
+    GENERATED,
     MEMO_PREFIX,
     OUTCOME_INDEX_LABEL,
     delete_rule_metrics,
@@ -93,7 +93,7 @@ async def own_memo(
 async def _generated(
     client: KubeClient, scope: str | None, present: set[RuleKey], log: Any
 ) -> None:
-    for resource in (*GENERATED_KINDS.values(), CONFIG_MAPS):
+    for resource in (*GENERATED, CONFIG_MAPS):
         try:
             found = await client.list(resource, scope, MANAGED)
         except NotFound:

@@ -49,6 +49,10 @@ COMPILE_KEYS = {
     "nodeSelector",
     "tolerations",
     "affinity",
+    "events",
+    "eventSource",
+    "eventBus",
+    "sensorServiceAccount",
 }
 
 

@@ -21,6 +21,15 @@ CONTROLLER_REQUESTS: frozenset[Permission] = frozenset(
         ("patch", "argoproj.io", "cronworkflows", ""),
         ("list", "argoproj.io", "cronworkflows", ""),
         ("delete", "argoproj.io", "cronworkflows", ""),
+        # Each Argo rule's WorkflowTemplate (what its runs do) and, with events, its Sensor.
+        ("get", "argoproj.io", "workflowtemplates", ""),
+        ("patch", "argoproj.io", "workflowtemplates", ""),
+        ("list", "argoproj.io", "workflowtemplates", ""),
+        ("delete", "argoproj.io", "workflowtemplates", ""),
+        ("get", "argoproj.io", "sensors", ""),
+        ("patch", "argoproj.io", "sensors", ""),
+        ("list", "argoproj.io", "sensors", ""),
+        ("delete", "argoproj.io", "sensors", ""),
         ("get", "batch", "cronjobs", ""),
         ("patch", "batch", "cronjobs", ""),
         ("list", "batch", "cronjobs", ""),
@@ -54,6 +63,8 @@ CONTROLLER_IMPLICIT_PERMISSIONS: frozenset[Permission] = frozenset(
     {
         # A server-side apply that creates its object is also checked as a create.
         ("create", "argoproj.io", "cronworkflows", ""),
+        ("create", "argoproj.io", "workflowtemplates", ""),
+        ("create", "argoproj.io", "sensors", ""),
         ("create", "batch", "cronjobs", ""),
         ("create", "", "configmaps", ""),
         # Setting blockOwnerDeletion on an owner reference to a rule needs this where the

@@ -15,6 +15,7 @@ from ai_operator.pipelines.controller.kube import (
     CRON_WORKFLOWS,
     EVENTS,
     RULES,
+    WORKFLOW_TEMPLATES,
 )
 from ai_operator.pipelines.controller.reconcile import FIELD_MANAGER, MANIFEST_HASH_ANNOTATION
 from ai_operator.pipelines.controller.status import RuleState, State
@@ -87,7 +88,7 @@ async def test_the_rule_is_applied_once_as_its_own_config_map_owned_by_it(api: A
     async with running(api) as controller:
         await settled(controller)
     stored = api.stored(CONFIG_MAPS, NAMESPACE, RULE_CONFIG_MAP)
-    workflow = api.stored(CRON_WORKFLOWS, NAMESPACE, "staging-automerge")
+    workflow = api.stored(WORKFLOW_TEMPLATES, NAMESPACE, "staging-automerge")
     assert stored is not None and workflow is not None
     compiled = compile_rule(make_rule(), "argo", CompileOptions()).config_map
     assert compiled is not None
@@ -96,7 +97,7 @@ async def test_the_rule_is_applied_once_as_its_own_config_map_owned_by_it(api: A
         rule["metadata"]["uid"]
     ]
     assert MANIFEST_HASH_ANNOTATION in stored["metadata"]["annotations"]
-    annotations = workflow["spec"]["workflowSpec"]["podMetadata"]["annotations"]
+    annotations = workflow["spec"]["podMetadata"]["annotations"]
     assert annotations["aioperator.io/rule-sha256"] == rule_digest(stored["data"]["rule.yaml"])
 
 

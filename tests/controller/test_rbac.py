@@ -18,6 +18,7 @@ from ai_operator.pipelines.controller.kube import (
     WORKFLOWS,
 )
 from ai_operator.pipelines.controller.reconcile import memo_prefix
+from ai_operator.pipelines.options import CompileOptions
 from tests.controller.apiserver import ApiServer, calls_of
 from tests.controller.conftest import NAMESPACE, add_rule, config, eventually, running, settled
 from tests.controller.rbac_expectations import CONTROLLER_REQUESTS
@@ -36,6 +37,7 @@ async def test_every_kind_of_work_sends_exactly_the_expected_requests(
     api.garbage_collection = False  # the controller deletes what a deleted rule generated
     add_rule(api, "kept")
     add_rule(api, "broken", instruction="{{ nope }}")
+    add_rule(api, "evented", events={"github": ["check_suite"]})
     api.put(
         WORKFLOWS,
         {
@@ -52,8 +54,10 @@ async def test_every_kind_of_work_sends_exactly_the_expected_requests(
         CONFIG_MAPS,
         {"metadata": {"name": f"{memo_prefix('kept')}-1", "namespace": NAMESPACE, "labels": cache}},
     )
+    events = CompileOptions(events=True)
     for target in ("argo", "cronjob", "argo"):
-        async with running(api, config(namespaces=namespaces, target=target)) as controller:
+        settings = config(namespaces=namespaces, target=target, compile=events)
+        async with running(api, settings) as controller:
             await settled(controller)
     assert api.stored(CRON_JOBS, NAMESPACE, "kept") is None
     election = LeaderElection(enabled=True, namespace=NAMESPACE, retry_seconds=0.05)

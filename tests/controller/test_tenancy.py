@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from ai_operator.pipelines.controller.config import Installation
-from ai_operator.pipelines.controller.kube import CRON_WORKFLOWS, LIMITS, RULES
+from ai_operator.pipelines.controller.kube import CRON_WORKFLOWS, LIMITS, RULES, WORKFLOW_TEMPLATES
 from tests.controller.apiserver import ApiServer
 from tests.controller.conftest import (
     NAMESPACE,
@@ -157,7 +157,7 @@ async def test_the_namespaces_secret_is_the_one_its_pods_read(api: ApiServer) ->
     add_rule(api)
     async with running(api) as controller:
         await settled(controller)
-    applied = api.stored(CRON_WORKFLOWS, NAMESPACE, RULE)
+    applied = api.stored(WORKFLOW_TEMPLATES, NAMESPACE, RULE)  # the pods are the template's
     assert applied is not None
     assert secret_names(applied) == {"team-tokens"}
 

@@ -308,7 +308,7 @@ def test_a_directory_reads_its_rule_files(github: FakeGitHub, llm: FakeLLM, tmp_
 
     assert result.code == 0, result.stderr
     kinds = [doc["kind"] for doc in yaml.safe_load_all(result.stdout) if doc]
-    assert kinds == ["ConfigMap", "CronWorkflow"] * 2  # each rule's ConfigMap, then its object
+    assert kinds == ["ConfigMap", "WorkflowTemplate", "CronWorkflow"] * 2  # each rule's, in order
     assert run_cli(["validate", str(tmp_path)], env).code == 0
 
 

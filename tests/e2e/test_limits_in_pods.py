@@ -255,7 +255,11 @@ def test_the_compiled_pipeline_carries_the_limits_and_refuses_before_reading(
         ("ai-operator-secrets", "ai-token"): AI_TOKEN,
     }
     run = run_cron_workflow(
-        manifest.document, env=env, secrets=secrets, config_maps=[manifest.config_map]
+        manifest.document,
+        env=env,
+        secrets=secrets,
+        config_maps=[manifest.config_map],
+        workflow_templates=[manifest.workflow_template],
     )
 
     fetch = run.node("fetch")

@@ -136,7 +136,12 @@ def run_pipeline(
     manifest: CompiledManifest, env: dict[str, str], memo: MemoCache | None = None
 ) -> WorkflowRun:
     return run_cron_workflow(
-        manifest.document, env=env, secrets=SECRETS, memo=memo, config_maps=[manifest.config_map]
+        manifest.document,
+        env=env,
+        secrets=SECRETS,
+        memo=memo,
+        config_maps=[manifest.config_map],
+        workflow_templates=[manifest.workflow_template],
     )
 
 
@@ -329,6 +334,7 @@ def test_a_model_outage_fails_the_run_without_hanging_it() -> None:
             env=pod_env(github, llm),
             secrets=secrets,
             config_maps=[manifest.config_map],
+            workflow_templates=[manifest.workflow_template],
         )
 
     assert run.phase == "Succeeded"

@@ -65,7 +65,12 @@ def run_staging(
     env = cli_env(github, llm)
     del env["GITHUB_TOKEN"], env["AI_TOKEN"]  # the pods get them from the Secret
     return run_cron_workflow(
-        document, env=env, secrets=SECRETS, pods=pods, config_maps=[manifest.config_map]
+        document,
+        env=env,
+        secrets=SECRETS,
+        pods=pods,
+        config_maps=[manifest.config_map],
+        workflow_templates=[manifest.workflow_template],
     )
 
 
@@ -144,8 +149,8 @@ def test_fetch_decide_and_act_are_retried_on_a_transient_failure() -> None:
     """Exit 75 (EX_TEMPFAIL) from fetch, decide or act makes Argo retry that step."""
     rule = load_rules([ROOT / "examples" / "staging-automerge.yaml"])[0].rule
     manifest = compile_rule(rule, "argo", CompileOptions())
-    document = manifest.document
-    templates = {t["name"]: t for t in document["spec"]["workflowSpec"]["templates"]}
+    assert manifest.workflow_template is not None
+    templates = {t["name"]: t for t in manifest.workflow_template["spec"]["templates"]}
     for step in ("fetch", "decide", "act"):
         retry = templates[step]["retryStrategy"]
         assert retry["expression"] == "asInt(lastRetry.exitCode) == 75", step

@@ -99,6 +99,7 @@ def test_two_hundred_prs_are_settled_in_one_run_and_none_twice(pods: ForkedPods)
             pods=pods,
             workers=8,
             config_maps=[manifest.config_map],
+            workflow_templates=[manifest.workflow_template],
         )
         asked = len(llm.requests)
         again = run_cron_workflow(
@@ -109,6 +110,7 @@ def test_two_hundred_prs_are_settled_in_one_run_and_none_twice(pods: ForkedPods)
             pods=pods,
             workers=8,
             config_maps=[manifest.config_map],
+            workflow_templates=[manifest.workflow_template],
         )
 
     assert_clean(run)
@@ -168,6 +170,7 @@ def test_at_three_hundred_failing_prs_the_report_starts_and_pushes(pods: ForkedP
             pods=pods,
             workers=8,
             config_maps=[manifest.config_map],
+            workflow_templates=[manifest.workflow_template],
         )
         series = gateway_series(gateway)
 

@@ -103,6 +103,7 @@ def run_staging_memo(github, llm, memo: MemoCache, pods=None):
         pods=pods,
         memo=memo,
         config_maps=[manifest.config_map],
+        workflow_templates=[manifest.workflow_template],
     )
 
 

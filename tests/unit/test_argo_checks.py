@@ -11,13 +11,13 @@ import pytest
 from ai_operator.pipelines.argo_checks import check_cron_workflow, check_workflow_spec
 from ai_operator.pipelines.compile import compile_rule
 from ai_operator.pipelines.options import CompileOptions
-from tests.factories import make_rule
+from tests.factories import inlined, make_rule
 
 Document = dict[str, Any]
 
 
 def clean() -> Document:
-    return copy.deepcopy(compile_rule(make_rule(), "argo", CompileOptions()).document)
+    return inlined(compile_rule(make_rule(), "argo", CompileOptions()))
 
 
 def template(document: Document, name: str) -> Document:

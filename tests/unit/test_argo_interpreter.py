@@ -27,6 +27,7 @@ from tests.argo_interpreter import (
     depends_holds,
     parse_go_duration,
     run_cron_workflow,
+    run_workflow,
 )
 
 SECRETS = {("creds", "token"): "s3cret-value"}
@@ -657,9 +658,9 @@ Mutation = Callable[[dict[str, Any]], object]
             id="host-path",
         ),
         pytest.param(
-            lambda d: d["spec"]["workflowSpec"].update(arguments={}),
-            "arguments",
-            id="workflow-arguments",
+            lambda d: d["spec"]["workflowSpec"].update(arguments={"artifacts": []}),
+            "artifacts",
+            id="workflow-artifacts",
         ),
         pytest.param(lambda d: d["spec"].update(when="true"), "when", id="cron-when"),
         pytest.param(lambda d: d.update(kind="Workflow"), "Workflow", id="not-a-cron-workflow"),
@@ -866,3 +867,56 @@ def test_forked_pods_run_the_same_command_with_exactly_the_pods_environment(tmp_
         plain, _ = pods([sys.executable, "-c", "raise SystemExit(3)"], env, str(tmp_path), 60)
     assert code == 1 and "AI_OPERATOR_RULE_FILE is set" in stderr
     assert plain == 3
+
+
+# --- WorkflowTemplates and submitted Workflows ---------------------------------------------------
+
+
+def template_of(document: dict[str, Any]) -> dict[str, Any]:
+    """``document``'s workflow spec as a WorkflowTemplate named ``pipeline``, with arguments."""
+    spec = document["spec"]["workflowSpec"] | {
+        "arguments": {"parameters": [{"name": "who", "value": "schedule"}]}
+    }
+    return {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "WorkflowTemplate",
+        "metadata": {"name": "pipeline"},
+        "spec": spec,
+    }
+
+
+def greeting() -> dict[str, Any]:
+    return cron(
+        dag(task("hello")),
+        pod("hello", WRITE, "/out/said={{workflow.parameters.who}} in {{workflow.name}}",
+            outputs={"said": None}),
+    )  # fmt: skip
+
+
+def test_a_cron_workflow_and_a_workflow_run_the_template_they_reference() -> None:
+    """The template's arguments are the run's; a submitted Workflow's own override them."""
+    template = template_of(greeting())
+    by_ref = {"workflowTemplateRef": {"name": "pipeline"}}
+    scheduled = greeting() | {"spec": {"schedules": ["* * * * *"], "workflowSpec": by_ref}}
+    result = run(scheduled, workflow_templates=[template])
+    assert result.node("hello").outputs["said"].startswith("schedule in spec-")
+    submitted = {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Workflow",
+        "metadata": {"name": "pipeline-e-7"},
+        "spec": by_ref | {"arguments": {"parameters": [{"name": "who", "value": "event"}]}},
+    }
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/")}
+    result = run_workflow(submitted, workflow_templates=[template], env=env, secrets=SECRETS)
+    assert result.phase == "Succeeded"
+    assert result.node("hello").outputs["said"] == "event in pipeline-e-7"
+
+
+def test_a_reference_to_a_missing_template_or_an_unknown_parameter_is_refused() -> None:
+    """Argo refuses both before anything runs."""
+    by_ref = {"workflowTemplateRef": {"name": "absent"}}
+    scheduled = greeting() | {"spec": {"schedules": ["* * * * *"], "workflowSpec": by_ref}}
+    with pytest.raises(InvalidWorkflow, match="no WorkflowTemplate named 'absent'"):
+        run(scheduled, workflow_templates=[template_of(greeting())])
+    with pytest.raises(UnsupportedFeature, match=r"workflow\.parameters\.who"):
+        run(greeting())  # the inline spec declares no argument ``who``

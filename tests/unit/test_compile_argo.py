@@ -28,8 +28,8 @@ from ai_operator.pipelines.options import (
     CompileOptions,
     bounded_name,
 )
-from tests.argo_schema import ROOT, schema_errors
-from tests.factories import make_rule
+from tests.argo_schema import ROOT, schema_errors, workflow_errors
+from tests.factories import inlined, make_rule
 
 EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
 COMPILED = ROOT / "examples" / "compiled"
@@ -60,7 +60,7 @@ ALL_RULES = EXAMPLE_CASES + EDGE_CASES
 
 
 def compiled(rule: PRReconciliationRule, options: CompileOptions = OPTIONS) -> dict[str, Any]:
-    return compile_rule(rule, "argo", options).document
+    return inlined(compile_rule(rule, "argo", options))
 
 
 def workflow_spec(document: dict[str, Any]) -> dict[str, Any]:
@@ -128,7 +128,8 @@ def test_compiling_twice_gives_the_same_bytes(rule: PRReconciliationRule) -> Non
 
 
 def test_to_yaml_writes_one_document_per_manifest_with_its_notes() -> None:
-    """Multi-document YAML, each rule's ConfigMap then its object, each headed by a comment."""
+    """Multi-document YAML, each rule's ConfigMap, WorkflowTemplate, then its CronWorkflow, each
+    headed by a comment."""
     manifests = [
         compile_rule(r, "argo", OPTIONS)
         for r in (make_rule("a"), make_rule("b", reconciliationInterval=20))
@@ -137,8 +138,10 @@ def test_to_yaml_writes_one_document_per_manifest_with_its_notes() -> None:
     documents = list(yaml.safe_load_all(text))
     assert [(d["kind"], d["metadata"]["name"]) for d in documents] == [
         ("ConfigMap", "ai-operator-rule-a"),
+        ("WorkflowTemplate", "a"),
         ("CronWorkflow", "a"),
         ("ConfigMap", "ai-operator-rule-b"),
+        ("WorkflowTemplate", "b"),
         ("CronWorkflow", "b"),
     ]
     assert "# Note: reconciliationInterval 20s is shorter than a minute" in text
@@ -170,11 +173,11 @@ def test_every_step_reads_the_rules_config_map_checked_against_its_pods_digest(
     """Each step mounts the rule's ConfigMap; the file, checked against the digest, is the rule."""
     manifest = compile_rule(rule, "argo", OPTIONS)
     assert manifest.config_map is not None
-    spec = workflow_spec(manifest.document)
+    spec = workflow_spec(inlined(manifest))
     digest = spec["podMetadata"]["annotations"][RULE_DIGEST_ANNOTATION]
     assert {"name": "rule", "configMap": {"name": manifest.config_map["metadata"]["name"],
                                           "optional": True}} in spec["volumes"]  # fmt: skip
-    for container in containers(manifest.document).values():
+    for container in containers(inlined(manifest)).values():
         env = env_of(container)
         assert env[RULE_FILE_ENV]["value"] == "/etc/ai-operator/rule/rule.yaml"
         assert env[RULE_DIGEST_ENV]["valueFrom"] == {
@@ -268,16 +271,19 @@ def test_labels_mark_the_cron_workflow_its_runs_and_their_pods() -> None:
         "aioperator.io/rule": "staging-automerge",
     }
     assert document["metadata"]["labels"] == expected
-    assert document["spec"]["workflowMetadata"]["labels"] == expected
+    scheduled = expected | {"aioperator.io/trigger": "schedule"}
+    assert document["spec"]["workflowMetadata"]["labels"] == scheduled
     assert workflow_spec(document)["podMetadata"]["labels"] == expected
 
 
 def test_the_spec_hash_is_annotated_on_the_cron_workflow_and_its_runs() -> None:
     """Each run can be traced to the version of the rule that made it."""
     rule = make_rule()
-    document = compiled(rule)
+    manifest = compile_rule(rule, "argo", OPTIONS)
+    document = manifest.document
     assert document["metadata"]["annotations"]["aioperator.io/spec-hash"] == rule.spec_hash()
-    run = document["spec"]["workflowMetadata"]["annotations"]
+    assert manifest.workflow_template is not None
+    run = manifest.workflow_template["spec"]["workflowMetadata"]["annotations"]
     assert run["aioperator.io/spec-hash"] == rule.spec_hash()
     assert run["workflows.argoproj.io/title"] == rule.qualified_name
 
@@ -369,7 +375,10 @@ def test_step_command_lines_are_the_step_contract() -> None:
     assert commands == {
         "fetch": ["ai-operator", "step", "fetch", "--output", "/tmp/outputs/prs.json",
                   "--counts-output", "/tmp/outputs/counts.json",
-                  "--namespace", "{{workflow.namespace}}", "--limit", "100",
+                  "--namespace", "{{workflow.namespace}}",
+                  "--pull-requests", "{{workflow.parameters.pull-requests}}",
+                  "--repository", "{{workflow.parameters.repository}}",
+                  "--not-before", "{{workflow.parameters.not-before}}", "--limit", "100",
                   "--outcomes", "ai-operator-memo-staging-automerge", "--max-age", "24h"],
         "decide": ["ai-operator", "step", "decide", "--pr", "{{inputs.parameters.pr}}",
                    "--output", "/tmp/outputs/decision.json", "--run", "{{workflow.name}}"],
@@ -582,3 +591,18 @@ def check_golden(path: Path, rule: PRReconciliationRule, target: Any) -> None:
         path.write_text(text)
     assert path.exists(), f"{path.name} is missing: run with AI_OPERATOR_UPDATE_GOLDEN=1"
     assert path.read_text() == text, f"{path.name} drifted: run with AI_OPERATOR_UPDATE_GOLDEN=1"
+
+
+@pytest.mark.parametrize("rule", ALL_RULES)
+def test_the_workflow_template_and_the_cron_workflow_validate_as_compiled(
+    rule: PRReconciliationRule,
+) -> None:
+    """Each document as applied (the CronWorkflow only references the template) passes its own
+    Argo schema, made strict."""
+    manifest = compile_rule(rule, "argo", OPTIONS)
+    assert manifest.workflow_template is not None
+    assert workflow_errors(manifest.workflow_template) == []
+    assert workflow_errors(manifest.document) == []
+    assert manifest.document["spec"]["workflowSpec"] == {
+        "workflowTemplateRef": {"name": manifest.workflow_template["metadata"]["name"]}
+    }

@@ -12,7 +12,7 @@ from ai_operator.jobs.rules.limits import BUILT_IN, AILimits, LimitsSpec
 from ai_operator.jobs.rules.model import Action
 from ai_operator.pipelines.compile import compile_rule
 from ai_operator.pipelines.options import CompileOptions
-from tests.factories import make_rule
+from tests.factories import inlined, make_rule
 
 TEAM_A = LimitsSpec(
     namespaces=["team-a", "team-b"],
@@ -33,7 +33,7 @@ def pod_containers(document: dict[str, Any]) -> list[dict[str, Any]]:
 @pytest.mark.parametrize("limits", [BUILT_IN, TEAM_A], ids=["built-in", "team-a"])
 def test_every_pod_carries_the_limits(target: str, limits: LimitsSpec) -> None:
     """Each container's AI_OPERATOR_LIMITS decodes to the limits compiled in (namespaces aside)."""
-    document = compile_rule(make_rule(), target, CompileOptions(limits=limits)).document  # type: ignore[arg-type]
+    document = inlined(compile_rule(make_rule(), target, CompileOptions(limits=limits)))  # type: ignore[arg-type]
     for container in pod_containers(document):
         [value] = [v["value"] for v in container["env"] if v["name"] == LIMITS_ENV]
         assert "{{" not in value  # Argo would read it as one of its tags

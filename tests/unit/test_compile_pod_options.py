@@ -11,7 +11,7 @@ from ai_operator.pipelines.argo_checks import check_cron_workflow
 from ai_operator.pipelines.compile import compile_rule
 from ai_operator.pipelines.options import CompileError, CompileOptions, SecretKeyRef
 from tests.argo_schema import schema_errors
-from tests.factories import make_rule
+from tests.factories import inlined, make_rule
 
 TOLERATION = {"key": "batch", "operator": "Exists", "effect": "NoSchedule"}
 AFFINITY = {
@@ -39,7 +39,7 @@ CHOSEN = CompileOptions(
 
 def argo_pod_settings(options: CompileOptions) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The workflow spec and its containers."""
-    spec = compile_rule(make_rule(), "argo", options).document["spec"]["workflowSpec"]
+    spec = inlined(compile_rule(make_rule(), "argo", options))["spec"]["workflowSpec"]
     return spec, [t["container"] for t in spec["templates"] if "container" in t]
 
 

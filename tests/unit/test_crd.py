@@ -141,7 +141,7 @@ def test_printer_columns_point_at_described_fields() -> None:
     columns = crd_document()["spec"]["versions"][0]["additionalPrinterColumns"]
     described = {f".{path}" for path, _ in walk(SCHEMA)} | {".metadata.creationTimestamp"}
     shown = [column["name"] for column in columns if not column.get("priority")]
-    assert shown == ["Schedule", "Suspended", "Ready", "Last Run", "Last Run At", "Age"]
+    assert shown == ["Schedule", "Triggers", "Suspended", "Ready", "Last Run", "Last Run At", "Age"]
     for column in columns:
         path = column["jsonPath"].replace('[?(@.type=="Ready")]', "[]")
         assert path in described, column["name"]

@@ -553,3 +553,27 @@ def test_a_closed_pull_requests_history(world: GitHubWorld, client: GitHubClient
 
     assert history.state is PullRequestState.CLOSED
     assert [e.kind for e in history.events] == [HistoryKind.CLOSED]
+
+
+def test_the_pull_requests_an_event_names_are_read_in_one_request(
+    world: GitHubWorld, github: FakeGitHub, client: GitHubClient
+) -> None:
+    """Open ones only, each once, sorted; a closed one is left out; one request for all."""
+    for number in (3, 5, 9):
+        world.add_pull_request("acme/app", number=number, title=f"Change {number}")
+    world.add_pull_request("acme/app", number=4, title="Closed", state="CLOSED")
+    read = client.pull_requests("acme/app", [9, 3, 4, 9])
+    assert [pr.number for pr in read] == [3, 9]
+    assert [r.operation_name for r in github.requests] == ["PullRequestsByNumber"]
+    assert client.pull_requests("acme/app", []) == []
+    assert len(github.requests) == 1
+
+
+def test_a_number_naming_no_pull_request_is_left_out(
+    world: GitHubWorld, github: FakeGitHub, client: GitHubClient
+) -> None:
+    """GitHub answers NOT_FOUND for it: the others are read again, once; none left: nothing."""
+    world.add_pull_request("acme/app", number=3, title="Change 3")
+    assert [pr.number for pr in client.pull_requests("acme/app", [99, 3])] == [3]
+    assert client.pull_requests("acme/app", [98]) == []
+    assert len(github.requests) == 3

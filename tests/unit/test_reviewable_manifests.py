@@ -172,7 +172,12 @@ def test_a_run_whose_config_map_changed_since_fails_its_steps_on_one_line() -> N
     secrets = {("ai-operator-secrets", "github-token"): "ghp_" + "0" * 36}
     prefix = (sys.executable, "-m", "ai_operator.pipelines")
     run = run_cron_workflow(
-        manifest.document, env=env, secrets=secrets, config_maps=[edited], command_prefix=prefix
+        manifest.document,
+        env=env,
+        secrets=secrets,
+        config_maps=[edited],
+        command_prefix=prefix,
+        workflow_templates=[manifest.workflow_template],
     )
     (fetch,) = [node for node in run.nodes if node.template == "fetch"]
     assert fetch.phase == "Failed" and fetch.attempts == 1

@@ -29,6 +29,15 @@ Names. Every object's name is defined here once; the controller's configuration
 {{- .Values.workflow.serviceAccountName | default (include "ai-operator.suffixed" (dict "root" . "suffix" "workflow")) }}
 {{- end }}
 
+{{/* Events: the GitHub EventSource and the ServiceAccount each rule's Sensor runs as. */}}
+{{- define "ai-operator.eventSourceName" -}}
+{{- .Values.events.eventSourceName | default (include "ai-operator.suffixed" (dict "root" . "suffix" "github")) }}
+{{- end }}
+
+{{- define "ai-operator.sensorServiceAccount" -}}
+{{- .Values.events.sensorServiceAccountName | default (include "ai-operator.suffixed" (dict "root" . "suffix" "sensor")) }}
+{{- end }}
+
 {{/* The controller's Role and RoleBindings. */}}
 {{- define "ai-operator.controllerRoleName" -}}
 {{- include "ai-operator.suffixed" (dict "root" . "suffix" "controller") }}
@@ -185,6 +194,20 @@ ConfigMap.
 {{- end }}
 {{- if and (not .Values.rbac.create) (not .Values.rbac.serviceAccountName) }}
 {{- fail "rbac.create is false: rbac.serviceAccountName must name an existing ServiceAccount" }}
+{{- end }}
+{{- if .Values.events.enabled }}
+{{- if ne .Values.executor "argo" }}
+{{- fail "events.enabled needs executor: argo (the CronJob target is schedule-only: docs/pipelines.md)" }}
+{{- end }}
+{{- if not .Values.events.github.organizations }}
+{{- fail "events.enabled: events.github.organizations must name the organization(s) whose webhook delivers here" }}
+{{- end }}
+{{- if not .Values.events.webhook.url }}
+{{- fail "events.enabled: events.webhook.url must be the public URL GitHub delivers to" }}
+{{- end }}
+{{- if and .Values.events.ingress.enabled (not .Values.events.ingress.host) }}
+{{- fail "events.ingress.enabled: events.ingress.host is required" }}
+{{- end }}
 {{- end }}
 {{- if and (not .Values.rbac.create) (not .Values.workflow.serviceAccountName) }}
 {{- fail "rbac.create is false: workflow.serviceAccountName must name an existing ServiceAccount" }}

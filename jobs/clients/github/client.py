@@ -203,6 +203,41 @@ class GitHubClient:
         self._viewer = result.viewer.login
         return to_history(result.repository.pull_request, result.viewer.login)
 
+    def pull_requests(self, repository: str, numbers: Sequence[int]) -> list[PullRequestSnapshot]:
+        """The open pull requests among ``repository``'s ``numbers``, read in one request.
+
+        A closed one is left out; numbers that name no pull request (GitHub answers NOT_FOUND
+        for them) are left out too, and the others read again, once.
+        """
+        unique = list(dict.fromkeys(numbers))
+        if not unique:
+            return []
+        try:
+            result = self._named(repository, unique)
+        except GitHubQueryError as exc:
+            missing = _not_found(exc, unique)
+            if not missing:
+                raise
+            unique = [number for number in unique if number not in missing]
+            if not unique:
+                return []
+            result = self._named(repository, unique)
+        if not result.repository:
+            raise GitHubQueryError(f"{repository} was not found")
+        viewer = self._viewer = result.viewer.login
+        found: list[PullRequestSnapshot] = []
+        for i in range(len(unique)):
+            pr = getattr(result.repository, queries.pull_request_alias(i), None)
+            if pr and pr.state == "OPEN":
+                found.append(to_snapshot(pr, viewer, self._connections(pr)))
+        return sorted(found, key=lambda pr: pr.number)
+
+    def _named(self, repository: str, numbers: Sequence[int]) -> Any:
+        owner, name = _split(repository)
+        variables: dict[str, Any] = {"owner": owner, "name": name}
+        variables |= {f"number{i}": number for i, number in enumerate(numbers)}
+        return self._query(queries.pull_requests_operation(len(numbers)), variables)
+
     def viewer_login(self) -> str:
         """The login of the token's account; GitHubAuthError when GitHub refuses the token.
 
@@ -460,6 +495,19 @@ def _connection_of(result: Any) -> Any:
         if name in node:
             return getattr(node, name)
     return node.status_check_rollup.contexts
+
+
+def _not_found(exc: GitHubQueryError, numbers: Sequence[int]) -> set[int]:
+    """The numbers GitHub says name no pull request, when that is all it says; else empty."""
+    missing: set[int] = set()
+    for error in exc.errors:
+        path = error.get("path")
+        alias = path[-1] if isinstance(path, list) and path else None
+        index = str(alias).removeprefix("pr") if isinstance(alias, str) else ""
+        if error.get("type") != "NOT_FOUND" or not index.isdigit() or int(index) >= len(numbers):
+            return set()
+        missing.add(numbers[int(index)])
+    return missing
 
 
 def _name_taken(exc: GitHubQueryError) -> bool:

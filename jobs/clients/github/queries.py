@@ -417,3 +417,28 @@ def labels_operation(count: int) -> Any:
         label.__fields__("id", "name")
     _select_rate_limit(op)
     return op
+
+
+def pull_request_alias(index: int) -> str:
+    """Name the alias under which :func:`pull_requests_operation` answers the ``index``-th PR."""
+    return f"pr{index}"
+
+
+def pull_requests_operation(count: int) -> Any:
+    """Read ``count`` pull requests of one repository by number (``$number0``...), aliased.
+
+    The facts are the search's (:data:`PULL_REQUEST_FACTS`): an event-started run reads the pull
+    requests it was told about in one request, as a scheduled run reads a search page.
+    """
+    variables: dict[str, Any] = {"owner": non_null(String), "name": non_null(String)}
+    variables |= {f"number{i}": non_null(Int) for i in range(count)}
+    op = Operation(schema.Query, name="PullRequestsByNumber", variables=variables)
+    repository = op.repository(owner=Variable("owner"), name=Variable("name"))
+    for i in range(count):
+        found = repository.pull_request(
+            number=Variable(f"number{i}"), __alias__=pull_request_alias(i)
+        )
+        found.__fragment__(PULL_REQUEST_FACTS)
+    op.viewer.login()
+    _select_rate_limit(op)
+    return op
