@@ -171,6 +171,10 @@ class CompileOptions:
     """The EventBus the EventSource and the Sensors share."""
     sensor_service_account: str = "ai-operator-sensor"
     """The service account a Sensor creates Workflows as (``create`` on Workflows)."""
+    events_namespace: str | None = None
+    """Where the EventSource and its EventBus live (the chart: the release namespace). A Sensor
+    hears only its own namespace's EventBus, so a rule elsewhere gets no Sensor and runs on its
+    schedule; None: every namespace (an EventBus in each, set up by the administrator)."""
 
     def __post_init__(self) -> None:
         problems = _option_problems(self)

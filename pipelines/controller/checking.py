@@ -49,7 +49,9 @@ class Compiled:
     schedule: Schedule
     triggers: str = "schedule"
     """What starts the rule's passes: ``schedule``, ``schedule+events`` (it has a Sensor),
-    ``schedule (events off)`` (it asks for events the installation does not receive) or
+    ``schedule (events off)`` (it asks for events the installation does not receive),
+    ``schedule (events only in namespace NS)`` (its namespace has no EventBus: events are received
+    in the installation's namespace only) or
     ``schedule (no events)`` (the CronJob target, which is schedule-only)."""
 
 
@@ -116,6 +118,13 @@ def _evaluate(
         options = dataclasses.replace(
             options, secret_name=governing.spec.secretName, secret_keys={}
         )
+    deaf = (
+        options.events
+        and options.events_namespace is not None
+        and checked.rule.metadata.namespace != options.events_namespace
+    )
+    if deaf:  # a Sensor hears only the EventBus of its own namespace
+        options = dataclasses.replace(options, events=False)
     try:
         manifest = compile_rule(checked.rule, config.target, options)
     except CompileError as exc:
@@ -124,6 +133,8 @@ def _evaluate(
         triggers = "schedule+events"
     elif spec.events is None:
         triggers = "schedule"
+    elif deaf:
+        triggers = f"schedule (events only in namespace {config.compile.events_namespace})"
     else:  # the CronJob target is schedule-only (docs/pipelines.md)
         triggers = "schedule (events off)" if config.target == "argo" else "schedule (no events)"
     schedule = resolve(spec.schedule, spec.reconciliationInterval)

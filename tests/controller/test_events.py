@@ -87,3 +87,15 @@ async def test_events_off_in_the_installation_leaves_the_schedule_and_says_so(
     assert api.stored(SENSORS, NAMESPACE, "staging-automerge") is None
     assert api.stored(WORKFLOW_TEMPLATES, NAMESPACE, "staging-automerge") is not None
     assert status(api)["triggers"] == "schedule (events off)"
+
+
+async def test_a_rule_outside_the_event_buses_namespace_gets_no_sensor_and_says_so(
+    api: ApiServer,
+) -> None:
+    """A Sensor hears only its own namespace's EventBus: elsewhere, the schedule, and the reason."""
+    add_rule(api, events=EVENTS)
+    elsewhere = config(compile=CompileOptions(events=True, events_namespace="ai-operator"))
+    async with running(api, elsewhere) as controller:
+        await settled(controller)
+    assert api.stored(SENSORS, NAMESPACE, "staging-automerge") is None
+    assert status(api)["triggers"] == "schedule (events only in namespace ai-operator)"
