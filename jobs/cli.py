@@ -50,6 +50,7 @@ from ai_operator.jobs.clients.ai import DecisionClient, make_decision_client
 from ai_operator.jobs.clients.decision_cache import DecisionFile, cache_directory
 from ai_operator.jobs.clients.github import GitHubClient
 from ai_operator.jobs.clients.github.errors import GitHubAuthError, GitHubError, GitHubUnreachable
+from ai_operator.jobs.clients.kube import APIRequestError, KubernetesAPI
 from ai_operator.jobs.clients.network import safe_url
 from ai_operator.jobs.clients.rule_lock import RuleLock, RuleLockError, lock_directory
 from ai_operator.jobs.config import (
@@ -491,7 +492,9 @@ def explain(
 ) -> None:
     """Why the rule does or does not act on a pull request right now. Read-only.
 
-    Selector clauses, safety rules, recorded decision, people, caps, and the next pass.
+    Selector clauses, safety rules, recorded decision, people, caps, and the next pass. With
+    AI_OPERATOR_KUBERNETES_API (e.g. kubectl proxy's URL), the recorded decision is the rule's
+    pipeline's, from its outcome index in the cluster.
     """
     from ai_operator.jobs.explain import run as explaining  # noqa: PLC0415 - keeps the other commands' start fast
     from ai_operator.jobs.explain import view  # noqa: PLC0415
@@ -501,8 +504,11 @@ def explain(
     memory = None if sandbox else _memory(settings)
     options = explaining.ExplainOptions(rule_file, pull_request, sandbox)
     try:
-        explanation, where = explaining.run_explain(options, settings, github, memory)
-    except explaining.ExplainError as exc:
+        cluster = None if sandbox else KubernetesAPI.from_environment(os.environ)
+        explanation, where = explaining.run_explain(
+            options, settings, github, memory, cluster=cluster
+        )
+    except (explaining.ExplainError, APIRequestError) as exc:
         fail(str(exc))
     if output is OutputFormat.JSON:
         typer.echo(view.as_json(explanation, where))

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ai_operator.jobs.rules.model import GitHubEvent, PRReconciliationRule, RuleEvents
+from ai_operator.jobs.rules.names import bounded_name
 from ai_operator.pipelines import options as conventions
 from ai_operator.pipelines.argo import (
     NOT_BEFORE_ARGUMENT,
@@ -141,7 +142,7 @@ def sensor_name(rule: PRReconciliationRule) -> str:
 
 def run_prefix(rule: PRReconciliationRule) -> str:
     """The start of every event-started run's name."""
-    return conventions.bounded_name(rule.metadata.name, RUN_PREFIX_LIMIT) + "-e-"
+    return bounded_name(rule.metadata.name, RUN_PREFIX_LIMIT) + "-e-"
 
 
 def window(seconds: int) -> str:

@@ -17,7 +17,6 @@ sees a token's value, only the names of the Secret keys that hold them.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from ai_operator.jobs.rules.encoding import (
 )
 from ai_operator.jobs.rules.limits import BUILT_IN, LimitsSpec
 from ai_operator.jobs.rules.model import PRReconciliationRule
+from ai_operator.jobs.rules.names import bounded_name, outcome_index_prefix
 
 Target = Literal["argo", "cronjob"]
 
@@ -294,21 +294,6 @@ class CompiledManifest:
 # --- names -----------------------------------------------------------------------------------
 
 
-def bounded_name(name: str, limit: int, prefix: str = "") -> str:
-    """``prefix + name`` as a DNS label of at most ``limit`` characters.
-
-    A name that must change (too long, or with dots) keeps its start and gains a short hash of
-    the whole, so two long rule names that share a start never collide.
-    """
-    wanted = prefix + name
-    if len(wanted) <= limit and _DNS_LABEL.match(wanted):
-        return wanted
-    digest = hashlib.sha256(wanted.encode()).hexdigest()[:_HASH_CHARS]
-    cleaned = _NOT_NAME_CHAR.sub("-", wanted.lower())
-    head = cleaned[: limit - _HASH_CHARS - 1].strip("-")
-    return f"{head}-{digest}" if head else digest
-
-
 def object_name(rule: PRReconciliationRule) -> str:
     """The CronWorkflow's or CronJob's name."""
     return bounded_name(rule.metadata.name, MAX_CRON_NAME)
@@ -320,10 +305,7 @@ def memo_config_map(rule: PRReconciliationRule) -> str:
     A ConfigMap holds at most 1 MiB; sharding by a digest of the PR's name keeps each of the
     sixteen far below that (:mod:`jobs.clients.outcome_index`, docs/benchmarks.md).
     """
-    shard_suffix = 2  # "-" and one hex digit
-    return bounded_name(
-        rule.metadata.name, MAX_CONFIG_MAP_NAME - shard_suffix, prefix=f"{APP_NAME}-memo-"
-    )
+    return outcome_index_prefix(rule.metadata.name)
 
 
 def rule_config_map_name(rule: PRReconciliationRule) -> str:

@@ -20,6 +20,8 @@ from pathlib import Path
 
 from ai_operator.jobs.clients.github import GitHubClient
 from ai_operator.jobs.clients.github.errors import GitHubError
+from ai_operator.jobs.clients.kube import APIUnreadable, KubernetesAPI
+from ai_operator.jobs.clients.outcome_index import OutcomeIndex
 from ai_operator.jobs.config import ConfigError, Settings, model_identity, rule_repositories
 from ai_operator.jobs.demo.sandbox import SANDBOX_GITHUB, on_sandbox, sandbox_github
 from ai_operator.jobs.explain.explanation import Explanation, explain, would_do
@@ -30,6 +32,7 @@ from ai_operator.jobs.reconcile.gather import gather
 from ai_operator.jobs.reconcile.ports import DecisionMemory, GitHubReader
 from ai_operator.jobs.rules.files import RuleFileError
 from ai_operator.jobs.rules.model import Action, PRReconciliationRule
+from ai_operator.jobs.rules.names import outcome_index_prefix
 from ai_operator.jobs.rules.schedule import describe_period, minutes_between, next_pass, resolve
 from ai_operator.jobs.rules.validation import load_valid_rules
 from ai_operator.jobs.sandbox.samples import build_history_world
@@ -77,7 +80,10 @@ def explain_pull_request(
         pr = github.pull_request(target.repository, target.number)
     except GitHubError as exc:
         raise ExplainError(f"reading {target.display} failed: {exc}") from exc
-    remembered = memory.recall(rule.qualified_name) if memory else {}
+    try:
+        remembered = memory.recall(rule.qualified_name) if memory else {}
+    except APIUnreadable as exc:
+        raise ExplainError(f"reading the rule's outcome index failed: {exc}") from exc
     clock = now.timestamp()
     ready = _ready(rule, pr, github, remembered, repositories, model, clock, max_age)
     spec = rule.spec
@@ -137,10 +143,23 @@ def run_explain(
     github: GitHubClient | None,
     memory: DecisionMemory | None,
     now: datetime | None = None,
+    cluster: KubernetesAPI | None = None,
 ) -> tuple[Explanation, str]:
-    """Explain the rule of ``options`` on its pull request; the explanation and where GitHub is."""
+    """Explain the rule of ``options`` on its pull request; the explanation and where GitHub is.
+
+    ``cluster``: a Kubernetes API (``AI_OPERATOR_KUBERNETES_API``, e.g. ``kubectl proxy``'s):
+    the recorded decision is then read from the rule's outcome index there, as its pipeline
+    keeps it, instead of from ``memory`` (``run``'s).
+    """
     target = parse_pull_request(options.pull_request)
     rule = _rule(options.rule_file)
+    if cluster is not None and not options.sandbox:
+        memory = OutcomeIndex(
+            cluster,
+            rule.metadata.namespace,
+            outcome_index_prefix(rule.metadata.name),
+            max_age_seconds=settings.decision_max_age_seconds,
+        )
     moment = now or datetime.now(UTC)
     with ExitStack() as stack:
         if options.sandbox:

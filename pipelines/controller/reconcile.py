@@ -43,6 +43,7 @@ from ai_operator.jobs.clients.outcome_index import INDEX_LABEL
 from ai_operator.jobs.clients.pause import PAUSE_ANNOTATION, paused_by
 from ai_operator.jobs.log import get_logger
 from ai_operator.jobs.rules.model import GeneratedObject
+from ai_operator.jobs.rules.names import OUTCOME_INDEX_PREFIX, outcome_index_prefix
 from ai_operator.pipelines.controller.checking import (
     MANIFEST_HASH_ANNOTATION,
     Checker,
@@ -86,10 +87,8 @@ from ai_operator.pipelines.controller.status import (
     workflow_runs,
 )
 from ai_operator.pipelines.options import (
-    APP_NAME,
     RULE_LABEL,
     Target,
-    bounded_name,
     rule_label_value,
 )
 
@@ -103,7 +102,7 @@ starts runs first (the Sensor, the schedule), what runs refer to last (the Workf
 RESOURCES: dict[str, Resource] = {r.kind: r for r in (*GENERATED, CONFIG_MAPS)}
 RUN_KINDS: dict[Target, Resource] = {"argo": WORKFLOWS, "cronjob": JOBS}
 MEMO_SHARDS = "0123456789abcdef"
-MEMO_PREFIX = f"{APP_NAME}-memo-"
+MEMO_PREFIX = OUTCOME_INDEX_PREFIX
 OUTCOME_INDEX_LABEL = "=".join(INDEX_LABEL)
 """The label of a rule's outcome index (:mod:`jobs.clients.outcome_index`)."""
 
@@ -449,7 +448,7 @@ def memo_prefix(rule: str) -> str:
 
     As the compiler names them (:func:`pipelines.options.memo_config_map`).
     """
-    return bounded_name(rule, 63 - 2, prefix=MEMO_PREFIX)
+    return outcome_index_prefix(rule)
 
 
 def _rule_selector(rule: RuleRef) -> str:

@@ -21,6 +21,8 @@ from pydantic import SecretStr
 from ai_operator.jobs.clients.ai import make_decision_client
 from ai_operator.jobs.clients.decision_cache import DecisionFile
 from ai_operator.jobs.clients.github import GitHubClient
+from ai_operator.jobs.clients.kube import KubernetesAPI
+from ai_operator.jobs.clients.outcome_index import OutcomeIndex
 from ai_operator.jobs.explain.explanation import Explanation
 from ai_operator.jobs.explain.run import (
     ExplainError,
@@ -33,9 +35,12 @@ from ai_operator.jobs.policy.snapshot import PullRequestKey
 from ai_operator.jobs.reconcile.report import decision_fields
 from ai_operator.jobs.reconcile.run import Reuse, run_pass
 from ai_operator.jobs.rules.model import Action, PRReconciliationRule, RuleLimits
+from ai_operator.jobs.rules.names import outcome_index_prefix
 from ai_operator.jobs.rules.schedule import next_pass, resolve
+from ai_operator.jobs.rules.validation import load_valid_rules
 from ai_operator.jobs.sandbox import standin
 from ai_operator.jobs.sandbox.github_world import FakeCheck, GitHubWorld
+from tests.argo_interpreter import MemoCache
 from tests.conftest import AI_TOKEN, GITHUB_TOKEN, ROOT, cli_env, run_cli
 from tests.factories import make_pr, make_rule
 from tests.sandbox import FakeGitHub, FakeLLM
@@ -397,3 +402,30 @@ def test_explain_with_a_token_reads_what_run_remembered():
     assert result.code == 0, result.stderr
     assert "now: reuses its recorded decision (merge): merge now" in result.stdout
     assert "recorded decision: merge at " in result.stdout
+
+
+def test_explain_reads_the_pipelines_record_from_the_rules_outcome_index():
+    """With AI_OPERATOR_KUBERNETES_API (kubectl proxy's URL, say), the recorded decision is the one
+    the rule's pipeline keeps in its outcome index in the cluster, not `run`'s local one."""
+    world = GitHubWorld()
+    world.add_pull_request("acme/web", number=1, **GREEN)
+    rule = next(iter(load_valid_rules([STAGING]))).rule
+    cluster = MemoCache()  # the namespace's ConfigMaps
+    with (
+        cluster.serve(rule.metadata.namespace) as url,
+        FakeGitHub(world, token=GITHUB_TOKEN) as github,
+        FakeLLM(brain=standin.standin_brain, token=AI_TOKEN) as llm,
+    ):
+        prefix = outcome_index_prefix(rule.metadata.name)
+        index = OutcomeIndex(
+            KubernetesAPI(url), rule.metadata.namespace, prefix, max_age_seconds=MAX_AGE
+        )
+        model = make_decision_client(standin.model_config(llm.anthropic_url, AI_TOKEN))
+        reuse = Reuse(index, MODEL, MAX_AGE)
+        run_pass(rule, ["acme/web"], client(github), model, dry_run=True, reuse=reuse)
+        env = cli_env(github, llm) | {"AI_OPERATOR_KUBERNETES_API": url}
+        result = run_cli(["explain", str(STAGING), "acme/web#1"], env)
+        assert github.mutations == []
+    assert result.code == 0, result.stderr
+    assert "recorded decision: merge at " in result.stdout
+    assert cluster.objects, "the index is in the cluster"
