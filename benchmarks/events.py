@@ -76,6 +76,9 @@ def pod_env(github: FakeGitHub, llm: FakeLLM) -> dict[str, str]:
         "AI_PROVIDER": "anthropic",
         "AI_MODEL": "claude-sonnet-5",
         "LOG_FORMAT": "json",
+        # Not paced: the figure is the pipeline's latency, not GitHub's write limits.
+        "GITHUB_WRITES_PER_PASS": "10000",
+        "GITHUB_WRITES_PER_HOUR": "100000",
     }
 
 

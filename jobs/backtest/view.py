@@ -11,7 +11,6 @@ from typing import Any
 
 from ai_operator.jobs.backtest.run import Backtest
 from ai_operator.jobs.policy.backtest import HAPPENED, Agreement
-from ai_operator.jobs.rules.model import ALL_ACTIONS
 
 _CORNER = "decided \\ happened"
 
@@ -29,11 +28,11 @@ def as_table(result: Backtest) -> str:
         "",
         f"{_CORNER:<20}" + "".join(f"{h.value:>8}" for h in HAPPENED),
     ]
-    for action in ALL_ACTIONS:
+    for action in score.confusion:
         counts = score.confusion[action]
         lines.append(f"{action.value:<20}" + "".join(f"{counts[h]:>8}" for h in HAPPENED))
     lines += ["", f"agreement: {_agreement(score.overall)}"]
-    lines += [f"  {a.value:<10}{_agreement(score.by_action[a])}" for a in ALL_ACTIONS]
+    lines += [f"  {a.value:<10}{_agreement(score.by_action[a])}" for a in score.confusion]
     lines += ["", f"cost: {_cost(result)}"]
     if score.disagreements:
         lines += ["", "disagreements:"]
@@ -62,12 +61,12 @@ def as_json(result: Backtest) -> str:
             "agreed": score.overall.agreed,
             "of": score.overall.of,
             "byAction": {
-                action.value: _agreement_json(score.by_action[action]) for action in ALL_ACTIONS
+                action.value: _agreement_json(score.by_action[action]) for action in score.confusion
             },
         },
         "confusion": {
             action.value: {h.value: n for h, n in score.confusion[action].items()}
-            for action in ALL_ACTIONS
+            for action in score.confusion
         },
         "disagreements": [
             {

@@ -29,7 +29,7 @@ from enum import StrEnum
 
 from ai_operator.jobs.policy.snapshot import Mergeable, PullRequestSnapshot, PullRequestState
 from ai_operator.jobs.rules.matching import canonical_login
-from ai_operator.jobs.rules.model import ALL_ACTIONS, Action
+from ai_operator.jobs.rules.model import ALL_ACTIONS, DEFAULT_ACTIONS, Action
 
 _BLOCKING_MERGE_STATES = frozenset({"DIRTY", "BEHIND", "BLOCKED", "DRAFT", "UNSTABLE"})
 
@@ -136,7 +136,9 @@ class Score:
 
 def score(rows: Sequence[Compared]) -> Score:
     """The figures of ``rows``: every action and outcome appears in the table, zeros included."""
-    confusion = {action: dict.fromkeys(HAPPENED, 0) for action in ALL_ACTIONS}
+    decided = {row.decided for row in rows}
+    actions = [a for a in ALL_ACTIONS if a in DEFAULT_ACTIONS or a in decided]
+    confusion = {action: dict.fromkeys(HAPPENED, 0) for action in actions}
     for row in rows:
         confusion[row.decided][row.happened] += 1
     by_action = {
@@ -144,7 +146,7 @@ def score(rows: Sequence[Compared]) -> Score:
             sum(1 for r in rows if r.decided is action and r.agreed),
             sum(1 for r in rows if r.decided is action),
         )
-        for action in ALL_ACTIONS
+        for action in actions
     }
     overall = Agreement(sum(1 for r in rows if r.agreed), len(rows))
     return Score(confusion, overall, by_action, tuple(r for r in rows if not r.agreed))

@@ -41,7 +41,7 @@ from enum import StrEnum
 from typing import Any
 
 from ai_operator.jobs.policy.snapshot import PullRequestState
-from ai_operator.jobs.rules.model import ALL_ACTIONS, Action, RuleMode, RuleSpec
+from ai_operator.jobs.rules.model import ALL_ACTIONS, DEFAULT_ACTIONS, Action, RuleMode, RuleSpec
 
 MAX_DECISIONS_PER_PR = 20
 """Shadow decisions one pull request's record keeps (the newest): its size stays bounded."""
@@ -69,6 +69,7 @@ AGREEING: Mapping[Action, Happened] = {
     Action.CLOSE: Happened.CLOSED,
     Action.ESCALATE: Happened.STEPPED_IN,
     Action.WAIT: Happened.CHANGED,
+    Action.UPDATE: Happened.CHANGED,
 }
 """The one outcome each decided action agrees with."""
 
@@ -274,6 +275,7 @@ class ShadowScore:
             "actions": {
                 action.value: self.actions.get(action.value, ActionScore()).to_json()
                 for action in ALL_ACTIONS
+                if action in DEFAULT_ACTIONS or action.value in self.actions
             },
         }
 

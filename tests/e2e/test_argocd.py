@@ -17,6 +17,7 @@ from ai_operator.jobs.sandbox.standin import standin_brain
 from ai_operator.pipelines.compile import CompileOptions, compile_rule
 from tests.argo_interpreter import MemoCache, run_cron_workflow
 from tests.conftest import AI_TOKEN, GITHUB_TOKEN, ROOT, cli_env, run_cli
+from tests.factories import inlined
 from tests.sandbox import FakeGitHub, FakeLLM, GitHubWorld, LLMRequest, pull_request_facts
 
 pytestmark = pytest.mark.e2e
@@ -160,7 +161,7 @@ def test_the_compiled_workflow_reads_argo_cd_once_in_fetch_and_decides_by_it(fak
         ("ai-operator-secrets", "argocd-token"): ARGOCD_TOKEN,
     }
     run = run_cron_workflow(
-        manifest.document,
+        inlined(manifest),
         env=env,
         secrets=secrets,
         memo=MemoCache(),

@@ -12,6 +12,7 @@ from ai_operator.pipelines.compile import compile_rule
 from ai_operator.pipelines.controller.config import compile_options
 from tests.argo_interpreter import MemoCache, run_cron_workflow
 from tests.conftest import AI_TOKEN, GITHUB_TOKEN, cli_env
+from tests.factories import inlined
 from tests.github_app import FakeGitHubApp, rsa_key
 from tests.sandbox import FakeCheck, FakeLLM, GitHubWorld
 
@@ -47,8 +48,8 @@ def test_the_compiled_workflow_acts_as_the_github_app() -> None:
     )
     rule = PRReconciliationRule.model_validate(RULE)
     manifest = compile_rule(rule, "argo", compile_options({"githubApp": True}))
-    assert "GITHUB_TOKEN" not in json.dumps(manifest.document)
-    assert KEY.private_pem.splitlines()[1] not in json.dumps(manifest.document)
+    assert "GITHUB_TOKEN" not in json.dumps(manifest.documents)
+    assert KEY.private_pem.splitlines()[1] not in json.dumps(manifest.documents)
     # A token the fake would accept, were it sent: it is not, since no pod has it.
     with (
         FakeGitHubApp(world, token=GITHUB_TOKEN, public_pem=KEY.public_pem) as github,
@@ -61,7 +62,7 @@ def test_the_compiled_workflow_acts_as_the_github_app() -> None:
             ("ai-operator-secrets", "ai-token"): AI_TOKEN,
         }
         run = run_cron_workflow(
-            manifest.document,
+            inlined(manifest),
             env=env,
             secrets=secrets,
             memo=MemoCache(),

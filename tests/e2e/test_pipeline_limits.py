@@ -17,6 +17,7 @@ from ai_operator.pipelines.compile import CompileOptions, compile_rule
 from tests.argo_interpreter import MemoCache, SubprocessPods, WorkflowRun, run_cron_workflow
 from tests.conftest import AI_TOKEN, GITHUB_TOKEN
 from tests.e2e.test_pipeline import SECRETS, STAGING, assert_clean, example, pod_env
+from tests.factories import inlined
 from tests.sandbox import FakeGitHub, FakeLLM, GitHubWorld
 
 pytestmark = pytest.mark.e2e
@@ -44,7 +45,7 @@ def compiled(**limits: int) -> tuple[dict[str, Any], dict[str, Any] | None]:
     document["spec"]["limits"] = limits
     rule = PRReconciliationRule.model_validate(document)
     manifest = compile_rule(rule, "argo", CompileOptions())
-    return manifest.document, manifest.config_map
+    return inlined(manifest), manifest.config_map
 
 
 def run(

@@ -10,6 +10,7 @@ the counters the runs pushed to a real Pushgateway.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from ai_operator.pipelines.compile import CompileOptions, compile_rule
 from tests.argo_interpreter import MemoCache, run_cron_workflow
 from tests.conftest import AI_TOKEN, GITHUB_TOKEN, ROOT, CliResult, cli_env, run_cli
 from tests.e2e.test_pipeline_act import SECRETS
+from tests.factories import inlined
 from tests.sandbox import FakeCheck, FakeGitHub, FakeLLM, GitHubWorld
 from tests.services import prometheus, pushgateway, wait_for_series
 
@@ -43,6 +45,12 @@ PENDING = {"rollup_state": "PENDING", "checks": [FakeCheck("ci", None, "IN_PROGR
 GROUP = {"namespace": "team-web", "rule": "shadow-automerge"}
 DASHBOARD = ROOT / "charts" / "ai-operator" / "dashboards" / "ai-operator.json"
 SCRAPED_WITHIN = 30.0
+
+
+def a_second_later() -> None:
+    """People act in a later second than the pass decided: GitHub's times are whole seconds, and
+    an event in the decision's own second is not told apart from one just before it."""
+    time.sleep(1.05 - time.time() % 1)
 
 
 def populate(world: GitHubWorld) -> None:
@@ -107,6 +115,7 @@ def test_a_shadow_rule_writes_nothing_and_scores_what_people_did(
         assert not any(row["applied"] or row["operations"] for row in rows.values())
         assert score(first)["decisions"] == 6 and score(first)["settled"] == 0
 
+        a_second_later()
         world.merge("acme/web", 1, actor="alice")
         world.close("acme/web", 2, actor="alice")
         world.add_label("acme/web", 3, "needs-review", actor="bob")
@@ -127,6 +136,7 @@ def test_a_shadow_rule_writes_nothing_and_scores_what_people_did(
         }
         assert (found["decisions"], found["settled"], found["agreed"]) == (8, 6, 4)
 
+        a_second_later()
         world.merge("acme/web", 3, actor="alice")
         world.comment("acme/web", 4, "bob", "I will take this one.")
 
@@ -159,6 +169,7 @@ def test_the_counters_pushed_carry_decided_and_outcome(
     with pushgateway() as gateway:
         env = cli_env(github, llm, PUSHGATEWAY_URL=gateway)
         shadow_run(rule, env)
+        a_second_later()
         world.merge("acme/web", 1, actor="alice")
         world.close("acme/web", 5, actor="alice")
         world.push_commit("acme/web", 4, actor="carol")
@@ -213,7 +224,7 @@ def run_shadow_pipeline(
     env = cli_env(github, llm, PUSHGATEWAY_URL=gateway)
     del env["GITHUB_TOKEN"], env["AI_TOKEN"]  # the pods get them from the Secret
     return run_cron_workflow(
-        manifest.document,
+        inlined(manifest),
         env=env,
         secrets=SECRETS,
         memo=memo,
@@ -237,6 +248,7 @@ def test_the_compiled_workflow_writes_nothing_and_reports_the_score() -> None:
     ):
         memo = MemoCache()
         first = run_shadow_pipeline(RULE, github, llm, memo, gateway)
+        a_second_later()
         world.merge("acme/web", 1, actor="alice")
         world.close("acme/web", 2, actor="alice")
         world.add_label("acme/web", 3, "needs-review", actor="bob")
@@ -244,6 +256,7 @@ def test_the_compiled_workflow_writes_nothing_and_reports_the_score() -> None:
         world.close("acme/web", 5, actor="alice")
         world.merge("acme/web", 6, actor="bob")
         second = run_shadow_pipeline(RULE, github, llm, memo, gateway)
+        a_second_later()
         world.merge("acme/web", 3, actor="alice")
         world.comment("acme/web", 4, "bob", "I will take this one.")
         third = run_shadow_pipeline(RULE, github, llm, memo, gateway)

@@ -216,7 +216,7 @@ def test_backtest_without_a_token_says_how_to_try_it():
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "HOME": "/tmp"}
     result = run_cli(["backtest", str(STAGING)], env)
     assert result.code == 1
-    assert result.stderr.startswith("error: GITHUB_TOKEN is not set")
+    assert result.stderr.startswith("error: neither GITHUB_TOKEN nor GITHUB_APP_ID is set")
 
 
 @pytest.mark.parametrize(

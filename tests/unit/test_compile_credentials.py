@@ -9,14 +9,15 @@ import pytest
 
 from ai_operator.pipelines.compile import CompileOptions, compile_rule
 from ai_operator.pipelines.controller.config import compile_options
-from tests.factories import make_rule
+from tests.factories import inlined, make_rule
 
 ARGO_RULE = make_rule(argocdEnabled=True, argocdAppNamePattern="{{ repository }}-staging")
 
 
 def secret_refs(rule: Any, target: str, options: CompileOptions) -> dict[str, dict[str, Any]]:
     """Per step (container name), the variables read from Secrets and their references."""
-    document = compile_rule(rule, target, options).document
+    manifest = compile_rule(rule, target, options)
+    document = inlined(manifest) if target == "argo" else manifest.document
     if target == "argo":
         containers = [
             (t["name"], t["container"])

@@ -147,13 +147,14 @@ def test_the_state_settles_when_the_timeline_does_not_tell(
 
 
 def test_each_action_agrees_with_exactly_one_outcome() -> None:
-    """merge-merged, close-closed, escalate-stepped_in, wait-changed; nothing else."""
+    """merge-merged, close-closed, escalate-stepped_in, wait-changed, update-changed; no more."""
     pairs = {(a, h) for a in Action for h in Happened if agrees(a, h)}
     assert pairs == {
         (Action.MERGE, Happened.MERGED),
         (Action.CLOSE, Happened.CLOSED),
         (Action.ESCALATE, Happened.STEPPED_IN),
         (Action.WAIT, Happened.CHANGED),
+        (Action.UPDATE, Happened.CHANGED),
     }
 
 
