@@ -5,7 +5,9 @@
 - :class:`RuleObject`: a rule as the API server returned it (its identity, generation,
   resourceVersion and stored status);
 - :class:`OwnerReference`: an entry of ``metadata.ownerReferences``, read from the objects the
-  controller lists (its CronWorkflows, CronJobs, memo ConfigMaps) and written onto them.
+  controller lists (its CronWorkflows, CronJobs, memo ConfigMaps) and written onto them;
+- :class:`WorkflowObject` and :class:`JobObject`: the rule's runs (Argo Workflows, or the Jobs of
+  its CronJob), the fields its status is made from.
 
 What the controller reads from the API server stays plain JSON up to here: these are read from
 it leniently (a malformed entry is skipped, as the garbage collector would ignore it).
@@ -13,9 +15,9 @@ it leniently (a malformed entry is skipped, as the garbage collector would ignor
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -167,3 +169,99 @@ class RuleObject:
     def key(self) -> RuleKey:
         """Which rule this is."""
         return self.ref.key
+
+
+# --- the rule's runs, as the controller reads them ---------------------------------------------
+
+
+class _Read(BaseModel):
+    """Lenient: only the fields the controller reads; anything else is ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class RunMetadata(_Read):
+    """A run's ``metadata``: its name and when it was created (RFC 3339)."""
+
+    name: str
+    creationTimestamp: str | None = None
+
+
+class Parameter(_Read):
+    """One of a Workflow's global output parameters (``status.outputs.parameters``)."""
+
+    name: str = ""
+    value: str | None = None
+
+
+class WorkflowOutputs(_Read):
+    """A Workflow's ``status.outputs``."""
+
+    parameters: list[Parameter] = []
+
+
+class WorkflowStatus(_Read):
+    """The part of an Argo Workflow's ``status`` the rule's status is made from."""
+
+    phase: str | None = None
+    startedAt: str | None = None
+    finishedAt: str | None = None
+    message: str | None = None
+    outputs: WorkflowOutputs | None = None
+
+    def output(self, name: str) -> str | None:
+        """The global output parameter ``name`` (None when the run has not written it)."""
+        for parameter in self.outputs.parameters if self.outputs else ():
+            if parameter.name == name:
+                return parameter.value
+        return None
+
+
+class WorkflowObject(_Read):
+    """An Argo Workflow of the rule (a run), as listed by its rule's label."""
+
+    metadata: RunMetadata
+    status: WorkflowStatus = WorkflowStatus()
+
+
+class JobCondition(_Read):
+    """One of a Job's ``status.conditions``."""
+
+    type: str = ""
+    status: str = ""
+    message: str | None = None
+    lastTransitionTime: str | None = None
+
+
+class JobStatus(_Read):
+    """The part of a batch/v1 Job's ``status`` the rule's status is made from."""
+
+    active: int | None = None
+    startTime: str | None = None
+    completionTime: str | None = None
+    conditions: list[JobCondition] = []
+
+    def done(self) -> dict[str, JobCondition]:
+        """The Job's true conditions by type (``Complete``, ``Failed``)."""
+        return {c.type: c for c in self.conditions if c.status == "True"}
+
+
+class JobObject(_Read):
+    """A Job of the rule's CronJob (a run)."""
+
+    metadata: RunMetadata
+    status: JobStatus = JobStatus()
+
+
+_Run = TypeVar("_Run", WorkflowObject, JobObject)
+
+
+def runs_of(kind: type[_Run], items: Iterable[Mapping[str, Any]]) -> list[_Run]:
+    """``items`` (JSON, as listed) read as ``kind``; one that is not (no name, say) is skipped."""
+    found: list[_Run] = []
+    for item in items:
+        try:
+            found.append(kind.model_validate(item))
+        except ValidationError:
+            continue
+    return found

@@ -67,7 +67,14 @@ from ai_operator.pipelines.controller.kube import (
     NotFound,
     Resource,
 )
-from ai_operator.pipelines.controller.objects import RuleKey, RuleObject, RuleRef
+from ai_operator.pipelines.controller.objects import (
+    JobObject,
+    RuleKey,
+    RuleObject,
+    RuleRef,
+    WorkflowObject,
+    runs_of,
+)
 from ai_operator.pipelines.controller.status import (
     Event,
     EventReason,
@@ -347,8 +354,9 @@ class RuleReconciler:
         except KubeError as exc:
             log.warning("could not read the rule's runs", error=str(exc))
             return Runs(previous.lastRun, None)
-        items = found.items
-        return workflow_runs(items, previous) if resource == WORKFLOWS else job_runs(items)
+        if resource == WORKFLOWS:
+            return workflow_runs(runs_of(WorkflowObject, found.items), previous)
+        return job_runs(runs_of(JobObject, found.items))
 
     async def _paused(self, rule: RuleObject, log: Any) -> str | None:
         """Why the rule's writes are paused: the installation's value, the namespace's annotation.

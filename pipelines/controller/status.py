@@ -25,12 +25,11 @@ twice from the same facts is identical, and the controller can skip writing it.
 from __future__ import annotations
 
 import hashlib
-import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
@@ -45,7 +44,11 @@ from ai_operator.jobs.rules.model import (
     RunRecord,
     ShadowStatus,
 )
-from ai_operator.pipelines.controller.objects import RuleObject
+from ai_operator.pipelines.controller.objects import (
+    JobObject,
+    RuleObject,
+    WorkflowObject,
+)
 
 MAX_MESSAGE = 1024  # events are cut at 1 KiB by the API server; conditions are kept as short
 MAX_NAME = 253
@@ -496,7 +499,7 @@ class Runs:
     """The shadow score of the newest finished run that reported one (None: keep the status')."""
 
 
-def workflow_runs(workflows: Iterable[Mapping[str, Any]], previous: RuleStatus) -> Runs:
+def workflow_runs(workflows: Iterable[WorkflowObject], previous: RuleStatus) -> Runs:
     """The newest Workflow as ``lastRun``; every finished one added to the status history.
 
     Entries are made by :func:`jobs.reconcile.report.history_entry` from the run's counts, in the
@@ -505,14 +508,15 @@ def workflow_runs(workflows: Iterable[Mapping[str, Any]], previous: RuleStatus) 
     items = list(workflows)
     latest = newest(items)
     history = [entry.model_dump(mode="json", exclude_none=True) for entry in previous.history]
-    finished = [w for w in items if (w.get("status") or {}).get("finishedAt")]
-    for workflow in sorted(finished, key=lambda w: str(w["status"]["finishedAt"])):
-        status = workflow["status"]
+    finished = sorted(
+        (w for w in items if w.status.finishedAt), key=lambda w: str(w.status.finishedAt)
+    )
+    for workflow in finished:
         entry = history_entry(
-            PassCounts.read(_summary_counts(status)),
-            finished_at=str(status["finishedAt"]),
-            succeeded=status.get("phase") == RunPhase.SUCCEEDED,
-            workflow=str(workflow["metadata"]["name"]),
+            run_counts(workflow),
+            finished_at=str(workflow.status.finishedAt),
+            succeeded=workflow.status.phase == RunPhase.SUCCEEDED,
+            workflow=workflow.metadata.name,
         )
         history = append_history(history, entry)
     return Runs(
@@ -522,16 +526,14 @@ def workflow_runs(workflows: Iterable[Mapping[str, Any]], previous: RuleStatus) 
     )
 
 
-def _newest_shadow(finished: Iterable[Mapping[str, Any]]) -> ShadowStatus | None:
+def _newest_shadow(finished: Sequence[WorkflowObject]) -> ShadowStatus | None:
     """``status.shadow`` from the newest finished run whose counts carry a shadow score."""
-    for workflow in sorted(finished, key=lambda w: str(w["status"]["finishedAt"]), reverse=True):
-        score = PassCounts.read(_summary_counts(workflow["status"])).shadow_score
+    for workflow in reversed(finished):
+        score = run_counts(workflow).shadow_score
         if score is None:
             continue
         try:
-            return ShadowStatus.model_validate(
-                {**score, "workflow": str(workflow["metadata"]["name"])}
-            )
+            return ShadowStatus.model_validate({**score, "workflow": workflow.metadata.name})
         except ValidationError:
             continue
     return None
@@ -550,84 +552,72 @@ def _history_of(raw: object) -> list[RunRecord]:
     return found
 
 
-def job_runs(jobs: Iterable[Mapping[str, Any]]) -> Runs:
+def job_runs(jobs: Iterable[JobObject]) -> Runs:
     """The newest Job as ``lastRun`` (no history: a Job's counts are only in its pod's log)."""
-    latest = newest(jobs)
+    latest = newest(list(jobs))
     return Runs(job_run(latest) if latest else None, None)
 
 
-def newest(items: Iterable[Mapping[str, Any]]) -> Mapping[str, Any] | None:
-    """The most recently created object (ties: the greatest name)."""
+_Run = TypeVar("_Run", WorkflowObject, JobObject)
+
+
+def newest(items: Sequence[_Run]) -> _Run | None:
+    """The most recently created run (ties: the greatest name)."""
     return max(
         items,
-        key=lambda item: (
-            str(item.get("metadata", {}).get("creationTimestamp") or ""),
-            str(item.get("metadata", {}).get("name") or ""),
-        ),
+        key=lambda item: (item.metadata.creationTimestamp or "", item.metadata.name),
         default=None,
     )
 
 
-def workflow_run(workflow: Mapping[str, Any]) -> LastRun:
+def run_counts(workflow: WorkflowObject) -> PassCounts:
+    """The run's counts, from its global output ``summary`` (empty counts when it has none)."""
+    return PassCounts.read(workflow.status.output(SUMMARY_OUTPUT) or "")
+
+
+def workflow_run(workflow: WorkflowObject) -> LastRun:
     """``lastRun`` of an Argo Workflow: phase, times, and the run's counts when it has them."""
-    status = workflow.get("status") or {}
-    phase = str(status.get("phase") or RunPhase.PENDING)
+    status = workflow.status
+    phase = status.phase or RunPhase.PENDING
     pull_requests: int | None = None
     actions: dict[str, int] | None = None
     dry_run: bool | None = None
-    summary = _summary_counts(status)
-    if summary is not None:
-        counts = PassCounts.read(summary)
+    if status.output(SUMMARY_OUTPUT) is not None:
+        counts = run_counts(workflow)
         pull_requests = counts.prs_processed
         dry_run = True if counts.dry_run else None
         actions = dict(sorted(counts.actions.items())) or None
-    failed = phase in FAILED_PHASES and status.get("message")
+    failed = phase in FAILED_PHASES and status.message
     return LastRun(
-        name=str(workflow["metadata"]["name"]),
+        name=workflow.metadata.name,
         phase=phase,
-        startedAt=status.get("startedAt"),
-        finishedAt=status.get("finishedAt"),
+        startedAt=status.startedAt,
+        finishedAt=status.finishedAt,
         pullRequests=pull_requests,
         actions=actions,
         dryRun=dry_run,
-        message=short(str(status["message"]), 200) if failed else None,
+        message=short(str(status.message), 200) if failed else None,
     )
 
 
-def _summary_counts(status: Mapping[str, Any]) -> dict[str, Any] | None:
-    parameters = (status.get("outputs") or {}).get("parameters") or []
-    for parameter in parameters:
-        if isinstance(parameter, Mapping) and parameter.get("name") == SUMMARY_OUTPUT:
-            try:
-                value = json.loads(str(parameter.get("value") or ""))
-            except json.JSONDecodeError:
-                return None
-            return value if isinstance(value, dict) else None
-    return None
-
-
-def job_run(job: Mapping[str, Any]) -> LastRun:
+def job_run(job: JobObject) -> LastRun:
     """``lastRun`` of a CronJob's Job: phase and times (its counts are only in the pod's log)."""
-    status = job.get("status") or {}
-    done = {
-        str(c.get("type")): c
-        for c in status.get("conditions") or []
-        if isinstance(c, Mapping) and c.get("status") == "True"
-    }
+    status = job.status
+    done = status.done()
     message = None
     if "Complete" in done:
-        phase, finished = RunPhase.SUCCEEDED, status.get("completionTime")
+        phase, finished = RunPhase.SUCCEEDED, status.completionTime
     elif "Failed" in done:
-        phase, finished = RunPhase.FAILED, done["Failed"].get("lastTransitionTime")
-        if done["Failed"].get("message"):
-            message = short(str(done["Failed"]["message"]), 200)
+        phase, finished = RunPhase.FAILED, done["Failed"].lastTransitionTime
+        if done["Failed"].message:
+            message = short(done["Failed"].message, 200)
     else:
-        phase = RunPhase.RUNNING if status.get("active") else RunPhase.PENDING
+        phase = RunPhase.RUNNING if status.active else RunPhase.PENDING
         finished = None
     return LastRun(
-        name=str(job["metadata"]["name"]),
+        name=job.metadata.name,
         phase=phase.value,
-        startedAt=status.get("startTime"),
+        startedAt=status.startTime,
         finishedAt=finished,
         message=message,
     )
