@@ -53,6 +53,7 @@ COMPILE_KEYS = {
     "eventSource",
     "eventBus",
     "sensorServiceAccount",
+    "eventsNamespace",
 }
 
 
