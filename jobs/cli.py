@@ -125,6 +125,18 @@ class OutputFormat(StrEnum):
     JSON = "json"
 
 
+RecordOption = Annotated[
+    Path | None, typer.Option("--record", help="Write the model's answers there.")
+]
+ReplayOption = Annotated[
+    Path | None, typer.Option("--replay", help="Answer offline from a recording.")
+]
+StandInOption = Annotated[
+    bool, typer.Option("--stand-in", help="Answer with the stand-in (not a real model).")
+]
+"""Where ``test`` and ``backtest`` get the model's answers (the same three options)."""
+
+
 @app.command()
 def validate(
     files: Annotated[list[Path], typer.Argument(help="Rule files (YAML, multi-document or List).")],
@@ -399,15 +411,9 @@ def test_rule(
         OutputFormat, typer.Option("--output", "-o", help="A table for people, or JSON.")
     ] = OutputFormat.TABLE,
     junit: Annotated[Path | None, typer.Option("--junit", help="Also write JUnit XML.")] = None,
-    record: Annotated[
-        Path | None, typer.Option("--record", help="Write the model's answers there.")
-    ] = None,
-    replay: Annotated[
-        Path | None, typer.Option("--replay", help="Answer offline from a recording.")
-    ] = None,
-    stand_in: Annotated[
-        bool, typer.Option("--stand-in", help="Answer with the stand-in (not a real model).")
-    ] = False,
+    record: RecordOption = None,
+    replay: ReplayOption = None,
+    stand_in: StandInOption = False,
 ) -> None:
     """Unit tests for a rule's instruction: each case's PR through the prompt, model, guardrails.
 
@@ -442,15 +448,9 @@ def backtest(
     output: Annotated[
         OutputFormat, typer.Option("--output", "-o", help="A table for people, or JSON.")
     ] = OutputFormat.TABLE,
-    record: Annotated[
-        Path | None, typer.Option("--record", help="Write the model's answers there.")
-    ] = None,
-    replay: Annotated[
-        Path | None, typer.Option("--replay", help="Answer offline from a recording.")
-    ] = None,
-    stand_in: Annotated[
-        bool, typer.Option("--stand-in", help="Answer with the stand-in (not a real model).")
-    ] = False,
+    record: RecordOption = None,
+    replay: ReplayOption = None,
+    stand_in: StandInOption = False,
     sandbox: Annotated[
         bool,
         typer.Option("--sandbox", help="Read the sandbox GitHub's history (no GITHUB_TOKEN)."),

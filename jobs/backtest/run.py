@@ -48,7 +48,7 @@ from ai_operator.jobs.reconcile.results import PullRequestFailure
 from ai_operator.jobs.rules.files import RuleFileError
 from ai_operator.jobs.rules.model import PRReconciliationRule
 from ai_operator.jobs.rules.template import TemplateError
-from ai_operator.jobs.rules.validation import load_valid_rules
+from ai_operator.jobs.rules.validation import NotOneRule, load_one_valid_rule
 from ai_operator.jobs.ruletest.recording import (
     Recorder,
     Recording,
@@ -269,12 +269,9 @@ def _compare(
 
 def _rule(path: Path) -> PRReconciliationRule:
     try:
-        rules = [loaded.rule for loaded in load_valid_rules([path])]
-    except RuleFileError as exc:
+        return load_one_valid_rule(path, "backtest")
+    except (RuleFileError, NotOneRule) as exc:
         raise BacktestError(str(exc)) from exc
-    if len(rules) != 1:
-        raise BacktestError(f"{path} holds {len(rules)} rules: backtest one rule at a time")
-    return rules[0]
 
 
 def _repositories(rule: PRReconciliationRule, settings: Settings) -> tuple[str, ...]:

@@ -34,7 +34,7 @@ from ai_operator.jobs.rules.files import RuleFileError
 from ai_operator.jobs.rules.model import Action, PRReconciliationRule
 from ai_operator.jobs.rules.names import outcome_index_prefix
 from ai_operator.jobs.rules.schedule import describe_period, minutes_between, next_pass, resolve
-from ai_operator.jobs.rules.validation import load_valid_rules
+from ai_operator.jobs.rules.validation import NotOneRule, load_one_valid_rule
 from ai_operator.jobs.sandbox.samples import build_history_world
 
 _SHORT = re.compile(r"^(?P<repo>[\w.-]+/[\w.-]+)#(?P<number>\d+)$")
@@ -190,12 +190,9 @@ def _sandbox(settings: Settings, now: datetime) -> Iterator[GitHubClient]:
 
 def _rule(path: Path) -> PRReconciliationRule:
     try:
-        rules = [loaded.rule for loaded in load_valid_rules([path])]
-    except RuleFileError as exc:
+        return load_one_valid_rule(path, "explain")
+    except (RuleFileError, NotOneRule) as exc:
         raise ExplainError(str(exc)) from exc
-    if len(rules) != 1:
-        raise ExplainError(f"{path} holds {len(rules)} rules: explain one rule at a time")
-    return rules[0]
 
 
 def _repositories(rule: PRReconciliationRule, settings: Settings) -> tuple[str, ...]:

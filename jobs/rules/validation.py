@@ -185,6 +185,22 @@ def load_valid_rules(paths: Sequence[str | Path]) -> list[LoadedRule]:
     return rules
 
 
+class NotOneRule(Exception):
+    """A file given to a command that takes one rule holds none or several."""
+
+
+def load_one_valid_rule(path: Path, command: str) -> PRReconciliationRule:
+    """The one rule of ``path`` that ``validate`` accepts, for a one-rule ``command``.
+
+    Raises :class:`~jobs.rules.files.RuleFileError` (as :func:`load_valid_rules`), or
+    :class:`NotOneRule` when the file holds none or several.
+    """
+    rules = [loaded.rule for loaded in load_valid_rules([path])]
+    if len(rules) != 1:
+        raise NotOneRule(f"{path} holds {len(rules)} rules: {command} one rule at a time")
+    return rules[0]
+
+
 def _check_file(path: str) -> list[CheckedRule | Finding] | Finding:
     """Every document of one file checked, or the one error that stops reading it."""
     try:

@@ -340,13 +340,7 @@ class GitHubClient:
         commit_headline: str | None = None,
     ) -> None:
         """Merge ``pr_id`` if its head is still ``expected_head_oid``; else MergeRejected."""
-        merge_input: dict[str, Any] = {
-            "pullRequestId": pr_id,
-            "expectedHeadOid": expected_head_oid,
-            "mergeMethod": method.value,
-        }
-        if commit_headline is not None:
-            merge_input["commitHeadline"] = commit_headline
+        merge_input = _merge_input(pr_id, expected_head_oid, method, commit_headline)
         try:
             result = self._mutate(queries.MERGE_PULL_REQUEST, merge_input)
         except GitHubQueryError as exc:
@@ -382,13 +376,7 @@ class GitHubClient:
         commit_headline: str | None = None,
     ) -> None:
         """Arm auto-merge of ``pr_id`` at ``expected_head_oid``; a refusal is MergeRejected."""
-        arm_input: dict[str, Any] = {
-            "pullRequestId": pr_id,
-            "expectedHeadOid": expected_head_oid,
-            "mergeMethod": method.value,
-        }
-        if commit_headline is not None:
-            arm_input["commitHeadline"] = commit_headline
+        arm_input = _merge_input(pr_id, expected_head_oid, method, commit_headline)
         try:
             self._mutate(queries.ENABLE_AUTO_MERGE, arm_input)
         except GitHubQueryError as exc:
@@ -521,3 +509,17 @@ def _split(repository: str) -> tuple[str, str]:
     if not owner or not name:
         raise GitHubQueryError(f"a repository is named owner/name, not {repository!r}")
     return owner, name
+
+
+def _merge_input(
+    pr_id: str, expected_head_oid: str, method: MergeMethod, commit_headline: str | None
+) -> dict[str, Any]:
+    """The input merging and arming auto-merge share: the PR, its pinned head, the method."""
+    found: dict[str, Any] = {
+        "pullRequestId": pr_id,
+        "expectedHeadOid": expected_head_oid,
+        "mergeMethod": method.value,
+    }
+    if commit_headline is not None:
+        found["commitHeadline"] = commit_headline
+    return found
