@@ -28,7 +28,8 @@ import json
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from ai_operator.jobs.clients.ai.usage import ModelUsage
 from ai_operator.jobs.clients.argo_workflow import FailedNode
@@ -49,7 +50,7 @@ from ai_operator.jobs.policy.pacing import Deferral, WriteBudget, allot
 from ai_operator.jobs.policy.plan import plan
 from ai_operator.jobs.policy.reuse import Remembered, decision_key
 from ai_operator.jobs.policy.selection import selection_problems
-from ai_operator.jobs.policy.shadow import read_score, shadowing, with_decisions
+from ai_operator.jobs.policy.shadow import shadowing, with_decisions
 from ai_operator.jobs.policy.snapshot import PullRequestSnapshot
 from ai_operator.jobs.reconcile.act import act_seeing
 from ai_operator.jobs.reconcile.argocd import ApplicationHealth
@@ -254,24 +255,36 @@ def failed_node_list(text: str) -> list[FailedNode]:
     (:func:`jobs.reconcile.failures.summarize_failures`).
     """
     return [
-        FailedNode(
-            str(node.get("displayName", "")),
-            "Pod",
-            str(node.get("templateName", "")),
-            str(node.get("message", "")),
-        )
+        FailedNode(node.displayName, "Pod", node.templateName, node.message)
         for node in _failures(text)
     ]
 
 
-def _failures(text: str) -> list[dict[str, Any]]:
+class ListedFailure(BaseModel):
+    """One node ``{{workflow.failures}}`` lists: the fields the exit handler reads, as text."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    displayName: str = ""
+    templateName: str = ""
+    message: str = ""
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _text(cls, value: object) -> str:
+        return str(value)
+
+
+def _failures(text: str) -> list[ListedFailure]:
     try:
         data = json.loads(text)
         if isinstance(data, str):
             data = json.loads(data)
     except json.JSONDecodeError:
         return []
-    return [node for node in data if isinstance(node, dict)] if isinstance(data, list) else []
+    if not isinstance(data, list):
+        return []
+    return [ListedFailure.model_validate(node) for node in data if isinstance(node, dict)]
 
 
 def parse_seconds(text: str) -> float:
@@ -381,7 +394,7 @@ def fetch_run(
         paused=paused,
         shadow_settled=sweep.settled_counts() if sweep else None,
         shadow_agreed=sweep.agreed_counts() if sweep else None,
-        shadow_score=sweep.score.to_json() if sweep else None,
+        shadow_score=sweep.score if sweep else None,
         argocd_errors=dict(health.errors),
     )
     reused = tuple(
@@ -480,7 +493,7 @@ def tally(outcomes: str, counts: str, run: str | None) -> PassCounts:
     waited = dict(total.writes_deferred)
     if fetched.paused and fetched.deferred:
         waited[Deferral.PAUSED.value] = waited.get(Deferral.PAUSED.value, 0) + fetched.deferred
-    found = read_score(fetched.shadow_score)
+    found = fetched.shadow_score
     shadow = {
         "shadow_settled": fetched.shadow_settled or {},
         "shadow_agreed": fetched.shadow_agreed or {},

@@ -32,12 +32,11 @@ from ai_operator.jobs.rules.schedule import Schedule, resolve
 from ai_operator.jobs.rules.validation import check_document, one_line
 from ai_operator.pipelines.compile import CompileError, compile_rule
 from ai_operator.pipelines.controller.config import ControllerConfig
-from ai_operator.pipelines.controller.objects import RuleRef
+from ai_operator.pipelines.controller.objects import RuleObject, RuleRef
 from ai_operator.pipelines.controller.status import Outcome, Reason, short
 from ai_operator.pipelines.options import CompiledManifest
 
 MANIFEST_HASH_ANNOTATION = "aioperator.io/manifest-hash"
-_KEPT_METADATA = ("name", "namespace", "labels")
 _WORKERS = 2
 
 
@@ -72,7 +71,7 @@ class Governing:
 
 
 def evaluate_rule(
-    rule: Mapping[str, Any], config: ControllerConfig, governing: Governing
+    rule: RuleObject, config: ControllerConfig, governing: Governing
 ) -> Compiled | Outcome:
     """The compiled object for ``rule``, or the ``Invalid`` outcome saying why not; never raises."""
     try:
@@ -85,18 +84,11 @@ def evaluate_rule(
 
 
 def _evaluate(
-    rule: Mapping[str, Any], config: ControllerConfig, governing: Governing
+    rule: RuleObject, config: ControllerConfig, governing: Governing
 ) -> Compiled | Outcome:
-    metadata = rule["metadata"]
-    document = config.rule_defaults.apply(
-        {
-            "apiVersion": rule.get("apiVersion"),
-            "kind": rule.get("kind"),
-            "metadata": {k: metadata[k] for k in _KEPT_METADATA if k in metadata},
-            "spec": rule.get("spec"),
-        }
-    )
-    source = RuleSource(f"{metadata['namespace']}/{metadata['name']}")
+    document = rule.source()
+    document["spec"] = config.rule_defaults.apply(rule.spec)
+    source = RuleSource(str(rule.key))
     checked = check_document(document, source)
     if checked.errors or checked.rule is None:
         message = "; ".join(f"{f.field or 'rule'}: {f.message}" for f in checked.errors)
@@ -138,10 +130,10 @@ def _evaluate(
     else:  # the CronJob target is schedule-only (docs/pipelines.md)
         triggers = "schedule (events off)" if config.target == "argo" else "schedule (no events)"
     schedule = resolve(spec.schedule, spec.reconciliationInterval)
-    return Compiled(owned(manifest, rule), schedule, triggers)
+    return Compiled(owned(manifest, rule.ref), schedule, triggers)
 
 
-def owned(manifest: CompiledManifest, rule: Mapping[str, Any]) -> CompiledManifest:
+def owned(manifest: CompiledManifest, rule: RuleRef) -> CompiledManifest:
     """The manifest and its other documents, each owned by the rule and with its own hash."""
 
     def own(document: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -159,18 +151,18 @@ def owned(manifest: CompiledManifest, rule: Mapping[str, Any]) -> CompiledManife
     )
 
 
-def owned_document(source: Mapping[str, Any], rule: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of ``source`` with the rule as its controlling owner and the hash of the whole."""
+def owned_document(source: Mapping[str, Any], rule: RuleRef) -> dict[str, Any]:
+    """A copy of a compiled document, the rule its controlling owner, with the hash of the whole."""
     document: dict[str, Any] = json.loads(json.dumps(source))  # a deep copy, plain JSON
     metadata = document["metadata"]
-    metadata["ownerReferences"] = [RuleRef.of(rule).owner(controller=True).to_json()]
+    metadata["ownerReferences"] = [rule.owner(controller=True).to_json()]
     canonical = json.dumps(document, sort_keys=True, separators=(",", ":"))
     digest = hashlib.sha256(canonical.encode()).hexdigest()[:16]
     metadata.setdefault("annotations", {})[MANIFEST_HASH_ANNOTATION] = digest
     return document
 
 
-Evaluate = Callable[[Mapping[str, Any], ControllerConfig, Governing], "Compiled | Outcome"]
+Evaluate = Callable[[RuleObject, ControllerConfig, Governing], "Compiled | Outcome"]
 
 
 class Checker:
@@ -191,13 +183,13 @@ class Checker:
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
 
     async def check(
-        self, rule: Mapping[str, Any], config: ControllerConfig, governing: Governing
+        self, rule: RuleObject, config: ControllerConfig, governing: Governing
     ) -> Compiled | Outcome:
         """The outcome of checking ``rule``: compiled, or ``Invalid`` with a one-line reason."""
-        plain = json.loads(json.dumps(rule))  # the worker gets its own copy, plain data only
+        own = rule.detached()  # the worker gets its own copy, plain data only
         pool = self._open()
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(pool, self._evaluate, plain, config, governing)
+        future = loop.run_in_executor(pool, self._evaluate, own, config, governing)
         try:
             return await asyncio.wait_for(future, self._time_limit)
         except TimeoutError:

@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, TypeAdapter, ValidationError
 
 from ai_operator.jobs.config import SHOWN_DEFAULT
 from ai_operator.jobs.rules.model import RuleSpec
@@ -207,12 +207,10 @@ class RuleDefaults:
     """Used when a rule sets neither ``reconciliationInterval`` nor ``schedule``."""
     max_pull_requests: int | None = None
 
-    def apply(self, document: Mapping[str, Any]) -> dict[str, Any]:
-        """The rule document with these defaults filled into its spec."""
-        result = dict(document)
-        spec = result.get("spec")
-        if not isinstance(spec, Mapping):
-            return result
+    def apply(self, spec: JsonValue) -> JsonValue:
+        """A rule's spec (as stored, not yet validated) with these defaults filled in."""
+        if not isinstance(spec, dict):
+            return spec
         filled = dict(spec)
         if (
             self.reconciliation_interval is not None
@@ -222,8 +220,7 @@ class RuleDefaults:
             filled["reconciliationInterval"] = self.reconciliation_interval
         if self.max_pull_requests is not None and filled.get("maxPullRequests") is None:
             filled["maxPullRequests"] = self.max_pull_requests
-        result["spec"] = filled
-        return result
+        return filled
 
 
 @dataclass(frozen=True)

@@ -3,23 +3,26 @@
 - :class:`RuleKey`: which rule (namespace and name), the key of every per-rule table;
 - :class:`RuleRef`: a rule's identity as its children name it (kind, name, uid);
 - :class:`RuleObject`: a rule as the API server returned it (its identity, generation,
-  resourceVersion and stored status);
+  resourceVersion, stored status and its spec as stored, not yet validated), read once where the
+  controller lists or watches the rules or writes a status, and what every step after that takes;
 - :class:`OwnerReference`: an entry of ``metadata.ownerReferences``, read from the objects the
   controller lists (its CronWorkflows, CronJobs, memo ConfigMaps) and written onto them;
 - :class:`WorkflowObject` and :class:`JobObject`: the rule's runs (Argo Workflows, or the Jobs of
   its CronJob), the fields its status is made from.
 
 What the controller reads from the API server stays plain JSON up to here: these are read from
-it leniently (a malformed entry is skipped, as the garbage collector would ignore it).
+it leniently (a malformed entry is skipped, as the garbage collector would ignore it; a rule
+without a name is :class:`Unreadable`).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from dataclasses import dataclass, replace
+from typing import Any, TypeVar, cast
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, JsonValue, ValidationError
 
 from ai_operator.jobs.rules.model import KIND
 
@@ -32,12 +35,6 @@ class RuleKey:
 
     namespace: str
     name: str
-
-    @classmethod
-    def of(cls, item: Mapping[str, Any]) -> RuleKey:
-        """The key of an object as the API server returned it."""
-        metadata = item["metadata"]
-        return cls(str(metadata.get("namespace") or ""), str(metadata["name"]))
 
     def __str__(self) -> str:
         return f"{self.namespace}/{self.name}"
@@ -86,19 +83,6 @@ class RuleRef:
     api_version: str = RULES_API_VERSION
     kind: str = KIND
 
-    @classmethod
-    def of(cls, rule: Mapping[str, Any]) -> RuleRef:
-        """The reference of a rule as the API server returned it."""
-        metadata = rule["metadata"]
-        uid = metadata.get("uid")
-        return cls(
-            namespace=str(metadata.get("namespace") or ""),
-            name=str(metadata["name"]),
-            uid=str(uid) if uid is not None else None,
-            api_version=str(rule.get("apiVersion") or RULES_API_VERSION),
-            kind=str(rule.get("kind") or KIND),
-        )
-
     @property
     def key(self) -> RuleKey:
         """Which rule this is."""
@@ -136,39 +120,88 @@ class RuleRef:
         )
 
 
+class Unreadable(ValueError):
+    """What the API server returned is no rule the controller can name (no metadata.name)."""
+
+
 @dataclass(frozen=True)
 class RuleObject:
-    """A rule as the API server returned it: who it is and which version, typed.
+    """A rule as the API server returned it: who it is, which version, and its spec as stored.
 
-    The document is kept as it came: the checker validates it as ``ai-operator validate``
-    would a file.
+    Nothing here is validated: the checker validates :meth:`source` as ``ai-operator validate``
+    would a file (a refused rule is ``Invalid``, with the same errors).
     """
 
     ref: RuleRef
-    generation: int | None
-    resource_version: str | None
-    status: object
+    generation: int | None = None
+    resource_version: str | None = None
+    deletion_timestamp: str | None = None
+    status: JsonValue = None
     """The stored status, as stored (read it with :func:`~.status.read_status`)."""
-    document: Mapping[str, Any]
+    api_version: JsonValue = None
+    """``apiVersion`` as stored (None: absent); :attr:`ref` has the one its children name."""
+    kind: JsonValue = None
+    """``kind`` as stored (None: absent)."""
+    labels: JsonValue = None
+    """``metadata.labels`` as stored (None: absent), which the checker validates with the rule."""
+    spec: JsonValue = None
+    """The spec as stored (None: absent)."""
 
     @classmethod
-    def of(cls, document: Mapping[str, Any]) -> RuleObject:
-        """The rule the API server returned."""
-        metadata = document["metadata"]
-        generation = metadata.get("generation")
-        version = metadata.get("resourceVersion")
+    def read(cls, item: object) -> RuleObject:
+        """The rule in the JSON the API server returned; :class:`Unreadable` when it has no name."""
+        document = item if isinstance(item, Mapping) else {}
+        metadata = document.get("metadata")
+        metadata = metadata if isinstance(metadata, Mapping) else {}
+        name = metadata.get("name")
+        if not name or not isinstance(name, str):
+            raise Unreadable("an object without metadata.name")
+        uid, generation = metadata.get("uid"), metadata.get("generation")
+        version, deleted = metadata.get("resourceVersion"), metadata.get("deletionTimestamp")
+        # The client parsed it from JSON: every value below is JSON.
+        stored = cast(Mapping[str, JsonValue], document)
         return cls(
-            ref=RuleRef.of(document),
+            ref=RuleRef(
+                namespace=str(metadata.get("namespace") or ""),
+                name=name,
+                uid=str(uid) if uid is not None else None,
+                api_version=str(document.get("apiVersion") or RULES_API_VERSION),
+                kind=str(document.get("kind") or KIND),
+            ),
             generation=generation if isinstance(generation, int) else None,
             resource_version=str(version) if version is not None else None,
-            status=document.get("status"),
-            document=document,
+            deletion_timestamp=str(deleted) if deleted else None,
+            status=stored.get("status"),
+            api_version=stored.get("apiVersion"),
+            kind=stored.get("kind"),
+            labels=cast(JsonValue, metadata.get("labels")),
+            spec=stored.get("spec"),
         )
 
     @property
     def key(self) -> RuleKey:
         """Which rule this is."""
         return self.ref.key
+
+    def source(self) -> dict[str, JsonValue]:
+        """The rule as ``ai-operator validate`` reads one from a file (no uid, no status)."""
+        metadata: dict[str, JsonValue] = {"name": self.ref.name, "namespace": self.ref.namespace}
+        if self.labels is not None:
+            metadata["labels"] = self.labels
+        return {
+            "apiVersion": self.api_version,
+            "kind": self.kind,
+            "metadata": metadata,
+            "spec": self.spec,
+        }
+
+    def detached(self) -> RuleObject:
+        """The rule with its own copy of what it stores (for a thread of its own)."""
+        copied: tuple[JsonValue, ...] = json.loads(
+            json.dumps([self.status, self.labels, self.spec])
+        )
+        status, labels, spec = copied
+        return replace(self, status=status, labels=labels, spec=spec)
 
 
 # --- the rule's runs, as the controller reads them ---------------------------------------------

@@ -69,9 +69,9 @@ from ai_operator.pipelines.controller.kube import (
 )
 from ai_operator.pipelines.controller.objects import (
     JobObject,
-    RuleKey,
     RuleObject,
     RuleRef,
+    Unreadable,
     WorkflowObject,
     runs_of,
 )
@@ -83,7 +83,7 @@ from ai_operator.pipelines.controller.status import (
     Reason,
     Runs,
     State,
-    event_document,
+    event_object,
     events,
     job_runs,
     read_status,
@@ -119,13 +119,13 @@ class Reconciled:
     """The result of one reconciliation."""
 
     outcome: Outcome
-    written: dict[str, Any] | None = None
+    written: RuleObject | None = None
     """The rule as the status write returned it, when the status was written."""
 
     @property
     def status_version(self) -> str | None:
         """The rule's resourceVersion after the status write, when there was one."""
-        return RuleObject.of(self.written).resource_version if self.written else None
+        return self.written.resource_version if self.written else None
 
 
 class RuleReconciler:
@@ -149,11 +149,10 @@ class RuleReconciler:
         self._governing = governing
         self._log = get_logger("ai_operator.controller")
 
-    async def reconcile(self, rule: Mapping[str, Any]) -> Reconciled:
+    async def reconcile(self, this: RuleObject) -> Reconciled:
         """Bring one rule's generated object, status and events up to date."""
-        this = RuleObject.of(rule)
         log = self._log.bind(rule=str(this.key))
-        found = await self.check(rule)
+        found = await self.check(this)
         if isinstance(found, Compiled):
             outcome = await self._apply(this, found)
         else:
@@ -170,20 +169,19 @@ class RuleReconciler:
             log.debug("rule up to date", state=outcome.state)
         return Reconciled(outcome, written)
 
-    async def check(self, rule: Mapping[str, Any]) -> Compiled | Outcome:
+    async def check(self, rule: RuleObject) -> Compiled | Outcome:
         """The compiled object for ``rule``, or the ``Invalid`` outcome saying why not."""
-        governing = self._governing(RuleKey.of(rule).namespace)
+        governing = self._governing(rule.key.namespace)
         if self._checker is None:
             return evaluate_rule(rule, self._config, governing)
         return await self._checker.check(rule, self._config, governing)
 
-    async def forget(self, rule: Mapping[str, Any]) -> None:
+    async def forget(self, rule: RuleRef) -> None:
         """Delete what a deleted rule generated (as the garbage collector would) and its groups."""
-        this = RuleObject.of(rule)
-        key = this.key
+        key = rule.key
         for resource in (*GENERATED, CONFIG_MAPS):
             try:
-                await self._delete_owned(resource, this)
+                await self._delete_owned(resource, rule)
             except KubeError as exc:
                 self._log.warning(
                     "could not delete a deleted rule's objects; the garbage collector will",
@@ -296,7 +294,7 @@ class RuleReconciler:
             if keep is not None and resource in keep:
                 continue
             try:
-                await self._delete_owned(resource, rule)
+                await self._delete_owned(resource, rule.ref)
             except KubeError as exc:
                 if outcome.state is not State.READY:
                     # An invalid rule must run nothing: suspend what could not be deleted, and
@@ -326,9 +324,8 @@ class RuleReconciler:
                 "could not suspend an invalid rule's objects", rule=str(owner.key), error=str(exc)
             )
 
-    async def _delete_owned(self, resource: Resource, rule: RuleObject) -> None:
+    async def _delete_owned(self, resource: Resource, owner: RuleRef) -> None:
         """Delete the objects of ``resource`` labelled for this rule and controlled by it."""
-        owner = rule.ref
         try:
             found = await self._client.list(resource, owner.namespace, _rule_selector(owner))
         except NotFound:
@@ -383,26 +380,28 @@ class RuleReconciler:
         runs: Runs,
         log: Any,
         paused: str | None = None,
-    ) -> dict[str, Any] | None:
+    ) -> RuleObject | None:
         """Write the status when it changed, then post the events it calls for."""
         key = rule.key
         previous = read_status(rule.status)
         now = self._clock()
-        wanted = status_patch(rule_status(outcome, rule.generation, runs, previous, now, paused))
+        wanted = rule_status(outcome, rule.generation, runs, previous, now, paused)
         written = None
         if not same_status(wanted, rule.status):
             try:
-                written = await self._client.patch_status(RULES, key.namespace, key.name, wanted)
+                reply = await self._client.patch_status(
+                    RULES, key.namespace, key.name, status_patch(wanted)
+                )
             except NotFound:
                 return None  # deleted meanwhile
             except KubeError as exc:
                 log.warning("could not write the rule's status", error=str(exc))
                 return None
+            written = _written(reply, log)
         for event in events(outcome, previous, runs.last):
+            told = event_object(event, rule, now, self._instance)
             try:
-                await self._client.create(
-                    EVENTS, key.namespace, event_document(event, rule, now, self._instance)
-                )
+                await self._client.create(EVENTS, key.namespace, told.to_json())
             except KubeError as exc:
                 log.warning("could not post an event", reason=event.reason, error=str(exc))
         return written
@@ -424,6 +423,15 @@ async def delete_rule_metrics(pushgateway_url: str, namespace: str, rule: str) -
             rule=f"{namespace}/{rule}",
             error=outcome.error,
         )
+
+
+def _written(reply: object, log: Any) -> RuleObject | None:
+    """The rule as a status write returned it; None (the next list reads it) when unreadable."""
+    try:
+        return RuleObject.read(reply)
+    except Unreadable as exc:
+        log.warning("could not read the rule the status write returned", error=str(exc))
+        return None
 
 
 class _NotOwned(Exception):

@@ -33,10 +33,9 @@ import asyncio
 import contextlib
 import random
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from ai_operator.jobs.clients.kube_retry import Backoff
 from ai_operator.jobs.log import get_logger
@@ -54,11 +53,11 @@ from ai_operator.pipelines.controller.kube import (
     WatchEventType,
 )
 from ai_operator.pipelines.controller.leader import LeaderElector
-from ai_operator.pipelines.controller.objects import RuleKey
+from ai_operator.pipelines.controller.objects import RuleKey, RuleObject, Unreadable
 from ai_operator.pipelines.controller.reconcile import RuleReconciler
 from ai_operator.pipelines.controller.status import RuleState, State
 from ai_operator.pipelines.controller.sweep import own_memo, sweep
-from ai_operator.pipelines.controller.tenancy import LimitsCache
+from ai_operator.pipelines.controller.tenancy import LimitsCache, LimitsObject, limits_objects
 
 FIRST_RETRY_SECONDS = 5.0
 WATCH_HEALTHY_SECONDS = 1.0
@@ -75,7 +74,7 @@ class Work:
     """What to do about one rule: reconcile its newest object, or forget it."""
 
     key: RuleKey
-    rule: dict[str, Any]
+    rule: RuleObject
     deleted: bool = False
     force: bool = False
     """Reconcile even a version already handled (a resync or a retry: runs and the API change)."""
@@ -179,7 +178,7 @@ class Controller:
             governing=self.governing,
         )
         self._queue = WorkQueue()
-        self._latest: dict[RuleKey, dict[str, Any]] = {}
+        self._latest: dict[RuleKey, RuleObject] = {}
         self._seen_versions: dict[RuleKey, str] = {}
         self._states: dict[RuleKey, State] = {}
         self._failures: dict[RuleKey, int] = {}
@@ -327,7 +326,8 @@ class Controller:
                 continue
             failures = 0
             assert self._limits_listed is not None
-            if self._limits.replace(listing.items) and self._limits_listed.is_set():
+            limits = limits_objects(listing.items)
+            if self._limits.replace(limits) and self._limits_listed.is_set():
                 self._limits_changed()
             self._limits_listed.set()
             version = listing.resource_version
@@ -352,9 +352,11 @@ class Controller:
                 await self._sleep(self._config.resync_seconds)
 
     def _on_limits_event(self, event: WatchEvent) -> str | None:
-        item = event.object
-        if event.type is WatchEventType.DELETED:
-            changed = self._limits.remove(str(item["metadata"]["name"]))
+        item = LimitsObject.read(event.object)
+        if item is None:  # a bookmark, or an object without a name
+            changed = False
+        elif event.type is WatchEventType.DELETED:
+            changed = self._limits.remove(item.name)
         elif event.type in CHANGES:
             changed = self._limits.put(item)
         else:
@@ -394,11 +396,12 @@ class Controller:
                 await self._sleep(delay)
                 continue
             failures = 0
-            items = listing.items
+            rules = self._read_list(listing.items, where)
+            refs = [rule.ref for rule in rules]
             if namespace not in self._listed:
-                await sweep(self._client, self._config, namespace, items)
-            await own_memo(self._client, self._config, namespace, items)
-            self._relisted(namespace, items)
+                await sweep(self._client, self._config, namespace, refs)
+            await own_memo(self._client, self._config, namespace, refs)
+            self._relisted(namespace, rules)
             self._listed.add(namespace)
             version = listing.resource_version
             deadline = loop.time() + self._config.resync_seconds
@@ -438,13 +441,22 @@ class Controller:
         remaining = deadline - asyncio.get_running_loop().time()
         await self._sleep(min(delay, max(0.0, remaining)))
 
-    def _relisted(self, namespace: str | None, items: list[dict[str, Any]]) -> None:
+    def _read_list(self, items: Iterable[object], where: str) -> list[RuleObject]:
+        """The rules of a list; an object that is no rule the controller can name is skipped."""
+        rules = []
+        for item in items:
+            try:
+                rules.append(RuleObject.read(item))
+            except Unreadable as exc:
+                self._log.warning("skipped a listed object", scope=where, error=str(exc))
+        return rules
+
+    def _relisted(self, namespace: str | None, rules: list[RuleObject]) -> None:
         """A full list: reconcile every rule, forget those that are gone."""
         present = set()
-        for item in items:
-            key = RuleKey.of(item)
-            present.add(key)
-            self._take(key, item, force=True)
+        for rule in rules:
+            present.add(rule.key)
+            self._take(rule, force=True)
         gone = [k for k in self._latest if namespace in (None, k.namespace) and k not in present]
         for key in gone:
             self._cancel_retry(key)
@@ -457,26 +469,28 @@ class Controller:
         version = event.resource_version
         if event.type is WatchEventType.BOOKMARK:
             return version
-        if not (item.get("metadata") or {}).get("name"):
+        try:
+            rule = RuleObject.read(item)
+        except Unreadable:
             return None
-        key = RuleKey.of(item)
+        key = rule.key
         if event.type is WatchEventType.DELETED:
             self._cancel_retry(key)
             self._latest.pop(key, None)
             self._seen_versions.pop(key, None)
-            self._queue.put(Work(key, item, deleted=True))
+            self._queue.put(Work(key, rule, deleted=True))
         elif event.type in CHANGES:
             if version != self._seen_versions.get(key):
                 self._cancel_retry(key)  # a change is reconciled now, not at the old retry
-            self._take(key, item, force=False)
+            self._take(rule, force=False)
         return version
 
-    def _take(self, key: RuleKey, item: dict[str, Any], *, force: bool) -> None:
+    def _take(self, rule: RuleObject, *, force: bool) -> None:
         """Remember the newest object and queue it."""
-        if (item.get("metadata") or {}).get("deletionTimestamp"):
+        if rule.deletion_timestamp:
             return  # being deleted: what it owns goes with it
-        self._latest[key] = item
-        self._queue.put(Work(key, item, force=force))
+        self._latest[rule.key] = rule
+        self._queue.put(Work(rule.key, rule, force=force))
 
     async def _work(self) -> None:
         while True:
@@ -498,17 +512,17 @@ class Controller:
             self._cancel_retry(key)
             self._states.pop(key, None)
             self._failures.pop(key, None)
-            await self._reconciler.forget(work.rule)
+            await self._reconciler.forget(work.rule.ref)
             return
-        version = (work.rule.get("metadata") or {}).get("resourceVersion")
-        if not work.force and version and self._seen_versions.get(key) == str(version):
+        version = work.rule.resource_version
+        if not work.force and version and self._seen_versions.get(key) == version:
             return  # this version was handled, or written by the controller itself
         result = await self._reconciler.reconcile(work.rule)
         self.reconciled[key] = self.reconciled.get(key, 0) + 1
         if key in self._latest:
             self._states[key] = result.outcome.state
         if version:
-            self._seen_versions[key] = str(version)
+            self._seen_versions[key] = version
         if result.written is not None and result.status_version:
             # The watch will report this write; it is not a change to reconcile.
             self._seen_versions[key] = result.status_version

@@ -29,9 +29,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, JsonValue, ValidationError
 
 from ai_operator.jobs.policy.counts import PassCounts
 from ai_operator.jobs.reconcile.report import append_history, history_entry
@@ -53,6 +53,8 @@ from ai_operator.pipelines.controller.objects import (
 MAX_MESSAGE = 1024  # events are cut at 1 KiB by the API server; conditions are kept as short
 MAX_NAME = 253
 SUMMARY_OUTPUT = SUMMARY  # the workflow's global output with the run's counts
+APP_COMPONENT = "ai-operator"
+"""Who posts the controller's events (``source.component``, ``reportingComponent``)."""
 
 
 class State(StrEnum):
@@ -381,9 +383,10 @@ def _wanted_conditions(outcome: Outcome) -> list[_Wanted]:
     ]
 
 
-def same_status(wanted: Mapping[str, Any], current: object) -> bool:
-    """Whether writing the patch ``wanted`` would change nothing (absent equals ``None``)."""
+def same_status(status: RuleStatus, current: JsonValue) -> bool:
+    """Whether writing ``status`` over the stored ``current`` changes nothing (absent is None)."""
     now = current if isinstance(current, Mapping) else {}
+    wanted = status_patch(status)
     return all(_pruned(now.get(key)) == _pruned(value) for key, value in wanted.items())
 
 
@@ -434,35 +437,81 @@ def events(outcome: Outcome, previous: RuleStatus, last_run: LastRun | None) -> 
     return found
 
 
-def event_document(event: Event, rule: RuleObject, now: datetime, instance: str) -> dict[str, Any]:
+class _Written(BaseModel):
+    """A document the controller writes: every field as declared, in order."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EventMetadata(_Written):
+    """An Event's ``metadata``."""
+
+    name: str
+    namespace: str
+
+
+class InvolvedObject(_Written):
+    """An Event's ``involvedObject``: the rule, at the version reconciled."""
+
+    apiVersion: str
+    kind: str
+    name: str
+    namespace: str
+    uid: str | None
+    resourceVersion: str | None
+
+
+class EventSource(_Written):
+    """An Event's ``source``."""
+
+    component: str = APP_COMPONENT
+
+
+class EventObject(_Written):
+    """A ``core/v1`` Event about a rule, as the controller posts it."""
+
+    apiVersion: Literal["v1"] = "v1"
+    kind: Literal["Event"] = "Event"
+    metadata: EventMetadata
+    involvedObject: InvolvedObject
+    reason: str
+    message: str
+    type: str
+    source: EventSource = EventSource()
+    reportingComponent: str = APP_COMPONENT
+    reportingInstance: str
+    firstTimestamp: str
+    lastTimestamp: str
+    count: int = 1
+
+    def to_json(self) -> dict[str, Any]:
+        """The Event as the API server takes it."""
+        return self.model_dump(mode="json")
+
+
+def event_object(event: Event, rule: RuleObject, now: datetime, instance: str) -> EventObject:
     """The ``core/v1`` Event about ``rule``, named by what it says (see :func:`event_name`)."""
     ref = rule.ref
     moment = timestamp(now)
-    return {
-        "apiVersion": "v1",
-        "kind": "Event",
-        "metadata": {
-            "name": event_name(event, rule, moment, instance),
-            "namespace": ref.namespace,
-        },
-        "involvedObject": {
-            "apiVersion": ref.api_version,
-            "kind": ref.kind,
-            "name": ref.name,
-            "namespace": ref.namespace,
-            "uid": ref.uid,
-            "resourceVersion": rule.resource_version,
-        },
-        "reason": event.reason.value,
-        "message": event.message,
-        "type": event.type.value,
-        "source": {"component": "ai-operator"},
-        "reportingComponent": "ai-operator",
-        "reportingInstance": instance,
-        "firstTimestamp": moment,
-        "lastTimestamp": moment,
-        "count": 1,
-    }
+    return EventObject(
+        metadata=EventMetadata(
+            name=event_name(event, rule, moment, instance), namespace=ref.namespace
+        ),
+        involvedObject=InvolvedObject(
+            apiVersion=ref.api_version,
+            kind=ref.kind,
+            name=ref.name,
+            namespace=ref.namespace,
+            uid=ref.uid,
+            resourceVersion=rule.resource_version,
+        ),
+        reason=event.reason.value,
+        message=event.message,
+        type=event.type.value,
+        reportingInstance=instance,
+        firstTimestamp=moment,
+        lastTimestamp=moment,
+    )
 
 
 def event_name(event: Event, rule: RuleObject, moment: str, instance: str) -> str:

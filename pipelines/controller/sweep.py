@@ -21,7 +21,7 @@ leadership) tries again.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 from ai_operator.jobs.log import get_logger
@@ -45,10 +45,10 @@ async def sweep(
     client: KubeClient,
     config: ControllerConfig,
     scope: str | None,
-    rules: Iterable[Mapping[str, Any]],
+    rules: Iterable[RuleRef],
 ) -> None:
     """Remove what rules that are not in ``rules`` (the scope's full list) left behind."""
-    present = {RuleKey.of(rule) for rule in rules}
+    present = {rule.key for rule in rules}
     log = get_logger("ai_operator.controller").bind(scope=scope or "all namespaces")
     try:
         await _generated(client, scope, present, log)
@@ -64,16 +64,12 @@ async def own_memo(
     client: KubeClient,
     config: ControllerConfig,
     scope: str | None,
-    rules: Iterable[Mapping[str, Any]],
+    rules: Iterable[RuleRef],
 ) -> None:
     """Give each rule's outcome index ConfigMaps an owner reference to the rule (when lacking)."""
     if config.target != "argo":
         return
-    owners = {
-        RuleKey(ref.namespace, memo_prefix(ref.name)): ref
-        for ref in (RuleRef.of(rule) for rule in rules)
-        if ref.uid
-    }
+    owners = {RuleKey(ref.namespace, memo_prefix(ref.name)): ref for ref in rules if ref.uid}
     log = get_logger("ai_operator.controller").bind(scope=scope or "all namespaces")
     try:
         found = await client.list(CONFIG_MAPS, scope, OUTCOME_INDEX_LABEL)

@@ -5,14 +5,14 @@ watch) and answers, for a namespace, which limits govern its rules (:class:`Gove
 :func:`jobs.rules.limits.limits_for`. An object the model refuses (which the CRD's schema should
 have prevented) governs nothing it can be trusted for: the rules of the namespaces it names (of
 every namespace, for ``default``) are refused until it is fixed, rather than run with wider
-limits than the administrator meant.
+limits than the administrator meant. Each object is read once, where it is listed or watched,
+into a :class:`LimitsObject`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from pydantic import ValidationError
 
@@ -21,31 +21,61 @@ from ai_operator.pipelines.controller.checking import Governing
 
 
 @dataclass(frozen=True)
-class _Broken:
+class RefusedLimits:
+    """A limits object the model refuses: the namespaces it names, and why."""
+
     namespaces: tuple[str, ...]
     reason: str
+
+
+@dataclass(frozen=True)
+class LimitsObject:
+    """A PRReconciliationLimits as listed: its name and its spec, or why the model refuses it."""
+
+    name: str
+    spec: LimitsSpec | RefusedLimits
+
+    @classmethod
+    def read(cls, item: object) -> LimitsObject | None:
+        """The object in the JSON the API server returned; None when it has no name."""
+        document = item if isinstance(item, Mapping) else {}
+        metadata = document.get("metadata")
+        name = metadata.get("name") if isinstance(metadata, Mapping) else None
+        if not name:
+            return None
+        raw = document.get("spec") or {}
+        try:
+            return cls(str(name), LimitsSpec.model_validate(raw))
+        except ValidationError as exc:
+            error = exc.errors(include_url=False)[0]
+            where = ".".join(str(part) for part in error["loc"])
+            listed = raw.get("namespaces") if isinstance(raw, Mapping) else None
+            namespaces = tuple(str(n) for n in listed) if isinstance(listed, list) else ()
+            return cls(str(name), RefusedLimits(namespaces, f"spec.{where}: {error['msg']}"))
+
+
+def limits_objects(items: Iterable[object]) -> list[LimitsObject]:
+    """The limits objects of a list the API server returned (those without a name skipped)."""
+    return [found for found in map(LimitsObject.read, items) if found is not None]
 
 
 class LimitsCache:
     """Every PRReconciliationLimits by name: its spec, or why the model refuses it."""
 
     def __init__(self) -> None:
-        self._objects: dict[str, LimitsSpec | _Broken] = {}
+        self._objects: dict[str, LimitsSpec | RefusedLimits] = {}
 
-    def replace(self, items: Iterable[Mapping[str, Any]]) -> bool:
+    def replace(self, items: Iterable[LimitsObject]) -> bool:
         """Take a full list; True when the limits changed."""
         before = dict(self._objects)
-        self._objects = {}
-        for item in items:
-            self._store(item)
+        self._objects = {item.name: item.spec for item in items}
         return self._objects != before
 
-    def put(self, item: Mapping[str, Any]) -> bool:
+    def put(self, item: LimitsObject) -> bool:
         """Take an added or changed object; True when the limits changed."""
-        name = str((item.get("metadata") or {}).get("name") or "")
-        before = self._objects.get(name)
-        self._store(item)
-        return self._objects.get(name) != before
+        before = self._objects.get(item.name)
+        self._objects[item.name] = item.spec
+        return item.spec != before
 
     def remove(self, name: str) -> bool:
         """Forget a deleted object; True when it was known."""
@@ -56,7 +86,7 @@ class LimitsCache:
         broken = sorted(
             (name, item)
             for name, item in self._objects.items()
-            if isinstance(item, _Broken) and namespace in item.namespaces
+            if isinstance(item, RefusedLimits) and namespace in item.namespaces
         )
         if broken:
             name, item = broken[0]
@@ -72,21 +102,7 @@ class LimitsCache:
         if naming:
             return Governing(spec, naming[0])
         default = self._objects.get(DEFAULT_NAME)
-        if isinstance(default, _Broken):
+        if isinstance(default, RefusedLimits):
             message = f"{KIND} {DEFAULT_NAME} cannot be used: {default.reason}"
             return Governing(None, DEFAULT_NAME, message)
         return Governing(spec, DEFAULT_NAME if default is not None else None)
-
-    def _store(self, item: Mapping[str, Any]) -> None:
-        name = str((item.get("metadata") or {}).get("name") or "")
-        if not name:
-            return
-        raw = item.get("spec") or {}
-        try:
-            self._objects[name] = LimitsSpec.model_validate(raw)
-        except ValidationError as exc:
-            error = exc.errors(include_url=False)[0]
-            where = ".".join(str(part) for part in error["loc"])
-            listed = raw.get("namespaces") if isinstance(raw, Mapping) else None
-            namespaces = tuple(str(n) for n in listed) if isinstance(listed, list) else ()
-            self._objects[name] = _Broken(namespaces, f"spec.{where}: {error['msg']}")

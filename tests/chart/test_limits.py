@@ -11,7 +11,7 @@ import yaml
 
 from ai_operator.jobs.rules.limits import LimitsSpec
 from ai_operator.pipelines.controller.config import parse_config
-from ai_operator.pipelines.controller.tenancy import LimitsCache
+from ai_operator.pipelines.controller.tenancy import LimitsCache, limits_objects
 from tests.argo_schema import strict
 from tests.chart.helm import CHART, VALUE_FILES, Helm
 
@@ -66,7 +66,7 @@ def test_each_team_namespace_gets_its_own_limits(helm: Helm) -> None:
     assert team["secretName"] == "team-a-tokens"
     assert "copyTokens" not in team
     cache = LimitsCache()
-    cache.replace(found.values())
+    cache.replace(limits_objects(found.values()))
     assert cache.governing("team-a").spec == LimitsSpec.model_validate(team)
     assert cache.governing("team-a").name == "team-a"
     assert cache.governing("team-b").name == "default"

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
@@ -22,7 +21,7 @@ import ai_operator.pipelines.controller.checking as checking
 from ai_operator.pipelines.controller.checking import Checker, Governing, evaluate_rule
 from ai_operator.pipelines.controller.config import ControllerConfig
 from ai_operator.pipelines.controller.kube import CRON_WORKFLOWS, RULES
-from ai_operator.pipelines.controller.objects import RuleKey
+from ai_operator.pipelines.controller.objects import RuleKey, RuleObject
 from ai_operator.pipelines.controller.server import HealthServer
 from ai_operator.pipelines.controller.status import Outcome
 from tests.controller.apiserver import ApiServer
@@ -121,10 +120,10 @@ async def test_any_exception_while_checking_is_one_line_and_never_retried(
 
 
 def slow_for_one(
-    rule: Mapping[str, Any], config: ControllerConfig, governing: Governing
+    rule: RuleObject, config: ControllerConfig, governing: Governing
 ) -> checking.Compiled | Outcome:
     """The real check, except that the rule named ``slow`` takes far too long."""
-    if rule["metadata"]["name"] == "slow":
+    if rule.ref.name == "slow":
         time.sleep(1.0)
     return evaluate_rule(rule, config, governing)
 

@@ -24,6 +24,7 @@ from ai_operator.jobs.rules.validation import check_document, load_valid_rules, 
 from ai_operator.jobs.ruletest.run import RuleTestError, _rule_under_test
 from ai_operator.pipelines.controller.checking import Compiled, Governing, evaluate_rule
 from ai_operator.pipelines.controller.config import ControllerConfig
+from ai_operator.pipelines.controller.objects import RuleObject
 from ai_operator.pipelines.controller.status import Outcome
 from tests.factories import RULE_DOCUMENT
 
@@ -118,7 +119,7 @@ def controller(document: dict[str, Any]) -> Compiled | Outcome:
     """The controller's check of ``document`` as the API server would give it."""
     stored = copy.deepcopy(document)
     stored["metadata"] = {"namespace": "default", "uid": "1", **stored["metadata"]}
-    return evaluate_rule(stored, ControllerConfig(), Governing(BUILT_IN))
+    return evaluate_rule(RuleObject.read(stored), ControllerConfig(), Governing(BUILT_IN))
 
 
 @pytest.mark.parametrize(("document", "expected"), CASES)

@@ -7,11 +7,14 @@ from typing import Any
 import pytest
 
 from ai_operator.jobs.rules.limits import BUILT_IN
-from ai_operator.pipelines.controller.tenancy import LimitsCache
+from ai_operator.pipelines.controller.tenancy import LimitsCache, LimitsObject
 
 
-def limits(name: str, **spec: Any) -> dict[str, Any]:
-    return {"metadata": {"name": name}, "spec": spec}
+def limits(name: str, **spec: Any) -> LimitsObject:
+    """The object ``name`` with ``spec`` as the controller reads it where it lists the limits."""
+    found = LimitsObject.read({"metadata": {"name": name}, "spec": spec})
+    assert found is not None
+    return found
 
 
 # (id, objects, namespace, governing object's name, problem words)
@@ -48,7 +51,7 @@ CASES = [
     ("objects", "namespace", "name", "problem"), [pytest.param(*c[1:], id=c[0]) for c in CASES]
 )
 def test_governing_limits(
-    objects: list[dict[str, Any]], namespace: str, name: str | None, problem: str | None
+    objects: list[LimitsObject], namespace: str, name: str | None, problem: str | None
 ) -> None:
     """The object that governs a namespace, or why none may (its rules are then refused)."""
     cache = LimitsCache()
