@@ -31,6 +31,7 @@ from ai_operator.jobs.policy.counts import PassCounts
 from ai_operator.jobs.policy.markers import make_marker
 from ai_operator.jobs.policy.pacing import deferred_counts, known_deferrals
 from ai_operator.jobs.reconcile.results import PassReport, PullRequestResult
+from ai_operator.jobs.rules.model import RunRecord
 
 
 def as_json(reports: Sequence[PassReport], *, dry_run: bool) -> str:
@@ -341,7 +342,7 @@ HISTORY_LIMIT = 10
 
 def history_entry(
     tally: PassCounts, *, finished_at: str, succeeded: bool, workflow: str | None = None
-) -> dict[str, Any]:
+) -> RunRecord:
     """One run of a rule as a short, bounded entry of the rule's status history.
 
     ``tally`` is the run's counts (the tally's ``summary`` output, read with
@@ -349,32 +350,30 @@ def history_entry(
     holds counts only, never PR text, so its size does not grow with the pull requests.
     """
     actions = _known(tally.actions, ACTIONS)
-    entry: dict[str, Any] = {
-        "finishedAt": finished_at,
-        "succeeded": succeeded,
-        "dryRun": tally.dry_run,
-        "pullRequests": tally.prs_processed,
-        "actions": {action: n for action, n in sorted(actions.items()) if n},
-        "failed": tally.failed,
-        "errors": sum(tally.errors.values()),
-        "guardrailBlocks": sum(tally.guardrail_blocks.values()),
-        "aiCalls": tally.ai_calls,
-    }
-    if workflow:
-        entry["workflow"] = workflow
-    return entry
+    return RunRecord(
+        finishedAt=finished_at,
+        succeeded=succeeded,
+        workflow=workflow or None,
+        dryRun=tally.dry_run,
+        pullRequests=tally.prs_processed,
+        actions={action: n for action, n in sorted(actions.items()) if n},
+        failed=tally.failed,
+        errors=sum(tally.errors.values()),
+        guardrailBlocks=sum(tally.guardrail_blocks.values()),
+        aiCalls=tally.ai_calls,
+    )
 
 
 def append_history(
-    history: Sequence[Mapping[str, Any]], entry: Mapping[str, Any], limit: int = HISTORY_LIMIT
-) -> list[dict[str, Any]]:
+    history: Sequence[RunRecord], entry: RunRecord, limit: int = HISTORY_LIMIT
+) -> list[RunRecord]:
     """``history`` with ``entry`` appended, keeping the newest ``limit`` entries (oldest first).
 
     An entry of the same workflow replaces the earlier one, so writing a run twice is harmless.
     """
-    same = entry.get("workflow")
-    kept = [dict(item) for item in history if not same or item.get("workflow") != same]
-    return [*kept, dict(entry)][-max(1, limit) :]
+    same = entry.workflow
+    kept = [item for item in history if not same or item.workflow != same]
+    return [*kept, entry][-max(1, limit) :]
 
 
 def _known(value: Mapping[str, int], allowed: tuple[str, ...]) -> dict[str, int]:

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar, cast
 
-from pydantic import BaseModel, ConfigDict, JsonValue, ValidationError
+from pydantic import BaseModel, ConfigDict, JsonValue, ValidationError, field_validator
 
 from ai_operator.jobs.rules.model import KIND
 
@@ -57,22 +57,6 @@ class OwnerReference(BaseModel):
         return self.model_dump(mode="json", exclude_none=True)
 
 
-def owner_references(item: Mapping[str, Any]) -> list[OwnerReference]:
-    """The owner references of ``item`` that are well formed."""
-    found = []
-    for raw in (item.get("metadata") or {}).get("ownerReferences") or []:
-        try:
-            found.append(OwnerReference.model_validate(raw))
-        except ValidationError:
-            continue
-    return found
-
-
-def controller_of(item: Mapping[str, Any]) -> OwnerReference | None:
-    """The controlling owner of ``item``, if it has one."""
-    return next((ref for ref in owner_references(item) if ref.controller), None)
-
-
 @dataclass(frozen=True)
 class RuleRef:
     """A rule as the objects it owns name it."""
@@ -105,18 +89,18 @@ class RuleRef:
             blockOwnerDeletion=True if controller else None,
         )
 
-    def controls(self, item: Mapping[str, Any]) -> bool:
+    def controls(self, item: ListedObject) -> bool:
         """Whether this rule (this very object, by uid) is ``item``'s controller."""
-        return any(ref.uid == self.uid and ref.controller for ref in owner_references(item))
+        return any(ref.uid == self.uid and ref.controller for ref in item.metadata.ownerReferences)
 
-    def left_by_earlier(self, item: Mapping[str, Any]) -> bool:
+    def left_by_earlier(self, item: ListedObject) -> bool:
         """Whether ``item``'s controller is a rule of this name that no longer exists."""
         return any(
             ref.controller
             and ref.kind == self.kind
             and ref.name == self.name
             and ref.uid != self.uid
-            for ref in owner_references(item)
+            for ref in item.metadata.ownerReferences
         )
 
 
@@ -204,13 +188,75 @@ class RuleObject:
         return replace(self, status=status, labels=labels, spec=spec)
 
 
-# --- the rule's runs, as the controller reads them ---------------------------------------------
+# --- what the controller lists: the objects it owns, the rule's runs ----------------------------
 
 
 class _Read(BaseModel):
     """Lenient: only the fields the controller reads; anything else is ignored."""
 
     model_config = ConfigDict(extra="ignore")
+
+
+class ObjectMetadata(_Read):
+    """The ``metadata`` of an object the controller may own: who it is, who owns it.
+
+    Read leniently: an owner reference that is not well formed is left out, as is an annotation
+    that is not text; a missing name is empty.
+    """
+
+    name: str = ""
+    namespace: str = ""
+    ownerReferences: list[OwnerReference] = []
+    annotations: dict[str, str] = {}
+
+    @field_validator("name", "namespace", mode="before")
+    @classmethod
+    def _text(cls, value: object) -> str:
+        return str(value) if value else ""
+
+    @field_validator("ownerReferences", mode="before")
+    @classmethod
+    def _well_formed(cls, value: object) -> list[OwnerReference]:
+        found = []
+        for raw in value if isinstance(value, list) else []:
+            try:
+                found.append(OwnerReference.model_validate(raw))
+            except ValidationError:
+                continue
+        return found
+
+    @field_validator("annotations", mode="before")
+    @classmethod
+    def _texts(cls, value: object) -> dict[str, str]:
+        if not isinstance(value, Mapping):
+            return {}
+        return {str(k): v for k, v in value.items() if isinstance(v, str)}
+
+
+class ListedObject(_Read):
+    """An object the controller lists or gets to see whose it is (any kind)."""
+
+    metadata: ObjectMetadata = ObjectMetadata()
+
+    @field_validator("metadata", mode="before")
+    @classmethod
+    def _a_mapping(cls, value: object) -> object:
+        return value if isinstance(value, Mapping) else {}
+
+    @classmethod
+    def read(cls, item: object) -> ListedObject:
+        """``item`` (JSON, as the API server returned it) read leniently; never raises."""
+        return cls.model_validate(item if isinstance(item, Mapping) else {})
+
+    @property
+    def controller(self) -> OwnerReference | None:
+        """The controlling owner, if it has one."""
+        return next((ref for ref in self.metadata.ownerReferences if ref.controller), None)
+
+
+def named(items: Iterable[object]) -> list[ListedObject]:
+    """The objects of a list (JSON, as listed) that have a name, read leniently."""
+    return [found for found in map(ListedObject.read, items) if found.metadata.name]
 
 
 class RunMetadata(_Read):
@@ -289,7 +335,7 @@ class JobObject(_Read):
 _Run = TypeVar("_Run", WorkflowObject, JobObject)
 
 
-def runs_of(kind: type[_Run], items: Iterable[Mapping[str, Any]]) -> list[_Run]:
+def runs_of(kind: type[_Run], items: Iterable[object]) -> list[_Run]:
     """``items`` (JSON, as listed) read as ``kind``; one that is not (no name, say) is skipped."""
     found: list[_Run] = []
     for item in items:

@@ -69,10 +69,12 @@ from ai_operator.pipelines.controller.kube import (
 )
 from ai_operator.pipelines.controller.objects import (
     JobObject,
+    ListedObject,
     RuleObject,
     RuleRef,
     Unreadable,
     WorkflowObject,
+    named,
     runs_of,
 )
 from ai_operator.pipelines.controller.status import (
@@ -261,9 +263,10 @@ class RuleReconciler:
         metadata = document["metadata"]
         where = f"{document['kind']} {metadata['namespace']}/{metadata['name']}"
         live = await self._client.get(resource, metadata["namespace"], metadata["name"])
+        seen = ListedObject.read(live) if live is not None else None
         adopted = False
-        if live is not None and not owner.controls(live):
-            if not owner.left_by_earlier(live):
+        if seen is not None and not owner.controls(seen):
+            if not owner.left_by_earlier(seen):
                 raise _NotOwned(
                     f"{where} exists and is not controlled by this rule; delete it, or "
                     "rename the rule"
@@ -272,7 +275,8 @@ class RuleReconciler:
             told.append(Event(EventReason.ADOPTED, short(message)))
             adopted = True
         wanted_hash = metadata["annotations"][MANIFEST_HASH_ANNOTATION]
-        applied = live is None or adopted or _hash_of(live) != wanted_hash
+        live_hash = seen.metadata.annotations.get(MANIFEST_HASH_ANNOTATION) if seen else None
+        applied = seen is None or adopted or live_hash != wanted_hash
         if not applied and live is not None and not _contains(live, document):
             applied = True
             message = f"put back {where} as its rule says: it was changed outside the rule"
@@ -313,11 +317,10 @@ class RuleReconciler:
         owner = rule.ref
         try:
             found = await self._client.list(resource, owner.namespace, _rule_selector(owner))
-            for item in found.items:
+            for item in named(found.items):
                 if owner.controls(item):
-                    name = item["metadata"]["name"]
                     await self._client.patch(
-                        resource, owner.namespace, name, {"spec": {"suspend": True}}
+                        resource, owner.namespace, item.metadata.name, {"spec": {"suspend": True}}
                     )
         except KubeError as exc:
             self._log.warning(
@@ -330,8 +333,8 @@ class RuleReconciler:
             found = await self._client.list(resource, owner.namespace, _rule_selector(owner))
         except NotFound:
             return  # the cluster does not have this kind at all
-        for item in found.items:
-            name = item["metadata"]["name"]
+        for item in named(found.items):
+            name = item.metadata.name
             if owner.controls(item):
                 await self._client.delete(resource, owner.namespace, name)
                 self._log.info(
@@ -369,7 +372,7 @@ class RuleReconciler:
         except KubeError as exc:
             log.debug("could not read the namespace's pause annotation", error=str(exc))
             return None
-        if found and paused_by((found.get("metadata") or {}).get("annotations")):
+        if found and paused_by(ListedObject.read(found).metadata.annotations):
             return f"writes are paused in namespace {namespace} ({PAUSE_ANNOTATION})"
         return None
 
@@ -436,12 +439,6 @@ def _written(reply: object, log: Any) -> RuleObject | None:
 
 class _NotOwned(Exception):
     """An object of the wanted name exists and this rule does not control it."""
-
-
-def _hash_of(live: Mapping[str, Any]) -> str | None:
-    annotations = (live.get("metadata") or {}).get("annotations") or {}
-    value = annotations.get(MANIFEST_HASH_ANNOTATION)
-    return str(value) if value is not None else None
 
 
 def _contains(live: Any, wanted: Any) -> bool:

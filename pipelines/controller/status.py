@@ -556,7 +556,7 @@ def workflow_runs(workflows: Iterable[WorkflowObject], previous: RuleStatus) -> 
     """
     items = list(workflows)
     latest = newest(items)
-    history = [entry.model_dump(mode="json", exclude_none=True) for entry in previous.history]
+    history = list(previous.history)
     finished = sorted(
         (w for w in items if w.status.finishedAt), key=lambda w: str(w.status.finishedAt)
     )
@@ -570,7 +570,7 @@ def workflow_runs(workflows: Iterable[WorkflowObject], previous: RuleStatus) -> 
         history = append_history(history, entry)
     return Runs(
         workflow_run(latest) if latest else None,
-        tuple(_history_of(history)),
+        tuple(history),
         _newest_shadow(finished),
     )
 

@@ -28,7 +28,7 @@ from ai_operator.jobs.log import get_logger
 from ai_operator.jobs.rules.model import KIND
 from ai_operator.pipelines.controller.config import ControllerConfig
 from ai_operator.pipelines.controller.kube import CONFIG_MAPS, KubeClient, KubeError, NotFound
-from ai_operator.pipelines.controller.objects import RuleKey, RuleRef, controller_of
+from ai_operator.pipelines.controller.objects import RuleKey, RuleRef, named
 from ai_operator.pipelines.controller.reconcile import (
     GENERATED,
     MEMO_PREFIX,
@@ -73,11 +73,10 @@ async def own_memo(
     log = get_logger("ai_operator.controller").bind(scope=scope or "all namespaces")
     try:
         found = await client.list(CONFIG_MAPS, scope, OUTCOME_INDEX_LABEL)
-        for item in found.items:
-            metadata = item["metadata"]
-            namespace, name = str(metadata.get("namespace") or ""), str(metadata["name"])
+        for item in named(found.items):
+            namespace, name = item.metadata.namespace, item.metadata.name
             rule = owners.get(RuleKey(namespace, name[:-2]))
-            if rule is None or metadata.get("ownerReferences"):
+            if rule is None or item.metadata.ownerReferences:
                 continue
             reference = rule.owner(controller=False).to_json()
             change = {"metadata": {"ownerReferences": [reference]}}
@@ -94,26 +93,24 @@ async def _generated(
             found = await client.list(resource, scope, MANAGED)
         except NotFound:
             continue  # the cluster does not have this kind
-        for item in found.items:
-            metadata = item["metadata"]
-            owner = controller_of(item)
-            namespace = str(metadata.get("namespace") or "")
+        for item in named(found.items):
+            owner = item.controller
+            namespace, name = item.metadata.namespace, item.metadata.name
             if owner is None or owner.kind != KIND or RuleKey(namespace, owner.name) in present:
                 continue
-            await client.delete(resource, namespace, metadata["name"])
+            await client.delete(resource, namespace, name)
             log.info(
                 "deleted an object of a rule that no longer exists",
                 kind=resource.kind,
-                name=f"{namespace}/{metadata['name']}",
+                name=f"{namespace}/{name}",
             )
 
 
 async def _memo(client: KubeClient, scope: str | None, present: set[RuleKey], log: Any) -> None:
     wanted = {RuleKey(key.namespace, memo_prefix(key.name)) for key in present}
     found = await client.list(CONFIG_MAPS, scope, OUTCOME_INDEX_LABEL)
-    for item in found.items:
-        metadata = item["metadata"]
-        name, namespace = str(metadata["name"]), str(metadata.get("namespace") or "")
+    for item in named(found.items):
+        name, namespace = item.metadata.name, item.metadata.namespace
         if not name.startswith(MEMO_PREFIX) or RuleKey(namespace, name[:-2]) in wanted:
             continue
         await client.delete(CONFIG_MAPS, namespace, name)

@@ -19,7 +19,7 @@ from ai_operator.jobs.reconcile.report import (
     summary_from_counts,
 )
 from ai_operator.jobs.reconcile.results import PassReport, PullRequestResult
-from ai_operator.jobs.rules.model import Action
+from ai_operator.jobs.rules.model import Action, RunRecord
 
 
 def report_with(title: str, guardrail: str | None = None) -> PassReport:
@@ -176,7 +176,7 @@ def test_a_history_entry_is_small_and_the_history_bounded():
     """An entry holds counts only; the newest entries are kept; a rewritten run replaces itself."""
     tally = counts(PassReport("ns/rule", [metered_row(title="x" * 10_000)]))
     entry = history_entry(tally, finished_at="2026-11-30T10:00:00Z", succeeded=True, workflow="w-1")
-    assert entry == {
+    assert entry.model_dump(exclude_none=True) == {
         "finishedAt": "2026-11-30T10:00:00Z",
         "succeeded": True,
         "dryRun": False,
@@ -188,10 +188,10 @@ def test_a_history_entry_is_small_and_the_history_bounded():
         "aiCalls": 1,
         "workflow": "w-1",
     }
-    history: list[dict] = []
+    history: list[RunRecord] = []
     for n in range(HISTORY_LIMIT + 3):
-        history = append_history(history, entry | {"workflow": f"w-{n}"})
-    assert [e["workflow"] for e in history] == [f"w-{n}" for n in range(3, HISTORY_LIMIT + 3)]
-    again = append_history(history, history[-1] | {"succeeded": False})
-    assert len(again) == HISTORY_LIMIT and again[-1]["succeeded"] is False
-    assert history_entry(PassCounts(), finished_at="t", succeeded=False)["pullRequests"] == 0
+        history = append_history(history, entry.model_copy(update={"workflow": f"w-{n}"}))
+    assert [e.workflow for e in history] == [f"w-{n}" for n in range(3, HISTORY_LIMIT + 3)]
+    again = append_history(history, history[-1].model_copy(update={"succeeded": False}))
+    assert len(again) == HISTORY_LIMIT and again[-1].succeeded is False
+    assert history_entry(PassCounts(), finished_at="t", succeeded=False).pullRequests == 0

@@ -108,7 +108,7 @@ def test_the_tallys_summary_reaches_report_and_the_rules_status():
     )
     assert parse_counts(written) == summary
     entry = history_entry(parse_counts(written), finished_at="t", succeeded=True)
-    assert (entry["pullRequests"], entry["actions"], entry["aiCalls"]) == (1, {"escalate": 1}, 1)
+    assert (entry.pullRequests, entry.actions, entry.aiCalls) == (1, {"escalate": 1}, 1)
 
 
 @pytest.mark.parametrize(
