@@ -216,6 +216,7 @@ def counts(report: PassReport, *, dry_run: bool = False) -> PassCounts:
     if report.error:
         errors["github"] += 1
     usage = sum((row.usage for row in rows), ModelUsage())
+    shadow = report.shadow
     return PassCounts(
         prs_processed=len(rows),
         dry_run=dry_run,
@@ -228,7 +229,10 @@ def counts(report: PassReport, *, dry_run: bool = False) -> PassCounts:
         ai_tokens=usage.tokens(),
         decisions_reused=sum(1 for row in rows if row.reused),
         writes_deferred=_waited(report),
-        **_shadow_counts(report),
+        shadow_decided=dict(report.shadow_recorded) if shadow else {},
+        shadow_settled=shadow.settled_counts() if shadow else {},
+        shadow_agreed=shadow.agreed_counts() if shadow else {},
+        shadow_score=shadow.score.to_json() if shadow else None,
         argocd_errors=dict(report.argocd_errors),
     )
 
@@ -239,17 +243,6 @@ def _waited(report: PassReport) -> dict[str, int]:
     if report.paused and report.deferred:
         waited["paused"] = waited.get("paused", 0) + report.deferred
     return waited
-
-
-def _shadow_counts(report: PassReport) -> dict[str, Any]:
-    if report.shadow is None:
-        return {}
-    return {
-        "shadow_decided": dict(report.shadow_recorded),
-        "shadow_settled": report.shadow.settled_counts(),
-        "shadow_agreed": report.shadow.agreed_counts(),
-        "shadow_score": report.shadow.score.to_json(),
-    }
 
 
 def _settled_now(row: PullRequestResult) -> bool:
