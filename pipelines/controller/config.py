@@ -181,6 +181,7 @@ class _ConfigFile(BaseModel):
         description="the chart's `paused`: every rule's writes are stopped (its pods get "
         "`AI_OPERATOR_PAUSED`); each rule's status then has the condition `Paused`",
     )
+    # Checked by compile_options against CompileOptions, whose messages name compile.<field>.
     compile: dict[str, Any] = Field(
         default_factory=dict,
         description="`CompileOptions` fields in camelCase (`pipelines/options.py`), except "

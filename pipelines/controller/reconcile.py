@@ -1,6 +1,7 @@
 """Reconciling one rule: validate, compile, apply, clean up, report.
 
-:meth:`RuleReconciler.reconcile` takes a rule as the API server returned it and:
+:meth:`RuleReconciler.reconcile` takes a rule as the API server returned it (a
+:class:`~pipelines.controller.objects.RuleObject`, its spec not yet validated) and:
 
 1. validates it with the code behind ``ai-operator validate`` (the model, then
    :func:`jobs.rules.validation.check_rule`), after filling in the configured rule defaults, and

@@ -3,7 +3,8 @@
 Pure: everything here turns an :class:`Outcome` (what reconciling a rule found), the rule's
 previous status and the newest run into a :class:`jobs.rules.model.RuleStatus` (the model the
 CRD's status schema is generated from, so that what is written and what the CRD declares cannot
-disagree) and :class:`Event` values. No I/O, no clock (``now`` is passed in).
+disagree) and :class:`Event` values (posted as :class:`EventObject`). No I/O, no clock (``now``
+is passed in).
 
 The status has three conditions in ``metav1.Condition`` shape, each set for the rule's
 generation:
