@@ -7,6 +7,8 @@
   controller lists or watches the rules or writes a status, and what every step after that takes;
 - :class:`OwnerReference`: an entry of ``metadata.ownerReferences``, read from the objects the
   controller lists (its CronWorkflows, CronJobs, memo ConfigMaps) and written onto them;
+- :class:`ListedObject`: any object the controller lists or gets to see whose it is (its name,
+  namespace, owners and annotations);
 - :class:`WorkflowObject` and :class:`JobObject`: the rule's runs (Argo Workflows, or the Jobs of
   its CronJob), the fields its status is made from.
 
