@@ -95,7 +95,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
 import subprocess
 import sys
@@ -110,6 +109,8 @@ from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Protocol
+
+from tests.forks import ForkServer
 
 SUCCEEDED, FAILED, ERROR, SKIPPED, OMITTED = "Succeeded", "Failed", "Error", "Skipped", "Omitted"
 FAILED_OR_ERROR = frozenset({FAILED, ERROR})
@@ -440,29 +441,19 @@ class SubprocessPods:
 
 
 class ForkedPods:
-    """Each ``ai-operator`` pod a process forked from a server that imported the product once.
+    """Each ``ai-operator`` pod a child forked from a server that imported the product once.
 
-    The server (``python -m tests.argo_interpreter``) is one single-threaded process started
-    once; for each pod it forks a child that takes exactly the pod's environment, working
-    directory and arguments, runs the console script's ``main`` and leaves its exit code next to
-    its stderr (the pod's log). Forking from a clean server, not from the test process, leaves the
-    test's threads and state behind. Any other command runs as a subprocess. Use as a context
-    manager, or call :meth:`close`.
+    See :mod:`tests.forks`: the child takes exactly the pod's environment, working directory and
+    arguments; its exit code and stderr (the pod's log) are the pod's. Any other command runs as
+    a subprocess. ``server``: a running :class:`~tests.forks.ForkServer` to share (else one of
+    its own, stopped by :meth:`close`; use as a context manager).
     """
 
     runs_ai_operator = True
 
-    def __init__(self) -> None:
-        self._server = subprocess.Popen(
-            [sys.executable, "-m", "tests.argo_interpreter", "--fork-server"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            cwd=Path(__file__).resolve().parents[1],
-        )
-        self._lock = threading.Lock()
-        if self._server.stdout is None or self._server.stdout.readline().strip() != "ready":
-            raise InterpreterError("the pod fork server did not start")
+    def __init__(self, server: ForkServer | None = None) -> None:
+        self._owned = server is None
+        self._server = server if server is not None else ForkServer()
 
     def __enter__(self) -> ForkedPods:
         return self
@@ -471,11 +462,9 @@ class ForkedPods:
         self.close()
 
     def close(self) -> None:
-        """Stop the server (its children are the pods that already ended)."""
-        for stream in (self._server.stdin, self._server.stdout):
-            if stream is not None:
-                stream.close()
-        self._server.wait(timeout=10)
+        """Stop the server, when it is this runner's own."""
+        if self._owned:
+            self._server.close()
 
     def __call__(
         self, argv: Sequence[str], env: Mapping[str, str], cwd: str, timeout: float
@@ -483,91 +472,8 @@ class ForkedPods:
         """Run ``ai-operator ARGS`` in a forked child, anything else as a subprocess."""
         if not argv or argv[0] != "ai-operator":
             return SubprocessPods()(argv, env, cwd, timeout)
-        request = json.dumps({"args": list(argv[1:]), "env": dict(env), "cwd": cwd})
-        with self._lock:
-            if self._server.stdin is None:
-                raise InterpreterError("the pod fork server is closed")
-            self._server.stdin.write(request + "\n")
-            self._server.stdin.flush()
-        done, deadline = Path(cwd) / ".pod-exit-code", time.monotonic() + timeout
-        while not done.exists():
-            if time.monotonic() > deadline:
-                raise subprocess.TimeoutExpired(list(argv), timeout)
-            time.sleep(0.005)
-        log = Path(cwd) / ".pod-stderr"
-        stderr = log.read_text(encoding="utf-8", errors="replace") if log.exists() else ""
-        return int(done.read_text()), stderr
-
-
-def _fork_server() -> None:
-    """The fork server's loop: one request per line on stdin, one forked pod each."""
-    _warm_up()
-    print("ready", flush=True)
-    for line in sys.stdin:
-        request = json.loads(line)
-        if os.fork() == 0:
-            _forked_pod(request["args"], request["env"], request["cwd"])
-        with contextlib.suppress(ChildProcessError):
-            while os.waitpid(-1, os.WNOHANG)[0]:
-                pass  # reap the pods that ended
-
-
-def _warm_up() -> None:
-    """Import the product and what its first use imports lazily (SDKs, typer), once, pre-fork."""
-    from pydantic import SecretStr
-
-    from ai_operator.jobs.clients.ai import make_decision_client
-    from ai_operator.jobs.config import AIConfig
-    from ai_operator.jobs.rules.model import AIProvider
-    from ai_operator.pipelines.cli import main
-
-    for provider in AIProvider:
-        config = AIConfig(provider, "http://127.0.0.1:9", "m", SecretStr("k"), None, 64, 1.0)
-        make_decision_client(config)
-    with (
-        open(os.devnull, "w") as quiet,
-        contextlib.redirect_stdout(quiet),
-        contextlib.suppress(SystemExit),
-    ):
-        main(["--help"])
-    # Typer rebuilds the same command tree from the functions' annotations on every call; build
-    # it once here (each pod still parses its own command line with it).
-    import typer.main
-
-    from ai_operator.jobs.cli import app
-
-    built, build = typer.main.get_command(app), typer.main.get_command
-    typer.main.get_command = lambda typer_instance: (
-        built if typer_instance is app else build(typer_instance)
-    )
-
-
-def _forked_pod(args: list[str], env: dict[str, str], cwd: str) -> None:
-    """The forked child: become the pod (environment, directory, stdio), run ``main``, exit."""
-    code = 1
-    try:
-        os.environ.clear()
-        os.environ.update(env)
-        os.chdir(cwd)
-        stderr = os.open(Path(cwd) / ".pod-stderr", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.dup2(stderr, 2)
-        os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
-        os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
-        from ai_operator.pipelines.cli import main
-
-        try:
-            main(args)
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    finally:
-        with contextlib.suppress(Exception):
-            sys.stdout.flush()
-            sys.stderr.flush()
-        written = Path(cwd) / ".pod-exit-code.tmp"
-        written.write_text(str(code))
-        written.rename(Path(cwd) / ".pod-exit-code")
-        os._exit(code)
+        done = self._server.run(argv[1:], env, cwd, timeout=timeout, keep_stdout=False)
+        return done.code, done.stderr
 
 
 @dataclass
@@ -2216,7 +2122,3 @@ def _read_outputs(
             continue
         outputs[name] = text.removesuffix("\n")
     return outputs, None
-
-
-if __name__ == "__main__" and sys.argv[1:] == ["--fork-server"]:
-    _fork_server()

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -16,7 +14,7 @@ from typing import Any
 import pytest
 import structlog
 
-from tests import services
+from tests import forks, services
 from tests.sandbox import FakeGitHub, FakeLLM, GitHubWorld
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -122,15 +120,17 @@ def cli_env(
 def run_cli(
     args: list[str], env: Mapping[str, str], timeout: float = 60, stdin: str | None = None
 ) -> CliResult:
-    """Run ``ai-operator ARGS`` as a subprocess, as a user would (``stdin``: its input)."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "ai_operator.pipelines", *args],
-        env=dict(env),
-        cwd=ROOT,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    return CliResult(proc.returncode, proc.stdout, proc.stderr)
+    """Run ``ai-operator ARGS`` as a user would (``stdin``: its input).
+
+    A process of its own with exactly ``env``, forked from one that imported the product
+    (:mod:`tests.forks`; ``AI_OPERATOR_TEST_SUBPROCESS=1``: a subprocess, started from scratch).
+    """
+    done = forks.run_command(args, env, ROOT, timeout=timeout, stdin=stdin)
+    return CliResult(done.code, done.stdout or "", done.stderr)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _fork_server() -> Iterator[None]:
+    """The worker's fork server (started by the first command) is stopped with the session."""
+    yield
+    forks.close_shared()
