@@ -50,7 +50,7 @@ def app() -> Iterator[tuple[GitHubWorld, FakeGitHubApp, FakeLLM]]:
     populate(world)
     with (
         FakeGitHubApp(
-            world, token=GITHUB_TOKEN, public_pem=KEY.public_pem, token_lifetime=3.0
+            world, token=GITHUB_TOKEN, public_pem=KEY.public_pem, token_lifetime=2.0
         ) as github,
         FakeLLM(token=AI_TOKEN) as llm,
     ):
@@ -72,11 +72,11 @@ def app_env(github: FakeGitHubApp, llm: FakeLLM, key_file: Path) -> dict[str, st
 
 
 def test_a_pass_as_a_github_app_renews_tokens_that_expire_during_it(app, tmp_path: Path) -> None:
-    """Tokens live three seconds and the pass takes longer: the pass renews them and every
+    """Tokens live two seconds and the pass takes longer: the pass renews them and every
     request is answered; the writes are the App's bot's; no key or token in the output."""
     world, github, llm = app
     for _ in range(4):
-        llm.delay_next(1.2)
+        llm.delay_next(0.6)  # four decisions one at a time: 2.4 s
     rule = tmp_path / "rule.yaml"
     rule.write_text(RULE)
     result = run_cli(

@@ -16,7 +16,14 @@ import pytest
 
 from ai_operator.jobs.rules.files import load_rules
 from ai_operator.pipelines.compile import CompileOptions, compile_rule
-from tests.argo_interpreter import NodeRun, SubprocessPods, WorkflowRun, run_cron_workflow
+from tests import argo_interpreter
+from tests.argo_interpreter import (
+    NodeRun,
+    PodRunner,
+    SubprocessPods,
+    WorkflowRun,
+    run_cron_workflow,
+)
 from tests.conftest import AI_TOKEN, GITHUB_TOKEN, ROOT, cli_env
 from tests.sandbox import FakeCheck, FakeGitHub, FakeLLM, GitHubWorld
 
@@ -29,10 +36,25 @@ SECRETS = {
 STAGING = ("auto-merge", "staging")
 
 
-class PersonBeforeAct(SubprocessPods):
-    """Pods as subprocesses; ``change`` happens just before acme/web#1's act pod starts."""
+class UsualPods:
+    """The pods a run given none gets (forked from the end-to-end tests' server, else
+    subprocesses); subclasses change the world around some of them."""
+
+    def __init__(self) -> None:
+        self.pods: PodRunner = argo_interpreter.DEFAULT_PODS or SubprocessPods()
+        self.runs_ai_operator = self.pods.runs_ai_operator
+
+    def __call__(
+        self, argv: Sequence[str], env: Mapping[str, str], cwd: str, timeout: float
+    ) -> tuple[int, str]:
+        return self.pods(argv, env, cwd, timeout)
+
+
+class PersonBeforeAct(UsualPods):
+    """The usual pods; ``change`` happens just before acme/web#1's act pod starts."""
 
     def __init__(self, change: Callable[[], None]) -> None:
+        super().__init__()
         self.change = change
 
     def __call__(
@@ -56,9 +78,7 @@ def staging(**facts: Any) -> Iterator[tuple[GitHubWorld, FakeGitHub, FakeLLM]]:
     assert github.invalid_documents == [] and github.unexpected_errors == []
 
 
-def run_staging(
-    github: FakeGitHub, llm: FakeLLM, pods: SubprocessPods | None = None
-) -> WorkflowRun:
+def run_staging(github: FakeGitHub, llm: FakeLLM, pods: PodRunner | None = None) -> WorkflowRun:
     rule = load_rules([ROOT / "examples" / "staging-automerge.yaml"])[0].rule
     manifest = compile_rule(rule, "argo", CompileOptions())
     document = manifest.document

@@ -14,9 +14,10 @@ import pytest
 
 from ai_operator.jobs.rules.model import PRReconciliationRule
 from ai_operator.pipelines.compile import CompileOptions, compile_rule
-from tests.argo_interpreter import MemoCache, SubprocessPods, WorkflowRun, run_cron_workflow
+from tests.argo_interpreter import MemoCache, PodRunner, WorkflowRun, run_cron_workflow
 from tests.conftest import AI_TOKEN, GITHUB_TOKEN
 from tests.e2e.test_pipeline import SECRETS, STAGING, assert_clean, example, pod_env
+from tests.e2e.test_pipeline_act import UsualPods
 from tests.factories import inlined
 from tests.sandbox import FakeGitHub, FakeLLM, GitHubWorld
 
@@ -53,7 +54,7 @@ def run(
     config_map: dict[str, Any] | None,
     env: dict[str, str],
     memo: MemoCache,
-    pods: SubprocessPods | None = None,
+    pods: PodRunner | None = None,
 ) -> WorkflowRun:
     return run_cron_workflow(
         document, env=env, secrets=SECRETS, memo=memo, pods=pods, config_maps=[config_map]
@@ -102,10 +103,11 @@ def test_merge_and_close_caps_defer_the_rest_to_the_next_run() -> None:
     assert github.mutations.count("mergePullRequest") == MERGEABLE
 
 
-class PauseBeforeAct(SubprocessPods):
-    """Pods as subprocesses; the Namespace is annotated just before the first act pod starts."""
+class PauseBeforeAct(UsualPods):
+    """The usual pods; the Namespace is annotated just before the first act pod starts."""
 
     def __init__(self, memo: MemoCache) -> None:
+        super().__init__()
         self.memo = memo
 
     def __call__(

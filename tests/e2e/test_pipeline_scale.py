@@ -1,13 +1,13 @@
 """The compiled pipeline at scale: 200 PRs in one run, every decision applied, nothing oversized.
 
-Run by :mod:`tests.argo_interpreter` with forked pods (the same ``ai-operator step`` commands and
-environments, a fraction of a subprocess's start-up), so that hundreds of pods fit in a test.
+Run by :mod:`tests.argo_interpreter` with the end-to-end tests' forked pods (the same
+``ai-operator step`` commands and environments, a fraction of a subprocess's start-up), so that
+hundreds of pods fit in a test.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,7 +17,6 @@ from ai_operator.pipelines.compile import CompileOptions, compile_rule
 from tests.argo_interpreter import (
     CONFIG_MAP_DATA_LIMIT,
     MAX_ARG_STRLEN,
-    ForkedPods,
     MemoCache,
     WorkflowRun,
     run_cron_workflow,
@@ -62,12 +61,6 @@ def populate(world: GitHubWorld) -> None:
         )
 
 
-@pytest.fixture(scope="module")
-def pods() -> Iterator[ForkedPods]:
-    with ForkedPods() as runner:
-        yield runner
-
-
 def largest_input(run: WorkflowRun, *, tally: bool) -> int:
     """The longest input (hence argument) a node was handed, in bytes: the tally's or the others'."""
     return max(
@@ -78,7 +71,7 @@ def largest_input(run: WorkflowRun, *, tally: bool) -> int:
     )
 
 
-def test_two_hundred_prs_are_settled_in_one_run_and_none_twice(pods: ForkedPods) -> None:
+def test_two_hundred_prs_are_settled_in_one_run_and_none_twice() -> None:
     """Each PR's branch decides and acts; the run's Argo objects and the outcome index stay
     small; a second run asks the model nothing and starts no pod but the no-op item's."""
     document = example("staging-automerge").to_document()
@@ -96,7 +89,6 @@ def test_two_hundred_prs_are_settled_in_one_run_and_none_twice(pods: ForkedPods)
             env=env,
             secrets=SECRETS,
             memo=memo,
-            pods=pods,
             workers=8,
             config_maps=[manifest.config_map],
             workflow_templates=[manifest.workflow_template],
@@ -107,7 +99,6 @@ def test_two_hundred_prs_are_settled_in_one_run_and_none_twice(pods: ForkedPods)
             env=env,
             secrets=SECRETS,
             memo=memo,
-            pods=pods,
             workers=8,
             config_maps=[manifest.config_map],
             workflow_templates=[manifest.workflow_template],
@@ -137,7 +128,7 @@ FAILING = 300
 
 
 @pytest.mark.services
-def test_at_three_hundred_failing_prs_the_report_starts_and_pushes(pods: ForkedPods) -> None:
+def test_at_three_hundred_failing_prs_the_report_starts_and_pushes() -> None:
     """A model outage fails every decide pod: the exit handler still starts, with arguments of a
     few hundred bytes, reads the failed nodes from its Workflow and pushes the run's metrics.
 
@@ -167,7 +158,6 @@ def test_at_three_hundred_failing_prs_the_report_starts_and_pushes(pods: ForkedP
             compiled,
             env=env,
             secrets=SECRETS,
-            pods=pods,
             workers=8,
             config_maps=[manifest.config_map],
             workflow_templates=[manifest.workflow_template],

@@ -12,13 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.argo_interpreter import MemoCache, SubprocessPods, run_cron_workflow
+from tests.argo_interpreter import MemoCache, run_cron_workflow
 from tests.conftest import cli_env, run_cli
 from tests.e2e.test_people_win import one_pr, rows
 from tests.e2e.test_pipeline_act import (
     SECRETS,
     STAGING,
     PersonBeforeAct,
+    UsualPods,
     run_staging,
     staging,
 )
@@ -181,10 +182,11 @@ def test_an_expired_lease_is_taken_over() -> None:
     assert memo.leases["staging-automerge-act"]["spec"]["holderIdentity"] == ""  # report freed it
 
 
-class AfterAct(SubprocessPods):
-    """Pods as subprocesses; ``then(exit code)`` runs as each PR's act pod ends."""
+class AfterAct(UsualPods):
+    """The usual pods; ``then(exit code)`` runs as each PR's act pod ends."""
 
     def __init__(self, then: Callable[[int], None]) -> None:
+        super().__init__()
         self.then = then
 
     def __call__(

@@ -98,54 +98,51 @@ def test_a_shadow_rule_writes_nothing_and_scores_what_people_did(
     rule = tmp_path / "rule.yaml"
     rule.write_text(RULE)
     populate(world)
-    with pushgateway() as gateway:
-        env = cli_env(github, llm, PUSHGATEWAY_URL=gateway)
+    env = cli_env(github, llm)
 
-        first = shadow_run(rule, env, "--output", "json")
-        rows = first.rows()
-        assert {n: rows[n]["action"] for n in rows} == {
-            1: "merge",
-            2: "close",
-            3: "escalate",
-            4: "wait",
-            5: "merge",
-            6: "close",
-        }
-        assert {row["mode"] for row in rows.values()} == {"shadow"}
-        assert not any(row["applied"] or row["operations"] for row in rows.values())
-        assert score(first)["decisions"] == 6 and score(first)["settled"] == 0
+    first = shadow_run(rule, env, "--output", "json")
+    rows = first.rows()
+    assert {n: rows[n]["action"] for n in rows} == {
+        1: "merge",
+        2: "close",
+        3: "escalate",
+        4: "wait",
+        5: "merge",
+        6: "close",
+    }
+    assert {row["mode"] for row in rows.values()} == {"shadow"}
+    assert not any(row["applied"] or row["operations"] for row in rows.values())
+    assert score(first)["decisions"] == 6 and score(first)["settled"] == 0
 
-        a_second_later()
-        world.merge("acme/web", 1, actor="alice")
-        world.close("acme/web", 2, actor="alice")
-        world.add_label("acme/web", 3, "needs-review", actor="bob")
-        world.push_commit("acme/web", 4, actor="carol")
-        world.close("acme/web", 5, actor="alice")
-        world.merge("acme/web", 6, actor="bob")
+    a_second_later()
+    world.merge("acme/web", 1, actor="alice")
+    world.close("acme/web", 2, actor="alice")
+    world.add_label("acme/web", 3, "needs-review", actor="bob")
+    world.push_commit("acme/web", 4, actor="carol")
+    world.close("acme/web", 5, actor="alice")
+    world.merge("acme/web", 6, actor="bob")
 
-        second = shadow_run(rule, env, "--output", "json")
-        assert sorted(second.rows()) == [3, 4]
-        found = score(second)
-        assert found["settledNow"] == {
-            "merge:merged": 1,
-            "close:closed": 1,
-            "escalate:stepped_in": 1,
-            "wait:changed": 1,
-            "merge:closed": 1,
-            "close:merged": 1,
-        }
-        assert (found["decisions"], found["settled"], found["agreed"]) == (8, 6, 4)
+    second = shadow_run(rule, env, "--output", "json")
+    assert sorted(second.rows()) == [3, 4]
+    found = score(second)
+    assert found["settledNow"] == {
+        "merge:merged": 1,
+        "close:closed": 1,
+        "escalate:stepped_in": 1,
+        "wait:changed": 1,
+        "merge:closed": 1,
+        "close:merged": 1,
+    }
+    assert (found["decisions"], found["settled"], found["agreed"]) == (8, 6, 4)
 
-        a_second_later()
-        world.merge("acme/web", 3, actor="alice")
-        world.comment("acme/web", 4, "bob", "I will take this one.")
+    a_second_later()
+    world.merge("acme/web", 3, actor="alice")
+    world.comment("acme/web", 4, "bob", "I will take this one.")
 
-        third = shadow_run(rule, env)
-        found = score(shadow_run(rule, env, "--output", "json"))
+    third = shadow_run(rule, env, "--output", "json")
+    found = score(third)
 
-    assert "shadow mode, nothing was written: 8 decisions recorded, 8 settled, 4 agreed (50%)" in (
-        third.stdout
-    )
+    assert {n: row["reused"] for n, row in third.rows().items()} == {4: True}  # nothing new
     assert (found["decisions"], found["settled"], found["agreed"]) == (8, 8, 4)
     assert found["agreement"] == 0.5
     assert per_action(found) == {
@@ -162,11 +159,14 @@ def test_a_shadow_rule_writes_nothing_and_scores_what_people_did(
 def test_the_counters_pushed_carry_decided_and_outcome(
     world: GitHubWorld, github: FakeGitHub, llm: FakeLLM, tmp_path: Path
 ) -> None:
-    """ai_operator_shadow_* in the rule's group: decisions, settled by outcome, agreed."""
+    """ai_operator_shadow_* in the rule's group: decisions, settled by outcome, agreed; a third
+    pass that changes nothing adds nothing to them, and its table says the same."""
     rule = tmp_path / "rule.yaml"
     rule.write_text(RULE)
     populate(world)
-    with pushgateway() as gateway:
+    # Prometheus starts with the Pushgateway: it scrapes a new target a few seconds after it
+    # starts, while the passes run. The panel has no series until a decision is settled.
+    with pushgateway() as gateway, prometheus(f"{gateway}/metrics") as prom:
         env = cli_env(github, llm, PUSHGATEWAY_URL=gateway)
         shadow_run(rule, env)
         a_second_later()
@@ -174,11 +174,9 @@ def test_the_counters_pushed_carry_decided_and_outcome(
         world.close("acme/web", 5, actor="alice")
         world.push_commit("acme/web", 4, actor="carol")
         shadow_run(rule, env)
-        shadow_run(rule, env)
+        third = shadow_run(rule, env)
         group = read_group(gateway, "ai-operator", GROUP, timeout=5)
-        with prometheus(f"{gateway}/metrics") as prom:
-            expr = dashboard_expr("Shadow agreement")
-            [series] = wait_for_series(prom, expr, SCRAPED_WITHIN)
+        [series] = wait_for_series(prom, dashboard_expr("Shadow agreement"), SCRAPED_WITHIN)
 
     def sample(name: str, **labels: str) -> float:
         return group.get((name, tuple(sorted(labels.items()))), 0.0)
@@ -199,6 +197,8 @@ def test_the_counters_pushed_carry_decided_and_outcome(
     assert sample("ai_operator_shadow_agreed_total", decided="wait") == 1
     assert sample("ai_operator_actions_total", action="merge") == 0  # nothing was done
     assert github.mutations == []
+    table = "shadow mode, nothing was written: 7 decisions recorded, 3 settled, 2 agreed (67%)"
+    assert table in third.stdout
     # The dashboard's panel, queried through a real Prometheus: 2 agreed of 3 settled.
     assert series["metric"] == GROUP
     assert float(series["value"][1]) == pytest.approx(2 / 3)

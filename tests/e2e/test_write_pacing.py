@@ -1,4 +1,4 @@
-"""Write pacing end to end: a 300-PR escalation batch against a GitHub that limits writes.
+"""Write pacing end to end: an escalation batch against a GitHub that limits writes.
 
 GitHub limits content-creating requests and answers 403 with ``retry-after`` beyond the limit.
 The sandbox GitHub here allows a fixed number of writes per pass (the limit's window) and refuses
@@ -6,6 +6,11 @@ the rest, applying nothing. Over passes, every pull request gets its label and i
 exactly once, what waited goes first, and the pull requests not reached are reported deferred:
 through ``ai-operator run`` as a user runs it, and through the pipeline's steps, whose act pods
 run in parallel on the shares fetch gave them.
+
+The batch is small, its proportions those of a large one: twice as many pull requests as a pass
+may decide (``maxPullRequests``), which is more than GitHub's window lets a pass write, so that
+the batch takes six passes (a 300-PR batch under a cap of 150, 120 writes a pass and a window of
+101 writes behaves the same, ten times over).
 """
 
 from __future__ import annotations
@@ -38,12 +43,17 @@ from tests.sandbox import FakeCheck, FakeGitHub, FakeLLM, GitHubWorld
 
 pytestmark = pytest.mark.e2e
 
-PRS = 300
+PRS = 30
+CAP = 15
+"""The rule's ``maxPullRequests``: a pass decides half the batch, the rest is deferred."""
+PER_PASS = 12
+"""The pass's write budget (``GITHUB_WRITES_PER_PASS``): six escalations of two writes."""
 REPOSITORIES = ("acme/web", "acme/api", "acme/db")
 COVERED = ["auto-merge", "staging"]
 LABEL = "needs-human-approval"
-GITHUB_WINDOW = 101
-"""Writes the rate-limited GitHub allows in one pass's window (below the pass's budget of 120)."""
+GITHUB_WINDOW = 11
+"""Writes the rate-limited GitHub allows in one pass's window (below the pass's budget of 12):
+five escalations and the label of a sixth, whose comment is refused."""
 RULE = f"""\
 apiVersion: aioperator.io/v1alpha1
 kind: PRReconciliationRule
@@ -53,7 +63,7 @@ spec:
   selector:
     labels: {{include: [auto-merge, staging]}}
   instruction: PR #{{{{pr.number}}}} (CI {{{{pr.ciStatus}}}}). Merge if green.
-  maxPullRequests: 150
+  maxPullRequests: {CAP}
   schedule: "0 * * * *"
 """
 
@@ -88,17 +98,17 @@ def assert_each_written_once(
         assert len(pr.comments) == 1, (repository, number)
 
 
-def test_a_300_pr_batch_finishes_over_passes_of_run_with_every_write_once(
-    tmp_path: Path,
-) -> None:
-    """120 writes a pass, GitHub refusing after 101: each pass escalates what fits, defers the
+def test_a_batch_finishes_over_passes_of_run_with_every_write_once(tmp_path: Path) -> None:
+    """12 writes a pass, GitHub refusing after 11: each pass escalates what fits, defers the
     rest (rate limit), and the next pass starts with what waited."""
     rule_file = tmp_path / "rule.yaml"
     rule_file.write_text(RULE)
     world = GitHubWorld()
     names = populate(world)
     with FakeGitHub(world, token=GITHUB_TOKEN) as github, FakeLLM(token=AI_TOKEN) as llm:
-        env = cli_env(github, llm, GITHUB_WRITES_PER_PASS="120", GITHUB_WRITES_PER_HOUR="100000")
+        env = cli_env(
+            github, llm, GITHUB_WRITES_PER_PASS=str(PER_PASS), GITHUB_WRITES_PER_HOUR="100000"
+        )
         passes: list[dict[str, Any]] = []
         for _ in range(25):
             github.restore_writes(GITHUB_WINDOW)  # the limit's window passed between passes
@@ -111,11 +121,11 @@ def test_a_300_pr_batch_finishes_over_passes_of_run_with_every_write_once(
         refused = github.writes_refused
 
     assert_each_written_once(world, github, names)
-    assert len(passes) <= 8  # ceil(300 / 50) passes and the last, quiet one
+    assert len(passes) == 6  # 60 writes, at most 11 a pass
     first = passes[0]["rules"][0]
-    assert (first["matched"], first["decided"], first["deferred"]) == (PRS, 150, 150)
+    assert (first["matched"], first["decided"], first["deferred"]) == (PRS, CAP, PRS - CAP)
     reasons = Counter(row["deferred"] for row in passes[0]["results"] if row["deferred"])
-    assert reasons == {"rate-limit": 150 - GITHUB_WINDOW // 2}  # one refusal held the rest
+    assert reasons == {"rate-limit": CAP - GITHUB_WINDOW // 2}  # one refusal held the rest
     assert refused < len(passes)  # at most one refused write a pass: none sent again at once
     waited = {row["url"] for row in passes[0]["results"] if row["deferred"]}
     written = {row["url"] for row in passes[1]["results"] if row["operations"]}
@@ -219,16 +229,16 @@ def act_pod(
     return decided[0], rows
 
 
-def test_a_300_pr_batch_finishes_over_pipeline_runs_and_a_rerun_writes_nothing_twice(
+def test_a_batch_finishes_over_pipeline_runs_and_a_rerun_writes_nothing_twice(
     fakes: tuple[GitHubWorld, FakeGitHub, FakeLLM],
 ) -> None:
-    """Parallel act pods, each on its share of 120 writes: no run writes more than its budget;
+    """Parallel act pods, each on its share of 12 writes: no run writes more than its budget;
     a rerun of a run's act pods (``argo resubmit``) writes nothing more; over runs every PR
     gets its label and comment once."""
     world, github, llm = fakes
     names = populate(world)
     rule = PRReconciliationRule.model_validate(yaml.safe_load(RULE))
-    memory, budget = Memory(), WriteBudget(120)
+    memory, budget = Memory(), WriteBudget(PER_PASS)
     runs = 0
     while runs < 20:
         runs += 1
@@ -237,15 +247,16 @@ def test_a_300_pr_batch_finishes_over_pipeline_runs_and_a_rerun_writes_nothing_t
         written = len(github.mutations) - before
         assert written <= budget.writes
         if runs == 1:
-            assert [b.share.writes for b, _ in branches if b.share].count(2) == 60
+            assert [b.share.writes for b, _ in branches if b.share].count(2) == PER_PASS // 2
             again = len(github.mutations)
             replay = client(github.url)
             for decided, _ in branches:  # the same act pods once more, on their own outputs
                 act_pod(rule, steps.dump_for_argo(decided), replay, memory, "run-1b", MODEL)
             assert len(github.mutations) == again
             deferred = [rows[0] for _, rows in branches if rows[0].deferred]
-            assert len(deferred) == 150 - 60 and {r.deferred for r in deferred} == {"budget"}
+            assert len(deferred) == CAP - PER_PASS // 2
+            assert {r.deferred for r in deferred} == {"budget"}
         if fetched.counts.to_decide == 0:
             break
     assert_each_written_once(world, github, names)
-    assert runs <= 6  # 300 / 60 runs, and the last, quiet one
+    assert runs == 6  # 60 writes, 12 a run, and the last, quiet run
