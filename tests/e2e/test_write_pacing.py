@@ -7,10 +7,10 @@ exactly once, what waited goes first, and the pull requests not reached are repo
 through ``ai-operator run`` as a user runs it, and through the pipeline's steps, whose act pods
 run in parallel on the shares fetch gave them.
 
-The batch is small, its proportions those of a large one: twice as many pull requests as a pass
-may decide (``maxPullRequests``), which is more than GitHub's window lets a pass write, so that
-the batch takes six passes (a 300-PR batch under a cap of 150, 120 writes a pass and a window of
-101 writes behaves the same, ten times over).
+The batch is small, its proportions those of a large one (300 PRs under a cap of 150, 120 writes
+a pass, a window of 101, divided by ten): twice as many pull requests as a pass may decide
+(``maxPullRequests``), more than GitHub's window lets a pass write, so that the batch takes six
+passes.
 """
 
 from __future__ import annotations
