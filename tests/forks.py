@@ -213,23 +213,37 @@ def _serve() -> None:
 
 
 def _warm_up() -> None:
-    """Import the product and what its first use imports lazily (SDKs, typer), once, pre-fork."""
+    """Import and build, once and pre-fork, what a command's first use builds lazily.
+
+    The SDKs, and what they build on a first answer and a first error (their response and error
+    types, their HTTP machinery): one call of each provider, answered and refused, by a stand-in
+    model on loopback that is stopped before any child is forked. Then typer's command tree.
+    """
     from pydantic import SecretStr
 
     from ai_operator.jobs.clients.ai import make_decision_client
+    from ai_operator.jobs.clients.ai.errors import AIError
     from ai_operator.jobs.config import AIConfig
-    from ai_operator.jobs.rules.model import AIProvider
+    from ai_operator.jobs.policy.verdict import verdict_schema
+    from ai_operator.jobs.rules.model import DEFAULT_ACTIONS, AIProvider
+    from ai_operator.jobs.sandbox.llm import FakeLLM
     from ai_operator.pipelines.cli import main
 
-    for provider in AIProvider:
-        config = AIConfig(provider, "http://127.0.0.1:9", "m", SecretStr("k"), None, 64, 1.0)
-        make_decision_client(config)
+    token = "sk-warm-up-0123456789"
     with (
         open(os.devnull, "w") as quiet,
-        contextlib.redirect_stdout(quiet),
-        contextlib.suppress(SystemExit),
+        contextlib.redirect_stdout(quiet),  # stdout is the line the server says "ready" on
+        FakeLLM(token=token) as llm,
     ):
-        main(["--help"])
+        for provider in AIProvider:
+            url = llm.anthropic_url if provider is AIProvider.ANTHROPIC else llm.openai_url
+            for key in (token, "sk-refused-0123456789"):
+                config = AIConfig(provider, url, "m", SecretStr(key), None, 256, 5.0)
+                client = make_decision_client(config, max_retries=0)
+                with contextlib.suppress(AIError):
+                    client.ask("Decide.", "A pull request.", verdict_schema(DEFAULT_ACTIONS))
+        with contextlib.suppress(SystemExit):
+            main(["--help"])
     # Typer rebuilds the same command tree from the functions' annotations on every call; build
     # it once here (each child still parses its own command line with it).
     import typer.main
