@@ -20,6 +20,8 @@ from typing import Any, Self
 from pydantic import BaseModel, ConfigDict, field_validator
 from pydantic.alias_generators import to_camel
 
+from ai_operator.jobs.policy.shadow import ScoreField
+
 _BY_KIND = (
     "actions",
     "errors",
@@ -90,12 +92,7 @@ class PassCounts(BaseModel):
     shadow_decided: dict[str, int] = {}
     shadow_settled: dict[str, int] = {}
     shadow_agreed: dict[str, int] = {}
-    shadow_score: dict[str, Any] | None = None
-
-    @field_validator("shadow_score", mode="before")
-    @classmethod
-    def _a_score(cls, value: object) -> dict[str, Any] | None:
-        return dict(value) if isinstance(value, Mapping) else None
+    shadow_score: ScoreField = None
 
     argocd_errors: dict[str, int] = {}
     """Argo CD applications a pass could not read, by the error's kind (``auth``, ...)."""

@@ -38,7 +38,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import PlainSerializer, PlainValidator
 
 from ai_operator.jobs.policy.snapshot import PullRequestState
 from ai_operator.jobs.rules.model import ALL_ACTIONS, DEFAULT_ACTIONS, Action, RuleMode, RuleSpec
@@ -337,3 +339,17 @@ def newly_settled(
     """The decisions of ``after`` that ``before`` held unsettled (what one sweep settled)."""
     open_before = {decision.key for decision in before if not decision.settled}
     return [d for d in after if d.settled and d.key in open_before]
+
+
+def _score_of(value: object) -> ShadowScore | None:
+    return value if isinstance(value, ShadowScore) else read_score(value)
+
+
+def _score_json(score: ShadowScore | None) -> dict[str, Any] | None:
+    return score.to_json() if score is not None else None
+
+
+ScoreField = Annotated[ShadowScore | None, PlainValidator(_score_of), PlainSerializer(_score_json)]
+"""A shadow score where a model carries it (the pass's counts, fetch's counts on the wire):
+written as its JSON (:meth:`ShadowScore.to_json`), read back leniently (None from anything
+that is not one)."""

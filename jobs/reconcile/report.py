@@ -232,7 +232,7 @@ def counts(report: PassReport, *, dry_run: bool = False) -> PassCounts:
         shadow_decided=dict(report.shadow_recorded) if shadow else {},
         shadow_settled=shadow.settled_counts() if shadow else {},
         shadow_agreed=shadow.agreed_counts() if shadow else {},
-        shadow_score=shadow.score.to_json() if shadow else None,
+        shadow_score=shadow.score if shadow else None,
         argocd_errors=dict(report.argocd_errors),
     )
 

@@ -498,7 +498,7 @@ def tally(outcomes: str, counts: str, run: str | None) -> PassCounts:
         "shadow_settled": fetched.shadow_settled or {},
         "shadow_agreed": fetched.shadow_agreed or {},
         # The score fetch read, with the decisions this run's branches recorded since.
-        "shadow_score": with_decisions(found, total.shadow_decided).to_json() if found else None,
+        "shadow_score": with_decisions(found, total.shadow_decided) if found else None,
     }
     return total.model_copy(
         update={

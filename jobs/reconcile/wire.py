@@ -21,14 +21,12 @@ step never ran, counts as nothing.
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Any
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    PlainSerializer,
-    PlainValidator,
     ValidationError,
     field_serializer,
     field_validator,
@@ -40,7 +38,7 @@ from ai_operator.jobs.policy.argocd import ArgoCDStatus
 from ai_operator.jobs.policy.counts import PassCounts
 from ai_operator.jobs.policy.decision import Decision
 from ai_operator.jobs.policy.pacing import WriteBudget
-from ai_operator.jobs.policy.shadow import ShadowScore, read_score
+from ai_operator.jobs.policy.shadow import ScoreField
 from ai_operator.jobs.rules.encoding import StepInputError
 
 OUTPUTS_DIR = "/tmp/outputs"  # noqa: S108 - inside the pod's own emptyDir
@@ -91,18 +89,6 @@ def _plain(value: object) -> object:
     if isinstance(value, list | tuple):
         return [_plain(item) for item in value]
     return value
-
-
-def _read_score(value: object) -> ShadowScore | None:
-    return value if isinstance(value, ShadowScore) else read_score(value)
-
-
-def _score_json(score: ShadowScore | None) -> dict[str, Any] | None:
-    return score.to_json() if score is not None else None
-
-
-Score = Annotated[ShadowScore | None, PlainValidator(_read_score), PlainSerializer(_score_json)]
-"""A shadow score on the wire: its JSON (:meth:`ShadowScore.to_json`), read back leniently."""
 
 
 class _Wire(BaseModel):
@@ -200,7 +186,7 @@ class FetchCounts(_Wire):
     """A shadow rule's decisions fetch settled, by ``decided:happened``."""
     shadow_agreed: dict[str, int] | None = None
     """Of those, the ones that agreed, by decided action."""
-    shadow_score: Score = None
+    shadow_score: ScoreField = None
     """A shadow rule's score after fetch settled."""
 
     argocd_errors: dict[str, int] = {}

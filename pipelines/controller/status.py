@@ -583,7 +583,9 @@ def _newest_shadow(finished: Sequence[WorkflowObject]) -> ShadowStatus | None:
         if score is None:
             continue
         try:
-            return ShadowStatus.model_validate({**score, "workflow": workflow.metadata.name})
+            return ShadowStatus.model_validate(
+                {**score.to_json(), "workflow": workflow.metadata.name}
+            )
         except ValidationError:
             continue
     return None
