@@ -53,6 +53,18 @@ def a_second_later() -> None:
     time.sleep(1.05 - time.time() % 1)
 
 
+def people_act_after_the_first_pass(world: GitHubWorld) -> None:
+    """In a later second: #1 merged and #2 closed as decided, a review asked on #3 (escalated),
+    a new commit on #4 (waited), #5 closed and #6 merged against what was decided."""
+    a_second_later()
+    world.merge("acme/web", 1, actor="alice")
+    world.close("acme/web", 2, actor="alice")
+    world.add_label("acme/web", 3, "needs-review", actor="bob")
+    world.push_commit("acme/web", 4, actor="carol")
+    world.close("acme/web", 5, actor="alice")
+    world.merge("acme/web", 6, actor="bob")
+
+
 def populate(world: GitHubWorld) -> None:
     """Six PRs, one decision each in the first pass: merge, close, escalate, wait, merge, close."""
     world.add_repository("acme/web", labels=COVERED)
@@ -114,13 +126,7 @@ def test_a_shadow_rule_writes_nothing_and_scores_what_people_did(
     assert not any(row["applied"] or row["operations"] for row in rows.values())
     assert score(first)["decisions"] == 6 and score(first)["settled"] == 0
 
-    a_second_later()
-    world.merge("acme/web", 1, actor="alice")
-    world.close("acme/web", 2, actor="alice")
-    world.add_label("acme/web", 3, "needs-review", actor="bob")
-    world.push_commit("acme/web", 4, actor="carol")
-    world.close("acme/web", 5, actor="alice")
-    world.merge("acme/web", 6, actor="bob")
+    people_act_after_the_first_pass(world)
 
     second = shadow_run(rule, env, "--output", "json")
     assert sorted(second.rows()) == [3, 4]
@@ -248,13 +254,7 @@ def test_the_compiled_workflow_writes_nothing_and_reports_the_score() -> None:
     ):
         memo = MemoCache()
         first = run_shadow_pipeline(RULE, github, llm, memo, gateway)
-        a_second_later()
-        world.merge("acme/web", 1, actor="alice")
-        world.close("acme/web", 2, actor="alice")
-        world.add_label("acme/web", 3, "needs-review", actor="bob")
-        world.push_commit("acme/web", 4, actor="carol")
-        world.close("acme/web", 5, actor="alice")
-        world.merge("acme/web", 6, actor="bob")
+        people_act_after_the_first_pass(world)
         second = run_shadow_pipeline(RULE, github, llm, memo, gateway)
         a_second_later()
         world.merge("acme/web", 3, actor="alice")
