@@ -12,6 +12,7 @@ COPY pyproject.toml README.md LICENSE ./
 COPY jobs ./jobs
 COPY pipelines ./pipelines
 COPY ai_operator ./ai_operator
+COPY examples ./examples
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 
 # 2. Install that same wheel, offline, into a virtual environment; nothing else is copied.

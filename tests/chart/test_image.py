@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from ai_operator.jobs.demo.run import EXAMPLES
 from ai_operator.pipelines.options import CompileOptions
 from tests.chart.helm import CHART, ROOT
 
@@ -122,8 +123,8 @@ def test_dockerignore_admits_what_the_build_copies_and_nothing_else() -> None:
 
 
 def test_wheel_from_the_build_context_holds_the_whole_program(tmp_path: Path) -> None:
-    """`pip wheel --no-deps` over the context's files gives every module and the command, all
-    inside the one import package ``ai_operator``."""
+    """`pip wheel --no-deps` over the context's files gives every module, the command and the
+    demo's example rules, all inside the one import package ``ai_operator``."""
     context = tmp_path / "context"
     context.mkdir()
     for source in build_context_files():
@@ -159,3 +160,7 @@ def test_wheel_from_the_build_context_holds_the_whole_program(tmp_path: Path) ->
         name.split("/")[0] for name in names if not name.split("/")[0].endswith(".dist-info")
     } == {"ai_operator"}
     assert "ai-operator = ai_operator.pipelines.cli:main" in scripts
+    # The demo's example rules, where it looks for them in the installed package.
+    examples = {f"ai_operator/examples/{path.name}" for path in (ROOT / "examples").glob("*.yaml")}
+    assert examples and examples <= names
+    assert EXAMPLES.resolve() == (ROOT / "ai_operator" / "examples").resolve()
