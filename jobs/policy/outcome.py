@@ -45,7 +45,8 @@ def outcome_records(
     ``keys`` are the decision keys of the facts each decision was made on; ``applied`` the
     operations GitHub confirmed, per pull request; ``actor`` the token's login; ``github_ids``
     GitHub's ids of what they made or added, per pull request and operation; ``deferred`` the
-    pull requests whose writes waited for a later pass (decided and acted on again, first).
+    pull requests whose writes waited for a later pass (acted on again, first; reused while the
+    key stands: :func:`reacted`).
     """
     ids = github_ids or {}
     return {
@@ -71,14 +72,15 @@ def reacted(
     actor: str | None,
     github_ids: Mapping[str, Mapping[str, Sequence[str]]] | None = None,
     deferred: Collection[str] = (),
-    failed: Collection[str] = (),
+    not_acted: Collection[str] = (),
 ) -> dict[str, Remembered]:
     """Records of reused decisions whose writes had waited, as this pass acted on them again.
 
     Each keeps its key and its decision time (the model was asked then, not now: the maximum age
     still counts from it) and records what this act applied (``applied``, ``github_ids``) and
-    whether its writes waited again (``deferred``). A failed act, or a reused decision that had
-    not waited, records nothing new: its record stays as it was.
+    whether its writes waited again (``deferred``). An act that failed or wrote nothing by
+    choice (a dry run: ``not_acted``), or a reused decision that had not waited, records nothing
+    new: its record stays as it was.
     """
     ids = github_ids or {}
     return {
@@ -93,7 +95,7 @@ def reacted(
         if (found := candidate.remembered) is not None
         and found.deferred
         and (name := candidate.pr.display) in applied
-        and name not in failed
+        and name not in not_acted
     }
 
 

@@ -214,14 +214,14 @@ def _keep(
         records = outcome_records(
             decided, keys, applied, actor=actor, now=now, github_ids=github_ids, deferred=waited
         )
-        failed = {name for name, row in rows.items() if row.error}
+        not_acted = {name for name, row in rows.items() if row.error or row.dry_run}
         records |= reacted(
             split.reuse,
             applied,
             actor=actor,
             github_ids=github_ids,
             deferred=waited,
-            failed=failed,
+            not_acted=not_acted,
         )
         if shadowing(rule.spec):
             records = shadow_records(records, now=now)

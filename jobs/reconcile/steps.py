@@ -339,8 +339,9 @@ def fetch_run(
     Those the outcome index holds under their current key (younger than ``max_age``, no
     fallback: :func:`jobs.policy.reuse.declined`) are left out: nothing changed for them since
     their decision was made and acted on. Those among them whose writes waited (for write
-    budget) are listed first, marked ``waited``: their decide pod reuses the record
-    (:func:`decide_recalling`) and their act pod writes what waited, on fresh facts. The others
+    budget) and whose share lets them write now are listed first, marked ``waited``: their
+    decide pod reuses the record (:func:`decide_recalling`) and their act pod writes what
+    waited, on fresh facts; the listed PRs stay at most ``limit``. The others
     go least recently decided first (:func:`jobs.policy.reuse.triage`); beyond ``limit`` they
     wait for a later run. An index that cannot be read leaves every PR to decide, in an order
     that rotates from run to run.
@@ -371,14 +372,17 @@ def fetch_run(
     )
     # A standing decision whose writes waited is listed first (it has writes to do); its
     # decide pod reuses it from the index while the facts are the same (decide_recalling).
-    waiting = [] if paused else [c for c in split.reuse if _waited(c)]
     standing = [c for c in split.reuse if not _waited(c)]
-    listed = [*waiting, *split.ask]
     last = {
         c.pr.display: c.remembered.decision.action.value
-        for c in listed
+        for c in [*split.reuse, *split.ask]
         if c.remembered is not None and c.remembered.decision is not None
     }
+    waiting = [] if paused else _may_write([c for c in split.reuse if _waited(c)], budget, last)
+    waiting = waiting[: max(0, limit)]  # the fan-out stays within the run's bound
+    asked = list(split.ask[: max(0, limit - len(waiting))])
+    listed = [*waiting, *asked]
+    left = len(split.reuse) - len(standing) - len(waiting) + len(split.ask) - len(asked)
     shares = allot([c.pr.display for c in listed], budget, last) if budget else {}
     refs = [
         PullRequestRef(
@@ -386,9 +390,9 @@ def fetch_run(
             key=decision_key(rule.spec_hash(), model, c.pr),
             share=WriteShare.of(shares[c.pr.display]) if c.pr.display in shares else None,
             argocd=c.pr.argocd if rule.spec.argocdEnabled else None,
-            waited=_waited(c),
+            waited=index < len(waiting),
         )
-        for c in listed
+        for index, c in enumerate(listed)
     ]
     if not paused and scope is None:
         # Queued or armed by the operator, and no longer found by the search: read again, so
@@ -403,7 +407,7 @@ def fetch_run(
         matched=split.matched,
         reused=len(standing),
         to_decide=len(listed),
-        deferred=len(split.deferred) + (len(split.reuse) - len(standing) if paused else 0),
+        deferred=len(split.deferred) + left,
         paused=paused,
         shadow_settled=sweep.settled_counts() if sweep else None,
         shadow_agreed=sweep.agreed_counts() if sweep else None,
@@ -420,6 +424,28 @@ def fetch_run(
 
 def _waited(candidate: Candidate) -> bool:
     return candidate.remembered is not None and candidate.remembered.deferred
+
+
+def _may_write(
+    waiting: list[Candidate], budget: WriteBudget | None, last: dict[str, str]
+) -> list[Candidate]:
+    """Of the PRs whose writes waited, those whose share lets their decision write in this run.
+
+    The others would only be deferred again: they stay in the index, first next run.
+    """
+    if budget is None:
+        return waiting
+    shares = allot([c.pr.display for c in waiting], budget, last)
+
+    def fits(candidate: Candidate) -> bool:
+        share, action = shares[candidate.pr.display], last.get(candidate.pr.display)
+        if share.writes == 0:
+            return False
+        return not (action == "merge" and share.merges == 0) and not (
+            action == "close" and share.closes == 0
+        )
+
+    return [c for c in waiting if fits(c)]
 
 
 def settled(rule: PRReconciliationRule, decision: Decision, pr: PullRequestSnapshot) -> bool:

@@ -408,7 +408,7 @@ def test_a_record_acted_on_again_replaces_the_one_at_the_same_decision_time():
         pytest.param(
             waited(), {"deferred": True}, {"deferred": True, "applied": ()}, id="waits-again"
         ),
-        pytest.param(waited(), {"failed": True}, None, id="a-failed-act-keeps-the-record"),
+        pytest.param(waited(), {"not_acted": True}, None, id="a-failed-act-keeps-the-record"),
         pytest.param(waited(deferred=False), {}, None, id="a-decision-that-had-not-waited"),
     ],
 )
@@ -423,7 +423,7 @@ def test_a_reused_decision_that_waited_is_recorded_again_at_its_decision_time(
         {name: this_act.get("applied", ())},
         actor="ai-operator-bot",
         deferred={name} if this_act.get("deferred") else (),
-        failed={name} if this_act.get("failed") else (),
+        not_acted={name} if this_act.get("not_acted") else (),
     )
     if expected is None:
         assert records == {}
