@@ -267,8 +267,21 @@ def step_decide(
     run: Annotated[
         str | None, typer.Option("--run", help="The workflow's name, to tell reused decisions.")
     ] = None,
+    namespace: Annotated[
+        str | None, typer.Option("--namespace", help="Where the outcome index is.")
+    ] = None,
+    outcomes: Annotated[
+        str | None, typer.Option("--outcomes", help="The outcome index's prefix (-0 ... -f).")
+    ] = None,
+    max_age: Annotated[
+        str, typer.Option("--max-age", help="How long a decision stands, e.g. 24h.")
+    ] = "24h",
 ) -> None:
-    """Decide one PR; write the decision, what it cost and whether act has anything to do."""
+    """Decide one PR; write the decision, what it cost and whether act has anything to do.
+
+    A PR whose writes waited for write budget (fetch marks it) reuses its recorded decision
+    from the outcome index (``--outcomes``) while its facts are unchanged: no model is asked.
+    """
     rule = _step_rule()
     settings = load_settings()
     within_limits(rule, settings, "decide")
@@ -280,25 +293,37 @@ def step_decide(
         write_output(output, steps.NOOP_OUTPUT)
         return
     github = _github(rule, settings)
+    index = _outcome_index(rule, namespace, outcomes, max_age) if ref.waited else None
     started = time.monotonic()
     try:
         ai = make_decision_client(resolve_ai(rule.spec.ai, settings))
         model = model_identity(rule.spec.ai, settings)
-        decision, settled, facts = steps.decide_seeing(rule, ref, github, ai, model=model)
+        seen = steps.decide_recalling(
+            rule,
+            ref,
+            github,
+            ai,
+            model=model,
+            recall=(lambda: index.recall_one(rule.qualified_name, ref.display)) if index else None,
+            now=time.time(),
+            max_age=_go_seconds(max_age),
+        )
     except (StepInputError, ConfigError) as exc:
         fail(str(exc))
     except PullRequestFailure as exc:
         _step_error("decide", exc, kind=exc.kind)
     latency = time.monotonic() - started
+    decision = seen.decision
     decided = steps.Decided(
         decision=decision,
         usage=ai.usage,
         latency_seconds=latency,
         run=run,
-        settled=settled,
-        facts=facts,
+        settled=seen.settled,
+        facts=seen.facts,
         share=ref.share,
         argocd=ref.argocd,
+        decided_at=seen.decided_at,
     )
     write_output(output, steps.dump_for_argo(decided))
     # The decision line itself is the act step's, once the decision is applied.
@@ -310,6 +335,7 @@ def step_decide(
         proposed=decision.proposed.value if decision.proposed else None,
         guardrail=decision.guardrail,
         model_calls=ai.usage.calls,
+        reused=seen.decided_at is not None,
         latency_seconds=round(latency, 3),
     )
 

@@ -292,6 +292,16 @@ def fetch_command(rule: PRReconciliationRule, options: CompileOptions) -> tuple[
     )  # fmt: skip
 
 
+def decide_command(rule: PRReconciliationRule, options: CompileOptions) -> tuple[str, ...]:
+    """Decide's command line: its PR, and the outcome index a PR whose writes waited reads."""
+    return (
+        *DECIDE_COMMAND,
+        "--namespace", "{{workflow.namespace}}",
+        "--outcomes", conventions.memo_config_map(rule),
+        "--max-age", options.memo_max_age,
+    )  # fmt: skip
+
+
 def act_lease(rule: PRReconciliationRule) -> str:
     """The rule's Lease, which one run's act pods hold at a time (``<object name>-act``)."""
     return f"{conventions.object_name(rule)}-act"
@@ -382,7 +392,7 @@ def _steps(
     )
     decide = _container(
         "decide",
-        DECIDE_COMMAND,
+        decide_command(rule, options),
         rule,
         options,
         tokens=(GITHUB_TOKEN_ENV, AI_TOKEN_ENV),

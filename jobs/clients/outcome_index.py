@@ -104,6 +104,14 @@ class OutcomeIndex:
             found.update(records)
         return found
 
+    def recall_one(self, rule: str, pr: str) -> Remembered | None:
+        """The record of one pull request (``owner/name#N``), reading only its shard.
+
+        Raises APIRequestError when the API cannot be reached.
+        """
+        _, records = self._read(rule, shard_of(pr))
+        return records.get(pr)
+
     def keep(self, rule: str, entries: Mapping[str, Remembered]) -> None:
         """Add ``entries`` to the index, merged with what other writers put there meanwhile."""
         by_shard: dict[str, dict[str, Remembered]] = {}

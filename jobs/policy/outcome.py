@@ -15,11 +15,11 @@ pass asks again, so a glitch never pins a pull request to ``wait``.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import replace
 
 from ai_operator.jobs.policy.decision import Decision
-from ai_operator.jobs.policy.reuse import Remembered
+from ai_operator.jobs.policy.reuse import Candidate, Remembered
 from ai_operator.jobs.policy.shadow import ShadowDecision
 
 
@@ -45,7 +45,8 @@ def outcome_records(
     ``keys`` are the decision keys of the facts each decision was made on; ``applied`` the
     operations GitHub confirmed, per pull request; ``actor`` the token's login; ``github_ids``
     GitHub's ids of what they made or added, per pull request and operation; ``deferred`` the
-    pull requests whose writes waited for a later pass (decided and acted on again, first).
+    pull requests whose writes waited for a later pass (acted on again, first; reused while the
+    key stands: :func:`reacted`).
     """
     ids = github_ids or {}
     return {
@@ -61,6 +62,40 @@ def outcome_records(
         )
         for d in decisions
         if d.display in keys and not_recorded(d) is None
+    }
+
+
+def reacted(
+    reused: Iterable[Candidate],
+    applied: Mapping[str, Sequence[str]],
+    *,
+    actor: str | None,
+    github_ids: Mapping[str, Mapping[str, Sequence[str]]] | None = None,
+    deferred: Collection[str] = (),
+    not_acted: Collection[str] = (),
+) -> dict[str, Remembered]:
+    """Records of reused decisions whose writes had waited, as this pass acted on them again.
+
+    Each keeps its key and its decision time (the model was asked then, not now: the maximum age
+    still counts from it) and records what this act applied (``applied``, ``github_ids``) and
+    whether its writes waited again (``deferred``). An act that failed or wrote nothing by
+    choice (a dry run: ``not_acted``), or a reused decision that had not waited, records nothing
+    new: its record stays as it was.
+    """
+    ids = github_ids or {}
+    return {
+        name: replace(
+            found,
+            applied=tuple(applied.get(name, ())),
+            github_ids={op: tuple(made) for op, made in ids.get(name, {}).items()},
+            actor=actor or found.actor,
+            deferred=name in deferred,
+        )
+        for candidate in reused
+        if (found := candidate.remembered) is not None
+        and found.deferred
+        and (name := candidate.pr.display) in applied
+        and name not in not_acted
     }
 
 

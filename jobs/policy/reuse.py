@@ -74,8 +74,10 @@ class Remembered:
     head: str | None = None
     """The head commit the decision was made at."""
     deferred: bool = False
-    """Its writes waited for a later pass (:mod:`jobs.policy.pacing`): it is decided and acted on
-    again, before the pull requests that did not wait."""
+    """Its writes waited for a later pass (:mod:`jobs.policy.pacing`): it is acted on again,
+    before the pull requests that did not wait; while its key stands (and it is younger than the
+    maximum age, counted from ``decided_at``, when the model was asked) the decision is reused
+    and only acted on again, on fresh facts, through the write gate."""
     shadow: bool = False
     """Made by a shadow pass (``spec.mode: Shadow``): never acted on by an enforcing pass."""
     shadow_decisions: tuple[ShadowDecision, ...] = ()
@@ -122,7 +124,9 @@ def declined(
 
     The one place where reuse is decided, from the rule generation, instruction and model and
     the pull request's facts (all in the key), and the outcome record. What people did since is
-    read from the timeline when acting (the plan), so reuse never skips a safety check.
+    read from the timeline when acting (the plan), so reuse never skips a safety check. A
+    decision whose writes were deferred (no write budget left) is reused like any other: it is
+    acted on again, on fresh facts and through the write gate, without asking the model again.
     ``shadow``: the pass is a shadow pass; only such a pass may reuse a shadow decision.
     """
     found = candidate.remembered
@@ -132,8 +136,8 @@ def declined(
         return "a shadow decision is never acted on"
     if found.decision is not None and found.decision.fallback:
         return "a fallback is never reused"
-    if found.deferred:
-        return "its writes were deferred: decided and acted on again"
+    if found.deferred and found.decision is None:
+        return "its writes were deferred and its decision is not known: decided again"
     if found.key != candidate.key:
         return "the facts, the rule or the model changed"
     age = now - found.decided_at
@@ -173,6 +177,7 @@ def triage(
             rest.append(candidate)
             if candidate.remembered is not None:
                 reasons[candidate.pr.display] = why
+    reuse.sort(key=_fairness)  # what waited for write budget acts first
     rest.sort(key=_fairness)
     if rest and rotate:
         start = rotate % len(rest)
@@ -306,6 +311,10 @@ def _entry(raw: object) -> Remembered | None:
 def merged(*memories: Mapping[str, Remembered]) -> dict[str, Remembered]:
     """One memory from several (say, two runs saving at once): per pull request, the newest.
 
+    Of two records of the same decision time the later memory's wins: a decision whose writes
+    waited is recorded again, at its decision time, once acted on
+    (:func:`jobs.policy.outcome.reacted`).
+
     Shadow decisions are kept from every copy (:func:`jobs.policy.shadow.combined`): a newer
     record never drops the score of the ones it replaces.
     """
@@ -313,7 +322,7 @@ def merged(*memories: Mapping[str, Remembered]) -> dict[str, Remembered]:
     for memory in memories:
         for name, found in memory.items():
             known = result.get(name)
-            newest = found if known is None or found.decided_at > known.decided_at else known
+            newest = found if known is None or found.decided_at >= known.decided_at else known
             if known is not None and (known.shadow_decisions or found.shadow_decisions):
                 shadows = combined(known.shadow_decisions, found.shadow_decisions)
                 newest = replace(newest, shadow_decisions=shadows)

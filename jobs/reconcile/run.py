@@ -32,7 +32,12 @@ from ai_operator.jobs.clients.github.errors import GitHubError
 from ai_operator.jobs.log import get_logger
 from ai_operator.jobs.policy.admission import Scope
 from ai_operator.jobs.policy.decision import Decision, leave_alone
-from ai_operator.jobs.policy.outcome import armed_elsewhere, outcome_records, shadow_records
+from ai_operator.jobs.policy.outcome import (
+    armed_elsewhere,
+    outcome_records,
+    reacted,
+    shadow_records,
+)
 from ai_operator.jobs.policy.reuse import Remembered, Triage
 from ai_operator.jobs.policy.shadow import shadowing, with_decisions
 from ai_operator.jobs.policy.snapshot import PullRequestSnapshot
@@ -190,8 +195,9 @@ def _keep(
     """Record the decisions just made and what was applied (:mod:`jobs.policy.outcome`).
 
     Failures and fallbacks are not recorded: they are asked again. A decision whose act failed
-    is recorded with what was applied: the next pass acts on it again, on fresh facts. A shadow
-    pass's records are marked so, with their decision to settle later. The records kept.
+    is recorded with what was applied: the next pass acts on it again, on fresh facts. A reused
+    decision whose writes had waited is recorded again with what this act did (:func:`reacted`).
+    A shadow pass's records are marked so, with their decision to settle later. The records kept.
     """
     if reuse is None:
         return {}
@@ -207,6 +213,15 @@ def _keep(
         waited = {name for name, row in rows.items() if row.deferred}
         records = outcome_records(
             decided, keys, applied, actor=actor, now=now, github_ids=github_ids, deferred=waited
+        )
+        not_acted = {name for name, row in rows.items() if row.error or row.dry_run}
+        records |= reacted(
+            split.reuse,
+            applied,
+            actor=actor,
+            github_ids=github_ids,
+            deferred=waited,
+            not_acted=not_acted,
         )
         if shadowing(rule.spec):
             records = shadow_records(records, now=now)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,7 +49,7 @@ from ai_operator.jobs.policy.outcome import (
 )
 from ai_operator.jobs.policy.pacing import Deferral, WriteBudget, allot
 from ai_operator.jobs.policy.plan import plan
-from ai_operator.jobs.policy.reuse import Remembered, decision_key
+from ai_operator.jobs.policy.reuse import Candidate, Remembered, decision_key, declined
 from ai_operator.jobs.policy.selection import selection_problems
 from ai_operator.jobs.policy.shadow import shadowing, with_decisions
 from ai_operator.jobs.policy.snapshot import PullRequestSnapshot
@@ -108,8 +109,9 @@ def act_branch(
 ) -> tuple[list[PullRequestResult], str | None]:
     """Apply the branch's decision on fresh facts: its rows, and the key to keep its record under.
 
-    A decision made by another run than ``run`` (a node copied by a resubmission) is marked
-    reused and costs nothing in this run. ``scope``: what the rule may touch
+    A decision made by another run than ``run`` (a node copied by a resubmission), or one decide
+    reused from the outcome index (its writes had waited), is marked reused and costs nothing in
+    this run. ``scope``: what the rule may touch
     (:mod:`jobs.policy.admission`). ``gate``: the branch's share of the run's writes and the
     pause (:mod:`jobs.reconcile.gate`); a plan it holds back is the row's ``deferred``.
 
@@ -139,7 +141,7 @@ def act_branch(
         row.metered(
             ModelUsage() if _replayed(item, run) else item.usage,
             item.latency_seconds,
-            reused=_replayed(item, run),
+            reused=_replayed(item, run) or item.decided_at is not None,
         )
         for item, row in zip(decided, rows, strict=True)
     ]
@@ -160,17 +162,19 @@ def branch_record(
     :func:`act_branch`), with no failure: a fallback, a decision act saw other facts for, or a
     failed act keeps nothing, so the next run decides that PR again. ``actor`` is the token's
     login; the record carries the operations GitHub confirmed and their ids
-    (:func:`jobs.policy.outcome.outcome_records`).
+    (:func:`jobs.policy.outcome.outcome_records`). A reused decision (its writes had waited) is
+    recorded at its own decision time, deferred again or not: the maximum age counts from it.
     """
     if key is None or len(decided) != 1 or len(rows) != 1 or rows[0].error:
         return {}
     decision, row = decided[0].decision, rows[0]
+    made = decided[0].decided_at
     return outcome_records(
         [decision],
         {decision.display: key},
         {decision.display: row.operations},
         actor=actor,
-        now=now,
+        now=now if made is None else made,
         github_ids={decision.display: row.github_ids},
         deferred={decision.display} if row.deferred else (),
     )
@@ -334,9 +338,13 @@ def fetch_run(
 
     Those the outcome index holds under their current key (younger than ``max_age``, no
     fallback: :func:`jobs.policy.reuse.declined`) are left out: nothing changed for them since
-    their decision was made and acted on. The others go least recently decided first
-    (:func:`jobs.policy.reuse.triage`); beyond ``limit`` they wait for a later run. An index that
-    cannot be read leaves every PR to decide, in an order that rotates from run to run.
+    their decision was made and acted on. Those among them whose writes waited (for write
+    budget) and whose share lets them write now are listed first, marked ``waited``: their
+    decide pod reuses the record (:func:`decide_recalling`) and their act pod writes what
+    waited, on fresh facts; the listed PRs stay at most ``limit``. The others
+    go least recently decided first (:func:`jobs.policy.reuse.triage`); beyond ``limit`` they
+    wait for a later run. An index that cannot be read leaves every PR to decide, in an order
+    that rotates from run to run.
     """
     health = ApplicationHealth(argocd)
     if scope is not None and isinstance(github, NamedReader):
@@ -362,20 +370,29 @@ def fetch_run(
         cap=0 if paused else limit,
         memory_ok=memory is not None and problem is None,
     )
+    # A standing decision whose writes waited is listed first (it has writes to do); its
+    # decide pod reuses it from the index while the facts are the same (decide_recalling).
+    standing = [c for c in split.reuse if not _waited(c)]
     last = {
         c.pr.display: c.remembered.decision.action.value
-        for c in split.ask
+        for c in [*split.reuse, *split.ask]
         if c.remembered is not None and c.remembered.decision is not None
     }
-    shares = allot([c.pr.display for c in split.ask], budget, last) if budget else {}
+    waiting = [] if paused else _may_write([c for c in split.reuse if _waited(c)], budget, last)
+    waiting = waiting[: max(0, limit)]  # the fan-out stays within the run's bound
+    asked = list(split.ask[: max(0, limit - len(waiting))])
+    listed = [*waiting, *asked]
+    left = len(split.reuse) - len(standing) - len(waiting) + len(split.ask) - len(asked)
+    shares = allot([c.pr.display for c in listed], budget, last) if budget else {}
     refs = [
         PullRequestRef(
             display=c.pr.display,
             key=decision_key(rule.spec_hash(), model, c.pr),
             share=WriteShare.of(shares[c.pr.display]) if c.pr.display in shares else None,
             argocd=c.pr.argocd if rule.spec.argocdEnabled else None,
+            waited=index < len(waiting),
         )
-        for c in split.ask
+        for index, c in enumerate(listed)
     ]
     if not paused and scope is None:
         # Queued or armed by the operator, and no longer found by the search: read again, so
@@ -388,9 +405,9 @@ def fetch_run(
         ]
     counts = FetchCounts(
         matched=split.matched,
-        reused=len(split.reuse),
-        to_decide=len(split.ask),
-        deferred=len(split.deferred),
+        reused=len(standing),
+        to_decide=len(listed),
+        deferred=len(split.deferred) + left,
         paused=paused,
         shadow_settled=sweep.settled_counts() if sweep else None,
         shadow_agreed=sweep.agreed_counts() if sweep else None,
@@ -399,10 +416,36 @@ def fetch_run(
     )
     reused = tuple(
         c.remembered.decision
-        for c in split.reuse
+        for c in standing
         if c.remembered is not None and c.remembered.decision is not None
     )
     return FetchedRun([*refs, noop_ref(rule)], counts, problem, reused)
+
+
+def _waited(candidate: Candidate) -> bool:
+    return candidate.remembered is not None and candidate.remembered.deferred
+
+
+def _may_write(
+    waiting: list[Candidate], budget: WriteBudget | None, last: dict[str, str]
+) -> list[Candidate]:
+    """Of the PRs whose writes waited, those whose share lets their decision write in this run.
+
+    The others would only be deferred again: they stay in the index, first next run.
+    """
+    if budget is None:
+        return waiting
+    shares = allot([c.pr.display for c in waiting], budget, last)
+
+    def fits(candidate: Candidate) -> bool:
+        share, action = shares[candidate.pr.display], last.get(candidate.pr.display)
+        if share.writes == 0:
+            return False
+        return not (action == "merge" and share.merges == 0) and not (
+            action == "close" and share.closes == 0
+        )
+
+    return [c for c in waiting if fits(c)]
 
 
 def settled(rule: PRReconciliationRule, decision: Decision, pr: PullRequestSnapshot) -> bool:
@@ -424,6 +467,43 @@ def decide_seeing(
 
     Raises PullRequestFailure when the PR cannot be read or no answer can be had.
     """
+    seen = decide_recalling(rule, ref, github, ai, model=model)
+    return seen.decision, seen.settled, seen.facts
+
+
+@dataclass(frozen=True)
+class Seen:
+    """What decide hands act: the decision, whether act has anything left, the facts' key."""
+
+    decision: Decision
+    settled: bool
+    facts: str
+    decided_at: float | None = None
+    """When the remembered decision reused was made; None: decided now."""
+
+
+def decide_recalling(
+    rule: PRReconciliationRule,
+    ref: PullRequestRef,
+    github: GitHubPort,
+    ai: Decider,
+    *,
+    model: str,
+    recall: Callable[[], Remembered | None] | None = None,
+    now: float = 0.0,
+    max_age: float = -1.0,
+) -> Seen:
+    """Decide one PR on fresh facts, reusing its remembered decision when it still stands.
+
+    Only a PR whose writes waited (``ref.waited``) looks for its record, with ``recall`` (one
+    read of the outcome index): it reuses that decision, asking no model, when
+    :func:`jobs.policy.reuse.declined` finds nothing against it for the facts just read (the
+    same key: the model saw these facts; not a fallback, younger than ``max_age``). Act then
+    plans it on fresh facts, as any decision. A record that cannot be read is none: the model
+    is asked (memory only saves work).
+
+    Raises PullRequestFailure when the PR cannot be read or no answer can be had.
+    """
     pr = _read(ref, github)
     if ref.argocd is not None:
         pr = pr.with_argocd(ref.argocd)  # as fetch read it: one request per application per run
@@ -434,9 +514,30 @@ def decide_seeing(
         # armed it, the operator or a person, is act's to read): it disarms the operator's.
         reason = f"no longer covered by the rule: {'; '.join(problems)}"
         armed = pr.auto_merge_by is not None or pr.in_merge_queue
-        return leave_alone(rule, pr, pr.fingerprint(), reason), not armed, facts
+        return Seen(leave_alone(rule, pr, pr.fingerprint(), reason), not armed, facts)
+    found = _recalled(ref, recall)
+    if found is not None and found.decision is not None:
+        candidate = Candidate(pr, facts, found)
+        if declined(candidate, now=now, max_age=max_age, shadow=shadowing(rule.spec)) is None:
+            reused = found.decision
+            return Seen(reused, settled(rule, reused, pr), facts, decided_at=found.decided_at)
     decision = decide_pull_request(rule, pr, ai)
-    return decision, settled(rule, decision, pr), facts
+    return Seen(decision, settled(rule, decision, pr), facts)
+
+
+def _recalled(
+    ref: PullRequestRef, recall: Callable[[], Remembered | None] | None
+) -> Remembered | None:
+    """The record of a PR whose writes waited; None when there is none or it cannot be read."""
+    if not ref.waited or recall is None:
+        return None
+    try:
+        return recall()
+    except (APIUnreadable, DecisionCacheError) as exc:
+        get_logger("step").warning(
+            "outcome record not read: the model is asked", pr=ref.display, error=str(exc)
+        )
+        return None
 
 
 def _read(ref: PullRequestRef, github: GitHubPort) -> PullRequestSnapshot:
@@ -476,16 +577,20 @@ def tally(outcomes: str, counts: str, run: str | None) -> PassCounts:
     ``counts`` fetch's (:class:`FetchCounts`). A PR fetch left out because its remembered
     decision still stands is reused, with no action counted (it changed nothing in this run, as
     ``run`` counts a reused decision); so is a branch an earlier run decided (a node a
-    resubmission copied), whose model calls and actions are none in this run.
+    resubmission copied), whose model calls and actions are none in this run. A branch whose
+    decide pod reused a decision that waited for write budget is reused too, with what its act
+    wrote now.
     """
     fetched = FetchCounts.read(counts)
     total = PassCounts()
-    decided = replayed = 0
+    decided = replayed = recalled = 0
     for outcome in BranchOutcome.read_all(outcomes):
         counted: PassCounts = outcome
         if run and outcome.run not in (None, run):
             replayed += 1
             counted = outcome.model_copy(update=_NOT_THIS_RUN)
+        elif outcome.decisions_reused:
+            recalled += 1  # a decision whose writes waited, reused by its decide pod
         else:
             decided += 1
         total += counted
@@ -507,12 +612,12 @@ def tally(outcomes: str, counts: str, run: str | None) -> PassCounts:
             "prs_processed": total.prs_processed + left_out,
             "matched": fetched.matched,
             "decided": decided,
-            "reused": left_out + replayed,
+            "reused": left_out + replayed + recalled,
             "deferred": fetched.deferred,
             "argocd_errors": fetched.argocd_errors,
-            "decisions_reused": left_out + replayed,
+            "decisions_reused": left_out + replayed + recalled,
             # Branches fetch listed that handed no outcome: they failed (bounded by the cap).
-            "branches_failed": max(0, fetched.to_decide - decided - replayed),
+            "branches_failed": max(0, fetched.to_decide - decided - replayed - recalled),
         }
     )
 

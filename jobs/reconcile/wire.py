@@ -139,6 +139,10 @@ class PullRequestRef(_Wire):
     """Argo CD's status of the PR's application, as fetch read it (a rule with
     ``argocdEnabled``): decide and act judge the PR with it, and it is part of ``key``. Argo CD's
     own words only (health, sync), never PR text."""
+    waited: bool = False
+    """The PR's recorded decision still stands but its writes waited for write budget: decide
+    reads that record from the outcome index itself and reuses it (no model call) when the key
+    of the facts it reads is the record's; else it asks the model. Never the decision's text."""
 
     @classmethod
     def noop_of(cls, spec_hash: str) -> PullRequestRef:
@@ -240,12 +244,20 @@ class Decided(_Wire):
     """What act may write (fetch's :class:`WriteShare`, handed on); None: the run's budget."""
     argocd: ArgoCDStatus | None = None
     """Argo CD's status decide judged the PR with (from its :class:`PullRequestRef`)."""
+    decided_at: float | None = None
+    """When a remembered decision decide reused was made (no model was asked in this run);
+    None for a decision made now. Act records the decision again at this time."""
 
     def wire(self) -> dict[str, Any]:
-        """The decision as decide writes it; ``argocd`` only for a rule that reads Argo CD."""
+        """The decision as decide writes it (``argocd``, ``decidedAt`` only when set).
+
+        ``argocd`` is set for a rule that reads Argo CD, ``decidedAt`` for a reused decision.
+        """
         written = super().wire()
         if self.argocd is None:
             del written["argocd"]
+        if self.decided_at is None:
+            del written["decidedAt"]
         return written
 
     @field_validator("usage", mode="before")

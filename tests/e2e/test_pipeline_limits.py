@@ -87,8 +87,9 @@ def test_merge_and_close_caps_defer_the_rest_to_the_next_run() -> None:
     with FakeGitHub(world, token=GITHUB_TOKEN) as github, FakeLLM(token=AI_TOKEN) as llm:
         env = pod_env(github, llm, GITHUB_WRITES_PER_HOUR=UNPACED)
         first = run(document, config_map, env, memo)
-        after_first = list(github.mutations)
+        after_first, asked_first = list(github.mutations), len(llm.requests)
         later = [run(document, config_map, env, memo) for _ in range(2)]
+        asked_later = len(llm.requests) - asked_first
 
     assert_clean(first)
     assert after_first == ["mergePullRequest"]
@@ -96,8 +97,13 @@ def test_merge_and_close_caps_defer_the_rest_to_the_next_run() -> None:
     assert deferred == ["closes", "closes", "merges", "merges"]
     assert summary(first)["writesDeferred"] == {"closes": 2, "merges": 2}
     assert summary(first)["actions"] == {"merge": 1}  # a deferred merge is no merge
-    assert [len(rows(r)) for r in later] == [4, 2]  # only what waited is decided again
+    # Only what waited and may write now is listed again (one merge right, one close right).
+    assert [len(rows(r)) for r in later] == [2, 2]
     assert [summary(r)["actions"] for r in later] == [{"close": 1, "merge": 1}] * 2
+    # Nothing about the PRs changed: their decide pods reused what the outcome index recorded.
+    assert (asked_first, asked_later) == (MERGEABLE + CLOSABLE, 0)
+    assert all(row["reused"] for r in later for row in rows(r))
+    assert [(summary(r)["decided"], summary(r)["aiCalls"]) for r in later] == [(0, 0)] * 2
     states = [world.pull_request("acme/web", n).state for n in range(1, 6)]
     assert states == ["MERGED"] * MERGEABLE + ["CLOSED"] * CLOSABLE
     assert github.mutations.count("mergePullRequest") == MERGEABLE

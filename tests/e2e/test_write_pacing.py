@@ -19,7 +19,7 @@ import json
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ import yaml
 from pydantic import SecretStr
 
 from ai_operator.jobs.clients.ai import make_decision_client
-from ai_operator.jobs.clients.decision_cache import DecisionFile
+from ai_operator.jobs.clients.decision_cache import DecisionCacheError, DecisionFile
 from ai_operator.jobs.clients.github import GitHubClient
 from ai_operator.jobs.config import AIConfig, AIProvider
 from ai_operator.jobs.policy.pacing import WriteBudget
@@ -169,10 +169,14 @@ def pipeline_run(
     memory: Memory,
     budget: WriteBudget,
     run: str,
+    recall: Callable[[str], Remembered | None] | None = None,
 ) -> tuple[steps.FetchedRun, list[tuple[steps.Decided, list[PullRequestResult]]]]:
     """One run of the pipeline's steps: fetch, then every branch's decide and act in parallel
-    (eight at a time, like pods), each act on the share fetch gave its PR."""
+    (eight at a time, like pods), each act on the share fetch gave its PR. A decide pod reads
+    its PR's record with ``recall`` (default: from ``memory``, as from its index shard)."""
     github, model = client(github_url), MODEL
+    if recall is None:
+        recall = lambda name: memory.recall(rule.qualified_name).get(name)  # noqa: E731
     fetched = steps.fetch_run(
         rule,
         list(REPOSITORIES),
@@ -198,9 +202,26 @@ def pipeline_run(
         ref = steps.parse_ref(ref_json)  # as the pod reads {{item}}
         pod_github = client(github_url)
         ai = make_decision_client(config)
-        decision, settled, facts = steps.decide_seeing(rule, ref, pod_github, ai, model=model)
+        seen = steps.decide_recalling(
+            rule,
+            ref,
+            pod_github,
+            ai,
+            model=model,
+            recall=lambda: recall(ref.display),
+            now=time.time(),
+            max_age=86400,
+        )
         handed = steps.dump_for_argo(
-            steps.Decided(decision=decision, run=run, settled=settled, facts=facts, share=ref.share)
+            steps.Decided(
+                decision=seen.decision,
+                usage=ai.usage,
+                run=run,
+                settled=seen.settled,
+                facts=seen.facts,
+                share=ref.share,
+                decided_at=seen.decided_at,
+            )
         )
         return act_pod(rule, handed, pod_github, memory, run, model)
 
@@ -260,3 +281,152 @@ def test_a_batch_finishes_over_pipeline_runs_and_a_rerun_writes_nothing_twice(
             break
     assert_each_written_once(world, github, names)
     assert runs == 6  # 60 writes, 12 a run, and the last, quiet run
+    assert len(llm.requests) == PRS  # a decision that waited is reused, not asked again
+
+
+# --- a decision that waited for write budget is not bought again from the model ----------------
+
+
+def run_passes(
+    rule_file: Path,
+    github: FakeGitHub,
+    llm: FakeLLM,
+    between: Callable[[int, dict[str, Any]], None] = lambda _n, _p: None,
+) -> list[dict[str, Any]]:
+    """``ai-operator run`` pass after pass until nothing waits; ``between`` runs after each."""
+    env = cli_env(
+        github, llm, GITHUB_WRITES_PER_PASS=str(PER_PASS), GITHUB_WRITES_PER_HOUR="100000"
+    )
+    passes: list[dict[str, Any]] = []
+    for number in range(1, 26):
+        github.restore_writes(GITHUB_WINDOW)  # the limit's window passed between passes
+        result = run_cli(["run", str(rule_file), "--output", "json"], env, timeout=120)
+        assert result.code == 0, result.stderr
+        passes.append(result.json())
+        rules = passes[-1]["rules"][0]
+        if rules["writesDeferred"] == 0 and rules["deferred"] == 0:
+            break
+        between(number, passes[-1])
+    return passes
+
+
+def test_run_asks_the_model_once_per_pull_request_however_many_passes_its_writes_wait(
+    tmp_path: Path,
+) -> None:
+    """Six passes of writes, thirty model calls: a decision that waited is acted on again, and
+    reused (no model call) while its pull request is unchanged; every write still happens once."""
+    rule_file = tmp_path / "rule.yaml"
+    rule_file.write_text(RULE)
+    world = GitHubWorld()
+    names = populate(world)
+    with FakeGitHub(world, token=GITHUB_TOKEN) as github, FakeLLM(token=AI_TOKEN) as llm:
+        passes = run_passes(rule_file, github, llm)
+        asked = len(llm.requests)
+
+    assert_each_written_once(world, github, names)
+    assert len(passes) == 6
+    assert asked == PRS  # before: every pass asked again about every PR whose writes waited
+    later = [row for p in passes[1:] for row in p["results"] if row["operations"]]
+    waited_before = {row["url"] for p in passes[:-1] for row in p["results"] if row["deferred"]}
+    assert later and all(row["reused"] for row in later if row["url"] in waited_before)
+
+
+def test_a_person_still_wins_over_a_reused_decision_that_waited(tmp_path: Path) -> None:
+    """Between passes a person removes the label the operator wrote on a PR whose comment
+    waited, and closes a PR whose writes all waited: the label is not added again, the closed
+    PR gets nothing, and neither PR is asked about again."""
+    rule_file = tmp_path / "rule.yaml"
+    rule_file.write_text(RULE)
+    world = GitHubWorld()
+    names = populate(world)
+    chosen: dict[str, tuple[str, int]] = {}
+
+    def person(number: int, report: dict[str, Any]) -> None:
+        if number != 1:
+            return
+        waited = [row for row in report["results"] if row["deferred"]]
+        half = next(row for row in waited if row["operations"])  # its label, not its comment
+        none = next(row for row in waited if not row["operations"])
+        chosen["unlabeled"] = (half["repository"], half["number"])
+        chosen["closed"] = (none["repository"], none["number"])
+        world.remove_label(half["repository"], half["number"], LABEL, actor="octocat")
+        world.close(none["repository"], none["number"], actor="octocat")
+
+    with FakeGitHub(world, token=GITHUB_TOKEN) as github, FakeLLM(token=AI_TOKEN) as llm:
+        run_passes(rule_file, github, llm, person)
+        asked = len(llm.requests)
+        applied = Counter(github.mutations)
+
+    assert asked == PRS
+    unlabeled = world.pull_request(*chosen["unlabeled"])
+    assert LABEL not in unlabeled.labels and len(unlabeled.comments) == 1
+    closed = world.pull_request(*chosen["closed"])
+    assert LABEL not in closed.labels and closed.comments == []
+    assert (applied["addLabelsToLabelable"], applied["addComment"]) == (PRS - 1, PRS - 1)
+    for name in names:
+        if name not in chosen.values():
+            pr = world.pull_request(*name)
+            assert (pr.labels.count(LABEL), len(pr.comments)) == (1, 1), name
+
+
+def test_the_next_pipeline_run_writes_what_waited_without_asking_the_model_again(
+    fakes: tuple[GitHubWorld, FakeGitHub, FakeLLM],
+) -> None:
+    """Run 1 decides 15 and defers the writes of 9; run 2 lists the 6 of them its 12 writes fit
+    first, marked, and their decide pods reuse the record (no model call): they are written;
+    the other 3 wait in the index, still recorded at their first decision time; the model is
+    asked only about PRs never decided (9, the rest of the run's 15)."""
+    world, github, llm = fakes
+    populate(world)
+    rule = PRReconciliationRule.model_validate(yaml.safe_load(RULE))
+    memory, budget = Memory(), WriteBudget(PER_PASS)
+    _, first = pipeline_run(rule, github.url, llm, memory, budget, "run-1")
+    waited = {d.decision.display for d, rows in first if rows[0].deferred}
+    decided_at = {name: memory.recall(rule.qualified_name)[name].decided_at for name in waited}
+    asked_before = len(llm.requests)
+
+    fetched, second = pipeline_run(rule, github.url, llm, memory, budget, "run-2")
+
+    assert len(waited) == CAP - PER_PASS // 2
+    marked = [ref.display for ref in fetched.refs if ref.waited]
+    assert set(marked) < waited and len(marked) == PER_PASS // 2
+    assert [ref.display for ref in fetched.refs[: len(marked)]] == marked  # first in the run
+    assert fetched.counts.to_decide == CAP and fetched.counts.deferred == PRS - CAP - len(marked)
+    reused = {d.decision.display: (d, rows[0]) for d, rows in second if d.decided_at is not None}
+    assert set(reused) == set(marked)
+    assert all(d.usage.calls == 0 and row.reused for d, row in reused.values())
+    assert all(row.operations and not row.deferred for _, row in reused.values())
+    assert len(llm.requests) - asked_before == CAP - len(marked)  # only PRs never decided
+    records = memory.recall(rule.qualified_name)
+    for name in waited:
+        assert records[name].decided_at == decided_at[name]
+        assert records[name].deferred is (name not in marked)
+        assert records[name].applied == (reused[name][1].operations if name in marked else ())
+
+
+def test_a_decide_pod_asks_the_model_when_the_facts_changed_or_the_record_cannot_be_read(
+    fakes: tuple[GitHubWorld, FakeGitHub, FakeLLM],
+) -> None:
+    """Memory only saves work: a PR whose head moved since its writes waited is decided again,
+    and so is one whose record the decide pod cannot read; the others reuse theirs."""
+    world, github, llm = fakes
+    populate(world)
+    rule = PRReconciliationRule.model_validate(yaml.safe_load(RULE))
+    memory, budget = Memory(), WriteBudget(PER_PASS)
+    _, first = pipeline_run(rule, github.url, llm, memory, budget, "run-1")
+    moved, *waited = sorted(d.decision.display for d, rows in first if rows[0].deferred)
+    unreadable = set(waited[::2])
+    repository, number = moved.split("#")
+    world.push_commit(repository, int(number))
+
+    def recall(name: str) -> Remembered | None:
+        if name in unreadable:
+            raise DecisionCacheError("ConfigMap ai-operator-memo-escalations-3: HTTP 403")
+        return memory.recall(rule.qualified_name).get(name)
+
+    fetched, second = pipeline_run(rule, github.url, llm, memory, budget, "run-2", recall)
+    calls = {d.decision.display: d.usage.calls for d, _ in second}
+    marked = {ref.display for ref in fetched.refs if ref.waited}
+    assert moved not in marked and calls[moved] == 1  # its key changed: fetch asks again
+    assert marked & unreadable and marked - unreadable
+    assert all(calls[name] == (1 if name in unreadable else 0) for name in marked)

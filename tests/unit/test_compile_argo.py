@@ -14,9 +14,9 @@ from ai_operator.jobs.rules.encoding import RULE_DIGEST_ENV, RULE_ENV, RULE_FILE
 from ai_operator.jobs.rules.files import load_rules
 from ai_operator.jobs.rules.model import PRReconciliationRule
 from ai_operator.pipelines.argo import (
-    DECIDE_COMMAND,
     TALLY_COMMAND,
     act_command,
+    decide_command,
     fetch_command,
     report_command,
 )
@@ -381,7 +381,9 @@ def test_step_command_lines_are_the_step_contract() -> None:
                   "--not-before", "{{workflow.parameters.not-before}}", "--limit", "100",
                   "--outcomes", "ai-operator-memo-staging-automerge", "--max-age", "24h"],
         "decide": ["ai-operator", "step", "decide", "--pr", "{{inputs.parameters.pr}}",
-                   "--output", "/tmp/outputs/decision.json", "--run", "{{workflow.name}}"],
+                   "--output", "/tmp/outputs/decision.json", "--run", "{{workflow.name}}",
+                   "--namespace", "{{workflow.namespace}}",
+                   "--outcomes", "ai-operator-memo-staging-automerge", "--max-age", "24h"],
         "act": ["ai-operator", "step", "act", "--decisions", "{{inputs.parameters.decision}}",
                 "--output", "/tmp/outputs/results.json",
                 "--outcome-output", "/tmp/outputs/outcome.json", "--run", "{{workflow.name}}",
@@ -397,9 +399,10 @@ def test_step_command_lines_are_the_step_contract() -> None:
     }  # fmt: skip
     in_order = [tuple(commands[n]) for n in ("fetch", "decide", "act", "tally", "report")]
     fetch = fetch_command(make_rule(), OPTIONS)
+    decide = decide_command(make_rule(), OPTIONS)
     act = act_command(make_rule(), OPTIONS)
     report = report_command(make_rule())
-    assert in_order == [fetch, DECIDE_COMMAND, act, TALLY_COMMAND, report]
+    assert in_order == [fetch, decide, act, TALLY_COMMAND, report]
 
 
 @pytest.mark.parametrize(

@@ -203,3 +203,20 @@ def test_without_an_api_keeping_fails_with_the_configmap_named() -> None:
         index(api).keep(RULE, record(7))
     with pytest.raises(APIRequestError):
         index(api).recall(RULE)
+
+
+def test_one_pull_request_s_record_is_read_from_its_shard_alone(cluster) -> None:
+    """A decide pod reads only the shard of its PR: one GET."""
+    _, api = cluster
+    index(api).keep(RULE, record(7) | record(8))
+    calls: list[str] = []
+
+    class Counting(KubernetesAPI):
+        def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+            calls.append(method)
+            return super().request(method, path, body)
+
+    reader = index(Counting(api.url))
+    assert reader.recall_one(RULE, "acme/web#7") == record(7)["acme/web#7"]
+    assert reader.recall_one(RULE, "acme/web#99") is None
+    assert calls == ["GET", "GET"]

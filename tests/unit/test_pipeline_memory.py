@@ -227,3 +227,20 @@ def test_decisions_of_a_settled_branch_need_no_fresh_read(world, github):
         RULE, [Decided(decision=decision, settled=True)], client, dry_run=False, run="w", model=""
     )
     assert [row.action for row in rows] == [Action.WAIT] and github.requests == []
+
+
+def test_a_branch_that_reused_a_decision_that_waited_counts_as_reused_with_what_it_wrote():
+    """Its decide pod asked no model: reused, not decided, not failed; its writes count."""
+    recalled = {"pr": "acme/web#3", "run": "wf-2", "prsProcessed": 1, "decisionsReused": 1,
+                "actions": {"escalate": 1}}  # fmt: skip
+    asked = {"pr": "acme/web#4", "run": "wf-2", "prsProcessed": 1, "aiCalls": 1,
+             "actions": {"escalate": 1}}  # fmt: skip
+    fetch_counts = {"matched": 4, "reused": 2, "toDecide": 2}
+    summary = tally(json.dumps([recalled, asked]), json.dumps(fetch_counts), "wf-2").to_json()
+    assert {k: summary[k] for k in ("decided", "reused", "branchesFailed", "aiCalls")} == {
+        "decided": 1,
+        "reused": 3,
+        "branchesFailed": 0,
+        "aiCalls": 1,
+    }
+    assert summary["actions"] == {"escalate": 2} and summary["prsProcessed"] == 4

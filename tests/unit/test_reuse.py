@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from ai_operator.jobs.policy.decision import decide
+from ai_operator.jobs.policy.outcome import reacted
 from ai_operator.jobs.policy.reuse import (
     Candidate,
     Remembered,
@@ -301,3 +303,135 @@ def test_merging_keeps_the_newest_decision_of_each_pr():
     newer = {"acme/web#7": Remembered("d-2", NOW - 10, a_decision())}
     assert merged(newer, older)["acme/web#7"].key == "d-2"
     assert merged(older, newer)["acme/web#7"].key == "d-2"
+
+
+# --- a decision whose writes waited for write budget -------------------------------------------
+
+
+def waited(pr=None, **fields):
+    """A record of a decision about ``pr`` whose writes were deferred, under ``pr``'s key."""
+    pr = pr or make_pr()
+    found = Remembered(key(pr), NOW - 600, a_decision(), head=pr.head_oid, deferred=True)
+    return replace(found, **fields)
+
+
+@pytest.mark.parametrize(
+    ("now_pr", "model", "remembered", "reason"),
+    [
+        pytest.param(make_pr(), MODEL, waited(), None, id="unchanged-is-reused"),
+        pytest.param(
+            make_pr(head_oid="b" * 40),
+            MODEL,
+            waited(),
+            "the facts, the rule or the model changed",
+            id="new-head-is-asked",
+        ),
+        pytest.param(
+            make_pr(ci_status=CiStatus.FAILURE),
+            MODEL,
+            waited(),
+            "the facts, the rule or the model changed",
+            id="new-facts-are-asked",
+        ),
+        pytest.param(
+            make_pr(),
+            "openai/gpt-4.1-mini",
+            waited(),
+            "the facts, the rule or the model changed",
+            id="another-model-is-asked",
+        ),
+        pytest.param(
+            make_pr(),
+            MODEL,
+            waited(decision=a_decision().model_copy(update={"fallback": True})),
+            "a fallback is never reused",
+            id="a-fallback-never",
+        ),
+        pytest.param(
+            make_pr(),
+            MODEL,
+            waited(shadow=True),
+            "a shadow decision is never acted on",
+            id="a-shadow-decision-never",
+        ),
+        pytest.param(
+            make_pr(), MODEL, waited(decided_at=NOW - 2 * DAY), "decided too long ago", id="old"
+        ),
+        pytest.param(
+            make_pr(),
+            MODEL,
+            waited(decision=None),
+            "its writes were deferred and its decision is not known: decided again",
+            id="no-decision-known",
+        ),
+    ],
+)
+def test_a_decision_whose_writes_waited_is_reused_while_it_stands(
+    now_pr, model, remembered, reason
+):
+    """Waiting for write budget is no reason to ask again: the same checks as any reuse."""
+    candidate = Candidate(now_pr, key(now_pr, model=model), remembered)
+    assert declined(candidate, now=NOW, max_age=DAY) == reason
+    split = triage([candidate], now=NOW, max_age=DAY, cap=10)
+    assert (len(split.reuse), len(split.ask)) == ((1, 0) if reason is None else (0, 1))
+
+
+def test_what_waited_is_reused_first_and_costs_no_model_call():
+    """Reused decisions go in the pass's order: what waited first; none counts against the cap."""
+    prs = [make_pr(number=n) for n in (1, 2, 3)]
+    candidates = [
+        Candidate(prs[0], key(prs[0]), Remembered(key(prs[0]), NOW - 60, a_decision(number=1))),
+        Candidate(prs[1], key(prs[1]), waited(prs[1], decision=a_decision(number=2))),
+        Candidate(prs[2], key(prs[2])),
+    ]
+    split = triage(candidates, now=NOW, max_age=DAY, cap=0)
+    assert [c.pr.number for c in split.reuse] == [2, 1]
+    assert [c.pr.number for c in split.deferred] == [3]
+
+
+def test_a_record_acted_on_again_replaces_the_one_at_the_same_decision_time():
+    """Recorded again at its decision time once written: the later record wins the tie."""
+    before = {"acme/web#7": waited()}
+    after = {"acme/web#7": waited(deferred=False, applied=("comment",))}
+    assert merged(before, after)["acme/web#7"].deferred is False
+
+
+@pytest.mark.parametrize(
+    ("remembered", "this_act", "expected"),
+    [
+        pytest.param(
+            waited(),
+            {"applied": ("label needs-human-approval", "comment")},
+            {"deferred": False, "applied": ("label needs-human-approval", "comment")},
+            id="written-now-records-as-acted",
+        ),
+        pytest.param(
+            waited(), {"deferred": True}, {"deferred": True, "applied": ()}, id="waits-again"
+        ),
+        pytest.param(waited(), {"not_acted": True}, None, id="a-failed-act-keeps-the-record"),
+        pytest.param(waited(deferred=False), {}, None, id="a-decision-that-had-not-waited"),
+    ],
+)
+def test_a_reused_decision_that_waited_is_recorded_again_at_its_decision_time(
+    remembered, this_act, expected
+):
+    """The model was asked then, not now: the record keeps its key and its time."""
+    pr = make_pr()
+    name = pr.display
+    records = reacted(
+        [Candidate(pr, key(pr), remembered)],
+        {name: this_act.get("applied", ())},
+        actor="ai-operator-bot",
+        deferred={name} if this_act.get("deferred") else (),
+        not_acted={name} if this_act.get("not_acted") else (),
+    )
+    if expected is None:
+        assert records == {}
+        return
+    again = records[name]
+    assert (again.deferred, again.applied) == (expected["deferred"], expected["applied"])
+    assert (again.key, again.decided_at, again.decision) == (
+        remembered.key,
+        remembered.decided_at,
+        remembered.decision,
+    )

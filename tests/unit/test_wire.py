@@ -44,6 +44,30 @@ def test_fetchs_references_reach_decide_one_item_each():
     assert [ref.noop for ref in read] == [False, False, False, True]
 
 
+def test_a_pr_whose_writes_waited_is_marked_by_one_flag_never_by_its_decision():
+    """fetch marks it ``waited``; the decision stays in the index (its decide pod reads it), so
+    200 such references, with their shares, stay far below Argo's limit for one argument."""
+    share = wire.WriteShare(writes=2)
+    refs = [
+        PullRequestRef(display=f"acme/web#{n}", key=f"d-{n:064x}", share=share, waited=True)
+        for n in range(1, 201)
+    ]
+    written = dump_for_argo([*refs, noop_ref(RULE)])
+    assert len(written.encode()) < MAX_ARG_STRLEN / 4, len(written.encode())
+    read = [PullRequestRef.read(item.text()) for item in parse_items(written)]
+    assert read == [*refs, noop_ref(RULE)] and all(ref.waited for ref in read[:-1])
+    assert '"waited"' not in dump_for_argo(PullRequestRef(display="acme/web#1", key="d-1"))
+
+
+def test_a_reused_decision_reaches_act_with_its_decision_time():
+    """``decidedAt`` only for a decision decide reused: act records it again at that time."""
+    decision = decide(RULE, make_pr(), Verdict(action=Action.ESCALATE, reason="red"), "fp")
+    fresh = dump_for_argo(Decided(decision=decision, run=RUN, facts="d-facts"))
+    assert "decidedAt" not in fresh
+    [read] = Decided.read(dump_for_argo(Decided(decision=decision, run=RUN, decided_at=1.5e9)))
+    assert read.decided_at == 1.5e9 and read.usage.calls == 0
+
+
 def test_decides_output_reaches_act_exactly_with_pr_text_that_looks_like_argo_tags():
     """``{{`` in a title or reason never shows in the output (Argo would substitute it)."""
     pr = make_pr(title="Use {{workflow.name}} and {{pr.number}}")
