@@ -53,6 +53,17 @@ def a_second_later() -> None:
     time.sleep(1.05 - time.time() % 1)
 
 
+SETTLED_AFTER_PEOPLE_ACTED = {
+    "merge:merged": 1,
+    "close:closed": 1,
+    "escalate:stepped_in": 1,
+    "wait:changed": 1,
+    "merge:closed": 1,
+    "close:merged": 1,
+}
+"""What the second pass settles of the first one's six decisions (decided:happened)."""
+
+
 def people_act_after_the_first_pass(world: GitHubWorld) -> None:
     """In a later second: #1 merged and #2 closed as decided, a review asked on #3 (escalated),
     a new commit on #4 (waited), #5 closed and #6 merged against what was decided."""
@@ -131,14 +142,7 @@ def test_a_shadow_rule_writes_nothing_and_scores_what_people_did(
     second = shadow_run(rule, env, "--output", "json")
     assert sorted(second.rows()) == [3, 4]
     found = score(second)
-    assert found["settledNow"] == {
-        "merge:merged": 1,
-        "close:closed": 1,
-        "escalate:stepped_in": 1,
-        "wait:changed": 1,
-        "merge:closed": 1,
-        "close:merged": 1,
-    }
+    assert found["settledNow"] == SETTLED_AFTER_PEOPLE_ACTED
     assert (found["decisions"], found["settled"], found["agreed"]) == (8, 6, 4)
 
     a_second_later()
@@ -268,14 +272,7 @@ def test_the_compiled_workflow_writes_nothing_and_reports_the_score() -> None:
     summaries = [json.loads(run.global_outputs["summary"]) for run in (first, second, third)]
     assert summaries[0]["shadowDecided"] == {"merge": 2, "close": 2, "escalate": 1, "wait": 1}
     assert summaries[0]["shadowScore"]["decisions"] == 6
-    assert summaries[1]["shadowSettled"] == {
-        "merge:merged": 1,
-        "close:closed": 1,
-        "escalate:stepped_in": 1,
-        "wait:changed": 1,
-        "merge:closed": 1,
-        "close:merged": 1,
-    }
+    assert summaries[1]["shadowSettled"] == SETTLED_AFTER_PEOPLE_ACTED
     found = summaries[2]["shadowScore"]
     assert (found["decisions"], found["settled"], found["agreed"]) == (8, 8, 4)
     assert per_action(found) == {

@@ -106,18 +106,7 @@ def test_a_batch_finishes_over_passes_of_run_with_every_write_once(tmp_path: Pat
     world = GitHubWorld()
     names = populate(world)
     with FakeGitHub(world, token=GITHUB_TOKEN) as github, FakeLLM(token=AI_TOKEN) as llm:
-        env = cli_env(
-            github, llm, GITHUB_WRITES_PER_PASS=str(PER_PASS), GITHUB_WRITES_PER_HOUR="100000"
-        )
-        passes: list[dict[str, Any]] = []
-        for _ in range(25):
-            github.restore_writes(GITHUB_WINDOW)  # the limit's window passed between passes
-            result = run_cli(["run", str(rule_file), "--output", "json"], env, timeout=120)
-            assert result.code == 0, result.stderr
-            passes.append(result.json())
-            rules = passes[-1]["rules"][0]
-            if rules["writesDeferred"] == 0 and rules["deferred"] == 0:
-                break
+        passes = run_passes(rule_file, github, llm)
         refused = github.writes_refused
 
     assert_each_written_once(world, github, names)
