@@ -36,7 +36,7 @@ from ai_operator.jobs.sandbox.github import FakeGitHub
 from ai_operator.jobs.sandbox.github_world import GitHubWorld
 from ai_operator.jobs.sandbox.llm import FakeLLM
 from ai_operator.pipelines.compile import CompiledManifest, CompileOptions, compile_rule
-from benchmarks.fakes import AI_TOKEN, GITHUB_TOKEN
+from benchmarks.fakes import AI_TOKEN, GITHUB_TOKEN, pod_env
 from tests.argo_events import Cluster, deliver, receive, sign
 from tests.argo_interpreter import ForkedPods, run_cron_workflow, run_workflow
 
@@ -68,15 +68,10 @@ def world(prs: int) -> GitHubWorld:
     return found
 
 
-def pod_env(github: FakeGitHub, llm: FakeLLM) -> dict[str, str]:
-    return {
-        "GITHUB_GRAPHQL_URL": github.url,
-        "GITHUB_MUTATION_INTERVAL_SECONDS": "0",
-        "AI_ENDPOINT": llm.anthropic_url,
-        "AI_PROVIDER": "anthropic",
-        "AI_MODEL": "claude-sonnet-5",
-        "LOG_FORMAT": "json",
-        # Not paced: the figure is the pipeline's latency, not GitHub's write limits.
+def unpaced_env(github: FakeGitHub, llm: FakeLLM) -> dict[str, str]:
+    """Every pod's environment, not paced: the figure is the pipeline's latency, not GitHub's
+    write limits."""
+    return pod_env(github, llm) | {
         "GITHUB_WRITES_PER_PASS": "10000",
         "GITHUB_WRITES_PER_HOUR": "100000",
     }
@@ -96,7 +91,7 @@ def timed(manifest: CompiledManifest, prs: int, pods: ForkedPods, path: str) -> 
     the_world = world(prs)
     with FakeGitHub(the_world, token=GITHUB_TOKEN) as github, FakeLLM(token=AI_TOKEN) as llm:
         options: dict[str, Any] = {
-            "env": pod_env(github, llm),
+            "env": unpaced_env(github, llm),
             "secrets": SECRETS,
             "pods": pods,
             "workers": 8,

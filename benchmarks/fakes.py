@@ -148,3 +148,15 @@ def _serve_one(message: tuple[Any, ...], worlds: list[FakeGitHub]) -> object:
             if pr.state == "OPEN" and set(COVERED_LABELS) <= set(pr.labels)
         ]
     raise ValueError(f"unknown command {command!r}")
+
+
+def pod_env(github: FakeGitHub, llm: FakeLLM) -> dict[str, str]:
+    """What the settings ConfigMap gives every pod (tokens come from the Secret, per step)."""
+    return {
+        "GITHUB_GRAPHQL_URL": github.url,
+        "GITHUB_MUTATION_INTERVAL_SECONDS": "0",
+        "AI_ENDPOINT": llm.anthropic_url,
+        "AI_PROVIDER": "anthropic",
+        "AI_MODEL": "claude-sonnet-5",
+        "LOG_FORMAT": "json",
+    }

@@ -41,7 +41,7 @@ from ai_operator.jobs.rules.model import PRReconciliationRule
 from ai_operator.jobs.sandbox.github import FakeGitHub
 from ai_operator.jobs.sandbox.llm import FakeLLM
 from ai_operator.pipelines.compile import CompileOptions, compile_rule, compile_rules
-from benchmarks.fakes import AI_TOKEN, GITHUB_TOKEN, build_world, repository_names
+from benchmarks.fakes import AI_TOKEN, GITHUB_TOKEN, build_world, pod_env, repository_names
 from benchmarks.reconcile import benchmark_rule
 from tests.argo_interpreter import (
     CONFIG_MAP_DATA_LIMIT,
@@ -93,18 +93,6 @@ class Sizes:
     again: Again
 
 
-def pod_env(github: FakeGitHub, llm: FakeLLM) -> dict[str, str]:
-    """What the settings ConfigMap gives every pod (tokens come from the Secret, per step)."""
-    return {
-        "GITHUB_GRAPHQL_URL": github.url,
-        "GITHUB_MUTATION_INTERVAL_SECONDS": "0",
-        "AI_ENDPOINT": llm.anthropic_url,
-        "AI_PROVIDER": "anthropic",
-        "AI_MODEL": "claude-sonnet-5",
-        "LOG_FORMAT": "json",
-    }
-
-
 def measure(prs: int, pods: ForkedPods) -> Sizes:
     """One run over ``prs`` open covered PRs, and the outcome index's steady state."""
     rule = benchmark_rule(repository_names(REPOSITORIES), cap=prs)
@@ -114,30 +102,25 @@ def measure(prs: int, pods: ForkedPods) -> Sizes:
     memo = MemoCache()
     world = build_world(prs, REPOSITORIES, "open")
     with FakeGitHub(world, token=GITHUB_TOKEN) as github, FakeLLM(token=AI_TOKEN) as llm:
+
+        def scheduled_run() -> WorkflowRun:
+            return run_cron_workflow(
+                document,
+                env=pod_env(github, llm),
+                secrets=SECRETS,
+                memo=memo,
+                pods=pods,
+                workers=8,
+                config_maps=[manifest.config_map],
+                workflow_templates=[manifest.workflow_template],
+            )
+
         started = time.perf_counter()
-        run = run_cron_workflow(
-            document,
-            env=pod_env(github, llm),
-            secrets=SECRETS,
-            memo=memo,
-            pods=pods,
-            workers=8,
-            config_maps=[manifest.config_map],
-            workflow_templates=[manifest.workflow_template],
-        )
+        run = scheduled_run()
         seconds = time.perf_counter() - started
         calls, writes = len(llm.requests), len(github.mutations)
         record, kept = record_size(memo)
-        again = run_cron_workflow(
-            document,
-            env=pod_env(github, llm),
-            secrets=SECRETS,
-            memo=memo,
-            pods=pods,
-            workers=8,
-            config_maps=[manifest.config_map],
-            workflow_templates=[manifest.workflow_template],
-        )
+        again = scheduled_run()
         second = Again(
             pods=again.pods_started,
             model_calls=len(llm.requests) - calls,

@@ -18,13 +18,14 @@ import threading
 import urllib.parse
 from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any, cast
+
+from ai_operator.jobs.sandbox.serving import LoopbackService
 
 PREFIX = "/api/v1/applications/"
 
 
-class FakeArgoCD:
+class FakeArgoCD(LoopbackService):
     """Argo CD's application API over ``applications`` (name -> (health, sync))."""
 
     def __init__(
@@ -38,50 +39,19 @@ class FakeArgoCD:
         """Answer every request with this HTTP status (a 5xx, a 403) instead."""
         self._token = token
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     def set(self, name: str, health: str, sync: str = "Synced") -> None:
         """Give application ``name`` this health and sync status (creating it)."""
         with self._lock:
             self.applications[name] = (health, sync)
 
-    def start(self) -> FakeArgoCD:
-        """Listen on a free port of 127.0.0.1."""
-        if self._server is None:
-            self._server = _Server(self)
-            self._thread = threading.Thread(
-                target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
-            )
-            self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop listening."""
-        server, thread = self._server, self._thread
-        self._server = self._thread = None
-        if server is not None and thread is not None:
-            server.shutdown()
-            server.server_close()
-            thread.join(timeout=5)
-
-    def __enter__(self) -> FakeArgoCD:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
-
     @property
     def url(self) -> str:
         """The base URL, ``http://127.0.0.1:PORT`` (what ``ARGOCD_URL`` names)."""
-        if self._server is None:
-            raise RuntimeError("FakeArgoCD is not started")
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return f"http://127.0.0.1:{self.port}"
+
+    def _new_server(self) -> ThreadingHTTPServer:
+        return _Server(self)
 
     def answer(self, path: str, authorization: str | None) -> tuple[int, dict[str, Any]]:
         """The status and body Argo CD would answer ``GET path`` with."""

@@ -24,7 +24,6 @@ import socket
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any, Literal, cast
 
 from ai_operator.jobs.sandbox.github_graphql import (
@@ -40,6 +39,7 @@ from ai_operator.jobs.sandbox.github_world import (
     FakePullRequest,
     GitHubWorld,
 )
+from ai_operator.jobs.sandbox.serving import LoopbackService
 
 __all__ = [
     "FakeCheck",
@@ -94,7 +94,7 @@ class _Response:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-class FakeGitHub:
+class FakeGitHub(LoopbackService):
     """GitHub's GraphQL endpoint over ``world``; start with ``with`` or ``start()``/``stop()``."""
 
     def __init__(
@@ -112,49 +112,19 @@ class FakeGitHub:
         self._lock = threading.Lock()
         self._request_count = 0
         self._graph = GitHubGraph(self.world, self.budget, self.mutations.append)
-        self._server: _GitHubServer | None = None
-        self._thread: threading.Thread | None = None
 
     # Lifecycle.
 
-    def start(self) -> FakeGitHub:
-        """Listen on a free port of 127.0.0.1."""
-        if self._server is None:
-            self._server = _GitHubServer(self)
-            self._thread = threading.Thread(
-                target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
-            )
-            self._thread.start()
-        return self
+    def _new_server(self) -> ThreadingHTTPServer:
+        return _GitHubServer(self)
 
-    def stop(self) -> None:
-        """Stop listening and close open connections."""
-        server, thread = self._server, self._thread
-        self._server = self._thread = None
-        if server is None or thread is None:
-            return
-        server.shutdown()
-        server.close_connections()
-        server.server_close()
-        thread.join(timeout=5)
-
-    def __enter__(self) -> FakeGitHub:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
+    def _closing(self, server: ThreadingHTTPServer) -> None:
+        cast(_GitHubServer, server).close_connections()  # kept-alive connections end now
 
     @property
     def url(self) -> str:
         """The GraphQL endpoint, ``http://127.0.0.1:PORT/graphql``."""
-        if self._server is None:
-            raise RuntimeError("FakeGitHub is not started")
-        return f"http://127.0.0.1:{self._server.server_address[1]}/graphql"
+        return f"http://127.0.0.1:{self.port}/graphql"
 
     # Faults and counters.
 
